@@ -1,0 +1,177 @@
+// Package sandbox defines the one execution contract that every sandbox backend
+// (Local bubblewrap, Kubernetes Pods, E2B) implements, and that every caller (the
+// controller, the kubectl plugin, benchmarks) uses. Callers never know which backend
+// they hold.
+//
+// The life of a sandbox: a Pool keeps warm sandboxes ready; Acquire claims one (O(1)
+// when one is warm); Execute runs one job in it; Release hands it back (the backend
+// wipes or replaces it, so nothing leaks between jobs). A job's failure in the user's
+// code is a Result with Success=false, never an error: errors from Execute mean the
+// sandbox itself failed, which callers treat as transient and retry.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Format is an artifact format a caller can ask for.
+type Format string
+
+const (
+	FormatPNG  Format = "png"
+	FormatSVG  Format = "svg"
+	FormatHTML Format = "html"
+)
+
+// File is an input file placed in the job's working directory before the code runs
+// (for example the request's data as data.csv).
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Request is one job: code, its inputs, and what to bring back.
+type Request struct {
+	// Code is the Python source to run. It is untrusted.
+	Code string
+	// Files are written into the job's working directory before Code runs.
+	Files []File
+	// Timeout bounds the job's wall-clock time. Zero means the backend's default.
+	Timeout time.Duration
+	// Formats are the figure formats to capture (default png).
+	Formats []Format
+}
+
+// Artifact is a file the job produced: a captured figure or a file the code wrote to
+// its output folder.
+type Artifact struct {
+	Name     string
+	MIMEType string
+	Data     []byte
+}
+
+// ExecError describes an exception raised by the user's code (as E2B reports it).
+type ExecError struct {
+	Name      string // exception class, e.g. "ZeroDivisionError", or "Timeout"
+	Value     string // str(exception)
+	Traceback string
+}
+
+// Result mirrors the seed's ExecutionResult.
+type Result struct {
+	// Success is true when the code ran to the end without an exception.
+	Success bool
+	// Stdout and Stderr are capped by the backend; a truncated stream ends with a
+	// visible marker.
+	Stdout string
+	Stderr string
+	// Text is the value of the last expression, like a notebook cell (may be empty).
+	Text string
+	// Error is set when the code raised, timed out or was killed for a limit.
+	Error *ExecError
+	// TimedOut is set when the job hit its wall-clock timeout.
+	TimedOut bool
+	// Files are the artifacts produced, kept even when the code failed midway.
+	Files []Artifact
+	// ExecutionTime is the job's wall-clock time inside the sandbox.
+	ExecutionTime time.Duration
+	// SandboxID names the sandbox that ran the job.
+	SandboxID string
+}
+
+// Sandbox is one claimed, isolated environment.
+type Sandbox interface {
+	// ID is unique within its pool and stable for the sandbox's life.
+	ID() string
+	// Execute runs one job. A non-nil error means the sandbox failed (transient);
+	// the code's own failures are reported in the Result.
+	Execute(ctx context.Context, req Request) (*Result, error)
+}
+
+// Pool is a warm pool of sandboxes of one backend.
+type Pool interface {
+	// Acquire claims a ready sandbox for owner (a label shown in the pool's status,
+	// e.g. "namespace/name" of a request). It blocks until one is ready, ctx ends,
+	// or the pool is closed. It never lets more than MaxSandboxes exist.
+	Acquire(ctx context.Context, owner string) (Sandbox, error)
+	// Release returns a sandbox after its job. The pool destroys or recycles it;
+	// either way the next owner starts clean.
+	Release(sb Sandbox)
+	// Resize changes the warm target and the cap without dropping busy sandboxes.
+	Resize(minReady, maxSandboxes int) error
+	// Status reports live counts and per-sandbox state.
+	Status() PoolStatus
+	// Close destroys every sandbox and stops replenishment.
+	Close() error
+}
+
+// State of one sandbox in a pool.
+type State string
+
+const (
+	StateStarting State = "Starting"
+	StateReady    State = "Ready"
+	StateBusy     State = "Busy"
+	StateFailed   State = "Failed"
+)
+
+// SandboxStatus is one sandbox's live state.
+type SandboxStatus struct {
+	ID    string
+	State State
+	Since time.Time
+	Owner string
+}
+
+// PoolStatus is a pool's live state.
+type PoolStatus struct {
+	Ready, Busy, Starting, Total int
+	Sandboxes                    []SandboxStatus
+}
+
+// Resources are the limits applied to each job.
+type Resources struct {
+	// CPUMillis limits CPU (1000 = one core). Zero means the backend default.
+	CPUMillis int64
+	// MemoryBytes limits the job's memory.
+	MemoryBytes int64
+	// Pids limits the number of processes and threads.
+	Pids int64
+	// ScratchBytes limits the job's writable space.
+	ScratchBytes int64
+}
+
+// Network is the network a sandbox gets.
+type Network string
+
+const (
+	NetworkNone   Network = "None"
+	NetworkEgress Network = "Egress"
+)
+
+// PoolConfig is what every backend's pool needs. Backend-specific settings travel in
+// the backend's own options.
+type PoolConfig struct {
+	MinReady     int
+	MaxSandboxes int
+	Resources    Resources
+	Network      Network
+	// PlotlyJSURL is where HTML artifacts load plotly.js from. Empty means the backend
+	// default (the public CDN); "inline" embeds it.
+	PlotlyJSURL string
+	// OnSandboxStarted, if set, is told how long each sandbox took to become ready
+	// (for the sandbox creation-time metric).
+	OnSandboxStarted func(time.Duration)
+}
+
+var (
+	// ErrPoolClosed is returned by Acquire on a closed pool.
+	ErrPoolClosed = errors.New("sandbox pool is closed")
+	// ErrSandboxLost means the sandbox died or vanished mid-job; retry on another.
+	ErrSandboxLost = errors.New("sandbox lost")
+	// ErrUnavailable means the backend cannot start sandboxes at all right now
+	// (missing binary, API down); the message says why.
+	ErrUnavailable = errors.New("sandbox backend unavailable")
+)
