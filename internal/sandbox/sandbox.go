@@ -175,3 +175,14 @@ var (
 	// (missing binary, API down); the message says why.
 	ErrUnavailable = errors.New("sandbox backend unavailable")
 )
+
+// Run claims a sandbox from pool, runs req in it and releases it: the one-shot path
+// used by the CLI and benchmarks.
+func Run(ctx context.Context, pool Pool, owner string, req Request) (*Result, error) {
+	sb, err := pool.Acquire(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Release(sb)
+	return sb.Execute(ctx, req)
+}
