@@ -1,0 +1,275 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Backend is where a pool's sandboxes run.
+// +kubebuilder:validation:Enum=Local;Kubernetes;E2B
+type Backend string
+
+const (
+	// BackendLocal runs sandboxes with bubblewrap on the operator's node.
+	BackendLocal Backend = "Local"
+	// BackendKubernetes runs sandboxes as hardened Pods (the scale-out path).
+	BackendKubernetes Backend = "Kubernetes"
+	// BackendE2B runs sandboxes in the E2B cloud.
+	BackendE2B Backend = "E2B"
+)
+
+// NetworkMode is the network a sandbox gets.
+// +kubebuilder:validation:Enum=None;Egress
+type NetworkMode string
+
+const (
+	NetworkNone   NetworkMode = "None"
+	NetworkEgress NetworkMode = "Egress"
+)
+
+// SandboxPoolSpec describes a warm pool of sandboxes.
+// +kubebuilder:validation:XValidation:rule="self.minReady <= self.maxSandboxes",message="minReady must not exceed maxSandboxes"
+// +kubebuilder:validation:XValidation:rule="!has(self.kubernetes) || self.backend == 'Kubernetes'",message="spec.kubernetes is only allowed with backend Kubernetes"
+// +kubebuilder:validation:XValidation:rule="!has(self.e2b) || self.backend == 'E2B'",message="spec.e2b is only allowed with backend E2B"
+// +kubebuilder:validation:XValidation:rule="self.backend != 'E2B' || has(self.e2b)",message="backend E2B needs spec.e2b with at least apiKeySecretRef"
+type SandboxPoolSpec struct {
+	// backend is where sandboxes run: Local (bubblewrap on the operator's node, the
+	// default), Kubernetes (hardened Pods) or E2B (the E2B cloud API).
+	// +optional
+	// +kubebuilder:default=Local
+	Backend Backend `json:"backend"`
+
+	// minReady is how many sandboxes are kept warm, ready to claim (0 to 100).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=1
+	MinReady int32 `json:"minReady"`
+
+	// maxSandboxes caps the sandboxes of this pool, warm and busy together, and so
+	// the requests it runs at once (1 to 1000). Requests over the cap wait, Queued.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=10
+	MaxSandboxes int32 `json:"maxSandboxes"`
+
+	// resources limit each sandbox.
+	// +optional
+	Resources SandboxResources `json:"resources,omitempty"`
+
+	// network is the sandboxes' network: None (no network at all, the default) or
+	// Egress (outbound only; not supported by the Local backend).
+	// +optional
+	// +kubebuilder:default=None
+	Network NetworkMode `json:"network,omitempty"`
+
+	// kubernetes configures the Kubernetes backend.
+	// +optional
+	Kubernetes *KubernetesBackend `json:"kubernetes,omitempty"`
+
+	// e2b configures the E2B backend.
+	// +optional
+	E2B *E2BBackend `json:"e2b,omitempty"`
+
+	// namespaceSelector picks the namespaces whose requests may use this pool. Unset
+	// means only requests in the pool's own namespace; an empty selector ({}) means
+	// every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// pythonPackages are the libraries the pool's sandboxes offer. Code generation
+	// tells models to use only these, and validation rejects other imports.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:default={matplotlib,numpy,pandas,seaborn,plotly}
+	PythonPackages []string `json:"pythonPackages,omitempty"`
+
+	// plotlyJSURL is where interactive (html) charts load plotly.js from. Empty means
+	// the public CDN; "inline" embeds plotly.js (about 3.5 MiB minified: such charts
+	// exceed what a ConfigMap holds).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
+}
+
+// SandboxResources limit each sandbox.
+type SandboxResources struct {
+	// cpu a sandbox may use, e.g. "1" or "500m".
+	// +optional
+	// +kubebuilder:default="1"
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+	// memory a sandbox may use, e.g. "512Mi".
+	// +optional
+	// +kubebuilder:default="1Gi"
+	Memory *resource.Quantity `json:"memory,omitempty"`
+	// pids caps processes and threads in a sandbox.
+	// +optional
+	// +kubebuilder:validation:Minimum=8
+	// +kubebuilder:validation:Maximum=4096
+	// +kubebuilder:default=128
+	Pids *int32 `json:"pids,omitempty"`
+	// scratch is the size of the sandbox's only writable space.
+	// +optional
+	// +kubebuilder:default="64Mi"
+	Scratch *resource.Quantity `json:"scratch,omitempty"`
+}
+
+// KubernetesBackend configures sandbox Pods.
+type KubernetesBackend struct {
+	// image of the sandbox Pods; it must carry Python and the pool's packages.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+	// runtimeClassName for stronger isolation, e.g. gvisor or kata.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
+	// nodeSelector for the sandbox Pods.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations for the sandbox Pods.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// resources of the sandbox container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// E2BBackend configures the E2B cloud backend.
+type E2BBackend struct {
+	// apiURL of the E2B API.
+	// +optional
+	// +kubebuilder:default="https://api.e2b.dev"
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://`
+	APIURL string `json:"apiURL,omitempty"`
+	// templateID of the E2B sandbox template.
+	// +optional
+	// +kubebuilder:default=code-interpreter-v1
+	// +kubebuilder:validation:MaxLength=253
+	TemplateID string `json:"templateID,omitempty"`
+	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API key.
+	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef"`
+	// sandboxTimeoutSeconds is how long E2B keeps an idle sandbox alive.
+	// +optional
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=86400
+	// +kubebuilder:default=300
+	SandboxTimeoutSeconds int32 `json:"sandboxTimeoutSeconds,omitempty"`
+}
+
+// SecretKeyReference names one key of a Secret.
+type SecretKeyReference struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// Condition types of a SandboxPool.
+const (
+	// PoolConditionReady: the pool can run requests (its backend is available).
+	PoolConditionReady = "Ready"
+)
+
+// Reasons of SandboxPool conditions.
+const (
+	ReasonPoolReady             = "PoolReady"
+	ReasonBackendUnavailable    = "BackendUnavailable"
+	ReasonBackendNotImplemented = "BackendNotImplemented"
+)
+
+// SandboxPoolStatus is the pool's live state.
+type SandboxPoolStatus struct {
+	// ready sandboxes, warm and unclaimed.
+	// +optional
+	Ready int32 `json:"ready"`
+	// busy sandboxes, running a request.
+	// +optional
+	Busy int32 `json:"busy"`
+	// starting sandboxes, warming up.
+	// +optional
+	Starting int32 `json:"starting"`
+	// total sandboxes that exist.
+	// +optional
+	Total int32 `json:"total"`
+	// sandboxes lists the sandboxes (at most 100).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	Sandboxes []SandboxState `json:"sandboxes,omitempty"`
+	// conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// SandboxState is one sandbox's state.
+type SandboxState struct {
+	// id of the sandbox.
+	// +kubebuilder:validation:MaxLength=253
+	ID string `json:"id"`
+	// state: Starting, Ready, Busy or Failed.
+	// +kubebuilder:validation:MaxLength=32
+	State string `json:"state"`
+	// since when it is in this state.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// requestRef is the namespace/name of the request using it, when Busy.
+	// +optional
+	// +kubebuilder:validation:MaxLength=317
+	RequestRef string `json:"requestRef,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sbxpool,categories=vizops
+// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backend`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Busy",type=integer,JSONPath=`.status.busy`
+// +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxSandboxes`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// SandboxPool is a warm pool of sandboxes that VisualizationRequests run their code
+// in, and its live state. The Local backend (bubblewrap on the operator's node) is
+// the embedded default; Kubernetes and E2B backends plug in behind the same contract.
+type SandboxPool struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the pool.
+	// +optional
+	Spec SandboxPoolSpec `json:"spec,omitempty"`
+	// status is the pool's live state.
+	// +optional
+	Status SandboxPoolStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// SandboxPoolList is a list of SandboxPools.
+type SandboxPoolList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SandboxPool `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SandboxPool{}, &SandboxPoolList{})
+}
