@@ -79,7 +79,7 @@ var svgAttrs = map[string]attrKind{
 	"letter-spacing": kindGeom, "word-spacing": kindGeom,
 	"fill": kindPaint, "stroke": kindPaint, "clip-path": kindPaint, "color": kindPaint,
 	"stop-color": kindPaint,
-	"fill-rule": kindToken, "clip-rule": kindToken, "stroke-linecap": kindToken,
+	"fill-rule":  kindToken, "clip-rule": kindToken, "stroke-linecap": kindToken,
 	"stroke-linejoin": kindToken, "text-anchor": kindToken, "dominant-baseline": kindToken,
 	"alignment-baseline": kindToken, "baseline-shift": kindToken, "font-style": kindToken,
 	"font-weight": kindToken, "font-variant": kindToken, "visibility": kindToken,
