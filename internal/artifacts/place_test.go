@@ -22,8 +22,8 @@ func TestPlace(t *testing.T) {
 		want    Placement
 		wantErr string
 	}{
-		"auto, small: status":         {arts: []Artifact{sized("a.png", "png", 100 * KiB)}, storage: StorageAuto, want: Placement{InStatus: true}},
-		"auto, empty storage: status": {arts: []Artifact{sized("a.png", "png", 100 * KiB)}, storage: "", want: Placement{InStatus: true}},
+		"auto, small: status":         {arts: []Artifact{sized("a.png", "png", 100*KiB)}, storage: StorageAuto, want: Placement{InStatus: true}},
+		"auto, empty storage: status": {arts: []Artifact{sized("a.png", "png", 100*KiB)}, storage: "", want: Placement{InStatus: true}},
 		"auto, none: status":          {storage: StorageAuto, want: Placement{InStatus: true}},
 		"auto, exactly the inline limit: status": {
 			arts: []Artifact{sized("a.png", "png", InlineLimitBytes)}, storage: StorageAuto, want: Placement{InStatus: true},
@@ -40,29 +40,29 @@ func TestPlace(t *testing.T) {
 			wantErr: "ArtifactTooLarge: the PNG a.png is 992 KiB (1015804 bytes); a ConfigMap holds 992 KiB (1015803 bytes) of artifacts. Lower the figure's dpi, or choose svg.",
 		},
 		"auto, several formats too large": {
-			arts:    []Artifact{sized("chart.png", "png", 12 * MiB / 10), sized("chart.html", "html", 200 * KiB)},
+			arts:    []Artifact{sized("chart.png", "png", 12*MiB/10), sized("chart.html", "html", 200*KiB)},
 			storage: StorageAuto,
 			wantErr: "ArtifactTooLarge: the artifacts total 1.4 MiB (largest: chart.png, 1.2 MiB); a ConfigMap holds 992 KiB of artifacts. Lower the figure's dpi, load plotly.js from a URL instead of inlining it, ask for fewer formats, or choose svg.",
 		},
 		"auto, inlined plotly.js": {
-			arts:    []Artifact{sized("chart.html", "html", 7 * MiB / 2)},
+			arts:    []Artifact{sized("chart.html", "html", 7*MiB/2)},
 			storage: StorageAuto,
 			wantErr: "ArtifactTooLarge: the HTML chart.html is 3.5 MiB; a ConfigMap holds 992 KiB of artifacts. Load plotly.js from a URL instead of inlining it.",
 		},
 		"configmap, too large svg": {
-			arts:    []Artifact{sized("chart.svg", "svg", 2 * MiB)},
+			arts:    []Artifact{sized("chart.svg", "svg", 2*MiB)},
 			storage: StorageConfigMap,
 			wantErr: "ArtifactTooLarge: the SVG chart.svg is 2 MiB; a ConfigMap holds 992 KiB of artifacts. Plot fewer points or write smaller files.",
 		},
 		"configmap, small: ConfigMap": {arts: []Artifact{sized("a.png", "png", 10)}, storage: StorageConfigMap, want: Placement{InStatus: false}},
 		"status, small: status":       {arts: []Artifact{sized("a.png", "png", 10)}, storage: StorageStatus, want: Placement{InStatus: true}},
 		"status, over 256 KiB": {
-			arts:    []Artifact{sized("a.png", "png", 300 * KiB)},
+			arts:    []Artifact{sized("a.png", "png", 300*KiB)},
 			storage: StorageStatus,
 			wantErr: "ArtifactTooLarge: the PNG a.png is 300 KiB; status holds at most 256 KiB inline. Set artifactStorage to ConfigMap or Auto.",
 		},
 		"status, too large for a ConfigMap too": {
-			arts:    []Artifact{sized("a.png", "png", 2 * MiB)},
+			arts:    []Artifact{sized("a.png", "png", 2*MiB)},
 			storage: StorageStatus,
 			wantErr: "ArtifactTooLarge: the PNG a.png is 2 MiB; status holds at most 256 KiB inline. Set artifactStorage to ConfigMap or Auto (a ConfigMap holds 992 KiB, so also make the figure smaller: lower the figure's dpi, or choose svg).",
 		},
