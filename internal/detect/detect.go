@@ -52,4 +52,6 @@ type Result struct {
 	// "3, 2, 4, 1"): labels and values for templates. Empty when none was found.
 	Labels []string
 	Values []float64
+	// Unit is "%" when the prompt's values were written as percentages, else empty.
+	Unit string
 }

@@ -1,0 +1,158 @@
+package detect
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// maxPoints bounds the data taken from a prompt (it lands in status and in code).
+const maxPoints = 50
+
+// maxLabel bounds one label's length.
+const maxLabel = 40
+
+// num is one number as people write it: optional sign and currency, thousands
+// separators only in groups of three ("1,200" is one number, "3,2,4" three), decimals
+// and an optional percent sign.
+const num = `[-+]?[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?`
+
+// label is a name before a value: it starts with a letter and stops at separators
+// (commas, colons, parentheses), so a leftmost match starts right after the previous
+// item.
+const label = `(\p{L}[\p{L}\p{N}'’./&+\- ]{0,60}?)`
+
+var (
+	// pairPatterns are the ways a labelled value is written. The kind with the most
+	// matches wins, so a prompt mixing "values: 3" with a list is not read as pairs.
+	pairPatterns = []*regexp.Regexp{
+		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),       // Hydroxyurea (85%)
+		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),          // Jan: 3, HbF = 12
+		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)`),                  // Voxelotor 70%
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`), // 2019: 3
+	}
+	// numberList is three or more numbers separated by commas or semicolons.
+	numberList = regexp.MustCompile(`(?:` + num + `%?(?:\s*[,;]\s*|\s*,?\s+and\s+)){2,}` + num + `%?`)
+	numberOne  = regexp.MustCompile(num + `(%)?`)
+	// labelLead strips joining words a label match can start with.
+	labelLead = regexp.MustCompile(`(?i)^(?:and|or|&|with|plus|then)\s+`)
+)
+
+// series is data found in a prompt.
+type series struct {
+	Labels []string
+	Values []float64
+	Unit   string
+	// Start is where the data begins in the prompt (-1 when there is none), so the
+	// title can stop before it.
+	Start int
+}
+
+// extractData finds labelled values ("Hydroxyurea (85%), Voxelotor (70%)",
+// "Jan: 3, Feb: 2") or else a bare list of values ("3, 2, 4, 1") in the prompt.
+func extractData(prompt string) series {
+	if s, ok := extractPairs(prompt); ok {
+		return s
+	}
+	return extractList(prompt)
+}
+
+func extractPairs(prompt string) (series, bool) {
+	var best [][]int
+	for _, re := range pairPatterns {
+		if m := re.FindAllStringSubmatchIndex(prompt, maxPoints); len(m) > len(best) {
+			best = m
+		}
+	}
+	if len(best) < 2 {
+		return series{Start: -1}, false
+	}
+	s := series{Start: best[0][0]}
+	percent := 0
+	for _, m := range best {
+		lab := cleanLabel(prompt[m[2]:m[3]])
+		v, ok := parseNumber(prompt[m[4]:m[5]])
+		if lab == "" || !ok {
+			continue
+		}
+		if m[6] >= 0 {
+			percent++
+		}
+		s.Labels = append(s.Labels, lab)
+		s.Values = append(s.Values, v)
+	}
+	if len(s.Values) < 2 {
+		return series{Start: -1}, false
+	}
+	if percent == len(s.Values) {
+		s.Unit = "%"
+	}
+	// The first label may have swallowed the request ("Plot VOE per month Jan");
+	// the data starts where the cleaned label does.
+	if first := s.Labels[0]; first != "" {
+		if i := strings.Index(prompt[best[0][0]:best[0][3]], first); i >= 0 {
+			s.Start = best[0][0] + i
+		}
+	}
+	return s, true
+}
+
+func extractList(prompt string) series {
+	var longest []int
+	count := 0
+	for _, loc := range numberList.FindAllStringIndex(prompt, -1) {
+		if n := len(numberOne.FindAllStringIndex(prompt[loc[0]:loc[1]], -1)); n > count {
+			longest, count = loc, n
+		}
+	}
+	if longest == nil {
+		return series{Start: -1}
+	}
+	s := series{Start: longest[0]}
+	percent := 0
+	for _, m := range numberOne.FindAllStringSubmatch(prompt[longest[0]:longest[1]], maxPoints) {
+		v, ok := parseNumber(m[0])
+		if !ok {
+			continue
+		}
+		if m[1] != "" {
+			percent++
+		}
+		s.Values = append(s.Values, v)
+	}
+	if len(s.Values) < 3 {
+		return series{Start: -1}
+	}
+	if percent == len(s.Values) {
+		s.Unit = "%"
+	}
+	return s
+}
+
+// cleanLabel trims a matched label to the item's own name: the text after the last
+// colon-less request phrase, at most four words, no joining words.
+func cleanLabel(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	for {
+		t := labelLead.ReplaceAllString(s, "")
+		if t == s {
+			break
+		}
+		s = t
+	}
+	// A first item can carry the request before it ("Plot VOE per month Jan"): keep
+	// the last word when the label is too long to be a name.
+	if w := strings.Fields(s); len(w) > 4 {
+		s = w[len(w)-1]
+	}
+	s = strings.Trim(s, " .-'’/&+")
+	return truncate(s, maxLabel)
+}
+
+// parseNumber reads one number written as num (with optional %), or reports false.
+func parseNumber(s string) (float64, bool) {
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+	s = strings.NewReplacer(",", "", "$", "", "€", "", "£", "", "+", "").Replace(s)
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
+}

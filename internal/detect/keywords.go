@@ -1,0 +1,220 @@
+package detect
+
+import (
+	"regexp"
+	"strings"
+)
+
+// maxKeywords bounds Result.Keywords: it is copied into the request's status.
+const maxKeywords = 10
+
+// negationReach is how many words may sit between a negation and the keyword it
+// cancels ("no need for a bar chart" has four).
+const negationReach = 5
+
+// maxPromptBytes bounds the work Detect does on hostile input: regexes are linear,
+// but there is no reason to scan megabytes of prompt for a chart request.
+const maxPromptBytes = 16 << 10
+
+// Every pattern is compiled once at package init; Detect itself only matches.
+var (
+	// clauseSplit cuts a prompt into clauses, so that "don't plot it, just tell me" and
+	// "not a bar chart, a pie chart" negate only their own clause.
+	clauseSplit = regexp.MustCompile(`(?i)[.;!?\n]+(?:\s|$)|,|\bbut\b|\bjust\b|\binstead\b|\bthen\b`)
+
+	// showCue makes an imperative "show" a chart request when the clause describes
+	// a chart's shape ("show the distribution of HbF", "display VOE over time"), but
+	// not "do studies show a correlation?" (show is not the clause's verb there).
+	showCue = regexp.MustCompile(`^\s*(?:(?:please|can you|could you|would you|will you|i want to|i'd like to|let's|let me|help me)\s+)*(?:show|display|illustrate|depict|compare)\b`)
+
+	// vizStrong are words that ask for a visualization on their own.
+	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series)\b`)
+	// vizWeak ask for a visualization only after a creation verb ("draw a survival curve").
+	vizWeak = regexp.MustCompile(`\b(?:curves?|figures?|trend ?lines?)\b`)
+	// creation verbs make a weak keyword count and override the interpretation guard.
+	creation = regexp.MustCompile(`\b(?:make|create|generate|draw|build|produce|render|sketch|give me|show me|display|visuali[sz]e|i (?:want|need|would like)|i'd like)\b`)
+
+	createsPronoun = regexp.MustCompile(`\b(?:make|create|generate|draw|build|produce|render|sketch|plot|show me|give me) (?:one|it|this|that|them)\b`)
+
+	// negator before a keyword in the same clause cancels the keyword.
+	negator = regexp.MustCompile(`\b(?:don't|dont|do not|does not|doesn't|did not|didn't|no|not|never|without|w/o|no need|rather than|instead of|skip|avoid|refrain from|nor|none)\b`)
+
+	// interpretation asks about reading a chart, not for one ("how do I read a
+	// Kaplan-Meier curve?", "what is a forest plot?").
+	interpretation = regexp.MustCompile(`\b(?:how (?:do|should|can|would|to) (?:i |we |you |one )?(?:read|interpret|understand|use)|interpret(?:s|ing|ation)?|what (?:is|are|does|do) (?:a |an |the |this |my |these )?|explain|meaning of|definition of|define)\b`)
+
+	// falseFriends are phrases where a viz word means something else. A keyword inside
+	// one of these spans is ignored.
+	falseFriends = []*regexp.Regexp{
+		regexp.MustCompile(`\bgraphs? (?:theory|theories|theoretic|databases?|neural|algorithms?|traversal|coloring|colouring|isomorphism|edges?|nodes?|vertices|embeddings?|search|partitioning)\b`),
+		regexp.MustCompile(`\b(?:knowledge|social|call|dependency|scene|computational|directed|undirected|bipartite|acyclic|property|planar|weighted) graphs?\b`),
+		regexp.MustCompile(`\bplots? (?:twists?|summary|summaries|holes?|lines?|points?|armou?r|devices?|of land|synopsis|structure)\b`),
+		regexp.MustCompile(`\b(?:the|a|its|their|this|that|main|whole) plots? (?:of|in|from) (?:the |a |this |that )?(?:movie|film|novel|book|story|show|series|play|episode|game|opera|musical|season|anime|manga|sequel|trilogy)\b`),
+		regexp.MustCompile(`\b(?:movie|film|novel|book|story|show|series|play|game|episode)'?s? plots?\b`),
+		regexp.MustCompile(`\bwho plotted\b|\bplott(?:ed|ing) (?:to|against|revenge|an? (?:escape|coup|murder))\b|\bplots? (?:to|against) (?:kill|overthrow|assassinate|murder|destroy|steal|the)\b|\bplotted (?:the|a|an|his|her|their) (?:novel|story|book|film|movie|murder|coup|escape|series)\b`),
+		regexp.MustCompile(`\b(?:gunpowder|assassination|murder|terror|terrorist|coup|garden|burial|vegetable|cemetery|grave|allotment|evil) plots?\b`),
+		regexp.MustCompile(`\b(?:patient'?s?|patients'|medical|hospital|nursing|clinical|health) charts?\b|\bcharts? (?:reviews?|notes?|audits?|abstraction|documentation)\b|\bcharting (?:in|for) (?:nursing|the patient)\b`),
+		regexp.MustCompile(`\bchart(?:ed|ing|s)? (?:a|the|our|my|your|their|his|her) (?:course|path|way|future|waters)\b|\b(?:top|topped|topping|top of) the charts?\b|\bchart-topping\b|\b(?:billboard|music|album|singles) charts?\b|\boff the charts?\b`),
+		regexp.MustCompile(`\b(?:learning|bell|demand|supply|yield) curves?\b|\bfigures? (?:out|skating)\b|\bpublic figures?\b|\bfigured\b`),
+	}
+
+	// Tool routing for prompts that are not visualizations. Literature wins over
+	// current events: "latest trials of voxelotor" is a PubMed question.
+	literature = regexp.MustCompile(`\b(?:stud(?:y|ies)|trials?|rcts?|evidence|evidence-based|literature|meta-analys[ie]s|systematic reviews?|research(?:ers)?|papers?|publications?|published|pubmed|medline|cohorts?|guidelines?|efficacy|side effects?|adverse (?:events?|effects?)|contraindications?|prognosis|mortality|dosing|pharmacokinetics|mechanism of action|clinical)\b`)
+	current    = regexp.MustCompile(`\b(?:news|headlines?|latest|today|today's|tonight|yesterday|this (?:week|month|year|morning)|right now|currently|current(?:ly)? (?:price|status|ceo|president)|prices?|stock|stocks|share price|weather|forecast|score|scores|who won|election|announced|announcement|release date|breaking|trending|recent(?:ly)?|update on|approved (?:this|last))\b`)
+)
+
+// Detect decides from keywords and patterns alone whether prompt asks for a chart,
+// which chart and which tool should serve it. It is pure and deterministic.
+func Detect(prompt string) Result {
+	if len(prompt) > maxPromptBytes {
+		prompt = prompt[:maxPromptBytes]
+	}
+	res := Result{Tool: ToolNone, ChartType: ChartAuto, Source: SourceKeywords}
+	text := normalize(prompt)
+	kws := newKeywordSet()
+
+	// positive holds the clauses whose viz keywords were not negated: chart-type cues
+	// are read from them only ("not a bar chart, a pie chart" is a pie).
+	var positive []string
+	var negated []string
+	for _, clause := range clauseSplit.Split(text, -1) {
+		found, neg := vizKeywords(clause)
+		switch {
+		case len(found) > 0:
+			res.Visualization = true
+			kws.add(found...)
+			positive = append(positive, clause)
+		case len(neg) > 0:
+			negated = append(negated, neg...)
+		default:
+			positive = append(positive, clause)
+		}
+	}
+
+	if res.Visualization {
+		res.Tool = ToolCodeInterpreter
+		pos := strings.Join(positive, " , ")
+		var cue string
+		res.ChartType, cue = chartType(pos)
+		if cue != "" {
+			kws.add(cue)
+		}
+		data := extractData(prompt)
+		res.Labels, res.Values, res.Unit = data.Labels, data.Values, data.Unit
+		res.Title, res.XLabel, res.YLabel = labels(prompt, res, data.Start)
+		res.Keywords = kws.list()
+		return res
+	}
+
+	// Not a chart: route the question. A negated request ("no chart, just tell me
+	// the trials") still goes to the tool its words ask for.
+	kws.add(negated...)
+	if m := literature.FindAllString(text, -1); len(m) > 0 {
+		res.Tool = ToolPubMedSearch
+		kws.add(m...)
+	} else if m := current.FindAllString(text, -1); len(m) > 0 {
+		res.Tool = ToolWebSearch
+		kws.add(m...)
+	}
+	res.Keywords = kws.list()
+	return res
+}
+
+// vizKeywords returns the clause's visualization keywords that count, and those that
+// were cancelled by a negation (for status: they explain a "no").
+func vizKeywords(clause string) (found, negated []string) {
+	ff := falseFriendSpans(clause)
+	interp := interpretation.FindStringIndex(clause)
+	creates := creation.FindStringIndex(clause)
+	negs := negator.FindAllStringIndex(clause, -1)
+
+	consider := func(m []int, weak bool) {
+		if inSpans(m, ff) {
+			return
+		}
+		word := clause[m[0]:m[1]]
+		for _, n := range negs {
+			// A negation reaches a few words ahead: "don't give me a bar chart", but
+			// not "plot patients who did not respond ... in a chart".
+			if n[1] <= m[0] && len(strings.Fields(clause[n[1]:m[0]])) <= negationReach {
+				negated = append(negated, clause[n[0]:n[1]]+" "+word)
+				return
+			}
+		}
+		// "how do I read a forest plot?" asks about a chart; "explain it and make a
+		// plot" still asks for one.
+		if interp != nil && interp[1] <= m[0] && creates == nil {
+			return
+		}
+		// A weak word needs a creation verb before it, or after it with a pronoun
+		// ("what a survival curve shows, and draw one").
+		if weak && (creates == nil || creates[1] > m[0]) && !createsPronoun.MatchString(clause[m[1]:]) {
+			return
+		}
+		found = append(found, word)
+	}
+	for _, m := range vizStrong.FindAllStringIndex(clause, -1) {
+		consider(m, false)
+	}
+	for _, m := range vizWeak.FindAllStringIndex(clause, -1) {
+		consider(m, true)
+	}
+	if len(found) == 0 && len(negated) == 0 && showCue.MatchString(clause) {
+		if _, cue := chartType(clause); cue != "" && !inSpans(showCue.FindStringIndex(clause), ff) {
+			found = append(found, strings.TrimSpace(showCue.FindString(clause)))
+		}
+	}
+	return found, negated
+}
+
+func falseFriendSpans(clause string) [][]int {
+	var spans [][]int
+	for _, re := range falseFriends {
+		spans = append(spans, re.FindAllStringIndex(clause, -1)...)
+	}
+	return spans
+}
+
+func inSpans(m []int, spans [][]int) bool {
+	for _, s := range spans {
+		if m[0] >= s[0] && m[1] <= s[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// normalize lowercases and folds typographic apostrophes and dashes so patterns stay
+// simple ("don’t" is "don't").
+func normalize(s string) string {
+	s = strings.ToLower(s)
+	return strings.NewReplacer("’", "'", "‘", "'", "–", "-", "—", " - ").Replace(s)
+}
+
+// keywordSet keeps first-seen order, drops duplicates and stops at maxKeywords.
+type keywordSet struct {
+	seen  map[string]bool
+	order []string
+}
+
+func newKeywordSet() *keywordSet { return &keywordSet{seen: map[string]bool{}} }
+
+func (k *keywordSet) add(words ...string) {
+	for _, w := range words {
+		w = strings.TrimSpace(w)
+		if w == "" || k.seen[w] || len(k.order) >= maxKeywords {
+			continue
+		}
+		w = truncate(w, 40)
+		k.seen[w] = true
+		k.order = append(k.order, w)
+	}
+}
+
+func (k *keywordSet) list() []string {
+	if len(k.order) == 0 {
+		return nil
+	}
+	return k.order
+}
