@@ -1,0 +1,168 @@
+package local
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// cgroupParent is the directory under each controller that holds vizops sandboxes.
+const cgroupParent = "vizops"
+
+// cgroup is one sandbox's cgroup v1 group in the memory, pids and cpu controllers.
+type cgroup struct {
+	dirs map[string]string // controller -> directory
+}
+
+// newCgroup creates root/{memory,pids,cpu}/vizops/<id> with the limits in r. It
+// returns an error when no controller is usable; the caller then relies on rlimits.
+func newCgroup(root, id string, r sandbox.Resources) (*cgroup, error) {
+	if root == "none" {
+		return nil, errors.New("cgroups disabled")
+	}
+	cg := &cgroup{dirs: map[string]string{}}
+	settings := map[string][][2]string{
+		"memory": {
+			{"memory.limit_in_bytes", strconv.FormatInt(r.MemoryBytes, 10)},
+			// Same cap on memory+swap, so swap is no way around the limit.
+			{"memory.memsw.limit_in_bytes", strconv.FormatInt(r.MemoryBytes, 10)},
+			{"memory.swappiness", "0"},
+		},
+		"pids": {{"pids.max", strconv.FormatInt(r.Pids, 10)}},
+		"cpu": {
+			{"cpu.cfs_period_us", "100000"},
+			{"cpu.cfs_quota_us", strconv.FormatInt(r.CPUMillis*100, 10)},
+		},
+	}
+	for _, ctrl := range []string{"memory", "pids", "cpu"} {
+		base := filepath.Join(root, ctrl)
+		if _, err := os.Stat(base); err != nil {
+			continue
+		}
+		dir := filepath.Join(base, cgroupParent, id)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			cg.remove()
+			return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		cg.dirs[ctrl] = dir
+		for _, kv := range settings[ctrl] {
+			err := os.WriteFile(filepath.Join(dir, kv[0]), []byte(kv[1]), 0o644)
+			// memsw exists only with swap accounting; swappiness may be refused.
+			if err != nil && kv[0] != "memory.memsw.limit_in_bytes" && kv[0] != "memory.swappiness" {
+				cg.remove()
+				return nil, fmt.Errorf("set %s in %s: %w", kv[0], dir, err)
+			}
+		}
+	}
+	if len(cg.dirs) == 0 {
+		return nil, fmt.Errorf("no memory, pids or cpu controller under %s", root)
+	}
+	return cg, nil
+}
+
+// add moves a process into every controller's group.
+func (c *cgroup) add(pid int) error {
+	for _, dir := range c.dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fmt.Errorf("move pid %d into %s: %w", pid, dir, err)
+		}
+	}
+	return nil
+}
+
+// counters reads the events that tell why a job was killed.
+type cgroupCounters struct {
+	oomKills  int64 // memory.oom_control: oom_kill
+	memFail   int64 // memory.failcnt
+	pidsLimit int64 // pids.events: max
+}
+
+func (c *cgroup) counters() cgroupCounters {
+	var n cgroupCounters
+	if c == nil {
+		return n
+	}
+	if dir, ok := c.dirs["memory"]; ok {
+		n.oomKills = readKey(filepath.Join(dir, "memory.oom_control"), "oom_kill")
+		n.memFail = readInt(filepath.Join(dir, "memory.failcnt"))
+	}
+	if dir, ok := c.dirs["pids"]; ok {
+		n.pidsLimit = readKey(filepath.Join(dir, "pids.events"), "max")
+	}
+	return n
+}
+
+// remove kills whatever is left in the group and deletes it, retrying briefly because
+// a killed process leaves the group only once the kernel has reaped it.
+func (c *cgroup) remove() error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	for _, dir := range c.dirs {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			for _, pid := range readPids(filepath.Join(dir, "cgroup.procs")) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			err := os.Remove(dir)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dir, err))
+				break
+			}
+			time.Sleep(5 * time.Millisecond) // waiting on the kernel to reap: no event to wait for in v1
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func readPids(path string) []int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func readInt(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return n
+}
+
+func readKey(path, key string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 2 && fields[0] == key {
+			n, _ := strconv.ParseInt(fields[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,119 @@
+// Package local is the Local sandbox backend: each sandbox is a bubblewrap container
+// running a pre-imported Python "zygote" (runner.py) that forks one self-warmed,
+// namespaced, seccomp-filtered process per job. Limits come from cgroup v1 (memory,
+// pids, cpu) with rlimits as the fallback.
+package local
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// Options are the Local backend's own settings. Every zero value has a sensible default.
+type Options struct {
+	// Python is the interpreter inside the sandbox. Default /usr/bin/python3 (Debian's,
+	// which has matplotlib, numpy, pandas, seaborn and plotly).
+	Python string
+	// Bwrap is the bubblewrap binary. Default "bwrap" from PATH.
+	Bwrap string
+	// CgroupRoot is where cgroup v1 controllers are mounted. Default /sys/fs/cgroup;
+	// "none" disables cgroups (rlimits remain).
+	CgroupRoot string
+	// UID and GID the sandbox runs as on the host when the operator runs as root.
+	// Default 65534 (nobody): an escape from the namespaces lands as nobody, not root.
+	UID, GID int
+	// CacheDir holds the prebuilt matplotlib font cache that sandboxes copy at start
+	// (without it every sandbox spends seconds rebuilding it). Default
+	// $TMPDIR/vizops-local-cache.
+	CacheDir string
+	// DefaultTimeout applies when a Request has none. Default 30s.
+	DefaultTimeout time.Duration
+	// MaxOutputBytes caps each of stdout, stderr and the last-expression text. Default 1 MiB.
+	MaxOutputBytes int
+	// MaxArtifacts and MaxArtifactBytes cap the number and total size of artifacts.
+	// Defaults 32 and 32 MiB.
+	MaxArtifacts     int
+	MaxArtifactBytes int64
+	// StartTimeout bounds a sandbox's start (imports included). Default 60s.
+	StartTimeout time.Duration
+	// IdleTTL is how long ready sandboxes beyond MinReady are kept after a burst
+	// before they are destroyed. Default 2m.
+	IdleTTL time.Duration
+	// GraceTime is how long a job may take past its timeout to report its partial
+	// results before its process tree is killed. Default 2s.
+	GraceTime time.Duration
+}
+
+// Resource defaults applied when PoolConfig.Resources leaves a field zero.
+const (
+	DefaultMemoryBytes  = 1 << 30
+	DefaultPids         = 128
+	DefaultCPUMillis    = 1000
+	DefaultScratchBytes = 128 << 20
+)
+
+func (o Options) withDefaults() Options {
+	if o.Python == "" {
+		o.Python = "/usr/bin/python3"
+	}
+	if o.Bwrap == "" {
+		o.Bwrap = "bwrap"
+	}
+	if o.CgroupRoot == "" {
+		o.CgroupRoot = "/sys/fs/cgroup"
+	}
+	if o.UID == 0 {
+		o.UID = 65534
+	}
+	if o.GID == 0 {
+		o.GID = 65534
+	}
+	if os.Geteuid() != 0 {
+		// Not root: bwrap runs as ourselves (unprivileged user namespaces).
+		o.UID, o.GID = os.Geteuid(), os.Getegid()
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = filepath.Join(os.TempDir(), "vizops-local-cache")
+	}
+	if o.DefaultTimeout == 0 {
+		o.DefaultTimeout = 30 * time.Second
+	}
+	if o.MaxOutputBytes == 0 {
+		o.MaxOutputBytes = 1 << 20
+	}
+	if o.MaxArtifacts == 0 {
+		o.MaxArtifacts = 32
+	}
+	if o.MaxArtifactBytes == 0 {
+		o.MaxArtifactBytes = 32 << 20
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	if o.IdleTTL == 0 {
+		o.IdleTTL = 2 * time.Minute
+	}
+	if o.GraceTime == 0 {
+		o.GraceTime = 2 * time.Second
+	}
+	return o
+}
+
+func resourcesWithDefaults(r sandbox.Resources) sandbox.Resources {
+	if r.MemoryBytes == 0 {
+		r.MemoryBytes = DefaultMemoryBytes
+	}
+	if r.Pids == 0 {
+		r.Pids = DefaultPids
+	}
+	if r.CPUMillis == 0 {
+		r.CPUMillis = DefaultCPUMillis
+	}
+	if r.ScratchBytes == 0 {
+		r.ScratchBytes = DefaultScratchBytes
+	}
+	return r
+}

@@ -1,0 +1,748 @@
+# vizops sandbox runner. It runs inside bubblewrap as the sandbox's only long-lived
+# process (the "zygote"): it imports the plotting stack once, then for every job forks
+# a one-shot job process ahead of demand. Process tree per job:
+#
+#   zygote ── supervisor (new user/mount/pid/ipc/uts[/net] namespaces, fresh tmpfs)
+#                └── job (pid 1 of its namespace, no capabilities, seccomp) runs the code
+#
+# The supervisor enforces the wall-clock timeout, caps stdout/stderr, collects the
+# artifacts from the job's tmpfs and reports one result. When the job (pid 1) exits the
+# kernel kills everything it started, and the tmpfs dies with the mount namespace, so
+# nothing is left for the next job.
+#
+# Control protocol with the Go side on fds 0/1: frames of a 4-byte big-endian length
+# followed by JSON. Go -> zygote: {"op":"run",...}. Zygote -> Go: {"type":"ready"},
+# then one {"type":"result",...} per job, or {"type":"fatal"|"lost","message":...}.
+
+import base64
+import ctypes
+import errno
+import io
+import json
+import os
+import select
+import signal
+import stat
+import struct
+import sys
+import time
+import traceback
+
+CONFIG = json.loads(sys.argv[1])
+WORK = "/tmp/work"
+FIGDIR = "/tmp/.vizops/figures"
+OUTPUT_DIR = WORK + "/outputs"
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWCGROUP = 0x02000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
+
+
+def die_errno(what):
+    e = ctypes.get_errno()
+    raise OSError(e, "%s: %s" % (what, os.strerror(e)))
+
+
+def prctl(option, arg):
+    if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
+        die_errno("prctl(%d)" % option)
+
+
+# ---- framing ---------------------------------------------------------------
+
+
+def read_exact(fd, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            raise EOFError("peer closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def send_frame(fd, obj):
+    data = json.dumps(obj).encode()
+    write_all(fd, struct.pack(">I", len(data)) + data)
+
+
+def read_frame_raw(fd, limit=1 << 30):
+    (n,) = struct.unpack(">I", read_exact(fd, 4))
+    if n > limit:
+        raise ValueError("frame of %d bytes exceeds %d" % (n, limit))
+    return read_exact(fd, n)
+
+
+def keep_fds(keep):
+    # A child must hold only the fds it needs: a job that could reach the zygote's
+    # control channel could forge results or read other jobs' inputs.
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+# ---- hardening ---------------------------------------------------------------
+
+
+def drop_capabilities():
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    hdr = Header(0x20080522, 0)
+    data = (Data * 2)()
+    if libc.capset(ctypes.byref(hdr), ctypes.byref(data)) != 0:
+        die_errno("capset")
+    for cap in range(64):  # the bounding set too, so nothing can regain them
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last cap is fine
+
+
+# x86_64 syscall numbers the job never needs and that widen the kernel attack surface
+# or reach other processes (ptrace, process_vm_*, namespaces, mounts, keyrings, bpf...).
+BLOCKED_SYSCALLS = [
+    101, 310, 311, 312, 438,  # ptrace, process_vm_readv/writev, kcmp, pidfd_getfd
+    165, 166, 155, 161, 272, 308,  # mount, umount2, pivot_root, chroot, unshare, setns
+    428, 429, 430, 431, 432, 433, 442,  # new mount API
+    246, 320, 175, 313, 176,  # kexec, modules
+    321, 298, 323,  # bpf, perf_event_open, userfaultfd
+    248, 249, 250,  # add_key, request_key, keyctl
+    425, 426, 427,  # io_uring
+    303, 304, 163, 167, 168, 169, 103, 179, 153,  # handles, acct, swap, reboot, syslog, quotactl, vhangup
+    159, 164, 227, 172, 173, 134, 139, 135,  # clocks, iopl/ioperm, uselib, sysfs, personality
+]
+NS_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP
+
+
+def install_seccomp():
+    import platform
+
+    if platform.machine() != "x86_64":
+        return False
+    ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    allow, kill = 0x7FFF0000, 0x80000000
+    eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    prog = [
+        (ld_abs, 0, 0, 4),  # arch
+        (jeq, 1, 0, 0xC000003E),
+        (ret, 0, 0, kill),
+        (ld_abs, 0, 0, 0),  # syscall nr
+        (0x35, 0, 1, 0x40000000),  # jge: x32 ABI -> kill
+        (ret, 0, 0, kill),
+        (jeq, 0, 1, 435),  # clone3 -> ENOSYS so libc falls back to clone, whose flags we can see
+        (ret, 0, 0, enosys),
+    ]
+    for nr in BLOCKED_SYSCALLS:
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    prog += [
+        (jeq, 0, 3, 56),  # clone: refuse new namespaces
+        (ld_abs, 0, 0, 16),  # args[0] low 32 bits
+        (jset, 0, 1, NS_FLAGS),
+        (ret, 0, 0, eperm),
+        (ret, 0, 0, allow),
+    ]
+    raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    buf = ctypes.create_string_buffer(raw)
+
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = Fprog(len(prog), ctypes.addressof(buf))
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if libc.prctl(PR_SET_SECCOMP, 2, ctypes.byref(fprog), 0, 0) != 0:
+        die_errno("seccomp")
+    return True
+
+
+# ---- plotting stack (imported once, in the zygote) -----------------------------
+
+
+def seed_mpl_cache():
+    # The host prebuilt matplotlib's font cache; without a copy in the writable
+    # MPLCONFIGDIR every sandbox would spend seconds rebuilding it.
+    src, dst = "/opt/vizops/mplcache", os.environ.get("MPLCONFIGDIR")
+    if not dst or not os.path.isdir(src):
+        return
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(src):
+        try:
+            with open(os.path.join(src, name), "rb") as fin, open(os.path.join(dst, name), "wb") as fout:
+                fout.write(fin.read())
+        except OSError:
+            pass
+
+
+seed_mpl_cache()
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy  # noqa: E402,F401
+import pandas  # noqa: E402
+import seaborn  # noqa: E402,F401
+import plotly  # noqa: E402
+import plotly.basedatatypes  # noqa: E402
+import plotly.graph_objects  # noqa: E402,F401
+import plotly.express  # noqa: E402,F401
+import plotly.io  # noqa: E402
+import plotly.offline  # noqa: E402
+
+
+class Capture:
+    """Per-job figure capture state (only ever used inside a job process)."""
+
+    formats = ["png"]
+    count = 0
+    plotly_count = 0
+
+
+def plotly_js_setting():
+    want = CONFIG.get("plotly_js") or ""
+    if want == "inline":
+        return True
+    if want:
+        return want
+    return "https://cdn.plot.ly/plotly-%s.min.js" % plotly.offline.get_plotlyjs_version()
+
+
+def figure_is_blank(fig):
+    if fig.texts or fig.images or fig.legends or fig.patches or fig.lines:
+        return False
+    for ax in fig.axes:
+        if ax.has_data() or ax.texts or ax.tables or ax.images:
+            return False
+    return True
+
+
+def save_figure(fig):
+    if figure_is_blank(fig):
+        return
+    Capture.count += 1
+    for fmt in Capture.formats:
+        if fmt not in ("png", "svg"):
+            continue
+        path = "%s/%03d_figure_%d.%s" % (FIGDIR, Capture.count, Capture.count, fmt)
+        try:
+            fig.savefig(path, format=fmt)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise
+            print("vizops: could not save figure %d as %s: %s" % (Capture.count, fmt, e), file=sys.stderr)
+
+
+def capture_open_figures():
+    for num in plt.get_fignums():
+        save_figure(plt.figure(num))
+    plt.close("all")
+
+
+def capture_plotly(fig, *args, **kwargs):
+    Capture.plotly_count += 1
+    n = Capture.plotly_count
+    if not isinstance(fig, plotly.basedatatypes.BaseFigure):
+        fig = plotly.graph_objects.Figure(fig)
+    base = "%s/%03d_plotly_%d" % (FIGDIR, 500 + n, n)
+    with open(base + ".json", "w") as f:
+        f.write(plotly.io.to_json(fig))
+    with open(base + ".html", "w") as f:
+        f.write(plotly.io.to_html(fig, include_plotlyjs=plotly_js_setting(), full_html=True))
+
+
+def show(*args, **kwargs):
+    capture_open_figures()
+
+
+plt.show = show
+matplotlib.pyplot.show = show
+plotly.basedatatypes.BaseFigure.show = capture_plotly
+plotly.io.show = capture_plotly
+plotly.offline.iplot = capture_plotly
+
+
+def warm_up():
+    # Rendering once makes the renderer, fonts and savefig paths hot in this process;
+    # a freshly forked child that skips this renders ~3x slower the first time.
+    fig = plt.figure()
+    plt.bar(["a", "b", "c"], [1, 2, 3])
+    plt.ylabel("y")
+    plt.title("warm-up")
+    for fmt in ("png", "svg"):
+        fig.savefig(io.BytesIO(), format=fmt)
+    plt.close("all")
+
+
+# ---- the job process ------------------------------------------------------------
+
+
+class JobTimeout(BaseException):
+    pass
+
+
+def on_alarm(signum, frame):
+    raise JobTimeout()
+
+
+def format_error(exc):
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return {"name": type(exc).__name__, "value": str(exc), "traceback": "".join(lines)}
+
+
+def cap_text(s, limit):
+    if len(s) <= limit:
+        return s
+    return s[:limit] + "\u2026 [truncated: %d bytes omitted]" % (len(s) - limit)
+
+
+def is_matplotlib_value(value):
+    # plt.plot() and friends return artists; their repr is noise next to the figure.
+    items = value if isinstance(value, (list, tuple)) and value else [value]
+    return all(type(v).__module__.startswith("matplotlib") for v in items)
+
+
+def run_job(job, meta_w):
+    import ast
+    import builtins
+    import linecache
+
+    main_pid = os.getpid()
+    Capture.formats = job.get("formats") or ["png"]
+    code = job["code"]
+    timeout = max(float(job.get("timeout_ms", 30000)) / 1000.0, 0.05)
+    scope = {"__name__": "__main__", "__builtins__": builtins, "OUTPUT_DIR": OUTPUT_DIR}
+    meta = {"success": False, "text": "", "error": None}
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        try:
+            if os.path.exists(WORK + "/data.csv"):
+                scope["DATA_PATH"] = WORK + "/data.csv"
+                scope["df"] = pandas.read_csv(WORK + "/data.csv")
+            linecache.cache["<cell>"] = (len(code), None, code.splitlines(True), "<cell>")
+            tree = ast.parse(code, "<cell>")
+            last = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, "<cell>", "exec"), scope)
+            if last is not None:
+                value = eval(compile(last, "<cell>", "eval"), scope)
+                if isinstance(value, plotly.basedatatypes.BaseFigure):
+                    capture_plotly(value)
+                elif value is not None and not is_matplotlib_value(value):
+                    meta["text"] = cap_text(repr(value), CONFIG["max_output_bytes"])
+            meta["success"] = True
+        except SystemExit as e:
+            meta["success"] = e.code in (None, 0)
+            if not meta["success"]:
+                meta["error"] = format_error(e)
+        except JobTimeout as e:
+            meta["error"] = {"name": "Timeout", "value": "", "traceback": "".join(traceback.format_tb(e.__traceback__))}
+            meta["timed_out"] = True
+        except BaseException as e:  # the user's code may raise anything
+            meta["error"] = format_error(e)
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG):
+                meta["scratch_full"] = True
+            if isinstance(e, MemoryError):
+                meta["memory_error"] = True
+            if isinstance(e, BlockingIOError) or (isinstance(e, OSError) and e.errno == errno.EAGAIN):
+                meta["pids_exhausted"] = True
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if os.getpid() != main_pid:
+            os._exit(1)  # a forked child of the user's code must not report
+        try:
+            capture_open_figures()
+        except BaseException as e:
+            if meta["error"] is None:
+                meta["success"] = False
+                meta["error"] = format_error(e)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                meta["scratch_full"] = True
+    except JobTimeout:
+        meta["error"] = {"name": "Timeout", "value": "", "traceback": ""}
+        meta["timed_out"] = True
+    if os.getpid() != main_pid:
+        os._exit(1)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    write_all(meta_w, json.dumps(meta).encode())
+    os._exit(0)
+
+
+def job_main(go_r, ready_w, meta_w, out_w, err_w):
+    """pid 1 of the job's namespaces: finish isolation, warm up, run one job."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # A /proc of our own pid namespace: the job sees only its own processes.
+    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        if libc.mount(b"tmpfs", b"/proc", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k,mode=555") != 0:
+            die_errno("hide /proc")
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")  # under memory pressure the job dies, not the zygote
+    except OSError:
+        pass
+    import resource
+
+    limits = CONFIG["limits"]
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+    if not CONFIG.get("cgroup"):
+        # No cgroup could be made: rlimits are the fallback. RLIMIT_AS counts address
+        # space, so the budget is added on top of what the warm interpreter maps.
+        with open("/proc/self/statm") as f:
+            vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (vm + limits["memory_bytes"],) * 2)
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"],) * 2)
+    os.chdir(WORK)
+    drop_capabilities()
+    install_seccomp()
+    prctl(PR_SET_DUMPABLE, 0)
+    warm_up()
+    os.write(ready_w, b"R")
+    os.close(ready_w)
+    job = json.loads(read_frame_raw(go_r, 1 << 20))
+    os.close(go_r)
+    cpu = int(job.get("timeout_ms", 30000) / 1000 * 2) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
+    run_job(job, meta_w)
+
+
+# ---- the supervisor -----------------------------------------------------------------
+
+
+class Stream:
+    def __init__(self, fd, cap):
+        self.fd, self.cap, self.buf, self.dropped = fd, cap, bytearray(), 0
+
+    def drain(self):
+        try:
+            while True:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    return False
+                room = self.cap - len(self.buf)
+                if room > 0:
+                    self.buf += chunk[:room]
+                self.dropped += max(0, len(chunk) - max(room, 0))
+        except BlockingIOError:
+            return True
+
+    def text(self):
+        s = self.buf.decode("utf-8", "replace")
+        if self.dropped:
+            s += "\u2026 [truncated: %d bytes omitted]" % self.dropped
+        return s
+
+
+MIME = {
+    "png": "image/png", "svg": "image/svg+xml", "html": "text/html", "json": "application/json",
+    "csv": "text/csv", "txt": "text/plain", "pdf": "application/pdf", "jpg": "image/jpeg",
+    "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "md": "text/markdown",
+}
+
+
+def read_regular(path, limit):
+    # Never follow links or open FIFOs the job may have planted.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None, st.st_size
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1), st.st_size
+    finally:
+        os.close(fd)
+
+
+def collect_artifacts(inputs, result):
+    found = []
+    try:
+        for name in sorted(os.listdir(FIGDIR)):
+            mime = "application/vnd.plotly.v1+json" if "_plotly_" in name and name.endswith(".json") else None
+            found.append((FIGDIR + "/" + name, name.split("_", 1)[1], mime))
+    except OSError:
+        pass
+    for root, dirs, files in os.walk(WORK):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(root, name), WORK)
+            if name.startswith(".") or rel in inputs:
+                continue
+            found.append((os.path.join(root, name), rel, None))
+    max_n, max_bytes = CONFIG["max_artifacts"], CONFIG["max_artifact_bytes"]
+    total, files, omitted = 0, [], []
+    for path, name, mime in found:
+        try:
+            lst = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(lst.st_mode):
+            continue
+        if len(files) >= max_n or total + lst.st_size > max_bytes:
+            omitted.append("%s (%d bytes)" % (name, lst.st_size))
+            continue
+        try:
+            data, size = read_regular(path, max_bytes - total)
+        except OSError:
+            continue
+        if data is None or len(data) > max_bytes - total:
+            omitted.append("%s (%d bytes)" % (name, size))
+            continue
+        total += len(data)
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        files.append({"name": name, "mime": mime or MIME.get(ext, "application/octet-stream"),
+                      "data": base64.b64encode(data).decode()})
+    result["files"] = files
+    result["omitted"] = omitted
+
+
+def setup_namespaces():
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if not CONFIG.get("network"):
+        flags |= CLONE_NEWNET
+    if libc.unshare(flags) != 0:
+        die_errno("unshare (nested user namespaces must be allowed)")
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write("%d %d 1" % (uid, uid))
+    with open("/proc/self/gid_map", "w") as f:
+        f.write("%d %d 1" % (gid, gid))
+    opts = ("size=%d,mode=0755" % CONFIG["limits"]["scratch_bytes"]).encode()
+    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
+        die_errno("mount scratch tmpfs")
+    for d in (WORK, OUTPUT_DIR, FIGDIR, "/tmp/.mpl", "/tmp/.cache"):
+        os.makedirs(d, exist_ok=True)
+
+
+def supervisor(job_r, res_w):
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        setup_namespaces()
+        prctl(PR_SET_DUMPABLE, 0)  # after the id maps: they need our own /proc files
+        go_r, go_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        meta_r, meta_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                keep_fds({go_r, ready_w, meta_w, out_w, err_w})
+                job_main(go_r, ready_w, meta_w, out_w, err_w)
+            except BaseException:
+                traceback.print_exc()
+            os._exit(70)
+        for fd in (go_r, ready_w, meta_w, out_w, err_w):
+            os.close(fd)
+        if os.read(ready_r, 1) != b"R":
+            _, status = os.waitpid(pid, 0)
+            raise RuntimeError("job process failed to start (status %d)" % status)
+        os.close(ready_r)
+    except BaseException as e:
+        write_all(res_w, b"E")
+        send_frame(res_w, {"type": "fatal", "message": "sandbox job setup failed: %s" % e})
+        os._exit(1)
+    write_all(res_w, b"R")
+
+    try:
+        job = json.loads(read_frame_raw(job_r))
+    except EOFError:
+        os.kill(pid, signal.SIGKILL)
+        os._exit(0)
+    start = time.monotonic()
+    inputs = set()
+    for f in job.get("files") or []:
+        name = f["name"]
+        if "/" in name or name in ("", ".", "..") or name.startswith("."):
+            continue  # validated by the Go side too; never write outside the work dir
+        with open(os.path.join(WORK, name), "wb") as out:
+            out.write(base64.b64decode(f["data"]))
+        inputs.add(name)
+    timeout = max(float(job.get("timeout_ms", 30000)) / 1000.0, 0.05)
+    send_frame(go_w, {"code": job["code"], "formats": job.get("formats"), "timeout_ms": job.get("timeout_ms", 30000)})
+    os.close(go_w)
+
+    cap = CONFIG["max_output_bytes"]
+    streams = [Stream(out_r, cap), Stream(err_r, cap), Stream(meta_r, 4 * cap + (1 << 20))]
+    for s in streams:
+        os.set_blocking(s.fd, False)
+    pidfd = os.pidfd_open(pid)
+    # The job handles SIGALRM itself at the timeout; this hard deadline is for code
+    # that blocks or swallows it.
+    deadline = start + timeout + CONFIG.get("grace_seconds", 2.0)
+    killed_for_timeout = False
+    status = None
+    open_fds = {s.fd: s for s in streams}
+    while status is None:
+        left = deadline - time.monotonic()
+        if left <= 0 and not killed_for_timeout:
+            os.kill(pid, signal.SIGKILL)
+            killed_for_timeout = True
+        ready, _, _ = select.select(list(open_fds) + [pidfd], [], [], max(left, 0) if not killed_for_timeout else 1.0)
+        for fd in ready:
+            if fd == pidfd:
+                _, status = os.waitpid(pid, 0)
+            elif not open_fds[fd].drain():
+                del open_fds[fd]
+    for s in streams:
+        s.drain()
+    elapsed = time.monotonic() - start
+
+    result = {"type": "result", "stdout": streams[0].text(), "stderr": streams[1].text(),
+              "exec_ms": int(elapsed * 1000), "success": False, "text": "", "error": None}
+    meta = None
+    if streams[2].buf and not streams[2].dropped:
+        try:
+            meta = json.loads(streams[2].buf)
+        except ValueError:
+            meta = None
+    if isinstance(meta, dict):
+        for k in ("success", "text", "error", "timed_out", "scratch_full", "memory_error", "pids_exhausted"):
+            if k in meta:
+                result[k] = meta[k]
+    if killed_for_timeout:
+        result["timed_out"] = True
+        result["success"] = False
+    elif meta is None:
+        result["success"] = False
+        if os.WIFSIGNALED(status):
+            result["signal"] = os.WTERMSIG(status)
+        else:
+            result["exit_code"] = os.WEXITSTATUS(status)
+    collect_artifacts(inputs, result)
+    send_frame(res_w, result)
+    os._exit(0)
+
+
+# ---- the zygote ------------------------------------------------------------------------
+
+
+class Prefork:
+    def __init__(self, pid, job_w, res_r):
+        self.pid, self.job_w, self.res_r = pid, job_w, res_r
+
+
+def spawn(ctrl):
+    job_r, job_w = os.pipe()
+    res_r, res_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            keep_fds({job_r, res_w})
+            supervisor(job_r, res_w)
+        except BaseException:
+            traceback.print_exc()
+        os._exit(70)
+    os.close(job_r)
+    os.close(res_w)
+    return Prefork(pid, job_w, res_r)
+
+
+def reap(p):
+    for fd in (p.job_w, p.res_r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.waitpid(p.pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ctrl_in, ctrl_out = os.dup(0), os.dup(1)
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(2, 1)  # stray prints from libraries go to the log, not the protocol
+    os.close(null)
+    keep_fds({ctrl_in, ctrl_out})
+    warm_up()
+    nxt = spawn(ctrl_out)
+    mark = os.read(nxt.res_r, 1)
+    if mark != b"R":
+        msg = "sandbox job setup failed"
+        try:
+            msg = json.loads(read_frame_raw(nxt.res_r))["message"]
+        except Exception:
+            pass
+        send_frame(ctrl_out, {"type": "fatal", "message": msg})
+        return
+    nxt.ready = True
+    send_frame(ctrl_out, {"type": "ready", "plotlyjs": plotly.offline.get_plotlyjs_version(),
+                          "seccomp": __import__("platform").machine() == "x86_64"})
+    while True:
+        if not getattr(nxt, "ready", False):
+            # Tell the Go side when the next job process is warm, so Acquire can prefer
+            # sandboxes that will start a job at once.
+            readable, _, _ = select.select([ctrl_in, nxt.res_r], [], [])
+            if nxt.res_r in readable:
+                if os.read(nxt.res_r, 1) == b"R":
+                    nxt.ready = True
+                    send_frame(ctrl_out, {"type": "armed"})
+                    continue
+                msg = "sandbox job setup failed"
+                try:
+                    msg = json.loads(read_frame_raw(nxt.res_r))["message"]
+                except Exception:
+                    pass
+                send_frame(ctrl_out, {"type": "fatal", "message": msg})
+                return
+        try:
+            frame = read_frame_raw(ctrl_in)
+        except EOFError:
+            return
+        cur = nxt
+        try:
+            if not getattr(cur, "ready", False):
+                if os.read(cur.res_r, 1) != b"R":
+                    raise RuntimeError(json.loads(read_frame_raw(cur.res_r)).get("message", "setup failed"))
+            write_all(cur.job_w, struct.pack(">I", len(frame)) + frame)
+            result = read_frame_raw(cur.res_r)
+            write_all(ctrl_out, struct.pack(">I", len(result)) + result)
+        except Exception as e:
+            send_frame(ctrl_out, {"type": "lost", "message": "job supervisor failed: %s" % e})
+        reap(cur)
+        nxt = spawn(ctrl_out)  # ahead of demand: warms while the caller handles the result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// zygote is one running sandbox: bwrap and the runner inside it, with the control
+// channel on its stdin/stdout.
+type zygote struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	frames chan []byte   // frames read from the runner
+	done   chan struct{} // closed when the process has exited and been reaped
+	cg     *cgroup       // nil when limits are rlimits only
+	stderr *tailBuffer
+	armed  atomic.Bool // the runner's next job process is forked and warm
+
+	killOnce sync.Once
+}
+
+// startZygote starts a sandbox and waits until its runner reports ready.
+func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolConfig, res sandbox.Resources) (*zygote, error) {
+	cg, cgErr := newCgroup(opts.CgroupRoot, id, res)
+	rc := runnerConfig{
+		Network:          cfg.Network == sandbox.NetworkEgress,
+		Cgroup:           cgErr == nil,
+		PlotlyJS:         cfg.PlotlyJSURL,
+		MaxOutputBytes:   opts.MaxOutputBytes,
+		MaxArtifacts:     opts.MaxArtifacts,
+		MaxArtifactBytes: opts.MaxArtifactBytes,
+		GraceSeconds:     opts.GraceTime.Seconds(),
+		Limits: runnerLimits{
+			MemoryBytes:  res.MemoryBytes,
+			Pids:         res.Pids,
+			ScratchBytes: res.ScratchBytes,
+			FileBytes:    res.ScratchBytes,
+		},
+	}
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		_ = cg.remove()
+		return nil, err
+	}
+	blockR, blockW, err := os.Pipe()
+	if err != nil {
+		infoR.Close()
+		infoW.Close()
+		_ = cg.remove()
+		return nil, err
+	}
+	defer infoR.Close()
+	defer blockW.Close()
+
+	cmd := exec.Command(opts.Bwrap, bwrapArgs(opts, cfg, res, rc)...)
+	cmd.Env = sandboxEnv()
+	cmd.ExtraFiles = []*os.File{infoW, blockR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(opts.UID), Gid: uint32(opts.GID), Groups: []uint32{}}
+	}
+	z := &zygote{cmd: cmd, frames: make(chan []byte, 1), done: make(chan struct{}), cg: cg, stderr: newTailBuffer(16 << 10)}
+	cmd.Stderr = z.stderr
+	// A plain pipe rather than StdoutPipe: Wait must not close it before the last
+	// frame (say, a fatal message just before exit) has been read.
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		return nil, z.fail(err)
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			stdout.Close()
+		}
+	}()
+	cmd.Stdout = stdoutW
+	if z.stdin, err = cmd.StdinPipe(); err != nil {
+		stdoutW.Close()
+		return nil, z.fail(err)
+	}
+	err = cmd.Start()
+	infoW.Close()
+	blockR.Close()
+	stdoutW.Close()
+	if err != nil {
+		_ = cg.remove()
+		return nil, fmt.Errorf("start %s: %w", opts.Bwrap, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(z.done)
+	}()
+
+	// bwrap has created the namespaces and is blocked on fd 4: move it and its child
+	// into the cgroup before anything inside can fork.
+	var info struct {
+		ChildPid int `json:"child-pid"`
+	}
+	if err := json.NewDecoder(infoR).Decode(&info); err != nil {
+		return nil, z.fail(fmt.Errorf("bwrap did not start the sandbox: %w", err))
+	}
+	if cg != nil {
+		for _, pid := range []int{cmd.Process.Pid, info.ChildPid} {
+			if err := cg.add(pid); err != nil {
+				return nil, z.fail(err)
+			}
+		}
+	}
+	if _, err := blockW.Write([]byte{1}); err != nil {
+		return nil, z.fail(fmt.Errorf("unblock sandbox: %w", err))
+	}
+	go z.readFrames(stdout, frameLimit(opts))
+	handedOff = true
+
+	timer := time.NewTimer(opts.StartTimeout)
+	defer timer.Stop()
+	select {
+	case frame, ok := <-z.frames:
+		if !ok {
+			return nil, z.fail(errors.New("sandbox exited during start"))
+		}
+		var msg struct{ Type, Message string }
+		if err := json.Unmarshal(frame, &msg); err != nil || msg.Type != "ready" {
+			return nil, z.fail(fmt.Errorf("sandbox failed to start: %s", msg.Message))
+		}
+		z.armed.Store(true) // the runner reports ready only once its first job process is warm
+		return z, nil
+	case <-timer.C:
+		return nil, z.fail(fmt.Errorf("sandbox not ready after %s", opts.StartTimeout))
+	case <-ctx.Done():
+		return nil, z.fail(ctx.Err())
+	}
+}
+
+// fail kills a half-started sandbox and returns err with its stderr for context.
+func (z *zygote) fail(err error) error {
+	z.kill()
+	if tail := strings.TrimSpace(z.stderr.String()); tail != "" {
+		return fmt.Errorf("%w; sandbox stderr: %s", err, tail)
+	}
+	return err
+}
+
+func frameLimit(opts Options) int {
+	return int(opts.MaxArtifactBytes)*2 + opts.MaxOutputBytes*8 + 4<<20
+}
+
+// armedFrame is the runner's notice that its next job process is warm (json.dumps form).
+var armedFrame = []byte(`{"type": "armed"}`)
+
+// readFrames forwards frames until the stream ends; then it closes z.frames.
+func (z *zygote) readFrames(r *os.File, limit int) {
+	defer close(z.frames)
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(hdr[:]))
+		if n > limit {
+			z.kill() // a runner that breaks the protocol is not trusted further
+			return
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return
+		}
+		if bytes.Equal(buf, armedFrame) {
+			z.armed.Store(true)
+			continue
+		}
+		z.frames <- buf
+	}
+}
+
+func (z *zygote) send(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	z.armed.Store(false)
+	buf := make([]byte, 4+len(data))
+	binary.BigEndian.PutUint32(buf, uint32(len(data)))
+	copy(buf[4:], data)
+	_, err = z.stdin.Write(buf)
+	return err
+}
+
+// alive reports whether the process is still running.
+func (z *zygote) alive() bool {
+	select {
+	case <-z.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill ends the sandbox and every process in it, and removes its cgroup.
+func (z *zygote) kill() {
+	z.killOnce.Do(func() {
+		if z.cmd.Process != nil {
+			_ = z.cmd.Process.Kill()
+		}
+		if z.stdin != nil {
+			_ = z.stdin.Close()
+		}
+		if z.cmd.Process != nil {
+			select {
+			case <-z.done:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		_ = z.cg.remove()
+	})
+}
+
+// tailBuffer keeps the last bytes written to it (the sandbox's diagnostic output).
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
