@@ -1,0 +1,211 @@
+package local
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// abuseLimits are small so each abuse case hits its limit quickly.
+var abuseLimits = sandbox.Resources{MemoryBytes: 512 << 20, Pids: 64, ScratchBytes: 16 << 20, CPUMillis: 1000}
+
+// TestAbuse runs hostile programs through one pool with a single sandbox, so every case
+// also proves the next request on the same (recycled) sandbox still works. Each must
+// end in a clear error or a harmless result, in bounded time, with the host unaffected.
+func TestAbuse(t *testing.T) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits},
+		Options{MaxOutputBytes: 64 << 10, GraceTime: time.Second})
+
+	// Host-side canaries: a process, a listener and a secret file in our working dir.
+	canary := exec.Command("sleep", "3600")
+	if err := canary.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = canary.Process.Kill(); _ = canary.Wait() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	secretDir := t.TempDir()
+	secretFile := filepath.Join(secretDir, "operator-secret.txt")
+	if err := os.WriteFile(secretFile, []byte(canaryEnvValue), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cwd, _ := os.Getwd()
+	leftoverMarker := fmt.Sprintf("vizops-leftover-%d", time.Now().UnixNano())
+
+	type outcome struct {
+		errName  string // expected Error.Name; "" means success
+		anyError bool   // any failure is fine (the attempt must simply not work)
+		stdout   string // must appear in stdout
+	}
+	tests := []struct {
+		name    string
+		code    string
+		timeout time.Duration
+		want    outcome
+	}{
+		{"read /etc/shadow", "print(open('/etc/shadow').read())", 0, outcome{errName: "FileNotFoundError"}},
+		{"read the service account token", "print(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read())", 0, outcome{errName: "FileNotFoundError"}},
+		{"read the operator's files", fmt.Sprintf("import os\nprint(os.listdir(%q))\nprint(open(%q).read())", cwd, secretFile), 0, outcome{errName: "FileNotFoundError"}},
+		{"read the environment", `import os, glob
+print(dict(os.environ))
+for f in glob.glob('/proc/*/environ'):
+    try: print(f, open(f, 'rb').read())
+    except OSError as e: print(f, e)
+print('env-done')`, 0, outcome{stdout: "env-done"}},
+		{"list host processes", "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))", 0, outcome{stdout: "[1]"}},
+		{"connect to the host's loopback listener", fmt.Sprintf("import socket\nsocket.create_connection(('127.0.0.1', %d), timeout=3)", port), 0, outcome{anyError: true}},
+		{"connect outside", "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)", 0, outcome{anyError: true}},
+		{"cloud metadata endpoint", "import socket\nsocket.create_connection(('169.254.169.254', 80), timeout=3)", 0, outcome{anyError: true}},
+		{"DNS lookup", "import socket\nsocket.getaddrinfo('example.com', 80)", 0, outcome{errName: "gaierror"}},
+		{"fork bomb", "import os\nwhile True:\n    os.fork()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}},
+		{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}},
+		{"memory bomb", "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", 30 * time.Second, outcome{errName: ErrNameMemoryLimitExceeded}},
+		{"infinite loop", "while True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}},
+		{"infinite loop that ignores the alarm", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}},
+		{"disk fill", "with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", 20 * time.Second, outcome{errName: ErrNameScratchLimitExceeded}},
+		{"write outside scratch", `import os
+for path in ['/usr/evil', '/etc/evil', '/evil', '/dev/evil', '/dev/shm/evil', '/opt/vizops/mplcache/evil', '/proc/sys/kernel/hostname']:
+    try:
+        open(path, 'w').write('x')
+        print('WROTE', path)
+    except OSError as e:
+        print('refused', path, e.errno)
+print('writes-done')`, 0, outcome{stdout: "writes-done"}},
+		{"kill a host process", fmt.Sprintf("import os\nos.kill(%d, 9)", canary.Process.Pid), 0, outcome{errName: "ProcessLookupError"}},
+		{"kill -1", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('still here')", 0, outcome{anyError: true}},
+		{"megabytes of output", "import sys\nfor _ in range(50):\n    sys.stdout.write('y' * (1 << 20))\nprint('out-done')", 0, outcome{}},
+		{"ptrace and process_vm_readv", `import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+print('ptrace', libc.ptrace(16, 1, 0, 0), ctypes.get_errno())  # PTRACE_ATTACH to pid 1
+print('traceme', libc.ptrace(0, 0, 0, 0), ctypes.get_errno())
+print('unshare', libc.unshare(0x10000000), ctypes.get_errno())
+print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())
+print('vmread', libc.process_vm_readv(1, 0, 0, 0, 0, 0), ctypes.get_errno())
+print('syscalls-done')`, 0, outcome{stdout: "ptrace -1 1\ntraceme -1 1\nunshare -1 1\nmount -1 1\nvmread -1 1\nsyscalls-done"}},
+		{"plant a FIFO and a symlink as outputs", "import os\nos.mkfifo('plot.png')\nos.symlink('/etc/passwd', 'passwd.txt')\nprint('planted')", 0, outcome{stdout: "planted"}},
+		{"leave a process and files behind", fmt.Sprintf(`import subprocess, os
+subprocess.Popen(['/usr/bin/python3', '-c', 'import time; time.sleep(600)', %q], start_new_session=True)
+open('/tmp/left.txt', 'w').write('secret-from-previous-job')
+open('left.txt', 'w').write('secret-from-previous-job')
+print('left')`, leftoverMarker), 0, outcome{stdout: "left"}},
+		{"find what the previous job left", fmt.Sprintf(`import os, glob
+found = []
+for d in ['/proc/%%s/cmdline' %% p for p in os.listdir('/proc') if p.isdigit()]:
+    try:
+        if %q in open(d).read(): found.append(d)
+    except OSError: pass
+for f in ['/tmp/left.txt', '/tmp/work/left.txt'] + glob.glob('/tmp/**/left.txt', recursive=True):
+    if os.path.exists(f): found.append(f)
+print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := runJob(t, p, sandbox.Request{Code: tc.code, Timeout: tc.timeout})
+			bound := 15 * time.Second
+			if tc.timeout > 0 {
+				bound = tc.timeout + 15*time.Second
+			}
+			if took := time.Since(start); took > bound {
+				t.Errorf("took %s, more than %s", took, bound)
+			}
+			all := r.Stdout + r.Stderr + r.Text + fmt.Sprint(r.Error)
+			for _, f := range r.Files {
+				all += string(f.Data)
+			}
+			if strings.Contains(all, canaryEnvValue) {
+				t.Errorf("the operator's secret leaked into the result:\n%s", all[:min(len(all), 2000)])
+			}
+			if strings.Contains(r.Stdout, "WROTE") {
+				t.Errorf("a write outside scratch succeeded:\n%s", r.Stdout)
+			}
+			switch {
+			case tc.want.anyError:
+				if r.Success {
+					t.Errorf("succeeded, want a failure; stdout %q", r.Stdout)
+				}
+			case errName(r) != tc.want.errName:
+				t.Errorf("error %q (%+v), want %q\nstdout: %.2000s\nstderr: %.2000s", errName(r), r.Error, tc.want.errName, r.Stdout, r.Stderr)
+			}
+			if tc.want.errName != "" && r.Error != nil && r.Error.Value == "" {
+				t.Errorf("error %s has no message", r.Error.Name)
+			}
+			if !strings.Contains(r.Stdout, tc.want.stdout) {
+				t.Errorf("stdout %.2000q does not contain %q", r.Stdout, tc.want.stdout)
+			}
+			if len(r.Stdout) > 64<<10+100 || len(r.Stderr) > 64<<10+100 {
+				t.Errorf("output not capped: stdout %d, stderr %d bytes", len(r.Stdout), len(r.Stderr))
+			}
+			for _, f := range r.Files {
+				if f.Name == "plot.png" || f.Name == "passwd.txt" {
+					t.Errorf("artifact %s is a FIFO or symlink the job planted", f.Name)
+				}
+			}
+			// The host is unaffected and the pool serves the next request.
+			if !signalAlive(canary.Process.Pid) {
+				t.Fatal("the host canary process was killed")
+			}
+			if pid := hostProcessWithArg(leftoverMarker); pid != 0 {
+				t.Errorf("process %d left by a job survives on the host", pid)
+			}
+			if next := runJob(t, p, sandbox.Request{Code: "6 * 7"}); !next.Success || next.Text != "42" {
+				t.Errorf("next request on the pool: success %v text %q error %+v", next.Success, next.Text, next.Error)
+			}
+		})
+	}
+	select {
+	case <-accepted:
+		t.Error("a sandbox connected to the host's loopback listener")
+	default:
+	}
+	if got := p.Status().Total; got != 1 {
+		t.Errorf("pool has %d sandboxes, want 1 (no runaway creation)", got)
+	}
+}
+
+// TestAbuseWithoutCgroups checks the rlimit fallback: with no cgroup, memory and
+// process bombs still end with the limit's error.
+func TestAbuseWithoutCgroups(t *testing.T) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: "none"})
+	tests := map[string]struct {
+		code string
+		want string
+	}{
+		"memory bomb": {"chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", ErrNameMemoryLimitExceeded},
+		"fork bomb":   {"import os\nwhile True:\n    os.fork()", ErrNameProcessLimitExceeded},
+		"disk fill":   {"with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", ErrNameScratchLimitExceeded},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := runJob(t, p, sandbox.Request{Code: tc.code, Timeout: 20 * time.Second})
+			if errName(r) != tc.want {
+				t.Errorf("error %q (%+v), want %q", errName(r), r.Error, tc.want)
+			}
+			if next := runJob(t, p, sandbox.Request{Code: "6 * 7"}); next.Text != "42" {
+				t.Errorf("next request: %+v", next.Error)
+			}
+		})
+	}
+}
