@@ -57,9 +57,15 @@ func closeAndCheck(t testing.TB, p *Pool) {
 	if err := p.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
+	// Killed processes take a moment to be reaped: wait for that, with a bound.
+	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
+		for processExists(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if processExists(pid) {
-			t.Errorf("process %d of pool %s still alive after Close", pid, p.tag)
+			stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			t.Errorf("process %d of pool %s still alive after Close: %s", pid, p.tag, stat)
 		}
 	}
 	for _, ctrl := range []string{"memory", "pids", "cpu"} {
