@@ -27,7 +27,6 @@ const (
 	pythonTimeout = 90 * time.Second
 )
 
-
 type barInfo struct {
 	N          int       `json:"n"`
 	Horizontal bool      `json:"horizontal"`

@@ -56,7 +56,7 @@ func TestFromTemplateRuns(t *testing.T) {
 			Title: "Treatment effectiveness", XLabel: "Treatment", YLabel: "Effectiveness (%)",
 			Labels: []string{"Hydroxyurea", "Voxelotor", "Crizanlizumab", "L-glutamine"}, Values: []float64{85, 70, 75, 40},
 		}},
-		"csv": {det: detect.Result{Title: "From the data"}, csv: []byte(csvMixed)},
+		"csv":          {det: detect.Result{Title: "From the data"}, csv: []byte(csvMixed)},
 		"illustrative": {det: detect.Result{Title: "Nothing given"}},
 	}
 	for _, chart := range allCharts {
