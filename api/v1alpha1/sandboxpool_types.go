@@ -38,14 +38,15 @@ type SandboxPoolSpec struct {
 	// default), Kubernetes (hardened Pods) or E2B (the E2B cloud API).
 	// +optional
 	// +kubebuilder:default=Local
-	Backend Backend `json:"backend"`
+	Backend Backend `json:"backend,omitempty"`
 
-	// minReady is how many sandboxes are kept warm, ready to claim (0 to 100).
+	// minReady is how many sandboxes are kept warm, ready to claim (0 to 100). A
+	// pointer, because 0 (no warm sandboxes) is a valid choice distinct from unset.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	// +kubebuilder:default=1
-	MinReady int32 `json:"minReady"`
+	MinReady *int32 `json:"minReady,omitempty"`
 
 	// maxSandboxes caps the sandboxes of this pool, warm and busy together, and so
 	// the requests it runs at once (1 to 1000). Requests over the cap wait, Queued.
@@ -53,7 +54,7 @@ type SandboxPoolSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +kubebuilder:default=10
-	MaxSandboxes int32 `json:"maxSandboxes"`
+	MaxSandboxes int32 `json:"maxSandboxes,omitempty"`
 
 	// resources limit each sandbox.
 	// +optional

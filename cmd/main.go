@@ -1,0 +1,118 @@
+// Command manager runs the vizops operator: the VisualizationRequest and SandboxPool
+// controllers, the admission queue and the executor. Flags and wiring only.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/controller"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/local"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(vizv1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr string
+		leaderElect            bool
+		globalCap              int
+		providersConfig        string
+		python, bwrap          string
+		plotlyJSURL            string
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election, so only one replica runs executions.")
+	flag.IntVar(&globalCap, "max-concurrent-executions", 10, "Operator-wide cap on executions running at once, across all pools.")
+	flag.StringVar(&providersConfig, "providers-config", "", "Path of the model providers file (YAML). Empty: built-in templates only.")
+	flag.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter of Local sandboxes (must have matplotlib, numpy, pandas, seaborn, plotly).")
+	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
+	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme: scheme,
+		Metrics: metricsserver.Options{
+			BindAddress: metricsAddr,
+			// HTTP/2 is off: it has had rapid-reset CVEs, and metrics do not need it.
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		},
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "viz-operator.vizops.io",
+	})
+	if err != nil {
+		log.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+
+	pools := sandbox.NewRegistry()
+	localOpts := local.Options{Python: python, Bwrap: bwrap}
+	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		return local.NewPool(cfg, localOpts)
+	})
+	defer pools.Close()
+
+	pipeline, err := newPipeline(providersConfig, mgr)
+	if err != nil {
+		log.Error(err, "invalid model providers configuration", "path", providersConfig)
+		os.Exit(1)
+	}
+
+	if err := (&controller.SandboxPoolReconciler{
+		Client:             mgr.GetClient(),
+		Recorder:           mgr.GetEventRecorder("sandboxpool-controller"),
+		Pools:              pools,
+		DefaultPlotlyJSURL: plotlyJSURL,
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to set up the SandboxPool controller")
+		os.Exit(1)
+	}
+	if err := (&controller.VisualizationRequestReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
+		Pools:    pools,
+		Queue:    admission.NewQueue(globalCap),
+		Executor: controller.NewExecutor(),
+		Pipeline: pipeline,
+	}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to set up the VisualizationRequest controller")
+		os.Exit(1)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the ready check")
+		os.Exit(1)
+	}
+	log.Info("starting the manager", "maxConcurrentExecutions", globalCap)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "the manager stopped with an error")
+		os.Exit(1)
+	}
+}

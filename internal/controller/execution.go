@@ -1,0 +1,236 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/codegen"
+	"github.com/vizops/viz-operator/internal/detect"
+	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// ExecFunc runs code in a claimed sandbox.
+type ExecFunc func(ctx context.Context, code string) (*sandbox.Result, error)
+
+// Job is what a Pipeline works from.
+type Job struct {
+	Input codegen.Input
+	// Model is spec.model ("provider/model"); empty means templates only.
+	Model string
+}
+
+// Outcome is what a Pipeline produced.
+type Outcome struct {
+	Code           codegen.Code
+	Path           codegen.Path
+	ModelAttempts  int
+	FallbackReason string
+	Result         *sandbox.Result
+	// Detection is set when a model refined the keyword detection.
+	Detection *detect.Result
+}
+
+// Pipeline generates code for a job and runs it with exec (repairing and falling back
+// as codegen decides). Errors satisfying terminalError end the request; others are
+// transient (retried).
+type Pipeline interface {
+	Run(ctx context.Context, job Job, exec ExecFunc) (Outcome, error)
+}
+
+// TemplatePipeline runs the built-in template of the detected chart type: the path
+// when no model provider is configured.
+type TemplatePipeline struct{}
+
+// Run implements Pipeline.
+func (TemplatePipeline) Run(ctx context.Context, job Job, exec ExecFunc) (Outcome, error) {
+	code, err := codegen.FromTemplate(job.Input)
+	if err != nil {
+		return Outcome{}, err
+	}
+	res, err := exec(ctx, code.Code)
+	return Outcome{Code: code, Path: codegen.PathTemplate, Result: res}, err
+}
+
+// reconcileExecution starts the request's execution once it holds a slot, or notices
+// that an execution status says is running is not running here (the operator
+// restarted mid-run) and retries it with the attempt counted.
+func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context, s *scope) (bool, error) {
+	key := reqKey(s.vr)
+	if r.Executor.Running(key) {
+		return true, nil
+	}
+	st := &s.vr.Status
+	if meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) {
+		// Status says running, but no execution exists in this process.
+		r.retryOrFail(s, "SandboxLost", errors.New("the operator restarted while the code was running"))
+		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
+		return true, nil
+	}
+
+	pk := poolKey(s.vr)
+	pool, backend, ok := r.Pools.Get(pk.String())
+	if !ok {
+		return r.poolNotLive(ctx, s, pk)
+	}
+	files, err := r.inputFiles(ctx, s.vr)
+	if err != nil {
+		msg := err.Error()
+		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, vizv1.ReasonDataNotFound, msg, true)
+		s.finish(vizv1.PhaseFailed, vizv1.ReasonDataNotFound, msg)
+		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
+		return true, nil
+	}
+
+	st.Attempts++
+	st.NextRetryTime = nil
+	now := metav1.NewTime(s.now)
+	if st.StartTime == nil {
+		st.StartTime = &now
+	}
+	st.Execution = &vizv1.ExecutionStatus{Backend: backend, StartTime: &now}
+	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionTrue, reasonAdmitted,
+		fmt.Sprintf("running in pool %s (attempt %d of %d)", pk, st.Attempts, s.vr.Spec.MaxAttempts), false)
+	s.setCondition(vizv1.ConditionExecuted, metav1.ConditionUnknown, reasonRunning, "the code is being generated and run", false)
+
+	job := r.job(s.vr, files)
+	owner := key.String()
+	timeout := secondsDuration(s.vr.Spec.TimeoutSeconds)
+	formats := sandboxFormats(s.vr.Spec.OutputFormats)
+	exec := func(ctx context.Context, code string) (*sandbox.Result, error) {
+		start := time.Now()
+		sb, err := pool.Acquire(ctx, owner)
+		metrics.SandboxAcquireSeconds.WithLabelValues(backend).Observe(time.Since(start).Seconds())
+		if err != nil {
+			return nil, err
+		}
+		defer pool.Release(sb)
+		res, err := sb.Execute(ctx, sandbox.Request{Code: code, Files: files, Timeout: timeout, Formats: formats})
+		outcome := "error"
+		if err == nil {
+			outcome = resultOutcome(res)
+			metrics.ExecutionSeconds.WithLabelValues(backend, outcome).Observe(res.ExecutionTime.Seconds())
+		}
+		return res, err
+	}
+	attempt := st.Attempts
+	pipeline, userCode := r.Pipeline, s.vr.Spec.Code
+	s.afterPatch = append(s.afterPatch, func() {
+		r.Executor.Submit(key, attempt, func(ctx context.Context) (Outcome, error) {
+			if userCode != "" {
+				res, err := exec(ctx, userCode)
+				return Outcome{Code: codegen.Code{Code: userCode, Source: codegen.SourceUser}, Path: codegen.PathUser, Result: res}, err
+			}
+			return pipeline.Run(ctx, job, exec)
+		})
+	})
+	logf.FromContext(ctx).Info("execution starting", "pool", pk.String(), "attempt", attempt, "backend", backend)
+	return true, nil
+}
+
+// poolNotLive handles an admitted request whose pool has no live sandboxes behind it:
+// still starting (wait), or its backend failed (a failed attempt, so it cannot wait
+// forever).
+func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *scope, pk types.NamespacedName) (bool, error) {
+	key := reqKey(s.vr)
+	pool := &vizv1.SandboxPool{}
+	if err := r.Get(ctx, pk, pool); err != nil {
+		return true, client404(err)
+	}
+	ready, msg := poolReady(pool)
+	c := meta.FindStatusCondition(pool.Status.Conditions, vizv1.PoolConditionReady)
+	if ready || c == nil {
+		// The pool controller has not made it yet; it wakes us when it does.
+		s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, reasonPoolNotReady,
+			fmt.Sprintf("waiting for SandboxPool %s to start its sandboxes", pk), false)
+		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
+		s.result.RequeueAfter = 2 * time.Second
+		return true, nil
+	}
+	s.vr.Status.Attempts++
+	r.retryOrFail(s, c.Reason, fmt.Errorf("SandboxPool %s is not ready: %s", pk, msg))
+	s.afterPatch = append(s.afterPatch, func() { r.release(key) })
+	return true, nil
+}
+
+// job builds the pipeline's input from the spec and the pool's packages.
+func (r *VisualizationRequestReconciler) job(vr *vizv1.VisualizationRequest, files []sandbox.File) Job {
+	in := codegen.Input{Prompt: vr.Spec.Prompt}
+	if vr.Spec.Prompt != "" {
+		// Status keeps a summary; templates need the full result (labels, values).
+		in.Detection = detect.Detect(vr.Spec.Prompt)
+	}
+	for _, f := range files {
+		if f.Name == codegen.DataFile {
+			in.CSV = f.Data
+		}
+	}
+	for _, f := range vr.Spec.OutputFormats {
+		in.Formats = append(in.Formats, string(f))
+	}
+	return Job{Input: in, Model: vr.Spec.Model}
+}
+
+// inputFiles loads spec.data as data.csv.
+func (r *VisualizationRequestReconciler) inputFiles(ctx context.Context, vr *vizv1.VisualizationRequest) ([]sandbox.File, error) {
+	d := vr.Spec.Data
+	switch {
+	case d == nil:
+		return nil, nil
+	case d.CSV != nil:
+		return []sandbox.File{{Name: codegen.DataFile, Data: []byte(*d.CSV)}}, nil
+	case d.ConfigMapKeyRef != nil:
+		ref := d.ConfigMapKeyRef
+		cm := &corev1.ConfigMap{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: vr.Namespace, Name: ref.Name}, cm); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("ConfigMap %s/%s named in spec.data.configMapKeyRef does not exist; create it with the CSV under key %q", vr.Namespace, ref.Name, ref.Key)
+			}
+			return nil, err
+		}
+		if v, ok := cm.Data[ref.Key]; ok {
+			return []sandbox.File{{Name: codegen.DataFile, Data: []byte(v)}}, nil
+		}
+		if v, ok := cm.BinaryData[ref.Key]; ok {
+			return []sandbox.File{{Name: codegen.DataFile, Data: v}}, nil
+		}
+		return nil, fmt.Errorf("ConfigMap %s/%s has no key %q (spec.data.configMapKeyRef.key)", vr.Namespace, ref.Name, ref.Key)
+	}
+	return nil, nil
+}
+
+func sandboxFormats(in []vizv1.OutputFormat) []sandbox.Format {
+	out := make([]sandbox.Format, 0, len(in))
+	for _, f := range in {
+		out = append(out, sandbox.Format(f))
+	}
+	if len(out) == 0 {
+		out = append(out, sandbox.FormatPNG)
+	}
+	return out
+}
+
+func resultOutcome(res *sandbox.Result) string {
+	switch {
+	case res == nil:
+		return "error"
+	case res.TimedOut:
+		return "timeout"
+	case res.Success:
+		return "success"
+	default:
+		return "code_error"
+	}
+}
+
+func secondsDuration(s int32) time.Duration { return time.Duration(s) * time.Second }

@@ -1,0 +1,159 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// SandboxPoolReconciler keeps a live sandbox pool for each SandboxPool and reports its
+// state in status.
+type SandboxPoolReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Pools    *sandbox.Registry
+	// StatusInterval is how often a pool's live counts are written to status.
+	StatusInterval time.Duration
+	// DefaultPlotlyJSURL is used when a pool does not set spec.plotlyJSURL.
+	DefaultPlotlyJSURL string
+}
+
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools/status,verbs=get;update;patch
+
+// Reconcile makes or resizes the pool's sandboxes and writes its status.
+func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	sp := &vizv1.SandboxPool{}
+	if err := r.Get(ctx, req.NamespacedName, sp); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted: its sandboxes go; running executions fail and are retried.
+			return ctrl.Result{}, r.Pools.Remove(req.String())
+		}
+		return ctrl.Result{}, err
+	}
+	if !sp.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.Pools.Remove(req.String())
+	}
+	before := sp.DeepCopy()
+	now := metav1.NewTime(r.Clock.Now())
+
+	cfg, err := poolConfig(sp, r.DefaultPlotlyJSURL)
+	var pool sandbox.Pool
+	if err == nil {
+		pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, nil)
+	}
+	cond := metav1.Condition{Type: vizv1.PoolConditionReady, ObservedGeneration: sp.Generation, LastTransitionTime: now}
+	switch {
+	case errors.Is(err, sandbox.ErrBackendNotImplemented):
+		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendNotImplemented
+		cond.Message = fmt.Sprintf("the %s backend is not implemented in this version of vizops; use backend Local", sp.Spec.Backend)
+	case err != nil:
+		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendUnavailable
+		cond.Message = err.Error()
+	default:
+		cond.Status, cond.Reason = metav1.ConditionTrue, vizv1.ReasonPoolReady
+		cond.Message = fmt.Sprintf("%s pool running: %d warm sandbox(es) wanted, at most %d", sp.Spec.Backend, ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes)
+		writePoolStatus(&sp.Status, pool.Status())
+	}
+	if err != nil {
+		log.Error(err, "sandbox pool unavailable")
+		sp.Status.Ready, sp.Status.Busy, sp.Status.Starting, sp.Status.Total, sp.Status.Sandboxes = 0, 0, 0, 0, nil
+	}
+	prev := meta.FindStatusCondition(sp.Status.Conditions, vizv1.PoolConditionReady)
+	if prev == nil || prev.Status != cond.Status || prev.Reason != cond.Reason {
+		kind := "Normal"
+		if cond.Status != metav1.ConditionTrue {
+			kind = "Warning"
+		}
+		r.Recorder.Eventf(sp, nil, kind, cond.Reason, "Reconcile", "%s", cond.Message)
+	}
+	meta.SetStatusCondition(&sp.Status.Conditions, cond)
+	sp.Status.ObservedGeneration = sp.Generation
+	if !equality.Semantic.DeepEqual(before.Status, sp.Status) {
+		if err := r.Status().Patch(ctx, sp, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
+}
+
+// poolConfig turns a SandboxPool spec into the backend-neutral pool config.
+func poolConfig(sp *vizv1.SandboxPool, defaultPlotly string) (sandbox.PoolConfig, error) {
+	cfg := sandbox.PoolConfig{
+		MinReady:     int(ptr.Deref(sp.Spec.MinReady, 1)),
+		MaxSandboxes: int(sp.Spec.MaxSandboxes),
+		Network:      sandbox.Network(sp.Spec.Network),
+		PlotlyJSURL:  sp.Spec.PlotlyJSURL,
+		OnSandboxStarted: func(d time.Duration) {
+			metrics.SandboxCreationSeconds.WithLabelValues(string(sp.Spec.Backend)).Observe(d.Seconds())
+		},
+	}
+	if cfg.PlotlyJSURL == "" {
+		cfg.PlotlyJSURL = defaultPlotly
+	}
+	if cfg.Network == "" {
+		cfg.Network = sandbox.NetworkNone
+	}
+	res := sp.Spec.Resources
+	if res.CPU != nil {
+		cfg.Resources.CPUMillis = res.CPU.MilliValue()
+	}
+	if res.Memory != nil {
+		cfg.Resources.MemoryBytes = res.Memory.Value()
+	}
+	if res.Pids != nil {
+		cfg.Resources.Pids = int64(*res.Pids)
+	}
+	if res.Scratch != nil {
+		cfg.Resources.ScratchBytes = res.Scratch.Value()
+	}
+	if sp.Spec.Backend == vizv1.BackendLocal && cfg.Network == sandbox.NetworkEgress {
+		return cfg, errors.New("network Egress is not supported by the Local backend (its sandboxes have no network at all); use network None")
+	}
+	return cfg, nil
+}
+
+// writePoolStatus copies live counts, listing at most 100 sandboxes.
+func writePoolStatus(st *vizv1.SandboxPoolStatus, ps sandbox.PoolStatus) {
+	st.Ready, st.Busy, st.Starting, st.Total = int32(ps.Ready), int32(ps.Busy), int32(ps.Starting), int32(ps.Total)
+	st.Sandboxes = nil
+	for i, sb := range ps.Sandboxes {
+		if i == 100 {
+			break
+		}
+		since := metav1.NewTime(sb.Since.Truncate(time.Second)) // status keeps seconds: compare like with like
+		st.Sandboxes = append(st.Sandboxes, vizv1.SandboxState{ID: sb.ID, State: string(sb.State), Since: &since, RequestRef: sb.Owner})
+	}
+}
+
+// SetupWithManager wires the controller.
+func (r *SandboxPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.StatusInterval == 0 {
+		r.StatusInterval = 5 * time.Second
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&vizv1.SandboxPool{}).
+		Named("sandboxpool").
+		Complete(r)
+}

@@ -1,0 +1,132 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/metrics"
+)
+
+// scope is one reconcile pass over one request: the object as read, the object as it
+// will be written, and what to do after the single status write.
+type scope struct {
+	before     *vizv1.VisualizationRequest
+	vr         *vizv1.VisualizationRequest
+	now        time.Time
+	result     ctrl.Result
+	events     []eventRecord
+	afterPatch []func()
+}
+
+type eventRecord struct{ kind, reason, action, message string }
+
+func newScope(vr *vizv1.VisualizationRequest, now time.Time) *scope {
+	return &scope{before: vr.DeepCopy(), vr: vr, now: now}
+}
+
+// setCondition sets a condition with observedGeneration and records an Event when it
+// is new or changed (Normal when True or progressing, Warning for trouble).
+func (s *scope) setCondition(condType string, status metav1.ConditionStatus, reason, message string, warning bool) {
+	prev := meta.FindStatusCondition(s.vr.Status.Conditions, condType)
+	meta.SetStatusCondition(&s.vr.Status.Conditions, metav1.Condition{
+		Type:               condType,
+		Status:             status,
+		Reason:             reason,
+		Message:            truncate(message, 32*1024),
+		ObservedGeneration: s.vr.Generation,
+		LastTransitionTime: metav1.NewTime(s.now),
+	})
+	if prev != nil && prev.Status == status && prev.Reason == reason && prev.Message == message {
+		return
+	}
+	kind := "Normal"
+	if warning {
+		kind = "Warning"
+	}
+	s.events = append(s.events, eventRecord{kind: kind, reason: reason, action: condType, message: truncate(message, 1024)})
+}
+
+// finish ends the request: phase is derived from the Ready condition.
+func (s *scope) finish(phase vizv1.Phase, reason, message string) {
+	status := metav1.ConditionFalse
+	if phase == vizv1.PhaseSucceeded {
+		status = metav1.ConditionTrue
+	}
+	s.vr.Status.Phase = phase
+	s.vr.Status.QueuePosition = nil
+	s.vr.Status.NextRetryTime = nil
+	t := metav1.NewTime(s.now)
+	s.vr.Status.CompletionTime = &t
+	s.setCondition(vizv1.ConditionReady, status, reason, message, phase == vizv1.PhaseFailed)
+}
+
+// computePhase derives the phase from the conditions: the one place phase is set for
+// unfinished requests.
+func (s *scope) computePhase() {
+	st := &s.vr.Status
+	if st.Phase.Finished() {
+		return
+	}
+	admitted := meta.FindStatusCondition(st.Conditions, vizv1.ConditionAdmitted)
+	switch {
+	case admitted != nil && admitted.Status == metav1.ConditionTrue:
+		st.Phase = vizv1.PhaseRunning
+		st.QueuePosition = nil
+	case admitted != nil && admitted.Reason == reasonQueued:
+		st.Phase = vizv1.PhaseQueued
+	default:
+		st.Phase = vizv1.PhasePending
+		st.QueuePosition = nil
+	}
+	if st.Phase == vizv1.PhasePending && meta.FindStatusCondition(st.Conditions, vizv1.ConditionReady) == nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: vizv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InProgress",
+			Message: "the request is being processed", ObservedGeneration: s.vr.Generation,
+			LastTransitionTime: metav1.NewTime(s.now),
+		})
+	}
+}
+
+// Reasons used only by the controller (progress, not API contract).
+const (
+	reasonQueued       = "Queued"
+	reasonAdmitted     = "Admitted"
+	reasonRunning      = "Running"
+	reasonRetrying     = "Retrying"
+	reasonPoolNotReady = "PoolNotReady"
+	reasonWaitingPool  = "WaitingForPool"
+)
+
+// observeFinished counts a finished request once (the pass that finished it).
+func observeFinished(vr *vizv1.VisualizationRequest) {
+	reason := ""
+	if c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady); c != nil {
+		reason = c.Reason
+	}
+	metrics.RequestsTotal.WithLabelValues(string(vr.Status.Phase), reason).Inc()
+}
+
+// truncate cuts s to at most n bytes with a visible marker.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	marker := fmt.Sprintf("\n… [truncated: %d bytes omitted]", len(s)-n)
+	cut := n - len(marker)
+	if cut < 0 {
+		cut = 0
+	}
+	// Do not split a UTF-8 sequence.
+	for cut > 0 && !utf8Start(s[cut]) {
+		cut--
+	}
+	return strings.TrimRight(s[:cut], "") + marker
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

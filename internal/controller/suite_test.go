@@ -1,0 +1,197 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client
+	scheme    = runtime.NewScheme()
+	nsCounter atomic.Int32
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controller Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(vizv1.AddToScheme(scheme)).To(Succeed())
+	Expect(os.Getenv("KUBEBUILDER_ASSETS")).NotTo(BeEmpty(),
+		"KUBEBUILDER_ASSETS is not set: run the tests with `make test`, which finds or builds the envtest binaries")
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// newNamespace makes a namespace of its own for one test.
+func newNamespace(ctx context.Context, labels map[string]string) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   fmt.Sprintf("t%d-%d", GinkgoParallelProcess(), nsCounter.Add(1)),
+		Labels: labels,
+	}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// harness is one running manager with the controllers, over the given namespaces.
+type harness struct {
+	clock    *clocktesting.FakeClock
+	pools    *sandbox.Registry
+	queue    *admission.Queue
+	executor *Executor
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+type harnessOptions struct {
+	globalCap int
+	factory   sandbox.Factory // the "Local" backend
+	pipeline  Pipeline
+	clock     *clocktesting.FakeClock
+}
+
+func startManager(namespaces []string, o harnessOptions) *harness {
+	if o.globalCap == 0 {
+		o.globalCap = 10
+	}
+	if o.pipeline == nil {
+		o.pipeline = TemplatePipeline{}
+	}
+	if o.clock == nil {
+		o.clock = clocktesting.NewFakeClock(time.Now())
+	}
+	nsMap := map[string]cache.Config{}
+	for _, ns := range namespaces {
+		nsMap[ns] = cache.Config{}
+	}
+	skipNameValidation := true
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:     scheme,
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Cache:      cache.Options{DefaultNamespaces: nsMap},
+		Controller: ctrlConfig(skipNameValidation),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	h := &harness{
+		clock:    o.clock,
+		pools:    sandbox.NewRegistry(),
+		queue:    admission.NewQueue(o.globalCap),
+		executor: NewExecutor(),
+		done:     make(chan struct{}),
+	}
+	h.pools.Register(string(vizv1.BackendLocal), o.factory)
+	Expect((&SandboxPoolReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
+		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second,
+	}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&VisualizationRequestReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
+		Clock: o.clock, Pools: h.pools, Queue: h.queue, Executor: h.executor, Pipeline: o.pipeline,
+		PoolNotFoundGrace: 2 * time.Second, BackoffBase: 5 * time.Second, BackoffMax: time.Minute,
+	}).SetupWithManager(mgr)).To(Succeed())
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() {
+		defer GinkgoRecover()
+		defer close(h.done)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	return h
+}
+
+// stop stops the manager and waits for it, as a crash or a rollout would.
+func (h *harness) stop() {
+	h.cancel()
+	<-h.done
+	_ = h.pools.Close()
+}
+
+func fakeFactory(p sandbox.Pool) sandbox.Factory {
+	return func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return p, nil }
+}
+
+func ctrlConfig(skip bool) config.Controller { return config.Controller{SkipNameValidation: &skip} }
+
+// pool makes a SandboxPool.
+func newPool(ns, name string, maxSandboxes int32, mutate ...func(*vizv1.SandboxPool)) *vizv1.SandboxPool {
+	p := &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	p.Spec.Backend = vizv1.BackendLocal
+	p.Spec.MaxSandboxes = maxSandboxes
+	p.Spec.MinReady = ptr.To(int32(0))
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+// newRequest makes a request that runs code (no detection, no codegen).
+func newRequest(ns, name, code string, mutate ...func(*vizv1.VisualizationRequest)) *vizv1.VisualizationRequest {
+	vr := &vizv1.VisualizationRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	vr.Spec.Code = code
+	for _, m := range mutate {
+		m(vr)
+	}
+	return vr
+}
+
+func get(ctx context.Context, g Gomega, ns, name string) *vizv1.VisualizationRequest {
+	vr := &vizv1.VisualizationRequest{}
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, vr)).To(Succeed())
+	return vr
+}
+
+// phaseOf polls a request's phase.
+func phaseOf(ctx context.Context, ns, name string) func() vizv1.Phase {
+	return func() vizv1.Phase {
+		vr := &vizv1.VisualizationRequest{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, vr); err != nil {
+			return ""
+		}
+		return vr.Status.Phase
+	}
+}
