@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/aymerick/douceur/css"
-	"github.com/aymerick/douceur/parser"
 	"github.com/microcosm-cc/bluemonday"
 )
 
@@ -77,6 +75,19 @@ func cssValueOK(v string) bool {
 	if strings.Contains(v, "/*") {
 		return false
 	}
+	// Quotes must pair up, so a value cannot open a string that swallows what follows.
+	var quote byte
+	for i := 0; i < len(v); i++ {
+		switch {
+		case quote == 0 && (v[i] == '\'' || v[i] == '"'):
+			quote = v[i]
+		case quote != 0 && v[i] == quote:
+			quote = 0
+		}
+	}
+	if quote != 0 {
+		return false
+	}
 	// Check every function call: name(args).
 	rest := v
 	for {
@@ -115,22 +126,35 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 
 // sanitizeDeclarations returns the safe subset of a declaration list ("a: b; c: d"), or
 // "" when nothing survives. removed collects the names of dropped properties.
+//
+// The list is first split and checked by us (split on ';', cut on the first ':', the
+// property allow-listed, the value checked by cssValueOK), so bluemonday's parser only
+// ever sees declarations of that simple shape; then bluemonday's style policy is
+// applied to them, and its output is checked once more. A ';' inside a quoted value
+// splits it into pieces that fail the checks: such declarations are dropped, never
+// passed through.
 func sanitizeDeclarations(decls string, removed map[string]bool) string {
-	if strings.ContainsAny(decls, "\\<>") || !isASCII(decls) {
+	if strings.ContainsAny(decls, "\\<>{}") || !isASCII(decls) {
 		removed["style (escape or non-ASCII)"] = true
 		return ""
 	}
-	parsed, err := parser.ParseDeclarations(ensureSemicolon(decls))
-	if err != nil {
-		removed["style (unparseable)"] = true
+	var pre []string
+	for _, d := range strings.Split(decls, ";") {
+		if strings.TrimSpace(d) == "" {
+			continue
+		}
+		prop, val, ok := strings.Cut(d, ":")
+		prop, val = strings.ToLower(strings.TrimSpace(prop)), strings.TrimSpace(val)
+		if !ok || !cssPropertySet[prop] || !cssValueOK(val) {
+			removed["css "+cssName(prop)] = true
+			continue
+		}
+		pre = append(pre, prop+": "+val)
+	}
+	if len(pre) == 0 {
 		return ""
 	}
-	for _, d := range parsed {
-		if !cssPropertySet[strings.ToLower(d.Property)] || !cssValueOK(d.Value) {
-			removed["css "+d.Property] = true
-		}
-	}
-	out := stylePolicy.Sanitize(`<span style="` + html.EscapeString(decls) + `">x</span>`)
+	out := stylePolicy.Sanitize(`<span style="` + html.EscapeString(strings.Join(pre, "; ")) + `">x</span>`)
 	const prefix, suffix = `<span style="`, `">x</span>`
 	if !strings.HasPrefix(out, prefix) || !strings.HasSuffix(out, suffix) {
 		return ""
@@ -140,13 +164,21 @@ func sanitizeDeclarations(decls string, removed map[string]bool) string {
 	var kept []string
 	for _, d := range strings.Split(clean, "; ") {
 		prop, val, ok := strings.Cut(d, ": ")
-		if !ok || !cssPropertySet[strings.ToLower(prop)] || !cssValueOK(val) {
-			removed["css "+prop] = true
+		if !ok || !cssPropertySet[prop] || !cssValueOK(val) {
+			removed["css "+cssName(prop)] = true
 			continue
 		}
-		kept = append(kept, strings.ToLower(prop)+": "+val)
+		kept = append(kept, prop+": "+val)
 	}
 	return strings.Join(kept, "; ")
+}
+
+// cssName bounds a property name quoted in a warning.
+func cssName(p string) string {
+	if len(p) > 40 || !isASCII(p) {
+		return "(invalid property)"
+	}
+	return p
 }
 
 func ensureSemicolon(s string) string {
@@ -171,28 +203,73 @@ var selectorOK = regexp.MustCompile(`^[A-Za-z0-9_\-#.* >+~:,]{1,256}$`)
 
 // sanitizeStylesheet keeps the plain rules of a <style> element (matplotlib writes
 // "*{stroke-linejoin: round; stroke-linecap: butt}"), each declaration list sanitized
-// as above. At-rules (@import, @font-face, @media, ...) are dropped.
+// as above. At-rules (@import, @font-face, @media, ...) and anything with nested or
+// unbalanced braces are dropped. The stylesheet is split by us rather than parsed with
+// douceur's stylesheet parser, which loops forever on some inputs (";*{fill: red}").
 func sanitizeStylesheet(text string, removed map[string]bool) string {
-	if strings.ContainsAny(text, "\\<") || !isASCII(text) {
-		removed["style (escape or non-ASCII)"] = true
-		return ""
-	}
-	sheet, err := parser.Parse(text)
-	if err != nil {
-		removed["style (unparseable)"] = true
+	if strings.ContainsAny(text, "\\<") || !isASCII(text) || strings.Contains(text, "/*") {
+		removed["style (escape, comment or non-ASCII)"] = true
 		return ""
 	}
 	var b strings.Builder
-	for _, r := range sheet.Rules {
-		if r.Kind != css.QualifiedRule {
-			removed["css "+r.Name] = true
+	rest := text
+	for {
+		rest = strings.TrimLeft(rest, "; \t\r\n")
+		if rest == "" {
+			break
+		}
+		if rest[0] == '@' {
+			name := rest
+			if i := strings.IndexAny(name, " \t\r\n;{("); i >= 0 {
+				name = name[:i]
+			}
+			removed["css "+cssName(name)] = true
+			semi, brace := strings.IndexByte(rest, ';'), strings.IndexByte(rest, '{')
+			if brace < 0 || (semi >= 0 && semi < brace) { // @import ...; @charset ...;
+				if semi < 0 {
+					break
+				}
+				rest = rest[semi+1:]
+				continue
+			}
+			depth, i := 0, brace // @media ... { ... { ... } }: skip the balanced block
+			for ; i < len(rest); i++ {
+				if rest[i] == '{' {
+					depth++
+				} else if rest[i] == '}' {
+					if depth--; depth == 0 {
+						break
+					}
+				}
+			}
+			if i >= len(rest) {
+				removed["css (unbalanced braces)"] = true
+				break
+			}
+			rest = rest[i+1:]
+			continue
+		}
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			removed["css (unbalanced braces)"] = true
+			break
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			removed["css (unbalanced braces)"] = true
+			break
+		}
+		prelude, body := strings.TrimSpace(rest[:open]), rest[open+1:open+end]
+		rest = rest[open+end+1:]
+		if strings.Contains(body, "{") {
+			removed["css (unbalanced braces)"] = true
 			continue
 		}
 		var sels []string
-		for _, s := range r.Selectors {
-			s = strings.TrimSpace(s)
-			if selectorOK.MatchString(s) {
-				sels = append(sels, s)
+		for _, sel := range strings.Split(prelude, ",") {
+			sel = strings.TrimSpace(sel)
+			if selectorOK.MatchString(sel) {
+				sels = append(sels, sel)
 			} else {
 				removed["css selector"] = true
 			}
@@ -200,11 +277,7 @@ func sanitizeStylesheet(text string, removed map[string]bool) string {
 		if len(sels) == 0 {
 			continue
 		}
-		var decls []string
-		for _, d := range r.Declarations {
-			decls = append(decls, d.Property+": "+d.Value)
-		}
-		clean := sanitizeDeclarations(strings.Join(decls, "; "), removed)
+		clean := sanitizeDeclarations(body, removed)
 		if clean == "" {
 			continue
 		}

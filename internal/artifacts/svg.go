@@ -92,12 +92,34 @@ var svgAttrs = map[string]attrKind{
 }
 
 var (
-	geomRe  = regexp.MustCompile(`^[0-9A-Za-z.,+\-\s()%]*$`)
-	tokenRe = regexp.MustCompile(`^[0-9A-Za-z.,+\-\s%#/]*$`)
-	idRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:\-]{0,255}$`)
-	classRe = regexp.MustCompile(`^[A-Za-z0-9_\- ]*$`)
-	hrefID  = regexp.MustCompile(`^#([A-Za-z_][A-Za-z0-9_.:\-]{0,255})$`)
+	idRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:\-]{0,255}$`)
+	hrefID = regexp.MustCompile(`^#([A-Za-z_][A-Za-z0-9_.:\-]{0,255})$`)
 )
+
+// Character sets for attribute kinds, checked byte by byte (path data can be MiBs).
+const (
+	geomChars  = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.,+- ()%"
+	tokenChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.,+- %#/"
+	classChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_- "
+)
+
+var geomSet, tokenSet, classSet = charSet(geomChars), charSet(tokenChars), charSet(classChars)
+
+func charSet(chars string) (set [256]bool) {
+	for i := 0; i < len(chars); i++ {
+		set[chars[i]] = true
+	}
+	return set
+}
+
+func onlyChars(v string, set *[256]bool) bool {
+	for i := 0; i < len(v); i++ {
+		if !set[v[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 type svgAttr struct{ name, value string }
 
@@ -124,6 +146,7 @@ func sanitizeSVG(data []byte) ([]byte, []string, error) {
 	dec.CharsetReader = nil
 
 	removed := map[string]bool{}
+	styles := &styleCache{}
 	var (
 		root    *svgNode
 		stack   []*svgNode
@@ -174,7 +197,7 @@ func sanitizeSVG(data []byte) ([]byte, []string, error) {
 			}
 			n := &svgNode{name: t.Name.Local}
 			for _, a := range t.Attr {
-				name, value, ok := cleanAttr(n.name, a, removed)
+				name, value, ok := cleanAttr(n.name, a, styles, removed)
 				if !ok {
 					continue
 				}
@@ -259,7 +282,7 @@ func sanitizeSVG(data []byte) ([]byte, []string, error) {
 }
 
 // cleanAttr maps an attribute to its canonical output name and checks its value.
-func cleanAttr(elem string, a xml.Attr, removed map[string]bool) (string, string, bool) {
+func cleanAttr(elem string, a xml.Attr, styles *styleCache, removed map[string]bool) (string, string, bool) {
 	var name string
 	switch a.Name.Space {
 	case "":
@@ -311,17 +334,17 @@ func cleanAttr(elem string, a xml.Attr, removed map[string]bool) (string, string
 	good := false
 	switch kind {
 	case kindGeom:
-		good = geomRe.MatchString(v) && !strings.Contains(strings.ToLower(v), "url")
+		good = onlyChars(v, &geomSet) && !strings.Contains(strings.ToLower(v), "url")
 	case kindToken:
-		good = tokenRe.MatchString(v) && (name != "type" || elem == "style")
+		good = onlyChars(v, &tokenSet) && (name != "type" || elem == "style")
 	case kindPaint, kindFont:
 		good = cssValueOK(v)
 	case kindID:
 		good = idRe.MatchString(v)
 	case kindClass:
-		good = classRe.MatchString(v)
+		good = onlyChars(v, &classSet)
 	case kindStyle:
-		v = sanitizeDeclarations(v, removed)
+		v = styles.sanitize(v, removed)
 		good = v != ""
 		if !good {
 			return "", "", false
@@ -452,4 +475,34 @@ func escapeText(w *bytes.Buffer, s string, attr bool) {
 			w.WriteByte(c)
 		}
 	}
+}
+
+// styleCache remembers sanitized style attributes within one document: matplotlib
+// repeats the same few styles on thousands of elements.
+type styleCache map[string]styleResult
+
+type styleResult struct {
+	clean   string
+	removed []string
+}
+
+func (c *styleCache) sanitize(v string, removed map[string]bool) string {
+	if *c == nil {
+		*c = styleCache{}
+	}
+	if r, ok := (*c)[v]; ok {
+		for _, k := range r.removed {
+			removed[k] = true
+		}
+		return r.clean
+	}
+	local := map[string]bool{}
+	clean := sanitizeDeclarations(v, local)
+	for k := range local {
+		removed[k] = true
+	}
+	if len(*c) < 4096 {
+		(*c)[v] = styleResult{clean, sortedKeys(local)}
+	}
+	return clean
 }

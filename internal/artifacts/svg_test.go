@@ -84,7 +84,7 @@ func TestSanitizeSVG(t *testing.T) {
 			in: `<svg xmlns="http://www.w3.org/2000/svg"><rect style="fill: u\72l(http://evil.example/)"/>` +
 				`<rect style="width: expression(alert(1)); fill: red"/><rect style="fill: red/**/; stroke: javascript:alert(1)"/></svg>`,
 			want:        svgOpen + `><rect/><rect style="fill: red"/><rect/></svg>`,
-			wantRemoved: []string{"css fill", "css javascript", "css width", "style (escape or non-ASCII)"},
+			wantRemoved: []string{"css fill", "css stroke", "css width", "style (escape or non-ASCII)"},
 		},
 		"style element: at-rules and external urls go, plain rules stay": {
 			in: `<svg xmlns="http://www.w3.org/2000/svg"><style type="text/css"><![CDATA[@import url(https://evil.example/x.css); ` +
@@ -96,7 +96,7 @@ func TestSanitizeSVG(t *testing.T) {
 		"style element that closes itself early for an HTML parser": {
 			in:          `<svg xmlns="http://www.w3.org/2000/svg"><style>&lt;/style&gt;&lt;script&gt;alert(1)&lt;/script&gt;</style></svg>`,
 			want:        svgOpen + `><style/></svg>`,
-			wantRemoved: []string{"style (escape or non-ASCII)"},
+			wantRemoved: []string{"style (escape, comment or non-ASCII)"},
 		},
 		"style element of another type": {
 			in:   `<svg xmlns="http://www.w3.org/2000/svg"><style type="text/javascript">a{fill:red}</style></svg>`,
@@ -406,11 +406,48 @@ func TestCSSValueOK(t *testing.T) {
 		"rgb(1,2,3) url(#a) url(#b)":   true,
 		"url( #a )":                    true,
 		"url(#a) url(//evil.example/)": false,
+		"'a":                           false,
+		"'DejaVu Sans\", serif":        false,
+		"\"a'b\", 'c\"d'":              true,
 	}
 	for in, want := range tests {
 		t.Run(in[:min(len(in), 40)], func(t *testing.T) {
 			if got := cssValueOK(in); got != want {
 				t.Errorf("cssValueOK(%q) = %v, want %v", in, got, want)
+			}
+		})
+	}
+}
+
+func TestSanitizeStylesheet(t *testing.T) {
+	tests := map[string]struct {
+		in          string
+		want        string
+		wantRemoved []string
+	}{
+		"matplotlib": {in: "*{stroke-linejoin: round; stroke-linecap: butt}", want: "*{stroke-linejoin: round; stroke-linecap: butt}\n"},
+		"leading semicolon (hung douceur's parser)": {in: ";*{fill: url(#a)} a{x:y}", want: "*{fill: url(#a)}\n", wantRemoved: []string{"css x"}},
+		"import statement then a rule":              {in: "@import url(https://evil.example/); g{fill: red}", want: "g{fill: red}\n", wantRemoved: []string{"css @import"}},
+		"import without semicolon":                  {in: "@import 'x.css'", wantRemoved: []string{"css @import"}},
+		"nested at-rule block":                      {in: "@media screen { g { fill: url(https://evil.example/) } } text{fill: blue}", want: "text{fill: blue}\n", wantRemoved: []string{"css @media"}},
+		"unbalanced open":                           {in: "g{fill: red", wantRemoved: []string{"css (unbalanced braces)"}},
+		"unbalanced at-rule":                        {in: "@media x { g{fill: red}", wantRemoved: []string{"css (unbalanced braces)", "css @media"}},
+		"nested braces in a rule":                   {in: "g{a{fill: red}} h{fill: blue}", want: "", wantRemoved: []string{"css (unbalanced braces)", "css selector"}},
+		"attribute selector":                        {in: `a[href^="x"]{fill: red}`, wantRemoved: []string{"css selector"}},
+		"comment":                                   {in: "g{fill: red}/* x */", wantRemoved: []string{"style (escape, comment or non-ASCII)"}},
+		"semicolon in a quoted value":               {in: "text{font-family: 'a;b'; fill: red}", want: "text{fill: red}\n", wantRemoved: []string{"css b'", "css font-family"}},
+		"escape":                                    {in: `g{fill: u\72l(x)}`, wantRemoved: []string{"style (escape, comment or non-ASCII)"}},
+		"empty":                                     {in: "  "},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			removed := map[string]bool{}
+			got := sanitizeStylesheet(tc.in, removed)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantRemoved, sortedKeys(removed)); diff != "" {
+				t.Errorf("removed (-want +got):\n%s", diff)
 			}
 		})
 	}
