@@ -12,11 +12,11 @@ import (
 // CSS in SVG (style attributes and <style> elements) is the one place where an SVG can
 // still reach the network or run script-like constructs once elements and attributes
 // are allow-listed: url(http://...), @import, expression(), -moz-binding, escapes that
-// spell any of these. We sanitize declarations with bluemonday's style policy (it parses
-// them with douceur and keeps only the properties we allow, each value checked by
-// cssValueOK), then check bluemonday's output again with cssValueOK: bluemonday tests
-// the value after decoding CSS escapes but emits the original text, so an escaped
-// value could otherwise pass. Values containing a backslash are refused up front.
+// spell any of these. Declarations are split and checked by us first (property
+// allow-list, cssValueOK), then sanitized by bluemonday's style policy with the same
+// rules (it parses them with douceur), then checked again: bluemonday tests a value
+// after decoding CSS escapes but emits the original text, so an escaped value could
+// otherwise pass. Anything containing a backslash is refused up front.
 
 // cssProperties are the properties matplotlib (and hand-written chart SVG) uses.
 var cssProperties = []string{

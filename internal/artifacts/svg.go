@@ -18,8 +18,8 @@ import (
 // elements' self-closing tags as opening tags. So the SVG is parsed with encoding/xml
 // (strict, no DTD, no custom entities, no charset conversion), walked against an
 // allow-list of elements and attributes with canonical case, and written out again by
-// us. bluemonday (with douceur, its CSS parser) sanitizes the CSS: style attributes and
-// <style> elements. Nothing from the input is copied through as markup: every name we
+// us. CSS (style attributes and <style> rules) goes through our checks and bluemonday's
+// style policy (css.go). Nothing from the input is copied through as markup: every name we
 // write comes from the allow-lists below and every value is escaped.
 
 const (
