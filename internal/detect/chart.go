@@ -76,15 +76,16 @@ var (
 	// titleSuffix strips "as a line chart", "using plotly", "please" and punctuation.
 	titleSuffix = regexp.MustCompile(`(?i)(?:\s+and\s+(?:draw|plot|make|create|show|chart|graph|visuali[sz]e)\b.*|\s*,?\s+please|\s+(?:using|with|in|as|on)\s+(?:plotly|matplotlib|seaborn|html|svg|png|(?:an?\s+)?(?:\w+\s+)?(?:chart|graph|plot|diagram)s?)|\s+for (?:me|us))?[\s.?!:,;]*$`)
 
-	axisVs      = regexp.MustCompile(`(?i)^(.+?)\s+(?:vs\.?|versus)\s+(.+)$`)
-	axisAgainst = regexp.MustCompile(`(?i)^(.+?)\s+against\s+(.+)$`)
-	axisBetween = regexp.MustCompile(`(?i)^(?:the\s+)?(?:correlation|relationship|association)\s+(?:between|of)\s+(.+?)\s+(?:and|with|to)\s+(.+)$`)
-	axisDist    = regexp.MustCompile(`(?i)^(?:the\s+)?distribution\s+of\s+(.+?)(?:\s+(?:by|across|between|among|for each)\s+(.+))?$`)
-	axisPer     = regexp.MustCompile(`(?i)^(.+?)\s+(?:per|by|across|for each|in each|over)\s+(.+)$`)
-	axisMonthly = regexp.MustCompile(`(?i)^(daily|weekly|monthly|quarterly|yearly|annual)\s+(.+)$`)
-	axisPeriod  = regexp.MustCompile(`(?i)^(?:the\s+)?(?:past|last|next|previous)\s+(?:\d+\s+|few\s+|several\s+)?(\w+?)s?$`)
-	timeWord    = regexp.MustCompile(`(?i)^(?:the\s+)?(?:time|date|dates|day|days|week|weeks|month|months|year|years|quarter|quarters)$`)
-	leadArticle = regexp.MustCompile(`(?i)^(?:the|a|an)\s+`)
+	axisVs       = regexp.MustCompile(`(?i)^(.+?)\s+(?:vs\.?|versus)\s+(.+)$`)
+	axisAgainst  = regexp.MustCompile(`(?i)^(.+?)\s+against\s+(.+)$`)
+	axisBetween  = regexp.MustCompile(`(?i)^(?:the\s+)?(?:correlation|relationship|association)\s+(?:between|of)\s+(.+?)\s+(?:and|with|to)\s+(.+)$`)
+	axisDist     = regexp.MustCompile(`(?i)^(?:the\s+)?distribution\s+of\s+(.+?)(?:\s+(?:by|across|between|among|for each)\s+(.+))?$`)
+	axisPer      = regexp.MustCompile(`(?i)^(.+?)\s+(?:per|by|across|for each|in each|over)\s+(.+)$`)
+	axisMonthly  = regexp.MustCompile(`(?i)^(daily|weekly|monthly|quarterly|yearly|annual)\s+(.+)$`)
+	axisPeriod   = regexp.MustCompile(`(?i)^(?:the\s+)?(?:past|last|next|previous)\s+(?:\d+\s+|few\s+|several\s+)?(\w+?)s?$`)
+	axisOverTime = regexp.MustCompile(`(?i)\b(?:over time|per (day|week|month|quarter|year))\b`)
+	timeWord     = regexp.MustCompile(`(?i)^(?:the\s+)?(?:time|date|dates|day|days|week|weeks|month|months|year|years|quarter|quarters)$`)
+	leadArticle  = regexp.MustCompile(`(?i)^(?:the|a|an)\s+`)
 )
 
 // instruction starts a clause that says how to draw rather than what.
@@ -187,10 +188,16 @@ func labels(prompt string, res Result, dataStart int) (title, x, y string) {
 	case axisPer.MatchString(head):
 		m := axisPer.FindStringSubmatch(head)
 		y, x = m[1], m[2]
-		if strings.EqualFold(x, "time") {
+		switch {
+		case strings.EqualFold(x, "time"):
 			x = "Time"
-		} else if p := axisPeriod.FindStringSubmatch(x); p != nil {
-			x = p[1]
+		case axisPeriod.MatchString(x):
+			x = axisPeriod.FindStringSubmatch(x)[1]
+		case axisOverTime.MatchString(x):
+			// "admissions by cause over time": time is the x axis; the groups
+			// are series.
+			unit := axisOverTime.FindStringSubmatch(x)[1]
+			x = firstNonEmpty(unit, "Time")
 		}
 	case axisMonthly.MatchString(head):
 		m := axisMonthly.FindStringSubmatch(head)
@@ -250,4 +257,13 @@ func truncate(s string, max int) string {
 		cut = i
 	}
 	return strings.TrimSpace(s[:cut]) + "…"
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -26,10 +26,10 @@ var (
 	// pairPatterns are the ways a labelled value is written. The kind with the most
 	// matches wins, so a prompt mixing "values: 3" with a list is not read as pairs.
 	pairPatterns = []*regexp.Regexp{
-		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),       // Hydroxyurea (85%)
-		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),          // Jan: 3, HbF = 12
-		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)`),                  // Voxelotor 70%
-		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`), // 2019: 3
+		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                // Hydroxyurea (85%)
+		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                   // Jan: 3, HbF = 12
+		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`), // North 120, Voxelotor 70%
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),          // 2019: 3
 	}
 	// numberList is three or more numbers separated by commas or semicolons.
 	numberList = regexp.MustCompile(`(?:` + num + `%?(?:\s*[,;]\s*|\s*,?\s+and\s+)){2,}` + num + `%?`)
@@ -51,10 +51,13 @@ type series struct {
 // extractData finds labelled values ("Hydroxyurea (85%), Voxelotor (70%)",
 // "Jan: 3, Feb: 2") or else a bare list of values ("3, 2, 4, 1") in the prompt.
 func extractData(prompt string) series {
-	if s, ok := extractPairs(prompt); ok {
+	list := extractList(prompt)
+	// Pairs that catch fewer values than a plain list are words between list items
+	// ("values 1.5, -2 and 3.25"), not labels.
+	if s, ok := extractPairs(prompt); ok && len(s.Values) >= len(list.Values) {
 		return s
 	}
-	return extractList(prompt)
+	return list
 }
 
 func extractPairs(prompt string) (series, bool) {
@@ -69,8 +72,14 @@ func extractPairs(prompt string) (series, bool) {
 	}
 	s := series{Start: best[0][0]}
 	percent := 0
-	for _, m := range best {
+	for i, m := range best {
 		lab := cleanLabel(prompt[m[2]:m[3]])
+		if i == 0 {
+			// The first label may carry the request ("Plot Jan: 3").
+			if l := stripRequest(lab); l != "" {
+				lab = l
+			}
+		}
 		v, ok := parseNumber(prompt[m[4]:m[5]])
 		if lab == "" || !ok {
 			continue

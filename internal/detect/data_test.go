@@ -43,6 +43,18 @@ func TestExtractData(t *testing.T) {
 			prompt: "Voxelotor 70%, Hydroxyurea 85%",
 			want:   series{Labels: []string{"Voxelotor", "Hydroxyurea"}, Values: []float64{70, 85}, Unit: "%", Start: 0},
 		},
+		"space pairs without percent": {
+			prompt: "admissions by site: North 120, South 95 and West 80",
+			want:   series{Labels: []string{"North", "South", "West"}, Values: []float64{120, 95, 80}, Start: 20},
+		},
+		"request before the first label is dropped": {
+			prompt: "Plot Jan: 3, Feb: 2",
+			want:   series{Labels: []string{"Jan", "Feb"}, Values: []float64{3, 2}, Start: 5},
+		},
+		"a list beats words between its numbers": {
+			prompt: "values 1.5, -2 and 3.25, 4",
+			want:   series{Values: []float64{1.5, -2, 3.25, 4}, Start: 7},
+		},
 		"thousands separators and currency": {
 			prompt: "North: $1,200, South: $950",
 			want:   series{Labels: []string{"North", "South"}, Values: []float64{1200, 950}, Start: 0},
