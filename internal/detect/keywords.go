@@ -25,7 +25,7 @@ var (
 	// showCue makes an imperative "show" a chart request when the clause describes
 	// a chart's shape ("show the distribution of HbF", "display VOE over time"), but
 	// not "do studies show a correlation?" (show is not the clause's verb there).
-	showCue = regexp.MustCompile(`^\s*(?:(?:please|can you|could you|would you|will you|i want to|i'd like to|let's|let me|help me)\s+)*(?:show|display|illustrate|depict|compare)\b`)
+	showCue = regexp.MustCompile(`^\s*(?:(?:please|can you|could you|would you|will you|i want to|i'd like to|let's|let me|help me)\s+)*(?:show|display|illustrate|depict)\b`)
 
 	// vizStrong are words that ask for a visualization on their own.
 	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series)\b`)
