@@ -328,3 +328,72 @@ func TestColumnChoice(t *testing.T) {
 		})
 	}
 }
+
+// TestChartOf checks the artist classifier on hand-made probes, so a template that
+// draws the wrong artists cannot pass for the right chart.
+func TestChartOf(t *testing.T) {
+	bars := func(contiguous, horizontal bool) []barInfo {
+		return []barInfo{{N: 5, Contiguous: contiguous, Horizontal: horizontal}}
+	}
+	tests := map[string]struct {
+		axes []axesInfo
+		want detect.ChartType
+	}{
+		"nothing drawn":                        {axes: []axesInfo{{}}, want: ""},
+		"no axes":                              {axes: nil, want: ""},
+		"one point line":                       {axes: []axesInfo{{Lines: []int{1}}}, want: ""},
+		"line":                                 {axes: []axesInfo{{Lines: []int{12}}}, want: detect.ChartLine},
+		"bars with gaps":                       {axes: []axesInfo{{Bars: bars(false, false)}}, want: detect.ChartBar},
+		"contiguous bars":                      {axes: []axesInfo{{Bars: bars(true, false)}}, want: detect.ChartHistogram},
+		"horizontal bars":                      {axes: []axesInfo{{Bars: bars(false, true)}}, want: detect.ChartBarH},
+		"scatter with a trend":                 {axes: []axesInfo{{Scatter: []int{50}, Lines: []int{100}}}, want: detect.ChartScatter},
+		"wedges":                               {axes: []axesInfo{{Wedges: 3}}, want: detect.ChartPie},
+		"quadmesh and colorbar":                {axes: []axesInfo{{QuadMesh: 1}, {QuadMesh: 1}}, want: detect.ChartHeatmap},
+		"image":                                {axes: []axesInfo{{Images: 1}}, want: detect.ChartHeatmap},
+		"box plot structure":                   {axes: []axesInfo{{BoxRects: 2, Lines: []int{2, 2, 2, 2, 5, 2, 0, 2, 2, 2, 2, 5, 2, 0}}}, want: detect.ChartBox},
+		"rectangle without whiskers is a line": {axes: []axesInfo{{BoxRects: 1, Lines: []int{5}}}, want: detect.ChartLine},
+		"one fill":                             {axes: []axesInfo{{Polys: []polyInfo{{BottomZero: true}}, Lines: []int{12}}}, want: detect.ChartArea},
+		"overlapping fills from zero":          {axes: []axesInfo{{Polys: []polyInfo{{BottomZero: true}, {BottomZero: true}}}}, want: detect.ChartArea},
+		"stacked layers":                       {axes: []axesInfo{{Polys: []polyInfo{{BottomZero: true}, {BottomZero: false}}}}, want: detect.ChartStackedArea},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := chartOf(tc.axes); got != tc.want {
+				t.Errorf("chartOf = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFromTemplateAutoCSV draws "auto" charts from CSVs of different shapes.
+func TestFromTemplateAutoCSV(t *testing.T) {
+	tests := map[string]struct {
+		csv  string
+		want detect.ChartType
+	}{
+		"dates and numbers":                   {csv: csvMixed, want: detect.ChartLine},
+		"categories and counts":               {csv: "drug,patients\nHU,40\nVox,25\nCriz,12\nHU,5\n", want: detect.ChartBar},
+		"two numbers":                         {csv: "dose,hbf\n10,6\n15,9\n20,12.5\n25,14\n", want: detect.ChartScatter},
+		"one number":                          {csv: "hb\n7.1\n8.3\n9.0\n6.5\n8.8\n7.7\n", want: detect.ChartHistogram},
+		"numbers written as text are coerced": {csv: "site,visits\nA,10\nB,n/a\nC,x\nA,5\n", want: detect.ChartBar},
+		// Hostile column names reach Python only as escaped literals.
+		"hostile column names": {csv: "\"a\"\"); import os; os.system('touch pwned') #\",\"b\nc\"\nx,1\ny,2\n", want: detect.ChartBar},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			in := Input{Prompt: "chart it", Detection: detect.Result{Visualization: true, ChartType: detect.ChartAuto}, CSV: []byte(tc.csv)}
+			code, err := FromTemplate(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := runPython(t, code.Code+"\nimport os\nassert not os.path.exists('pwned'), 'injected code ran'\n", in.CSV)
+			if len(res.Figures) != 1 {
+				t.Fatalf("%d figures, want 1", len(res.Figures))
+			}
+			if got := chartOf(res.Figures[0]); got != tc.want {
+				t.Errorf("drew %q, want %q:\n%s", got, tc.want, code.Code)
+			}
+		})
+	}
+}
