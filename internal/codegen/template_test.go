@@ -303,7 +303,7 @@ func TestColumnChoice(t *testing.T) {
 		},
 		"bar groups by the category": {
 			prompt: "bar chart of dose by genotype", chart: detect.ChartBar,
-			want: []string{`df.groupby("genotype")["dose_mg_kg"]`},
+			want: []string{`pd.to_numeric(df["dose_mg_kg"], errors="coerce")`, `values.groupby(df["genotype"])`},
 		},
 		"line uses the date column": {
 			prompt: "hbf over time", chart: detect.ChartLine,
