@@ -186,8 +186,8 @@ func dedent(code string) string {
 }
 
 type conventionalImport struct {
-	use    *regexp.Regexp // the alias in use
-	has    *regexp.Regexp // an import that binds it
+	use     *regexp.Regexp // the alias in use
+	has     *regexp.Regexp // an import that binds it
 	import_ string
 }
 

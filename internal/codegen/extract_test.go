@@ -57,8 +57,8 @@ func TestExtract(t *testing.T) {
 			answer: "```python\n%matplotlib inline\n!pip install seaborn\nimport matplotlib.pyplot as plt\nplt.show()\n```",
 			want:   "import matplotlib.pyplot as plt\nplt.show()",
 		},
-		"no code":       {answer: "I'm sorry, I can't help with that request.", wantErr: ErrNoCode},
-		"empty":         {answer: "   ", wantErr: ErrNoCode},
+		"no code":            {answer: "I'm sorry, I can't help with that request.", wantErr: ErrNoCode},
+		"empty":              {answer: "   ", wantErr: ErrNoCode},
 		"only a prose block": {answer: "```\nThe chart would show sales rising.\n```", wantErr: ErrNoCode},
 	}
 	for name, tc := range tests {
