@@ -26,10 +26,10 @@ var (
 	// pairPatterns are the ways a labelled value is written. The kind with the most
 	// matches wins, so a prompt mixing "values: 3" with a list is not read as pairs.
 	pairPatterns = []*regexp.Regexp{
-		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                // Hydroxyurea (85%)
-		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                   // Jan: 3, HbF = 12
-		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`), // North 120, Voxelotor 70%
-		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),          // 2019: 3
+		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                             // Hydroxyurea (85%)
+		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                                // Jan: 3, HbF = 12
+		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                       // 2019: 3
 	}
 	// numberList is three or more numbers separated by commas or semicolons.
 	numberList = regexp.MustCompile(`(?:` + num + `%?(?:\s*[,;]\s*|\s*,?\s+and\s+)){2,}` + num + `%?`)

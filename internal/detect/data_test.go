@@ -47,6 +47,10 @@ func TestExtractData(t *testing.T) {
 			prompt: "admissions by site: North 120, South 95 and West 80",
 			want:   series{Labels: []string{"North", "South", "West"}, Values: []float64{120, 95, 80}, Start: 20},
 		},
+		"one pair per line": {
+			prompt: "Plot this:\nJan 3\nFeb 2\r\nMar 5",
+			want:   series{Labels: []string{"Jan", "Feb", "Mar"}, Values: []float64{3, 2, 5}, Start: 11},
+		},
 		"request before the first label is dropped": {
 			prompt: "Plot Jan: 3, Feb: 2",
 			want:   series{Labels: []string{"Jan", "Feb"}, Values: []float64{3, 2}, Start: 5},

@@ -124,6 +124,12 @@ func Detect(prompt string) Result {
 // vizKeywords returns the clause's visualization keywords that count, and those that
 // were cancelled by a negation (for status: they explain a "no").
 func vizKeywords(clause string) (found, negated []string) {
+	strong := vizStrong.FindAllStringIndex(clause, -1)
+	weak := vizWeak.FindAllStringIndex(clause, -1)
+	shows := showCue.MatchString(clause)
+	if len(strong) == 0 && len(weak) == 0 && !shows {
+		return nil, nil // most clauses: skip the costlier patterns
+	}
 	ff := falseFriendSpans(clause)
 	interp := interpretation.FindStringIndex(clause)
 	creates := creation.FindStringIndex(clause)
@@ -154,13 +160,13 @@ func vizKeywords(clause string) (found, negated []string) {
 		}
 		found = append(found, word)
 	}
-	for _, m := range vizStrong.FindAllStringIndex(clause, -1) {
+	for _, m := range strong {
 		consider(m, false)
 	}
-	for _, m := range vizWeak.FindAllStringIndex(clause, -1) {
+	for _, m := range weak {
 		consider(m, true)
 	}
-	if len(found) == 0 && len(negated) == 0 && showCue.MatchString(clause) {
+	if len(found) == 0 && len(negated) == 0 && shows {
 		if _, cue := chartType(clause); cue != "" && !inSpans(showCue.FindStringIndex(clause), ff) {
 			found = append(found, strings.TrimSpace(showCue.FindString(clause)))
 		}
