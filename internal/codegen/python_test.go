@@ -168,7 +168,8 @@ func (z *zygote) start() {
 		return
 	}
 	z.cmd = exec.Command(python, self)
-	z.cmd.Env = append(os.Environ(), "MPLBACKEND=Agg", "MPLCONFIGDIR="+os.TempDir(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0")
+	z.cmd.Env = append(os.Environ(), "MPLBACKEND=Agg", "MPLCONFIGDIR="+os.TempDir(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0",
+		"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1") // no BLAS threads across fork()
 	z.stderr = &bytes.Buffer{}
 	z.cmd.Stderr = z.stderr
 	if z.stdin, z.err = z.cmd.StdinPipe(); z.err != nil {
