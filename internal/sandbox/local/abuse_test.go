@@ -167,11 +167,12 @@ print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}},
 			if !signalAlive(canary.Process.Pid) {
 				t.Fatal("the host canary process was killed")
 			}
-			if pid := hostProcessWithArg(leftoverMarker); pid != 0 {
-				t.Errorf("process %d left by a job survives on the host", pid)
-			}
 			if next := runJob(t, p, sandbox.Request{Code: "6 * 7"}); !next.Success || next.Text != "42" {
 				t.Errorf("next request on the pool: success %v text %q error %+v", next.Success, next.Text, next.Error)
+			}
+			// The next job starts only once the previous job's processes are gone.
+			if pid := hostProcessWithArg(leftoverMarker); pid != 0 {
+				t.Errorf("process %d left by a job survives on the host", pid)
 			}
 		})
 	}

@@ -392,7 +392,8 @@ def run_job(job, meta_w):
         sys.stderr.flush()
     except BaseException:
         pass
-    write_all(meta_w, json.dumps(meta).encode())
+    data = json.dumps(meta).encode()
+    write_all(meta_w, struct.pack(">I", len(data)) + data)
     os._exit(0)
 
 
@@ -487,6 +488,10 @@ def read_regular(path, limit):
             return f.read(limit + 1), st.st_size
     finally:
         os.close(fd)
+
+
+def frame_complete(buf):
+    return len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", bytes(buf[:4]))[0]
 
 
 def collect_artifacts(inputs, result):
@@ -609,8 +614,11 @@ def supervisor(job_r, res_w):
     deadline = start + timeout + CONFIG.get("grace_seconds", 2.0)
     killed_for_timeout = False
     status = None
+    meta_stream = streams[2]
     open_fds = {s.fd: s for s in streams}
-    while status is None:
+    # The job is done when its length-prefixed report is complete: no need to wait for
+    # the namespace teardown that follows its exit (that overlaps the reply instead).
+    while status is None and not frame_complete(meta_stream.buf):
         left = deadline - time.monotonic()
         if left <= 0 and not killed_for_timeout:
             os.kill(pid, signal.SIGKILL)
@@ -621,6 +629,8 @@ def supervisor(job_r, res_w):
                 _, status = os.waitpid(pid, 0)
             elif not open_fds[fd].drain():
                 del open_fds[fd]
+    if status is None:
+        os.kill(pid, signal.SIGKILL)  # pid 1: whatever the job left running dies with it
     for s in streams:
         s.drain()
     elapsed = time.monotonic() - start
@@ -628,9 +638,9 @@ def supervisor(job_r, res_w):
     result = {"type": "result", "stdout": streams[0].text(), "stderr": streams[1].text(),
               "exec_ms": int(elapsed * 1000), "success": False, "text": "", "error": None}
     meta = None
-    if streams[2].buf and not streams[2].dropped:
+    if frame_complete(meta_stream.buf) and not meta_stream.dropped:
         try:
-            meta = json.loads(streams[2].buf)
+            meta = json.loads(bytes(meta_stream.buf[4:]))
         except ValueError:
             meta = None
     if isinstance(meta, dict):
@@ -640,7 +650,7 @@ def supervisor(job_r, res_w):
     if killed_for_timeout:
         result["timed_out"] = True
         result["success"] = False
-    elif meta is None:
+    elif meta is None and status is not None:
         result["success"] = False
         if os.WIFSIGNALED(status):
             result["signal"] = os.WTERMSIG(status)
@@ -648,6 +658,10 @@ def supervisor(job_r, res_w):
             result["exit_code"] = os.WEXITSTATUS(status)
     collect_artifacts(inputs, result)
     send_frame(res_w, result)
+    if status is None:
+        # Returns once every process of the job's pid namespace is gone; the zygote
+        # forks the next job only after reaping us, so jobs never overlap.
+        os.waitpid(pid, 0)
     os._exit(0)
 
 
