@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vizops/viz-operator/internal/artifacts"
+	"github.com/vizops/viz-operator/internal/codegen"
+	"github.com/vizops/viz-operator/internal/detect"
+	"github.com/vizops/viz-operator/internal/models"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/local"
+)
+
+func init() { subcommands = append(subcommands, newRenderCommand) }
+
+// renderOutput is what render --json prints.
+type renderOutput struct {
+	Detection      renderDetection  `json:"detection"`
+	CodeGeneration *renderCodegen   `json:"codeGeneration,omitempty"`
+	Success        bool             `json:"success"`
+	Error          string           `json:"error,omitempty"`
+	Message        string           `json:"message,omitempty"`
+	Warnings       []string         `json:"warnings,omitempty"`
+	Artifacts      []renderArtifact `json:"artifacts"`
+}
+
+type renderDetection struct {
+	Visualization bool     `json:"visualization"`
+	ChartType     string   `json:"chartType"`
+	Tool          string   `json:"tool"`
+	Keywords      []string `json:"keywords"`
+	Source        string   `json:"source"`
+}
+
+type renderCodegen struct {
+	Source         string `json:"source"`
+	Path           string `json:"path"`
+	Template       string `json:"template,omitempty"`
+	Model          string `json:"model,omitempty"`
+	Attempts       int    `json:"attempts"`
+	Repairs        int    `json:"repairs,omitempty"`
+	FallbackReason string `json:"fallbackReason,omitempty"`
+	Code           string `json:"code"`
+}
+
+type renderArtifact struct {
+	Name      string `json:"name"`
+	MIMEType  string `json:"mimeType"`
+	SizeBytes int64  `json:"sizeBytes"`
+	SHA256    string `json:"sha256"`
+	Path      string `json:"path"`
+}
+
+type renderOptions struct {
+	local     bool
+	prompt    string
+	model     string
+	providers string
+	dataFile  string
+	formats   []string
+	outDir    string
+	asJSON    bool
+	timeout   time.Duration
+}
+
+func newRenderCommand() *cobra.Command {
+	var o renderOptions
+	cmd := &cobra.Command{
+		Use:   "render --local --prompt TEXT",
+		Short: "Turn a chart request into a chart on this machine (detect, generate, run)",
+		Long: `Run the operator's whole pipeline without a cluster: keyword detection (refined by the
+model when --model is given), code generation (a model with validation and repair, or
+the built-in templates), execution in the local bubblewrap sandbox, and the same
+artifact checks the operator applies. Charts are written to the output directory.
+
+--model is "provider/model" (e.g. ollama/qwen2.5-coder:7b) and needs --providers, the
+same providers file the operator reads. Locally, API keys come from the environment
+variables the file names in apiKeyEnv; Kubernetes Secrets are not read.
+
+A prompt that is not a chart request prints the detection and exits 0.`,
+		Example: `  kubectl viz render --local --prompt "bar chart of Hydroxyurea (85%), Voxelotor (70%)" -o out/
+  kubectl viz render --local --prompt "monthly sales trend" --data sales.csv --format png,svg -o out/
+  OPENAI_API_KEY=... kubectl viz render --local --model openai/gpt-4o-mini --providers providers.yaml \
+      --prompt "scatter of dosage against HbF" --json -o out/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRender(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.local, "local", false, "run everything on this machine (required)")
+	f.StringVar(&o.prompt, "prompt", "", "the chart request in natural language (required)")
+	f.StringVar(&o.model, "model", "", `model as "provider/model" (empty: templates only)`)
+	f.StringVar(&o.providers, "providers", "", "providers file (YAML), needed with --model")
+	f.StringVar(&o.dataFile, "data", "", "CSV file made available as data.csv and the DataFrame df")
+	f.StringSliceVar(&o.formats, "format", []string{"png"}, "figure formats: png, svg, html (html selects plotly)")
+	f.StringVarP(&o.outDir, "output-dir", "o", ".", "directory to write the charts to")
+	f.BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "wall-clock limit for each execution of the code")
+	return cmd
+}
+
+func usage(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+func runRender(cmd *cobra.Command, o renderOptions) error {
+	if !o.local {
+		return usage("render runs only with --local for now (it renders on this machine, without a cluster); add --local")
+	}
+	if strings.TrimSpace(o.prompt) == "" {
+		return usage("--prompt is required, e.g. --prompt \"bar chart of A 3, B 5\"")
+	}
+	var formats []string
+	for _, f := range o.formats {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if f != "png" && f != "svg" && f != "html" {
+			return usage("--format %q is not supported: use png, svg or html", f)
+		}
+		if !slices.Contains(formats, f) {
+			formats = append(formats, f)
+		}
+	}
+	var csv []byte
+	if o.dataFile != "" {
+		b, err := os.ReadFile(o.dataFile)
+		if err != nil {
+			return usage("--data: %v", err)
+		}
+		csv = b
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var out renderOutput
+	stderr := cmd.ErrOrStderr()
+	warn := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		out.Warnings = append(out.Warnings, msg)
+		if !o.asJSON {
+			fmt.Fprintln(stderr, "warning:", msg)
+		}
+	}
+
+	// Model and generator (a ConfigError is the user's to fix: exit 2).
+	gen := &codegen.Generator{}
+	if o.model != "" {
+		if o.providers == "" {
+			return usage("--model %s needs --providers FILE (the providers file; see docs/models.md)", o.model)
+		}
+		cfg, err := models.LoadConfig(o.providers)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		reg := models.NewRegistry(cfg, models.Options{LookupEnv: os.LookupEnv})
+		if gen, err = codegen.NewGenerator(ctx, reg, o.model); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+
+	det := detect.Detect(o.prompt)
+	if gen.Client != nil {
+		refined, err := detect.Refine(ctx, gen.Client, o.prompt, det)
+		if err != nil {
+			if models.IsTerminal(err) {
+				return &exitError{code: 2, err: err}
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			warn("the model's detection was not used (keywords decide): %v", err)
+		}
+		det = refined
+	}
+	out.Detection = renderDetection{Visualization: det.Visualization, ChartType: string(det.ChartType), Tool: string(det.Tool),
+		Keywords: det.Keywords, Source: string(det.Source)}
+	if out.Detection.Keywords == nil {
+		out.Detection.Keywords = []string{}
+	}
+	out.Artifacts = []renderArtifact{}
+	if !det.Visualization {
+		out.Message = fmt.Sprintf("not a visualization (tool: %s)", det.Tool)
+		return printRender(cmd, o, out)
+	}
+
+	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, local.Options{})
+	if err != nil {
+		return fmt.Errorf("the local sandbox cannot start: %w", err)
+	}
+	defer pool.Close()
+	var sfiles []sandbox.File
+	if csv != nil {
+		sfiles = append(sfiles, sandbox.File{Name: codegen.DataFile, Data: csv})
+	}
+	var sformats []sandbox.Format
+	for _, f := range formats {
+		sformats = append(sformats, sandbox.Format(f))
+	}
+	exec := func(ctx context.Context, code string) (*sandbox.Result, error) {
+		return sandbox.Run(ctx, pool, "kubectl-viz", sandbox.Request{Code: code, Files: sfiles, Timeout: o.timeout, Formats: sformats})
+	}
+	in := codegen.Input{Prompt: o.prompt, Detection: det, CSV: csv, Formats: formats, Packages: codegen.DefaultPackages}
+	outcome, err := gen.Run(ctx, in, exec)
+	if outcome.Path != "" {
+		out.CodeGeneration = &renderCodegen{Source: string(outcome.Code.Source), Path: string(outcome.Path), Template: outcome.Code.Template,
+			Model: outcome.Code.Model, Attempts: outcome.Attempts, Repairs: outcome.Repairs, FallbackReason: outcome.FallbackReason, Code: outcome.Code.Code}
+	}
+	if err != nil {
+		code := 1
+		if models.IsTerminal(err) {
+			code = 2
+		}
+		out.Error = err.Error()
+		if o.asJSON {
+			_ = printRender(cmd, o, out)
+		}
+		return &exitError{code: code, err: err}
+	}
+	if outcome.FallbackReason != "" {
+		warn("used the %s template: %s", outcome.Code.Template, outcome.FallbackReason)
+	}
+	res := outcome.Result
+	out.Success = res != nil && res.Success
+	if res != nil && res.Error != nil {
+		out.Error = res.Error.Name
+		if res.Error.Value != "" {
+			out.Error += ": " + res.Error.Value
+		}
+	}
+	if res != nil && len(res.Files) > 0 {
+		arts, warnings, err := artifacts.Prepare(res.Files, artifacts.DefaultLimits())
+		if err != nil {
+			return err
+		}
+		for _, w := range warnings {
+			warn("%s", w)
+		}
+		if err := os.MkdirAll(o.outDir, 0o755); err != nil {
+			return err
+		}
+		for _, a := range arts {
+			path := filepath.Join(o.outDir, filepath.Base(a.Name)) // Prepare's names are plain file names
+			if err := os.WriteFile(path, a.Data, 0o644); err != nil {
+				return err
+			}
+			out.Artifacts = append(out.Artifacts, renderArtifact{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: a.SizeBytes, SHA256: a.SHA256, Path: path})
+		}
+	}
+	if err := printRender(cmd, o, out); err != nil {
+		return err
+	}
+	if !out.Success {
+		msg := out.Error
+		if msg == "" {
+			msg = "the code failed"
+		}
+		return &exitError{code: 1, err: errors.New(msg)}
+	}
+	return nil
+}
+
+func printRender(cmd *cobra.Command, o renderOptions, out renderOutput) error {
+	w := cmd.OutOrStdout()
+	if o.asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	d := out.Detection
+	fmt.Fprintf(w, "detection: visualization=%v tool=%s chartType=%s source=%s keywords=%s\n",
+		d.Visualization, d.Tool, d.ChartType, d.Source, strings.Join(d.Keywords, ","))
+	if out.Message != "" {
+		fmt.Fprintln(w, out.Message)
+		return nil
+	}
+	if cg := out.CodeGeneration; cg != nil {
+		what := cg.Template
+		if cg.Model != "" && cg.Source == string(codegen.SourceModel) {
+			what = cg.Model
+		}
+		fmt.Fprintf(w, "code: %s (%s, path %s, model calls %d)\n", strings.ToLower(cg.Source), what, cg.Path, cg.Attempts)
+	}
+	printArtifacts(w, out.Artifacts)
+	return nil
+}
+
+func printArtifacts(w io.Writer, arts []renderArtifact) {
+	for _, a := range arts {
+		fmt.Fprintf(w, "wrote %s (%s, %d bytes)\n", a.Path, a.MIMEType, a.SizeBytes)
+	}
+}
