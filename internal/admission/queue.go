@@ -28,6 +28,9 @@ type Decision struct {
 	Admitted bool
 	// Position is the 1-based place in its pool's queue while not admitted.
 	Position int
+	// Others are requests admitted by this call besides item (older ones that were
+	// waiting): the caller wakes them.
+	Others []string
 }
 
 // Queue holds the running set and the waiting items.
@@ -80,14 +83,32 @@ func (q *Queue) Admit(item Item) Decision {
 		return Decision{Admitted: true}
 	}
 	q.waiting[item.Key] = item
+	var d Decision
 	for _, key := range q.admittableLocked() {
 		q.running[key] = q.waiting[key].Pool
 		delete(q.waiting, key)
+		if key == item.Key {
+			d.Admitted = true
+		} else {
+			d.Others = append(d.Others, key)
+		}
 	}
-	if _, ok := q.running[item.Key]; ok {
-		return Decision{Admitted: true}
+	if !d.Admitted {
+		d.Position = q.positionLocked(item)
 	}
-	return Decision{Position: q.positionLocked(item)}
+	return d
+}
+
+// Enqueue makes waiting requests known without admitting anything, so that an older
+// request that has not asked yet still keeps its place ahead of a newer one that has.
+func (q *Queue) Enqueue(items ...Item) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, it := range items {
+		if _, ok := q.running[it.Key]; !ok {
+			q.waiting[it.Key] = it
+		}
+	}
 }
 
 // Release frees a request's slot (or drops it from the queue) and returns the keys

@@ -93,6 +93,26 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+func TestEnqueuedOlderRequestKeepsItsPlace(t *testing.T) {
+	q := NewQueue(5)
+	q.SetPoolCap("p", 1)
+	// The older request is known (from the cache) but has not asked yet; the newer
+	// one asks first and must not take the slot.
+	q.Enqueue(item("older", "p", 1))
+	d := q.Admit(item("newer", "p", 2))
+	if diff := cmp.Diff(Decision{Position: 1, Others: []string{"older"}}, d); diff != "" {
+		t.Fatalf("admit newer (-want +got):\n%s", diff)
+	}
+	if d := q.Admit(item("older", "p", 1)); !d.Admitted {
+		t.Fatalf("older not admitted: %+v", d)
+	}
+	// Enqueue never demotes a running request.
+	q.Enqueue(item("older", "p", 1))
+	if total, _ := q.Running("p"); total != 1 {
+		t.Fatalf("running = %d, want 1", total)
+	}
+}
+
 func TestSeededRunningCountsAgainstCaps(t *testing.T) {
 	q := NewQueue(2)
 	q.SetPoolCap("p", 2)

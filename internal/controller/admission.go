@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,14 +50,22 @@ func (s *seeder) once(ctx context.Context, c client.Client, q *admission.Queue) 
 // reconcileAdmission asks the queue for a slot under the pool's and the operator's
 // caps. A request that must wait is Queued with its position; it is woken when a slot
 // frees (no polling).
-func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s *scope) (bool, error) {
+func (r *VisualizationRequestReconciler) reconcileAdmission(ctx context.Context, s *scope) (bool, error) {
 	key := reqKey(s.vr)
 	if r.Executor.Running(key) {
 		return false, nil
 	}
 	pk := poolKey(s.vr)
+	waiting, err := r.waitingFor(ctx, pk, s.now)
+	if err != nil {
+		return true, err
+	}
+	r.Queue.Enqueue(waiting...)
 	d := r.Queue.Admit(admission.Item{Key: key.String(), Pool: pk.String(), Created: s.vr.CreationTimestamp.Time})
 	defer updateQueueGauges(r.Queue)
+	for _, k := range d.Others {
+		r.Executor.Wake(parseKey(k))
+	}
 	if d.Admitted {
 		return false, nil
 	}
@@ -75,6 +84,29 @@ func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s
 	}
 	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, reasonQueued, msg, false)
 	return true, nil
+}
+
+// waitingFor lists, from the cache, the requests that wait for a slot of pool: past
+// detection, not admitted, not finished, not in backoff. It is linear in the number of
+// requests; an index by pool is the next step if that ever matters.
+func (r *VisualizationRequestReconciler) waitingFor(ctx context.Context, pool types.NamespacedName, now time.Time) ([]admission.Item, error) {
+	var list vizv1.VisualizationRequestList
+	if err := r.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	var out []admission.Item
+	for i := range list.Items {
+		vr := &list.Items[i]
+		st := vr.Status
+		if st.Phase.Finished() || poolKey(vr) != pool ||
+			!meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionDetected) ||
+			meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) ||
+			(st.NextRetryTime != nil && st.NextRetryTime.After(now)) {
+			continue
+		}
+		out = append(out, admission.Item{Key: reqKey(vr).String(), Pool: pool.String(), Created: vr.CreationTimestamp.Time})
+	}
+	return out, nil
 }
 
 func updateQueueGauges(q *admission.Queue) {

@@ -157,6 +157,12 @@ func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *sco
 		s.result.RequeueAfter = 2 * time.Second
 		return true, nil
 	}
+	if c.Reason == vizv1.ReasonBackendNotImplemented {
+		// No retry can help: say so at once.
+		s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, c.Reason, msg, true)
+		s.finish(vizv1.PhaseFailed, c.Reason, fmt.Sprintf("SandboxPool %s cannot run code: %s", pk, msg))
+		return true, nil
+	}
 	s.vr.Status.Attempts++
 	r.retryOrFail(s, c.Reason, fmt.Errorf("SandboxPool %s is not ready: %s", pk, msg))
 	s.afterPatch = append(s.afterPatch, func() { r.release(key) })

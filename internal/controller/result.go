@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -32,9 +33,13 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 	if !ok {
 		return false, nil
 	}
-	if j.attempt != s.vr.Status.Attempts {
-		// A result of an attempt status no longer describes (should not happen, but
-		// never record it twice).
+	switch {
+	case j.attempt > s.vr.Status.Attempts:
+		// The cache has not yet seen the status that started this attempt: wait for it.
+		s.result.RequeueAfter = 200 * time.Millisecond
+		return true, nil
+	case j.attempt < s.vr.Status.Attempts:
+		// A result of an attempt that status has moved past: never record it.
 		r.Executor.Forget(key, j)
 		return false, nil
 	}

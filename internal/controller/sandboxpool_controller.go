@@ -74,7 +74,6 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		writePoolStatus(&sp.Status, pool.Status())
 	}
 	if err != nil {
-		log.Error(err, "sandbox pool unavailable")
 		sp.Status.Ready, sp.Status.Busy, sp.Status.Starting, sp.Status.Total, sp.Status.Sandboxes = 0, 0, 0, 0, nil
 	}
 	prev := meta.FindStatusCondition(sp.Status.Conditions, vizv1.PoolConditionReady)
@@ -84,6 +83,9 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			kind = "Warning"
 		}
 		r.Recorder.Eventf(sp, nil, kind, cond.Reason, "Reconcile", "%s", cond.Message)
+		if err != nil {
+			log.Error(err, "sandbox pool unavailable")
+		}
 	}
 	meta.SetStatusCondition(&sp.Status.Conditions, cond)
 	sp.Status.ObservedGeneration = sp.Generation
@@ -91,6 +93,11 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Status().Patch(ctx, sp, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, err
 		}
+	}
+	if err != nil {
+		// A backend may come back (a package installed, an API up again): try again,
+		// but not as often as live counts are refreshed.
+		return ctrl.Result{RequeueAfter: 6 * r.StatusInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
 }

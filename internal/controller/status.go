@@ -33,7 +33,12 @@ func newScope(vr *vizv1.VisualizationRequest, now time.Time) *scope {
 // setCondition sets a condition with observedGeneration and records an Event when it
 // is new or changed (Normal when True or progressing, Warning for trouble).
 func (s *scope) setCondition(condType string, status metav1.ConditionStatus, reason, message string, warning bool) {
-	prev := meta.FindStatusCondition(s.vr.Status.Conditions, condType)
+	// Copy: FindStatusCondition points into the slice SetStatusCondition changes.
+	var prev *metav1.Condition
+	if c := meta.FindStatusCondition(s.vr.Status.Conditions, condType); c != nil {
+		cp := *c
+		prev = &cp
+	}
 	meta.SetStatusCondition(&s.vr.Status.Conditions, metav1.Condition{
 		Type:               condType,
 		Status:             status,

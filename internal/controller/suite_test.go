@@ -197,3 +197,8 @@ func phaseOf(ctx context.Context, ns, name string) func() vizv1.Phase {
 }
 
 func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// clientListNamespace is client.InNamespace without importing it in every test file.
+type clientListNamespace struct{ ns string }
+
+func (c *clientListNamespace) ApplyToList(o *client.ListOptions) { o.Namespace = c.ns }

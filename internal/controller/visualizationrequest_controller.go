@@ -106,6 +106,9 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 
 	s.computePhase()
 	if err := r.patchStatus(ctx, s); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
 		log.Error(err, "status patch failed")
 		return ctrl.Result{}, err
 	}
@@ -132,7 +135,9 @@ func (r *VisualizationRequestReconciler) patchStatus(ctx context.Context, s *sco
 	if equality.Semantic.DeepEqual(s.before.Status, s.vr.Status) {
 		return nil
 	}
-	return r.Status().Patch(ctx, s.vr, client.MergeFrom(s.before))
+	// The optimistic lock turns a pass over a stale cached object into a conflict (and
+	// a requeue) instead of, say, starting an attempt that already started.
+	return r.Status().Patch(ctx, s.vr, client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{}))
 }
 
 // forget stops a deleted request's execution and frees its slot.
