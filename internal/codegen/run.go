@@ -33,7 +33,8 @@ type Outcome struct {
 // Run generates code for in and runs it with exec.
 //
 // Without a model it fills the template (Path Template). With one: generate, extract,
-// validate, execute; when the code raises (Result.Success false, not a timeout), the
+// validate, execute; when the code raises (Result.Success false, not a timeout) or runs
+// but produces no artifact (a "NoFigure" failure), the
 // traceback tail and the code go back to the model, up to MaxRepairs times (Path
 // Repaired when a repair ran). It falls back to the template of the detected chart
 // type (Path TemplateFallback, FallbackReason set) when the model is unavailable
@@ -65,7 +66,7 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 		if err != nil {
 			return out, err
 		}
-		if res.Success {
+		if res.Success && len(res.Files) > 0 {
 			out.Path = PathModel
 			if out.Repairs > 0 {
 				out.Path = PathRepaired
@@ -73,6 +74,10 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			return out, nil
 		}
 		f := failureOf(res)
+		if res.Success {
+			// It ran, but drew nothing: as useless as an exception, and as repairable.
+			f = Failure{Name: "NoFigure", Value: "the program ran without errors but produced no chart; draw the chart and end with plt.show() (fig.show() for plotly)", Stderr: res.Stdout}
+		}
 		if res.TimedOut {
 			return fallback(ctx, in, exec, out, "the model's program timed out in the sandbox: "+f.Summary())
 		}

@@ -33,12 +33,14 @@ const (
 
 	loopAnswer = "```python\nimport matplotlib.pyplot as plt\nwhile True:\n    pass\n```"
 
+	nothingAnswer = "```python\nprint('Hydroxyurea is the most effective treatment.')\n```"
+
 	refusalAnswer = "I'm sorry, but I can't produce that chart without more information about the data."
 )
 
 // fakeSandbox stands in for a sandbox: it "runs" code by inspecting it. It raises
-// NameError for the typo "valuez", times out on "while True", and otherwise succeeds
-// with a PNG. It records every program.
+// NameError for the typo "valuez", times out on "while True", succeeds without a
+// figure when the code never calls plt./fig., and otherwise succeeds with a PNG. It records every program.
 type fakeSandbox struct {
 	mu    sync.Mutex
 	codes []string
@@ -60,6 +62,8 @@ func (f *fakeSandbox) exec(_ context.Context, code string) (*sandbox.Result, err
 		}, SandboxID: "fake-0"}, nil
 	case strings.Contains(code, "while True"):
 		return &sandbox.Result{Success: false, TimedOut: true, Error: &sandbox.ExecError{Name: "Timeout", Value: "execution exceeded 30s"}, SandboxID: "fake-0"}, nil
+	case !strings.Contains(code, "plt.") && !strings.Contains(code, "fig."):
+		return &sandbox.Result{Success: true, Stdout: "Hydroxyurea is the most effective treatment.\n", SandboxID: "fake-0"}, nil
 	}
 	return &sandbox.Result{Success: true, Files: []sandbox.Artifact{{Name: "figure-1.png", MIMEType: "image/png", Data: []byte("\x89PNG")}}, SandboxID: "fake-0"}, nil
 }
@@ -149,6 +153,15 @@ func TestRun(t *testing.T) {
 					if !strings.Contains(repair, s) {
 						t.Errorf("repair prompt lacks %q:\n%s", s, repair)
 					}
+				}
+			},
+		},
+		"draws nothing, then repaired": {
+			replies: []modelstest.Reply{r(nothingAnswer), r(cleanAnswer)},
+			want:    want{Path: PathRepaired, Attempts: 2, Repairs: 1, Execs: 2, Source: SourceModel, Model: "p/coder:7b", Success: true},
+			check: func(t *testing.T, srv *modelstest.Server, _ *fakeSandbox, _ Outcome) {
+				if repair := srv.Calls()[1].User; !strings.Contains(repair, "NoFigure: the program ran without errors but produced no chart") {
+					t.Errorf("repair prompt:\n%s", repair)
 				}
 			},
 		},
