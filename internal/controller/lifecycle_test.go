@@ -151,7 +151,7 @@ var _ = Describe("Lifecycle", func() {
 		vr := get(ctx, Default, ns, "interrupted")
 		Expect(vr.Status.Attempts).To(Equal(int32(2)))
 		Expect(vr.Status.Artifacts).To(HaveLen(1))
-		Expect(second.Executions(ns + "/interrupted")).To(Equal(1), "ran exactly once after the restart")
+		Expect(second.Executions(ns+"/interrupted")).To(Equal(1), "ran exactly once after the restart")
 		Expect(second.MaxBusy()).To(Equal(1))
 	})
 

@@ -112,4 +112,3 @@ var _ = Describe("Admission", func() {
 })
 
 func inNamespace(ns string) *clientListNamespace { return &clientListNamespace{ns: ns} }
-
