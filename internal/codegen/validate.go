@@ -376,7 +376,8 @@ func (v *validator) check(toks []token) {
 	for i, t := range toks {
 		switch t.kind {
 		case tName:
-			if why, bad := forbiddenNames[t.text]; bad {
+			attr := i > 0 && toks[i-1].text == "."
+			if why, bad := forbiddenNames[t.text]; bad && !(attr && t.text == "compile") { // re.compile is fine
 				// Keyword arguments and attributes of our own objects named like these
 				// (e.g. ax.set(title=...)) are fine; the names above are not chart vocabulary.
 				if !(i+1 < len(toks) && toks[i+1].text == "=" && !(i+2 < len(toks) && toks[i+2].text == "=")) {
@@ -497,8 +498,9 @@ func (v *validator) loader(toks []token, i int) {
 		if !isDataFile(arg.value) {
 			v.add(arg.line, name+"("+shorten(arg.text), fmt.Sprintf("only %s can be read; the request's data is already loaded as `df`", DataFile))
 		}
-	} else if name == "open" {
-		v.add(toks[i].line, "open(", fmt.Sprintf("open() must name %q literally; the data is already loaded as `df`", DataFile))
+	} else if name == "open" && !(arg.kind == tName && arg.text == "DATA_PATH" && i+3 < len(toks) && (toks[i+3].text == ")" || toks[i+3].text == ",")) {
+		// DATA_PATH is the runner's name for the data file's path.
+		v.add(toks[i].line, "open(", fmt.Sprintf("open() must name %q (or DATA_PATH) literally; the data is already loaded as `df`", DataFile))
 	}
 	if name == "open" {
 		v.openMode(toks, i)

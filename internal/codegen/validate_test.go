@@ -24,6 +24,8 @@ func TestValidate(t *testing.T) {
 		"clean":                                {code: "import matplotlib.pyplot as plt\nimport numpy as np\nx = np.arange(3)\nplt.bar(x, [1, 2, 3])\nplt.title('os.system eval(x) import socket')  # import os\nplt.show()\n"},
 		"data file read":                       {code: "import pandas as pd\nd = pd.read_csv('data.csv')\nwith open(\"./data.csv\") as f:\n    head = f.readline()\n"},
 		"docstring mentions":                   {code: "\"\"\"Uses subprocess? No.\nimport os\n\"\"\"\nimport math\n"},
+		"re.compile and DATA_PATH":             {code: "import re\npat = re.compile(r'\\d+')\nwith open(DATA_PATH) as f:\n    n = len(pat.findall(f.read()))\n"},
+		"builtin compile":                      {code: "c = compile('1', 'x', 'eval')\n", want: []where{{1, "compile"}}},
 		"allowed stdlib":                       {code: "import math, statistics as st\nfrom collections import Counter\nfrom datetime import datetime, timedelta\nimport warnings\nwarnings.filterwarnings('ignore')\n"},
 		"compound one-liner":                   {code: "try: import seaborn as sns\nexcept ImportError: sns = None\n"},
 		"keyword argument named like a module": {code: "import matplotlib.pyplot as plt\nplt.legend(input=1) if False else None\n"},
