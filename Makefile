@@ -3,6 +3,7 @@
 
 IMG ?= ghcr.io/vizops/viz-operator:dev
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
 # Debian packages the Local sandbox, envtest and the browser checks need.
 APT_PACKAGES ?= bubblewrap etcd-server python3-matplotlib python3-numpy python3-pandas \
 	python3-seaborn python3-plotly fonts-dejavu-core chromium
@@ -12,6 +13,7 @@ SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 export PATH := $(LOCALBIN):$(PATH)
 
 .PHONY: all
@@ -32,6 +34,10 @@ manifests: controller-gen ## Generate the CRDs and the manager's RBAC role.
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: api-docs
+api-docs: crd-ref-docs ## Generate docs/api.md from the API types.
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/api-docs/config.yaml --renderer=markdown --output-path=docs/api.md
 
 .PHONY: fmt
 fmt: ## go fmt.
@@ -85,3 +91,9 @@ controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Install crd-ref-docs into bin/.
+$(CRD_REF_DOCS):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
