@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,19 +22,20 @@ import (
 // The benchmarks measure what docs/benchmarks.md reports; hack/bench/run.sh runs them
 // in one go and prints the ratios. None of them asserts a duration.
 
-// waitArmed waits until some ready sandbox has a warm job process, so a "warm"
-// iteration measures a warm sandbox and not the previous job's re-arming.
+// waitArmed waits until every ready sandbox has imported everything and has a warm job
+// process, so a "warm" iteration measures a warm sandbox, not the previous job's
+// re-arming or a new sandbox's background imports.
 func waitArmed(b *testing.B, p *Pool) {
 	b.Helper()
-	waitFor(b, 2*time.Minute, "an armed sandbox", func() bool {
+	waitFor(b, 2*time.Minute, "armed sandboxes", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, s := range p.ready {
-			if s.z.armed.Load() {
-				return true
+			if !s.z.armed.Load() || !s.z.warm.Load() {
+				return false
 			}
 		}
-		return false
+		return len(p.ready) > 0
 	})
 }
 
@@ -143,62 +146,77 @@ while True:
     out.write(b"ok\n"); out.flush()
 `
 
-// BenchmarkFloor is the seed chart rendered by a hot interpreter, no sandbox.
-func BenchmarkFloor(b *testing.B) {
-	cmd := exec.Command("/usr/bin/python3", "-c", floorDriver)
-	cmd.Env = envWith("MPLCONFIGDIR", filepath.Join(Options{}.withDefaults().CacheDir, "mpl"))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+// floorInterpreter is a hot /usr/bin/python3 fed scripts over a pipe.
+type floorInterpreter struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	stderr bytes.Buffer
+}
+
+func startFloor(tb testing.TB) *floorInterpreter {
+	f := &floorInterpreter{cmd: exec.Command("/usr/bin/python3", "-c", floorDriver)}
+	f.cmd.Env = envWith("MPLCONFIGDIR", filepath.Join(Options{}.withDefaults().CacheDir, "mpl"))
+	f.stdin, _ = f.cmd.StdinPipe()
+	stdout, _ := f.cmd.StdoutPipe()
+	f.out = bufio.NewReader(stdout)
+	f.cmd.Stderr = &f.stderr
+	if err := f.cmd.Start(); err != nil {
+		tb.Fatal(err)
 	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
-	br := bufio.NewReader(stdout)
-	send := func() {
-		var hdr [4]byte
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(seedBarChart)))
-		if _, err := stdin.Write(append(hdr[:], seedBarChart...)); err != nil {
-			b.Fatal(err)
-		}
-		if line, err := br.ReadString('\n'); err != nil || line != "ok\n" {
-			b.Fatalf("floor driver: %q %v %s", line, err, stderr.String())
-		}
+	tb.Cleanup(func() { f.stdin.Close(); _ = f.cmd.Wait() })
+	for i := 0; i < 3; i++ { // the floor is a hot interpreter
+		f.render(tb)
 	}
-	for i := 0; i < 3; i++ { // warm: the floor is a hot interpreter
-		send()
+	return f
+}
+
+func (f *floorInterpreter) render(tb testing.TB) {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(seedBarChart)))
+	if _, err := f.stdin.Write(append(hdr[:], seedBarChart...)); err != nil {
+		tb.Fatal(err)
 	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		send()
+	if line, err := f.out.ReadString('\n'); err != nil || line != "ok\n" {
+		tb.Fatalf("floor interpreter: %q %v %s", line, err, f.stderr.String())
 	}
 }
 
-// BenchmarkBareBwrapPython is "bwrap ... python3 script.py": a fresh sandboxed
-// interpreter per run, with the same isolation flags and a prebuilt font cache.
-func BenchmarkBareBwrapPython(b *testing.B) {
+// BenchmarkFloor is the seed chart rendered by a hot interpreter, no sandbox.
+func BenchmarkFloor(b *testing.B) {
+	f := startFloor(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.render(b)
+	}
+}
+
+// bareBwrap runs "bwrap ... python3 script.py": a fresh sandboxed interpreter per run,
+// with the same isolation flags and a writable, prebuilt font cache.
+type bareBwrap struct {
+	args, env []string
+	opts      Options
+}
+
+func newBareBwrap(tb testing.TB) *bareBwrap {
 	opts := Options{}.withDefaults()
 	if err := preflight(opts); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	// Not b.TempDir: its parent is 0700 and the sandbox user must read the script.
+	// Not TempDir: its parent is 0700 and the sandbox user must read the script.
 	dir, err := os.MkdirTemp("", "vizops-bare-bwrap-")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
+	tb.Cleanup(func() { os.RemoveAll(dir) })
 	script := seedBarChart + "\nplt.savefig('/tmp/out.png')\n"
 	if err := os.WriteFile(filepath.Join(dir, "script.py"), []byte(script), 0o644); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	// A writable copy of the font cache, as a plain bwrap user would have.
+	_ = os.Chmod(dir, 0o755)
 	mpl := filepath.Join(dir, "mpl")
 	if err := os.MkdirAll(mpl, 0o777); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	entries, _ := os.ReadDir(filepath.Join(opts.CacheDir, "mpl"))
 	for _, e := range entries {
@@ -211,20 +229,126 @@ func BenchmarkBareBwrapPython(b *testing.B) {
 		"--bind", mpl, "/mpl",
 		"--remount-ro", "/",
 		"--", opts.Python, "-I", "-B", "/script.py")
-	env := envWith("MPLCONFIGDIR", "/mpl")
+	return &bareBwrap{args: args, env: envWith("MPLCONFIGDIR", "/mpl"), opts: opts}
+}
+
+func (bb *bareBwrap) run(tb testing.TB) {
+	cmd := exec.Command("bwrap", bb.args...)
+	cmd.Env = bb.env
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(bb.opts.UID), Gid: uint32(bb.opts.GID), Groups: []uint32{}}}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) != "" {
+		tb.Fatalf("bare bwrap python: %v %s", err, out.String())
+	}
+}
+
+// BenchmarkBareBwrapPython is one fresh "bwrap ... python3 script.py" per iteration.
+func BenchmarkBareBwrapPython(b *testing.B) {
+	bb := newBareBwrap(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		cmd := exec.Command("bwrap", args...)
-		cmd.Env = env
-		if os.Geteuid() == 0 {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(opts.UID), Gid: uint32(opts.GID), Groups: []uint32{}}}
-		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) != "" {
-			b.Fatalf("bare bwrap python: %v %s", err, out.String())
-		}
+		bb.run(b)
 	}
+}
+
+// BenchmarkRatios measures everything the targets compare in one run, interleaving
+// the compared pairs so a CPU shared with other work skews both sides alike, and
+// reports medians and ratios (hack/bench/run.sh prints them). Run it with -benchtime 1x.
+func BenchmarkRatios(b *testing.B) {
+	const pairs, coldPairs, throughputJobs = 21, 5, 30
+	ctx := context.Background()
+	floor := startFloor(b)
+	bare := newBareBwrap(b)
+	p := benchPool(b, 1, 1)
+	timeIt := func(f func()) time.Duration { t := time.Now(); f(); return time.Since(t) }
+
+	var floorT, warmT, claimT []time.Duration
+	for i := 0; i < pairs; i++ {
+		floorT = append(floorT, timeIt(func() { floor.render(b) }))
+		waitArmed(b, p)
+		warmT = append(warmT, timeIt(func() {
+			r, err := sandbox.Run(ctx, p, "bench", sandbox.Request{Code: seedBarChart})
+			if err != nil || !r.Success || len(r.Files) != 1 {
+				b.Fatalf("warm run: %v %+v", err, r)
+			}
+		}))
+		waitArmed(b, p)
+		claimT = append(claimT, timeIt(func() {
+			sb, err := p.Acquire(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Release(sb)
+		}))
+	}
+	closeAndCheck(b, p)
+
+	var coldT, bareT []time.Duration
+	for i := 0; i < coldPairs; i++ {
+		bareT = append(bareT, timeIt(func() { bare.run(b) }))
+		var cp *Pool
+		coldT = append(coldT, timeIt(func() {
+			var err error
+			if cp, err = NewPool(sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1}, Options{}); err != nil {
+				b.Fatal(err)
+			}
+			r, err := sandbox.Run(ctx, cp, "bench", sandbox.Request{Code: seedBarChart})
+			if err != nil || !r.Success || len(r.Files) != 1 {
+				b.Fatalf("cold run: %v %+v", err, r)
+			}
+		}))
+		cp.Close()
+	}
+
+	tp := benchPool(b, 2, 2)
+	jobs := make(chan struct{}, throughputJobs)
+	for i := 0; i < throughputJobs; i++ {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				if r, err := sandbox.Run(ctx, tp, "bench", sandbox.Request{Code: seedBarChart}); err != nil || !r.Success {
+					b.Errorf("throughput run: %v %+v", err, r)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	perSec := throughputJobs / time.Since(start).Seconds()
+	var floorAfter []time.Duration // the floor again, for the CPU the throughput run saw
+	for i := 0; i < 5; i++ {
+		floorAfter = append(floorAfter, timeIt(func() { floor.render(b) }))
+	}
+
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	fl, wm, cl := median(floorT), median(warmT), median(claimT)
+	co, ba := median(coldT), median(bareT)
+	floorForTP := median(append(floorT, floorAfter...))
+	b.ReportMetric(ms(cl)*1000, "claim-µs")
+	b.ReportMetric(ms(fl), "floor-ms")
+	b.ReportMetric(ms(wm), "warm-ms")
+	b.ReportMetric(float64(wm)/float64(fl), "warm/floor")
+	b.ReportMetric(ms(ba), "bare-bwrap-ms")
+	b.ReportMetric(ms(co), "cold-ms")
+	b.ReportMetric(float64(co)/float64(ba), "cold/bare")
+	b.ReportMetric(perSec, "jobs/s@2")
+	b.ReportMetric(perSec/(2/floorForTP.Seconds()), "throughput/(2/floor)")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }
 
 // envWith is the sandbox environment with one variable replaced.

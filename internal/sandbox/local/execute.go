@@ -70,7 +70,7 @@ type jobResult struct {
 	PidsExhausted bool               `json:"pids_exhausted"`
 	Signal        int                `json:"signal"`
 	ExitCode      int                `json:"exit_code"`
-	ExecMS        int64              `json:"exec_ms"`
+	ExecUS        int64              `json:"exec_us"`
 	Files         []struct {
 		Name string `json:"name"`
 		Mime string `json:"mime"`
@@ -153,7 +153,7 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		Text:          jr.Text,
 		Error:         jr.Error,
 		TimedOut:      jr.TimedOut,
-		ExecutionTime: time.Duration(jr.ExecMS) * time.Millisecond,
+		ExecutionTime: time.Duration(jr.ExecUS) * time.Microsecond,
 		SandboxID:     s.id,
 	}
 	for _, f := range jr.Files {

@@ -200,14 +200,42 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402,F401
-import pandas  # noqa: E402
-import seaborn  # noqa: E402,F401
-import plotly  # noqa: E402
-import plotly.basedatatypes  # noqa: E402
-import plotly.graph_objects  # noqa: E402,F401
-import plotly.express  # noqa: E402,F401
-import plotly.io  # noqa: E402
-import plotly.offline  # noqa: E402
+import threading  # noqa: E402
+
+# The rest of the stack (pandas, seaborn, plotly: most of the import time) loads in a
+# background thread after the sandbox reports ready, so a new sandbox's first job does
+# not wait for it. Job processes forked before it finished import what they use.
+pandas = plotly = None
+FULLY_WARM = False
+
+
+def import_pandas():
+    global pandas
+    import pandas as _pandas
+
+    pandas = _pandas
+
+
+def import_plotly():
+    global plotly
+    import plotly as _plotly
+    import plotly.basedatatypes
+    import plotly.graph_objects  # noqa: F401
+    import plotly.express  # noqa: F401
+    import plotly.io
+    import plotly.offline
+
+    plotly = _plotly
+    plotly.basedatatypes.BaseFigure.show = capture_plotly
+    plotly.io.show = capture_plotly
+    plotly.offline.iplot = capture_plotly
+
+
+def import_rest():
+    import_pandas()
+    import seaborn  # noqa: F401
+
+    import_plotly()
 
 
 class Capture:
@@ -276,9 +304,6 @@ def show(*args, **kwargs):
 
 plt.show = show
 matplotlib.pyplot.show = show
-plotly.basedatatypes.BaseFigure.show = capture_plotly
-plotly.io.show = capture_plotly
-plotly.offline.iplot = capture_plotly
 
 
 def warm_up():
@@ -339,7 +364,13 @@ def run_job(job, meta_w):
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         try:
+            # A job forked before the zygote finished importing loads what it needs.
+            # plotly's show() must be patched before the code runs, so look for it.
+            if plotly is None and "plotly" in code:
+                import_plotly()
             if os.path.exists(WORK + "/data.csv"):
+                if pandas is None:
+                    import_pandas()
                 scope["DATA_PATH"] = WORK + "/data.csv"
                 scope["df"] = pandas.read_csv(WORK + "/data.csv")
             linecache.cache["<cell>"] = (len(code), None, code.splitlines(True), "<cell>")
@@ -350,7 +381,7 @@ def run_job(job, meta_w):
             exec(compile(tree, "<cell>", "exec"), scope)
             if last is not None:
                 value = eval(compile(last, "<cell>", "eval"), scope)
-                if isinstance(value, plotly.basedatatypes.BaseFigure):
+                if plotly is not None and isinstance(value, plotly.basedatatypes.BaseFigure):
                     capture_plotly(value)
                 elif value is not None and not is_matplotlib_value(value):
                     meta["text"] = cap_text(repr(value), CONFIG["max_output_bytes"])
@@ -425,7 +456,8 @@ def job_main(go_r, ready_w, meta_w, out_w, err_w):
     drop_capabilities()
     install_seccomp()
     prctl(PR_SET_DUMPABLE, 0)
-    warm_up()
+    if FULLY_WARM:
+        warm_up()
     os.write(ready_w, b"R")
     os.close(ready_w)
     job = json.loads(read_frame_raw(go_r, 1 << 20))
@@ -636,7 +668,7 @@ def supervisor(job_r, res_w):
     elapsed = time.monotonic() - start
 
     result = {"type": "result", "stdout": streams[0].text(), "stderr": streams[1].text(),
-              "exec_ms": int(elapsed * 1000), "success": False, "text": "", "error": None}
+              "exec_us": int(elapsed * 1e6), "success": False, "text": "", "error": None}
     meta = None
     if frame_complete(meta_stream.buf) and not meta_stream.dropped:
         try:
@@ -673,7 +705,7 @@ class Prefork:
         self.pid, self.job_w, self.res_r = pid, job_w, res_r
 
 
-def spawn(ctrl):
+def spawn():
     job_r, job_w = os.pipe()
     res_r, res_w = os.pipe()
     pid = os.fork()
@@ -701,6 +733,35 @@ def reap(p):
         pass
 
 
+class Importer:
+    """Finishes the imports in a low-priority thread; notifies through a pipe."""
+
+    def __init__(self):
+        self.done_r, self.done_w = os.pipe()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        global FULLY_WARM
+        try:
+            # Nice only this thread: a running job keeps the CPU it needs.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            import_rest()
+            warm_up()
+            FULLY_WARM = True
+        except BaseException:
+            traceback.print_exc()
+        os.write(self.done_w, b"1")
+
+    def finish(self):
+        """Joins the thread: forking while it imports would copy a held import lock."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+            os.close(self.done_r)
+            os.close(self.done_w)
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     ctrl_in, ctrl_out = os.dup(0), os.dup(1)
@@ -709,8 +770,7 @@ def main():
     os.dup2(2, 1)  # stray prints from libraries go to the log, not the protocol
     os.close(null)
     keep_fds({ctrl_in, ctrl_out})
-    warm_up()
-    nxt = spawn(ctrl_out)
+    nxt = spawn()
     mark = os.read(nxt.res_r, 1)
     if mark != b"R":
         msg = "sandbox job setup failed"
@@ -721,25 +781,37 @@ def main():
         send_frame(ctrl_out, {"type": "fatal", "message": msg})
         return
     nxt.ready = True
-    send_frame(ctrl_out, {"type": "ready", "plotlyjs": plotly.offline.get_plotlyjs_version(),
-                          "seccomp": __import__("platform").machine() == "x86_64"})
+    importer = Importer()
+    send_frame(ctrl_out, {"type": "ready"})
     while True:
+        waits = [ctrl_in]
         if not getattr(nxt, "ready", False):
+            waits.append(nxt.res_r)
+        if importer.thread is not None:
+            waits.append(importer.done_r)
+        readable, _, _ = select.select(waits, [], [])
+        if importer.thread is not None and importer.done_r in readable:
+            importer.finish()
+            send_frame(ctrl_out, {"type": "warm"})
+            if ctrl_in not in readable:
+                # The idle job process was forked cold: swap it for a fully warm one.
+                reap(nxt)
+                nxt = spawn()
+            continue
+        if nxt.res_r in readable and ctrl_in not in readable:
             # Tell the Go side when the next job process is warm, so Acquire can prefer
             # sandboxes that will start a job at once.
-            readable, _, _ = select.select([ctrl_in, nxt.res_r], [], [])
-            if nxt.res_r in readable:
-                if os.read(nxt.res_r, 1) == b"R":
-                    nxt.ready = True
-                    send_frame(ctrl_out, {"type": "armed"})
-                    continue
-                msg = "sandbox job setup failed"
-                try:
-                    msg = json.loads(read_frame_raw(nxt.res_r))["message"]
-                except Exception:
-                    pass
-                send_frame(ctrl_out, {"type": "fatal", "message": msg})
-                return
+            if os.read(nxt.res_r, 1) == b"R":
+                nxt.ready = True
+                send_frame(ctrl_out, {"type": "armed"})
+                continue
+            msg = "sandbox job setup failed"
+            try:
+                msg = json.loads(read_frame_raw(nxt.res_r))["message"]
+            except Exception:
+                pass
+            send_frame(ctrl_out, {"type": "fatal", "message": msg})
+            return
         try:
             frame = read_frame_raw(ctrl_in)
         except EOFError:
@@ -755,7 +827,8 @@ def main():
         except Exception as e:
             send_frame(ctrl_out, {"type": "lost", "message": "job supervisor failed: %s" % e})
         reap(cur)
-        nxt = spawn(ctrl_out)  # ahead of demand: warms while the caller handles the result
+        importer.finish()
+        nxt = spawn()  # ahead of demand: warms while the caller handles the result
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ type zygote struct {
 	cg     *cgroup       // nil when limits are rlimits only
 	stderr *tailBuffer
 	armed  atomic.Bool // the runner's next job process is forked and warm
+	warm   atomic.Bool // the runner has imported the whole stack (pandas, seaborn, plotly)
 
 	killOnce sync.Once
 }
@@ -161,8 +162,12 @@ func frameLimit(opts Options) int {
 	return int(opts.MaxArtifactBytes)*2 + opts.MaxOutputBytes*8 + 4<<20
 }
 
-// armedFrame is the runner's notice that its next job process is warm (json.dumps form).
-var armedFrame = []byte(`{"type": "armed"}`)
+// Notices from the runner, in json.dumps form: its next job process is warm
+// (armed); it has finished importing the whole stack (warm).
+var (
+	armedFrame = []byte(`{"type": "armed"}`)
+	warmFrame  = []byte(`{"type": "warm"}`)
+)
 
 // readFrames forwards frames until the stream ends; then it closes z.frames.
 func (z *zygote) readFrames(r *os.File, limit int) {
@@ -185,6 +190,10 @@ func (z *zygote) readFrames(r *os.File, limit int) {
 		}
 		if bytes.Equal(buf, armedFrame) {
 			z.armed.Store(true)
+			continue
+		}
+		if bytes.Equal(buf, warmFrame) {
+			z.warm.Store(true)
 			continue
 		}
 		z.frames <- buf
