@@ -59,7 +59,8 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Registry resolves spec.model values to Clients.
+// Registry resolves spec.model values to Clients. It and the Clients it returns are
+// safe for concurrent use; build a new Registry when the providers file changes.
 type Registry struct {
 	cfg  *Config
 	opts Options
