@@ -87,9 +87,6 @@ func (e *ValidationError) Error() string {
 	return "the code was rejected before running: " + strings.Join(parts, "; ")
 }
 
-// Reason is the CamelCase reason for status and events.
-func (e *ValidationError) Reason() string { return "CodeRejected" }
-
 // Validate checks code before it runs; packages are the pool's installed libraries
 // (nil: not checked). It returns nil or a *ValidationError.
 func Validate(code string, packages []string) error {

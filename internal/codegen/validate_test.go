@@ -102,3 +102,9 @@ func TestTemplatesPassValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestValidationErrorIsNotTerminal(t *testing.T) {
+	if _, ok := error(&ValidationError{}).(interface{ Reason() string }); ok {
+		t.Error("*ValidationError has Reason(): the controller would treat it as terminal")
+	}
+}

@@ -28,7 +28,8 @@ func (e *ConfigError) Error() string {
 	return e.Message
 }
 
-// Reason is the CamelCase condition reason for this error.
+// Reason is the CamelCase condition reason for this error. Only terminal errors have a
+// Reason method: callers (the controller) treat "has Reason()" as "retrying cannot help".
 func (e *ConfigError) Reason() string { return ReasonProviderUnavailable }
 
 // UnavailableError is a transient provider failure: HTTP 429 or 5xx, a timeout, a
@@ -52,9 +53,6 @@ func (e *UnavailableError) Error() string {
 	return s
 }
 
-// Reason is the CamelCase condition reason for this error.
-func (e *UnavailableError) Reason() string { return "ModelUnavailable" }
-
 // ResponseError is a non-transient failure of one call that is not a configuration
 // problem: the provider rejected the request (HTTP 400, 413, 422: e.g. the prompt is too
 // long) or answered with nothing usable (no choices, empty content, a refusal).
@@ -67,9 +65,6 @@ type ResponseError struct {
 func (e *ResponseError) Error() string {
 	return fmt.Sprintf("provider %q: %s", e.Provider, e.Message)
 }
-
-// Reason is the CamelCase condition reason for this error.
-func (e *ResponseError) Reason() string { return "ModelResponseInvalid" }
 
 // redact removes every occurrence of secret from s. Errors are built from our own
 // words, but a provider's error body may echo what it was sent; this is the last guard.

@@ -427,3 +427,17 @@ func TestCallerCancellationIsNotUnavailability(t *testing.T) {
 		t.Fatalf("error = %v (%T), want the context's error", err, err)
 	}
 }
+
+// The controller treats any error with a Reason() method as terminal: transient errors
+// must not have one.
+func TestOnlyTerminalErrorsHaveReason(t *testing.T) {
+	type reasoner interface{ Reason() string }
+	for _, err := range []error{&models.UnavailableError{}, &models.ResponseError{}} {
+		if _, ok := err.(reasoner); ok {
+			t.Errorf("%T has Reason(): the controller would fail the request instead of degrading", err)
+		}
+	}
+	if _, ok := error(&models.ConfigError{}).(reasoner); !ok {
+		t.Error("*ConfigError lacks Reason()")
+	}
+}
