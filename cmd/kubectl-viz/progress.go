@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+)
+
+// progressLine is one status line that is rewritten in place on a terminal, and
+// printed only when it changes otherwise (logs, CI, tests).
+type progressLine struct {
+	w     io.Writer
+	tty   bool
+	last  string
+	shown bool
+}
+
+func newProgressLine(w io.Writer) *progressLine {
+	p := &progressLine{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+// update shows s. On a terminal the line is redrawn each time (so a timer moves); off
+// a terminal the text without its timer (key) decides whether to print again.
+func (p *progressLine) update(key, s string) {
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", s)
+		p.shown = true
+		return
+	}
+	if key == p.last {
+		return
+	}
+	p.last = key
+	fmt.Fprintln(p.w, s)
+}
+
+// done ends the line, so what follows starts on a fresh one.
+func (p *progressLine) done() {
+	if p.tty && p.shown {
+		fmt.Fprintln(p.w)
+		p.shown = false
+	}
+}
+
+// requestProgress describes where a request is: its phase, its queue position while
+// Queued, and the attempts made. The key leaves out the elapsed time.
+func requestProgress(vr *vizv1.VisualizationRequest, elapsed time.Duration) (key, line string) {
+	phase := string(vr.Status.Phase)
+	if phase == "" {
+		phase = "Pending"
+	}
+	parts := []string{phase}
+	if vr.Status.Phase == vizv1.PhaseQueued && vr.Status.QueuePosition != nil {
+		parts = append(parts, fmt.Sprintf("queue position %d", *vr.Status.QueuePosition))
+	}
+	if vr.Status.Attempts > 0 {
+		parts = append(parts, fmt.Sprintf("attempt %d/%d", vr.Status.Attempts, max(vr.Spec.MaxAttempts, vr.Status.Attempts)))
+	}
+	if c := readyCondition(vr.Status.Conditions); c != nil && !vr.Status.Phase.Finished() && c.Reason != "" && c.Reason != phase {
+		parts = append(parts, c.Reason)
+	}
+	key = vr.Name + ": " + strings.Join(parts, ", ")
+	return key, fmt.Sprintf("%s (%s)", key, elapsed.Truncate(time.Second))
+}
