@@ -25,6 +25,7 @@ type runnerConfig struct {
 	MaxArtifactBytes int64        `json:"max_artifact_bytes"`
 	GraceSeconds     float64      `json:"grace_seconds"`
 	Limits           runnerLimits `json:"limits"`
+	ResultsFD        int          `json:"results_fd"`
 }
 
 type runnerLimits struct {

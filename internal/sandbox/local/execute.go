@@ -121,11 +121,9 @@ func (s *localSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandb
 	defer backstop.Stop()
 	var frame []byte
 	select {
-	case f, ok := <-s.z.frames:
-		if !ok {
-			return nil, s.pool.lose(s, errors.New("sandbox exited mid-job"))
-		}
-		frame = f
+	case frame = <-s.z.frames:
+	case <-s.z.exited:
+		return nil, s.pool.lose(s, errors.New("sandbox exited mid-job"))
 	case <-backstop.C:
 		return nil, s.pool.lose(s, fmt.Errorf("no result %s after the job's %s timeout", opts.GraceTime+15*time.Second, timeout))
 	case <-ctx.Done():
@@ -168,7 +166,11 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		r.Error = &sandbox.ExecError{Name: name, Value: value, Traceback: tb}
 	}
 	killed := jr.Signal != 0
+	// Counters are per sandbox and the previous job's teardown may still be bumping
+	// them when this job is sent: only a job that failed is blamed on a limit.
+	failed := !jr.Success
 	switch {
+	case !failed:
 	case jr.TimedOut:
 		limitErr(ErrNameTimeout, fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout))
 	case after.oomKills > before.oomKills || jr.MemoryError || (killed && jr.Signal == int(syscall.SIGKILL) && after.memFail > before.memFail):

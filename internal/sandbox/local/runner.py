@@ -10,9 +10,12 @@
 # kernel kills everything it started, and the tmpfs dies with the mount namespace, so
 # nothing is left for the next job.
 #
-# Control protocol with the Go side on fds 0/1: frames of a 4-byte big-endian length
-# followed by JSON. Go -> zygote: {"op":"run",...}. Zygote -> Go: {"type":"ready"},
-# then one {"type":"result",...} per job, or {"type":"fatal"|"lost","message":...}.
+# Channels with the Go side: jobs arrive on fd 0 and results leave on fd RESULTS_FD,
+# both read and written directly by the supervisor that runs the job (no relay: every
+# hop costs a wakeup, which is what hurts on a loaded machine); the zygote's notices
+# ({"type": "ready" | "armed" | "warm" | "fatal" | "lost"}) leave on fd 1. Frames are a
+# 4-byte big-endian length followed by JSON. Only one supervisor exists at a time, so
+# the job and result channels never have two users.
 
 import base64
 import ctypes
@@ -588,7 +591,7 @@ def setup_namespaces():
         os.makedirs(d, exist_ok=True)
 
 
-def supervisor(job_r, res_w):
+def supervisor(job_in, result_out, res_w, retire_r):
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     try:
         setup_namespaces()
@@ -618,11 +621,18 @@ def supervisor(job_r, res_w):
         os._exit(1)
     write_all(res_w, b"R")
 
+    # Wait for a job, unless the zygote retires us first (to replace a job process
+    # forked before its imports finished). A job already waiting wins.
+    readable, _, _ = select.select([job_in, retire_r], [], [])
+    if job_in not in readable:
+        os.kill(pid, signal.SIGKILL)
+        os._exit(0)
     try:
-        job = json.loads(read_frame_raw(job_r))
+        job = json.loads(read_frame_raw(job_in))
     except EOFError:
         os.kill(pid, signal.SIGKILL)
         os._exit(0)
+    write_all(res_w, b"J")
     start = time.monotonic()
     inputs = set()
     for f in job.get("files") or []:
@@ -689,7 +699,7 @@ def supervisor(job_r, res_w):
         else:
             result["exit_code"] = os.WEXITSTATUS(status)
     collect_artifacts(inputs, result)
-    send_frame(res_w, result)
+    send_frame(result_out, result)
     if status is None:
         # Returns once every process of the job's pid namespace is gone; the zygote
         # forks the next job only after reaping us, so jobs never overlap.
@@ -701,36 +711,38 @@ def supervisor(job_r, res_w):
 
 
 class Prefork:
-    def __init__(self, pid, job_w, res_r):
-        self.pid, self.job_w, self.res_r = pid, job_w, res_r
+    def __init__(self, pid, res_r, retire_w):
+        self.pid, self.res_r, self.retire_w = pid, res_r, retire_w
+        self.ready = self.busy = False
 
 
-def spawn():
-    job_r, job_w = os.pipe()
+def spawn(job_in, result_out):
     res_r, res_w = os.pipe()
+    retire_r, retire_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            keep_fds({job_r, res_w})
-            supervisor(job_r, res_w)
+            keep_fds({job_in, result_out, res_w, retire_r})
+            supervisor(job_in, result_out, res_w, retire_r)
         except BaseException:
             traceback.print_exc()
         os._exit(70)
-    os.close(job_r)
     os.close(res_w)
-    return Prefork(pid, job_w, res_r)
+    os.close(retire_r)
+    return Prefork(pid, res_r, retire_w)
 
 
 def reap(p):
-    for fd in (p.job_w, p.res_r):
+    for fd in (p.res_r, p.retire_w):
         try:
             os.close(fd)
         except OSError:
             pass
     try:
-        os.waitpid(p.pid, 0)
+        _, status = os.waitpid(p.pid, 0)
+        return status
     except ChildProcessError:
-        pass
+        return 0
 
 
 class Importer:
@@ -762,73 +774,58 @@ class Importer:
             os.close(self.done_w)
 
 
+def setup_failure(p):
+    try:
+        return json.loads(read_frame_raw(p.res_r))["message"]
+    except Exception:
+        return "sandbox job setup failed"
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    ctrl_in, ctrl_out = os.dup(0), os.dup(1)
+    job_in, notices = os.dup(0), os.dup(1)
+    result_out = os.dup(CONFIG["results_fd"])
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(2, 1)  # stray prints from libraries go to the log, not the protocol
     os.close(null)
-    keep_fds({ctrl_in, ctrl_out})
-    nxt = spawn()
-    mark = os.read(nxt.res_r, 1)
-    if mark != b"R":
-        msg = "sandbox job setup failed"
-        try:
-            msg = json.loads(read_frame_raw(nxt.res_r))["message"]
-        except Exception:
-            pass
-        send_frame(ctrl_out, {"type": "fatal", "message": msg})
+    keep_fds({job_in, notices, result_out})
+    nxt = spawn(job_in, result_out)
+    if os.read(nxt.res_r, 1) != b"R":
+        send_frame(notices, {"type": "fatal", "message": setup_failure(nxt)})
         return
     nxt.ready = True
     importer = Importer()
-    send_frame(ctrl_out, {"type": "ready"})
+    send_frame(notices, {"type": "ready"})
     while True:
-        waits = [ctrl_in]
-        if not getattr(nxt, "ready", False):
-            waits.append(nxt.res_r)
+        waits = [nxt.res_r]
         if importer.thread is not None:
             waits.append(importer.done_r)
         readable, _, _ = select.select(waits, [], [])
         if importer.thread is not None and importer.done_r in readable:
             importer.finish()
-            send_frame(ctrl_out, {"type": "warm"})
-            if ctrl_in not in readable:
-                # The idle job process was forked cold: swap it for a fully warm one.
-                reap(nxt)
-                nxt = spawn()
+            send_frame(notices, {"type": "warm"})
+            if not nxt.busy:
+                os.write(nxt.retire_w, b"1")  # forked cold: replace it with a warm one
+        if nxt.res_r not in readable:
             continue
-        if nxt.res_r in readable and ctrl_in not in readable:
-            # Tell the Go side when the next job process is warm, so Acquire can prefer
-            # sandboxes that will start a job at once.
-            if os.read(nxt.res_r, 1) == b"R":
-                nxt.ready = True
-                send_frame(ctrl_out, {"type": "armed"})
-                continue
-            msg = "sandbox job setup failed"
-            try:
-                msg = json.loads(read_frame_raw(nxt.res_r))["message"]
-            except Exception:
-                pass
-            send_frame(ctrl_out, {"type": "fatal", "message": msg})
+        mark = os.read(nxt.res_r, 1)
+        if mark == b"R":
+            nxt.ready = True
+            send_frame(notices, {"type": "armed"})
+            continue
+        if mark == b"J":
+            nxt.busy = True
+            continue
+        if mark == b"E":
+            send_frame(notices, {"type": "fatal", "message": setup_failure(nxt)})
             return
-        try:
-            frame = read_frame_raw(ctrl_in)
-        except EOFError:
-            return
-        cur = nxt
-        try:
-            if not getattr(cur, "ready", False):
-                if os.read(cur.res_r, 1) != b"R":
-                    raise RuntimeError(json.loads(read_frame_raw(cur.res_r)).get("message", "setup failed"))
-            write_all(cur.job_w, struct.pack(">I", len(frame)) + frame)
-            result = read_frame_raw(cur.res_r)
-            write_all(ctrl_out, struct.pack(">I", len(result)) + result)
-        except Exception as e:
-            send_frame(ctrl_out, {"type": "lost", "message": "job supervisor failed: %s" % e})
-        reap(cur)
+        # The supervisor exited: after its job, or retired, or crashed.
+        status = reap(nxt)
+        if nxt.busy and status != 0:
+            send_frame(notices, {"type": "lost", "message": "job supervisor failed (status %d)" % status})
         importer.finish()
-        nxt = spawn()  # ahead of demand: warms while the caller handles the result
+        nxt = spawn(job_in, result_out)  # ahead of demand: warms while the caller handles the result
 
 
 if __name__ == "__main__":

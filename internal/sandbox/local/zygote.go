@@ -26,7 +26,8 @@ import (
 type zygote struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	frames chan []byte   // frames read from the runner
+	frames chan []byte   // results, and the runner's ready/fatal/lost notices
+	exited chan struct{} // closed when the notice stream ends: the runner is gone
 	done   chan struct{} // closed when the process has exited and been reaped
 	cg     *cgroup       // nil when limits are rlimits only
 	stderr *tailBuffer
@@ -47,6 +48,7 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 		MaxArtifacts:     opts.MaxArtifacts,
 		MaxArtifactBytes: opts.MaxArtifactBytes,
 		GraceSeconds:     opts.GraceTime.Seconds(),
+		ResultsFD:        5,
 		Limits: runnerLimits{
 			MemoryBytes:  res.MemoryBytes,
 			Pids:         res.Pids,
@@ -71,12 +73,28 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 
 	cmd := exec.Command(opts.Bwrap, bwrapArgs(opts, cfg, res, rc)...)
 	cmd.Env = sandboxEnv()
-	cmd.ExtraFiles = []*os.File{infoW, blockR}
+	// Results come on their own pipe, written by the job's supervisor directly.
+	resultsR, resultsW, err := os.Pipe()
+	if err != nil {
+		infoR.Close()
+		infoW.Close()
+		blockR.Close()
+		blockW.Close()
+		_ = cg.remove()
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{infoW, blockR, resultsW} // fds 3, 4, 5
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(opts.UID), Gid: uint32(opts.GID), Groups: []uint32{}}
 	}
-	z := &zygote{cmd: cmd, frames: make(chan []byte, 1), done: make(chan struct{}), cg: cg, stderr: newTailBuffer(16 << 10)}
+	z := &zygote{cmd: cmd, frames: make(chan []byte, 8), exited: make(chan struct{}), done: make(chan struct{}), cg: cg, stderr: newTailBuffer(16 << 10)}
+	resultsHandedOff := false
+	defer func() {
+		if !resultsHandedOff {
+			resultsR.Close()
+		}
+	}()
 	cmd.Stderr = z.stderr
 	// A plain pipe rather than StdoutPipe: Wait must not close it before the last
 	// frame (say, a fatal message just before exit) has been read.
@@ -99,6 +117,7 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 	infoW.Close()
 	blockR.Close()
 	stdoutW.Close()
+	resultsW.Close()
 	if err != nil {
 		_ = cg.remove()
 		return nil, fmt.Errorf("start %s: %w", opts.Bwrap, err)
@@ -126,16 +145,16 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 	if _, err := blockW.Write([]byte{1}); err != nil {
 		return nil, z.fail(fmt.Errorf("unblock sandbox: %w", err))
 	}
-	go z.readFrames(stdout, frameLimit(opts))
-	handedOff = true
+	go z.readFrames(stdout, 64<<10, true)
+	go z.readFrames(resultsR, frameLimit(opts), false)
+	handedOff, resultsHandedOff = true, true
 
 	timer := time.NewTimer(opts.StartTimeout)
 	defer timer.Stop()
 	select {
-	case frame, ok := <-z.frames:
-		if !ok {
-			return nil, z.fail(errors.New("sandbox exited during start"))
-		}
+	case <-z.exited:
+		return nil, z.fail(errors.New("sandbox exited during start"))
+	case frame := <-z.frames:
 		var msg struct{ Type, Message string }
 		if err := json.Unmarshal(frame, &msg); err != nil || msg.Type != "ready" {
 			return nil, z.fail(fmt.Errorf("sandbox failed to start: %s", msg.Message))
@@ -169,10 +188,13 @@ var (
 	warmFrame  = []byte(`{"type": "warm"}`)
 )
 
-// readFrames forwards frames until the stream ends; then it closes z.frames.
-func (z *zygote) readFrames(r *os.File, limit int) {
-	defer close(z.frames)
+// readFrames forwards frames from one of the runner's streams until it ends. The
+// notice stream's end means the runner is gone: it closes z.exited.
+func (z *zygote) readFrames(r *os.File, limit int, notices bool) {
 	defer r.Close()
+	if notices {
+		defer close(z.exited)
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [4]byte
 	for {
@@ -188,15 +210,24 @@ func (z *zygote) readFrames(r *os.File, limit int) {
 		if _, err := io.ReadFull(br, buf); err != nil {
 			return
 		}
-		if bytes.Equal(buf, armedFrame) {
+		switch {
+		case notices && bytes.Equal(buf, armedFrame):
 			z.armed.Store(true)
-			continue
-		}
-		if bytes.Equal(buf, warmFrame) {
+		case notices && bytes.Equal(buf, warmFrame):
 			z.warm.Store(true)
-			continue
+		case notices:
+			// ready, fatal or lost: never block the stream that signals the exit.
+			select {
+			case z.frames <- buf:
+			default:
+			}
+		default:
+			select {
+			case z.frames <- buf:
+			case <-z.exited:
+				return
+			}
 		}
-		z.frames <- buf
 	}
 }
 
