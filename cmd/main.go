@@ -37,12 +37,14 @@ func main() {
 		providersConfig        string
 		python, bwrap          string
 		plotlyJSURL            string
+		namespace              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election, so only one replica runs executions.")
 	flag.IntVar(&globalCap, "max-concurrent-executions", 10, "Operator-wide cap on executions running at once, across all pools.")
 	flag.StringVar(&providersConfig, "providers-config", "", "Path of the model providers file (YAML). Empty: built-in templates only.")
+	flag.StringVar(&namespace, "operator-namespace", "", "Namespace of the model providers' Secrets. Default: POD_NAMESPACE, else the service account's namespace.")
 	flag.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter of Local sandboxes (must have matplotlib, numpy, pandas, seaborn, plotly).")
 	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
@@ -75,7 +77,7 @@ func main() {
 	})
 	defer pools.Close()
 
-	pipeline, err := newPipeline(providersConfig, mgr)
+	pipeline, err := newPipeline(providersConfig, operatorNamespace(namespace), mgr.GetAPIReader())
 	if err != nil {
 		log.Error(err, "invalid model providers configuration", "path", providersConfig)
 		os.Exit(1)

@@ -185,6 +185,7 @@ const (
 	ReasonPoolNotAllowed      = "PoolNotAllowed"
 	ReasonProviderUnavailable = "ProviderUnavailable"
 	ReasonDataNotFound        = "DataNotFound"
+	ReasonInvalidData         = "InvalidData"
 	ReasonBackoffLimit        = "BackoffLimitExceeded"
 	ReasonTimeout             = "Timeout"
 	ReasonCodeError           = "CodeError"

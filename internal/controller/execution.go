@@ -48,20 +48,6 @@ type Pipeline interface {
 	Run(ctx context.Context, job Job, exec ExecFunc) (Outcome, error)
 }
 
-// TemplatePipeline runs the built-in template of the detected chart type: the path
-// when no model provider is configured.
-type TemplatePipeline struct{}
-
-// Run implements Pipeline.
-func (TemplatePipeline) Run(ctx context.Context, job Job, exec ExecFunc) (Outcome, error) {
-	code, err := codegen.FromTemplate(job.Input)
-	if err != nil {
-		return Outcome{}, err
-	}
-	res, err := exec(ctx, code.Code)
-	return Outcome{Code: code, Path: codegen.PathTemplate, Result: res}, err
-}
-
 // reconcileExecution starts the request's execution once it holds a slot, or notices
 // that an execution status says is running is not running here (the operator
 // restarted mid-run) and retries it with the attempt counted.
@@ -83,11 +69,11 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 	if !ok {
 		return r.poolNotLive(ctx, s, pk)
 	}
-	files, err := r.inputFiles(ctx, s.vr)
-	if err != nil {
+	files, reason, err := r.inputFiles(ctx, s.vr)
+	if err != nil && reason != "" {
 		msg := err.Error()
-		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, vizv1.ReasonDataNotFound, msg, true)
-		s.finish(vizv1.PhaseFailed, vizv1.ReasonDataNotFound, msg)
+		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, reason, msg, true)
+		s.finish(vizv1.PhaseFailed, reason, msg)
 		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
 		return true, nil
 	}
@@ -103,7 +89,10 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 		fmt.Sprintf("running in pool %s (attempt %d of %d)", pk, st.Attempts, s.vr.Spec.MaxAttempts), false)
 	s.setCondition(vizv1.ConditionExecuted, metav1.ConditionUnknown, reasonRunning, "the code is being generated and run", false)
 
-	job := r.job(s.vr, files)
+	if err != nil {
+		return true, err
+	}
+	job := r.job(s.vr, s.pool, files)
 	owner := key.String()
 	timeout := secondsDuration(s.vr.Spec.TimeoutSeconds)
 	formats := sandboxFormats(s.vr.Spec.OutputFormats)
@@ -170,7 +159,7 @@ func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *sco
 }
 
 // job builds the pipeline's input from the spec and the pool's packages.
-func (r *VisualizationRequestReconciler) job(vr *vizv1.VisualizationRequest, files []sandbox.File) Job {
+func (r *VisualizationRequestReconciler) job(vr *vizv1.VisualizationRequest, pool *vizv1.SandboxPool, files []sandbox.File) Job {
 	in := codegen.Input{Prompt: vr.Spec.Prompt}
 	if vr.Spec.Prompt != "" {
 		// Status keeps a summary; templates need the full result (labels, values).
@@ -184,35 +173,44 @@ func (r *VisualizationRequestReconciler) job(vr *vizv1.VisualizationRequest, fil
 	for _, f := range vr.Spec.OutputFormats {
 		in.Formats = append(in.Formats, string(f))
 	}
+	if pool != nil {
+		in.Packages = pool.Spec.PythonPackages
+	}
 	return Job{Input: in, Model: vr.Spec.Model}
 }
 
-// inputFiles loads spec.data as data.csv.
-func (r *VisualizationRequestReconciler) inputFiles(ctx context.Context, vr *vizv1.VisualizationRequest) ([]sandbox.File, error) {
+// inputFiles loads spec.data as data.csv. A missing ConfigMap or key, or a CSV that
+// cannot be read, is a terminal failure (the reason is returned with the error); other
+// errors are API errors to retry.
+func (r *VisualizationRequestReconciler) inputFiles(ctx context.Context, vr *vizv1.VisualizationRequest) ([]sandbox.File, string, error) {
 	d := vr.Spec.Data
+	var data []byte
 	switch {
 	case d == nil:
-		return nil, nil
+		return nil, "", nil
 	case d.CSV != nil:
-		return []sandbox.File{{Name: codegen.DataFile, Data: []byte(*d.CSV)}}, nil
+		data = []byte(*d.CSV)
 	case d.ConfigMapKeyRef != nil:
 		ref := d.ConfigMapKeyRef
 		cm := &corev1.ConfigMap{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: vr.Namespace, Name: ref.Name}, cm); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("ConfigMap %s/%s named in spec.data.configMapKeyRef does not exist; create it with the CSV under key %q", vr.Namespace, ref.Name, ref.Key)
+				return nil, vizv1.ReasonDataNotFound, fmt.Errorf("ConfigMap %s/%s named in spec.data.configMapKeyRef does not exist; create it with the CSV under key %q", vr.Namespace, ref.Name, ref.Key)
 			}
-			return nil, err
+			return nil, "", err
 		}
 		if v, ok := cm.Data[ref.Key]; ok {
-			return []sandbox.File{{Name: codegen.DataFile, Data: []byte(v)}}, nil
+			data = []byte(v)
+		} else if v, ok := cm.BinaryData[ref.Key]; ok {
+			data = v
+		} else {
+			return nil, vizv1.ReasonDataNotFound, fmt.Errorf("ConfigMap %s/%s has no key %q (spec.data.configMapKeyRef.key)", vr.Namespace, ref.Name, ref.Key)
 		}
-		if v, ok := cm.BinaryData[ref.Key]; ok {
-			return []sandbox.File{{Name: codegen.DataFile, Data: v}}, nil
-		}
-		return nil, fmt.Errorf("ConfigMap %s/%s has no key %q (spec.data.configMapKeyRef.key)", vr.Namespace, ref.Name, ref.Key)
 	}
-	return nil, nil
+	if _, err := codegen.SummarizeCSV(data, 0); err != nil {
+		return nil, vizv1.ReasonInvalidData, fmt.Errorf("spec.data is not a CSV the chart can use: %v; fix the data (a header row, then rows with the same number of fields)", err)
+	}
+	return []sandbox.File{{Name: codegen.DataFile, Data: data}}, "", nil
 }
 
 func sandboxFormats(in []vizv1.OutputFormat) []sandbox.Format {

@@ -63,6 +63,7 @@ func (r *VisualizationRequestReconciler) reconcilePool(ctx context.Context, s *s
 		return true, nil
 	}
 	r.Queue.SetPoolCap(key.String(), int(pool.Spec.MaxSandboxes))
+	s.pool = pool
 	return false, nil
 }
 

@@ -18,6 +18,7 @@ import (
 type scope struct {
 	before     *vizv1.VisualizationRequest
 	vr         *vizv1.VisualizationRequest
+	pool       *vizv1.SandboxPool // set by reconcilePool
 	now        time.Time
 	result     ctrl.Result
 	events     []eventRecord

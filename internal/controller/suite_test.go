@@ -100,7 +100,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		o.globalCap = 10
 	}
 	if o.pipeline == nil {
-		o.pipeline = TemplatePipeline{}
+		o.pipeline = CodegenPipeline{}
 	}
 	if o.clock == nil {
 		o.clock = clocktesting.NewFakeClock(time.Now())

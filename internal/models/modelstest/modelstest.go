@@ -23,7 +23,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -57,9 +56,15 @@ type Call struct {
 }
 
 // Server is a scripted model API.
+// TB is what the server needs of a test: testing.TB, or Ginkgo's GinkgoT().
+type TB interface {
+	Cleanup(func())
+	Errorf(format string, args ...any)
+}
+
 type Server struct {
 	*httptest.Server
-	t         testing.TB
+	t         TB
 	anthropic bool
 
 	mu      sync.Mutex
@@ -70,12 +75,12 @@ type Server struct {
 }
 
 // NewOpenAI starts an OpenAI-compatible server. Its BaseURL ends in /v1.
-func NewOpenAI(t testing.TB, replies ...Reply) *Server { return start(t, false, replies) }
+func NewOpenAI(t TB, replies ...Reply) *Server { return start(t, false, replies) }
 
 // NewAnthropic starts an Anthropic Messages API server.
-func NewAnthropic(t testing.TB, replies ...Reply) *Server { return start(t, true, replies) }
+func NewAnthropic(t TB, replies ...Reply) *Server { return start(t, true, replies) }
 
-func start(t testing.TB, anthropic bool, replies []Reply) *Server {
+func start(t TB, anthropic bool, replies []Reply) *Server {
 	s := &Server{t: t, anthropic: anthropic, replies: replies}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
