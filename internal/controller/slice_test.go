@@ -7,9 +7,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
@@ -102,6 +104,19 @@ var _ = Describe("A request end to end in the Local sandbox", Ordered, func() {
 		c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady)
 		Expect(c.Reason).To(Equal(vizv1.ReasonNotAVisualization))
 		Expect(c.Message).To(ContainSubstring("PubMedSearch"))
+	})
+
+	It("records what the seed asks to track in Prometheus metrics", func() {
+		Expect(testutil.ToFloat64(metrics.RequestsTotal.WithLabelValues("Succeeded", "Succeeded"))).To(BeNumerically(">=", 2))
+		Expect(testutil.ToFloat64(metrics.RequestsTotal.WithLabelValues("Failed", "CodeError"))).To(BeNumerically(">=", 1))
+		Expect(testutil.ToFloat64(metrics.CodegenTotal.WithLabelValues("Template"))).To(BeNumerically(">=", 1))
+		Expect(testutil.ToFloat64(metrics.ChartRequestsTotal.WithLabelValues("bar", "CodeInterpreter"))).To(BeNumerically(">=", 1))
+		Expect(testutil.CollectAndCount(metrics.ExecutionSeconds)).To(BeNumerically(">=", 1))
+		Expect(testutil.CollectAndCount(metrics.SandboxAcquireSeconds)).To(BeNumerically(">=", 1))
+		Expect(testutil.CollectAndCount(metrics.SandboxCreationSeconds)).To(BeNumerically(">=", 1))
+		lint, err := testutil.CollectAndLint(metrics.RequestsTotal)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(lint).To(BeEmpty())
 	})
 
 	It("shows the live pool in SandboxPool status", func() {
