@@ -73,6 +73,14 @@ test: deps manifests generate vet ## Run all tests: unit, sandbox abuse, and env
 bench: deps ## Run the sandbox benchmarks (ratios against the in-process floor).
 	go test -run '^$$' -bench . -benchtime 20x ./internal/sandbox/...
 
+##@ First run
+
+.PHONY: demo
+demo: deps manifests ## Run the operator on an embedded control plane, apply config/samples/ and save the charts to demo-out/.
+	@mkdir -p $(LOCALBIN)
+	go build -o $(LOCALBIN)/demo ./hack/demo
+	$(LOCALBIN)/demo $(DEMO_FLAGS)
+
 ##@ Build
 
 .PHONY: build
