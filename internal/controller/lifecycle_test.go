@@ -230,6 +230,29 @@ var _ = Describe("Lifecycle", func() {
 		Expect(fake.MaxBusy()).To(Equal(1))
 	})
 
+	It("retries, then fails with PoolNotFound, when its pool is deleted mid-run", func() {
+		ns := newNamespace(ctx, nil)
+		fake := sandboxtest.NewPool(1)
+		fake.Hold()
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake)})
+		defer h.stop()
+		pool := newPool(ns, "default", 1)
+		Expect(k8sClient.Create(ctx, pool)).To(Succeed())
+		Expect(k8sClient.Create(ctx, newRequest(ns, "stranded", "print(1)"))).To(Succeed())
+		Eventually(fake.Busy, 30*time.Second).Should(Equal(1))
+		Expect(k8sClient.Delete(ctx, pool)).To(Succeed())
+		// The pool's sandboxes go; the execution is lost and scheduled for a retry.
+		Eventually(func(g Gomega) string {
+			c := meta.FindStatusCondition(get(ctx, g, ns, "stranded").Status.Conditions, vizv1.ConditionExecuted)
+			g.Expect(c).NotTo(BeNil())
+			return c.Reason
+		}, 30*time.Second).Should(Equal("SandboxFailed"))
+		h.clock.Step(time.Minute)
+		poke(ctx, ns, "stranded")
+		Eventually(readyReason(ctx, ns, "stranded"), 30*time.Second).Should(Equal(vizv1.ReasonPoolNotFound))
+		Expect(fake.Busy()).To(BeZero())
+	})
+
 	It("fails with PoolNotFound after the grace period", func() {
 		ns := newNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1))})

@@ -93,6 +93,21 @@ var _ = Describe("A request end to end in the Local sandbox", Ordered, func() {
 		Expect(vr.Status.Attempts).To(Equal(int32(1)), "code errors are not retried blindly")
 	})
 
+	It("stops code at its timeout, kills it, keeps what it drew, and reports Timeout", func() {
+		code := seedBarChart + "\nimport time\nwhile True:\n    time.sleep(1)\n"
+		Expect(k8sClient.Create(ctx, newRequest(ns, "slow", code, func(vr *vizv1.VisualizationRequest) {
+			vr.Spec.TimeoutSeconds = 2
+		}))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "slow"), 90*time.Second, 200*time.Millisecond).Should(Equal(vizv1.PhaseFailed))
+		vr := get(ctx, Default, ns, "slow")
+		c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady)
+		Expect(c.Reason).To(Equal(vizv1.ReasonTimeout))
+		Expect(c.Message).To(ContainSubstring("spec.timeoutSeconds (2s)"))
+		Expect(vr.Status.Attempts).To(Equal(int32(1)), "a timeout is not retried")
+		Expect(vr.Status.Execution.DurationMillis).To(BeNumerically("<", 30_000))
+		Expect(vr.Status.Artifacts).To(HaveLen(1), "the figure shown before the loop is kept")
+	})
+
 	It("ends Skipped with the tool when the prompt is not a visualization", func() {
 		vr := newRequest(ns, "question", "")
 		vr.Spec.Prompt = "What does the latest literature say about hydroxyurea dosing in children?"

@@ -29,11 +29,12 @@ type Pool struct {
 	maxSbx    int
 	idCounter int
 	started   chan string
+	closedCh  chan struct{} // closed by Close: running executions end as a real backend's would
 }
 
 // NewPool returns a fake pool with the given cap.
 func NewPool(maxSandboxes int) *Pool {
-	return &Pool{maxSbx: maxSandboxes, owners: map[string]int{}, started: make(chan string, 1024)}
+	return &Pool{maxSbx: maxSandboxes, owners: map[string]int{}, started: make(chan string, 1024), closedCh: make(chan struct{})}
 }
 
 // PNG is a minimal valid PNG (1x1) returned by the default behavior.
@@ -124,7 +125,10 @@ func (p *Pool) Status() sandbox.PoolStatus {
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.closed = true
+	if !p.closed {
+		p.closed = true
+		close(p.closedCh)
+	}
 	return nil
 }
 
@@ -157,6 +161,8 @@ func (s *fakeSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandbo
 		case <-gate:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %v", sandbox.ErrSandboxLost, ctx.Err())
+		case <-p.closedCh:
+			return nil, fmt.Errorf("%w: the pool was closed", sandbox.ErrSandboxLost)
 		}
 	}
 	if b != nil {
