@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -176,7 +177,8 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.ConfigMap{}).
 		WatchesRawSource(source.Channel(r.Executor.events, &handler.TypedEnqueueRequestForObject[client.Object]{})).
-		Watches(&vizv1.SandboxPool{}, handler.EnqueueRequestsFromMapFunc(r.requestsForPool)).
+		Watches(&vizv1.SandboxPool{}, handler.EnqueueRequestsFromMapFunc(r.requestsForPool),
+			builder.WithPredicates(poolSpecOrReadinessChanged())).
 		Named("visualizationrequest").
 		Complete(r)
 }
@@ -198,6 +200,24 @@ func (r *VisualizationRequestReconciler) requestsForPool(ctx context.Context, ob
 		}
 	}
 	return out
+}
+
+// poolSpecOrReadinessChanged passes pool events that can change a request's fate: a
+// new spec or a change of the Ready condition, not the live counts that move all the time.
+func poolSpecOrReadinessChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldPool, ok1 := e.ObjectOld.(*vizv1.SandboxPool)
+		newPool, ok2 := e.ObjectNew.(*vizv1.SandboxPool)
+		if !ok1 || !ok2 {
+			return true
+		}
+		if oldPool.Generation != newPool.Generation {
+			return true
+		}
+		a := meta.FindStatusCondition(oldPool.Status.Conditions, vizv1.PoolConditionReady)
+		b := meta.FindStatusCondition(newPool.Status.Conditions, vizv1.PoolConditionReady)
+		return (a == nil) != (b == nil) || (a != nil && (a.Status != b.Status || a.Reason != b.Reason))
+	}}
 }
 
 // wakeEvent makes a channel event that enqueues key.
