@@ -65,7 +65,7 @@ envtest: ## Find or build the envtest binaries (kube-apiserver, etcd); prints th
 	@hack/envtest-assets.sh
 
 .PHONY: test
-test: deps manifests generate vet ## Run all tests: unit, sandbox abuse, and envtest controller tests.
+test: deps manifests generate vet helm kustomize ## Run all tests: unit, sandbox abuse, and envtest controller tests.
 	@assets=$$(hack/envtest-assets.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./... 2>&1 | tee bin/test.log
 
@@ -92,6 +92,66 @@ build: manifests generate fmt vet ## Build the manager and the kubectl plugin in
 run: manifests generate ## Run the manager against the current kubeconfig.
 	go run ./cmd
 
+##@ Deploy
+
+KUBECTL ?= kubectl
+# docker or podman. No container engine runs on the development VM: docker-build and
+# docker-push run on a workstation or in CI.
+CONTAINER_TOOL ?= docker
+# The image name config/manager/kustomization.yaml sets; IMG replaces it at build time.
+IMG_NAME_IN_CONFIG ?= ghcr.io/vizops/viz-operator
+ignore-not-found ?= false
+INSTALLER_DIR ?= $(LOCALBIN)/installer
+
+# kustomize-default writes, to stdout, config/default with the manager image set to IMG.
+# It builds a throwaway overlay under bin/, so config/ is never edited.
+define kustomize-default
+rm -rf $(INSTALLER_DIR) && mkdir -p $(INSTALLER_DIR) && \
+printf 'resources:\n- %s\n' "$$(realpath -m --relative-to=$(INSTALLER_DIR) $(CURDIR)/config/default)" > $(INSTALLER_DIR)/kustomization.yaml && \
+(cd $(INSTALLER_DIR) && $(KUSTOMIZE) edit set image $(IMG_NAME_IN_CONFIG)=$(IMG)) && \
+$(KUSTOMIZE) build $(INSTALLER_DIR)
+endef
+
+.PHONY: helm-crds
+helm-crds: manifests ## Copy the CRDs and the generated RBAC role from config/ into the Helm chart.
+	@mkdir -p charts/viz-operator/crds charts/viz-operator/files
+	rm -f charts/viz-operator/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/viz-operator/crds/
+	cp config/rbac/role.yaml charts/viz-operator/files/role.yaml
+
+.PHONY: docker-build
+docker-build: ## Build the manager image IMG with CONTAINER_TOOL (needs a container engine).
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the manager image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: build-installer
+build-installer: manifests helm-crds kustomize ## Write dist/install.yaml: CRDs, RBAC and the manager (image IMG) from config/default.
+	@mkdir -p dist
+	@$(kustomize-default) > dist/install.yaml
+	@echo "wrote dist/install.yaml (image $(IMG)); install with: kubectl apply --server-side -f dist/install.yaml"
+
+.PHONY: install
+install: manifests kustomize ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRDs (and so every request and pool). ignore-not-found=true to ignore missing ones.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy config/default (image IMG) and the default SandboxPool to the current cluster.
+	@$(kustomize-default) | $(KUBECTL) apply --server-side -f -
+	$(KUBECTL) wait --for condition=established --timeout=60s crd/sandboxpools.viz.vizops.io
+	$(KUBECTL) apply --server-side -n viz-system -f config/samples/viz_v1alpha1_sandboxpool.yaml
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove what deploy created. ignore-not-found=true to ignore missing objects.
+	-$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -n viz-system -f config/samples/viz_v1alpha1_sandboxpool.yaml
+	@$(kustomize-default) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
 ##@ Tools
 
 .PHONY: controller-gen
@@ -105,3 +165,36 @@ crd-ref-docs: $(CRD_REF_DOCS) ## Install crd-ref-docs into bin/.
 $(CRD_REF_DOCS):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
+
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+# v5.8.3 needs Go 1.27; v5.8.2 is the newest that builds with Go 1.26.
+KUSTOMIZE_VERSION ?= v5.8.2
+HELM ?= $(LOCALBIN)/helm
+HELM_VERSION ?= v3.22.0
+# The Kubernetes minor of helm's client-go: helm template's default --kube-version.
+HELM_K8S_MINOR ?= 37
+HELM_LDFLAGS ?= -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
+
+.PHONY: kustomize
+kustomize: ## Install kustomize into bin/ (pinned; from the Go module proxy).
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: helm
+helm: ## Install helm into bin/ (pinned; built from the Go module proxy, a few minutes the first time).
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags "$(HELM_LDFLAGS)")
+
+# go-install-tool installs package $(2) at version $(3) as $(1)-$(3), with extra go install
+# flags $(4), and links $(1) to it. Nothing happens when $(1)-$(3) exists.
+define go-install-tool
+@[ -f "$(1)-$(3)" ] || { \
+set -e; \
+mkdir -p $(LOCALBIN); \
+echo "installing $(2)@$(3) into $(LOCALBIN)"; \
+rm -f $(1); \
+GOBIN=$(LOCALBIN) go install $(4) $(2)@$(3); \
+mv $(1) $(1)-$(3); \
+}; \
+ln -sf $(notdir $(1))-$(3) $(1)
+endef
