@@ -31,7 +31,7 @@ func waitArmed(b *testing.B, p *Pool) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, s := range p.ready {
-			if !s.z.armed.Load() || !s.z.warm.Load() {
+			if !s.z.armed() || !s.z.warm.Load() {
 				return false
 			}
 		}

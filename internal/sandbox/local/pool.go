@@ -142,7 +142,7 @@ func (p *Pool) claimLocked() *localSandbox {
 		if pick < 0 {
 			pick = i
 		}
-		if s.z.armed.Load() {
+		if s.z.armed() {
 			pick = i
 			break
 		}

@@ -3,6 +3,8 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -350,4 +352,27 @@ func descendants(pid int) []int {
 		out = append(out, children[out[i]]...)
 	}
 	return out
+}
+
+// TestNetworkEgress checks that Egress really gives the sandbox the host's network
+// (loopback included, which is why docs/security.md says to fence it), while the
+// abuse tests show None gives none.
+func TestNetworkEgress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("hello from the host\n"))
+			c.Close()
+		}
+	}()
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Network: sandbox.NetworkEgress}, Options{})
+	code := fmt.Sprintf("import socket\ns = socket.create_connection(('127.0.0.1', %d), timeout=10)\ns.recv(100).decode()", ln.Addr().(*net.TCPAddr).Port)
+	r := runJob(t, p, sandbox.Request{Code: code})
+	if r.Text != "'hello from the host\\n'" {
+		t.Errorf("Egress sandbox could not reach the host: text %q error %+v", r.Text, r.Error)
+	}
 }

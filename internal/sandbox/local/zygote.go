@@ -31,8 +31,11 @@ type zygote struct {
 	done   chan struct{} // closed when the process has exited and been reaped
 	cg     *cgroup       // nil when limits are rlimits only
 	stderr *tailBuffer
-	armed  atomic.Bool // the runner's next job process is forked and warm
-	warm   atomic.Bool // the runner has imported the whole stack (pandas, seaborn, plotly)
+	// The runner's next job process is forked and warm when the runner's last
+	// "armed" notice counted as many jobs as we have sent.
+	armedAfter atomic.Int64
+	sent       atomic.Int64
+	warm       atomic.Bool // the runner has imported the whole stack (pandas, seaborn, plotly)
 
 	killOnce sync.Once
 }
@@ -159,7 +162,6 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 		if err := json.Unmarshal(frame, &msg); err != nil || msg.Type != "ready" {
 			return nil, z.fail(fmt.Errorf("sandbox failed to start: %s", msg.Message))
 		}
-		z.armed.Store(true) // the runner reports ready only once its first job process is warm
 		return z, nil
 	case <-timer.C:
 		return nil, z.fail(fmt.Errorf("sandbox not ready after %s", opts.StartTimeout))
@@ -182,11 +184,15 @@ func frameLimit(opts Options) int {
 }
 
 // Notices from the runner, in json.dumps form: its next job process is warm
-// (armed); it has finished importing the whole stack (warm).
+// (armed, with the number of jobs taken so far); it has finished importing the whole
+// stack (warm).
 var (
-	armedFrame = []byte(`{"type": "armed"}`)
-	warmFrame  = []byte(`{"type": "warm"}`)
+	armedPrefix = []byte(`{"type": "armed", "jobs": `)
+	warmFrame   = []byte(`{"type": "warm"}`)
 )
+
+// armed reports whether a job sent now starts at once on a warm job process.
+func (z *zygote) armed() bool { return z.armedAfter.Load() == z.sent.Load() }
 
 // readFrames forwards frames from one of the runner's streams until it ends. The
 // notice stream's end means the runner is gone: it closes z.exited.
@@ -211,8 +217,11 @@ func (z *zygote) readFrames(r *os.File, limit int, notices bool) {
 			return
 		}
 		switch {
-		case notices && bytes.Equal(buf, armedFrame):
-			z.armed.Store(true)
+		case notices && bytes.HasPrefix(buf, armedPrefix):
+			var msg struct{ Jobs int64 }
+			if json.Unmarshal(buf, &msg) == nil {
+				z.armedAfter.Store(msg.Jobs)
+			}
 		case notices && bytes.Equal(buf, warmFrame):
 			z.warm.Store(true)
 		case notices:
@@ -236,7 +245,7 @@ func (z *zygote) send(v any) error {
 	if err != nil {
 		return err
 	}
-	z.armed.Store(false)
+	z.sent.Add(1)
 	buf := make([]byte, 4+len(data))
 	binary.BigEndian.PutUint32(buf, uint32(len(data)))
 	copy(buf[4:], data)
