@@ -299,7 +299,16 @@ func TestCreateCommand(t *testing.T) {
 		},
 		"wait gives up after --wait-timeout": {
 			args: []string{"--prompt", "bar chart of a 1, b 2", "--wait", "--wait-timeout", "1s"},
-			want: want{code: 1, stderrHas: []string{"did not finish within 1s (phase Pending); is the operator running?"}},
+			want: want{code: 1, stderrHas: []string{"did not finish within 1s (phase Pending); is the operator running? follow it with"}},
+		},
+		"wait names what the request waits for": {
+			args: []string{"--prompt", "bar chart of a 1, b 2", "--pool", "missing", "--wait", "--wait-timeout", "2s"},
+			steps: []func(*vizv1.VisualizationRequestStatus){func(s *vizv1.VisualizationRequestStatus) {
+				s.Phase = vizv1.PhasePending
+				meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vizv1.ConditionAdmitted, Status: metav1.ConditionFalse,
+					Reason: "WaitingForPool", Message: "SandboxPool x/missing not found; create it", LastTransitionTime: metav1.Now()})
+			}},
+			want: want{code: 1, stderrHas: []string{"Pending, WaitingForPool", "did not finish within 2s (phase Pending, WaitingForPool: SandboxPool x/missing not found; create it); follow it with"}},
 		},
 		"data over 256 KiB": {
 			args: []string{"--prompt", "bar chart", "--data", big},

@@ -167,7 +167,7 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every
 	defer p.done()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	phase := "Pending"
+	phase, waitingFor := "Pending", ""
 	for {
 		vr, err := c.getRequest(ctx, name)
 		switch {
@@ -178,6 +178,10 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every
 			if vr.Status.Phase != "" {
 				phase = string(vr.Status.Phase)
 			}
+			waitingFor = ""
+			if c := blockingCondition(vr); c != nil {
+				waitingFor = fmt.Sprintf(", %s: %s", c.Reason, oneLine(c.Message))
+			}
 			p.update(requestProgress(vr, time.Since(start)))
 			if vr.Status.Phase.Finished() {
 				return vr, nil
@@ -185,7 +189,11 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every
 		}
 		if time.Now().After(deadline) {
 			p.done()
-			return nil, fmt.Errorf("visualizationrequest %q did not finish within %s (phase %s); is the operator running? Follow it with `kubectl get vr %s -n %s -w`", name, timeout, phase, name, c.namespace)
+			hint := "is the operator running? "
+			if waitingFor != "" {
+				hint = ""
+			}
+			return nil, fmt.Errorf("visualizationrequest %q did not finish within %s (phase %s%s); %sfollow it with `kubectl get vr %s -n %s -w`", name, timeout, phase, waitingFor, hint, name, c.namespace)
 		}
 		select {
 		case <-ctx.Done():

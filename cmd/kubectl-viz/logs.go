@@ -55,6 +55,9 @@ func printLogs(w io.Writer, vr *vizv1.VisualizationRequest, showCode bool) {
 		line += fmt.Sprintf(" (%s: %s)", c.Reason, oneLine(c.Message))
 	}
 	fmt.Fprintln(w, line)
+	if c := blockingCondition(vr); c != nil && !st.Phase.Finished() {
+		fmt.Fprintf(w, "waiting: %s=%s %s: %s\n", c.Type, c.Status, c.Reason, oneLine(c.Message))
+	}
 	if d := st.Detection; d != nil {
 		fmt.Fprintf(w, "detection: visualization=%v tool=%s chartType=%s source=%s\n", d.Visualization, d.Tool, d.ChartType, d.Source)
 	}

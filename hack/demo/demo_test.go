@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,5 +315,69 @@ func TestDemoEndToEnd(t *testing.T) {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output misses %q", s)
 		}
+	}
+}
+
+// The demo's failure paths: a manager that never finishes anything (the overall
+// timeout) and one that dies at once. Either way the demo says so in one line and
+// leaves nothing running.
+func TestDemoFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts the control plane")
+	}
+	ctrllog.SetLogger(discardLogger())
+	assets := testAssets(t)
+	tests := map[string]struct {
+		script  string
+		timeout time.Duration
+		wantErr string
+		outHas  []string
+	}{
+		"a manager that does nothing: the overall timeout": {
+			script:  "#!/bin/sh\necho $$ > \"$0.pid\"\nexec sleep 600\n",
+			timeout: 15 * time.Second,
+			wantErr: "timed out after 15s (-timeout); the manager's log is ",
+			outHas:  []string{"dosing-question", "FAIL: still Pending; expected Skipped (NotAVisualization)", "stopping the manager", "stopping the control plane"},
+		},
+		"a manager that dies": {
+			script:  "#!/bin/sh\necho $$ > \"$0.pid\"\necho 'cannot start: boom' >&2\nexit 3\n",
+			timeout: time.Minute,
+			wantErr: "the manager exited: exit status 3",
+			outHas:  []string{"cannot start: boom", "stopping the control plane"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tmp := t.TempDir()
+			manager := filepath.Join(tmp, "manager.sh")
+			if err := os.WriteFile(manager, []byte(tc.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var out, errw bytes.Buffer
+			cfg := config{
+				root: filepath.Join("..", ".."), outDir: filepath.Join(tmp, "out"), namespace: "demo",
+				timeout: tc.timeout, manager: manager, noBuild: true, assets: assets, out: &out, errw: &errw,
+			}
+			ok, err := run(context.Background(), cfg)
+			if ok || err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("ok=%v err=%v, want an error with %q\n%s", ok, err, tc.wantErr, out.String())
+			}
+			for _, s := range tc.outHas {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("output misses %q:\n%s", s, out.String())
+				}
+			}
+			pid, err := os.ReadFile(manager + ".pid")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if _, err := fmt.Sscan(string(pid), &n); err != nil || n <= 0 {
+				t.Fatalf("pid file: %q", pid)
+			}
+			if err := syscall.Kill(n, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("the manager (pid %d) is still running: %v", n, err)
+			}
+		})
 	}
 }

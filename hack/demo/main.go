@@ -45,6 +45,7 @@ type config struct {
 	timeout   time.Duration // bound on everything after the build
 	manager   string        // manager binary; built from ./cmd unless noBuild
 	noBuild   bool
+	hold      bool   // keep the control plane and the manager until Ctrl-C
 	assets    string // envtest binaries; found or built by hack/envtest-assets.sh when empty
 	out, errw io.Writer
 }
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "bound on the run once the binaries are built (control plane, manager, samples)")
 	flag.StringVar(&cfg.manager, "manager", "bin/manager", "manager binary (built from ./cmd, relative to -root)")
 	flag.BoolVar(&cfg.noBuild, "no-build", false, "use the manager binary as it is")
+	flag.BoolVar(&cfg.hold, "hold", false, "after the summary, keep the control plane and the manager running until Ctrl-C (to try kubectl viz against them)")
 	flag.Parse()
 	ctrllog.SetLogger(discardLogger())
 
@@ -130,6 +132,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 		}
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	deadline := time.Now().Add(cfg.timeout)
@@ -147,8 +150,12 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	}
 	defer func() {
 		step("stopping the control plane")
+		t0 := time.Now()
 		if err := cp.stop(); err != nil {
 			fmt.Fprintln(cfg.errw, "demo: stopping the control plane:", err)
+		}
+		if d := time.Since(t0); d > 3*time.Second {
+			step("stopped the control plane in %.0fs", d.Seconds())
 		}
 	}()
 	if ctx.Err() != nil {
@@ -235,6 +242,19 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	} else {
 		fmt.Fprintf(w, "Some samples did not end as expected. The manager's log: %s\n", rel(root, logPath))
 		fmt.Fprintf(w, "last lines:\n%s\n", tail(logPath, 15))
+	}
+	if cfg.hold && parent.Err() == nil {
+		fmt.Fprintf(w, "\nHolding the control plane and the manager (-hold). In another shell:\n")
+		fmt.Fprintf(w, "  export KUBECONFIG=%s\n", cp.kubeconfig)
+		fmt.Fprintf(w, "  go build -o bin/kubectl-viz ./cmd/kubectl-viz\n")
+		fmt.Fprintf(w, "  bin/kubectl-viz pools -n %s\n", cfg.namespace)
+		fmt.Fprintf(w, "  bin/kubectl-viz create bars -n %s --prompt \"bar chart of A 3, B 5, C 2\" --wait -o demo-out/bars\n", cfg.namespace)
+		fmt.Fprintf(w, "Press Ctrl-C to stop everything.\n")
+		select {
+		case <-parent.Done():
+		case <-mgr.exited:
+			fmt.Fprintln(w, "the manager exited:", mgr.exitErr())
+		}
 	}
 	return allOK, nil
 }
