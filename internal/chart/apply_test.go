@@ -32,6 +32,13 @@ func TestInstallsApply(t *testing.T) {
 				return mustHelmTemplate(t, "custom", "llm", customValues)
 			},
 		},
+		"chart with separateSandboxUser": {
+			namespace: "nobody",
+			render: func(t *testing.T) []*unstructured.Unstructured {
+				return mustHelmTemplate(t, "vizops", "nobody", "sandboxing: {separateSandboxUser: true}")
+			},
+			wantPool: true,
+		},
 		"config/default and the sample pool (make deploy)": {
 			namespace: "viz-system",
 			render: func(t *testing.T) []*unstructured.Unstructured {

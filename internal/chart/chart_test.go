@@ -324,6 +324,19 @@ sandboxing:
 	if d.Spec.Template.Spec.HostUsers != nil {
 		t.Errorf("hostUsers %v, want unset without unmaskedProc", *d.Spec.Template.Spec.HostUsers)
 	}
+
+	// separateSandboxUser: root with exactly the capabilities that switch sandboxes to nobody.
+	d, c = manager(t, mustHelmTemplate(t, "vizops", "viz-system", "sandboxing: {separateSandboxUser: true}"))
+	want = wantContainerSecurity.DeepCopy()
+	want.RunAsNonRoot = ptr.To(false)
+	want.Capabilities.Add = []corev1.Capability{"SETUID", "SETGID", "CHOWN"}
+	if diff := cmp.Diff(want, c.SecurityContext); diff != "" {
+		t.Errorf("separateSandboxUser: container securityContext (-want +got):\n%s", diff)
+	}
+	wantPod := &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(false), RunAsUser: ptr.To[int64](0), RunAsGroup: ptr.To[int64](0)}
+	if diff := cmp.Diff(wantPod, d.Spec.Template.Spec.SecurityContext); diff != "" {
+		t.Errorf("separateSandboxUser: pod securityContext (-want +got):\n%s", diff)
+	}
 }
 
 // TestChartRejectsBadValues: mistakes fail at helm install time, not in a crash-looping
@@ -539,4 +552,17 @@ func hasEnvFromField(c corev1.Container, name, path string) bool {
 		}
 	}
 	return false
+}
+
+// TestChartLints: helm lint --strict, with the defaults and the custom values.
+func TestChartLints(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "custom.yaml")
+	if err := os.WriteFile(f, []byte(customValues), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{}, {"--values", f}} {
+		if _, err := run(t, tool(t, "helm"), append([]string{"lint", "--strict", "charts/viz-operator"}, args...)...); err != nil {
+			t.Error(err)
+		}
+	}
 }
