@@ -381,3 +381,47 @@ func TestDemoFailures(t *testing.T) {
 		})
 	}
 }
+
+// The first-run note depends on whether the envtest binaries are cached.
+func TestCachedAssets(t *testing.T) {
+	root, machine := t.TempDir(), t.TempDir()
+	t.Setenv("KUBEBUILDER_ASSETS", "")
+	t.Setenv("ENVTEST_MACHINE_CACHE", machine)
+	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n\nrequire (\n\tk8s.io/api v0.37.2 // indirect\n)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := k8sVersion(root); v != "1.37.2" {
+		t.Fatalf("k8sVersion = %q", v)
+	}
+	fill := func(dir string, names ...string) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(dir, n), []byte("#!/bin/sh\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := cachedAssets(root); got != "" {
+		t.Errorf("nothing cached: got %q", got)
+	}
+	fill(filepath.Join(root, "bin", "k8s", "1.37.2"), "etcd") // kube-apiserver still missing
+	if got := cachedAssets(root); got != "" {
+		t.Errorf("half cached: got %q", got)
+	}
+	fill(filepath.Join(machine, "1.37.2"), "etcd", "kube-apiserver")
+	if got, want := cachedAssets(root), filepath.Join(machine, "1.37.2"); got != want {
+		t.Errorf("machine cache: got %q, want %q", got, want)
+	}
+	fill(filepath.Join(root, "bin", "k8s", "1.37.2"), "kube-apiserver")
+	if got, want := cachedAssets(root), filepath.Join(root, "bin", "k8s", "1.37.2"); got != want {
+		t.Errorf("repository cache first: got %q, want %q", got, want)
+	}
+	other := t.TempDir()
+	fill(other, "etcd", "kube-apiserver")
+	t.Setenv("KUBEBUILDER_ASSETS", other)
+	if got := cachedAssets(root); got != other {
+		t.Errorf("KUBEBUILDER_ASSETS first: got %q", got)
+	}
+}
