@@ -204,3 +204,29 @@ func TestExecuteRejectsBadRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestPlotlyJSSource checks PoolConfig.PlotlyJSURL: a custom URL is linked, and
+// "inline" embeds plotly.js (Debian's is 8.6 MB) so the HTML works offline.
+func TestPlotlyJSSource(t *testing.T) {
+	tests := map[string]struct {
+		url      string
+		contains string
+		minSize  int
+	}{
+		"custom URL": {url: "https://assets.example.com/plotly.min.js", contains: `src="https://assets.example.com/plotly.min.js"`},
+		"inline":     {url: "inline", contains: "plotly.js v2.6.3", minSize: 1 << 20},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{})
+			r := runJob(t, p, sandbox.Request{Code: "import plotly.express as px\npx.line(x=[1, 2], y=[2, 1]).show()"})
+			if len(r.Files) != 2 {
+				t.Fatalf("files %v, error %+v", artifactNames(r), r.Error)
+			}
+			html := string(r.Files[0].Data)
+			if !strings.Contains(html, tc.contains) || len(html) < tc.minSize || strings.Contains(html, `src="https://cdn.plot.ly`) {
+				t.Errorf("HTML of %d bytes: want %q, at least %d bytes, no CDN link", len(html), tc.contains, tc.minSize)
+			}
+		})
+	}
+}
