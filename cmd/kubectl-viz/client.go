@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/vizclient"
 )
 
 // clusterOptions are the flags every cluster command takes, read like kubectl reads
@@ -122,33 +120,6 @@ type savedArtifact struct {
 	Path string
 }
 
-// artifactBytes returns an artifact's bytes, from status or from the ConfigMap that
-// holds it, and checks them against the recorded size and sha256.
-func artifactBytes(ctx context.Context, c client.Reader, ns string, a vizv1.ArtifactStatus) ([]byte, error) {
-	data := a.Data
-	if ref := a.ConfigMapKeyRef; ref != nil {
-		cm := &corev1.ConfigMap{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, cm); err != nil {
-			return nil, fmt.Errorf("artifact %s: %w", a.Name, apiError(err, "configmap", ref.Name, ns))
-		}
-		var ok bool
-		if data, ok = cm.BinaryData[ref.Key]; !ok {
-			s, ok := cm.Data[ref.Key]
-			if !ok {
-				return nil, fmt.Errorf("artifact %s: ConfigMap %s/%s has no key %q", a.Name, ns, ref.Name, ref.Key)
-			}
-			data = []byte(s)
-		}
-	} else if len(data) == 0 && a.SizeBytes > 0 {
-		return nil, fmt.Errorf("artifact %s has neither data nor a configMapKeyRef in status", a.Name)
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, a.SHA256) {
-		return nil, fmt.Errorf("artifact %s: sha256 mismatch: status says %s, the bytes hash to %s (%d bytes); the artifact is corrupt or was changed, nothing written", a.Name, a.SHA256, got, len(data))
-	}
-	return data, nil
-}
-
 // saveArtifacts downloads every artifact of vr into dir, after checking them all.
 func saveArtifacts(ctx context.Context, c client.Reader, vr *vizv1.VisualizationRequest, dir string) ([]savedArtifact, error) {
 	type file struct {
@@ -158,7 +129,7 @@ func saveArtifacts(ctx context.Context, c client.Reader, vr *vizv1.Visualization
 	}
 	var files []file
 	for _, a := range vr.Status.Artifacts {
-		data, err := artifactBytes(ctx, c, vr.Namespace, a)
+		data, err := vizclient.ArtifactData(ctx, c, vr.Namespace, a)
 		if err != nil {
 			return nil, err
 		}

@@ -118,22 +118,6 @@ func newTestNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// vizCLI runs the plugin with args and returns stdout, stderr and main's exit code.
-func vizCLI(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	root := newRootCommand()
-	var stdout, stderr bytes.Buffer
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	root.SetArgs(args)
-	code := 0
-	if err := root.Execute(); err != nil {
-		code = exitCode(err)
-		stderr.WriteString("error: " + err.Error())
-	}
-	return stdout.String(), stderr.String(), code
-}
-
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -345,7 +329,7 @@ func TestCreateCommand(t *testing.T) {
 			if len(tc.steps) > 0 {
 				sim = playController(t, ns, reqName, tc.steps...)
 			}
-			stdout, stderr, code := vizCLI(t, args...)
+			stdout, stderr, code := runCLI(t, args...)
 			if code != tc.want.code {
 				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.want.code, stdout, stderr)
 			}
@@ -392,10 +376,10 @@ func TestCreateCommand(t *testing.T) {
 
 	t.Run("an existing name", func(t *testing.T) {
 		args := []string{"create", "dup", "--kubeconfig", kubeconfig, "-n", ns, "--prompt", "bar chart"}
-		if _, stderr, code := vizCLI(t, args...); code != 0 {
+		if _, stderr, code := runCLI(t, args...); code != 0 {
 			t.Fatalf("first create: exit %d, %s", code, stderr)
 		}
-		_, stderr, code := vizCLI(t, args...)
+		_, stderr, code := runCLI(t, args...)
 		if code != 1 || !strings.Contains(stderr, `visualizationrequest "dup" already exists in namespace "`+ns+`"`) {
 			t.Errorf("code %d, stderr %s", code, stderr)
 		}
@@ -467,7 +451,7 @@ func TestGetCommand(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			stdout, stderr, code := vizCLI(t, "get", tc.req, "--kubeconfig", kubeconfig, "-n", ns, "-o", out)
+			stdout, stderr, code := runCLI(t, "get", tc.req, "--kubeconfig", kubeconfig, "-n", ns, "-o", out)
 			if code != tc.code {
 				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, stdout, stderr)
 			}
@@ -511,7 +495,7 @@ func TestLogsCommand(t *testing.T) {
 	makeRequest(t, ns, "broken", st)
 	makeRequest(t, ns, "waiting", vizv1.VisualizationRequestStatus{Phase: vizv1.PhaseQueued})
 
-	stdout, stderr, code := vizCLI(t, "logs", "broken", "--kubeconfig", kubeconfig, "-n", ns, "--code")
+	stdout, stderr, code := runCLI(t, "logs", "broken", "--kubeconfig", kubeconfig, "-n", ns, "--code")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -529,11 +513,11 @@ func TestLogsCommand(t *testing.T) {
 		}
 	}
 
-	stdout, _, code = vizCLI(t, "logs", "waiting", "--kubeconfig", kubeconfig, "-n", ns)
+	stdout, _, code = runCLI(t, "logs", "waiting", "--kubeconfig", kubeconfig, "-n", ns)
 	if code != 0 || !strings.Contains(stdout, "phase: Queued") || !strings.Contains(stdout, "execution: none yet") {
 		t.Errorf("exit %d, logs of a queued request:\n%s", code, stdout)
 	}
-	_, stderr, code = vizCLI(t, "logs", "nope", "--kubeconfig", kubeconfig, "-n", ns)
+	_, stderr, code = runCLI(t, "logs", "nope", "--kubeconfig", kubeconfig, "-n", ns)
 	if code != 1 || stderr != `error: visualizationrequest "nope" not found in namespace "`+ns+`"` {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
@@ -566,7 +550,7 @@ func TestPoolsCommand(t *testing.T) {
 	mk("pods", vizv1.BackendKubernetes, 20, 0, 0, &down)
 	mk("new", vizv1.BackendLocal, 2, 0, 0, nil)
 
-	stdout, stderr, code := vizCLI(t, "pools", "--kubeconfig", kubeconfig, "-n", ns)
+	stdout, stderr, code := runCLI(t, "pools", "--kubeconfig", kubeconfig, "-n", ns)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -586,12 +570,12 @@ func TestPoolsCommand(t *testing.T) {
 		}
 	}
 
-	stdout, _, _ = vizCLI(t, "pools", "--kubeconfig", kubeconfig, "-A")
+	stdout, _, _ = runCLI(t, "pools", "--kubeconfig", kubeconfig, "-A")
 	if !strings.HasPrefix(stdout, "NAMESPACE") || !strings.Contains(stdout, ns) {
 		t.Errorf("pools -A:\n%s", stdout)
 	}
 	empty := newTestNamespace(t)
-	stdout, stderr, code = vizCLI(t, "pools", "--kubeconfig", kubeconfig, "-n", empty)
+	stdout, stderr, code = runCLI(t, "pools", "--kubeconfig", kubeconfig, "-n", empty)
 	if code != 0 || stdout != "" || !strings.Contains(stderr, `No SandboxPools in namespace "`+empty+`"`) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
@@ -613,17 +597,17 @@ func TestKubeconfigResolution(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("KUBECONFIG", withNS)
-	if stdout, stderr, code := vizCLI(t, "logs", "here"); code != 0 || !strings.Contains(stdout, "phase: Queued") {
+	if stdout, stderr, code := runCLI(t, "logs", "here"); code != 0 || !strings.Contains(stdout, "phase: Queued") {
 		t.Errorf("KUBECONFIG and the context's namespace: exit %d, %s%s", code, stdout, stderr)
 	}
-	if _, stderr, code := vizCLI(t, "logs", "here", "-n", "default"); code != 1 || !strings.Contains(stderr, `not found in namespace "default"`) {
+	if _, stderr, code := runCLI(t, "logs", "here", "-n", "default"); code != 1 || !strings.Contains(stderr, `not found in namespace "default"`) {
 		t.Errorf("-n over the context's namespace: exit %d, %s", code, stderr)
 	}
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "missing"))
-	if _, stderr, code := vizCLI(t, "pools"); code != 1 || !strings.Contains(stderr, "no cluster configured") {
+	if _, stderr, code := runCLI(t, "pools"); code != 1 || !strings.Contains(stderr, "no cluster configured") {
 		t.Errorf("no kubeconfig: exit %d, %s", code, stderr)
 	}
-	if _, stderr, code := vizCLI(t, "pools", "--kubeconfig", filepath.Join(t.TempDir(), "nope")); code != 1 || !strings.Contains(stderr, "reading the kubeconfig") {
+	if _, stderr, code := runCLI(t, "pools", "--kubeconfig", filepath.Join(t.TempDir(), "nope")); code != 1 || !strings.Contains(stderr, "reading the kubeconfig") {
 		t.Errorf("--kubeconfig that does not exist: exit %d, %s", code, stderr)
 	}
 }

@@ -220,7 +220,7 @@ func TestWriteArtifacts(t *testing.T) {
 		"sha256 mismatch":       {arts: []vizv1.ArtifactStatus{tampered}, wantErr: "r: artifact figure.png: sha256 mismatch: status says " + hash(pngData)},
 		"size mismatch":         {arts: []vizv1.ArtifactStatus{wrongSize}, wantErr: "status says 10 bytes, got 9"},
 		"sha256 of another key": {arts: []vizv1.ArtifactStatus{inCM("figure.svg", "notes.txt", svgData)}, wantErr: "sha256 mismatch"},
-		"key missing":           {arts: []vizv1.ArtifactStatus{inCM("figure.svg", "nope", svgData)}, wantErr: `ConfigMap r-artifacts has no key "nope"`},
+		"key missing":           {arts: []vizv1.ArtifactStatus{inCM("figure.svg", "nope", svgData)}, wantErr: `ConfigMap ns/r-artifacts has no key "nope"`},
 		"no artifacts":          {want: map[string]string{}},
 	}
 	for name, tc := range tests {
