@@ -25,6 +25,9 @@ const (
 	ErrNameKilled               = "Killed"
 )
 
+// maxCodeBytes bounds Request.Code (the runner reads the code in one frame of 1 MiB).
+const maxCodeBytes = 512 << 10
+
 // localSandbox is one claimed sandbox. Its pool-side state is guarded by the pool's lock.
 type localSandbox struct {
 	id   string
@@ -92,6 +95,9 @@ func (s *localSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandb
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = opts.DefaultTimeout
+	}
+	if len(req.Code) > maxCodeBytes {
+		return nil, fmt.Errorf("the code is %s; the sandbox accepts at most %s", humanBytes(int64(len(req.Code))), humanBytes(maxCodeBytes))
 	}
 	job := jobRequest{Op: "run", Code: req.Code, TimeoutMS: timeout.Milliseconds()}
 	for _, f := range req.Files {

@@ -190,6 +190,7 @@ func TestExecuteRejectsBadRequests(t *testing.T) {
 		"file name with a slash": {Code: "1", Files: []sandbox.File{{Name: "../etc/passwd", Data: []byte("x")}}},
 		"hidden file name":       {Code: "1", Files: []sandbox.File{{Name: ".bashrc", Data: []byte("x")}}},
 		"unknown format":         {Code: "1", Formats: []sandbox.Format{"gif"}},
+		"code over 512 KiB":      {Code: strings.Repeat("#", 600<<10)},
 	}
 	for name, req := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -217,16 +217,14 @@ func TestExecuteSandboxLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := bwrapPids(p)[0]
-	cg := filepath.Join("/sys/fs/cgroup/pids", cgroupParent, sb.ID(), "cgroup.procs")
-	baseline := len(readPids(cg))
 	errc := make(chan error, 1)
 	go func() {
-		// The subprocess makes the job's start visible in the cgroup.
-		_, err := sb.Execute(context.Background(), sandbox.Request{Code: "import subprocess, time\nsubprocess.Popen(['sleep', '60'])\ntime.sleep(60)", Timeout: time.Minute})
+		// The subprocess's unique argument makes the job's start visible on the host.
+		_, err := sb.Execute(context.Background(), sandbox.Request{Code: "import subprocess, time\nsubprocess.Popen(['sleep', '61.0101'])\ntime.sleep(60)", Timeout: time.Minute})
 		errc <- err
 	}()
 	// Kill the sandbox once the job is running.
-	waitFor(t, time.Minute, "the job to start", func() bool { return len(readPids(cg)) > baseline })
+	waitFor(t, time.Minute, "the job to start", func() bool { return hostProcessWithArg("61.0101") != 0 })
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	select {
 	case err := <-errc:
@@ -287,11 +285,10 @@ func TestCloseKillsEverything(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := sb.Execute(context.Background(), sandbox.Request{Code: "import subprocess, time\nsubprocess.Popen(['sleep', '600'])\ntime.sleep(60)", Timeout: time.Minute})
+		_, err := sb.Execute(context.Background(), sandbox.Request{Code: "import subprocess, time\nsubprocess.Popen(['sleep', '600.0202'])\ntime.sleep(60)", Timeout: time.Minute})
 		errc <- err
 	}()
-	cg := filepath.Join("/sys/fs/cgroup/pids", cgroupParent, sb.ID(), "cgroup.procs")
-	waitFor(t, time.Minute, "the job's sleep to start", func() bool { return len(readPids(cg)) >= 6 })
+	waitFor(t, time.Minute, "the job's sleep to start", func() bool { return hostProcessWithArg("600.0202") != 0 })
 	closeAndCheck(t, p) // asserts no process and no cgroup is left
 	if err := <-errc; err == nil {
 		t.Error("Execute on a closed pool's sandbox succeeded")

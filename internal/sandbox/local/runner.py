@@ -801,7 +801,7 @@ def main():
         return
     nxt.ready = True
     importer = Importer()
-    jobs_taken = 0
+    jobs_taken = crashes = 0
     send_frame(notices, {"type": "ready"})
     while True:
         waits = [nxt.res_r]
@@ -831,6 +831,11 @@ def main():
         status = reap(nxt)
         if nxt.busy and status != 0:
             send_frame(notices, {"type": "lost", "message": "job supervisor failed (status %d)" % status})
+        crashes = crashes + 1 if status != 0 and not nxt.busy else 0
+        if crashes >= 3:
+            # Job processes die before they are ready: stop rather than fork forever.
+            send_frame(notices, {"type": "fatal", "message": "job processes keep dying before ready (status %d)" % status})
+            return
         importer.finish()
         nxt = spawn(job_in, result_out)  # ahead of demand: warms while the caller handles the result
 
