@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/progress"
 )
 
 func init() { subcommands = append(subcommands, newCreateCommand) }
@@ -163,8 +164,8 @@ func runCreate(cmd *cobra.Command, name string, o createOptions) error {
 func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every time.Duration, w io.Writer) (*vizv1.VisualizationRequest, error) {
 	start := time.Now()
 	deadline := start.Add(timeout)
-	p := newProgressLine(w)
-	defer p.done()
+	p := progress.NewLine(w)
+	defer p.Done()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	phase, waitingFor := "Pending", ""
@@ -182,13 +183,13 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every
 			if c := blockingCondition(vr); c != nil {
 				waitingFor = fmt.Sprintf(", %s: %s", c.Reason, oneLine(c.Message))
 			}
-			p.update(requestProgress(vr, time.Since(start)))
+			p.Update(requestProgress(vr, time.Since(start)))
 			if vr.Status.Phase.Finished() {
 				return vr, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			p.done()
+			p.Done()
 			hint := "is the operator running? "
 			if waitingFor != "" {
 				hint = ""
@@ -197,7 +198,7 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every
 		}
 		select {
 		case <-ctx.Done():
-			p.done()
+			p.Done()
 			return nil, fmt.Errorf("stopped waiting for visualizationrequest %q (phase %s); it keeps going in the cluster", name, phase)
 		case <-tick.C:
 		}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -12,48 +10,6 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
-
-// progressLine is one status line that is rewritten in place on a terminal, and
-// printed only when it changes otherwise (logs, CI, tests).
-type progressLine struct {
-	w     io.Writer
-	tty   bool
-	last  string
-	shown bool
-}
-
-func newProgressLine(w io.Writer) *progressLine {
-	p := &progressLine{w: w}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
-}
-
-// update shows s. On a terminal the line is redrawn each time (so a timer moves); off
-// a terminal the text without its timer (key) decides whether to print again.
-func (p *progressLine) update(key, s string) {
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", s)
-		p.shown = true
-		return
-	}
-	if key == p.last {
-		return
-	}
-	p.last = key
-	fmt.Fprintln(p.w, s)
-}
-
-// done ends the line, so what follows starts on a fresh one.
-func (p *progressLine) done() {
-	if p.tty && p.shown {
-		fmt.Fprintln(p.w)
-		p.shown = false
-	}
-}
 
 // requestProgress describes where a request is: its phase, its queue position while
 // Queued, and the attempts made. The key leaves out the elapsed time.

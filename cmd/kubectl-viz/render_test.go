@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,22 +12,6 @@ import (
 
 	"github.com/vizops/viz-operator/internal/models/modelstest"
 )
-
-// renderCLI runs the root command and returns stdout, stderr and main's exit code.
-func renderCLI(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	root := newRootCommand()
-	var stdout, stderr bytes.Buffer
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	root.SetArgs(args)
-	code := 0
-	if err := root.Execute(); err != nil {
-		code = exitCode(err)
-		stderr.WriteString("error: " + err.Error())
-	}
-	return stdout.String(), stderr.String(), code
-}
 
 const (
 	barPrompt   = "Create a bar chart of treatment effectiveness: Hydroxyurea (85%), Voxelotor (70%), Crizanlizumab (75%)"
@@ -124,7 +107,7 @@ func TestRenderCommand(t *testing.T) {
 			}
 			out := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
 			args := append([]string{"render", "--local", "-o", out, "--providers", providers}, tc.args...)
-			stdout, stderr, exit := renderCLI(t, args...)
+			stdout, stderr, exit := runCLI(t, args...)
 			if exit != tc.want.exit {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", exit, tc.want.exit, stdout, stderr)
 			}

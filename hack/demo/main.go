@@ -36,6 +36,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/progress"
 )
 
 type config struct {
@@ -268,8 +269,8 @@ func isRequest(u *unstructured.Unstructured) bool {
 // manager exits.
 func follow(ctx context.Context, c client.Client, ns string, names []string, mgr *managerProcess, w io.Writer) (map[string]*vizv1.VisualizationRequest, error) {
 	start := time.Now()
-	p := newStatusLine(w)
-	defer p.done()
+	p := progress.NewLine(w)
+	defer p.Done()
 	reported := map[string]bool{}
 	latest := map[string]*vizv1.VisualizationRequest{}
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -296,10 +297,11 @@ func follow(ctx context.Context, c client.Client, ns string, names []string, mgr
 			counts[phase]++
 			if vr.Status.Phase.Finished() && !reported[vr.Name] {
 				reported[vr.Name] = true
-				p.println(fmt.Sprintf("    %-26s %s%s", vr.Name, vr.Status.Phase, briefOutcome(vr)))
+				p.Println(fmt.Sprintf("    %-26s %s%s", vr.Name, vr.Status.Phase, briefOutcome(vr)))
 			}
 		}
-		p.update(fmt.Sprintf("    [%3ds] %d requests: %s", int(time.Since(start).Seconds()), len(names), phaseCounts(counts)))
+		summary := fmt.Sprintf("%d requests: %s", len(names), phaseCounts(counts))
+		p.Update(summary, fmt.Sprintf("    [%3ds] %s", int(time.Since(start).Seconds()), summary))
 		if len(reported) == len(names) {
 			return latest, nil
 		}
