@@ -65,7 +65,7 @@ envtest: ## Find or build the envtest binaries (kube-apiserver, etcd); prints th
 	@hack/envtest-assets.sh
 
 .PHONY: test
-test: deps manifests generate vet helm kustomize ## Run all tests: unit, sandbox abuse, and envtest controller tests.
+test: deps manifests generate lint helm kustomize ## Run all tests: unit, sandbox abuse, and envtest controller tests.
 	@assets=$$(hack/envtest-assets.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./... 2>&1 | tee bin/test.log
 
