@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -165,4 +166,36 @@ func readKey(path, key string) int64 {
 		}
 	}
 	return 0
+}
+
+// staleCgroupAge is how old an empty sandbox group must be before a sweep removes it:
+// old enough that no process (this one or another operator on the node) is still
+// setting it up.
+const staleCgroupAge = 10 * time.Minute
+
+var sweepOnce sync.Once
+
+// sweepStaleCgroups removes sandbox groups an earlier, crashed operator left behind.
+// Removing a cgroup that still has tasks fails, so a live sandbox is never touched.
+func sweepStaleCgroups(root string, now time.Time) (removed int) {
+	if root == "none" {
+		return 0
+	}
+	for _, ctrl := range []string{"memory", "pids", "cpu"} {
+		parent := filepath.Join(root, ctrl, cgroupParent)
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			info, err := e.Info()
+			if err != nil || !e.IsDir() || now.Sub(info.ModTime()) < staleCgroupAge {
+				continue
+			}
+			if os.Remove(filepath.Join(parent, e.Name())) == nil {
+				removed++
+			}
+		}
+	}
+	return removed
 }

@@ -51,6 +51,7 @@ const startFailuresBeforeUnavailable = 3
 // an error wrapping sandbox.ErrUnavailable) and starts filling the pool in background.
 func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	opts = opts.withDefaults()
+	sweepOnce.Do(func() { sweepStaleCgroups(opts.CgroupRoot, time.Now()) })
 	if cfg.MaxSandboxes == 0 {
 		cfg.MaxSandboxes = max(cfg.MinReady, 1)
 	}
