@@ -40,7 +40,7 @@ fi
 # Online users: setup-envtest downloads the release binaries. Offline it fails fast.
 setup_envtest="$root/bin/setup-envtest"
 if [ ! -x "$setup_envtest" ]; then
-  GOBIN="$root/bin" timeout 120 go install sigs.k8s.io/controller-runtime/tools/setup-envtest@release-0.25 >/dev/null 2>&1 || true
+  GOBIN="$root/bin" timeout 120 go install sigs.k8s.io/controller-runtime/tools/setup-envtest@v0.25.1 >/dev/null 2>&1 || true
 fi
 if [ -x "$setup_envtest" ]; then
   say "trying setup-envtest for $version (20 s)"

@@ -24,7 +24,8 @@ const (
 	ArtifactStorageAuto ArtifactStorage = "Auto"
 	// ArtifactStorageStatus always keeps artifacts in status (at most 256 KiB in total).
 	ArtifactStorageStatus ArtifactStorage = "Status"
-	// ArtifactStorageConfigMap always puts artifacts in a ConfigMap (at most 1 MiB).
+	// ArtifactStorageConfigMap always puts artifacts in a ConfigMap (at most 992 KiB:
+	// a ConfigMap holds 1 MiB, less room for keys).
 	ArtifactStorageConfigMap ArtifactStorage = "ConfigMap"
 )
 
@@ -90,7 +91,8 @@ type VisualizationRequestSpec struct {
 	MaxAttempts int32 `json:"maxAttempts,omitempty"`
 
 	// artifactStorage says where artifacts are kept: Auto (in status up to 256 KiB in
-	// total, else in a ConfigMap owned by this request), Status, or ConfigMap.
+	// total, else in a ConfigMap owned by this request, at most 992 KiB), Status, or
+	// ConfigMap.
 	// +optional
 	// +kubebuilder:default=Auto
 	ArtifactStorage ArtifactStorage `json:"artifactStorage,omitempty"`
