@@ -14,7 +14,8 @@ import (
 // result stays here until the request's status has recorded it (Forget).
 type Executor struct {
 	mu     sync.Mutex
-	base   context.Context
+	base   context.Context // parent of every job; cancelled when the manager stops
+	stop   context.CancelFunc
 	jobs   map[types.NamespacedName]*job
 	events chan event.GenericEvent
 }
@@ -31,8 +32,12 @@ type job struct {
 
 // NewExecutor returns an executor; the manager starts it (it is a Runnable).
 func NewExecutor() *Executor {
+	// Its own base context, so that a job submitted before Start still ends with the
+	// manager.
+	base, stop := context.WithCancel(context.Background())
 	return &Executor{
-		base:   context.Background(),
+		base:   base,
+		stop:   stop,
 		jobs:   map[types.NamespacedName]*job{},
 		events: make(chan event.GenericEvent, 1024),
 	}
@@ -40,15 +45,8 @@ func NewExecutor() *Executor {
 
 // Start implements manager.Runnable: executions live as long as the manager.
 func (e *Executor) Start(ctx context.Context) error {
-	e.mu.Lock()
-	e.base = ctx
-	e.mu.Unlock()
 	<-ctx.Done()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, j := range e.jobs {
-		j.cancel()
-	}
+	e.stop()
 	return nil
 }
 

@@ -7,8 +7,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
@@ -26,6 +28,8 @@ var _ = Describe("Admission", func() {
 			Expect(k8sClient.Create(ctx, newRequest(ns, fmt.Sprintf("r%02d", i), "print(1)"))).To(Succeed())
 		}
 		Eventually(fake.Busy, 30*time.Second).Should(Equal(3))
+		Eventually(func() float64 { return testutil.ToFloat64(metrics.QueueDepth) }, 30*time.Second).Should(Equal(27.0))
+		Expect(testutil.ToFloat64(metrics.ExecutionsInFlight)).To(Equal(3.0))
 		// Let them finish one at a time; the cap must hold throughout.
 		for i := 0; i < 30; i++ {
 			stepCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -40,6 +44,8 @@ var _ = Describe("Admission", func() {
 			}
 		}, 60*time.Second).Should(Succeed())
 		Expect(fake.MaxBusy()).To(Equal(3), "the maximum observed concurrency")
+		Eventually(func() float64 { return testutil.ToFloat64(metrics.QueueDepth) }, 10*time.Second).Should(BeZero())
+		Eventually(func() float64 { return testutil.ToFloat64(metrics.ExecutionsInFlight) }, 10*time.Second).Should(BeZero())
 	})
 
 	It("holds the operator-wide cap across pools", func() {

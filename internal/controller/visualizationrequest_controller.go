@@ -152,6 +152,7 @@ func (r *VisualizationRequestReconciler) release(key types.NamespacedName) {
 	for _, k := range r.Queue.Release(key.String()) {
 		r.Executor.Wake(parseKey(k))
 	}
+	updateQueueGauges(r.Queue)
 }
 
 // SetupWithManager wires the controller: it watches requests, is woken by finished
