@@ -1,12 +1,20 @@
 // Package admission decides which requests may run now: a per-pool cap, a global cap
-// for the whole operator, and first-come-first-served order by creation time within
-// a pool. It is plain Go, safe for concurrent use, and knows nothing about Kubernetes.
+// for the whole operator, and first-come-first-served order within a pool. It is plain
+// Go, safe for concurrent use, and knows nothing about Kubernetes.
+//
+// Requests are identified by an ID that never repeats (the object's UID), so a request
+// deleted and re-created under the same name is a different entry. Each pool keeps its
+// waiting requests in a heap ordered by creation time, ties broken by a monotonic
+// sequence number (the order the queue first heard of them), so every operation is
+// O(log n) in the pool's queue and O(pools) across pools: the work of draining a queue
+// grows with the queue, not with its square.
 //
 // The controller seeds it from live state (requests already running) before its first
 // decision, so the caps hold across an operator restart.
 package admission
 
 import (
+	"container/heap"
 	"sort"
 	"sync"
 	"time"
@@ -14,32 +22,33 @@ import (
 
 // Item is one request asking for a slot.
 type Item struct {
-	// Key identifies the request ("namespace/name").
+	// ID identifies the request and never repeats (its UID).
+	ID string
+	// Key is what the caller wakes the request by ("namespace/name").
 	Key string
 	// Pool identifies its pool ("namespace/name").
 	Pool string
-	// Created orders the queue: older first; Key breaks ties.
+	// Created orders the queue: older first; the queue's own sequence breaks ties.
 	Created time.Time
 }
 
-// Decision is the answer to Admit.
-type Decision struct {
-	// Admitted is true when the request holds a slot now.
-	Admitted bool
-	// Position is the 1-based place in its pool's queue while not admitted.
-	Position int
-	// Others are requests admitted by this call besides item (older ones that were
-	// waiting): the caller wakes them.
-	Others []string
-}
-
-// Queue holds the running set and the waiting items.
+// Queue holds the running set and, per pool, the waiting items.
 type Queue struct {
 	mu        sync.Mutex
 	globalCap int
 	poolCaps  map[string]int
-	running   map[string]string // key -> pool
-	waiting   map[string]Item   // key -> item
+	running   map[string]Item   // id -> item
+	perPool   map[string]int    // pool -> running count
+	pools     map[string]*waitq // pool -> waiting heap
+	index     map[string]*entry // id -> waiting entry
+	seq       uint64
+	positions map[string]int // id -> position at the last Positions call
+}
+
+type entry struct {
+	item Item
+	seq  uint64
+	pos  int // heap index
 }
 
 // NewQueue returns a queue with a global cap (at least 1).
@@ -50,173 +59,260 @@ func NewQueue(globalCap int) *Queue {
 	return &Queue{
 		globalCap: globalCap,
 		poolCaps:  map[string]int{},
-		running:   map[string]string{},
-		waiting:   map[string]Item{},
+		running:   map[string]Item{},
+		perPool:   map[string]int{},
+		pools:     map[string]*waitq{},
+		index:     map[string]*entry{},
+		positions: map[string]int{},
 	}
 }
 
-// SetPoolCap sets a pool's cap. A lowered cap never stops running requests; it only
-// holds new ones back until the pool is under it.
-func (q *Queue) SetPoolCap(pool string, maxRunning int) {
+// SetPoolCap sets a pool's cap and returns the items a raised cap admitted (the caller
+// wakes them). A lowered cap never stops running requests; it only holds new ones back
+// until the pool is under it.
+func (q *Queue) SetPoolCap(pool string, maxRunning int) []Item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if old, ok := q.poolCaps[pool]; ok && old == maxRunning {
+		return nil
+	}
 	q.poolCaps[pool] = maxRunning
+	return q.admitLocked()
 }
 
 // MarkRunning records a request that already holds a slot (seeding from live state
 // after a restart). It may push a pool over its cap; nothing new is admitted there
 // until it is under again.
-func (q *Queue) MarkRunning(key, pool string) {
+func (q *Queue) MarkRunning(item Item) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	delete(q.waiting, key)
-	q.running[key] = pool
+	q.removeWaitingLocked(item.ID)
+	if _, ok := q.running[item.ID]; !ok {
+		q.running[item.ID] = item
+		q.perPool[item.Pool]++
+	}
 }
 
-// Admit asks for a slot for item. It is idempotent: a running item stays admitted,
-// a waiting item keeps its place. An item is admitted only when it is first in its
-// pool's queue among those that fit, so nobody jumps the line.
-func (q *Queue) Admit(item Item) Decision {
+// Enqueue puts item in its pool's queue (a no-op when it is already waiting or
+// running) and admits whatever may start now, oldest first. It returns every item this
+// call admitted, item itself included when its turn came: the caller starts item and
+// wakes the others.
+func (q *Queue) Enqueue(item Item) []Item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.running[item.Key]; ok {
-		return Decision{Admitted: true}
-	}
-	q.waiting[item.Key] = item
-	var d Decision
-	for _, key := range q.admittableLocked() {
-		q.running[key] = q.waiting[key].Pool
-		delete(q.waiting, key)
-		if key == item.Key {
-			d.Admitted = true
-		} else {
-			d.Others = append(d.Others, key)
-		}
-	}
-	if !d.Admitted {
-		d.Position = q.positionLocked(item)
-	}
-	return d
+	q.addLocked(item)
+	return q.admitLocked()
 }
 
-// Enqueue makes waiting requests known without admitting anything, so that an older
-// request that has not asked yet still keeps its place ahead of a newer one that has.
-func (q *Queue) Enqueue(items ...Item) {
+// Add makes waiting items known without admitting anything (seeding a pool's queue
+// in order before the first decision).
+func (q *Queue) Add(items ...Item) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, it := range items {
-		if _, ok := q.running[it.Key]; !ok {
-			q.waiting[it.Key] = it
-		}
+		q.addLocked(it)
 	}
 }
 
-// Release frees a request's slot (or drops it from the queue) and returns the keys
-// whose decision may have changed: the requests now admitted and the ones still
-// waiting in the affected pool (their positions moved). The caller wakes them.
-func (q *Queue) Release(key string) []string {
+// Admitted reports whether id holds a slot.
+func (q *Queue) Admitted(id string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	pool, wasRunning := q.running[key]
-	item, wasWaiting := q.waiting[key]
-	delete(q.running, key)
-	delete(q.waiting, key)
-	if !wasRunning && !wasWaiting {
-		return nil
+	_, ok := q.running[id]
+	return ok
+}
+
+// Known reports whether id is waiting or running.
+func (q *Queue) Known(id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, r := q.running[id]
+	_, w := q.index[id]
+	return r || w
+}
+
+// Unadmit undoes an admission whose status write failed: the item goes back to the
+// head of its pool's queue, keeping its place, and nobody else is admitted in its
+// stead (it will ask again at once).
+func (q *Queue) Unadmit(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it, ok := q.running[id]
+	if !ok {
+		return
 	}
-	if wasWaiting {
-		pool = item.Pool
+	delete(q.running, id)
+	q.decPoolLocked(it.Pool)
+	q.addLocked(it)
+}
+
+// Release frees id's slot, or drops it from its queue, and returns the items now
+// admitted in its place (the caller wakes them). It is idempotent: releasing an
+// unknown id does nothing.
+func (q *Queue) Release(id string) []Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.positions, id)
+	if it, ok := q.running[id]; ok {
+		delete(q.running, id)
+		q.decPoolLocked(it.Pool)
+		return q.admitLocked()
 	}
-	var wake []string
-	if wasRunning {
-		// A freed global slot can let any pool's head in.
-		for _, k := range q.admittableLocked() {
-			q.running[k] = q.waiting[k].Pool
-			delete(q.waiting, k)
-			wake = append(wake, k)
+	q.removeWaitingLocked(id)
+	return nil
+}
+
+// Position is id's 1-based place in its pool's queue as of the last Positions call,
+// or, for an item added since, the length of its queue. 0 when id is not waiting.
+func (q *Queue) Position(id string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, ok := q.index[id]
+	if !ok {
+		return 0
+	}
+	if p, ok := q.positions[id]; ok {
+		return p
+	}
+	return q.pools[e.item.Pool].Len()
+}
+
+// Positions computes every waiting item's place in its pool's queue (one sort per
+// pool) and remembers it for Position. It returns id → position.
+func (q *Queue) Positions() map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make(map[string]int, len(q.index))
+	for _, w := range q.pools {
+		es := make([]*entry, len(w.items))
+		copy(es, w.items)
+		sort.Slice(es, func(i, j int) bool { return less(es[i], es[j]) })
+		for i, e := range es {
+			out[e.item.ID] = i + 1
 		}
 	}
-	for k, it := range q.waiting {
-		if it.Pool == pool {
-			wake = append(wake, k)
-		}
+	q.positions = out
+	return out
+}
+
+// Waiting returns the item waiting under id.
+func (q *Queue) Waiting(id string) (Item, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, ok := q.index[id]
+	if !ok {
+		return Item{}, false
 	}
-	sort.Strings(wake)
-	return wake
+	return e.item, true
 }
 
 // Running reports how many requests hold a slot, in all and in pool.
 func (q *Queue) Running(pool string) (total, inPool int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, p := range q.running {
-		if p == pool {
-			inPool++
-		}
-	}
-	return len(q.running), inPool
+	return len(q.running), q.perPool[pool]
 }
 
-// Waiting reports how many requests wait, in all.
-func (q *Queue) Waiting() int {
+// Depth reports how many requests wait, in all.
+func (q *Queue) Depth() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.waiting)
+	return len(q.index)
 }
 
-// admittableLocked returns the waiting keys that may start now, oldest first across
-// pools, never letting a pool's later item pass its earlier one.
-func (q *Queue) admittableLocked() []string {
-	free := q.globalCap - len(q.running)
-	if free <= 0 || len(q.waiting) == 0 {
-		return nil
+func (q *Queue) addLocked(it Item) {
+	if _, ok := q.running[it.ID]; ok {
+		return
 	}
-	perPool := map[string]int{}
-	for _, p := range q.running {
-		perPool[p]++
+	if _, ok := q.index[it.ID]; ok {
+		return
 	}
-	var out []string
-	// Oldest first; a full pool skips all its items, so none passes an older one.
-	for _, it := range q.sortedWaitingLocked() {
-		if free == 0 {
+	w := q.pools[it.Pool]
+	if w == nil {
+		w = &waitq{}
+		q.pools[it.Pool] = w
+	}
+	q.seq++
+	e := &entry{item: it, seq: q.seq}
+	q.index[it.ID] = e
+	heap.Push(w, e)
+}
+
+func (q *Queue) removeWaitingLocked(id string) {
+	e, ok := q.index[id]
+	if !ok {
+		return
+	}
+	delete(q.index, id)
+	w := q.pools[e.item.Pool]
+	heap.Remove(w, e.pos)
+	if w.Len() == 0 {
+		delete(q.pools, e.item.Pool)
+	}
+}
+
+func (q *Queue) decPoolLocked(pool string) {
+	if q.perPool[pool]--; q.perPool[pool] <= 0 {
+		delete(q.perPool, pool)
+	}
+}
+
+// admitLocked admits heads while there is room: each round takes the oldest head among
+// the pools under their caps, so no pool's later item passes its earlier one and a
+// freed global slot goes to the oldest request that can use it.
+func (q *Queue) admitLocked() []Item {
+	var out []Item
+	for len(q.running) < q.globalCap {
+		var best *entry
+		for pool, w := range q.pools {
+			limit, ok := q.poolCaps[pool]
+			if !ok {
+				limit = q.globalCap
+			}
+			if q.perPool[pool] >= limit {
+				continue
+			}
+			if h := w.items[0]; best == nil || less(h, best) {
+				best = h
+			}
+		}
+		if best == nil {
 			break
 		}
-		limit, ok := q.poolCaps[it.Pool]
-		if !ok {
-			limit = q.globalCap
-		}
-		if perPool[it.Pool] >= limit {
-			continue
-		}
-		perPool[it.Pool]++
-		free--
-		out = append(out, it.Key)
+		q.removeWaitingLocked(best.item.ID)
+		delete(q.positions, best.item.ID)
+		q.running[best.item.ID] = best.item
+		q.perPool[best.item.Pool]++
+		out = append(out, best.item)
 	}
 	return out
 }
 
-func (q *Queue) positionLocked(item Item) int {
-	pos := 1
-	for _, it := range q.waiting {
-		if it.Pool == item.Pool && before(it, item) {
-			pos++
-		}
+func less(a, b *entry) bool {
+	if !a.item.Created.Equal(b.item.Created) {
+		return a.item.Created.Before(b.item.Created)
 	}
-	return pos
+	return a.seq < b.seq
 }
 
-func (q *Queue) sortedWaitingLocked() []Item {
-	items := make([]Item, 0, len(q.waiting))
-	for _, it := range q.waiting {
-		items = append(items, it)
-	}
-	sort.Slice(items, func(i, j int) bool { return before(items[i], items[j]) })
-	return items
-}
+// waitq is a min-heap of entries (container/heap).
+type waitq struct{ items []*entry }
 
-func before(a, b Item) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.Before(b.Created)
-	}
-	return a.Key < b.Key
+func (w *waitq) Len() int           { return len(w.items) }
+func (w *waitq) Less(i, j int) bool { return less(w.items[i], w.items[j]) }
+func (w *waitq) Swap(i, j int) {
+	w.items[i], w.items[j] = w.items[j], w.items[i]
+	w.items[i].pos, w.items[j].pos = i, j
+}
+func (w *waitq) Push(x any) {
+	e := x.(*entry)
+	e.pos = len(w.items)
+	w.items = append(w.items, e)
+}
+func (w *waitq) Pop() any {
+	n := len(w.items)
+	e := w.items[n-1]
+	w.items[n-1] = nil
+	w.items = w.items[:n-1]
+	return e
 }
