@@ -1,12 +1,13 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Factory makes a pool of one backend. backendConfig is that backend's own settings
@@ -18,10 +19,19 @@ var ErrBackendNotImplemented = errors.New("sandbox backend not implemented")
 
 // Registry holds the live pools by key (the SandboxPool's "namespace/name") and the
 // factories that make them, so a new backend plugs in by registering a Factory.
+//
+// No lock is held while a pool is made, resized or closed (a backend's preflight can
+// take long): the registry's own lock guards only its maps, and a per-key lock keeps
+// two callers from making the same pool twice. Requests of other pools are never held
+// up by one pool's start.
 type Registry struct {
 	mu        sync.Mutex
 	factories map[string]Factory
 	pools     map[string]*registered
+	keyLocks  map[string]*sync.Mutex
+	// DrainPoll is how often a replaced pool is checked for running jobs before it is
+	// closed; DrainTimeout is the longest it is kept for them.
+	DrainPoll, DrainTimeout time.Duration
 }
 
 type registered struct {
@@ -32,7 +42,13 @@ type registered struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{factories: map[string]Factory{}, pools: map[string]*registered{}}
+	return &Registry{
+		factories:    map[string]Factory{},
+		pools:        map[string]*registered{},
+		keyLocks:     map[string]*sync.Mutex{},
+		DrainPoll:    100 * time.Millisecond,
+		DrainTimeout: 11 * time.Minute, // past the longest execution timeout (600 s)
+	}
 }
 
 // Register makes backend available.
@@ -42,34 +58,81 @@ func (r *Registry) Register(backend string, f Factory) {
 	r.factories[backend] = f
 }
 
-// Ensure returns the pool for key, creating it on first use. A change of minReady or
-// maxSandboxes resizes the live pool; any other change replaces it (busy jobs on the
-// old pool see ErrSandboxLost and are retried by their callers).
-func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any) (Pool, error) {
+func (r *Registry) keyLock(key string) *sync.Mutex {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fp := fingerprint(backend, cfg, backendConfig)
-	if cur, ok := r.pools[key]; ok {
-		if cur.fingerprint == fp {
-			if err := cur.pool.Resize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
-				return nil, err
-			}
-			return cur.pool, nil
-		}
-		_ = cur.pool.Close()
-		delete(r.pools, key)
-	}
-	f, ok := r.factories[backend]
+	l, ok := r.keyLocks[key]
 	if !ok {
-		return nil, fmt.Errorf("%w: backend %q is not available in this build (available: %s)",
-			ErrBackendNotImplemented, backend, strings.Join(r.backendsLocked(), ", "))
+		l = &sync.Mutex{}
+		r.keyLocks[key] = l
 	}
-	p, err := f(cfg, backendConfig)
+	return l
+}
+
+// Ensure returns the pool for key, creating it on first use. A change of minReady or
+// maxSandboxes resizes the live pool; any other change replaces it: new jobs go to the
+// new pool at once, and the old one is closed when its running jobs have finished, so
+// a settings change costs no running request an attempt.
+func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any) (Pool, error) {
+	kl := r.keyLock(key)
+	kl.Lock()
+	defer kl.Unlock()
+
+	fp, err := fingerprint(backend, cfg, backendConfig)
 	if err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
+	cur, ok := r.pools[key]
+	f, known := r.factories[backend]
+	available := r.backendsLocked()
+	r.mu.Unlock()
+	if ok && cur.fingerprint == fp {
+		if err := cur.pool.Resize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
+			return nil, err
+		}
+		return cur.pool, nil
+	}
+	if !known {
+		if ok {
+			r.retire(key, cur)
+		}
+		return nil, fmt.Errorf("%w: backend %q is not available in this build (available: %s)",
+			ErrBackendNotImplemented, backend, strings.Join(available, ", "))
+	}
+	p, err := f(cfg, backendConfig)
+	if err != nil {
+		if ok {
+			r.retire(key, cur)
+		}
+		return nil, err
+	}
+	r.mu.Lock()
 	r.pools[key] = &registered{pool: p, backend: backend, fingerprint: fp}
+	r.mu.Unlock()
+	if ok {
+		go r.drainAndClose(cur.pool)
+	}
 	return p, nil
+}
+
+// retire drops key's pool (its settings are no longer valid) and drains it.
+func (r *Registry) retire(key string, cur *registered) {
+	r.mu.Lock()
+	if r.pools[key] == cur {
+		delete(r.pools, key)
+	}
+	r.mu.Unlock()
+	go r.drainAndClose(cur.pool)
+}
+
+// drainAndClose closes p once no job runs in it (or DrainTimeout passed).
+func (r *Registry) drainAndClose(p Pool) {
+	deadline := time.Now().Add(r.DrainTimeout)
+	for p.Status().Busy > 0 && time.Now().Before(deadline) {
+		time.Sleep(r.DrainPoll)
+	}
+	_ = p.Close()
 }
 
 // Get returns the live pool for key and its backend.
@@ -83,8 +146,12 @@ func (r *Registry) Get(key string) (Pool, string, bool) {
 	return cur.pool, cur.backend, true
 }
 
-// Remove closes and forgets the pool for key.
+// Remove closes and forgets the pool for key (the SandboxPool was deleted): its
+// running jobs end with ErrSandboxLost and are retried by their callers.
 func (r *Registry) Remove(key string) error {
+	kl := r.keyLock(key)
+	kl.Lock()
+	defer kl.Unlock()
 	r.mu.Lock()
 	cur, ok := r.pools[key]
 	delete(r.pools, key)
@@ -117,16 +184,17 @@ func (r *Registry) backendsLocked() []string {
 	return out
 }
 
-// fingerprint identifies the settings that need a new pool when they change.
-func fingerprint(backend string, cfg PoolConfig, backendConfig any) string {
+// fingerprint identifies the settings that need a new pool when they change: the
+// serialized config (values, not pointers) less the sizes and callbacks.
+func fingerprint(backend string, cfg PoolConfig, backendConfig any) (string, error) {
 	cfg.MinReady, cfg.MaxSandboxes, cfg.OnSandboxStarted = 0, 0, nil
-	return fmt.Sprintf("%s|%+v|%#v", backend, cfg, deref(backendConfig))
-}
-
-func deref(v any) any {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
-		return rv.Elem().Interface()
+	b, err := json.Marshal(struct {
+		Backend  string
+		Config   PoolConfig
+		Settings any
+	}{backend, cfg, backendConfig})
+	if err != nil {
+		return "", fmt.Errorf("pool settings cannot be compared: %w", err)
 	}
-	return v
+	return string(b), nil
 }

@@ -1,9 +1,11 @@
 package sandbox_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
@@ -56,14 +58,116 @@ func TestRegistry(t *testing.T) {
 	if _, err := reg.Ensure("x/y", "E2B", cfg, nil); !errors.Is(err, sandbox.ErrBackendNotImplemented) {
 		t.Fatalf("unknown backend error %v is not ErrBackendNotImplemented", err)
 	}
-	// The replaced pool was closed; Remove closes the live one.
-	if _, err := made[0].Acquire(t.Context(), "o"); !errors.Is(err, sandbox.ErrPoolClosed) {
-		t.Fatalf("replaced pool still open: %v", err)
-	}
+	// The replaced pool was closed once idle (at once: nothing ran there); Remove
+	// closes the live one.
+	waitFor(t, "the replaced pool closed", func() bool {
+		_, err := made[0].Acquire(t.Context(), "o")
+		return errors.Is(err, sandbox.ErrPoolClosed)
+	})
 	if err := reg.Remove("ns/pool"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := reg.Get("ns/pool"); ok {
 		t.Fatal("pool still registered after Remove")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// A settings change must not cost a running job its attempt: the old pool keeps it to
+// the end and closes after.
+func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
+	var made []*sandboxtest.Pool
+	reg := sandbox.NewRegistry()
+	reg.DrainPoll = time.Millisecond
+	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		p := sandboxtest.NewPool(cfg.MaxSandboxes)
+		made = append(made, p)
+		return p, nil
+	})
+	old, err := reg.Ensure("ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made[0].Hold()
+	done := make(chan error, 1)
+	go func() {
+		_, err := sandbox.Run(context.Background(), old, "job", sandbox.Request{Code: "1"})
+		done <- err
+	}()
+	waitFor(t, "the job to start", func() bool { return made[0].Busy() == 1 })
+	cur, err := reg.Ensure("ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1, PlotlyJSURL: "inline"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur == old {
+		t.Fatal("a changed setting did not make a new pool")
+	}
+	if _, err := made[0].Acquire(t.Context(), "probe"); err != nil {
+		t.Fatalf("the old pool closed while a job ran in it: %v", err)
+	}
+	made[0].Open()
+	if err := <-done; err != nil {
+		t.Fatalf("the running job failed: %v", err)
+	}
+	waitFor(t, "the drained pool to close", func() bool {
+		_, err := made[0].Acquire(t.Context(), "o")
+		return errors.Is(err, sandbox.ErrPoolClosed)
+	})
+}
+
+// One pool's slow start must not hold up the others.
+func TestRegistryDoesNotLockAcrossPools(t *testing.T) {
+	reg := sandbox.NewRegistry()
+	release := make(chan struct{})
+	reg.Register("Slow", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		<-release
+		return sandboxtest.NewPool(1), nil
+	})
+	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		return sandboxtest.NewPool(1), nil
+	})
+	go func() { _, _ = reg.Ensure("ns/slow", "Slow", sandbox.PoolConfig{}, nil) }()
+	ok := make(chan struct{})
+	go func() {
+		if _, err := reg.Ensure("ns/fast", "Local", sandbox.PoolConfig{}, nil); err == nil {
+			_, _, _ = reg.Get("ns/slow")
+			close(ok)
+		}
+	}()
+	select {
+	case <-ok:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ensure of one pool waited for another pool's start")
+	}
+	close(release)
+}
+
+// Equal settings behind different pointers are the same settings.
+func TestRegistryComparesValuesNotPointers(t *testing.T) {
+	made := 0
+	reg := sandbox.NewRegistry()
+	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		made++
+		return sandboxtest.NewPool(1), nil
+	})
+	type settings struct{ Template *string }
+	a, b := "x", "x"
+	for _, s := range []*settings{{Template: &a}, {Template: &b}} {
+		if _, err := reg.Ensure("ns/p", "Local", sandbox.PoolConfig{}, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if made != 1 {
+		t.Fatalf("%d pools made for equal settings, want 1", made)
 	}
 }

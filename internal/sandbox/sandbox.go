@@ -163,7 +163,7 @@ type PoolConfig struct {
 	PlotlyJSURL string
 	// OnSandboxStarted, if set, is told how long each sandbox took to become ready
 	// (for the sandbox creation-time metric).
-	OnSandboxStarted func(time.Duration)
+	OnSandboxStarted func(time.Duration) `json:"-"`
 }
 
 var (
