@@ -38,6 +38,7 @@ func main() {
 		python, bwrap          string
 		plotlyJSURL            string
 		namespace              string
+		requireDataLabel       bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter of Local sandboxes (must have matplotlib, numpy, pandas, seaborn, plotly).")
 	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
+	flag.BoolVar(&requireDataLabel, "data-configmap-label-required", false, "Read spec.data.configMapKeyRef only from ConfigMaps labelled viz.vizops.io/data=true. Off: any ConfigMap of the request's namespace, as a Pod may mount any ConfigMap of its namespace.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -62,8 +64,12 @@ func main() {
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "viz-operator.vizops.io",
+		// The manager caches only the ConfigMaps it owns (artifact ConfigMaps carry the
+		// request-uid label), never every ConfigMap of the cluster. Data ConfigMaps are
+		// read uncached (mgr.GetAPIReader()).
+		Cache:            controller.CacheOptions(),
+		LeaderElection:   leaderElect,
+		LeaderElectionID: "viz-operator.vizops.io",
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")
@@ -93,12 +99,14 @@ func main() {
 		os.Exit(1)
 	}
 	if err := (&controller.VisualizationRequestReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
-		Pools:    pools,
-		Queue:    admission.NewQueue(globalCap),
-		Executor: controller.NewExecutor(),
-		Pipeline: pipeline,
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Recorder:         mgr.GetEventRecorder("visualizationrequest-controller"),
+		Pools:            pools,
+		Queue:            admission.NewQueue(globalCap),
+		Executor:         controller.NewExecutor(),
+		Pipeline:         pipeline,
+		RequireDataLabel: requireDataLabel,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the VisualizationRequest controller")
 		os.Exit(1)

@@ -114,7 +114,11 @@ type DataSource struct {
 	CSV *string `json:"csv,omitempty"`
 
 	// configMapKeyRef reads the CSV from a key of a ConfigMap in the request's
-	// namespace (data or binaryData).
+	// namespace (data or binaryData). The operator reads it with its own permissions,
+	// as the kubelet mounts any ConfigMap of a Pod's namespace: whoever may create
+	// VisualizationRequests in a namespace may chart, and so read, its ConfigMaps. An
+	// operator started with --data-configmap-label-required reads only ConfigMaps
+	// labelled viz.vizops.io/data: "true".
 	// +optional
 	ConfigMapKeyRef *ConfigMapKeyReference `json:"configMapKeyRef,omitempty"`
 }
@@ -133,16 +137,20 @@ type ConfigMapKeyReference struct {
 
 // SandboxPoolReference names a SandboxPool.
 type SandboxPoolReference struct {
-	// name of the SandboxPool.
+	// name of the SandboxPool: a DNS-1123 subdomain (lower case letters, digits, '-'
+	// and '.'), as every object name is.
 	// +optional
 	// +kubebuilder:default=default
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name,omitempty"`
-	// namespace of the SandboxPool; empty means the request's own namespace. The
-	// pool's namespaceSelector must admit the request's namespace.
+	// namespace of the SandboxPool; empty means the request's own namespace. A
+	// DNS-1123 label, as every namespace name is. The pool's namespaceSelector must
+	// admit the request's namespace.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
 	Namespace string `json:"namespace,omitempty"`
 }
 
@@ -163,6 +171,16 @@ const (
 func (p Phase) Finished() bool {
 	return p == PhaseSucceeded || p == PhaseFailed || p == PhaseSkipped
 }
+
+// Labels the operator reads or writes.
+const (
+	// LabelRequestUID marks an artifact ConfigMap with the UID of the request that owns
+	// it. The operator's ConfigMap cache holds only ConfigMaps with this label.
+	LabelRequestUID = "viz.vizops.io/request-uid"
+	// LabelData marks a ConfigMap as readable through spec.data.configMapKeyRef when the
+	// operator runs with --data-configmap-label-required; its value must be "true".
+	LabelData = "viz.vizops.io/data"
+)
 
 // Condition types of a VisualizationRequest, one per step.
 const (
@@ -193,6 +211,41 @@ const (
 	ReasonCodeError           = "CodeError"
 	ReasonArtifactTooLarge    = "ArtifactTooLarge"
 	ReasonSucceeded           = "Succeeded"
+	// ReasonStatusTooLarge: the request's status (streams, inline artifacts, messages)
+	// with its metadata and spec would exceed what the API server stores in one object.
+	ReasonStatusTooLarge = "StatusTooLarge"
+	// ReasonArtifactConfigMapConflict: a ConfigMap named like this request's artifact
+	// ConfigMap exists and belongs to something else; it is never adopted or overwritten.
+	ReasonArtifactConfigMapConflict = "ArtifactConfigMapConflict"
+	// ReasonDataNotAllowed: the ConfigMap named in spec.data lacks the label the
+	// operator requires (--data-configmap-label-required).
+	ReasonDataNotAllowed = "DataNotAllowed"
+	// ReasonSlotReleased: the Admitted condition of a finished request: its slot is free.
+	ReasonSlotReleased = "SlotReleased"
+	// ReasonRequestReplaced: a job of an earlier request of the same name was stopped.
+	ReasonRequestReplaced = "RequestReplaced"
+	// ReasonSandboxLost: the sandbox, or the operator that ran it, went away mid-run
+	// (retried).
+	ReasonSandboxLost = "SandboxLost"
+	// ReasonSandboxFailed: the sandbox backend failed to run the code (retried).
+	ReasonSandboxFailed = "SandboxFailed"
+)
+
+// Progress reasons: a request's conditions while it moves through its steps.
+const (
+	ReasonInProgress            = "InProgress"
+	ReasonVisualizationDetected = "VisualizationDetected"
+	ReasonWaitingForPool        = "WaitingForPool"
+	ReasonPoolNotReady          = "PoolNotReady"
+	ReasonQueued                = "Queued"
+	ReasonAdmitted              = "Admitted"
+	ReasonRunning               = "Running"
+	ReasonRetrying              = "Retrying"
+	ReasonExecuted              = "Executed"
+	ReasonArtifactsStored       = "ArtifactsStored"
+	// ReasonArtifactDropped is an Event reason: one artifact was left out (the others
+	// were kept).
+	ReasonArtifactDropped = "ArtifactDropped"
 )
 
 // VisualizationRequestStatus is what happened, written by the operator.

@@ -48,6 +48,14 @@ type Placement struct {
 // Place decides where arts are stored. It returns a *TooLargeError when they fit
 // nowhere storage allows, and a plain error for an unknown storage.
 func Place(arts []Artifact, storage Storage) (Placement, error) {
+	return PlaceWithin(arts, storage, -1)
+}
+
+// PlaceWithin is Place for a status with statusRoom bytes left (-1: no limit beyond
+// InlineLimitBytes). Inline data is base64 in the stored object, so it counts 4/3 of
+// its size against the room. Auto moves artifacts that would not fit the room to a
+// ConfigMap; Status that does not fit is left to the caller's own size check.
+func PlaceWithin(arts []Artifact, storage Storage, statusRoom int64) (Placement, error) {
 	var total, keys int64
 	tooLarge := &TooLargeError{Storage: storage, Count: len(arts), Formats: formatsOf(arts)}
 	for _, a := range arts {
@@ -68,7 +76,7 @@ func Place(arts []Artifact, storage Storage) (Placement, error) {
 	fitsCM := total <= cmRoom
 	switch storage {
 	case StorageAuto, "":
-		if fitsStatus {
+		if fitsStatus && (statusRoom < 0 || (total+2)/3*4 <= statusRoom) {
 			return Placement{InStatus: true}, nil
 		}
 		if fitsCM {

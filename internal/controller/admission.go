@@ -3,12 +3,17 @@ package controller
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -17,100 +22,161 @@ import (
 	"github.com/vizops/viz-operator/internal/metrics"
 )
 
+// IndexPool is the field index of requests by their resolved pool ("namespace/name").
+const IndexPool = "spec.sandboxPoolRef.resolved"
+
+// SetupIndexes registers the field indexes the controller looks requests up by.
+func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &vizv1.VisualizationRequest{}, IndexPool, func(o client.Object) []string {
+		return []string{poolKey(o.(*vizv1.VisualizationRequest)).String()}
+	})
+}
+
 // seeder fills the admission queue from live state once, before the first decision:
-// requests that status says hold a slot keep it, so the caps hold across a restart.
+// requests that status says hold a slot keep it, so the caps hold across a restart, and
+// requests that were waiting keep their order.
 type seeder struct {
 	mu   sync.Mutex
 	done bool
 }
 
-func (s *seeder) once(ctx context.Context, c client.Client, q *admission.Queue) error {
+func (s *seeder) once(ctx context.Context, r *VisualizationRequestReconciler) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
 		return nil
 	}
 	var list vizv1.VisualizationRequestList
-	if err := c.List(ctx, &list); err != nil {
+	// Read-only: no deep copy of every request (and its inline artifacts).
+	if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing requests to seed the admission queue: %w", err)
 	}
-	n := 0
+	now := r.Clock.Now()
+	var waiting []admission.Item
+	running := 0
 	for i := range list.Items {
 		vr := &list.Items[i]
-		if !vr.Status.Phase.Finished() && meta.IsStatusConditionTrue(vr.Status.Conditions, vizv1.ConditionAdmitted) {
-			q.MarkRunning(reqKey(vr).String(), poolKey(vr).String())
-			n++
+		st := vr.Status
+		if st.Phase.Finished() || !vr.DeletionTimestamp.IsZero() {
+			continue
+		}
+		r.tracker.see(reqKey(vr), vr.UID)
+		switch {
+		case meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted):
+			r.Queue.MarkRunning(queueItem(vr))
+			running++
+		case meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionDetected) &&
+			(st.NextRetryTime == nil || !st.NextRetryTime.After(now)):
+			waiting = append(waiting, queueItem(vr))
 		}
 	}
-	logf.FromContext(ctx).Info("admission queue seeded from live state", "running", n)
+	// Oldest first, so the queue's arrival order (its tie-break) is creation order.
+	sort.SliceStable(waiting, func(i, j int) bool {
+		if !waiting[i].Created.Equal(waiting[j].Created) {
+			return waiting[i].Created.Before(waiting[j].Created)
+		}
+		return waiting[i].Key < waiting[j].Key
+	})
+	r.Queue.Add(waiting...)
+	logf.FromContext(ctx).Info("admission queue seeded from live state", "running", running, "waiting", len(waiting))
 	s.done = true
 	return nil
 }
 
 // reconcileAdmission asks the queue for a slot under the pool's and the operator's
-// caps. A request that must wait is Queued with its position; it is woken when a slot
-// frees (no polling).
-func (r *VisualizationRequestReconciler) reconcileAdmission(ctx context.Context, s *scope) (bool, error) {
-	key := reqKey(s.vr)
-	if r.Executor.Running(key) {
+// caps. A request that must wait is Queued with its position; it is woken when it is
+// admitted (no polling), or when its position moves into another bucket.
+func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s *scope) (bool, error) {
+	uid := s.vr.UID
+	if r.Executor.Running(uid) || r.Queue.Admitted(string(uid)) {
+		return false, nil
+	}
+	admitted := r.Queue.Enqueue(queueItem(s.vr))
+	others := admitted[:0:0]
+	self := false
+	for _, it := range admitted {
+		if it.ID == string(uid) {
+			self = true
+		} else {
+			others = append(others, it)
+		}
+	}
+	r.wake(others)
+	if self {
 		return false, nil
 	}
 	pk := poolKey(s.vr)
-	waiting, err := r.waitingFor(ctx, pk, s.now)
-	if err != nil {
-		return true, err
+	pos := int32(r.Queue.Position(string(uid)))
+	if cur := s.vr.Status.QueuePosition; cur == nil || positionBucket(int(*cur)) != positionBucket(int(pos)) {
+		s.vr.Status.QueuePosition = &pos
 	}
-	r.Queue.Enqueue(waiting...)
-	d := r.Queue.Admit(admission.Item{Key: key.String(), Pool: pk.String(), Created: s.vr.CreationTimestamp.Time})
-	defer updateQueueGauges(r.Queue)
-	for _, k := range d.Others {
-		r.Executor.Wake(parseKey(k))
-	}
-	if d.Admitted {
-		return false, nil
-	}
-	pos := int32(d.Position)
-	s.vr.Status.QueuePosition = &pos
-	_, inPool := r.Queue.Running(pk.String())
-	msg := fmt.Sprintf("waiting for a sandbox slot: position %d in pool %s (%d running there)", pos, pk, inPool)
-	// Position changes are not Events (they would flood); only entering the queue is.
-	prev := meta.FindStatusCondition(s.vr.Status.Conditions, vizv1.ConditionAdmitted)
-	if prev != nil && prev.Reason == reasonQueued {
-		meta.SetStatusCondition(&s.vr.Status.Conditions, metav1.Condition{
-			Type: vizv1.ConditionAdmitted, Status: metav1.ConditionFalse, Reason: reasonQueued,
-			Message: msg, ObservedGeneration: s.vr.Generation,
-		})
-		return true, nil
-	}
-	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, reasonQueued, msg, false)
+	// The message does not carry the position, so a move in the queue is one field
+	// of one patch, never an Event.
+	msg := fmt.Sprintf("waiting for a sandbox slot in pool %s (status.queuePosition is the place in its queue)", pk)
+	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, vizv1.ReasonQueued, msg, false)
 	return true, nil
 }
 
-// waitingFor lists, from the cache, the requests that wait for a slot of pool: past
-// detection, not admitted, not finished, not in backoff. It is linear in the number of
-// requests; an index by pool is the next step if that ever matters.
-func (r *VisualizationRequestReconciler) waitingFor(ctx context.Context, pool types.NamespacedName, now time.Time) ([]admission.Item, error) {
-	var list vizv1.VisualizationRequestList
-	if err := r.List(ctx, &list); err != nil {
-		return nil, err
+// positionBucket groups queue positions so that a long queue is not rewritten on every
+// completion: 1 to 10 exactly, then in tens up to 100, hundreds up to 1,000, and so on.
+func positionBucket(p int) int {
+	if p <= 10 {
+		return p
 	}
-	var out []admission.Item
-	for i := range list.Items {
-		vr := &list.Items[i]
-		st := vr.Status
-		if st.Phase.Finished() || poolKey(vr) != pool ||
-			!meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionDetected) ||
-			meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) ||
-			(st.NextRetryTime != nil && st.NextRetryTime.After(now)) {
+	step := 10
+	for p > step*10 {
+		step *= 10
+	}
+	return (p + step - 1) / step * step
+}
+
+// positionRefresher recomputes queue positions every PositionInterval and wakes only the
+// waiting requests whose position left the bucket they last wrote, so positions are
+// written in batches, not once per waiter per completion.
+type positionRefresher struct {
+	r *VisualizationRequestReconciler
+}
+
+func (p *positionRefresher) NeedLeaderElection() bool { return true }
+
+func (p *positionRefresher) Start(ctx context.Context) error {
+	t := time.NewTicker(p.r.PositionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			p.refresh()
+		}
+	}
+}
+
+func (p *positionRefresher) refresh() {
+	r := p.r
+	for id, pos := range r.Queue.Positions() {
+		prev, ok := r.tracker.reportedPosition(types.UID(id))
+		if ok && positionBucket(prev) == positionBucket(pos) {
 			continue
 		}
-		out = append(out, admission.Item{Key: reqKey(vr).String(), Pool: pool.String(), Created: vr.CreationTimestamp.Time})
+		if it, ok := r.Queue.Waiting(id); ok {
+			r.Executor.Wake(parseKey(it.Key))
+		}
 	}
-	return out, nil
+	updateQueueGauges(r.Queue)
+}
+
+func queueItem(vr *vizv1.VisualizationRequest) admission.Item {
+	return admission.Item{
+		ID:      string(vr.UID),
+		Key:     reqKey(vr).String(),
+		Pool:    poolKey(vr).String(),
+		Created: vr.CreationTimestamp.Time,
+	}
 }
 
 func updateQueueGauges(q *admission.Queue) {
-	metrics.QueueDepth.Set(float64(q.Waiting()))
+	metrics.QueueDepth.Set(float64(q.Depth()))
 	total, _ := q.Running("")
 	metrics.ExecutionsInFlight.Set(float64(total))
 }
@@ -122,4 +188,16 @@ func parseKey(k string) types.NamespacedName {
 		}
 	}
 	return types.NamespacedName{Name: k}
+}
+
+// CacheOptions is the manager's cache: ConfigMaps only with the artifact label, so an
+// accidental cached read can never make the manager hold every ConfigMap of the cluster.
+func CacheOptions() cache.Options {
+	req, err := labels.NewRequirement(vizv1.LabelRequestUID, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant key: cannot fail
+	}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*req)},
+	}}
 }

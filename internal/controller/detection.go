@@ -37,7 +37,7 @@ func (r *VisualizationRequestReconciler) reconcileDetection(_ context.Context, s
 	if d.Source != detect.SourceUser {
 		msg = fmt.Sprintf("a %s chart was requested (tool %s)", chartName(d.ChartType), d.Tool)
 	}
-	s.setCondition(vizv1.ConditionDetected, metav1.ConditionTrue, "VisualizationDetected", msg, false)
+	s.setCondition(vizv1.ConditionDetected, metav1.ConditionTrue, vizv1.ReasonVisualizationDetected, msg, false)
 	return false, nil
 }
 

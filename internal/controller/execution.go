@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
@@ -52,15 +53,14 @@ type Pipeline interface {
 // that an execution status says is running is not running here (the operator
 // restarted mid-run) and retries it with the attempt counted.
 func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context, s *scope) (bool, error) {
-	key := reqKey(s.vr)
-	if r.Executor.Running(key) {
+	key, uid := reqKey(s.vr), s.vr.UID
+	if r.Executor.Running(uid) {
 		return true, nil
 	}
 	st := &s.vr.Status
 	if meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) {
 		// Status says running, but no execution exists in this process.
-		r.retryOrFail(s, "SandboxLost", errors.New("the operator restarted while the code was running"))
-		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
+		r.retryOrFail(s, vizv1.ReasonSandboxLost, errors.New("the operator restarted while the code was running"))
 		return true, nil
 	}
 
@@ -69,12 +69,16 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 	if !ok {
 		return r.poolNotLive(ctx, s, pk)
 	}
+	// Inputs are read before the attempt is counted: a passing API error costs no
+	// attempt and writes nothing (the slot goes back, keeping the request's place).
 	files, reason, err := r.inputFiles(ctx, s.vr)
-	if err != nil && reason != "" {
+	if err != nil {
+		if reason == "" {
+			return true, err
+		}
 		msg := err.Error()
 		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, reason, msg, true)
 		s.finish(vizv1.PhaseFailed, reason, msg)
-		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
 		return true, nil
 	}
 
@@ -85,13 +89,10 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 		st.StartTime = &now
 	}
 	st.Execution = &vizv1.ExecutionStatus{Backend: backend, StartTime: &now}
-	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionTrue, reasonAdmitted,
+	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionTrue, vizv1.ReasonAdmitted,
 		fmt.Sprintf("running in pool %s (attempt %d of %d)", pk, st.Attempts, s.vr.Spec.MaxAttempts), false)
-	s.setCondition(vizv1.ConditionExecuted, metav1.ConditionUnknown, reasonRunning, "the code is being generated and run", false)
+	s.setCondition(vizv1.ConditionExecuted, metav1.ConditionUnknown, vizv1.ReasonRunning, "the code is being generated and run", false)
 
-	if err != nil {
-		return true, err
-	}
 	job := r.job(s.vr, s.pool, files)
 	owner := key.String()
 	timeout := secondsDuration(s.vr.Spec.TimeoutSeconds)
@@ -115,7 +116,7 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 	attempt := st.Attempts
 	pipeline, userCode := r.Pipeline, s.vr.Spec.Code
 	s.afterPatch = append(s.afterPatch, func() {
-		r.Executor.Submit(key, attempt, func(ctx context.Context) (Outcome, error) {
+		r.Executor.Submit(uid, key, attempt, func(ctx context.Context) (Outcome, error) {
 			if userCode != "" {
 				res, err := exec(ctx, userCode)
 				return Outcome{Code: codegen.Code{Code: userCode, Source: codegen.SourceUser}, Path: codegen.PathUser, Result: res}, err
@@ -123,26 +124,24 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 			return pipeline.Run(ctx, job, exec)
 		})
 	})
-	logf.FromContext(ctx).Info("execution starting", "pool", pk.String(), "attempt", attempt, "backend", backend)
+	logf.FromContext(ctx).V(1).Info("execution starting", "pool", pk.String(), "attempt", attempt, "backend", backend)
 	return true, nil
 }
 
 // poolNotLive handles an admitted request whose pool has no live sandboxes behind it:
-// still starting (wait), or its backend failed (a failed attempt, so it cannot wait
-// forever).
+// still starting (wait; the slot goes back), or its backend failed (a failed attempt,
+// so it cannot wait forever).
 func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *scope, pk types.NamespacedName) (bool, error) {
-	key := reqKey(s.vr)
 	pool := &vizv1.SandboxPool{}
 	if err := r.Get(ctx, pk, pool); err != nil {
-		return true, client404(err)
+		return true, client.IgnoreNotFound(err)
 	}
 	ready, msg := poolReady(pool)
 	c := meta.FindStatusCondition(pool.Status.Conditions, vizv1.PoolConditionReady)
 	if ready || c == nil {
 		// The pool controller has not made it yet; it wakes us when it does.
-		s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, reasonPoolNotReady,
+		s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, vizv1.ReasonPoolNotReady,
 			fmt.Sprintf("waiting for SandboxPool %s to start its sandboxes", pk), false)
-		s.afterPatch = append(s.afterPatch, func() { r.release(key) })
 		s.result.RequeueAfter = 2 * time.Second
 		return true, nil
 	}
@@ -154,7 +153,6 @@ func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *sco
 	}
 	s.vr.Status.Attempts++
 	r.retryOrFail(s, c.Reason, fmt.Errorf("SandboxPool %s is not ready: %s", pk, msg))
-	s.afterPatch = append(s.afterPatch, func() { r.release(key) })
 	return true, nil
 }
 
@@ -193,11 +191,15 @@ func (r *VisualizationRequestReconciler) inputFiles(ctx context.Context, vr *viz
 	case d.ConfigMapKeyRef != nil:
 		ref := d.ConfigMapKeyRef
 		cm := &corev1.ConfigMap{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: vr.Namespace, Name: ref.Name}, cm); err != nil {
+		// Uncached: the manager never holds the cluster's ConfigMaps in memory.
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: vr.Namespace, Name: ref.Name}, cm); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, vizv1.ReasonDataNotFound, fmt.Errorf("ConfigMap %s/%s named in spec.data.configMapKeyRef does not exist; create it with the CSV under key %q", vr.Namespace, ref.Name, ref.Key)
 			}
 			return nil, "", err
+		}
+		if r.RequireDataLabel && cm.Labels[vizv1.LabelData] != "true" {
+			return nil, vizv1.ReasonDataNotAllowed, fmt.Errorf("ConfigMap %s/%s is not labelled %s=true, and this operator reads only ConfigMaps so labelled for spec.data; label it (kubectl label configmap %s %s=true) if it is meant to be charted", vr.Namespace, ref.Name, vizv1.LabelData, ref.Name, vizv1.LabelData)
 		}
 		if v, ok := cm.Data[ref.Key]; ok {
 			data = []byte(v)

@@ -10,17 +10,20 @@ import (
 )
 
 // Executor owns in-flight executions, so reconcile workers never wait on a sandbox
-// or a model. A finished execution wakes its request through a channel source; the
-// result stays here until the request's status has recorded it (Forget).
+// or a model. Jobs are keyed by the request's UID: a request deleted and re-created
+// under the same name never inherits the old one's job. A finished execution wakes its
+// request through a channel source; the result stays here until the request's status
+// has recorded it (Forget).
 type Executor struct {
 	mu     sync.Mutex
 	base   context.Context // parent of every job; cancelled when the manager stops
 	stop   context.CancelFunc
-	jobs   map[types.NamespacedName]*job
+	jobs   map[types.UID]*job
 	events chan event.GenericEvent
 }
 
 type job struct {
+	key      types.NamespacedName
 	attempt  int32
 	cancel   context.CancelFunc
 	done     bool
@@ -38,8 +41,8 @@ func NewExecutor() *Executor {
 	return &Executor{
 		base:   base,
 		stop:   stop,
-		jobs:   map[types.NamespacedName]*job{},
-		events: make(chan event.GenericEvent, 1024),
+		jobs:   map[types.UID]*job{},
+		events: make(chan event.GenericEvent, 4096),
 	}
 }
 
@@ -53,21 +56,21 @@ func (e *Executor) Start(ctx context.Context) error {
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
 func (e *Executor) NeedLeaderElection() bool { return true }
 
-// Submit starts fn for key's attempt in the background.
-func (e *Executor) Submit(key types.NamespacedName, attempt int32, fn func(ctx context.Context) (Outcome, error)) {
+// Submit starts fn for the request's attempt in the background.
+func (e *Executor) Submit(uid types.UID, key types.NamespacedName, attempt int32, fn func(ctx context.Context) (Outcome, error)) {
 	e.mu.Lock()
 	ctx, cancel := context.WithCancel(e.base)
-	j := &job{attempt: attempt, cancel: cancel, started: time.Now()}
-	if old, ok := e.jobs[key]; ok {
+	j := &job{key: key, attempt: attempt, cancel: cancel, started: time.Now()}
+	if old, ok := e.jobs[uid]; ok {
 		old.cancel()
 	}
-	e.jobs[key] = j
+	e.jobs[uid] = j
 	e.mu.Unlock()
 	go func() {
 		out, err := fn(ctx)
 		e.mu.Lock()
 		j.done, j.outcome, j.err, j.finished = true, out, err, time.Now()
-		current := e.jobs[key] == j
+		current := e.jobs[uid] == j
 		e.mu.Unlock()
 		cancel()
 		if current {
@@ -76,43 +79,50 @@ func (e *Executor) Submit(key types.NamespacedName, attempt int32, fn func(ctx c
 	}()
 }
 
-// Running reports whether key has an execution here, running or finished but not
+// Running reports whether uid has an execution here, running or finished but not
 // yet recorded.
-func (e *Executor) Running(key types.NamespacedName) bool {
+func (e *Executor) Running(uid types.UID) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, ok := e.jobs[key]
+	_, ok := e.jobs[uid]
 	return ok
 }
 
-// Finished returns key's finished execution, if any.
-func (e *Executor) Finished(key types.NamespacedName) (*job, bool) {
+// Finished returns uid's finished execution, if any.
+func (e *Executor) Finished(uid types.UID) (*job, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	j, ok := e.jobs[key]
+	j, ok := e.jobs[uid]
 	if !ok || !j.done {
 		return nil, false
 	}
 	return j, true
 }
 
-// Forget drops key's finished execution once status has recorded it.
-func (e *Executor) Forget(key types.NamespacedName, j *job) {
+// Forget drops uid's finished execution once status has recorded it.
+func (e *Executor) Forget(uid types.UID, j *job) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.jobs[key] == j {
-		delete(e.jobs, key)
+	if e.jobs[uid] == j {
+		delete(e.jobs, uid)
 	}
 }
 
-// Cancel stops key's execution (the request was deleted).
-func (e *Executor) Cancel(key types.NamespacedName) {
+// Cancel stops uid's execution, if any, and forgets it. Idempotent.
+func (e *Executor) Cancel(uid types.UID) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if j, ok := e.jobs[key]; ok {
+	if j, ok := e.jobs[uid]; ok {
 		j.cancel()
-		delete(e.jobs, key)
+		delete(e.jobs, uid)
 	}
+}
+
+// Len is the number of executions held (running or not yet recorded).
+func (e *Executor) Len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.jobs)
 }
 
 // Wake enqueues key's request without blocking the caller.

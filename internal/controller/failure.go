@@ -39,7 +39,7 @@ func (r *VisualizationRequestReconciler) retryOrFail(s *scope, reason string, ca
 	msg := fmt.Sprintf("attempt %d of %d failed (%s: %v); retrying in %s",
 		st.Attempts, s.vr.Spec.MaxAttempts, reason, cause, delay.Round(time.Second))
 	s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, reason, msg, true)
-	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, reasonRetrying, msg, false)
+	s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, vizv1.ReasonRetrying, msg, false)
 	s.result.RequeueAfter = delay
 	metrics.RetriesTotal.WithLabelValues(reason).Inc()
 }
@@ -59,7 +59,7 @@ func backoff(attempts int32, base, max time.Duration) time.Duration {
 // reconcileBackoff holds a request until its next retry time.
 func (r *VisualizationRequestReconciler) reconcileBackoff(_ context.Context, s *scope) (bool, error) {
 	next := s.vr.Status.NextRetryTime
-	if next == nil || r.Executor.Running(reqKey(s.vr)) {
+	if next == nil || r.Executor.Running(s.vr.UID) {
 		return false, nil
 	}
 	if wait := next.Sub(s.now); wait > 0 {

@@ -266,7 +266,7 @@ var _ = Describe("Lifecycle", func() {
 				return ""
 			}
 			return c.Reason
-		}, 30*time.Second).Should(Equal(reasonWaitingPool))
+		}, 30*time.Second).Should(Equal(vizv1.ReasonWaitingForPool))
 		h.clock.Step(time.Minute)
 		poke(ctx, ns, "orphan")
 		Eventually(readyReason(ctx, ns, "orphan"), 30*time.Second).Should(Equal(vizv1.ReasonPoolNotFound))

@@ -37,14 +37,14 @@ func (r *VisualizationRequestReconciler) reconcilePool(ctx context.Context, s *s
 		if !apierrors.IsNotFound(err) {
 			return true, err
 		}
-		if r.Executor.Running(reqKey(s.vr)) {
+		if r.Executor.Running(s.vr.UID) {
 			// The pool went away mid-run; the execution fails and is handled then.
 			return false, nil
 		}
 		waited := s.now.Sub(s.vr.CreationTimestamp.Time)
 		msg := fmt.Sprintf("SandboxPool %s not found; create it or set spec.sandboxPoolRef to an existing pool", key)
 		if waited < r.PoolNotFoundGrace {
-			s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, reasonWaitingPool, msg, false)
+			s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, vizv1.ReasonWaitingForPool, msg, false)
 			s.result.RequeueAfter = r.PoolNotFoundGrace - waited
 			return true, nil
 		}
@@ -62,7 +62,7 @@ func (r *VisualizationRequestReconciler) reconcilePool(ctx context.Context, s *s
 		s.finish(vizv1.PhaseFailed, vizv1.ReasonPoolNotAllowed, msg)
 		return true, nil
 	}
-	r.Queue.SetPoolCap(key.String(), int(pool.Spec.MaxSandboxes))
+	r.wake(r.Queue.SetPoolCap(key.String(), int(pool.Spec.MaxSandboxes)))
 	s.pool = pool
 	return false, nil
 }

@@ -28,8 +28,8 @@ const (
 // artifacts, then the outcome (success, a terminal failure, or a retry). The execution
 // is forgotten and its slot freed only after status has recorded it.
 func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s *scope) (bool, error) {
-	key := reqKey(s.vr)
-	j, ok := r.Executor.Finished(key)
+	uid := s.vr.UID
+	j, ok := r.Executor.Finished(uid)
 	if !ok {
 		return false, nil
 	}
@@ -40,13 +40,12 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 		return true, nil
 	case j.attempt < s.vr.Status.Attempts:
 		// A result of an attempt that status has moved past: never record it.
-		r.Executor.Forget(key, j)
+		r.Executor.Forget(uid, j)
 		return false, nil
 	}
-	s.afterPatch = append(s.afterPatch, func() {
-		r.Executor.Forget(key, j)
-		r.release(key)
-	})
+	// Forgotten once status has recorded it; the slot is freed by settle (or drop) as
+	// soon as the status written no longer says Admitted.
+	s.afterPatch = append(s.afterPatch, func() { r.Executor.Forget(uid, j) })
 	st := &s.vr.Status
 	out := j.outcome
 	if out.Code.Code != "" {
@@ -76,9 +75,9 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 			s.finish(vizv1.PhaseFailed, t.Reason(), t.Error())
 			return true, nil
 		}
-		reason := "SandboxFailed"
+		reason := vizv1.ReasonSandboxFailed
 		if errors.Is(j.err, sandbox.ErrUnavailable) {
-			reason = "BackendUnavailable"
+			reason = vizv1.ReasonBackendUnavailable
 		}
 		logf.FromContext(ctx).Error(j.err, "execution failed", "attempt", j.attempt)
 		r.retryOrFail(s, reason, j.err)
@@ -88,7 +87,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 		s.finish(vizv1.PhaseSkipped, vizv1.ReasonNotAVisualization, msg)
 		return true, nil
 	case out.Result == nil:
-		r.retryOrFail(s, "SandboxFailed", errors.New("the sandbox returned no result"))
+		r.retryOrFail(s, vizv1.ReasonSandboxFailed, errors.New("the sandbox returned no result"))
 		return true, nil
 	}
 
@@ -115,7 +114,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 		s.finish(vizv1.PhaseFailed, vizv1.ReasonCodeError, msg)
 	default:
 		msg := fmt.Sprintf("the code ran in %dms in sandbox %s", res.ExecutionTime.Milliseconds(), res.SandboxID)
-		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionTrue, "Executed", msg, false)
+		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionTrue, vizv1.ReasonExecuted, msg, false)
 		done := fmt.Sprintf("%d artifact(s) ready", len(s.vr.Status.Artifacts))
 		if len(s.vr.Status.Artifacts) == 0 {
 			done = "the code ran but produced no chart or file"

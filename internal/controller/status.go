@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -70,6 +69,26 @@ func (s *scope) finish(phase vizv1.Phase, reason, message string) {
 	t := metav1.NewTime(s.now)
 	s.vr.Status.CompletionTime = &t
 	s.setCondition(vizv1.ConditionReady, status, reason, message, phase == vizv1.PhaseFailed)
+	// No condition of a finished request stays in progress: a step still Unknown ends
+	// with the request's reason, and the slot is given back. (No Events: Ready's says it.)
+	for i := range s.vr.Status.Conditions {
+		c := &s.vr.Status.Conditions[i]
+		switch {
+		case c.Type == vizv1.ConditionReady:
+		case c.Type == vizv1.ConditionAdmitted && c.Status == metav1.ConditionTrue:
+			meta.SetStatusCondition(&s.vr.Status.Conditions, metav1.Condition{
+				Type: c.Type, Status: metav1.ConditionFalse, Reason: vizv1.ReasonSlotReleased,
+				Message: "the request finished; its sandbox slot was released", ObservedGeneration: s.vr.Generation,
+				LastTransitionTime: metav1.NewTime(s.now),
+			})
+		case c.Status == metav1.ConditionUnknown:
+			meta.SetStatusCondition(&s.vr.Status.Conditions, metav1.Condition{
+				Type: c.Type, Status: metav1.ConditionFalse, Reason: reason,
+				Message: truncate(message, 32*1024), ObservedGeneration: s.vr.Generation,
+				LastTransitionTime: metav1.NewTime(s.now),
+			})
+		}
+	}
 }
 
 // computePhase derives the phase from the conditions: the one place phase is set for
@@ -84,7 +103,7 @@ func (s *scope) computePhase() {
 	case admitted != nil && admitted.Status == metav1.ConditionTrue:
 		st.Phase = vizv1.PhaseRunning
 		st.QueuePosition = nil
-	case admitted != nil && admitted.Reason == reasonQueued:
+	case admitted != nil && admitted.Reason == vizv1.ReasonQueued:
 		st.Phase = vizv1.PhaseQueued
 	default:
 		st.Phase = vizv1.PhasePending
@@ -92,22 +111,12 @@ func (s *scope) computePhase() {
 	}
 	if st.Phase == vizv1.PhasePending && meta.FindStatusCondition(st.Conditions, vizv1.ConditionReady) == nil {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: vizv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InProgress",
+			Type: vizv1.ConditionReady, Status: metav1.ConditionFalse, Reason: vizv1.ReasonInProgress,
 			Message: "the request is being processed", ObservedGeneration: s.vr.Generation,
 			LastTransitionTime: metav1.NewTime(s.now),
 		})
 	}
 }
-
-// Reasons used only by the controller (progress, not API contract).
-const (
-	reasonQueued       = "Queued"
-	reasonAdmitted     = "Admitted"
-	reasonRunning      = "Running"
-	reasonRetrying     = "Retrying"
-	reasonPoolNotReady = "PoolNotReady"
-	reasonWaitingPool  = "WaitingForPool"
-)
 
 // observeFinished counts a finished request once (the pass that finished it).
 func observeFinished(vr *vizv1.VisualizationRequest) {
@@ -132,7 +141,7 @@ func truncate(s string, n int) string {
 	for cut > 0 && !utf8Start(s[cut]) {
 		cut--
 	}
-	return strings.TrimRight(s[:cut], "") + marker
+	return s[:cut] + marker
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

@@ -109,11 +109,13 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	for _, ns := range namespaces {
 		nsMap[ns] = cache.Config{}
 	}
+	cacheOpts := CacheOptions()
+	cacheOpts.DefaultNamespaces = nsMap
 	skipNameValidation := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      cache.Options{DefaultNamespaces: nsMap},
+		Cache:      cacheOpts,
 		Controller: ctrlConfig(skipNameValidation),
 	})
 	Expect(err).NotTo(HaveOccurred())
@@ -130,7 +132,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&VisualizationRequestReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
 		Clock: o.clock, Pools: h.pools, Queue: h.queue, Executor: h.executor, Pipeline: o.pipeline,
 		PoolNotFoundGrace: 2 * time.Second, BackoffBase: 5 * time.Second, BackoffMax: time.Minute,
 	}).SetupWithManager(mgr)).To(Succeed())

@@ -6,7 +6,6 @@ import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -31,10 +30,19 @@ import (
 // → execute → store → finish. Each step is a reconcileX function that changes only
 // the in-memory status; Reconcile writes status once at the end and only then starts
 // work that must not run unless status recorded it (an execution).
+//
+// What it holds in memory (queue places, slots, jobs) is keyed by the request's UID and
+// follows the status it writes: an admission whose status write fails is undone, and
+// every path that ends a request (finished, deleted, its name re-used) frees its slot
+// and stops its job through drop.
 type VisualizationRequestReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// APIReader reads what the manager must not cache: the ConfigMaps named in
+	// spec.data, and ConfigMaps that block an artifact ConfigMap's name. Defaults to
+	// the client.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 	// Pools holds the live sandbox pools (kept by the SandboxPool controller).
 	Pools *sandbox.Registry
 	// Queue enforces the per-pool and operator-wide caps.
@@ -48,21 +56,31 @@ type VisualizationRequestReconciler struct {
 	PoolNotFoundGrace time.Duration
 	// BackoffBase and BackoffMax shape the retry backoff.
 	BackoffBase, BackoffMax time.Duration
+	// PositionInterval is how often queue positions are recomputed; a waiting request
+	// is rewritten only when its position crosses a bucket (see positionBucket).
+	PositionInterval time.Duration
+	// RequireDataLabel restricts spec.data.configMapKeyRef to ConfigMaps labelled
+	// viz.vizops.io/data: "true".
+	RequireDataLabel bool
+	// StatusBudgetBytes bounds the serialized request (metadata, spec and status); past
+	// it streams are cut further, then the request fails with StatusTooLarge.
+	StatusBudgetBytes int
 
-	seed seeder
+	seed    seeder
+	tracker *tracker
 }
 
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=visualizationrequests,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=visualizationrequests/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile runs the steps for one request.
 func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
-	if err := r.seed.once(ctx, r.Client, r.Queue); err != nil {
+	if err := r.seed.once(ctx, r); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -70,21 +88,35 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 	if err := r.Get(ctx, req.NamespacedName, vr); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Deleted: stop its execution and free its slot.
-			r.forget(req.NamespacedName)
+			r.drop(r.tracker.gone(req.NamespacedName))
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
+	if old := r.tracker.see(req.NamespacedName, vr.UID); old != "" {
+		// The name now holds a new object: the old one was deleted without a reconcile
+		// seeing it gone (kubectl replace --force, GitOps). Its job and slot go.
+		log.Info("request re-created under the same name; stopping the earlier one's work", "oldUID", old, "uid", vr.UID)
+		r.drop(old)
+	}
 	if !vr.DeletionTimestamp.IsZero() {
-		r.forget(req.NamespacedName)
+		r.drop(vr.UID)
 		return ctrl.Result{}, nil
 	}
 
 	s := newScope(vr, r.Clock.Now())
 	if vr.Status.Phase.Finished() {
+		r.drop(vr.UID)
+		r.tracker.markFinished(vr.UID)
 		return r.reconcileTTL(ctx, s)
 	}
+	if r.tracker.isFinished(vr.UID) {
+		// This process wrote the request finished; the cache has not caught up. Acting
+		// on the stale copy could admit or start it again.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 
+	mem := r.remember(vr.UID)
 	steps := []func(context.Context, *scope) (bool, error){
 		r.reconcileDetection,
 		r.reconcilePool,
@@ -106,16 +138,20 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 	}
 
 	s.computePhase()
+	r.fitStatus(s)
 	if err := r.patchStatus(ctx, s); err != nil {
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+		r.rollback(vr.UID, mem)
+		switch {
+		case apierrors.IsConflict(err):
+			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+		case isTooLarge(err):
+			return r.failTooLarge(ctx, s, err)
 		}
 		log.Error(err, "status patch failed")
 		return ctrl.Result{}, err
 	}
-	for _, e := range s.events {
-		r.Recorder.Eventf(vr, nil, e.kind, e.reason, e.action, "%s", e.message)
-	}
+	r.emit(s)
+	r.settle(s, mem, stepErr)
 	// Work that status must have recorded first.
 	for _, after := range s.afterPatch {
 		after()
@@ -124,7 +160,6 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, stepErr
 	}
 	if s.vr.Status.Phase.Finished() {
-		r.release(req.NamespacedName)
 		observeFinished(s.vr)
 		return r.reconcileTTL(ctx, s)
 	}
@@ -141,18 +176,40 @@ func (r *VisualizationRequestReconciler) patchStatus(ctx context.Context, s *sco
 	return r.Status().Patch(ctx, s.vr, client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{}))
 }
 
-// forget stops a deleted request's execution and frees its slot.
-func (r *VisualizationRequestReconciler) forget(key types.NamespacedName) {
-	r.Executor.Cancel(key)
-	r.release(key)
+func (r *VisualizationRequestReconciler) emit(s *scope) {
+	for _, e := range s.events {
+		r.Recorder.Eventf(s.vr, nil, e.kind, e.reason, e.action, "%s", e.message)
+	}
 }
 
-// release frees a request's slot and wakes the requests whose turn may have come.
-func (r *VisualizationRequestReconciler) release(key types.NamespacedName) {
-	for _, k := range r.Queue.Release(key.String()) {
-		r.Executor.Wake(parseKey(k))
+// settle brings memory in line with the status just written: a finished request lets
+// go of everything; a request whose status does not say Admitted holds no slot (an
+// admission that could not start gives its slot back, keeping its place when the cause
+// was a passing error); a request in backoff leaves the queue.
+func (r *VisualizationRequestReconciler) settle(s *scope, mem memoryBefore, stepErr error) {
+	uid := s.vr.UID
+	id := string(uid)
+	st := &s.vr.Status
+	if st.Phase.Finished() {
+		r.drop(uid)
+		r.tracker.markFinished(uid)
+		return
 	}
-	updateQueueGauges(r.Queue)
+	if st.QueuePosition != nil {
+		r.tracker.setReported(uid, int(*st.QueuePosition))
+	} else {
+		r.tracker.setReported(uid, 0)
+	}
+	if meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) {
+		return
+	}
+	switch {
+	case r.Queue.Admitted(id) && stepErr != nil && !mem.admitted:
+		r.Queue.Unadmit(id)
+		updateQueueGauges(r.Queue)
+	case r.Queue.Admitted(id), st.NextRetryTime != nil && r.Queue.Known(id):
+		r.release(uid)
+	}
 }
 
 // SetupWithManager wires the controller: it watches requests, is woken by finished
@@ -160,6 +217,9 @@ func (r *VisualizationRequestReconciler) release(key types.NamespacedName) {
 func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
+	}
+	if r.APIReader == nil {
+		r.APIReader = r.Client
 	}
 	if r.PoolNotFoundGrace == 0 {
 		r.PoolNotFoundGrace = 30 * time.Second
@@ -170,13 +230,25 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.BackoffMax == 0 {
 		r.BackoffMax = 5 * time.Minute
 	}
+	if r.PositionInterval == 0 {
+		r.PositionInterval = 2 * time.Second
+	}
+	if r.StatusBudgetBytes == 0 {
+		r.StatusBudgetBytes = DefaultStatusBudgetBytes
+	}
+	r.tracker = newTracker()
+	if err := SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	if err := mgr.Add(r.Executor); err != nil {
+		return err
+	}
+	if err := mgr.Add(&positionRefresher{r: r}); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&vizv1.VisualizationRequest{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.ConfigMap{}).
 		WatchesRawSource(source.Channel(r.Executor.events, &handler.TypedEnqueueRequestForObject[client.Object]{})).
 		Watches(&vizv1.SandboxPool{}, handler.EnqueueRequestsFromMapFunc(r.requestsForPool),
 			builder.WithPredicates(poolSpecOrReadinessChanged())).
@@ -184,19 +256,22 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		Complete(r)
 }
 
-// requestsForPool wakes the unfinished requests that use a pool when it changes.
+// requestsForPool wakes the unfinished requests that use a pool when its spec or
+// readiness changes (rare), found through the pool index, not a List of every request.
+// A raised maxSandboxes admits waiting requests here.
 func (r *VisualizationRequestReconciler) requestsForPool(ctx context.Context, obj client.Object) []ctrl.Request {
+	pk := client.ObjectKeyFromObject(obj).String()
+	if sp, ok := obj.(*vizv1.SandboxPool); ok {
+		r.wake(r.Queue.SetPoolCap(pk, int(sp.Spec.MaxSandboxes)))
+	}
 	var list vizv1.VisualizationRequestList
-	if err := r.List(ctx, &list); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{IndexPool: pk}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var out []ctrl.Request
 	for i := range list.Items {
 		vr := &list.Items[i]
-		if vr.Status.Phase.Finished() {
-			continue
-		}
-		if poolKey(vr) == (types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}) {
+		if !vr.Status.Phase.Finished() {
 			out = append(out, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(vr)})
 		}
 	}
