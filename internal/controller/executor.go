@@ -26,6 +26,7 @@ type job struct {
 	key      types.NamespacedName
 	attempt  int32
 	cancel   context.CancelFunc
+	ended    chan struct{} // closed when fn has returned
 	done     bool
 	outcome  Outcome
 	err      error
@@ -60,7 +61,7 @@ func (e *Executor) NeedLeaderElection() bool { return true }
 func (e *Executor) Submit(uid types.UID, key types.NamespacedName, attempt int32, fn func(ctx context.Context) (Outcome, error)) {
 	e.mu.Lock()
 	ctx, cancel := context.WithCancel(e.base)
-	j := &job{key: key, attempt: attempt, cancel: cancel, started: time.Now()}
+	j := &job{key: key, attempt: attempt, cancel: cancel, started: time.Now(), ended: make(chan struct{})}
 	if old, ok := e.jobs[uid]; ok {
 		old.cancel()
 	}
@@ -68,6 +69,7 @@ func (e *Executor) Submit(uid types.UID, key types.NamespacedName, attempt int32
 	e.mu.Unlock()
 	go func() {
 		out, err := fn(ctx)
+		close(j.ended)
 		e.mu.Lock()
 		j.done, j.outcome, j.err, j.finished = true, out, err, time.Now()
 		current := e.jobs[uid] == j
@@ -108,14 +110,22 @@ func (e *Executor) Forget(uid types.UID, j *job) {
 	}
 }
 
-// Cancel stops uid's execution, if any, and forgets it. Idempotent.
-func (e *Executor) Cancel(uid types.UID) {
+// Cancel stops uid's execution, if any, and forgets it. It returns a channel closed
+// when the execution has really ended (nil when none was running), so the caller frees
+// the slot only then and the caps hold while a cancelled job winds down. Idempotent.
+func (e *Executor) Cancel(uid types.UID) <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if j, ok := e.jobs[uid]; ok {
-		j.cancel()
-		delete(e.jobs, uid)
+	j, ok := e.jobs[uid]
+	if !ok {
+		return nil
 	}
+	j.cancel()
+	delete(e.jobs, uid)
+	if j.done {
+		return nil
+	}
+	return j.ended
 }
 
 // Len is the number of executions held (running or not yet recorded).

@@ -90,7 +90,14 @@ func (r *VisualizationRequestReconciler) drop(uid types.UID) {
 	if uid == "" {
 		return
 	}
-	r.Executor.Cancel(uid)
+	if ended := r.Executor.Cancel(uid); ended != nil {
+		// The slot stays held until the cancelled execution has wound down.
+		go func() {
+			<-ended
+			r.release(uid)
+		}()
+		return
+	}
 	r.release(uid)
 }
 

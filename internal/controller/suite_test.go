@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -84,6 +85,7 @@ type harness struct {
 	pools    *sandbox.Registry
 	queue    *admission.Queue
 	executor *Executor
+	cache    cache.Cache
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -93,6 +95,15 @@ type harnessOptions struct {
 	factory   sandbox.Factory // the "Local" backend
 	pipeline  Pipeline
 	clock     *clocktesting.FakeClock
+	// intercept wraps the reconcilers' client (fault injection: conflicts, an API
+	// server that stops answering).
+	intercept *interceptor.Funcs
+	// apiReader wraps the uncached reader (data ConfigMaps).
+	apiReader func(client.Reader) client.Reader
+	// statusBudget overrides the request size budget.
+	statusBudget     int
+	requireDataLabel bool
+	workers          int
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -127,14 +138,25 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		done:     make(chan struct{}),
 	}
 	h.pools.Register(string(vizv1.BackendLocal), o.factory)
+	h.cache = mgr.GetCache()
+	c := mgr.GetClient()
+	if o.intercept != nil {
+		c = interceptor.NewClient(c.(client.WithWatch), *o.intercept)
+	}
+	var reader client.Reader = mgr.GetAPIReader()
+	if o.apiReader != nil {
+		reader = o.apiReader(reader)
+	}
 	Expect((&SandboxPoolReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
 		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&VisualizationRequestReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
+		Client: c, APIReader: reader, Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
 		Clock: o.clock, Pools: h.pools, Queue: h.queue, Executor: h.executor, Pipeline: o.pipeline,
 		PoolNotFoundGrace: 2 * time.Second, BackoffBase: 5 * time.Second, BackoffMax: time.Minute,
+		StatusBudgetBytes: o.statusBudget, RequireDataLabel: o.requireDataLabel, Workers: o.workers,
+		PositionInterval: 500 * time.Millisecond,
 	}).SetupWithManager(mgr)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel

@@ -47,6 +47,12 @@ var _ = Describe("API validation", func() {
 		}, "set exactly one of data.csv and data.configMapKeyRef"),
 		Entry("a model without provider", func(vr *vizv1.VisualizationRequest) { vr.Spec.Model = "gpt-4o" },
 			"spec.model"),
+		Entry("a pool name that no object can have", func(vr *vizv1.VisualizationRequest) {
+			vr.Spec.SandboxPoolRef.Name = "Bad_Name!"
+		}, "spec.sandboxPoolRef.name in body should match"),
+		Entry("a pool namespace that no namespace can have", func(vr *vizv1.VisualizationRequest) {
+			vr.Spec.SandboxPoolRef.Namespace = "Team.A"
+		}, "spec.sandboxPoolRef.namespace in body should match"),
 	)
 
 	// Go's typed client omits "" and 0, so these go over the wire as raw objects, as

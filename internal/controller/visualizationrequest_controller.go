@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -65,6 +66,9 @@ type VisualizationRequestReconciler struct {
 	// StatusBudgetBytes bounds the serialized request (metadata, spec and status); past
 	// it streams are cut further, then the request fails with StatusTooLarge.
 	StatusBudgetBytes int
+	// Workers is how many requests are reconciled at once (default 4). Reconciles
+	// are short: executions run in the Executor.
+	Workers int
 
 	seed    seeder
 	tracker *tracker
@@ -233,6 +237,9 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.PositionInterval == 0 {
 		r.PositionInterval = 2 * time.Second
 	}
+	if r.Workers == 0 {
+		r.Workers = 4
+	}
 	if r.StatusBudgetBytes == 0 {
 		r.StatusBudgetBytes = DefaultStatusBudgetBytes
 	}
@@ -253,6 +260,7 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		Watches(&vizv1.SandboxPool{}, handler.EnqueueRequestsFromMapFunc(r.requestsForPool),
 			builder.WithPredicates(poolSpecOrReadinessChanged())).
 		Named("visualizationrequest").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 
