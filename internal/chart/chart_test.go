@@ -23,6 +23,7 @@ import (
 // customValues exercise every non-default path of the chart.
 const customValues = `
 maxConcurrentExecutions: 3
+dataConfigMapLabelRequired: true
 leaderElection: true
 image:
   repository: registry.example/vizops/manager
@@ -182,6 +183,9 @@ func TestChartCustomValues(t *testing.T) {
 	}
 	if !slices.Contains(c.Args, "--zap-log-level=debug") {
 		t.Errorf("args %v lack extraArgs", c.Args)
+	}
+	if !slices.Contains(c.Args, "--data-configmap-label-required") {
+		t.Errorf("args %v lack --data-configmap-label-required", c.Args)
 	}
 	if c.Image != "registry.example/vizops/manager:v1.2.3" {
 		t.Errorf("image %q", c.Image)
