@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	corev1 "k8s.io/api/core/v1"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+)
+
+// The manager killed with SIGKILL mid-run, with its sandboxes, and started again as a
+// new process, as a node failure or an OOM kill would do: every request still finishes,
+// the interrupted one is retried with its attempt counted, none runs twice otherwise,
+// and at no moment do more requests run than the pool's cap of 1.
+func TestManagerKilledMidRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the manager and runs real sandboxes")
+	}
+	for _, bin := range []string{"bwrap", "python3"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not installed: run `make deps`", bin)
+		}
+	}
+	ctrllog.SetLogger(discardLogger())
+	assets := testAssets(t)
+	root := filepath.Join("..", "..")
+	tmp := t.TempDir()
+	cp, err := startControlPlane(assets, filepath.Join(root, "config", "crd", "bases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.stop()
+	bin := filepath.Join(tmp, "manager")
+	if err := buildManager(root, bin, testWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(rest, client.Options{Scheme: newScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ns, n = "faults", 10
+	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	pool := &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
+	pool.Spec.Backend, pool.Spec.MaxSandboxes, pool.Spec.MinReady = vizv1.BackendLocal, 1, ptr.To(int32(1))
+	must(t, c.Create(ctx, pool))
+	// Each chart takes a moment, so the kill lands mid-run.
+	code := "import time, matplotlib.pyplot as plt\ntime.sleep(0.7)\nplt.bar(['a','b'],[1,2])\nplt.show()\n"
+	for i := 0; i < n; i++ {
+		vr := &vizv1.VisualizationRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("chart-%02d", i)}}
+		vr.Spec.Code = code
+		must(t, c.Create(ctx, vr))
+	}
+
+	// Sample from outside, as a user would: never more than one request Running.
+	var maxRunning atomic.Int32
+	stopSampling := make(chan struct{})
+	defer close(stopSampling)
+	go func() {
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var list vizv1.VisualizationRequestList
+			if c.List(ctx, &list, client.InNamespace(ns)) != nil {
+				continue
+			}
+			running := int32(0)
+			for _, vr := range list.Items {
+				if vr.Status.Phase == vizv1.PhaseRunning {
+					running++
+				}
+			}
+			if running > maxRunning.Load() {
+				maxRunning.Store(running)
+			}
+		}
+	}()
+
+	first, err := startManager(bin, cp.kubeconfig, filepath.Join(tmp, "manager-1.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (succeeded, running int) {
+		var list vizv1.VisualizationRequestList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return 0, 0
+		}
+		for _, vr := range list.Items {
+			switch vr.Status.Phase {
+			case vizv1.PhaseSucceeded:
+				succeeded++
+			case vizv1.PhaseRunning:
+				running++
+			}
+		}
+		return
+	}
+	waitUntil(t, 3*time.Minute, "two charts done and a third running", func() bool {
+		s, r := counts()
+		return s >= 2 && r == 1
+	})
+	// SIGKILL the manager and its sandboxes: no shutdown path runs.
+	pgid := first.cmd.Process.Pid
+	must(t, syscall.Kill(-pgid, syscall.SIGKILL))
+	<-first.exited
+	first.log.Close()
+	if !groupGone(pgid, 10*time.Second) {
+		t.Fatal("the killed manager's sandboxes are still running")
+	}
+
+	second, err := startManager(bin, cp.kubeconfig, filepath.Join(tmp, "manager-2.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := second.stop(10 * time.Second); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitUntil(t, 4*time.Minute, "every chart done", func() bool {
+		s, _ := counts()
+		return s == n
+	})
+	retried := 0
+	var list vizv1.VisualizationRequestList
+	must(t, c.List(ctx, &list, client.InNamespace(ns)))
+	for _, vr := range list.Items {
+		if len(vr.Status.Artifacts) != 1 {
+			t.Errorf("%s: %d artifacts, want 1", vr.Name, len(vr.Status.Artifacts))
+		}
+		if c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionAdmitted); c == nil || c.Status != metav1.ConditionFalse {
+			t.Errorf("%s: finished but its Admitted condition is %v", vr.Name, c)
+		}
+		switch vr.Status.Attempts {
+		case 1:
+		case 2:
+			retried++
+		default:
+			t.Errorf("%s: %d attempts", vr.Name, vr.Status.Attempts)
+		}
+	}
+	if retried > 1 {
+		t.Errorf("%d requests were retried; only the one running when the manager died should be", retried)
+	}
+	if m := maxRunning.Load(); m > 1 {
+		t.Errorf("%d requests were Running at once under a cap of 1", m)
+	}
+	t.Logf("interrupted and retried: %d; most Running at once: %d", retried, maxRunning.Load())
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
