@@ -142,6 +142,7 @@ func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *sco
 		// The pool controller has not made it yet; it wakes us when it does.
 		s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, vizv1.ReasonPoolNotReady,
 			fmt.Sprintf("waiting for SandboxPool %s to start its sandboxes", pk), false)
+		s.keepPlace = true
 		s.result.RequeueAfter = 2 * time.Second
 		return true, nil
 	}

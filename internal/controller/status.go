@@ -22,6 +22,10 @@ type scope struct {
 	result     ctrl.Result
 	events     []eventRecord
 	afterPatch []func()
+	// keepPlace gives an admitted request's slot back at the end of the pass while it
+	// stays first in its queue (its pool is not live yet: admitting the next one would
+	// only meet the same wait).
+	keepPlace bool
 }
 
 type eventRecord struct{ kind, reason, action, message string }

@@ -208,7 +208,7 @@ func (r *VisualizationRequestReconciler) settle(s *scope, mem memoryBefore, step
 		return
 	}
 	switch {
-	case r.Queue.Admitted(id) && stepErr != nil && !mem.admitted:
+	case r.Queue.Admitted(id) && (s.keepPlace || (stepErr != nil && !mem.admitted)):
 		r.Queue.Unadmit(id)
 		updateQueueGauges(r.Queue)
 	case r.Queue.Admitted(id), st.NextRetryTime != nil && r.Queue.Known(id):
