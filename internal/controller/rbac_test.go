@@ -32,7 +32,7 @@ func TestManagerRoleIsMinimal(t *testing.T) {
 		addRules(t, got, scope, role.Rules)
 	}
 	want := map[string]string{
-		"ClusterRole /configmaps":                                "create,get,list,patch,update,watch",
+		"ClusterRole /configmaps":                                "create,delete,get,list,patch,update,watch",
 		"ClusterRole /namespaces":                                "get,list,watch",
 		"ClusterRole events.k8s.io/events":                       "create,patch",
 		"ClusterRole viz.vizops.io/sandboxpools":                 "get,list,watch",

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -141,7 +142,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	h.cache = mgr.GetCache()
 	c := mgr.GetClient()
 	if o.intercept != nil {
-		c = interceptor.NewClient(c.(client.WithWatch), *o.intercept)
+		c = interceptor.NewClient(noWatch{c}, *o.intercept)
 	}
 	var reader client.Reader = mgr.GetAPIReader()
 	if o.apiReader != nil {
@@ -226,3 +227,10 @@ func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace
 type clientListNamespace struct{ ns string }
 
 func (c *clientListNamespace) ApplyToList(o *client.ListOptions) { o.Namespace = c.ns }
+
+// noWatch lets interceptor wrap the manager's client, which has no Watch.
+type noWatch struct{ client.Client }
+
+func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
+	return nil, fmt.Errorf("watch is not supported by the manager's client")
+}

@@ -211,7 +211,7 @@ func (r *VisualizationRequestReconciler) settle(s *scope, mem memoryBefore, step
 	case r.Queue.Admitted(id) && (s.keepPlace || (stepErr != nil && !mem.admitted)):
 		r.Queue.Unadmit(id)
 		updateQueueGauges(r.Queue)
-	case r.Queue.Admitted(id), st.NextRetryTime != nil && r.Queue.Known(id):
+	case r.Queue.Admitted(id), st.NextRetryTime != nil && st.NextRetryTime.After(s.now) && r.Queue.Known(id):
 		r.release(uid)
 	}
 }
