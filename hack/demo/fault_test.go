@@ -72,6 +72,7 @@ func TestManagerKilledMidRun(t *testing.T) {
 
 	// Sample from outside, as a user would: never more than one request Running.
 	var maxRunning atomic.Int32
+	var overlap atomic.Value // what was Running together, for the failure message
 	stopSampling := make(chan struct{})
 	defer close(stopSampling)
 	go func() {
@@ -86,13 +87,17 @@ func TestManagerKilledMidRun(t *testing.T) {
 				continue
 			}
 			running := int32(0)
+			var who []string
 			for _, vr := range list.Items {
 				if vr.Status.Phase == vizv1.PhaseRunning {
 					running++
+					c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionAdmitted)
+					who = append(who, fmt.Sprintf("%s (attempt %d, rv %s: %s)", vr.Name, vr.Status.Attempts, vr.ResourceVersion, c.Message))
 				}
 			}
 			if running > maxRunning.Load() {
 				maxRunning.Store(running)
+				overlap.Store(fmt.Sprint(who))
 			}
 		}
 	}()
@@ -164,7 +169,8 @@ func TestManagerKilledMidRun(t *testing.T) {
 		t.Errorf("%d requests were retried; only the one running when the manager died should be", retried)
 	}
 	if m := maxRunning.Load(); m > 1 {
-		t.Errorf("%d requests were Running at once under a cap of 1", m)
+		t.Errorf("%d requests were Running at once under a cap of 1: %v\nmanager 1:\n%s\nmanager 2:\n%s", m, overlap.Load(),
+			tail(filepath.Join(tmp, "manager-1.log"), 30), tail(filepath.Join(tmp, "manager-2.log"), 30))
 	}
 	t.Logf("interrupted and retried: %d; most Running at once: %d", retried, maxRunning.Load())
 }
