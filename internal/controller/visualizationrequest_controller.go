@@ -155,11 +155,12 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, err
 	}
 	r.emit(s)
-	r.settle(s, mem, stepErr)
-	// Work that status must have recorded first.
+	// Work that status must have recorded first (start a job, forget a recorded one),
+	// then memory follows the status written.
 	for _, after := range s.afterPatch {
 		after()
 	}
+	r.settle(s, mem, stepErr)
 	if stepErr != nil {
 		return ctrl.Result{}, stepErr
 	}
@@ -187,7 +188,8 @@ func (r *VisualizationRequestReconciler) emit(s *scope) {
 }
 
 // settle brings memory in line with the status just written: a finished request lets
-// go of everything; a request whose status does not say Admitted holds no slot (an
+// go of everything; a request with a job here (running, or finished and not yet
+// recorded) keeps its slot; a request whose status does not say Admitted holds no slot (an
 // admission that could not start gives its slot back, keeping its place when the cause
 // was a passing error); a request in backoff leaves the queue.
 func (r *VisualizationRequestReconciler) settle(s *scope, mem memoryBefore, stepErr error) {
@@ -204,7 +206,9 @@ func (r *VisualizationRequestReconciler) settle(s *scope, mem memoryBefore, step
 	} else {
 		r.tracker.setReported(uid, 0)
 	}
-	if meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) {
+	if meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) || r.Executor.Running(uid) {
+		// A job held here keeps its slot until its result is recorded, whatever a
+		// stale copy of the status says.
 		return
 	}
 	switch {
