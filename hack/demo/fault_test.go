@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
@@ -165,8 +167,18 @@ func TestManagerKilledMidRun(t *testing.T) {
 			t.Errorf("%s: %d attempts", vr.Name, vr.Status.Attempts)
 		}
 	}
-	if retried > 1 {
-		t.Errorf("%d requests were retried; only the one running when the manager died should be", retried)
+	// Retries for other reasons (a sandbox that failed on a loaded machine) are fair;
+	// only the execution running at the kill may be lost to it.
+	var evs eventsv1.EventList
+	must(t, c.List(ctx, &evs, client.InNamespace(ns)))
+	lostTo := map[string]bool{}
+	for _, e := range evs.Items {
+		if e.Reason == vizv1.ReasonSandboxLost && strings.Contains(e.Note, "operator restarted") {
+			lostTo[e.Regarding.Name] = true
+		}
+	}
+	if len(lostTo) != 1 {
+		t.Errorf("%d requests lost an execution to the restart (%v); exactly the one running when the manager died should", len(lostTo), lostTo)
 	}
 	if m := maxRunning.Load(); m > 1 {
 		t.Errorf("%d requests were Running at once under a cap of 1: %v\nmanager 1:\n%s\nmanager 2:\n%s", m, overlap.Load(),
