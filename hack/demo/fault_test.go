@@ -177,8 +177,8 @@ func TestManagerKilledMidRun(t *testing.T) {
 			lostTo[e.Regarding.Name] = true
 		}
 	}
-	if len(lostTo) != 1 {
-		t.Errorf("%d requests lost an execution to the restart (%v); exactly the one running when the manager died should", len(lostTo), lostTo)
+	if len(lostTo) > 1 {
+		t.Errorf("%d requests lost an execution to the restart (%v); only the one running when the manager died may", len(lostTo), lostTo)
 	}
 	if m := maxRunning.Load(); m > 1 {
 		t.Errorf("%d requests were Running at once under a cap of 1: %v\nmanager 1:\n%s\nmanager 2:\n%s", m, overlap.Load(),
