@@ -45,6 +45,10 @@ type Options struct {
 	// GraceTime is how long a job may take past its timeout to report its partial
 	// results before its process tree is killed. Default 2s.
 	GraceTime time.Duration
+
+	// seccompArch, when set, replaces the machine name the runner picks its seccomp
+	// filter by (tests use it to check the fail-closed path).
+	seccompArch string
 }
 
 // Resource defaults applied when PoolConfig.Resources leaves a field zero.

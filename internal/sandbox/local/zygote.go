@@ -52,6 +52,7 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 		MaxArtifactBytes: opts.MaxArtifactBytes,
 		GraceSeconds:     opts.GraceTime.Seconds(),
 		ResultsFD:        5,
+		SeccompArch:      opts.seccompArch,
 		Limits: runnerLimits{
 			MemoryBytes:  res.MemoryBytes,
 			Pids:         res.Pids,
