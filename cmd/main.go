@@ -99,6 +99,8 @@ func main() {
 		Queue:    admission.NewQueue(globalCap),
 		Executor: controller.NewExecutor(),
 		Pipeline: pipeline,
+
+		DefaultPlotlyJSURL: plotlyJSURL,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the VisualizationRequest controller")
 		os.Exit(1)

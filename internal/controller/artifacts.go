@@ -22,7 +22,12 @@ const LabelRequest = "viz.vizops.io/request"
 // by the request (garbage-collected with it). The ConfigMap has a fixed name, so a
 // retried or restarted store overwrites rather than duplicates.
 func (r *VisualizationRequestReconciler) storeArtifacts(ctx context.Context, s *scope, files []sandbox.Artifact) error {
-	arts, warnings, err := artifacts.Prepare(files, artifacts.DefaultLimits())
+	limits := artifacts.DefaultLimits()
+	limits.PlotlyJSURL = r.DefaultPlotlyJSURL
+	if s.pool != nil && s.pool.Spec.PlotlyJSURL != "" {
+		limits.PlotlyJSURL = s.pool.Spec.PlotlyJSURL
+	}
+	arts, warnings, err := artifacts.Prepare(files, limits)
 	if err != nil {
 		return err
 	}

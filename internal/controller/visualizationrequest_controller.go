@@ -48,6 +48,9 @@ type VisualizationRequestReconciler struct {
 	PoolNotFoundGrace time.Duration
 	// BackoffBase and BackoffMax shape the retry backoff.
 	BackoffBase, BackoffMax time.Duration
+	// DefaultPlotlyJSURL is where plotly HTML loads plotly.js from when the pool sets
+	// no spec.plotlyJSURL; it goes into each HTML artifact's Content-Security-Policy.
+	DefaultPlotlyJSURL string
 
 	seed seeder
 }
