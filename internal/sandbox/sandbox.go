@@ -50,6 +50,11 @@ type Artifact struct {
 	Name     string
 	MIMEType string
 	Data     []byte
+	// Figure marks a chart the sandbox captured itself (plt.show, open figures, a
+	// plotly figure shown or returned), as opposed to a file the code wrote. Name is
+	// then a plain file name; otherwise it is the path relative to the job's working
+	// directory (its output folder is "outputs/").
+	Figure bool
 }
 
 // ExecError describes an exception raised by the user's code (as E2B reports it).

@@ -76,9 +76,10 @@ type jobResult struct {
 	ExitCode      int                `json:"exit_code"`
 	ExecUS        int64              `json:"exec_us"`
 	Files         []struct {
-		Name string `json:"name"`
-		Mime string `json:"mime"`
-		Data []byte `json:"data"`
+		Name   string `json:"name"`
+		Mime   string `json:"mime"`
+		Data   []byte `json:"data"`
+		Figure bool   `json:"figure"`
 	} `json:"files"`
 	Omitted      []string `json:"omitted"`
 	CollectNotes []string `json:"collect_notes"`
@@ -163,7 +164,7 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		SandboxID:     s.id,
 	}
 	for _, f := range jr.Files {
-		r.Files = append(r.Files, sandbox.Artifact{Name: f.Name, MIMEType: f.Mime, Data: f.Data})
+		r.Files = append(r.Files, sandbox.Artifact{Name: f.Name, MIMEType: f.Mime, Data: f.Data, Figure: f.Figure})
 	}
 	limitErr := func(name, value string) {
 		tb := ""

@@ -717,10 +717,10 @@ def collect_artifacts(inputs, result, deadline):
         if "/" in name:
             continue
         mime = "application/vnd.plotly.v1+json" if "_plotly_" in name and name.endswith(".json") else None
-        found.append((path, name.split("_", 1)[1] if "_" in name else name, mime))
+        found.append((path, name.split("_", 1)[1] if "_" in name else name, mime, True))
     outs, more = walk_outputs(WORK, inputs, budget, deadline)
     notes += [n for n in more if n not in notes]
-    found += [(path, name, None) for path, name in outs]
+    found += [(path, name, None, False) for path, name in outs]
     max_n, max_bytes = CONFIG["max_artifacts"], CONFIG["max_artifact_bytes"]
     total, files, omitted, n_omitted = 0, [], [], 0
 
@@ -730,7 +730,7 @@ def collect_artifacts(inputs, result, deadline):
         if len(omitted) < MAX_OMITTED_NAMES:
             omitted.append("%s (%d bytes)" % (cap_text(name, 200), size))
 
-    for path, name, mime in found:
+    for path, name, mime, figure in found:
         if time.monotonic() > deadline:
             if "the job's time limit was reached while collecting" not in notes:
                 notes.append("the job's time limit was reached while collecting")
@@ -754,7 +754,7 @@ def collect_artifacts(inputs, result, deadline):
         total += len(data)
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         files.append({"name": name, "mime": mime or MIME.get(ext, "application/octet-stream"),
-                      "data": base64.b64encode(data).decode()})
+                      "data": base64.b64encode(data).decode(), "figure": figure})
     if n_omitted > len(omitted):
         omitted.append("and %d more" % (n_omitted - len(omitted)))
     result["files"] = files
