@@ -52,10 +52,10 @@ type artifactOutput struct {
 
 func newExecCommand() *cobra.Command {
 	var (
-		useLocal bool
-		outDir   string
-		formats  []string
-		timeout  time.Duration
+		useLocal  bool
+		outDir    string
+		formats   []string
+		timeout   time.Duration
 		asJSON    bool
 		dataFile  string
 		overwrite bool
