@@ -37,6 +37,7 @@ func main() {
 		providersConfig        string
 		python, bwrap          string
 		plotlyJSURL            string
+		maxDegraded            int
 		namespace              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
 	opts := zap.Options{}
+	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -71,7 +73,7 @@ func main() {
 	}
 
 	pools := sandbox.NewRegistry()
-	localOpts := local.Options{Python: python, Bwrap: bwrap}
+	localOpts := local.Options{Python: python, Bwrap: bwrap, MaxDegradedSandboxes: maxDegraded}
 	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
 		return local.NewPool(cfg, localOpts)
 	})

@@ -134,6 +134,9 @@ type SandboxStatus struct {
 type PoolStatus struct {
 	Ready, Busy, Starting, Total int
 	Sandboxes                    []SandboxStatus
+	// Degraded says which per-sandbox limits the backend cannot enforce here, and what
+	// applies instead; empty when every limit holds per sandbox.
+	Degraded string
 }
 
 // Resources are the limits applied to each job.

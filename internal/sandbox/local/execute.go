@@ -43,6 +43,8 @@ type localSandbox struct {
 	owner   string
 	lost    bool
 	started time.Time
+	// degradedSlot: this sandbox holds one of Options.MaxDegradedSandboxes.
+	degradedSlot bool
 }
 
 func (s *localSandbox) ID() string { return s.id }

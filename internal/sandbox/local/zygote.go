@@ -45,7 +45,8 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 	cg, cgErr := newCgroup(opts.CgroupRoot, id, res)
 	rc := runnerConfig{
 		Network:          cfg.Network == sandbox.NetworkEgress,
-		Cgroup:           cgErr == nil,
+		// rlimits stand in unless the group enforces both memory and processes.
+		Cgroup:           cgErr == nil && cg.enforced()["memory"] && cg.enforced()["pids"],
 		PlotlyJS:         cfg.PlotlyJSURL,
 		MaxOutputBytes:   opts.MaxOutputBytes,
 		MaxArtifacts:     opts.MaxArtifacts,
