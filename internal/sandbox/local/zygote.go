@@ -44,7 +44,7 @@ type zygote struct {
 func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolConfig, res sandbox.Resources) (*zygote, error) {
 	cg, cgErr := newCgroup(opts.CgroupRoot, id, res)
 	rc := runnerConfig{
-		Network:          cfg.Network == sandbox.NetworkEgress,
+		Network: cfg.Network == sandbox.NetworkEgress,
 		// rlimits stand in unless the group enforces both memory and processes.
 		Cgroup:           cgErr == nil && cg.enforced()["memory"] && cg.enforced()["pids"],
 		PlotlyJS:         cfg.PlotlyJSURL,
