@@ -189,6 +189,10 @@ const (
 	ReasonPoolReady             = "PoolReady"
 	ReasonBackendUnavailable    = "BackendUnavailable"
 	ReasonBackendNotImplemented = "BackendNotImplemented"
+	// ReasonQuotaExceeded: the pool would take more warm sandboxes or sandbox memory
+	// than the operator allows all Local pools together (--max-warm-sandboxes,
+	// --max-sandbox-memory).
+	ReasonQuotaExceeded = "QuotaExceeded"
 )
 
 // SandboxPoolStatus is the pool's live state.

@@ -65,6 +65,9 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	case errors.Is(err, sandbox.ErrBackendNotImplemented):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendNotImplemented
 		cond.Message = fmt.Sprintf("the %s backend is not implemented in this version of vizops; use backend Local", sp.Spec.Backend)
+	case errors.Is(err, sandbox.ErrQuotaExceeded):
+		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonQuotaExceeded
+		cond.Message = err.Error()
 	case err != nil:
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendUnavailable
 		cond.Message = err.Error()

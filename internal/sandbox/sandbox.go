@@ -182,6 +182,9 @@ var (
 	// ErrUnavailable means the backend cannot start sandboxes at all right now
 	// (missing binary, API down); the message says why.
 	ErrUnavailable = errors.New("sandbox backend unavailable")
+	// ErrQuotaExceeded means the pool would take more than the operator allows all
+	// pools together (warm sandboxes, total sandbox memory); the message says which.
+	ErrQuotaExceeded = errors.New("sandbox quota exceeded")
 )
 
 // Run claims a sandbox from pool, runs req in it and releases it: the one-shot path

@@ -114,6 +114,14 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 		all:     map[string]*localSandbox{},
 		changed: make(chan struct{}),
 	}
+	if err := reserveQuota(p, claimOf(cfg.MinReady, cfg.MaxSandboxes, res), opts); err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := reserveQuota(p, claimOf(cfg.MinReady, cfg.MaxSandboxes, res), opts); err != nil {
+		cancel()
+		return nil, err
+	}
 	livePools.Store(p, struct{}{})
 	p.wg.Add(1)
 	go p.replenish()
@@ -227,6 +235,14 @@ func (p *Pool) Resize(minReady, maxSandboxes int) error {
 		p.mu.Unlock()
 		return sandbox.ErrPoolClosed
 	}
+	if err := reserveQuota(p, claimOf(minReady, maxSandboxes, p.res), p.opts); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	if err := reserveQuota(p, claimOf(minReady, maxSandboxes, p.res), p.opts); err != nil {
+		p.mu.Unlock()
+		return err
+	}
 	p.minReady, p.max = minReady, maxSandboxes
 	p.mu.Unlock()
 	p.wake()
@@ -286,6 +302,8 @@ func (p *Pool) Close() error {
 	wg.Wait()
 	p.wg.Wait() // starts in flight see the canceled context and clean up
 	livePools.Delete(p)
+	releaseQuota(p)
+	releaseQuota(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.all); n != 0 {
