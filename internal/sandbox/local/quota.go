@@ -91,7 +91,7 @@ func DefaultQuotas(containerLimit int64) (warm int, memory int64) {
 // (cgroup v2 memory.max of its own group, else cgroup v1 memory.limit_in_bytes); 0
 // when there is none.
 func ContainerMemoryLimit(root string) int64 {
-	candidates := []string{filepath.Join(root, "memory", "memory.limit_in_bytes")}
+	candidates := []string{filepath.Join(root, "memory", ownV1Path("memory"), "memory.limit_in_bytes")}
 	if own, err := ownV2Path(); err == nil {
 		if mount, err := v2Mount(root); err == nil {
 			candidates = append([]string{filepath.Join(mount, own, "memory.max")}, candidates...)
@@ -105,6 +105,26 @@ func ContainerMemoryLimit(root string) int64 {
 		return parseMemoryLimit(string(data))
 	}
 	return 0
+}
+
+// ownV1Path is this process's group in a cgroup v1 controller ("/" when unknown).
+func ownV1Path(controller string) string {
+	data, err := os.ReadFile(selfCgrop)
+	if err != nil {
+		return "/"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == controller {
+				return parts[2]
+			}
+		}
+	}
+	return "/"
 }
 
 // parseMemoryLimit reads memory.max or memory.limit_in_bytes: "max", or v1's page-
