@@ -238,8 +238,20 @@ func sweepStaleCgroups(root string, now time.Time) (removed int) {
 	if root == "none" {
 		return 0
 	}
+	parents := []string{}
 	for _, ctrl := range []string{"memory", "pids", "cpu"} {
-		parent := filepath.Join(root, ctrl, cgroupParent)
+		parents = append(parents, filepath.Join(root, ctrl, cgroupParent))
+	}
+	if mount, err := v2Mount(root); err == nil {
+		if own, err := ownV2Path(); err == nil {
+			base := filepath.Join(mount, own)
+			if filepath.Base(base) == v2Manager {
+				base = filepath.Dir(base)
+			}
+			parents = append(parents, filepath.Join(base, cgroupParent))
+		}
+	}
+	for _, parent := range parents {
 		entries, err := os.ReadDir(parent)
 		if err != nil {
 			continue
