@@ -80,10 +80,9 @@ func main() {
 	localOpts := local.Options{Python: python, Bwrap: bwrap, MaxDegradedSandboxes: maxDegraded}
 	// Quotas over all Local pools: SandboxPool is namespaced, so tenants create them,
 	// and every sandbox lives within this container's memory.
-	defWarm, defMemory := local.DefaultQuotas(local.ContainerMemoryLimit("/sys/fs/cgroup"))
-	localOpts.MaxWarmSandboxes, localOpts.MaxTotalMemoryBytes = defWarm, defMemory
+	quotaWarm, quotaMemory := local.DefaultQuotas(local.ContainerMemoryLimit("/sys/fs/cgroup"))
 	if maxWarm >= 0 {
-		localOpts.MaxWarmSandboxes = maxWarm
+		quotaWarm = maxWarm
 	}
 	if maxSandboxMemory != "" {
 		q, err := resource.ParseQuantity(maxSandboxMemory)
@@ -91,9 +90,10 @@ func main() {
 			log.Error(err, "invalid --max-sandbox-memory")
 			os.Exit(1)
 		}
-		localOpts.MaxTotalMemoryBytes = q.Value()
+		quotaMemory = q.Value()
 	}
-	log.Info("Local sandbox quotas", "maxWarmSandboxes", localOpts.MaxWarmSandboxes, "maxSandboxMemoryBytes", localOpts.MaxTotalMemoryBytes, "maxDegradedSandboxes", maxDegraded)
+	localOpts.Quota = local.NewQuota(quotaWarm, quotaMemory)
+	log.Info("Local sandbox quotas", "maxWarmSandboxes", quotaWarm, "maxSandboxMemoryBytes", quotaMemory, "maxDegradedSandboxes", maxDegraded)
 	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
 		return local.NewPool(cfg, localOpts)
 	})

@@ -50,11 +50,10 @@ type Options struct {
 	// are then bounded per process, not per sandbox, and CPU is not rate-limited).
 	// Zero means no cap.
 	MaxDegradedSandboxes int
-	// MaxWarmSandboxes caps the sum of MinReady over this process's Local pools, and
-	// MaxTotalMemoryBytes the sum of MaxSandboxes × memory; a pool that would go over
-	// is refused (sandbox.ErrQuotaExceeded). Zero means no cap.
-	MaxWarmSandboxes    int
-	MaxTotalMemoryBytes int64
+	// Quota, shared by the pools of one manager, caps their warm sandboxes and total
+	// sandbox memory; a pool that would go over is refused (sandbox.ErrQuotaExceeded).
+	// Nil means no caps.
+	Quota *Quota
 
 	// seccompArch, when set, replaces the machine name the runner picks its seccomp
 	// filter by (tests use it to check the fail-closed path).

@@ -114,11 +114,7 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 		all:     map[string]*localSandbox{},
 		changed: make(chan struct{}),
 	}
-	if err := reserveQuota(p, claimOf(cfg.MinReady, cfg.MaxSandboxes, res), opts); err != nil {
-		cancel()
-		return nil, err
-	}
-	if err := reserveQuota(p, claimOf(cfg.MinReady, cfg.MaxSandboxes, res), opts); err != nil {
+	if err := opts.Quota.reserve(p, claimOf(cfg.MinReady, cfg.MaxSandboxes, res)); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -235,11 +231,7 @@ func (p *Pool) Resize(minReady, maxSandboxes int) error {
 		p.mu.Unlock()
 		return sandbox.ErrPoolClosed
 	}
-	if err := reserveQuota(p, claimOf(minReady, maxSandboxes, p.res), p.opts); err != nil {
-		p.mu.Unlock()
-		return err
-	}
-	if err := reserveQuota(p, claimOf(minReady, maxSandboxes, p.res), p.opts); err != nil {
+	if err := p.opts.Quota.reserve(p, claimOf(minReady, maxSandboxes, p.res)); err != nil {
 		p.mu.Unlock()
 		return err
 	}
@@ -302,8 +294,7 @@ func (p *Pool) Close() error {
 	wg.Wait()
 	p.wg.Wait() // starts in flight see the canceled context and clean up
 	livePools.Delete(p)
-	releaseQuota(p)
-	releaseQuota(p)
+	p.opts.Quota.release(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.all); n != 0 {

@@ -18,10 +18,20 @@ import (
 // sandboxes may use at once (maxSandboxes × memory, summed over pools). A pool that
 // would go over is refused with an error wrapping sandbox.ErrQuotaExceeded.
 
-// quotaLedger holds every live pool's claim.
-var quotaLedger struct {
-	sync.Mutex
+// Quota is the ledger the pools of one manager share. Give every pool's Options the
+// same *Quota; pools without one are not counted or capped.
+type Quota struct {
+	maxWarm   int
+	maxMemory int64
+
+	mu     sync.Mutex
 	claims map[*Pool]quotaClaim
+}
+
+// NewQuota caps the sum of MinReady (maxWarm) and of MaxSandboxes × memory
+// (maxMemory) over the pools that share it; zero turns a cap off.
+func NewQuota(maxWarm int, maxMemory int64) *Quota {
+	return &Quota{maxWarm: maxWarm, maxMemory: maxMemory, claims: map[*Pool]quotaClaim{}}
 }
 
 type quotaClaim struct {
@@ -33,38 +43,41 @@ func claimOf(minReady, maxSandboxes int, res sandbox.Resources) quotaClaim {
 	return quotaClaim{warm: minReady, memory: int64(maxSandboxes) * res.MemoryBytes}
 }
 
-// reserveQuota records p's claim, or refuses it when the claims of every other pool
-// plus this one would exceed the options' caps (zero caps are off).
-func reserveQuota(p *Pool, c quotaClaim, opts Options) error {
-	quotaLedger.Lock()
-	defer quotaLedger.Unlock()
+// reserve records p's claim, or refuses it when the claims of every other pool plus
+// this one would exceed a cap.
+func (q *Quota) reserve(p *Pool, c quotaClaim) error {
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	var warm int
 	var memory int64
-	for other, oc := range quotaLedger.claims {
+	for other, oc := range q.claims {
 		if other != p {
 			warm += oc.warm
 			memory += oc.memory
 		}
 	}
-	if opts.MaxWarmSandboxes > 0 && warm+c.warm > opts.MaxWarmSandboxes {
+	if q.maxWarm > 0 && warm+c.warm > q.maxWarm {
 		return fmt.Errorf("%w: minReady %d would keep %d warm sandboxes across all Local pools; this operator allows %d (--max-warm-sandboxes). Lower minReady here or in another pool",
-			sandbox.ErrQuotaExceeded, c.warm, warm+c.warm, opts.MaxWarmSandboxes)
+			sandbox.ErrQuotaExceeded, c.warm, warm+c.warm, q.maxWarm)
 	}
-	if opts.MaxTotalMemoryBytes > 0 && memory+c.memory > opts.MaxTotalMemoryBytes {
+	if q.maxMemory > 0 && memory+c.memory > q.maxMemory {
 		return fmt.Errorf("%w: maxSandboxes × memory is %s, and all Local pools together would reach %s; this operator allows %s (--max-sandbox-memory). Lower maxSandboxes or memory",
-			sandbox.ErrQuotaExceeded, humanBytes(c.memory), humanBytes(memory+c.memory), humanBytes(opts.MaxTotalMemoryBytes))
+			sandbox.ErrQuotaExceeded, humanBytes(c.memory), humanBytes(memory+c.memory), humanBytes(q.maxMemory))
 	}
-	if quotaLedger.claims == nil {
-		quotaLedger.claims = map[*Pool]quotaClaim{}
-	}
-	quotaLedger.claims[p] = c
+	q.claims[p] = c
 	return nil
 }
 
-func releaseQuota(p *Pool) {
-	quotaLedger.Lock()
-	delete(quotaLedger.claims, p)
-	quotaLedger.Unlock()
+func (q *Quota) release(p *Pool) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	delete(q.claims, p)
+	q.mu.Unlock()
 }
 
 // ManagerReserveBytes is the memory the manager keeps for itself when quotas are
