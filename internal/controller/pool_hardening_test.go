@@ -69,6 +69,24 @@ var _ = Describe("SandboxPool hardening", func() {
 			HavePrefix(vizv1.ReasonQuotaExceeded+": "), ContainSubstring("--max-warm-sandboxes")))
 	})
 
+	// Issue 10, finding 5: a report the sandbox could not read is a failure with its own
+	// reason, never a success.
+	It("ends a request whose output overflowed with OutputLimitExceeded", func() {
+		ns := newNamespace(ctx, nil)
+		fake := sandboxtest.NewPool(1)
+		fake.SetBehavior(func(context.Context, sandbox.Request) (*sandbox.Result, error) {
+			return &sandbox.Result{Error: &sandbox.ExecError{Name: vizv1.ReasonOutputLimitExceeded,
+				Value: "the job's report (6000000 bytes or more) did not fit"}}, nil
+		})
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake)})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1))).To(Succeed())
+		Expect(k8sClient.Create(ctx, newRequest(ns, "loud", "print(1)"))).To(Succeed())
+		Eventually(readyReason(ctx, ns, "loud"), 30*time.Second).Should(Equal(vizv1.ReasonOutputLimitExceeded))
+		msg := meta.FindStatusCondition(get(ctx, Default, ns, "loud").Status.Conditions, vizv1.ConditionReady).Message
+		Expect(msg).To(ContainSubstring("did not fit"))
+	})
+
 	DescribeTable("bounds each sandbox's memory and scratch",
 		func(memory, scratch, wantMsg string) {
 			ns := newNamespace(ctx, nil)
