@@ -202,12 +202,14 @@ print('children that held 200 MB at once:', ok)`
 
 // checkForkedMemory: with a per-sandbox limit (512 MiB here), four children of 200 MB
 // cannot all succeed; the job either fails on the memory limit or sees children die.
+// On a heavily loaded machine reclaim at the limit can also outlast the timeout: that
+// too is a job that did not get its 800 MB.
 func checkForkedMemory(t *testing.T, r *sandbox.Result) {
 	t.Helper()
 	if strings.Contains(r.Stdout, "at once: 4") {
 		t.Errorf("four children held 800 MB under a 512 MiB sandbox limit; stdout %q", r.Stdout)
 	}
-	if !r.Success && errName(r) != ErrNameMemoryLimitExceeded {
+	if !r.Success && errName(r) != ErrNameMemoryLimitExceeded && errName(r) != ErrNameTimeout {
 		t.Errorf("failed with %q (%+v), want MemoryLimitExceeded or a partial count", errName(r), r.Error)
 	}
 }
