@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -37,6 +38,8 @@ func main() {
 		providersConfig        string
 		python, bwrap          string
 		plotlyJSURL            string
+		maxDegraded, maxWarm   int
+		maxSandboxMemory       string
 		namespace              string
 		requireDataLabel       bool
 	)
@@ -51,6 +54,9 @@ func main() {
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
 	flag.BoolVar(&requireDataLabel, "data-configmap-label-required", false, "Read spec.data.configMapKeyRef only from ConfigMaps labelled viz.vizops.io/data=true. Off: any ConfigMap of the request's namespace, as a Pod may mount any ConfigMap of its namespace.")
 	opts := zap.Options{}
+	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
+	flag.IntVar(&maxWarm, "max-warm-sandboxes", -1, "Warm sandboxes (sum of minReady) across all Local pools; a pool over it gets Ready=False, QuotaExceeded. -1: derived from the container's memory limit (limit minus 512Mi, over 160Mi per warm sandbox); 0: no cap.")
+	flag.StringVar(&maxSandboxMemory, "max-sandbox-memory", "", "Sandbox memory (sum of maxSandboxes x memory) across all Local pools, e.g. 4Gi; a pool over it gets QuotaExceeded. Empty: the container's memory limit minus 512Mi; 0: no cap.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -77,7 +83,23 @@ func main() {
 	}
 
 	pools := sandbox.NewRegistry()
-	localOpts := local.Options{Python: python, Bwrap: bwrap}
+	localOpts := local.Options{Python: python, Bwrap: bwrap, MaxDegradedSandboxes: maxDegraded}
+	// Quotas over all Local pools: SandboxPool is namespaced, so tenants create them,
+	// and every sandbox lives within this container's memory.
+	quotaWarm, quotaMemory := local.DefaultQuotas(local.ContainerMemoryLimit("/sys/fs/cgroup"))
+	if maxWarm >= 0 {
+		quotaWarm = maxWarm
+	}
+	if maxSandboxMemory != "" {
+		q, err := resource.ParseQuantity(maxSandboxMemory)
+		if err != nil {
+			log.Error(err, "invalid --max-sandbox-memory")
+			os.Exit(1)
+		}
+		quotaMemory = q.Value()
+	}
+	localOpts.Quota = local.NewQuota(quotaWarm, quotaMemory)
+	log.Info("Local sandbox quotas", "maxWarmSandboxes", quotaWarm, "maxSandboxMemoryBytes", quotaMemory, "maxDegradedSandboxes", maxDegraded)
 	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
 		return local.NewPool(cfg, localOpts)
 	})
@@ -99,14 +121,15 @@ func main() {
 		os.Exit(1)
 	}
 	if err := (&controller.VisualizationRequestReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		Recorder:         mgr.GetEventRecorder("visualizationrequest-controller"),
-		Pools:            pools,
-		Queue:            admission.NewQueue(globalCap),
-		Executor:         controller.NewExecutor(),
-		Pipeline:         pipeline,
-		RequireDataLabel: requireDataLabel,
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("visualizationrequest-controller"),
+		Pools:              pools,
+		Queue:              admission.NewQueue(globalCap),
+		Executor:           controller.NewExecutor(),
+		Pipeline:           pipeline,
+		RequireDataLabel:   requireDataLabel,
+		DefaultPlotlyJSURL: plotlyJSURL,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the VisualizationRequest controller")
 		os.Exit(1)

@@ -103,9 +103,12 @@ type SandboxResources struct {
 	// +optional
 	// +kubebuilder:default="1"
 	CPU *resource.Quantity `json:"cpu,omitempty"`
-	// memory a sandbox may use, e.g. "512Mi".
+	// memory a sandbox may use, e.g. "512Mi": 256Mi to 8Gi. An idle warm sandbox
+	// takes about 144Mi of it; sandboxes run within the operator's own memory, which
+	// also caps all pools together (QuotaExceeded).
 	// +optional
 	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 268435456 && self <= 8589934592) : (isQuantity(self) && quantity(self).compareTo(quantity('256Mi')) >= 0 && quantity(self).compareTo(quantity('8Gi')) <= 0)",message="memory must be between 256Mi and 8Gi"
 	Memory *resource.Quantity `json:"memory,omitempty"`
 	// pids caps processes and threads in a sandbox.
 	// +optional
@@ -113,9 +116,11 @@ type SandboxResources struct {
 	// +kubebuilder:validation:Maximum=4096
 	// +kubebuilder:default=128
 	Pids *int32 `json:"pids,omitempty"`
-	// scratch is the size of the sandbox's only writable space.
+	// scratch is the size of the sandbox's only writable space: 1Mi to 1Gi. It is a
+	// tmpfs, so what the code writes there counts as memory too.
 	// +optional
 	// +kubebuilder:default="64Mi"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1048576 && self <= 1073741824) : (isQuantity(self) && quantity(self).compareTo(quantity('1Mi')) >= 0 && quantity(self).compareTo(quantity('1Gi')) <= 0)",message="scratch must be between 1Mi and 1Gi"
 	Scratch *resource.Quantity `json:"scratch,omitempty"`
 }
 
@@ -189,6 +194,10 @@ const (
 	ReasonPoolReady             = "PoolReady"
 	ReasonBackendUnavailable    = "BackendUnavailable"
 	ReasonBackendNotImplemented = "BackendNotImplemented"
+	// ReasonQuotaExceeded: the pool would take more warm sandboxes or sandbox memory
+	// than the operator allows all Local pools together (--max-warm-sandboxes,
+	// --max-sandbox-memory).
+	ReasonQuotaExceeded = "QuotaExceeded"
 )
 
 // SandboxPoolStatus is the pool's live state.

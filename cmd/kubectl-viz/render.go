@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -249,12 +248,15 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 		if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 			return err
 		}
-		for _, a := range arts {
-			path := filepath.Join(o.outDir, filepath.Base(a.Name)) // Prepare's names are plain file names
-			if err := os.WriteFile(path, a.Data, 0o644); err != nil {
-				return err
-			}
+		// render has always replaced its outputs; it does so without following a
+		// symlink in the output directory, as exec does.
+		paths, err := writeArtifacts(o.outDir, arts, true)
+		for i, path := range paths {
+			a := arts[i]
 			out.Artifacts = append(out.Artifacts, renderArtifact{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: a.SizeBytes, SHA256: a.SHA256, Path: path})
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if err := printRender(cmd, o, out); err != nil {

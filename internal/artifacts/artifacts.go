@@ -8,10 +8,17 @@
 //     anything else claiming to be PNG is dropped.
 //   - svg: inlined in a page. Parsed as XML and rebuilt from an allow-list (svg.go),
 //     so no script, event handler, foreignObject or external reference survives.
-//   - html: plotly pages, which are all script. Kept byte-exact and labelled for display
-//     only in a sandboxed iframe (see docs/artifacts.md for why this is safe).
+//   - png: also bounded in pixels, per image and per call, and in how far its image
+//     data may inflate (decompression bombs).
+//   - svg: ids prefixed per artifact and <style> rules scoped to the image, so inlined
+//     charts neither collide nor restyle the page.
+//   - html: plotly pages, which are all script. Kept as written behind a
+//     Content-Security-Policy meta element (only the configured plotly.js and the page's
+//     own inline scripts may run, nothing may be fetched), and labelled for display only
+//     in a sandboxed iframe (see docs/artifacts.md for why this is safe).
 //   - json (plotly figure JSON), csv, txt: data. Checked to be what they claim (valid
-//     JSON, UTF-8 text without NUL bytes) and capped.
+//     JSON, UTF-8 text without NUL bytes) and capped; plotly JSON loses any __proto__,
+//     constructor and prototype keys.
 //
 // Everything else is dropped with a warning.
 package artifacts
@@ -84,6 +91,15 @@ type Limits struct {
 	MaxTotalBytes int64
 	// MaxFileBytes caps each file, before and after sanitizing.
 	MaxFileBytes int64
+	// MaxPNGPixels caps one PNG's width×height, MaxTotalPNGPixels the PNGs of one call
+	// together, and MaxPNGRatio the ratio of a PNG's decoded scanlines to its compressed
+	// image data. Zero means DefaultMaxPNGPixels, DefaultMaxTotalPNGPixels and
+	// DefaultMaxPNGRatio.
+	MaxPNGPixels, MaxTotalPNGPixels, MaxPNGRatio int64
+	// PlotlyJSURL is where plotly HTML may load plotly.js from: the pool's plotlyJSURL.
+	// Empty means the public CDN (https://cdn.plot.ly/); "inline" means nowhere (the
+	// page embeds it). It goes into each HTML artifact's Content-Security-Policy.
+	PlotlyJSURL string
 }
 
 // DefaultLimits protect the operator's memory and CPU (an SVG is parsed in memory).
@@ -112,6 +128,21 @@ func Prepare(files []sandbox.Artifact, limits Limits) ([]Artifact, []string, err
 	}
 	var warnings []string
 	warn := func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }
+	maxPixels, maxTotalPixels, maxRatio := limits.MaxPNGPixels, limits.MaxTotalPNGPixels, limits.MaxPNGRatio
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPNGPixels
+	}
+	if maxTotalPixels <= 0 {
+		maxTotalPixels = DefaultMaxTotalPNGPixels
+	}
+	if maxRatio <= 0 {
+		maxRatio = DefaultMaxPNGRatio
+	}
+	var totalPixels int64
+	csp, err := plotlyCSPSource(limits.PlotlyJSURL)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	// Work on a copy sorted by (name, content) so names, dedup and caps do not depend
 	// on the order the sandbox listed its files in.
@@ -142,18 +173,27 @@ func Prepare(files []sandbox.Artifact, limits Limits) ([]Artifact, []string, err
 		a := Artifact{Format: format}
 		switch format {
 		case FormatPNG:
-			clean, trimmed, err := checkPNG(f.Data)
+			clean, trimmed, info, err := inspectPNG(f.Data)
 			if err != nil {
 				warn("dropped %s: claims to be PNG but is not a valid PNG (%v)", label, err)
 				continue
 			}
+			if err := pngWithinLimits(info, maxPixels, maxRatio); err != nil {
+				warn("dropped %s: %v", label, err)
+				continue
+			}
+			if totalPixels+info.pixels() > maxTotalPixels {
+				warn("dropped %s: its %d pixels would bring this request's PNGs over %d pixels in total", label, info.pixels(), maxTotalPixels)
+				continue
+			}
+			totalPixels += info.pixels()
 			if trimmed {
 				warn("%s: removed %d bytes after the PNG's end", label, len(f.Data)-len(clean))
 				a.Note = "bytes after the PNG's IEND chunk were removed"
 			}
 			a.Data, a.MIMEType = clean, MIMEPNG
 		case FormatSVG:
-			clean, removed, err := sanitizeSVG(f.Data)
+			clean, removed, err := sanitizeSVGScoped(f.Data, svgPrefix(f))
 			if err != nil {
 				warn("dropped %s: not a safe SVG (%v)", label, err)
 				continue
@@ -168,7 +208,7 @@ func Prepare(files []sandbox.Artifact, limits Limits) ([]Artifact, []string, err
 				warn("dropped %s: HTML %v", label, err)
 				continue
 			}
-			a.Data, a.MIMEType, a.Note = f.Data, MIMEHTML, HTMLNote
+			a.Data, a.MIMEType, a.Note = withCSP(f.Data, csp), MIMEHTML, HTMLNote
 		case FormatJSON, FormatPlotly:
 			if !json.Valid(f.Data) {
 				warn("dropped %s: not valid JSON", label)
@@ -177,6 +217,16 @@ func Prepare(files []sandbox.Artifact, limits Limits) ([]Artifact, []string, err
 			a.Data, a.MIMEType = f.Data, MIMEJSON
 			if format == FormatPlotly {
 				a.MIMEType = MIMEPlotly
+				clean, removed, err := sanitizePlotlyJSON(f.Data)
+				if err != nil {
+					warn("dropped %s: %v", label, err)
+					continue
+				}
+				if removed > 0 {
+					warn("%s: removed %d __proto__, constructor or prototype keys", label, removed)
+					a.Note = "sanitized: removed __proto__, constructor and prototype keys"
+				}
+				a.Data = clean
 			}
 		case FormatCSV, FormatText:
 			if err := checkText(f.Data); err != nil {

@@ -26,8 +26,14 @@ func TestPrepare(t *testing.T) {
 	pngData := string(makePNG(t, 4, 4, color.RGBA{31, 119, 180, 255}))
 	bigPNG := string(makePNG(t, 300, 300, color.RGBA{1, 2, 3, 255})) // ~1 KiB compressed
 	const svgIn = `<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(1)</script><path d="M 0 0"/></svg>`
-	const svgOut = svgOpen + `><path d="M 0 0"/></svg>`
+	// Every prepared SVG's root carries its artifact's id prefix (svg_test.go checks
+	// the scoping itself).
+	rootID := func(name, data string) string {
+		return ` id="` + strings.TrimSuffix(svgPrefix(sandbox.Artifact{Name: name, Data: []byte(data)}), "-") + `"`
+	}
+	svgOut := svgOpen + rootID("chart.svg", svgIn) + `><path d="M 0 0"/></svg>`
 	const html = "<html><body><script src=\"https://cdn.plot.ly/plotly-2.35.2.min.js\"></script><div class=\"plotly-graph-div\"></div></body></html>"
+	const htmlOut = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src https://cdn.plot.ly/; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'">` + html
 	const plotly = `{"data":[{"type":"bar","x":["a"],"y":[1]}],"layout":{}}`
 	def := DefaultLimits()
 
@@ -53,7 +59,7 @@ func TestPrepare(t *testing.T) {
 			want: []Artifact{
 				art("chart.png", "png", "image/png", pngData, ""),
 				art("chart.svg", "svg", "image/svg+xml", svgOut, "sanitized: removed <script>, onload"),
-				art("chart.html", "html", "text/html; charset=utf-8", html, HTMLNote),
+				art("chart.html", "html", "text/html; charset=utf-8", htmlOut, HTMLNote),
 				art("figure.plotly.json", "plotly.json", "application/vnd.plotly.v1+json", plotly, ""),
 				art("stats.json", "json", "application/json", `{"n": 3}`, ""),
 				art("table.csv", "csv", "text/csv; charset=utf-8", "a,b\n1,2\n", ""),
@@ -88,7 +94,7 @@ func TestPrepare(t *testing.T) {
 				{Name: "z.svg", MIMEType: "text/html", Data: []byte(`<svg onload="alert(1)"/>`)},
 				{Name: "w.png", MIMEType: "image/svg+xml", Data: []byte(pngData)},
 			},
-			want: []Artifact{art("y.svg", "svg", "image/svg+xml", svgOpen+`/>`, "sanitized: removed <script>, onload")},
+			want: []Artifact{art("y.svg", "svg", "image/svg+xml", svgOpen+rootID("y.svg", `<svg onload="alert(1)"><script>alert(1)</script></svg>`)+`/>`, "sanitized: removed <script>, onload")},
 			wantWarnings: []string{
 				`dropped "w.png": its name says png but its MIME type "image/svg+xml" says svg`,
 				`dropped "x.svg": not a safe SVG (root element is <html>, not <svg>)`,
@@ -189,7 +195,7 @@ func TestPrepare(t *testing.T) {
 		"per-file cap after sanitizing (escaping grows text)": {
 			limits:       Limits{MaxCount: 10, MaxTotalBytes: 1 << 20, MaxFileBytes: 200},
 			files:        []sandbox.Artifact{{Name: "amp.svg", Data: []byte(`<svg><text>` + strings.Repeat("&amp;", 35) + `</text></svg>`)}},
-			wantWarnings: []string{`dropped "amp.svg": after sanitizing it is 277 B, over the 200 B per-file limit`},
+			wantWarnings: []string{`dropped "amp.svg": after sanitizing it is 292 B, over the 200 B per-file limit`},
 		},
 		"invalid limits": {limits: Limits{}, wantErr: true},
 	}

@@ -139,13 +139,31 @@ func TestPlotlyHTMLRendersInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	arts, warnings, err := Prepare([]sandbox.Artifact{{Name: "chart.html", MIMEType: "text/html", Data: raw}}, DefaultLimits())
-	if err != nil || len(arts) != 1 || len(warnings) != 0 {
-		t.Fatalf("Prepare: %v %v %v", arts, warnings, err)
+	prepare := func(page []byte, plotlyJS string) []byte {
+		limits := DefaultLimits()
+		limits.PlotlyJSURL = plotlyJS
+		arts, warnings, err := Prepare([]sandbox.Artifact{{Name: "chart.html", MIMEType: "text/html", Data: page}}, limits)
+		if err != nil || len(arts) != 1 || len(warnings) != 0 {
+			t.Fatalf("Prepare: %v %v %v", arts, warnings, err)
+		}
+		return arts[0].Data
+	}
+	arts, _, err := Prepare([]sandbox.Artifact{{Name: "chart.html", MIMEType: "text/html", Data: raw}}, Limits{MaxCount: 1, MaxTotalBytes: 1 << 30, MaxFileBytes: 1 << 30, PlotlyJSURL: srv.URL + "/plotly.js"})
+	if err != nil || len(arts) != 1 {
+		t.Fatalf("Prepare: %v %v", arts, err)
 	}
 	a := arts[0]
-	if a.Format != FormatHTML || a.MIMEType != MIMEHTML || a.Note != HTMLNote || !bytes.Equal(a.Data, raw) {
-		t.Fatalf("HTML artifact changed: format %q mime %q note %q same bytes %v", a.Format, a.MIMEType, a.Note, bytes.Equal(a.Data, raw))
+	// Issue 10, finding 11: the page gains a Content-Security-Policy, and nothing else.
+	if a.Format != FormatHTML || a.MIMEType != MIMEHTML || a.Note != HTMLNote || !bytes.HasSuffix(a.Data, raw) ||
+		!bytes.HasPrefix(a.Data, []byte(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'sha256-`)) {
+		t.Fatalf("HTML artifact: format %q mime %q note %q, data starts %.300q", a.Format, a.MIMEType, a.Note, a.Data)
+	}
+	// The CSP is in force: the same page prepared for another plotly.js source cannot
+	// load ours (no bars), and an event handler injected into the page does not run.
+	pwn := `<img src="/nope" onerror="document.documentElement.setAttribute('data-x', 'p' + 'wned')">`
+	injected := bytes.Replace(raw, []byte("</body>"), []byte(pwn+"</body>"), 1)
+	if bytes.Equal(injected, raw) {
+		t.Fatal("the plotly page has no </body> to inject before")
 	}
 	iframe := func(src string) []byte {
 		return []byte(fmt.Sprintf(`<!DOCTYPE html><html><body style="margin:0">`+
@@ -156,7 +174,21 @@ func TestPlotlyHTMLRendersInChromium(t *testing.T) {
 	pages["broken.html"] = broken
 	pages["host.html"] = iframe("/page/chart.html")
 	pages["broken-host.html"] = iframe("/page/broken.html")
+	pages["other-source.html"] = prepare(raw, "https://cdn.example.org/plotly.min.js")
+	pages["other-source-host.html"] = iframe("/page/other-source.html")
+	pages["injected.html"] = prepare(injected, srv.URL+"/plotly.js")
+	pages["injected-raw.html"] = injected
 	mu.Unlock()
+
+	if dom := browse(t, srv.URL+"/page/injected-raw.html", "--dump-dom"); !bytes.Contains(dom, []byte("pwned")) {
+		t.Errorf("control: the injected handler did not run in the unprepared page")
+	}
+	if dom := browse(t, srv.URL+"/page/injected.html", "--dump-dom"); bytes.Contains(dom, []byte("pwned")) {
+		t.Errorf("an event handler injected into the page ran despite the CSP")
+	}
+	if n := countColour(screenshot(t, srv.URL+"/page/other-source-host.html"), 0x63, 0x6e, 0xfa); n != 0 {
+		t.Errorf("a page whose CSP allows another plotly.js source loaded ours: %d bar pixels, want 0", n)
+	}
 
 	dom := browse(t, srv.URL+"/page/chart.html", "--dump-dom")
 	for _, want := range []string{`class="plot-container plotly"`, `class="main-svg"`, "SCD treatment effectiveness"} {

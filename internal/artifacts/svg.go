@@ -2,7 +2,9 @@ package artifacts
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
 // Why not bluemonday alone: bluemonday parses with an HTML tokenizer, which lowercases
@@ -133,7 +137,29 @@ type svgNode struct {
 
 // sanitizeSVG returns a sanitized copy of data, the names of what it removed (for the
 // warning), or an error when the file is not a well-formed, UTF-8 SVG document.
-func sanitizeSVG(data []byte) ([]byte, []string, error) {
+func sanitizeSVG(data []byte) ([]byte, []string, error) { return sanitizeSVGScoped(data, "") }
+
+// svgPrefix is the id prefix of one artifact: from its name and content, so two charts
+// inlined in one page never share an id, and the same file always gets the same one.
+func svgPrefix(f sandbox.Artifact) string {
+	h := sha256.New()
+	h.Write([]byte(f.Name))
+	h.Write([]byte{0})
+	h.Write(f.Data)
+	return "v" + hex.EncodeToString(h.Sum(nil)[:4]) + "-"
+}
+
+// urlRef finds the start of a same-document url(#id) reference (the only kind that
+// cssValueOK lets through).
+var urlRef = regexp.MustCompile(`url\((\s*['"]?)#`)
+
+// sanitizeSVGScoped is sanitizeSVG for a document that will be inlined next to others.
+// With a prefix (ending in "-"), every id and every reference to one (href="#id",
+// url(#id), #id in a selector) gets the prefix, so documents cannot collide or clobber
+// a page's globals by id; the root <svg> gets the id prefix-without-dash (replacing its
+// own), and every <style> rule is scoped under it ("*{...}" becomes
+// "#<root id> *{...}"), so no rule reaches outside the image.
+func sanitizeSVGScoped(data []byte, prefix string) ([]byte, []string, error) {
 	if !utf8.Valid(data) {
 		return nil, nil, errors.New("not valid UTF-8")
 	}
@@ -211,6 +237,9 @@ func sanitizeSVG(data []byte) ([]byte, []string, error) {
 				if n.name == "use" && (name == "href" || name == "xlink:href") {
 					n.useRef = value[1:]
 				}
+				if prefix != "" {
+					value = scopeValue(name, value, prefix)
+				}
 				n.attrs = append(n.attrs, svgAttr{name, value})
 			}
 			if parent == nil {
@@ -232,6 +261,9 @@ func sanitizeSVG(data []byte) ([]byte, []string, error) {
 				}
 				n.children = nil
 				if clean := sanitizeStylesheet(css.String(), removed); clean != "" {
+					if prefix != "" {
+						clean = scopeStylesheet(clean, prefix)
+					}
 					n.children = []*svgNode{{text: clean}}
 				}
 				for _, a := range n.attrs {
@@ -275,10 +307,63 @@ func sanitizeSVG(data []byte) ([]byte, []string, error) {
 	} else if n > maxSVGRendered {
 		return nil, nil, fmt.Errorf("<use> references expand to more than %d elements", maxSVGRendered)
 	}
+	if prefix != "" {
+		// The root's id is the scope of every <style> rule; its own id, if any, goes
+		// (nothing can usefully point at the root).
+		attrs := []svgAttr{{"id", strings.TrimSuffix(prefix, "-")}}
+		for _, a := range root.attrs {
+			if a.name != "id" {
+				attrs = append(attrs, a)
+			}
+		}
+		root.attrs = attrs
+	}
 	var out bytes.Buffer
 	out.Grow(len(data))
 	writeSVG(&out, root, true)
 	return out.Bytes(), sortedKeys(removed), nil
+}
+
+// scopeValue prefixes an id, and the id an href or a url() reference points at.
+func scopeValue(name, value, prefix string) string {
+	switch kind := svgAttrs[name]; {
+	case name == "id":
+		return prefix + value
+	case name == "href" || name == "xlink:href":
+		if strings.HasPrefix(value, "#") {
+			return "#" + prefix + value[1:]
+		}
+	case kind == kindPaint || kind == kindStyle:
+		return urlRef.ReplaceAllString(value, "url(${1}#"+prefix)
+	}
+	return value
+}
+
+// selectorID finds #id in a selector.
+var selectorID = regexp.MustCompile(`#([A-Za-z_][A-Za-z0-9_\-]*)`)
+
+// scopeStylesheet rewrites the rules sanitizeStylesheet kept ("sel, sel{decls}\n"):
+// each selector is scoped under the root's id and its #ids prefixed, and url(#id)
+// references in the declarations follow the ids.
+func scopeStylesheet(css, prefix string) string {
+	root := "#" + strings.TrimSuffix(prefix, "-")
+	var b strings.Builder
+	for _, rule := range strings.Split(strings.TrimSuffix(css, "\n"), "\n") {
+		sels, decls, ok := strings.Cut(rule, "{")
+		if !ok {
+			continue
+		}
+		var scoped []string
+		for _, sel := range strings.Split(sels, ",") {
+			sel = selectorID.ReplaceAllString(strings.TrimSpace(sel), "#"+prefix+"$1")
+			scoped = append(scoped, root+" "+sel)
+		}
+		b.WriteString(strings.Join(scoped, ", "))
+		b.WriteString("{")
+		b.WriteString(urlRef.ReplaceAllString(decls, "url(${1}#"+prefix))
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // cleanAttr maps an attribute to its canonical output name and checks its value.

@@ -24,7 +24,12 @@ import (
 // request overwrites its own ConfigMap, and a ConfigMap of that name owned by anything
 // else is never adopted or overwritten.
 func (r *VisualizationRequestReconciler) storeArtifacts(ctx context.Context, s *scope, files []sandbox.Artifact) error {
-	arts, warnings, err := artifacts.Prepare(files, artifacts.DefaultLimits())
+	limits := artifacts.DefaultLimits()
+	limits.PlotlyJSURL = r.DefaultPlotlyJSURL
+	if s.pool != nil && s.pool.Spec.PlotlyJSURL != "" {
+		limits.PlotlyJSURL = s.pool.Spec.PlotlyJSURL
+	}
+	arts, warnings, err := artifacts.Prepare(files, limits)
 	if err != nil {
 		return err
 	}

@@ -104,6 +104,10 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 			s.vr.Spec.TimeoutSeconds, len(s.vr.Status.Artifacts))
 		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, vizv1.ReasonTimeout, msg, true)
 		s.finish(vizv1.PhaseFailed, vizv1.ReasonTimeout, msg)
+	case !res.Success && res.Error != nil && res.Error.Name == vizv1.ReasonOutputLimitExceeded:
+		msg := fmt.Sprintf("%s: %s; %d artifact(s) were kept", vizv1.ReasonOutputLimitExceeded, truncate(res.Error.Value, 1024), len(s.vr.Status.Artifacts))
+		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, vizv1.ReasonOutputLimitExceeded, msg, true)
+		s.finish(vizv1.PhaseFailed, vizv1.ReasonOutputLimitExceeded, msg)
 	case !res.Success:
 		msg := "the code failed"
 		if e := res.Error; e != nil {

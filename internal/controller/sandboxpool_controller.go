@@ -65,13 +65,20 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	case errors.Is(err, sandbox.ErrBackendNotImplemented):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendNotImplemented
 		cond.Message = fmt.Sprintf("the %s backend is not implemented in this version of vizops; use backend Local", sp.Spec.Backend)
+	case errors.Is(err, sandbox.ErrQuotaExceeded):
+		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonQuotaExceeded
+		cond.Message = err.Error()
 	case err != nil:
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendUnavailable
 		cond.Message = err.Error()
 	default:
 		cond.Status, cond.Reason = metav1.ConditionTrue, vizv1.ReasonPoolReady
 		cond.Message = fmt.Sprintf("%s pool running: %d warm sandbox(es) wanted, at most %d", sp.Spec.Backend, ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes)
-		writePoolStatus(&sp.Status, pool.Status())
+		st := pool.Status()
+		if st.Degraded != "" {
+			cond.Message += "; " + st.Degraded
+		}
+		writePoolStatus(&sp.Status, st)
 	}
 	if err != nil {
 		sp.Status.Ready, sp.Status.Busy, sp.Status.Starting, sp.Status.Total, sp.Status.Sandboxes = 0, 0, 0, 0, nil

@@ -69,6 +69,9 @@ type VisualizationRequestReconciler struct {
 	// Workers is how many requests are reconciled at once (default 4). Reconciles
 	// are short: executions run in the Executor.
 	Workers int
+	// DefaultPlotlyJSURL is where plotly HTML loads plotly.js from when the pool sets
+	// no spec.plotlyJSURL; it goes into each HTML artifact's Content-Security-Policy.
+	DefaultPlotlyJSURL string
 
 	seed    seeder
 	tracker *tracker

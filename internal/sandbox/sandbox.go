@@ -50,6 +50,11 @@ type Artifact struct {
 	Name     string
 	MIMEType string
 	Data     []byte
+	// Figure marks a chart the sandbox captured itself (plt.show, open figures, a
+	// plotly figure shown or returned), as opposed to a file the code wrote. Name is
+	// then a plain file name; otherwise it is the path relative to the job's working
+	// directory (its output folder is "outputs/").
+	Figure bool
 }
 
 // ExecError describes an exception raised by the user's code (as E2B reports it).
@@ -129,6 +134,9 @@ type SandboxStatus struct {
 type PoolStatus struct {
 	Ready, Busy, Starting, Total int
 	Sandboxes                    []SandboxStatus
+	// Degraded says which per-sandbox limits the backend cannot enforce here, and what
+	// applies instead; empty when every limit holds per sandbox.
+	Degraded string
 }
 
 // Resources are the limits applied to each job.
@@ -174,6 +182,9 @@ var (
 	// ErrUnavailable means the backend cannot start sandboxes at all right now
 	// (missing binary, API down); the message says why.
 	ErrUnavailable = errors.New("sandbox backend unavailable")
+	// ErrQuotaExceeded means the pool would take more than the operator allows all
+	// pools together (warm sandboxes, total sandbox memory); the message says which.
+	ErrQuotaExceeded = errors.New("sandbox quota exceeded")
 )
 
 // Run claims a sandbox from pool, runs req in it and releases it: the one-shot path

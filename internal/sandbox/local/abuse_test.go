@@ -1,6 +1,8 @@
 package local
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -64,27 +66,28 @@ func TestAbuse(t *testing.T) {
 		code    string
 		timeout time.Duration
 		want    outcome
+		check   func(t *testing.T, r *sandbox.Result) // more assertions, when set
 	}{
-		{"read /etc/shadow", "print(open('/etc/shadow').read())", 0, outcome{errName: "FileNotFoundError"}},
-		{"read the service account token", "print(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read())", 0, outcome{errName: "FileNotFoundError"}},
-		{"read the operator's files", fmt.Sprintf("import os\nprint(os.listdir(%q))\nprint(open(%q).read())", cwd, secretFile), 0, outcome{errName: "FileNotFoundError"}},
+		{"read /etc/shadow", "print(open('/etc/shadow').read())", 0, outcome{errName: "FileNotFoundError"}, nil},
+		{"read the service account token", "print(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read())", 0, outcome{errName: "FileNotFoundError"}, nil},
+		{"read the operator's files", fmt.Sprintf("import os\nprint(os.listdir(%q))\nprint(open(%q).read())", cwd, secretFile), 0, outcome{errName: "FileNotFoundError"}, nil},
 		{"read the environment", `import os, glob
 print(dict(os.environ))
 for f in glob.glob('/proc/*/environ'):
     try: print(f, open(f, 'rb').read())
     except OSError as e: print(f, e)
-print('env-done')`, 0, outcome{stdout: "env-done"}},
-		{"list host processes", "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))", 0, outcome{stdout: "[1]"}},
-		{"connect to the host's loopback listener", fmt.Sprintf("import socket\nsocket.create_connection(('127.0.0.1', %d), timeout=3)", port), 0, outcome{anyError: true}},
-		{"connect outside", "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)", 0, outcome{anyError: true}},
-		{"cloud metadata endpoint", "import socket\nsocket.create_connection(('169.254.169.254', 80), timeout=3)", 0, outcome{anyError: true}},
-		{"DNS lookup", "import socket\nsocket.getaddrinfo('example.com', 80)", 0, outcome{errName: "gaierror"}},
-		{"fork bomb", "import os\nwhile True:\n    os.fork()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}},
-		{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}},
-		{"memory bomb", "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", 30 * time.Second, outcome{errName: ErrNameMemoryLimitExceeded}},
-		{"infinite loop", "while True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}},
-		{"infinite loop that ignores the alarm", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}},
-		{"disk fill", "with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", 20 * time.Second, outcome{errName: ErrNameScratchLimitExceeded}},
+print('env-done')`, 0, outcome{stdout: "env-done"}, nil},
+		{"list host processes", "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))", 0, outcome{stdout: "[1]"}, nil},
+		{"connect to the host's loopback listener", fmt.Sprintf("import socket\nsocket.create_connection(('127.0.0.1', %d), timeout=3)", port), 0, outcome{anyError: true}, nil},
+		{"connect outside", "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)", 0, outcome{anyError: true}, nil},
+		{"cloud metadata endpoint", "import socket\nsocket.create_connection(('169.254.169.254', 80), timeout=3)", 0, outcome{anyError: true}, nil},
+		{"DNS lookup", "import socket\nsocket.getaddrinfo('example.com', 80)", 0, outcome{errName: "gaierror"}, nil},
+		{"fork bomb", "import os\nwhile True:\n    os.fork()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}, nil},
+		{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}, nil},
+		{"memory bomb", "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", 30 * time.Second, outcome{errName: ErrNameMemoryLimitExceeded}, nil},
+		{"infinite loop", "while True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}, nil},
+		{"infinite loop that ignores the alarm", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}, nil},
+		{"disk fill", "with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", 20 * time.Second, outcome{errName: ErrNameScratchLimitExceeded}, nil},
 		{"write outside scratch", `import os
 for path in ['/usr/evil', '/etc/evil', '/evil', '/dev/evil', '/dev/shm/evil', '/opt/vizops/mplcache/evil', '/proc/sys/kernel/hostname']:
     try:
@@ -92,10 +95,10 @@ for path in ['/usr/evil', '/etc/evil', '/evil', '/dev/evil', '/dev/shm/evil', '/
         print('WROTE', path)
     except OSError as e:
         print('refused', path, e.errno)
-print('writes-done')`, 0, outcome{stdout: "writes-done"}},
-		{"kill a host process", fmt.Sprintf("import os\nos.kill(%d, 9)", canary.Process.Pid), 0, outcome{errName: "ProcessLookupError"}},
-		{"kill -1", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('still here')", 0, outcome{anyError: true}},
-		{"megabytes of output", "import sys\nfor _ in range(50):\n    sys.stdout.write('y' * (1 << 20))\nprint('out-done')", 0, outcome{}},
+print('writes-done')`, 0, outcome{stdout: "writes-done"}, nil},
+		{"kill a host process", fmt.Sprintf("import os\nos.kill(%d, 9)", canary.Process.Pid), 0, outcome{errName: "ProcessLookupError"}, nil},
+		{"kill -1", "import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('still here')", 0, outcome{anyError: true}, nil},
+		{"megabytes of output", "import sys\nfor _ in range(50):\n    sys.stdout.write('y' * (1 << 20))\nprint('out-done')", 0, outcome{}, nil},
 		{"ptrace and process_vm_readv", `import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 print('ptrace', libc.ptrace(16, 1, 0, 0), ctypes.get_errno())  # PTRACE_ATTACH to pid 1
@@ -103,13 +106,78 @@ print('traceme', libc.ptrace(0, 0, 0, 0), ctypes.get_errno())
 print('unshare', libc.unshare(0x10000000), ctypes.get_errno())
 print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())
 print('vmread', libc.process_vm_readv(1, 0, 0, 0, 0, 0), ctypes.get_errno())
-print('syscalls-done')`, 0, outcome{stdout: "ptrace -1 1\ntraceme -1 1\nunshare -1 1\nmount -1 1\nvmread -1 1\nsyscalls-done"}},
-		{"plant a FIFO and a symlink as outputs", "import os\nos.mkfifo('plot.png')\nos.symlink('/etc/passwd', 'passwd.txt')\nprint('planted')", 0, outcome{stdout: "planted"}},
+print('syscalls-done')`, 0, outcome{stdout: "ptrace -1 1\ntraceme -1 1\nunshare -1 1\nmount -1 1\nvmread -1 1\nsyscalls-done"}, nil},
+		// Issue 10, finding 8: the bounding set was left full (CapBnd 000001ffffffffff).
+		{"capabilities, bounding set included", `for line in open('/proc/self/status'):
+    if line.startswith('Cap'):
+        print(line.strip())`, 0, outcome{stdout: "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000"}, nil},
+		// Issue 10, finding 3: with no network only AF_UNIX sockets may be made
+		// (AF_VSOCK reaches the host's hypervisor sockets from any namespace).
+		{"sockets other than AF_UNIX", `import socket
+for name, fam, typ in [('vsock', 40, socket.SOCK_STREAM), ('packet', 17, socket.SOCK_RAW), ('netlink', 16, socket.SOCK_RAW),
+                       ('inet', socket.AF_INET, socket.SOCK_DGRAM), ('inet6', socket.AF_INET6, socket.SOCK_DGRAM)]:
+    try:
+        socket.socket(fam, typ).close()
+        print(name, 'allowed')
+    except OSError as e:
+        print(name, 'refused', e.errno)
+try:
+    socket.socketpair(socket.AF_INET, socket.SOCK_STREAM)
+    print('inet pair allowed')
+except OSError as e:
+    print('inet pair refused', e.errno)
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+a.sendall(b'ok'); print('unix', b.recv(2).decode())`, 0,
+			outcome{stdout: "vsock refused 97\npacket refused 97\nnetlink refused 97\ninet refused 97\ninet6 refused 97\ninet pair refused 97\nunix ok"}, nil},
+		// Issue 10, finding 4: a deep tree crashed the supervisor (RecursionError in
+		// os.walk, reported as a lost sandbox and retried).
+		{"1,100 nested directories", `import os
+for i in range(1100):
+    os.mkdir('d')
+    os.chdir('d')
+open('deep.txt', 'w').write('x')
+print('nested')`, 0, outcome{errName: ErrNameOutputLimitExceeded, stdout: "nested"}, func(t *testing.T, r *sandbox.Result) {
+			if !strings.Contains(r.Error.Value, "nested deeper than") {
+				t.Errorf("error does not say the tree was too deep: %s", r.Error.Value)
+			}
+		}},
+		// Issue 10, finding 4: 400,000 files made a 9.6 MB error listing each one. Fewer
+		// files here (the walk's cap is 20,000 entries), the same shape of attack.
+		{"tens of thousands of files", `import os
+os.makedirs('outputs/many', exist_ok=True)
+for i in range(30000):
+    open('outputs/many/%05d.txt' % i, 'w').close()
+print('many')`, 60 * time.Second, outcome{errName: ErrNameOutputLimitExceeded, stdout: "many"}, func(t *testing.T, r *sandbox.Result) {
+			if len(r.Error.Value) > 4096 {
+				t.Errorf("the error is %d bytes; the list of omitted files is not capped", len(r.Error.Value))
+			}
+			if len(r.Files) > 32 {
+				t.Errorf("%d artifacts kept, more than MaxArtifacts", len(r.Files))
+			}
+		}},
+		// Issue 10, finding 5: an uncapped str(exc) overflowed the report, and a job
+		// with no report that exited 0 counted as a success.
+		{"a six-megabyte exception", `raise ValueError("x" * 6_000_000)`, 0, outcome{errName: "ValueError"}, func(t *testing.T, r *sandbox.Result) {
+			if len(r.Error.Value) > 64<<10 || len(r.Error.Traceback) > 128<<10 {
+				t.Errorf("error not capped: value %d, traceback %d bytes", len(r.Error.Value), len(r.Error.Traceback))
+			}
+		}},
+		{"forge an oversized report and exit 0", `import os, struct
+for fd in range(3, 256):
+    try:
+        if os.readlink('/proc/self/fd/%d' % fd).startswith('pipe:'):
+            os.write(fd, struct.pack('>I', 64 << 20))
+            for _ in range(4):
+                os.write(fd, b'x' * (1 << 20))
+    except OSError:
+        pass
+os._exit(0)`, 0, outcome{errName: ErrNameOutputLimitExceeded}, nil},
+		{"plant a FIFO and a symlink as outputs", "import os\nos.mkfifo('plot.png')\nos.symlink('/etc/passwd', 'passwd.txt')\nprint('planted')", 0, outcome{stdout: "planted"}, nil},
 		{"leave a process and files behind", fmt.Sprintf(`import subprocess, os
 subprocess.Popen(['/usr/bin/python3', '-c', 'import time; time.sleep(600)', %q], start_new_session=True)
 open('/tmp/left.txt', 'w').write('secret-from-previous-job')
 open('left.txt', 'w').write('secret-from-previous-job')
-print('left')`, leftoverMarker), 0, outcome{stdout: "left"}},
+print('left')`, leftoverMarker), 0, outcome{stdout: "left"}, nil},
 		{"find what the previous job left", fmt.Sprintf(`import os, glob
 found = []
 for d in ['/proc/%%s/cmdline' %% p for p in os.listdir('/proc') if p.isdigit()]:
@@ -118,7 +186,7 @@ for d in ['/proc/%%s/cmdline' %% p for p in os.listdir('/proc') if p.isdigit()]:
     except OSError: pass
 for f in ['/tmp/left.txt', '/tmp/work/left.txt'] + glob.glob('/tmp/**/left.txt', recursive=True):
     if os.path.exists(f): found.append(f)
-print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}},
+print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +219,11 @@ print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}},
 			}
 			if tc.want.errName != "" && r.Error != nil && r.Error.Value == "" {
 				t.Errorf("error %s has no message", r.Error.Name)
+			}
+			if tc.check != nil && r.Error != nil {
+				tc.check(t, r)
+			} else if tc.check != nil {
+				t.Errorf("no error; the extra checks need one")
 			}
 			if !strings.Contains(r.Stdout, tc.want.stdout) {
 				t.Errorf("stdout %.2000q does not contain %q", r.Stdout, tc.want.stdout)
@@ -208,5 +281,25 @@ func TestAbuseWithoutCgroups(t *testing.T) {
 				t.Errorf("next request: %+v", next.Error)
 			}
 		})
+	}
+}
+
+// TestSeccompFailsClosed: issue 10, finding 9. Where the runner has no seccomp filter
+// for the machine's architecture, no job runs: sandboxes fail to start with an error
+// that names the architecture, instead of running code without a filter.
+func TestSeccompFailsClosed(t *testing.T) {
+	p, err := NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{seccompArch: "riscv64"})
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	t.Cleanup(func() { closeAndCheck(t, p) })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := sandbox.Run(ctx, p, t.Name(), sandbox.Request{Code: "print('ran without a filter')"})
+	if err == nil {
+		t.Fatalf("a job ran with no seccomp filter for the architecture: %+v", r)
+	}
+	if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "no seccomp filter for the riscv64 architecture") {
+		t.Errorf("error %v, want ErrUnavailable naming the missing riscv64 filter", err)
 	}
 }

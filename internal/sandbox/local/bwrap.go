@@ -26,6 +26,7 @@ type runnerConfig struct {
 	GraceSeconds     float64      `json:"grace_seconds"`
 	Limits           runnerLimits `json:"limits"`
 	ResultsFD        int          `json:"results_fd"`
+	SeccompArch      string       `json:"seccomp_arch,omitempty"`
 }
 
 type runnerLimits struct {

@@ -18,17 +18,54 @@ import (
 // cgroupParent is the directory under each controller that holds vizops sandboxes.
 const cgroupParent = "vizops"
 
-// cgroup is one sandbox's cgroup v1 group in the memory, pids and cpu controllers.
+// cgroup is one sandbox's group: cgroup v1 groups in the memory, pids and cpu
+// controllers, or one cgroup v2 group with all three.
 type cgroup struct {
-	dirs map[string]string // controller -> directory
+	dirs map[string]string // v1: controller -> directory
+	v2   string            // v2: the group's directory
 }
 
-// newCgroup creates root/{memory,pids,cpu}/vizops/<id> with the limits in r. It
-// returns an error when no controller is usable; the caller then relies on rlimits.
+// controllers are the limits a sandbox's cgroup enforces.
+var controllers = []string{"memory", "pids", "cpu"}
+
+// enforced reports which of controllers this group applies.
+func (c *cgroup) enforced() map[string]bool {
+	m := map[string]bool{}
+	if c == nil {
+		return m
+	}
+	if c.v2 != "" {
+		for _, ctrl := range controllers {
+			m[ctrl] = true
+		}
+		return m
+	}
+	for ctrl := range c.dirs {
+		m[ctrl] = true
+	}
+	return m
+}
+
+// newCgroup creates the sandbox's group with the limits in r: cgroup v1 groups
+// root/{memory,pids,cpu}/vizops/<id> where those controllers are mounted, else a
+// cgroup v2 group on the delegated subtree (see v2Delegation). It returns an error
+// when neither works; the caller then relies on rlimits.
 func newCgroup(root, id string, r sandbox.Resources) (*cgroup, error) {
 	if root == "none" {
 		return nil, errors.New("cgroups disabled")
 	}
+	cg, v1err := newCgroupV1(root, id, r)
+	if v1err == nil {
+		return cg, nil
+	}
+	cg, v2err := newCgroupV2(root, id, r)
+	if v2err == nil {
+		return cg, nil
+	}
+	return nil, fmt.Errorf("no per-sandbox cgroup: %v; cgroup v2: %v", v1err, v2err)
+}
+
+func newCgroupV1(root, id string, r sandbox.Resources) (*cgroup, error) {
 	cg := &cgroup{dirs: map[string]string{}}
 	settings := map[string][][2]string{
 		"memory": {
@@ -71,6 +108,12 @@ func newCgroup(root, id string, r sandbox.Resources) (*cgroup, error) {
 
 // add moves a process into every controller's group.
 func (c *cgroup) add(pid int) error {
+	if c.v2 != "" {
+		if err := os.WriteFile(filepath.Join(c.v2, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fmt.Errorf("move pid %d into %s: %w", pid, c.v2, err)
+		}
+		return nil
+	}
 	for _, dir := range c.dirs {
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 			return fmt.Errorf("move pid %d into %s: %w", pid, dir, err)
@@ -91,6 +134,12 @@ func (c *cgroup) counters() cgroupCounters {
 	if c == nil {
 		return n
 	}
+	if c.v2 != "" {
+		n.oomKills = readKey(filepath.Join(c.v2, "memory.events"), "oom_kill")
+		n.memFail = readKey(filepath.Join(c.v2, "memory.events"), "max")
+		n.pidsLimit = readKey(filepath.Join(c.v2, "pids.events"), "max")
+		return n
+	}
 	if dir, ok := c.dirs["memory"]; ok {
 		n.oomKills = readKey(filepath.Join(dir, "memory.oom_control"), "oom_kill")
 		n.memFail = readInt(filepath.Join(dir, "memory.failcnt"))
@@ -108,7 +157,15 @@ func (c *cgroup) remove() error {
 		return nil
 	}
 	var errs []error
+	dirs := make([]string, 0, len(c.dirs)+1)
 	for _, dir := range c.dirs {
+		dirs = append(dirs, dir)
+	}
+	if c.v2 != "" {
+		dirs = append(dirs, c.v2)
+		_ = os.WriteFile(filepath.Join(c.v2, "cgroup.kill"), []byte("1"), 0o644) // Linux 5.14+
+	}
+	for _, dir := range dirs {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			for _, pid := range readPids(filepath.Join(dir, "cgroup.procs")) {
@@ -181,8 +238,20 @@ func sweepStaleCgroups(root string, now time.Time) (removed int) {
 	if root == "none" {
 		return 0
 	}
+	parents := []string{}
 	for _, ctrl := range []string{"memory", "pids", "cpu"} {
-		parent := filepath.Join(root, ctrl, cgroupParent)
+		parents = append(parents, filepath.Join(root, ctrl, cgroupParent))
+	}
+	if mount, err := v2Mount(root); err == nil {
+		if own, err := ownV2Path(); err == nil {
+			base := filepath.Join(mount, own)
+			if filepath.Base(base) == v2Manager {
+				base = filepath.Dir(base)
+			}
+			parents = append(parents, filepath.Join(base, cgroupParent))
+		}
+	}
+	for _, parent := range parents {
 		entries, err := os.ReadDir(parent)
 		if err != nil {
 			continue

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -21,7 +22,7 @@ const (
 	ErrNameProcessLimitExceeded = "ProcessLimitExceeded"
 	ErrNameScratchLimitExceeded = "ScratchLimitExceeded"
 	ErrNameCPUTimeLimitExceeded = "CPUTimeLimitExceeded"
-	ErrNameOutputLimitExceeded  = "OutputLimitExceeded"
+	ErrNameOutputLimitExceeded  = vizv1.ReasonOutputLimitExceeded
 	ErrNameKilled               = "Killed"
 )
 
@@ -42,6 +43,8 @@ type localSandbox struct {
 	owner   string
 	lost    bool
 	started time.Time
+	// degradedSlot: this sandbox holds one of Options.MaxDegradedSandboxes.
+	degradedSlot bool
 }
 
 func (s *localSandbox) ID() string { return s.id }
@@ -75,11 +78,13 @@ type jobResult struct {
 	ExitCode      int                `json:"exit_code"`
 	ExecUS        int64              `json:"exec_us"`
 	Files         []struct {
-		Name string `json:"name"`
-		Mime string `json:"mime"`
-		Data []byte `json:"data"`
+		Name   string `json:"name"`
+		Mime   string `json:"mime"`
+		Data   []byte `json:"data"`
+		Figure bool   `json:"figure"`
 	} `json:"files"`
-	Omitted []string `json:"omitted"`
+	Omitted      []string `json:"omitted"`
+	CollectNotes []string `json:"collect_notes"`
 }
 
 // Execute runs one job. Failures of the code (exceptions, limits, timeouts) are in the
@@ -161,7 +166,7 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		SandboxID:     s.id,
 	}
 	for _, f := range jr.Files {
-		r.Files = append(r.Files, sandbox.Artifact{Name: f.Name, MIMEType: f.Mime, Data: f.Data})
+		r.Files = append(r.Files, sandbox.Artifact{Name: f.Name, MIMEType: f.Mime, Data: f.Data, Figure: f.Figure})
 	}
 	limitErr := func(name, value string) {
 		tb := ""
@@ -195,9 +200,16 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		// The interpreter exited cleanly without reporting (os._exit(0)): nothing failed.
 		r.Success = true
 	}
-	if len(jr.Omitted) > 0 {
-		msg := fmt.Sprintf("the code produced more than %d artifacts or %s in total; dropped: %s. Produce fewer or smaller files.",
-			s.pool.opts.MaxArtifacts, humanBytes(s.pool.opts.MaxArtifactBytes), strings.Join(jr.Omitted, ", "))
+	if len(jr.Omitted) > 0 || len(jr.CollectNotes) > 0 {
+		var parts []string
+		if len(jr.Omitted) > 0 {
+			parts = append(parts, fmt.Sprintf("the code produced more than %d artifacts or %s in total; dropped: %s",
+				s.pool.opts.MaxArtifacts, humanBytes(s.pool.opts.MaxArtifactBytes), strings.Join(jr.Omitted, ", ")))
+		}
+		if len(jr.CollectNotes) > 0 {
+			parts = append(parts, "collecting the outputs stopped early: "+strings.Join(jr.CollectNotes, "; "))
+		}
+		msg := strings.Join(parts, "; ") + ". Produce fewer or smaller files, in a shallow folder."
 		if r.Error == nil {
 			limitErr(ErrNameOutputLimitExceeded, msg)
 		} else {

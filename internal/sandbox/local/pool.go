@@ -39,6 +39,31 @@ type Pool struct {
 	lastErr     error
 	lastFailure time.Time
 	nextID      int
+
+	degraded string // from the cgroup probe at NewPool: which limits are weak here
+}
+
+// degradedSlots counts the sandboxes of every pool that run with degraded limits, for
+// Options.MaxDegradedSandboxes.
+var degradedSlots struct {
+	sync.Mutex
+	n int
+}
+
+func reserveDegraded(limit int) bool {
+	degradedSlots.Lock()
+	defer degradedSlots.Unlock()
+	if limit > 0 && degradedSlots.n >= limit {
+		return false
+	}
+	degradedSlots.n++
+	return true
+}
+
+func releaseDegraded() {
+	degradedSlots.Lock()
+	degradedSlots.n--
+	degradedSlots.Unlock()
 }
 
 var _ sandbox.Pool = (*Pool)(nil)
@@ -69,9 +94,19 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	}
 	var tag [3]byte
 	_, _ = rand.Read(tag[:])
+	res := resourcesWithDefaults(cfg.Resources)
+	// Probe once whether sandboxes get their own cgroup here, to say so in Status.
+	probe, probeErr := newCgroup(opts.CgroupRoot, "local-"+hex.EncodeToString(tag[:])+"-probe", res)
+	degraded := degradedMessage(probe, probeErr)
+	if probe != nil {
+		_ = probe.remove()
+	}
+	if degraded != "" && opts.MaxDegradedSandboxes > 0 {
+		degraded += fmt.Sprintf(" At most %d such sandbox(es) run at once in this operator (--max-degraded-sandboxes).", opts.MaxDegradedSandboxes)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
-		cfg: cfg, opts: opts, res: resourcesWithDefaults(cfg.Resources),
+		cfg: cfg, opts: opts, res: res, degraded: degraded,
 		tag: "local-" + hex.EncodeToString(tag[:]),
 		ctx: ctx, cancel: cancel,
 		kick:     make(chan struct{}, 1),
@@ -79,6 +114,11 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 		all:     map[string]*localSandbox{},
 		changed: make(chan struct{}),
 	}
+	if err := opts.Quota.reserve(p, claimOf(cfg.MinReady, cfg.MaxSandboxes, res)); err != nil {
+		cancel()
+		return nil, err
+	}
+	livePools.Store(p, struct{}{})
 	p.wg.Add(1)
 	go p.replenish()
 	p.wake()
@@ -191,6 +231,10 @@ func (p *Pool) Resize(minReady, maxSandboxes int) error {
 		p.mu.Unlock()
 		return sandbox.ErrPoolClosed
 	}
+	if err := p.opts.Quota.reserve(p, claimOf(minReady, maxSandboxes, p.res)); err != nil {
+		p.mu.Unlock()
+		return err
+	}
 	p.minReady, p.max = minReady, maxSandboxes
 	p.mu.Unlock()
 	p.wake()
@@ -214,6 +258,7 @@ func (p *Pool) Status() sandbox.PoolStatus {
 		st.Sandboxes = append(st.Sandboxes, sandbox.SandboxStatus{ID: s.id, State: s.state, Since: s.since, Owner: s.owner})
 	}
 	st.Total = len(p.all)
+	st.Degraded = p.degraded
 	sort.Slice(st.Sandboxes, func(i, j int) bool { return st.Sandboxes[i].ID < st.Sandboxes[j].ID })
 	return st
 }
@@ -248,6 +293,8 @@ func (p *Pool) Close() error {
 	}
 	wg.Wait()
 	p.wg.Wait() // starts in flight see the canceled context and clean up
+	livePools.Delete(p)
+	p.opts.Quota.release(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.all); n != 0 {
@@ -314,8 +361,15 @@ func (p *Pool) replenish() {
 			}
 		}
 		for ; n > 0; n-- {
+			degradedSlot := false
+			if p.degraded != "" {
+				if !reserveDegraded(p.opts.MaxDegradedSandboxes) {
+					break // woken again when a degraded sandbox anywhere goes
+				}
+				degradedSlot = true
+			}
 			p.nextID++
-			s := &localSandbox{id: fmt.Sprintf("%s-%d", p.tag, p.nextID), pool: p, state: sandbox.StateStarting, since: time.Now()}
+			s := &localSandbox{id: fmt.Sprintf("%s-%d", p.tag, p.nextID), pool: p, state: sandbox.StateStarting, since: time.Now(), degradedSlot: degradedSlot}
 			p.all[s.id] = s
 			p.starting++
 			p.wg.Add(1)
@@ -335,7 +389,7 @@ func (p *Pool) start(s *localSandbox) {
 	p.mu.Lock()
 	p.starting--
 	if err != nil {
-		delete(p.all, s.id)
+		p.forgetLocked(s)
 		if !p.closed {
 			p.failures++
 			p.lastErr, p.lastFailure = err, time.Now()
@@ -347,7 +401,7 @@ func (p *Pool) start(s *localSandbox) {
 	}
 	s.z = z
 	if p.closed {
-		delete(p.all, s.id)
+		p.forgetLocked(s)
 		p.mu.Unlock()
 		z.kill()
 		return
@@ -397,11 +451,35 @@ func (p *Pool) destroy(s *localSandbox) {
 	}
 	p.mu.Lock()
 	if p.all[s.id] == s {
-		delete(p.all, s.id)
+		p.forgetLocked(s)
 	}
 	p.broadcastLocked()
 	p.mu.Unlock()
 	p.wake()
+	if s.degradedSlot {
+		wakeDegradedPools()
+	}
+}
+
+// forgetLocked removes a sandbox from the pool and frees its degraded slot.
+func (p *Pool) forgetLocked(s *localSandbox) {
+	delete(p.all, s.id)
+	if s.degradedSlot {
+		s.degradedSlot = false
+		releaseDegraded()
+	}
+}
+
+// livePools lets a freed degraded slot wake the pools that may be waiting for one.
+var livePools sync.Map // *Pool -> struct{}
+
+func wakeDegradedPools() {
+	livePools.Range(func(k, _ any) bool {
+		if p := k.(*Pool); p.degraded != "" {
+			p.wake()
+		}
+		return true
+	})
 }
 
 // lose marks a busy sandbox failed, destroys it and returns the error for Execute.

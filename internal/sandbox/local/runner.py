@@ -107,7 +107,28 @@ def keep_fds(keep):
 # ---- hardening ---------------------------------------------------------------
 
 
+PR_CAPBSET_READ, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 23, 24, 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
 def drop_capabilities():
+    # Order matters: PR_CAPBSET_DROP needs CAP_SETPCAP, which capset below clears. So
+    # the bounding set goes first, then ambient, then the three sets; every call is
+    # checked and the result verified, so a failure stops the job instead of running it
+    # with capabilities it could regain through exec.
+    cap = 0
+    while True:
+        if libc.prctl(PR_CAPBSET_READ, ctypes.c_ulong(cap), 0, 0, 0) < 0:
+            if ctypes.get_errno() == errno.EINVAL and cap > 0:
+                break  # past the kernel's last capability
+            die_errno("prctl(PR_CAPBSET_READ, %d)" % cap)
+        if libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
+            die_errno("prctl(PR_CAPBSET_DROP, %d)" % cap)
+        cap += 1
+    last = cap
+    if libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0) != 0:
+        die_errno("prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
+
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -118,53 +139,108 @@ def drop_capabilities():
     data = (Data * 2)()
     if libc.capset(ctypes.byref(hdr), ctypes.byref(data)) != 0:
         die_errno("capset")
-    for cap in range(64):  # the bounding set too, so nothing can regain them
-        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; EINVAL past the last cap is fine
+    # Verify: nothing left in the bounding set or the three sets.
+    for c in range(last):
+        if libc.prctl(PR_CAPBSET_READ, ctypes.c_ulong(c), 0, 0, 0) != 0:
+            raise OSError(errno.EPERM, "capability %d is still in the bounding set" % c)
+    got = (Data * 2)()
+    if libc.capget(ctypes.byref(hdr), ctypes.byref(got)) != 0:
+        die_errno("capget")
+    if any(d.effective or d.permitted or d.inheritable for d in got):
+        raise OSError(errno.EPERM, "capabilities remain after capset")
 
 
-# x86_64 syscall numbers the job never needs and that widen the kernel attack surface
-# or reach other processes (ptrace, process_vm_*, namespaces, mounts, keyrings, bpf...).
-BLOCKED_SYSCALLS = [
-    101, 310, 311, 312, 438,  # ptrace, process_vm_readv/writev, kcmp, pidfd_getfd
-    165, 166, 155, 161, 272, 308,  # mount, umount2, pivot_root, chroot, unshare, setns
-    428, 429, 430, 431, 432, 433, 442,  # new mount API
-    246, 320, 175, 313, 176,  # kexec, modules
-    321, 298, 323,  # bpf, perf_event_open, userfaultfd
-    248, 249, 250,  # add_key, request_key, keyctl
-    425, 426, 427,  # io_uring
-    303, 304, 163, 167, 168, 169, 103, 179, 153,  # handles, acct, swap, reboot, syslog, quotactl, vhangup
-    159, 164, 227, 172, 173, 134, 139, 135,  # clocks, iopl/ioperm, uselib, sysfs, personality
-]
+# Syscalls the job never needs and that widen the kernel attack surface or reach other
+# processes (ptrace, process_vm_*, namespaces, mounts, keyrings, bpf...), per
+# architecture: (AUDIT_ARCH, numbers, clone, clone3, socket, socketpair).
+SECCOMP_ARCHES = {
+    "x86_64": (0xC000003E, [
+        101, 310, 311, 312, 438,  # ptrace, process_vm_readv/writev, kcmp, pidfd_getfd
+        165, 166, 155, 161, 272, 308,  # mount, umount2, pivot_root, chroot, unshare, setns
+        428, 429, 430, 431, 432, 433, 442,  # new mount API
+        246, 320, 175, 313, 176,  # kexec, modules
+        321, 298, 323,  # bpf, perf_event_open, userfaultfd
+        248, 249, 250,  # add_key, request_key, keyctl
+        425, 426, 427,  # io_uring
+        303, 304, 163, 167, 168, 169, 103, 179, 153,  # handles, acct, swap, reboot, syslog, quotactl, vhangup
+        159, 164, 227, 305, 172, 173, 134, 139, 135,  # clocks, iopl/ioperm, uselib, sysfs, personality
+    ], 56, 435, 41, 53),
+    # The generic syscall table (asm-generic/unistd.h); arm64 has no iopl, ioperm,
+    # uselib or sysfs.
+    "aarch64": (0xC00000B7, [
+        117, 270, 271, 272, 438,  # ptrace, process_vm_readv/writev, kcmp, pidfd_getfd
+        40, 39, 41, 51, 97, 268,  # mount, umount2, pivot_root, chroot, unshare, setns
+        428, 429, 430, 431, 432, 433, 442,  # new mount API
+        104, 294, 105, 106, 273,  # kexec_load, kexec_file_load, init/delete/finit_module
+        280, 241, 282,  # bpf, perf_event_open, userfaultfd
+        217, 218, 219,  # add_key, request_key, keyctl
+        425, 426, 427,  # io_uring
+        264, 265, 89, 224, 225, 142, 116, 60, 58,  # handles, acct, swap, reboot, syslog, quotactl, vhangup
+        171, 170, 112, 266, 92,  # adjtimex, settimeofday, clock_settime, clock_adjtime, personality
+    ], 220, 435, 198, 199),
+}
+SECCOMP_ARCHES["arm64"] = SECCOMP_ARCHES["aarch64"]
 NS_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP
+AF_UNIX, AF_INET, AF_NETLINK, AF_INET6 = 1, 2, 16, 10
 
 
-def install_seccomp():
-    import platform
-
-    if platform.machine() != "x86_64":
-        return False
+def seccomp_program(machine, network):
+    """The BPF program for machine; None when vizops has no filter for it."""
+    if machine not in SECCOMP_ARCHES:
+        return None
+    audit_arch, blocked, nr_clone, nr_clone3, nr_socket, nr_socketpair = SECCOMP_ARCHES[machine]
     ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
     allow, kill = 0x7FFF0000, 0x80000000
     eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    eafnosupport = 0x00050000 | errno.EAFNOSUPPORT
     prog = [
         (ld_abs, 0, 0, 4),  # arch
-        (jeq, 1, 0, 0xC000003E),
+        (jeq, 1, 0, audit_arch),
         (ret, 0, 0, kill),
         (ld_abs, 0, 0, 0),  # syscall nr
-        (0x35, 0, 1, 0x40000000),  # jge: x32 ABI -> kill
-        (ret, 0, 0, kill),
-        (jeq, 0, 1, 435),  # clone3 -> ENOSYS so libc falls back to clone, whose flags we can see
+    ]
+    if machine == "x86_64":
+        prog += [
+            (0x35, 0, 1, 0x40000000),  # jge: x32 ABI -> kill
+            (ret, 0, 0, kill),
+        ]
+    prog += [
+        (jeq, 0, 1, nr_clone3),  # clone3 -> ENOSYS so libc falls back to clone, whose flags we can see
         (ret, 0, 0, enosys),
     ]
-    for nr in BLOCKED_SYSCALLS:
+    for nr in blocked:
         prog += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    # socket and socketpair: only the families the network mode needs. With no network
+    # that is AF_UNIX alone (no AF_VSOCK to the host, no AF_PACKET, no AF_NETLINK).
+    families = [AF_UNIX] if not network else [AF_UNIX, AF_INET, AF_INET6, AF_NETLINK]
+    for nr in (nr_socket, nr_socketpair):
+        # nr matches: load args[0] (the family); allowed families jump to allow.
+        # Other syscalls skip the block with the accumulator still holding the number.
+        body = [(ld_abs, 0, 0, 16)]
+        for i, fam in enumerate(families):
+            body.append((jeq, len(families) - i, 0, fam))  # to the "ret allow" below
+        body += [(ret, 0, 0, eafnosupport), (ret, 0, 0, allow)]
+        prog.append((jeq, 0, len(body), nr))
+        prog += body
     prog += [
-        (jeq, 0, 3, 56),  # clone: refuse new namespaces
+        (jeq, 0, 3, nr_clone),  # clone: refuse new namespaces
         (ld_abs, 0, 0, 16),  # args[0] low 32 bits
         (jset, 0, 1, NS_FLAGS),
         (ret, 0, 0, eperm),
         (ret, 0, 0, allow),
     ]
+    return prog
+
+
+def install_seccomp():
+    import platform
+
+    machine = CONFIG.get("seccomp_arch") or platform.machine()
+    prog = seccomp_program(machine, CONFIG.get("network"))
+    if prog is None:
+        # Fail closed: a job never runs without the filter.
+        raise OSError(errno.ENOSYS, "vizops has no seccomp filter for the %s architecture (supported: %s); "
+                      "refusing to run code without one" % (machine, ", ".join(sorted(SECCOMP_ARCHES))))
     raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
     buf = ctypes.create_string_buffer(raw)
 
@@ -245,6 +321,7 @@ class Capture:
     """Per-job figure capture state (only ever used inside a job process)."""
 
     formats = ["png"]
+    ready_sent = False
     count = 0
     plotly_count = 0
 
@@ -331,12 +408,33 @@ def on_alarm(signum, frame):
     raise JobTimeout()
 
 
+# Caps on an error's parts: str(exc) and a traceback are the job's to choose, and an
+# uncapped one would overflow the report (a 6 MB message once turned a failure into a
+# success).
+MAX_ERROR_NAME = 256
+MAX_ERROR_VALUE = 16 << 10
+MAX_TRACEBACK = 64 << 10
+
+
 def format_error(exc):
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
         tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
-    return {"name": type(exc).__name__, "value": str(exc), "traceback": "".join(lines)}
+    try:
+        value = str(exc)
+    except BaseException as e:  # a hostile __str__
+        if isinstance(e, JobTimeout):
+            raise
+        value = "<str() of the exception failed: %s>" % type(e).__name__
+    try:
+        lines = traceback.format_exception(type(exc), exc, tb, limit=64)
+        text = "".join(lines)
+    except BaseException as e:
+        if isinstance(e, JobTimeout):
+            raise
+        text = "<traceback unavailable>"
+    return {"name": cap_text(type(exc).__name__, MAX_ERROR_NAME), "value": cap_text(value, MAX_ERROR_VALUE),
+            "traceback": cap_text(text, MAX_TRACEBACK)}
 
 
 def cap_text(s, limit):
@@ -425,9 +523,31 @@ def run_job(job, meta_w):
         sys.stderr.flush()
     except BaseException:
         pass
-    data = json.dumps(meta).encode()
+    data = encode_report(meta)
     write_all(meta_w, struct.pack(">I", len(data)) + data)
     os._exit(0)
+
+
+def report_limit():
+    """The most bytes the supervisor reads of a job's report."""
+    return 4 * CONFIG["max_output_bytes"] + (1 << 20)
+
+
+def encode_report(meta):
+    # The caps above count characters; JSON escapes can make one character 12 bytes.
+    # Shrink until the report fits what the supervisor reads, so a report is never lost.
+    limit = report_limit() - 4
+    data = json.dumps(meta).encode()
+    for div in (4, 64, 1024):
+        if len(data) <= limit:
+            return data
+        budget = limit // div
+        meta["text"] = cap_text(meta.get("text") or "", budget // 12)
+        if meta.get("error"):
+            for k in ("value", "traceback"):
+                meta["error"][k] = cap_text(meta["error"].get(k) or "", budget // 24)
+        data = json.dumps(meta).encode()
+    return data
 
 
 def job_main(go_r, ready_w, meta_w, out_w, err_w):
@@ -461,6 +581,7 @@ def job_main(go_r, ready_w, meta_w, out_w, err_w):
     if FULLY_WARM:
         warm_up()
     os.write(ready_w, b"R")
+    Capture.ready_sent = True
     os.close(ready_w)
     job = json.loads(read_frame_raw(go_r, 1 << 20))
     os.close(go_r)
@@ -528,24 +649,92 @@ def frame_complete(buf):
     return len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", bytes(buf[:4]))[0]
 
 
-def collect_artifacts(inputs, result):
+# Bounds on collecting outputs: the job controls the tree, so the walk is iterative
+# (no recursion to exhaust), stops after MAX_WALK_ENTRIES directory entries or at
+# MAX_WALK_DEPTH, and names at most MAX_OMITTED_NAMES of the files it could not keep.
+MAX_WALK_ENTRIES = 20000
+MAX_WALK_DEPTH = 16
+MAX_OMITTED_NAMES = 20
+
+
+def walk_outputs(root, inputs, budget, deadline):
+    """Yields (path, relative name) of the regular-looking files under root, sorted per
+    directory, skipping hidden names and inputs. budget is a one-item list of entries
+    left; notes collects why the walk stopped early."""
+    stack = [(root, "", 0)]
+    notes = []
     found = []
-    try:
-        for name in sorted(os.listdir(FIGDIR)):
-            mime = "application/vnd.plotly.v1+json" if "_plotly_" in name and name.endswith(".json") else None
-            found.append((FIGDIR + "/" + name, name.split("_", 1)[1], mime))
-    except OSError:
-        pass
-    for root, dirs, files in os.walk(WORK):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            rel = os.path.relpath(os.path.join(root, name), WORK)
-            if name.startswith(".") or rel in inputs:
+
+    def note(msg):
+        if msg not in notes:
+            notes.append(msg)
+
+    while stack:
+        path, rel, depth = stack.pop()
+        if budget[0] <= 0:
+            note("more than %d files and directories" % MAX_WALK_ENTRIES)
+            break
+        if time.monotonic() > deadline:
+            note("the job's time limit was reached while collecting")
+            break
+        try:
+            with os.scandir(path) as it:
+                entries = []
+                for e in it:
+                    budget[0] -= 1
+                    if budget[0] < 0:
+                        break
+                    entries.append(e)
+        except OSError:
+            continue
+        subdirs = []
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.name.startswith("."):
                 continue
-            found.append((os.path.join(root, name), rel, None))
+            name = rel + "/" + e.name if rel else e.name
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                if depth + 1 >= MAX_WALK_DEPTH:
+                    note("directories nested deeper than %d" % MAX_WALK_DEPTH)
+                    continue
+                subdirs.append((e.path, name, depth + 1))
+            elif name not in inputs:
+                found.append((e.path, name))
+        stack.extend(reversed(subdirs))
+    if budget[0] < 0:
+        note("more than %d files and directories" % MAX_WALK_ENTRIES)
+    return found, notes
+
+
+def collect_artifacts(inputs, result, deadline):
+    budget = [MAX_WALK_ENTRIES]
+    figs, notes = walk_outputs(FIGDIR, set(), budget, deadline)
+    found = []
+    for path, name in figs:
+        if "/" in name:
+            continue
+        mime = "application/vnd.plotly.v1+json" if "_plotly_" in name and name.endswith(".json") else None
+        found.append((path, name.split("_", 1)[1] if "_" in name else name, mime, True))
+    outs, more = walk_outputs(WORK, inputs, budget, deadline)
+    notes += [n for n in more if n not in notes]
+    found += [(path, name, None, False) for path, name in outs]
     max_n, max_bytes = CONFIG["max_artifacts"], CONFIG["max_artifact_bytes"]
-    total, files, omitted = 0, [], []
-    for path, name, mime in found:
+    total, files, omitted, n_omitted = 0, [], [], 0
+
+    def omit(name, size):
+        nonlocal n_omitted
+        n_omitted += 1
+        if len(omitted) < MAX_OMITTED_NAMES:
+            omitted.append("%s (%d bytes)" % (cap_text(name, 200), size))
+
+    for path, name, mime, figure in found:
+        if time.monotonic() > deadline:
+            if "the job's time limit was reached while collecting" not in notes:
+                notes.append("the job's time limit was reached while collecting")
+            break
         try:
             lst = os.lstat(path)
         except OSError:
@@ -553,21 +742,24 @@ def collect_artifacts(inputs, result):
         if not stat.S_ISREG(lst.st_mode):
             continue
         if len(files) >= max_n or total + lst.st_size > max_bytes:
-            omitted.append("%s (%d bytes)" % (name, lst.st_size))
+            omit(name, lst.st_size)
             continue
         try:
             data, size = read_regular(path, max_bytes - total)
         except OSError:
             continue
         if data is None or len(data) > max_bytes - total:
-            omitted.append("%s (%d bytes)" % (name, size))
+            omit(name, size)
             continue
         total += len(data)
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         files.append({"name": name, "mime": mime or MIME.get(ext, "application/octet-stream"),
-                      "data": base64.b64encode(data).decode()})
+                      "data": base64.b64encode(data).decode(), "figure": figure})
+    if n_omitted > len(omitted):
+        omitted.append("and %d more" % (n_omitted - len(omitted)))
     result["files"] = files
     result["omitted"] = omitted
+    result["collect_notes"] = notes
 
 
 def setup_namespaces():
@@ -605,14 +797,21 @@ def supervisor(job_in, result_out, res_w, retire_r):
             try:
                 keep_fds({go_r, ready_w, meta_w, out_w, err_w})
                 job_main(go_r, ready_w, meta_w, out_w, err_w)
-            except BaseException:
+            except BaseException as e:
                 traceback.print_exc()
+                if not Capture.ready_sent:  # say why, so the operator's error does
+                    try:
+                        os.write(ready_w, ("E%s" % e).encode()[:4000])
+                    except OSError:
+                        pass
             os._exit(70)
         for fd in (go_r, ready_w, meta_w, out_w, err_w):
             os.close(fd)
-        if os.read(ready_r, 1) != b"R":
+        got = os.read(ready_r, 4096)
+        if got != b"R":
             _, status = os.waitpid(pid, 0)
-            raise RuntimeError("job process failed to start (status %d)" % status)
+            why = got[1:].decode("utf-8", "replace") if got.startswith(b"E") else "status %d" % status
+            raise RuntimeError("job process failed to start: %s" % why)
         os.close(ready_r)
     except BaseException as e:
         write_all(res_w, b"E")
@@ -646,7 +845,7 @@ def supervisor(job_in, result_out, res_w, retire_r):
     os.close(go_w)
 
     cap = CONFIG["max_output_bytes"]
-    streams = [Stream(out_r, cap), Stream(err_r, cap), Stream(meta_r, 4 * cap + (1 << 20))]
+    streams = [Stream(out_r, cap), Stream(err_r, cap), Stream(meta_r, report_limit())]
     for s in streams:
         os.set_blocking(s.fd, False)
     pidfd = os.pidfd_open(pid)
@@ -684,6 +883,9 @@ def supervisor(job_in, result_out, res_w, retire_r):
             meta = json.loads(bytes(meta_stream.buf[4:]))
         except ValueError:
             meta = None
+    # The job began a report that did not arrive whole: that is a failure, never a
+    # success by default.
+    report_dropped = meta is None and (bool(meta_stream.buf) or meta_stream.dropped > 0)
     if isinstance(meta, dict):
         for k in ("success", "text", "error", "timed_out", "scratch_full", "memory_error", "pids_exhausted"):
             if k in meta:
@@ -691,13 +893,21 @@ def supervisor(job_in, result_out, res_w, retire_r):
     if killed_for_timeout:
         result["timed_out"] = True
         result["success"] = False
+    elif report_dropped:
+        result["success"] = False
+        result["error"] = {"name": "OutputLimitExceeded", "traceback": "",
+                           "value": "the job's report (%d bytes or more) did not fit the %d bytes the sandbox reads, so "
+                                    "its outcome is unknown. Print less, or raise shorter exceptions."
+                                    % (len(meta_stream.buf) + meta_stream.dropped, meta_stream.cap)}
     elif meta is None and status is not None:
         result["success"] = False
         if os.WIFSIGNALED(status):
             result["signal"] = os.WTERMSIG(status)
         else:
             result["exit_code"] = os.WEXITSTATUS(status)
-    collect_artifacts(inputs, result)
+    # Collection shares the job's deadline: a tree built to be slow to walk cannot
+    # stretch the job past its time limit.
+    collect_artifacts(inputs, result, max(deadline, time.monotonic() + 1.0))
     send_frame(result_out, result)
     if status is None:
         # Returns once every process of the job's pid namespace is gone; the zygote

@@ -44,14 +44,16 @@ type zygote struct {
 func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolConfig, res sandbox.Resources) (*zygote, error) {
 	cg, cgErr := newCgroup(opts.CgroupRoot, id, res)
 	rc := runnerConfig{
-		Network:          cfg.Network == sandbox.NetworkEgress,
-		Cgroup:           cgErr == nil,
+		Network: cfg.Network == sandbox.NetworkEgress,
+		// rlimits stand in unless the group enforces both memory and processes.
+		Cgroup:           cgErr == nil && cg.enforced()["memory"] && cg.enforced()["pids"],
 		PlotlyJS:         cfg.PlotlyJSURL,
 		MaxOutputBytes:   opts.MaxOutputBytes,
 		MaxArtifacts:     opts.MaxArtifacts,
 		MaxArtifactBytes: opts.MaxArtifactBytes,
 		GraceSeconds:     opts.GraceTime.Seconds(),
 		ResultsFD:        5,
+		SeccompArch:      opts.seccompArch,
 		Limits: runnerLimits{
 			MemoryBytes:  res.MemoryBytes,
 			Pids:         res.Pids,
