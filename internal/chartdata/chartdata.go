@@ -48,9 +48,12 @@ type Chart struct {
 	// line is a second series of type line; the chart is still a scatter).
 	Type    Type   `json:"type"`
 	Library string `json:"library,omitempty"`
-	Title   string `json:"title,omitempty"`
-	XLabel  string `json:"xLabel,omitempty"`
-	YLabel  string `json:"yLabel,omitempty"`
+	// Figure names the captured figure the chart is read from, as its artifacts are
+	// named without the extension: "figure_1" (figure_1.png), "plotly_1".
+	Figure string `json:"figure,omitempty"`
+	Title  string `json:"title,omitempty"`
+	XLabel string `json:"xLabel,omitempty"`
+	YLabel string `json:"yLabel,omitempty"`
 	// XUnit and YUnit are the units written in parentheses at the end of an axis
 	// label ("Dose (mg/kg)" → "mg/kg").
 	XUnit  string   `json:"xUnit,omitempty"`
@@ -105,6 +108,7 @@ func Bound(charts []Chart) []Chart {
 	for _, c := range charts {
 		c.Type = Type(Truncate(string(c.Type), 16))
 		c.Library = Truncate(c.Library, MaxLibrary)
+		c.Figure = Truncate(c.Figure, MaxLabel)
 		c.Title = Truncate(c.Title, MaxText)
 		c.XLabel, c.YLabel = Truncate(c.XLabel, MaxLabel), Truncate(c.YLabel, MaxLabel)
 		c.XUnit, c.YUnit = Truncate(c.XUnit, MaxLabel), Truncate(c.YUnit, MaxLabel)
