@@ -148,6 +148,14 @@ func resolveChart(d detect.Result, sum *Summary) detect.ChartType {
 		return d.ChartType
 	}
 	switch {
+	case len(d.Values) > 0 && len(d.X) == len(d.Values):
+		// Numeric x values: a line when they increase (days, hours), else points.
+		for i := 1; i < len(d.X); i++ {
+			if d.X[i] <= d.X[i-1] {
+				return detect.ChartScatter
+			}
+		}
+		return detect.ChartLine
 	case len(d.Values) > 0 && len(d.Labels) == len(d.Values):
 		for _, l := range d.Labels {
 			if !timeLabel.MatchString(l) {

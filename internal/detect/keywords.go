@@ -28,7 +28,7 @@ var (
 	showCue = regexp.MustCompile(`^\s*(?:(?:please|can you|could you|would you|will you|i want to|i'd like to|let's|let me|help me)\s+)*(?:show|display|illustrate|depict)\b`)
 
 	// vizStrong are words that ask for a visualization on their own.
-	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series)\b`)
+	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series|scatter of)\b`)
 	// vizForeign are the same words in Spanish, German, French, Portuguese and
 	// Italian (German compounds: Balkendiagramm, Liniendiagramm, ...).
 	vizForeign = regexp.MustCompile(`(?:\b(?:gr[áa]fic[oa]s?|gr[áa]fica|grafici|diagramas?|diagrammes?|diagrammi|diagramma|graphiques?|graphe|\p{L}*diagramm(?:e|en)?|schaubild(?:er)?|histogramas?|histogrammes?|histogramm(?:e|en)?|istogramm[ai]|camembert|visualis(?:ez|er|ieren|iere|iert)|visualiz(?:a|ar|e|ate)|visualizza(?:re)?|plotte|plotten|zeichne|trace[rz]|dessine[rz]?|diagrama|grafico|gr[áa]fico)\b)`)

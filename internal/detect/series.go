@@ -30,14 +30,14 @@ var (
 	// twoNames is "inpatient and outpatient" before such rows.
 	twoNames = regexp.MustCompile(`(?i)\b(\p{L}[\p{L}\p{N}\-]*)\s+(?:and|vs\.?|versus)\s+(\p{L}[\p{L}\p{N}\-]*)\b`)
 	// nameLead strips joining and request words a series name can start with.
-	nameLead = regexp.MustCompile(`(?i)^(?:(?:and|or|with|in|for|of|from|between|vs\.?|versus|plot|chart|show|compare|data|values)\s+)+`)
+	nameLead = regexp.MustCompile(`(?i)^(?:(?:and|or|with|in|for|of|from|between|vs\.?|versus|plot|chart|show|compare|comparing|data|values)\s+)+`)
 	numberIn = regexp.MustCompile(num)
 )
 
 // extractSeries finds the richer shapes of data: x–y points, x values then y values,
 // several named series. It reports false when the prompt has none of them.
 func extractSeries(prompt string) (series, bool) {
-	if m := xyPair.FindAllStringSubmatchIndex(prompt, maxPoints); len(m) >= 2 {
+	if m := xyPair.FindAllStringSubmatchIndex(prompt, maxPoints); len(m) >= 2 && !allNamed(prompt, m) {
 		s := series{Start: m[0][0]}
 		for _, p := range m {
 			x, ok1 := parseNumber(prompt[p[2]:p[3]])
@@ -293,4 +293,20 @@ func quotedTitle(prompt string) (title string, start, end int) {
 		}
 	}
 	return "", -1, -1
+}
+
+// allNamed reports whether every parenthesized pair follows a name ("2020 (30, 28)
+// and 2021 (35, 33)" are two series of two values, not two points).
+func allNamed(prompt string, pairs [][]int) bool {
+	for _, p := range pairs {
+		before := strings.TrimRight(prompt[:p[0]], " \t")
+		if before == "" {
+			return false
+		}
+		r := before[len(before)-1]
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
