@@ -67,6 +67,22 @@ func altOne(c Chart) string {
 	default:
 		for _, s := range main {
 			list := pointsText(s, c.Type == TypePie && c.Library == "matplotlib")
+			if len(s.Labels) == 0 && len(s.X) == len(s.Y) && len(s.Y) > 0 && len(s.Y) <= maxListed {
+				// Numeric x: "LDH at Day 1, 3, 5, 7: 520, 480, 430, 390".
+				xs := make([]string, len(s.X))
+				for i, x := range s.X {
+					xs[i] = FormatNumber(x)
+				}
+				ys := make([]string, len(s.Y))
+				for i, y := range s.Y {
+					ys[i] = FormatNumber(y)
+				}
+				at := strings.ToLower(firstNonEmpty(c.XLabel, "x"))
+				list = fmt.Sprintf("at %s %s: %s", at, strings.Join(xs, ", "), strings.Join(ys, ", "))
+				if name := firstNonEmpty(s.Name, c.YLabel); name != "" && len(main) == 1 {
+					list = name + " " + list
+				}
+			}
 			if len(main) > 1 && s.Name != "" {
 				list = s.Name + ": " + list
 			}

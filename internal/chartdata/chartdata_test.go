@@ -32,6 +32,9 @@ func TestAltText(t *testing.T) {
 		}}}, "Pie chart: A 25.0%, B 75.0%."},
 		"box": {[]Chart{{Type: TypeBox, Title: "Scores", Series: []Series{{Type: TypeBox, Boxes: []Box{{Label: "A", Min: 1, Q1: 2, Median: 3, Q3: 4, Max: 5}}}}}},
 			"Box plot 'Scores': A median 3 (range 1 to 5)."},
+		"numeric x": {[]Chart{{Type: TypeLine, Title: "LDH", XLabel: "Days", YLabel: "LDH (U/L)", Series: []Series{
+			{Type: TypeLine, X: []float64{1, 3, 5, 7}, Y: []float64{520, 480, 430, 390}}}}},
+			"Line chart 'LDH': LDH (U/L) at days 1, 3, 5, 7: 520, 480, 430, 390."},
 		"no charts": {nil, ""},
 	}
 	for name, tc := range tests {
