@@ -44,11 +44,14 @@ var (
 
 	// aboutCharts asks about charts rather than for one: "should I use a pie chart or
 	// a bar chart?", "which chart suits five categories?".
-	aboutCharts = regexp.MustCompile(`\b(?:should (?:i|we|you) (?:use|choose|pick|go with)|which (?:chart|graph|plot|kind|type|one)|what (?:kind|type|sort) of (?:chart|graph|plot)|when (?:should (?:i|we|you) |to |do (?:i|we|you) )?use|difference between|pros and cons|is (?:a|an) \w+ (?:chart|graph|plot) (?:better|appropriate|suitable|good)|better (?:choice|option|than)|recommend(?:ed)? (?:a|an|the)? ?(?:chart|graph|plot)|best (?:chart|graph|plot|way to (?:show|visuali[sz]e|display)))\b`)
+	aboutCharts = regexp.MustCompile(`\b(?:why (?:do|does|are|is|would|should|did) |should (?:i|we|you) (?:use|choose|pick|go with)|which (?:chart|graph|plot|kind|type|one)|what (?:kind|type|sort) of (?:chart|graph|plot)|when (?:should (?:i|we|you) |to |do (?:i|we|you) )?use|difference between|pros and cons|is (?:a|an) \w+ (?:chart|graph|plot) (?:better|appropriate|suitable|good)|better (?:choice|option|than)|recommend(?:ed)? (?:a|an|the)? ?(?:chart|graph|plot)|best (?:chart|graph|plot|way to (?:show|visuali[sz]e|display)))\b`)
 	// explainOnly ends a question that wants words: "Explain briefly."
 	explainOnly = regexp.MustCompile(`\b(?:explain|tell me|answer|in (?:one|two|three|a few) (?:sentences?|words|lines)|briefly|in short)\b`)
 	// literaryPlot is a story's plot: "summarize the plot of Moby-Dick".
 	literaryPlot = regexp.MustCompile(`\b(?:summari[sz]e|summary of|recap|retell|outline|describe|explain|what is|what's|what happens in|tell me)\b[^.?!]{0,30}\bplots?\b(?:\s+(?:of|in)\b)?`)
+
+	// axisRange is an axis label that is a range of items ("Days 1 to 4").
+	axisRange = regexp.MustCompile(`(?i)^(\p{L}+)\s+\d+\s*(?:to|through|-|–)\s*\d+$`)
 
 	// trendCue asks how given numbers changed: with data in the prompt, it is a line
 	// chart request even without a chart word ("how did bilirubin change over four
@@ -147,6 +150,10 @@ func Detect(prompt string) Result {
 			res.Title = t
 		} else {
 			res.Title, res.XLabel, res.YLabel = labels(prompt, res, data.Start)
+		}
+		// "over days 1 to 4" names the axis "Day", not "Days 1 to 4".
+		if m := axisRange.FindStringSubmatch(res.XLabel); m != nil {
+			res.XLabel = capitalize(strings.TrimSuffix(m[1], "s"))
 		}
 		if data.XName != "" && res.XLabel == "" {
 			w := strings.Fields(data.XName)

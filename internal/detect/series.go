@@ -129,6 +129,9 @@ func extractSeries(prompt string) (series, bool) {
 	return series{Start: -1}, false
 }
 
+var joinWord = map[string]bool{"and": true, "or": true, "with": true, "in": true, "for": true, "of": true, "from": true,
+	"between": true, "vs": true, "vs.": true, "versus": true, "comparing": true, "at": true, "on": true, "during": true}
+
 // seriesName is the last few words before a series' numbers, without joining words.
 func seriesName(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
@@ -139,20 +142,19 @@ func seriesName(s string) string {
 		}
 		s = t
 	}
-	if w := strings.Fields(s); len(w) > 3 {
-		// "Line chart of pain for patient 1" → "patient 1": keep the tail, up to
-		// the last joining word.
-		for i := len(w) - 1; i >= 0; i-- {
-			if nameLead.MatchString(w[i] + " ") {
-				w = w[i+1:]
-				break
-			}
+	// "pain scores for patient 1" → "patient 1", "visits in 2020" → "2020": keep what
+	// follows the last joining word, at most three words.
+	w := strings.Fields(s)
+	for i := len(w) - 1; i >= 0; i-- {
+		if joinWord[strings.ToLower(w[i])] && i < len(w)-1 {
+			w = w[i+1:]
+			break
 		}
-		if len(w) > 3 {
-			w = w[len(w)-2:]
-		}
-		s = strings.Join(w, " ")
 	}
+	if len(w) > 3 {
+		w = w[len(w)-2:]
+	}
+	s = strings.Join(w, " ")
 	return truncate(strings.Trim(s, " .-'’"), maxLabel)
 }
 
