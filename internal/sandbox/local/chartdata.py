@@ -501,5 +501,23 @@ def _cd_plotly(fig):
     return _cd_chart("unknown", "plotly", title, xlabel, ylabel, series)
 
 
+def chart_data_json_safe(v):
+    """v with every non-finite or non-JSON number replaced by None (Go reads it as 0),
+    so one odd value never makes the job's report unreadable."""
+    if isinstance(v, dict):
+        return {str(k): chart_data_json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [chart_data_json_safe(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if _cd_math.isfinite(f) else None
+
+
 def FormatNumberPy(v):
     return str(int(v)) if float(v).is_integer() else repr(float(v))

@@ -172,6 +172,12 @@ go.Figure(go.Box(y=[1, 2, 3, 4, 5], name="arm A")).show()`,
 			},
 		},
 		"no figure, no chart": {code: `print("hello")`, want: nil},
+		"NaN and inf are left out, and the report stays readable": {
+			code: `import matplotlib.pyplot as plt
+plt.plot([1, 2, 3, 4], [1, float("nan"), float("inf"), 4]); plt.show()`,
+			want: []chartdata.Chart{{Type: chartdata.TypeLine, Library: "matplotlib", Figure: "figure_1",
+				Series: []chartdata.Series{{Type: chartdata.TypeLine, X: []float64{1, 4}, Y: []float64{1, 4}}}}},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

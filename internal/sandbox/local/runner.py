@@ -313,7 +313,7 @@ def record_charts(charts, figure):
     for c in charts:
         if c is not None and len(Capture.charts) < CHART_MAX_CHARTS:
             c["figure"] = figure
-            Capture.charts.append(c)
+            Capture.charts.append(chart_data_json_safe(c))
 
 
 def show(*args, **kwargs):
