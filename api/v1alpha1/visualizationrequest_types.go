@@ -434,7 +434,9 @@ type ArtifactStatus struct {
 	// +optional
 	ConfigMapKeyRef *ConfigMapKeyReference `json:"configMapKeyRef,omitempty"`
 	// chart is the data the figure plots, read back from it after the code ran (the
-	// chart type, title, axis labels and each series' values). Set on figures only.
+	// chart type, title, axis labels and each series' values). Set on the first
+	// artifact of each figure (figure_1.png, else figure_1.svg; plotly_1.html); a
+	// request's chart data is kept under 64 KiB by keeping fewer points per series.
 	// +optional
 	Chart *ChartData `json:"chart,omitempty"`
 	// altText describes the chart in one or two sentences, written from chart. It is

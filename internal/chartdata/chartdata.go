@@ -100,7 +100,12 @@ func (s Series) Points() int {
 // Bound cuts charts to the limits above: at most MaxCharts charts, MaxSeries series,
 // MaxPoints points per series, bounded strings; non-finite numbers become 0 so the
 // result always encodes as JSON. Cuts are counted in Omitted and OmittedSeries.
-func Bound(charts []Chart) []Chart {
+func Bound(charts []Chart) []Chart { return BoundPoints(charts, MaxPoints) }
+
+// BoundPoints is Bound with at most points points per series (at most MaxPoints), for
+// callers that must fit several charts into a smaller budget.
+func BoundPoints(charts []Chart, points int) []Chart {
+	points = max(1, min(points, MaxPoints))
 	if len(charts) > MaxCharts {
 		charts = charts[:MaxCharts]
 	}
@@ -119,15 +124,15 @@ func Bound(charts []Chart) []Chart {
 		ss := make([]Series, len(c.Series))
 		for i, s := range c.Series {
 			n := s.Points()
-			if n > MaxPoints {
-				s.Omitted += n - MaxPoints
+			if n > points {
+				s.Omitted += n - points
 			}
 			s.Name = Truncate(s.Name, MaxLabel)
 			s.Type = Type(Truncate(string(s.Type), 16))
-			s.Labels = cutStrings(s.Labels)
-			s.X, s.Y = cutFloats(s.X), cutFloats(s.Y)
-			if len(s.Boxes) > MaxPoints {
-				s.Boxes = s.Boxes[:MaxPoints]
+			s.Labels = cutStrings(s.Labels, points)
+			s.X, s.Y = cutFloats(s.X, points), cutFloats(s.Y, points)
+			if len(s.Boxes) > points {
+				s.Boxes = s.Boxes[:points]
 			}
 			boxes := make([]Box, len(s.Boxes))
 			for j, b := range s.Boxes {
@@ -150,11 +155,11 @@ func Bound(charts []Chart) []Chart {
 	return out
 }
 
-func cutStrings(in []string) []string {
+func cutStrings(in []string, points int) []string {
 	if len(in) == 0 {
 		return nil
 	}
-	n := min(len(in), MaxPoints)
+	n := min(len(in), points)
 	out := make([]string, n)
 	for i := range out {
 		out[i] = Truncate(in[i], MaxLabel)
@@ -162,11 +167,11 @@ func cutStrings(in []string) []string {
 	return out
 }
 
-func cutFloats(in []float64) []float64 {
+func cutFloats(in []float64, points int) []float64 {
 	if len(in) == 0 {
 		return nil
 	}
-	n := min(len(in), MaxPoints)
+	n := min(len(in), points)
 	out := make([]float64, n)
 	for i := range out {
 		out[i] = finite(in[i])

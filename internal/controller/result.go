@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -171,24 +172,44 @@ func codegenMessage(out Outcome) string {
 	return string(out.Path)
 }
 
-// recordCharts adds to each stored figure the chart data read back from it and its
-// alt text (pipeline.Run already embedded the alt text in SVG and HTML files).
+// maxChartStatusBytes bounds the chart data of one request's status (JSON): past it,
+// series keep fewer points (each series' `omitted` counts the rest).
+const maxChartStatusBytes = 64 << 10
+
+// recordCharts adds the chart data read back from each figure to the figure's first
+// artifact (the png when there is one), and alt text to every artifact of the figure
+// (pipeline.Run already embedded it in SVG and HTML files).
 func recordCharts(s *scope, res *sandbox.Result) {
-	for i := range s.vr.Status.Artifacts {
-		a := &s.vr.Status.Artifacts[i]
-		cs := pipeline.ChartsOf(res.Charts, a.Name)
-		if len(cs) == 0 {
-			continue
+	arts := s.vr.Status.Artifacts
+	for _, points := range []int{chartdata.MaxPoints, 100, 30, 10, 1} {
+		size := 0
+		seen := map[string]bool{}
+		for i := range arts {
+			a := &arts[i]
+			a.Chart, a.AltText = nil, ""
+			cs := pipeline.ChartsOf(res.Charts, a.Name)
+			if len(cs) == 0 {
+				continue
+			}
+			a.AltText = chartdata.AltText(cs)
+			if fig := pipeline.FigureOf(a.Name); !seen[fig] {
+				seen[fig] = true
+				a.Chart = chartStatus(cs[0], points)
+				if b, err := json.Marshal(a.Chart); err == nil {
+					size += len(b)
+				}
+			}
 		}
-		a.Chart = chartStatus(cs[0])
-		a.AltText = chartdata.AltText(cs)
+		if size <= maxChartStatusBytes {
+			return
+		}
 	}
 }
 
 // chartStatus converts read-back chart data to its API form (numbers as strings),
 // within the CRD's bounds.
-func chartStatus(c chartdata.Chart) *vizv1.ChartData {
-	c = chartdata.Bound([]chartdata.Chart{c})[0]
+func chartStatus(c chartdata.Chart, points int) *vizv1.ChartData {
+	c = chartdata.BoundPoints([]chartdata.Chart{c}, points)[0]
 	out := &vizv1.ChartData{Type: string(c.Type), Library: c.Library, Title: c.Title, XLabel: c.XLabel, YLabel: c.YLabel,
 		XUnit: c.XUnit, YUnit: c.YUnit, OmittedSeries: int32(c.OmittedSeries)}
 	nums := func(v []float64) []string {
