@@ -230,7 +230,11 @@ def chart_data_of_axes(ax):
         if not isinstance(c, BarContainer) or not len(c.patches):
             continue
         horizontal = getattr(c, "orientation", None) == "horizontal"
-        ps = list(c.patches)
+        # Bars without a finite, non-zero thickness are invisible helpers (seaborn's
+        # histplot adds a NaN one).
+        ps = [p for p in c.patches if _cd_num(p.get_height() if horizontal else p.get_width())]
+        if not ps:
+            continue
         if horizontal:
             pos = [p.get_y() + p.get_height() / 2 for p in ps]
             vals = [p.get_width() for p in ps]

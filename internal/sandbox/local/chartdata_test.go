@@ -171,6 +171,57 @@ go.Figure(go.Box(y=[1, 2, 3, 4, 5], name="arm A")).show()`,
 				{Type: chartdata.TypeBox, Library: "plotly", Figure: "plotly_2", Series: []chartdata.Series{{Type: chartdata.TypeBox, Boxes: []chartdata.Box{{Label: "arm A", Min: 1, Q1: 2, Median: 3, Q3: 4, Max: 5}}}}},
 			},
 		},
+		"seaborn scatterplot and lineplot": {
+			code: `import seaborn as sns, pandas as pd, matplotlib.pyplot as plt
+df = pd.DataFrame({"dose": [10, 20, 30], "hbf": [5, 9, 14]})
+sns.scatterplot(data=df, x="dose", y="hbf"); plt.show()
+sns.lineplot(data=df, x="dose", y="hbf"); plt.show()`,
+			want: []chartdata.Chart{
+				{Type: chartdata.TypeScatter, Library: "matplotlib", Figure: "figure_1", XLabel: "dose", YLabel: "hbf",
+					Series: []chartdata.Series{{Type: chartdata.TypeScatter, X: []float64{10, 20, 30}, Y: []float64{5, 9, 14}}}},
+				{Type: chartdata.TypeLine, Library: "matplotlib", Figure: "figure_2", XLabel: "dose", YLabel: "hbf",
+					Series: []chartdata.Series{{Type: chartdata.TypeLine, X: []float64{10, 20, 30}, Y: []float64{5, 9, 14}}}},
+			},
+		},
+		"seaborn histplot": {
+			code: `import seaborn as sns, matplotlib.pyplot as plt
+sns.histplot([1, 2, 2, 3, 3, 3], bins=3); plt.show()`,
+			want: []chartdata.Chart{{Type: chartdata.TypeHistogram, Library: "matplotlib", Figure: "figure_1", YLabel: "Count",
+				Series: []chartdata.Series{{Type: chartdata.TypeHistogram, X: []float64{1, 1 + 2.0/3, 1 + 4.0/3}, Y: []float64{1, 2, 3}}}}},
+		},
+		"pandas scatter and pie": {
+			code: `import pandas as pd, matplotlib.pyplot as plt
+pd.DataFrame({"a": [1, 2, 3], "b": [4, 5, 6]}).plot.scatter(x="a", y="b"); plt.show()
+pd.Series([1, 3], index=["x", "y"]).plot.pie(); plt.show()`,
+			want: []chartdata.Chart{
+				{Type: chartdata.TypeScatter, Library: "matplotlib", Figure: "figure_1", XLabel: "a", YLabel: "b",
+					Series: []chartdata.Series{{Type: chartdata.TypeScatter, X: []float64{1, 2, 3}, Y: []float64{4, 5, 6}}}},
+				{Type: chartdata.TypePie, Library: "matplotlib", Figure: "figure_2",
+					Series: []chartdata.Series{{Type: chartdata.TypePie, Labels: []string{"x", "y"}, Y: []float64{25, 75}}}},
+			},
+		},
+		"plotly heatmap and stacked area": {
+			code: `import plotly.graph_objects as go
+go.Figure(go.Heatmap(z=[[1, 2], [3, 4]])).show()
+fig = go.Figure()
+fig.add_trace(go.Scatter(x=[1, 2], y=[1, 2], stackgroup="one", name="a"))
+fig.add_trace(go.Scatter(x=[1, 2], y=[3, 4], stackgroup="one", name="b"))
+fig.show()`,
+			formats: []sandbox.Format{sandbox.FormatHTML},
+			want: []chartdata.Chart{
+				{Type: chartdata.TypeHeatmap, Library: "plotly", Figure: "plotly_1", Series: []chartdata.Series{{Type: chartdata.TypeHeatmap, Y: []float64{1, 2, 3, 4}}}},
+				{Type: chartdata.TypeArea, Library: "plotly", Figure: "plotly_2", Series: []chartdata.Series{
+					{Name: "a", Type: chartdata.TypeArea, X: []float64{1, 2}, Y: []float64{1, 2}},
+					{Name: "b", Type: chartdata.TypeArea, X: []float64{1, 2}, Y: []float64{3, 4}}}},
+			},
+		},
+		"plotly histogram counts every value": {
+			code: `import plotly.express as px
+px.histogram(x=[1, 2, 2, 3, 3, 3]).show()`,
+			formats: []sandbox.Format{sandbox.FormatHTML},
+			want: []chartdata.Chart{{Type: chartdata.TypeHistogram, Library: "plotly", Figure: "plotly_1", XLabel: "x", YLabel: "count",
+				Series: []chartdata.Series{{Type: chartdata.TypeHistogram, X: []float64{1, 1.5, 2, 2.5}, Y: []float64{1, 0, 2, 3}}}}},
+		},
 		"no figure, no chart": {code: `print("hello")`, want: nil},
 		"NaN and inf are left out, and the report stays readable": {
 			code: `import matplotlib.pyplot as plt
@@ -181,9 +232,9 @@ plt.plot([1, 2, 3, 4], [1, float("nan"), float("inf"), 4]); plt.show()`,
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
-			res, err := sandbox.Run(ctx, p, "chartdata-test", sandbox.Request{Code: tc.code, Formats: tc.formats, Timeout: 30 * time.Second})
+			res, err := sandbox.Run(ctx, p, "chartdata-test", sandbox.Request{Code: tc.code, Formats: tc.formats, Timeout: 90 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
