@@ -196,6 +196,26 @@ const (
 	ConditionArtifactsStored = "ArtifactsStored"
 	// ConditionReady: the request finished successfully (summary condition).
 	ConditionReady = "Ready"
+	// ConditionVerified: the chart read back from the figure was compared with the
+	// request (chart type, every number the prompt or spec.data gave, number of
+	// series). False says what differs; Unknown says why it could not be checked. It
+	// never fails a request on its own.
+	ConditionVerified = "Verified"
+)
+
+// Reasons of the Verified condition.
+const (
+	// ReasonChartVerified: the chart plots what was asked for.
+	ReasonChartVerified = "ChartVerified"
+	// ReasonChartTypeMismatch: the figure is another kind of chart than the one asked for.
+	ReasonChartTypeMismatch = "ChartTypeMismatch"
+	// ReasonDataMismatch: a number or label the prompt or spec.data gave is not plotted.
+	ReasonDataMismatch = "DataMismatch"
+	// ReasonSeriesMismatch: the chart has another number of series than the data.
+	ReasonSeriesMismatch = "SeriesMismatch"
+	// ReasonNotVerifiable: there was nothing to compare (no chart data could be read
+	// back, or the request gave no data and no chart type).
+	ReasonNotVerifiable = "NotVerifiable"
 )
 
 // Reasons (CamelCase) used in conditions and Events.
@@ -339,8 +359,29 @@ type DetectionStatus struct {
 // +kubebuilder:validation:Enum=Template;Model;User
 type CodeGenerationSource string
 
+// ChartDataSource is where a chart's numbers came from.
+// +kubebuilder:validation:Enum=Prompt;Attached;Illustrative;Model
+type ChartDataSource string
+
+const (
+	// DataSourcePrompt: the numbers were written in spec.prompt.
+	DataSourcePrompt ChartDataSource = "Prompt"
+	// DataSourceAttached: the numbers come from spec.data.
+	DataSourceAttached ChartDataSource = "Attached"
+	// DataSourceIllustrative: neither gave numbers; the chart shows made-up data and
+	// says "illustrative data" on its face.
+	DataSourceIllustrative ChartDataSource = "Illustrative"
+	// DataSourceModel: the model's code chose the numbers (the request gave none).
+	DataSourceModel ChartDataSource = "Model"
+)
+
 // CodeGenerationStatus records the code generation step.
 type CodeGenerationStatus struct {
+	// dataSource says where the chart's numbers came from: Prompt (written in
+	// spec.prompt), Attached (spec.data), Illustrative (made up by a template, and
+	// labelled so on the chart) or Model (chosen by the model's code).
+	// +optional
+	DataSource ChartDataSource `json:"dataSource,omitempty"`
 	// source is Template, Model or User.
 	// +optional
 	Source CodeGenerationSource `json:"source,omitempty"`
@@ -449,6 +490,121 @@ type ArtifactStatus struct {
 	// configMapKeyRef is where the artifact is when it is not inline.
 	// +optional
 	ConfigMapKeyRef *ConfigMapKeyReference `json:"configMapKeyRef,omitempty"`
+	// chart is the data the figure plots, read back from it after the code ran (the
+	// chart type, title, axis labels and each series' values). Set on the first
+	// artifact of each figure (figure_1.png, else figure_1.svg; plotly_1.html); a
+	// request's chart data is kept under 64 KiB by keeping fewer points per series.
+	// +optional
+	Chart *ChartData `json:"chart,omitempty"`
+	// altText describes the chart in one or two sentences, written from chart. It is
+	// also embedded in the SVG (<title>, <desc>) and the plotly HTML (aria-label).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	AltText string `json:"altText,omitempty"`
+}
+
+// ChartData is what a figure plots, read back from the figure's artists (matplotlib)
+// or traces (plotly). Numbers are decimal strings ("520", "2.5"), as Kubernetes APIs
+// avoid floats. Series past 12 and points past 300 per series are left out and counted.
+type ChartData struct {
+	// type is the chart type read from the figure: bar, barh, line, scatter, pie, box,
+	// histogram, heatmap, area or unknown.
+	// +kubebuilder:validation:MaxLength=16
+	Type string `json:"type"`
+	// library is matplotlib or plotly.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Library string `json:"library,omitempty"`
+	// title of the chart.
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	Title string `json:"title,omitempty"`
+	// xLabel is the x axis label.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	XLabel string `json:"xLabel,omitempty"`
+	// yLabel is the y axis label.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	YLabel string `json:"yLabel,omitempty"`
+	// xUnit is the unit in parentheses at the end of the x label ("Dose (mg/kg)": mg/kg).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	XUnit string `json:"xUnit,omitempty"`
+	// yUnit is the unit in parentheses at the end of the y label.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	YUnit string `json:"yUnit,omitempty"`
+	// series are the chart's sets of marks (at most 12).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=12
+	Series []ChartSeries `json:"series,omitempty"`
+	// omittedSeries counts series left out past 12 (a visible truncation marker).
+	// +optional
+	OmittedSeries int32 `json:"omittedSeries,omitempty"`
+}
+
+// ChartSeries is one set of marks: one bar container, line, scatter, pie, box plot or
+// plotly trace.
+type ChartSeries struct {
+	// name is the series' legend name, if any.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Name string `json:"name,omitempty"`
+	// type is the series' kind of mark (a scatter's trend line is a line).
+	// +kubebuilder:validation:MaxLength=16
+	Type string `json:"type"`
+	// labels are the category of each point (bar and pie labels, text x values).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=300
+	// +kubebuilder:validation:items:MaxLength=64
+	Labels []string `json:"labels,omitempty"`
+	// x are the numeric x values of the points (line, scatter, histogram bin starts).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=300
+	// +kubebuilder:validation:items:MaxLength=32
+	X []string `json:"x,omitempty"`
+	// y are the values: bar heights, line and scatter y, pie values (shares in percent
+	// for matplotlib, which keeps only the angles), histogram counts.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=300
+	// +kubebuilder:validation:items:MaxLength=32
+	Y []string `json:"y,omitempty"`
+	// boxes are a box plot's statistics, one per box.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=300
+	Boxes []ChartBox `json:"boxes,omitempty"`
+	// omitted counts points left out past 300 (a visible truncation marker).
+	// +optional
+	Omitted int32 `json:"omitted,omitempty"`
+}
+
+// ChartBox is one box of a box plot, numbers as decimal strings.
+type ChartBox struct {
+	// label of the box.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Label string `json:"label,omitempty"`
+	// min is the lower whisker's end.
+	// +kubebuilder:validation:MaxLength=32
+	Min string `json:"min"`
+	// q1 is the first quartile (the box's bottom).
+	// +kubebuilder:validation:MaxLength=32
+	Q1 string `json:"q1"`
+	// median of the box.
+	// +kubebuilder:validation:MaxLength=32
+	Median string `json:"median"`
+	// q3 is the third quartile (the box's top).
+	// +kubebuilder:validation:MaxLength=32
+	Q3 string `json:"q3"`
+	// max is the upper whisker's end.
+	// +kubebuilder:validation:MaxLength=32
+	Max string `json:"max"`
 }
 
 // +kubebuilder:object:root=true

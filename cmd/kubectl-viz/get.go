@@ -2,8 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
 
 func init() { subcommands = append(subcommands, newGetCommand) }
@@ -46,10 +50,46 @@ them to DIR. Nothing is written when any artifact does not match.`,
 				return err
 			}
 			printSaved(cmd.OutOrStdout(), saved)
+			printCharts(cmd.OutOrStdout(), vr)
 			return nil
 		},
 	}
 	cluster.addFlags(cmd)
 	cmd.Flags().StringVarP(&outDir, "output-dir", "o", ".", "directory to write the charts to")
 	return cmd
+}
+
+// printCharts prints what each figure plots (status.artifacts[].chart, altText) and
+// the Verified condition.
+func printCharts(w io.Writer, vr *vizv1.VisualizationRequest) {
+	for _, a := range vr.Status.Artifacts {
+		if a.Chart == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s chart", a.Name, a.Chart.Type)
+		if a.Chart.Title != "" {
+			fmt.Fprintf(w, " %q", a.Chart.Title)
+		}
+		fmt.Fprintln(w)
+		for _, s := range a.Chart.Series {
+			name := s.Name
+			if name == "" {
+				name = "(unnamed)"
+			}
+			fmt.Fprintf(w, "  %s %s: labels=%v x=%v y=%v", s.Type, name, s.Labels, s.X, s.Y)
+			for _, b := range s.Boxes {
+				fmt.Fprintf(w, " [%s min %s q1 %s median %s q3 %s max %s]", b.Label, b.Min, b.Q1, b.Median, b.Q3, b.Max)
+			}
+			if s.Omitted > 0 {
+				fmt.Fprintf(w, " (… %d more points)", s.Omitted)
+			}
+			fmt.Fprintln(w)
+		}
+		if a.AltText != "" {
+			fmt.Fprintf(w, "  alt text: %s\n", a.AltText)
+		}
+	}
+	if c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionVerified); c != nil {
+		fmt.Fprintf(w, "Verified=%s (%s): %s\n", c.Status, c.Reason, c.Message)
+	}
 }

@@ -16,9 +16,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vizops/viz-operator/internal/artifacts"
+	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/codegen"
 	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/models"
+	"github.com/vizops/viz-operator/internal/pipeline"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
@@ -29,6 +31,7 @@ func init() { subcommands = append(subcommands, newRenderCommand) }
 type renderOutput struct {
 	Detection      renderDetection  `json:"detection"`
 	CodeGeneration *renderCodegen   `json:"codeGeneration,omitempty"`
+	Verified       *renderVerified  `json:"verified,omitempty"`
 	Success        bool             `json:"success"`
 	Error          string           `json:"error,omitempty"`
 	Message        string           `json:"message,omitempty"`
@@ -44,7 +47,15 @@ type renderDetection struct {
 	Source        string   `json:"source"`
 }
 
+// renderVerified is the Verified condition's content.
+type renderVerified struct {
+	Status  string `json:"status"` // True, False or Unknown
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
 type renderCodegen struct {
+	DataSource     string `json:"dataSource,omitempty"`
 	Source         string `json:"source"`
 	Path           string `json:"path"`
 	Template       string `json:"template,omitempty"`
@@ -61,6 +72,9 @@ type renderArtifact struct {
 	SizeBytes int64  `json:"sizeBytes"`
 	SHA256    string `json:"sha256"`
 	Path      string `json:"path"`
+	// Chart is what the figure plots, read back from it; AltText describes it.
+	Chart   *chartdata.Chart `json:"chart,omitempty"`
+	AltText string           `json:"altText,omitempty"`
 }
 
 type renderOptions struct {
@@ -168,36 +182,16 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 		}
 	}
 
+	// Detection is the pipeline's: keywords, refined by the model when one is given
+	// (on the model's failure the keywords decide).
 	det := detect.Detect(o.prompt)
-	if gen.Client != nil {
-		refined, err := detect.Refine(ctx, gen.Client, o.prompt, det)
-		if err != nil {
-			if models.IsTerminal(err) {
-				return &exitError{code: 2, err: err}
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			warn("the model's detection was not used (keywords decide): %v", err)
-		}
-		det = refined
-	}
-	out.Detection = renderDetection{Visualization: det.Visualization, ChartType: string(det.ChartType), Tool: string(det.Tool),
-		Keywords: det.Keywords, Source: string(det.Source)}
-	if out.Detection.Keywords == nil {
-		out.Detection.Keywords = []string{}
-	}
 	out.Artifacts = []renderArtifact{}
-	if !det.Visualization {
-		out.Message = fmt.Sprintf("not a visualization (tool: %s)", det.Tool)
-		return printRender(cmd, o, out)
-	}
-
-	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, local.Options{})
-	if err != nil {
-		return fmt.Errorf("the local sandbox cannot start: %w", err)
-	}
-	defer pool.Close()
+	var pool *local.Pool
+	defer func() {
+		if pool != nil {
+			pool.Close()
+		}
+	}()
 	var sfiles []sandbox.File
 	if csv != nil {
 		sfiles = append(sfiles, sandbox.File{Name: codegen.DataFile, Data: csv})
@@ -207,13 +201,43 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 		sformats = append(sformats, sandbox.Format(f))
 	}
 	exec := func(ctx context.Context, code string) (*sandbox.Result, error) {
+		if pool == nil { // started on first use: a prompt that is not a chart needs none
+			p, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, local.Options{})
+			if err != nil {
+				return nil, fmt.Errorf("the local sandbox cannot start: %w", err)
+			}
+			pool = p
+		}
 		return sandbox.Run(ctx, pool, "kubectl-viz", sandbox.Request{Code: code, Files: sfiles, Timeout: o.timeout, Formats: sformats})
 	}
 	in := codegen.Input{Prompt: o.prompt, Detection: det, CSV: csv, Formats: formats, Packages: codegen.DefaultPackages}
-	outcome, err := gen.Run(ctx, in, exec)
+	// The same path as the operator's: detection (refined by the model), generation,
+	// execution, chart read-back, verification.
+	pres, err := pipeline.Run(ctx, gen, pipeline.Request{Input: in}, exec)
+	det = pres.Detection
+	out.Detection = renderDetection{Visualization: det.Visualization, ChartType: string(det.ChartType), Tool: string(det.Tool),
+		Keywords: det.Keywords, Source: string(det.Source)}
+	if out.Detection.Keywords == nil {
+		out.Detection.Keywords = []string{}
+	}
+	if err == nil && !det.Visualization {
+		out.Message = fmt.Sprintf("not a visualization (tool: %s)", det.Tool)
+		return printRender(cmd, o, out)
+	}
+	outcome := pres.Outcome
 	if outcome.Path != "" {
-		out.CodeGeneration = &renderCodegen{Source: string(outcome.Code.Source), Path: string(outcome.Path), Template: outcome.Code.Template,
+		out.CodeGeneration = &renderCodegen{DataSource: string(pres.DataSource), Source: string(outcome.Code.Source), Path: string(outcome.Path), Template: outcome.Code.Template,
 			Model: outcome.Code.Model, Attempts: outcome.Attempts, Repairs: outcome.Repairs, FallbackReason: outcome.FallbackReason, Code: outcome.Code.Code}
+	}
+	if v := pres.Verdict; v.Reason != "" {
+		status := "Unknown"
+		switch {
+		case v.Verified:
+			status = "True"
+		case pipeline.ReasonMismatch(v) != "":
+			status = "False"
+		}
+		out.Verified = &renderVerified{Status: status, Reason: v.Reason, Message: v.Message}
 	}
 	if err != nil {
 		code := 1
@@ -253,7 +277,12 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 		paths, err := writeArtifacts(o.outDir, arts, true)
 		for i, path := range paths {
 			a := arts[i]
-			out.Artifacts = append(out.Artifacts, renderArtifact{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: a.SizeBytes, SHA256: a.SHA256, Path: path})
+			ra := renderArtifact{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: a.SizeBytes, SHA256: a.SHA256, Path: path}
+			if cs := pipeline.ChartsOf(pres.Charts, a.Name); len(cs) > 0 {
+				c := cs[0]
+				ra.Chart, ra.AltText = &c, chartdata.AltText(cs)
+			}
+			out.Artifacts = append(out.Artifacts, ra)
 		}
 		if err != nil {
 			return err
@@ -293,7 +322,15 @@ func printRender(cmd *cobra.Command, o renderOptions, out renderOutput) error {
 		}
 		fmt.Fprintf(w, "code: %s (%s, path %s, model calls %d)\n", strings.ToLower(cg.Source), what, cg.Path, cg.Attempts)
 	}
+	if v := out.Verified; v != nil {
+		fmt.Fprintf(w, "verified: %s (%s): %s\n", v.Status, v.Reason, v.Message)
+	}
 	printArtifacts(w, out.Artifacts)
+	for _, a := range out.Artifacts {
+		if a.AltText != "" {
+			fmt.Fprintf(w, "  %s: %s\n", a.Name, a.AltText)
+		}
+	}
 	return nil
 }
 

@@ -47,4 +47,16 @@ type Code struct {
 	Source   Source
 	Template string // template name when Source is Template
 	Model    string // "provider/model" when Source is Model
+	// DataSource is where the chart's numbers come from (set by FromTemplate).
+	DataSource DataSource
 }
+
+// DataSource is where a chart's numbers come from (status.codeGeneration.dataSource).
+type DataSource string
+
+const (
+	DataPrompt       DataSource = "Prompt"       // written in the prompt
+	DataAttached     DataSource = "Attached"     // spec.data
+	DataIllustrative DataSource = "Illustrative" // made up by a template, said so on the chart
+	DataModel        DataSource = "Model"        // chosen by the model's code
+)

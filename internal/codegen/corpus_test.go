@@ -22,6 +22,10 @@ func TestCorpusCharts(t *testing.T) {
 		Visualization bool             `json:"visualization"`
 		Tool          detect.Tool      `json:"tool"`
 		ChartType     detect.ChartType `json:"chartType"`
+		Numbers       []float64        `json:"numbers"`
+		Labels        []string         `json:"labels"`
+		Title         string           `json:"title"`
+		Count         int              `json:"count"`
 	}
 	if err := yaml.UnmarshalStrict(raw, &cases); err != nil {
 		t.Fatal(err)

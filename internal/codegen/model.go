@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vizops/viz-operator/internal/models"
+	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
 // Generator produces a request's code and runs it: from a model with validation,
@@ -18,6 +19,10 @@ type Generator struct {
 	MaxRepairs int
 	// MaxTokens bounds each answer (models.DefaultMaxTokens when 0).
 	MaxTokens int
+	// Check, when set, looks at a model program's successful result and returns what
+	// differs from the request (empty when nothing does). A difference goes back to
+	// the model like a traceback ("ChartMismatch"), then to the template.
+	Check func(res *sandbox.Result) string
 }
 
 // NewGenerator builds the Generator for spec.model. An empty model gives a

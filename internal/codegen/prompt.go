@@ -34,7 +34,7 @@ func SystemPrompt(in Input) string {
 	if len(in.CSV) > 0 {
 		fmt.Fprintf(&b, "- The user's data is already loaded as the pandas DataFrame `df` (read from %q). Use `df`; do not load or invent other data.\n", DataFile)
 	} else {
-		b.WriteString("- There is no data file: use the numbers given in the request, or small illustrative data if none are given.\n")
+		b.WriteString("- There is no data file: plot exactly the numbers and labels given in the request (every one; never random or made-up numbers when the request gives some). Only when it gives none, use small illustrative data and end the title with \" (illustrative data)\".\n")
 	}
 	b.WriteString("- There is no network and no file access: do not open, read or write files (other than " + DataFile + "), do not use os, sys, subprocess, socket, urllib, requests, eval, exec or __import__.\n")
 	if usesPlotly(in) && slices.Contains(pk, "plotly") {
@@ -62,7 +62,19 @@ func UserPrompt(in Input) string {
 	if d.XLabel != "" || d.YLabel != "" {
 		fmt.Fprintf(&b, "Axis labels: x %q, y %q\n", d.XLabel, d.YLabel)
 	}
-	if len(d.Values) > 0 {
+	switch {
+	case len(d.Series) > 1:
+		fmt.Fprintf(&b, "Series from the request (plot every one, with a legend): categories %q", d.Labels)
+		for _, sr := range d.Series {
+			fmt.Fprintf(&b, "; %q: %v", sr.Name, sr.Values)
+		}
+		if d.Stacked {
+			b.WriteString(" (stacked)")
+		}
+		b.WriteString("\n")
+	case len(d.X) == len(d.Values) && len(d.Values) > 0:
+		fmt.Fprintf(&b, "Points from the request (plot exactly these): x %v, y %v\n", d.X, d.Values)
+	case len(d.Values) > 0:
 		fmt.Fprintf(&b, "Values from the request: labels %q, values %v\n", d.Labels, d.Values)
 	}
 	if len(in.CSV) > 0 {

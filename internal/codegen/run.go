@@ -66,7 +66,11 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 		if err != nil {
 			return out, err
 		}
-		if res.Success && len(res.Files) > 0 {
+		mismatch := ""
+		if res.Success && len(res.Files) > 0 && g.Check != nil {
+			mismatch = g.Check(res)
+		}
+		if res.Success && len(res.Files) > 0 && mismatch == "" {
 			out.Path = PathModel
 			if out.Repairs > 0 {
 				out.Path = PathRepaired
@@ -74,7 +78,11 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			return out, nil
 		}
 		f := failureOf(res)
-		if res.Success {
+		switch {
+		case mismatch != "":
+			// It drew a chart, but not the one asked for: as repairable as an error.
+			f = Failure{Name: "ChartMismatch", Value: mismatch + "; plot exactly the numbers and labels the request gives"}
+		case res.Success:
 			// It ran, but drew nothing: as useless as an exception, and as repairable.
 			f = Failure{Name: "NoFigure", Value: "the program ran without errors but produced no chart; draw the chart and end with plt.show() (fig.show() for plotly)", Stderr: res.Stdout}
 		}

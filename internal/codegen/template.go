@@ -66,6 +66,8 @@ type fill struct {
 	DataFile              string
 	Labels, Values, X, YS string
 	Groups, SeriesName    string
+	Series                string // dict literal of several named series, or ""
+	Stacked               bool   // stack the bars
 	XCol, YCol, CatCol    string // column-name literals, or ""
 	YCols                 string // list literal, or ""
 	XKind                 string // the x column's type: "date", "number", "category"
@@ -104,7 +106,25 @@ func FromTemplate(in Input) (Code, error) {
 	if err := t.ExecuteTemplate(&buf, name+".py.tmpl", f); err != nil {
 		return Code{}, fmt.Errorf("template %s: %w", name, err)
 	}
-	return Code{Code: buf.String(), Source: SourceTemplate, Template: name}, nil
+	return Code{Code: buf.String(), Source: SourceTemplate, Template: name, DataSource: dataSources[f.Mode]}, nil
+}
+
+var dataSources = map[string]DataSource{"prompt": DataPrompt, "csv": DataAttached, "default": DataIllustrative}
+
+// DataSourceOf says where the numbers of code generated for in come from: the prompt,
+// the attached data, or (neither given) the template's illustration or the model.
+func DataSourceOf(in Input, src Source) DataSource {
+	switch {
+	case len(in.Detection.Values) > 0:
+		return DataPrompt
+	case len(in.CSV) > 0:
+		return DataAttached
+	case src == SourceModel:
+		return DataModel
+	case src == SourceUser:
+		return ""
+	}
+	return DataIllustrative
 }
 
 // ResolveChart is the chart FromTemplate draws for in: the detected type, or for
@@ -128,6 +148,14 @@ func resolveChart(d detect.Result, sum *Summary) detect.ChartType {
 		return d.ChartType
 	}
 	switch {
+	case len(d.Values) > 0 && len(d.X) == len(d.Values):
+		// Numeric x values: a line when they increase (days, hours), else points.
+		for i := 1; i < len(d.X); i++ {
+			if d.X[i] <= d.X[i-1] {
+				return detect.ChartScatter
+			}
+		}
+		return detect.ChartLine
 	case len(d.Values) > 0 && len(d.Labels) == len(d.Values):
 		for _, l := range d.Labels {
 			if !timeLabel.MatchString(l) {
@@ -207,7 +235,36 @@ var chartNames = map[detect.ChartType]string{
 }
 
 func (f *fill) fromPrompt(chart detect.ChartType, d detect.Result) {
+	f.Stacked = d.Stacked
 	labels := d.Labels
+	if len(d.Series) > 1 {
+		// Several named series share the categories: grouped or stacked bars, one line
+		// or area per series, one box per group.
+		n := len(d.Series[0].Values)
+		for _, s := range d.Series {
+			n = min(n, len(s.Values))
+		}
+		if len(labels) != n {
+			labels = make([]string, n)
+			for i := range labels {
+				labels[i] = strconv.Itoa(i + 1)
+			}
+		}
+		var pairs, groups []string
+		for _, s := range d.Series {
+			pairs = append(pairs, pyStr(s.Name)+": "+pyFloats(s.Values[:n]))
+			groups = append(groups, pyStr(s.Name)+": "+pyFloats(s.Values))
+		}
+		f.Labels, f.Values = pyList(labels), pyFloats(d.Series[0].Values[:n])
+		f.Series = "{" + strings.Join(pairs, ", ") + "}"
+		f.YS = f.Series
+		f.Groups = "{" + strings.Join(groups, ", ") + "}"
+		f.X = pyList(labels)
+		if chart == detect.ChartScatter {
+			f.X = fmt.Sprintf("list(range(1, %d))", n+1)
+		}
+		return
+	}
 	if len(labels) != len(d.Values) {
 		labels = make([]string, len(d.Values))
 		for i := range labels {
@@ -215,15 +272,19 @@ func (f *fill) fromPrompt(chart detect.ChartType, d detect.Result) {
 		}
 	}
 	f.Labels, f.Values = pyList(labels), pyFloats(d.Values)
-	// Series: labelled values are points in order; bare values are 1..n.
-	if len(d.Labels) == len(d.Values) {
+	// Series: numeric x values as given, labelled values are points in order; bare
+	// values are 1..n.
+	switch {
+	case len(d.X) == len(d.Values):
+		f.X = pyFloats(d.X)
+	case len(d.Labels) == len(d.Values):
 		f.X = pyList(d.Labels)
-	} else {
+	default:
 		f.X = fmt.Sprintf("list(range(1, %d))", len(d.Values)+1)
 	}
 	f.YS = fmt.Sprintf("{%s: %s}", f.SeriesName, f.Values)
 	f.Groups = f.YS
-	if chart == detect.ChartScatter {
+	if chart == detect.ChartScatter && len(d.X) != len(d.Values) {
 		// Scatter needs numeric x: labels that are numbers, else the position.
 		xs := make([]float64, len(d.Values))
 		for i := range xs {

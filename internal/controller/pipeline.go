@@ -4,13 +4,14 @@ import (
 	"context"
 
 	"github.com/vizops/viz-operator/internal/codegen"
-	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/models"
+	"github.com/vizops/viz-operator/internal/pipeline"
 )
 
-// CodegenPipeline is the production Pipeline: a model (when spec.model names one)
-// refines the detection, generates code, and repairs it from tracebacks, falling back to
-// the template of the detected chart type; without a model the template runs directly.
+// CodegenPipeline is the production Pipeline: internal/pipeline's Run (model
+// refinement of the detection, code generation with repair, verification of the chart
+// against the request, template fallback), the same path `kubectl viz render --local`
+// takes.
 type CodegenPipeline struct {
 	// Models resolves spec.model; nil means no providers are configured, and a request
 	// that names a model fails with ProviderUnavailable.
@@ -23,24 +24,17 @@ func (p CodegenPipeline) Run(ctx context.Context, job Job, exec ExecFunc) (Outco
 	if err != nil {
 		return Outcome{}, err
 	}
-	in := job.Input
-	var refined *detect.Result
-	if gen.Client != nil {
-		// On any error the keyword decision stands.
-		if d, err := detect.Refine(ctx, gen.Client, in.Prompt, in.Detection); err == nil && d.Source == detect.SourceModel {
-			in.Detection, refined = d, &d
-			if !d.Visualization {
-				return Outcome{Detection: refined}, nil
-			}
-		}
+	res, err := pipeline.Run(ctx, gen, pipeline.Request{Input: job.Input}, codegen.Exec(exec))
+	out := Outcome{
+		Code:           res.Outcome.Code,
+		Path:           res.Outcome.Path,
+		ModelAttempts:  res.Outcome.Attempts,
+		FallbackReason: res.Outcome.FallbackReason,
+		Result:         res.Outcome.Result,
 	}
-	out, err := gen.Run(ctx, in, codegen.Exec(exec))
-	return Outcome{
-		Code:           out.Code,
-		Path:           out.Path,
-		ModelAttempts:  out.Attempts,
-		FallbackReason: out.FallbackReason,
-		Result:         out.Result,
-		Detection:      refined,
-	}, err
+	if res.Refined {
+		d := res.Detection
+		out.Detection = &d
+	}
+	return out, err
 }

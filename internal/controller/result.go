@@ -2,16 +2,21 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/codegen"
+	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/pipeline"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -57,6 +62,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 			Attempts:       int32(out.ModelAttempts),
 			FallbackReason: truncate(out.FallbackReason, 1024),
 			Code:           truncate(out.Code.Code, maxCodeBytes),
+			DataSource:     vizv1.ChartDataSource(out.Code.DataSource),
 		}
 		metrics.CodegenTotal.WithLabelValues(string(out.Path)).Inc()
 		s.setCondition(vizv1.ConditionCodeGenerated, metav1.ConditionTrue, string(out.Path), codegenMessage(out), false)
@@ -95,6 +101,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 	if err := r.storeArtifacts(ctx, s, res.Files); err != nil {
 		return true, err
 	}
+	recordCharts(s, res)
 	if s.vr.Status.Phase.Finished() { // the artifacts did not fit
 		return true, nil
 	}
@@ -119,6 +126,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 	default:
 		msg := fmt.Sprintf("the code ran in %dms in sandbox %s", res.ExecutionTime.Milliseconds(), res.SandboxID)
 		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionTrue, vizv1.ReasonExecuted, msg, false)
+		recordVerification(s, out, res)
 		done := fmt.Sprintf("%d artifact(s) ready", len(s.vr.Status.Artifacts))
 		if len(s.vr.Status.Artifacts) == 0 {
 			done = "the code ran but produced no chart or file"
@@ -165,4 +173,91 @@ func codegenMessage(out Outcome) string {
 		return fmt.Sprintf("the model's code was not usable (%s); used the built-in %q template", out.FallbackReason, out.Code.Template)
 	}
 	return string(out.Path)
+}
+
+// maxChartStatusBytes bounds the chart data of one request's status (JSON): past it,
+// series keep fewer points (each series' `omitted` counts the rest).
+const maxChartStatusBytes = 64 << 10
+
+// recordCharts adds the chart data read back from each figure to the figure's first
+// artifact (the png when there is one), and alt text to every artifact of the figure
+// (pipeline.Run already embedded it in SVG and HTML files).
+func recordCharts(s *scope, res *sandbox.Result) {
+	arts := s.vr.Status.Artifacts
+	for _, points := range []int{chartdata.MaxPoints, 100, 30, 10, 1} {
+		size := 0
+		seen := map[string]bool{}
+		for i := range arts {
+			a := &arts[i]
+			a.Chart, a.AltText = nil, ""
+			cs := pipeline.ChartsOf(res.Charts, a.Name)
+			if len(cs) == 0 {
+				continue
+			}
+			a.AltText = chartdata.AltText(cs)
+			if fig := pipeline.FigureOf(a.Name); !seen[fig] {
+				seen[fig] = true
+				a.Chart = chartStatus(cs[0], points)
+				if b, err := json.Marshal(a.Chart); err == nil {
+					size += len(b)
+				}
+			}
+		}
+		if size <= maxChartStatusBytes {
+			return
+		}
+	}
+}
+
+// chartStatus converts read-back chart data to its API form (numbers as strings),
+// within the CRD's bounds.
+func chartStatus(c chartdata.Chart, points int) *vizv1.ChartData {
+	c = chartdata.BoundPoints([]chartdata.Chart{c}, points)[0]
+	out := &vizv1.ChartData{Type: string(c.Type), Library: c.Library, Title: c.Title, XLabel: c.XLabel, YLabel: c.YLabel,
+		XUnit: c.XUnit, YUnit: c.YUnit, OmittedSeries: int32(c.OmittedSeries)}
+	nums := func(v []float64) []string {
+		if len(v) == 0 {
+			return nil
+		}
+		out := make([]string, len(v))
+		for i, x := range v {
+			out[i] = strconv.FormatFloat(x, 'g', 10, 64)
+		}
+		return out
+	}
+	for _, sr := range c.Series {
+		cs := vizv1.ChartSeries{Name: sr.Name, Type: string(sr.Type), Labels: sr.Labels, X: nums(sr.X), Y: nums(sr.Y), Omitted: int32(sr.Omitted)}
+		for _, b := range sr.Boxes {
+			v := nums([]float64{b.Min, b.Q1, b.Median, b.Q3, b.Max})
+			cs.Boxes = append(cs.Boxes, vizv1.ChartBox{Label: b.Label, Min: v[0], Q1: v[1], Median: v[2], Q3: v[3], Max: v[4]})
+		}
+		out.Series = append(out.Series, cs)
+	}
+	return out
+}
+
+// recordVerification sets the Verified condition: True when the chart shows what the
+// request asked for, False with the difference, Unknown when it cannot be checked.
+// It never fails the request.
+func recordVerification(s *scope, out Outcome, res *sandbox.Result) {
+	in := codegen.Input{Prompt: s.vr.Spec.Prompt}
+	switch {
+	case out.Detection != nil:
+		in.Detection = *out.Detection
+	case s.vr.Spec.Prompt != "":
+		in.Detection = detect.Detect(s.vr.Spec.Prompt)
+	}
+	v := pipeline.Verify(in, out.Code, res.Charts)
+	status := metav1.ConditionUnknown
+	switch {
+	case v.Verified:
+		status = metav1.ConditionTrue
+	case pipeline.ReasonMismatch(v) != "":
+		status = metav1.ConditionFalse
+	}
+	msg := v.Message
+	if out.Code.DataSource == codegen.DataIllustrative {
+		msg += "; the request gave no data, so the chart shows illustrative data (said so on the chart)"
+	}
+	s.setCondition(vizv1.ConditionVerified, status, v.Reason, msg, status == metav1.ConditionFalse)
 }

@@ -23,6 +23,13 @@ type chartCue struct {
 // share of patients" is a bar chart). Order matters: more specific names first.
 var explicitCues = []chartCue{
 	{regexp.MustCompile(`\bstacked (?:area|line)\b|\bstackplot\b`), ChartStackedArea},
+	// Spanish, German, French, Portuguese and Italian chart names.
+	{regexp.MustCompile(`\bbalkendiagramm\w*\b|\bs[äa]ulendiagramm\w*\b|\bde barras\b|\ben barres\b|\b(?:a|di) barre\b|\bà barres\b|\bhistogramme en barres\b`), ChartBar},
+	{regexp.MustCompile(`\b(?:kreis|torten)diagramm\w*\b|\bcircular\b|\bde (?:pastel|torta|pizza|setores)\b|\bcamembert\b|\ba torta\b|\bsectoriel\b|\bcirculaire\b`), ChartPie},
+	{regexp.MustCompile(`\bliniendiagramm\w*\b|\bkurvendiagramm\w*\b|\bde l[íi]neas?\b|\bde linhas?\b|\ba linee\b|\bcourbe\b|\ben ligne\b|\blin[ée]aire\b`), ChartLine},
+	{regexp.MustCompile(`\bstreudiagramm\w*\b|\bde dispersi[óo]n\b|\bde dispers[ãa]o\b|\b(?:a|di) dispersione\b|\bnuage de points\b`), ChartScatter},
+	{regexp.MustCompile(`\bhistogramm\w*\b|\bhistogramas?\b|\bhistogrammes?\b|\bistogramm[ai]\b`), ChartHistogram},
+	{regexp.MustCompile(`\bdiagrama de caja\b|\bbo[îi]te à moustaches\b|\bdiagrama de caixa\b|\bbox ?plot\b`), ChartBox},
 	{regexp.MustCompile(`\bhorizontal (?:bar|column)s?\b|\bbarh\b|\bbar chart,? horizontal\b`), ChartBarH},
 	{regexp.MustCompile(`\bheat ?maps?\b|\bcorrelation matri(?:x|ces)\b`), ChartHeatmap},
 	{regexp.MustCompile(`\bbox ?plots?\b|\bbox-and-whisker\b|\bwhisker plots?\b|\bbox (?:chart|graph)s?\b`), ChartBox},
@@ -68,14 +75,23 @@ var (
 		regexp.MustCompile(`(?i)^(?:i\s+(?:want|need|would like)|i'd like|let's|lets|help me)\s+(?:to\s+)?(?:see\s+)?`),
 		regexp.MustCompile(`(?i)^(?:show|make|create|generate|draw|plot|chart|graph|visuali[sz]e|build|produce|render|display|give|sketch|prepare|use|compare)\s+(?:me\s+|us\s+)?`),
 		regexp.MustCompile(`(?i)^(?:a|an|the|some|my)\s+`),
+		// Spanish, German, French, Portuguese and Italian request words.
+		regexp.MustCompile(`(?i)^(?:fais|faites|cr[ée]ez?|dessinez?|montrez?|tracez?|affichez?|haz|hazme|crea|cr[ée]a|dibuja|muestra|muestrame|genera|erstelle|erstellen sie|zeichne|zeige|mach|plotte|visualisiere|fa[çc]a|crie|mostre|desenhe|gere|fai|disegna|mostra|traccia|visualizza)\s+(?:moi\s+|me\s+|mir\s+|mi\s+)?`),
+		regexp.MustCompile(`(?i)^(?:un|une|le|la|les|el|los|las|una|ein|eine|einen|das|die|der|um|uma|o|il|lo)\s+`),
+		regexp.MustCompile(`(?i)^(?:graphiques?|diagrammes?|gr[áa]fic[oa]s?|grafici|diagramas?|\p{L}*diagramm(?:e|en)?|histogramm?[ea]?s?|istogramma)\s*(?:(?:en|de|a|à|di)\s+(?:barres|barras|barre|l[íi]neas|linhas|linee|lignes|pastel|torta|pizza|secteurs|dispersi[óo]n|dispers[ãa]o|dispersione))?\s*`),
+		regexp.MustCompile(`(?i)^(?:des|de la|du|de los|de las|del|de|der|von|dos|das|do|da|degli|delle|dei|della|über|sur)\s+`),
+		regexp.MustCompile(`(?i)^(?:how\s+)?(?:did|does|has|have|do)\s+`),
 		regexp.MustCompile(`(?i)^(?:(?:simple|quick|nice|clean|basic|interactive|horizontal|vertical|stacked|grouped)\s+)+`),
 		regexp.MustCompile(`(?i)^(?:(?:bar|line|pie|scatter|area|box|donut|doughnut|column|bubble)\s+)?(?:charts?|graphs?|plots?|diagrams?|visuali[sz]ations?|histograms?|heat ?maps?|boxplots?|scatterplots?|time[- ]series)\b\s*`),
 		regexp.MustCompile(`(?i)^(?:of|for|showing|that shows|which shows|to show|comparing|on|about|displaying|illustrating|depicting|with)\s+`),
 		regexp.MustCompile(`(?i)^(?:how|what|explain|describe)\s+`),
 	}
 	// titleSuffix strips "as a line chart", "using plotly", "please" and punctuation.
-	titleSuffix = regexp.MustCompile(`(?i)(?:\s+and\s+(?:draw|plot|make|create|show|chart|graph|visuali[sz]e)\b.*|\s*,?\s+please|\s+(?:using|with|in|as|on)\s+(?:plotly|matplotlib|seaborn|html|svg|png|(?:an?\s+)?(?:\w+\s+)?(?:chart|graph|plot|diagram)s?)|\s+for (?:me|us))?[\s.?!:,;]*$`)
+	titleSuffix = regexp.MustCompile(`(?i)(?:\s+(?:changed?|evolved?|developed?|varied|vary|progressed?)(?:\s+over\b.*)?$|\s+and\s+(?:draw|plot|make|create|show|chart|graph|visuali[sz]e)\b.*|\s*,?\s+please|\s+(?:using|with|in|as|on)\s+(?:plotly|matplotlib|seaborn|html|svg|png|(?:an?\s+)?(?:\w+\s+)?(?:chart|graph|plot|diagram)s?)|\s+for (?:me|us))?[\s.?!:,;]*$`)
 
+	// trailingJoin is a joining word (and an x axis word) left at the end of a title
+	// where the prompt's data was cut off.
+	trailingJoin = regexp.MustCompile(`(?i)\s+(?:at|on|for|in|over|across|during|of|from|by|with|between|and|to)(?:\s+(?:the\s+)?(?:days?|weeks?|months?|years?|visits?|hours?|cycles?|sessions?|doses?|quarters?|time ?points?))?\s*$`)
 	axisVs       = regexp.MustCompile(`(?i)^(.+?)\s+(?:vs\.?|versus)\s+(.+)$`)
 	axisAgainst  = regexp.MustCompile(`(?i)^(.+?)\s+against\s+(.+)$`)
 	axisBetween  = regexp.MustCompile(`(?i)^(?:the\s+)?(?:correlation|relationship|association)\s+(?:between|of)\s+(.+?)\s+(?:and|with|to)\s+(.+)$`)
@@ -118,7 +134,8 @@ var periodNames = map[string]string{
 // a horizontal bar template swaps the axes itself.
 func labels(prompt string, res Result, dataStart int) (title, x, y string) {
 	head := prompt
-	if dataStart >= 0 && dataStart < len(head) {
+	cut := dataStart >= 0 && dataStart < len(head)
+	if cut {
 		head = head[:dataStart]
 	}
 	// The first line or sentence is the request; what follows is usually data or
@@ -155,10 +172,14 @@ func labels(prompt string, res Result, dataStart int) (title, x, y string) {
 		keep = append(keep, strings.TrimSpace(c))
 	}
 	head = strings.Join(strings.Fields(strings.Join(keep, ", ")), " ")
-	// Suffixes stack ("as a line chart using plotly"): strip until none is left.
+	// Suffixes stack ("as a line chart using plotly"): strip until none is left. The
+	// data cut can leave a joining word ("ER visits in 2022 (…)" → "ER visits").
 	for prev := ""; prev != head; {
 		prev = head
 		head = strings.TrimSpace(titleSuffix.ReplaceAllString(head, ""))
+		if cut && !strings.ContainsAny(head, ".\n") {
+			head = strings.TrimSpace(trailingJoin.ReplaceAllString(head, ""))
+		}
 	}
 	if head == "" {
 		return "", "", ""

@@ -13,6 +13,12 @@ type CorpusCase struct {
 	Visualization bool      `json:"visualization"`
 	Tool          Tool      `json:"tool"`
 	ChartType     ChartType `json:"chartType"`
+	// Numbers, Labels and Title are what the chart must show (pipeline's fidelity
+	// test); Count is how many values a histogram must count.
+	Numbers []float64 `json:"numbers,omitempty"`
+	Labels  []string  `json:"labels,omitempty"`
+	Title   string    `json:"title,omitempty"`
+	Count   int       `json:"count,omitempty"`
 }
 
 // loadCorpus reads the corpus (codegen reads the same file to run its templates).
@@ -35,8 +41,8 @@ const minAccuracy = 0.95
 
 func TestCorpus(t *testing.T) {
 	cases := loadCorpus(t, "testdata/corpus.yaml")
-	if len(cases) < 40 {
-		t.Fatalf("corpus has %d prompts; keep at least 40", len(cases))
+	if len(cases) < 120 {
+		t.Fatalf("corpus has %d prompts; keep at least 120", len(cases))
 	}
 	right := 0
 	for _, c := range cases {

@@ -30,6 +30,7 @@ var (
 		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                                // Jan: 3, HbF = 12
 		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
 		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                       // 2019: 3
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`),     // 2021 30%
 	}
 	// numberList is three or more numbers separated by commas or semicolons.
 	numberList = regexp.MustCompile(`(?:` + num + `%?(?:\s*[,;]\s*|\s*,?\s+and\s+)){2,}` + num + `%?`)
@@ -46,12 +47,24 @@ type series struct {
 	// Start is where the data begins in the prompt (-1 when there is none), so the
 	// title can stop before it.
 	Start int
+	// X are numeric x values, one per value (x–y points, "at days 1, 3: 5, 7").
+	X []float64
+	// XName is the word naming the x values ("days"), when the prompt gives one.
+	XName string
+	// Series are several named series; Values is then the first one's.
+	Series []Series
 }
 
 // extractData finds labelled values ("Hydroxyurea (85%), Voxelotor (70%)",
 // "Jan: 3, Feb: 2") or else a bare list of values ("3, 2, 4, 1") in the prompt.
 func extractData(prompt string) series {
+	if s, ok := extractSeries(prompt); ok {
+		return s
+	}
 	list := extractList(prompt)
+	if len(list.Values) > 0 {
+		list.Labels = categories(prompt, len(list.Values))
+	}
 	// Pairs that catch fewer values than a plain list are words between list items
 	// ("values 1.5, -2 and 3.25"), not labels.
 	if s, ok := extractPairs(prompt); ok && len(s.Values) >= len(list.Values) {

@@ -54,4 +54,25 @@ type Result struct {
 	Values []float64
 	// Unit is "%" when the prompt's values were written as percentages, else empty.
 	Unit string
+	// X are numeric x values the prompt gave, one per value: x–y points ("(22, 118)")
+	// or x values before the y values ("at days 1, 3, 5: 520, 480, 430").
+	X []float64
+	// Series are several named series ("2022 (4, 6, 5) and 2023 (3, 5, 2)"): grouped
+	// or stacked bars, lines, box groups. Labels are then their shared categories and
+	// Values is Series[0]'s. Empty for a single series.
+	Series []Series
+	// Stacked is set when the prompt asks for stacked bars.
+	Stacked bool
+}
+
+// AllSeries is the prompt's data as named series: Series when there are several,
+// else one unnamed series of Values (nil without data).
+func (r Result) AllSeries() []Series {
+	if len(r.Series) > 0 {
+		return r.Series
+	}
+	if len(r.Values) > 0 {
+		return []Series{{Values: r.Values}}
+	}
+	return nil
 }

@@ -28,7 +28,10 @@ var (
 	showCue = regexp.MustCompile(`^\s*(?:(?:please|can you|could you|would you|will you|i want to|i'd like to|let's|let me|help me)\s+)*(?:show|display|illustrate|depict)\b`)
 
 	// vizStrong are words that ask for a visualization on their own.
-	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series)\b`)
+	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series|scatter of)\b`)
+	// vizForeign are the same words in Spanish, German, French, Portuguese and
+	// Italian (German compounds: Balkendiagramm, Liniendiagramm, ...).
+	vizForeign = regexp.MustCompile(`(?:\b(?:gr[áa]fic[oa]s?|gr[áa]fica|grafici|diagramas?|diagrammes?|diagrammi|diagramma|graphiques?|graphe|\p{L}*diagramm(?:e|en)?|schaubild(?:er)?|histogramas?|histogrammes?|histogramm(?:e|en)?|istogramm[ai]|camembert|visualis(?:ez|er|ieren|iere|iert)|visualiz(?:a|ar|e|ate)|visualizza(?:re)?|plotte|plotten|zeichne|trace[rz]|dessine[rz]?|diagrama|grafico|gr[áa]fico)\b)`)
 	// vizWeak ask for a visualization only after a creation verb ("draw a survival curve").
 	vizWeak = regexp.MustCompile(`\b(?:curves?|figures?|trend ?lines?)\b`)
 	// creation verbs make a weak keyword count and override the interpretation guard.
@@ -37,7 +40,23 @@ var (
 	createsPronoun = regexp.MustCompile(`\b(?:make|create|generate|draw|build|produce|render|sketch|plot|show me|give me) (?:one|it|this|that|them)\b`)
 
 	// negator before a keyword in the same clause cancels the keyword.
-	negator = regexp.MustCompile(`\b(?:don't|dont|do not|does not|doesn't|did not|didn't|no|not|never|without|w/o|no need|rather than|instead of|skip|avoid|refrain from|nor|none)\b`)
+	negator = regexp.MustCompile(`\b(?:don't|dont|do not|does not|doesn't|did not|didn't|no|not|never|without|w/o|no need|rather than|instead of|skip|avoid|refrain from|nor|none|sin|nada de|kein|keine|keinen|keiner|nicht|ohne|pas de|pas d'|ne|sans|jamais|n[ãa]o|sem|nenhum|nenhuma|non|senza|nessun|nessuna)\b`)
+
+	// aboutCharts asks about charts rather than for one: "should I use a pie chart or
+	// a bar chart?", "which chart suits five categories?".
+	aboutCharts = regexp.MustCompile(`\b(?:why (?:do|does|are|is|would|should|did) |should (?:i|we|you) (?:use|choose|pick|go with)|which (?:chart|graph|plot|kind|type|one)|what (?:kind|type|sort) of (?:chart|graph|plot)|when (?:should (?:i|we|you) |to |do (?:i|we|you) )?use|difference between|pros and cons|is (?:a|an) \w+ (?:chart|graph|plot) (?:better|appropriate|suitable|good)|better (?:choice|option|than)|recommend(?:ed)? (?:a|an|the)? ?(?:chart|graph|plot)|best (?:chart|graph|plot|way to (?:show|visuali[sz]e|display)))\b`)
+	// explainOnly ends a question that wants words: "Explain briefly."
+	explainOnly = regexp.MustCompile(`\b(?:explain|tell me|answer|in (?:one|two|three|a few) (?:sentences?|words|lines)|briefly|in short)\b`)
+	// literaryPlot is a story's plot: "summarize the plot of Moby-Dick".
+	literaryPlot = regexp.MustCompile(`\b(?:summari[sz]e|summary of|recap|retell|outline|describe|explain|what is|what's|what happens in|tell me)\b[^.?!]{0,30}\bplots?\b(?:\s+(?:of|in)\b)?`)
+
+	// axisRange is an axis label that is a range of items ("Days 1 to 4").
+	axisRange = regexp.MustCompile(`(?i)^(\p{L}+)\s+\d+\s*(?:to|through|-|–)\s*\d+$`)
+
+	// trendCue asks how given numbers changed: with data in the prompt, it is a line
+	// chart request even without a chart word ("how did bilirubin change over four
+	// visits: 2.1, 2.6, 3.0, 2.4").
+	trendCue = regexp.MustCompile(`\b(?:how (?:did|does|has|have|do) .{1,60}? (?:change|changed|evolve|evolved|develop|developed|vary|varied|progress|trend|go|move)|(?:change|changes|trend|trends|evolution|progression|course|trajectory) (?:of|in) .{1,40}? (?:over|across|during|by)|(?:over|across) (?:time|the (?:visits|days|weeks|months|years|cycles))\b)`)
 
 	// interpretation asks about reading a chart, not for one ("how do I read a
 	// Kaplan-Meier curve?", "what is a forest plot?").
@@ -92,6 +111,23 @@ func Detect(prompt string) Result {
 		}
 	}
 
+	// A question about charts ("should I use a pie chart or a bar chart? Explain
+	// briefly.") and a story's plot are answered in words.
+	if res.Visualization && !creation.MatchString(text) {
+		if (aboutCharts.MatchString(text) && (strings.Contains(text, "?") || explainOnly.MatchString(text))) || literaryPlot.MatchString(text) {
+			res.Visualization = false
+			kws = newKeywordSet()
+		}
+	}
+	// Given numbers and a question about their change over time: a line chart.
+	if !res.Visualization && len(negated) == 0 && trendCue.MatchString(text) {
+		if d := extractData(prompt); len(d.Values) >= 3 {
+			res.Visualization = true
+			kws.add(trendCue.FindString(text))
+			positive = append(positive, "trend")
+		}
+	}
+
 	if res.Visualization {
 		res.Tool = ToolCodeInterpreter
 		pos := strings.Join(positive, " , ")
@@ -102,7 +138,27 @@ func Detect(prompt string) Result {
 		}
 		data := extractData(prompt)
 		res.Labels, res.Values, res.Unit = data.Labels, data.Values, data.Unit
-		res.Title, res.XLabel, res.YLabel = labels(prompt, res, data.Start)
+		res.X, res.Series = data.X, data.Series
+		res.Stacked = stackedBars.MatchString(text)
+		if t, a, b := quotedTitle(prompt); t != "" {
+			// Axis labels come from the rest of the prompt.
+			start := data.Start
+			if start >= b {
+				start -= b - a
+			}
+			_, res.XLabel, res.YLabel = labels(prompt[:a]+prompt[b:], res, start)
+			res.Title = t
+		} else {
+			res.Title, res.XLabel, res.YLabel = labels(prompt, res, data.Start)
+		}
+		// "over days 1 to 4" names the axis "Day", not "Days 1 to 4".
+		if m := axisRange.FindStringSubmatch(res.XLabel); m != nil {
+			res.XLabel = capitalize(strings.TrimSuffix(m[1], "s"))
+		}
+		if data.XName != "" && res.XLabel == "" {
+			w := strings.Fields(data.XName)
+			res.XLabel = axisText(w[len(w)-1])
+		}
 		res.Keywords = kws.list()
 		return res
 	}
@@ -124,7 +180,7 @@ func Detect(prompt string) Result {
 // vizKeywords returns the clause's visualization keywords that count, and those that
 // were cancelled by a negation (for status: they explain a "no").
 func vizKeywords(clause string) (found, negated []string) {
-	strong := vizStrong.FindAllStringIndex(clause, -1)
+	strong := append(vizStrong.FindAllStringIndex(clause, -1), vizForeign.FindAllStringIndex(clause, -1)...)
 	weak := vizWeak.FindAllStringIndex(clause, -1)
 	shows := showCue.MatchString(clause)
 	if len(strong) == 0 && len(weak) == 0 && !shows {

@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/vizops/viz-operator/internal/chartdata"
 )
 
 // Format is an artifact format a caller can ask for.
@@ -80,6 +82,9 @@ type Result struct {
 	TimedOut bool
 	// Files are the artifacts produced, kept even when the code failed midway.
 	Files []Artifact
+	// Charts are what the captured figures plot, read back from them (bounded by
+	// chartdata.Bound); Chart.Figure names the figure's artifacts ("figure_1").
+	Charts []chartdata.Chart
 	// ExecutionTime is the job's wall-clock time inside the sandbox.
 	ExecutionTime time.Duration
 	// SandboxID names the sandbox that ran the job.

@@ -10,7 +10,16 @@ import (
 )
 
 //go:embed runner.py
-var runnerSource string
+var runnerMain string
+
+// chartDataSource reads back what each captured figure plots (chartdata.py); it is
+// prepended to the runner, which calls it after saving a figure.
+//
+//go:embed chartdata.py
+var chartDataSource string
+
+// runnerSource is the one script the sandbox's python3 runs (-c).
+var runnerSource = chartDataSource + "\n" + runnerMain
 
 // mplCacheMount is where the prebuilt matplotlib cache appears inside the sandbox.
 const mplCacheMount = "/opt/vizops/mplcache"

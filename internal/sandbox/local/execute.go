@@ -11,6 +11,7 @@ import (
 	"time"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -77,6 +78,7 @@ type jobResult struct {
 	Signal        int                `json:"signal"`
 	ExitCode      int                `json:"exit_code"`
 	ExecUS        int64              `json:"exec_us"`
+	Charts        []chartdata.Chart  `json:"charts"`
 	Files         []struct {
 		Name   string `json:"name"`
 		Mime   string `json:"mime"`
@@ -163,6 +165,7 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		Error:         jr.Error,
 		TimedOut:      jr.TimedOut,
 		ExecutionTime: time.Duration(jr.ExecUS) * time.Microsecond,
+		Charts:        chartdata.Bound(jr.Charts),
 		SandboxID:     s.id,
 	}
 	for _, f := range jr.Files {

@@ -324,6 +324,7 @@ class Capture:
     ready_sent = False
     count = 0
     plotly_count = 0
+    charts = []  # chart data read back from each captured figure (chartdata.py)
 
 
 def plotly_js_setting():
@@ -358,6 +359,7 @@ def save_figure(fig):
             if e.errno == errno.ENOSPC:
                 raise
             print("vizops: could not save figure %d as %s: %s" % (Capture.count, fmt, e), file=sys.stderr)
+    record_charts(chart_data_of_figure(fig), "figure_%d" % Capture.count)
 
 
 def capture_open_figures():
@@ -372,10 +374,23 @@ def capture_plotly(fig, *args, **kwargs):
     if not isinstance(fig, plotly.basedatatypes.BaseFigure):
         fig = plotly.graph_objects.Figure(fig)
     base = "%s/%03d_plotly_%d" % (FIGDIR, 500 + n, n)
+    js = plotly.io.to_json(fig)
     with open(base + ".json", "w") as f:
-        f.write(plotly.io.to_json(fig))
+        f.write(js)
+    record_charts([chart_data_of_plotly(json.loads(js))], "plotly_%d" % n)
     with open(base + ".html", "w") as f:
         f.write(plotly.io.to_html(fig, include_plotlyjs=plotly_js_setting(), full_html=True))
+
+
+# ---- chart data (the extraction itself is chartdata.py, prepended to this script) ----
+
+
+def record_charts(charts, figure):
+    """Keeps the chart data of one captured figure for the job's report (bounded)."""
+    for c in charts:
+        if c is not None and len(Capture.charts) < CHART_MAX_CHARTS:
+            c["figure"] = figure
+            Capture.charts.append(chart_data_json_safe(c))
 
 
 def show(*args, **kwargs):
@@ -518,6 +533,7 @@ def run_job(job, meta_w):
         meta["timed_out"] = True
     if os.getpid() != main_pid:
         os._exit(1)
+    meta["charts"] = Capture.charts
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -887,7 +903,7 @@ def supervisor(job_in, result_out, res_w, retire_r):
     # success by default.
     report_dropped = meta is None and (bool(meta_stream.buf) or meta_stream.dropped > 0)
     if isinstance(meta, dict):
-        for k in ("success", "text", "error", "timed_out", "scratch_full", "memory_error", "pids_exhausted"):
+        for k in ("success", "text", "error", "timed_out", "scratch_full", "memory_error", "pids_exhausted", "charts"):
             if k in meta:
                 result[k] = meta[k]
     if killed_for_timeout:

@@ -1,0 +1,103 @@
+package detect
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestExtractSeries(t *testing.T) {
+	tests := map[string]struct {
+		prompt string
+		want   series
+	}{
+		"x-y points": {
+			prompt: "BMI vs pressure: (22, 118), (27, 131)",
+			want:   series{X: []float64{22, 27}, Values: []float64{118, 131}, Start: 17},
+		},
+		"x values then y values": {
+			prompt: "LDH at days 1, 3, 5: 520, 480, 430",
+			want:   series{X: []float64{1, 3, 5}, XName: "days", Labels: []string{"Day 1", "Day 3", "Day 5"}, Values: []float64{520, 480, 430}, Start: 12},
+		},
+		"named series with a quarter range": {
+			prompt: "ER visits in 2022 (4, 6, 5) and 2023 (3, 5, 2) for Q1 to Q3",
+			want: series{Labels: []string{"Q1", "Q2", "Q3"}, Values: []float64{4, 6, 5}, Start: 13,
+				Series: []Series{{Name: "2022", Values: []float64{4, 6, 5}}, {Name: "2023", Values: []float64{3, 5, 2}}}},
+		},
+		"two named pairs are series, not points": {
+			prompt: "visits in 2020 (30, 28) and 2021 (35, 33)",
+			want: series{Values: []float64{30, 28}, Start: 10,
+				Series: []Series{{Name: "2020", Values: []float64{30, 28}}, {Name: "2021", Values: []float64{35, 33}}}},
+		},
+		"colon lists": {
+			prompt: "arm A: 3, 5, 4; arm B: 2, 3, 3",
+			want: series{Values: []float64{3, 5, 4}, Start: 0,
+				Series: []Series{{Name: "arm A", Values: []float64{3, 5, 4}}, {Name: "arm B", Values: []float64{2, 3, 3}}}},
+		},
+		"values per category for two named series": {
+			prompt: "inpatient and outpatient visits: Q1 20 and 35, Q2 25 and 40",
+			want: series{Labels: []string{"Q1", "Q2"}, Values: []float64{20, 25}, Start: 33,
+				Series: []Series{{Name: "Inpatient", Values: []float64{20, 25}}, {Name: "Outpatient", Values: []float64{35, 40}}}},
+		},
+		"month range names bare values": {
+			prompt: "admissions from January to March: 12, 15, 11",
+			want:   series{Labels: []string{"Jan", "Feb", "Mar"}, Values: []float64{12, 15, 11}, Start: 34},
+		},
+		"a range of another length is not used": {
+			prompt: "admissions from January to March: 12, 15, 11, 9",
+			want:   series{Values: []float64{12, 15, 11, 9}, Start: 34},
+		},
+		"counted visits": {
+			prompt: "bilirubin over four visits: 2.1, 2.6, 3.0, 2.4",
+			want:   series{Labels: []string{"Visit 1", "Visit 2", "Visit 3", "Visit 4"}, Values: []float64{2.1, 2.6, 3, 2.4}, Start: 28},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, extractData(tc.prompt)); diff != "" {
+				t.Errorf("extractData(%q) (-want +got):\n%s", tc.prompt, diff)
+			}
+		})
+	}
+}
+
+func TestQuotedTitle(t *testing.T) {
+	for prompt, want := range map[string]string{
+		"Bar chart titled 'Clinic load' of visits: Mon 4": "Clinic load",
+		`Bar chart with the title "Hospital stays"`:       "Hospital stays",
+		"Pie chart titled VOE triggers, please":           "VOE triggers",
+		"Bar chart of visits":                             "",
+	} {
+		if got, _, _ := quotedTitle(prompt); got != want {
+			t.Errorf("quotedTitle(%q) = %q, want %q", prompt, got, want)
+		}
+	}
+}
+
+func TestDetectQuestionsAndLanguages(t *testing.T) {
+	tests := map[string]struct {
+		prompt string
+		viz    bool
+		chart  ChartType
+	}{
+		"question about charts":    {"Should I use a pie chart or a bar chart for five categories? Explain briefly.", false, ChartAuto},
+		"question, then a request": {"Should I use a pie chart? Make a pie chart of A 1, B 2, C 3", true, ChartPie},
+		"a story's plot":           {"Summarize the plot of Moby-Dick in two sentences.", false, ChartAuto},
+		"trend of given numbers":   {"How did bilirubin change over four visits: 2.1, 2.6, 3.0, 2.4", true, ChartLine},
+		"trend without numbers":    {"How did bilirubin change over four visits?", false, ChartAuto},
+		"French bars":              {"Fais un graphique en barres des admissions : lundi 4, mardi 7, mercredi 5", true, ChartBar},
+		"German compound":          {"Erstelle ein Balkendiagramm der Aufnahmen: Montag 5, Dienstag 8", true, ChartBar},
+		"Spanish negation":         {"No hagas un gráfico, solo explícame qué es la anemia falciforme", false, ChartAuto},
+		"German negation":          {"Ich brauche kein Diagramm, nur eine kurze Erklärung", false, ChartAuto},
+		"Portuguese pie":           {"Faça um gráfico de pizza das causas: frio 30, infecção 50", true, ChartPie},
+		"Italian line":             {"Crea un grafico a linee della emoglobina: 8.1, 8.4, 9.0", true, ChartLine},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := Detect(tc.prompt)
+			if got.Visualization != tc.viz || got.ChartType != tc.chart {
+				t.Errorf("Detect(%q) = viz %v chart %s, want %v %s (keywords %q)", tc.prompt, got.Visualization, got.ChartType, tc.viz, tc.chart, got.Keywords)
+			}
+		})
+	}
+}

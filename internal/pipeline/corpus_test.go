@@ -1,0 +1,209 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/vizops/viz-operator/internal/chartdata"
+	"github.com/vizops/viz-operator/internal/codegen"
+	"github.com/vizops/viz-operator/internal/detect"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/local"
+)
+
+// corpusCase is one prompt of detect's corpus with what its chart must show.
+type corpusCase struct {
+	Prompt        string           `json:"prompt"`
+	Visualization bool             `json:"visualization"`
+	Tool          detect.Tool      `json:"tool"`
+	ChartType     detect.ChartType `json:"chartType"`
+	Numbers       []float64        `json:"numbers"`
+	Labels        []string         `json:"labels"`
+	Title         string           `json:"title"`
+	Count         int              `json:"count"`
+}
+
+// minCorpusAccuracy is the least share each measure must reach.
+const minCorpusAccuracy = 0.95
+
+// TestCorpusFidelity runs every prompt of the detection corpus through Run with the
+// real Local sandbox and checks, on the chart data the runner reads back from the
+// figure (not on the code's text):
+//   - detection accuracy: visualization, tool and chart type as labelled;
+//   - chart-type accuracy: the figure is the chart the corpus expects;
+//   - data fidelity: every number, label and title the corpus lists for a prompt is
+//     plotted (a histogram counts every value).
+//
+// It prints the three figures and fails under 95% on any.
+func TestCorpusFidelity(t *testing.T) {
+	raw, err := os.ReadFile("../detect/testdata/corpus.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []corpusCase
+	if err := yaml.UnmarshalStrict(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2}, local.Options{})
+	if err != nil {
+		t.Fatalf("the Local sandbox cannot start (bubblewrap and Debian's python3 plotting libraries are needed): %v", err)
+	}
+	defer pool.Close()
+
+	var mu sync.Mutex
+	var detRight, viz, typeRight, dataCases, dataRight int
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for _, c := range cases {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c corpusCase) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			exec := func(ctx context.Context, code string) (*sandbox.Result, error) {
+				return sandbox.Run(ctx, pool, "corpus", sandbox.Request{Code: code, Timeout: 60 * time.Second})
+			}
+			in := codegen.Input{Prompt: c.Prompt}
+			res, err := Run(ctx, nil, Request{Input: in}, exec)
+			mu.Lock()
+			defer mu.Unlock()
+			d := res.Detection
+			wantChart := c.ChartType
+			if !c.Visualization {
+				wantChart = detect.ChartAuto
+			}
+			if d.Visualization == c.Visualization && d.Tool == c.Tool && d.ChartType == wantChart {
+				detRight++
+			} else {
+				t.Logf("detection miss: %q: got viz=%v tool=%s chart=%s", c.Prompt, d.Visualization, d.Tool, d.ChartType)
+			}
+			if !c.Visualization {
+				return
+			}
+			viz++
+			hasData := len(c.Numbers) > 0 || len(c.Labels) > 0 || c.Title != "" || c.Count > 0
+			if hasData {
+				dataCases++
+			}
+			if err != nil || res.Outcome.Result == nil || !res.Outcome.Result.Success {
+				t.Logf("run failed: %q: %v %+v", c.Prompt, err, res.Outcome.Result)
+				return
+			}
+			if len(res.Charts) == 0 {
+				t.Logf("no chart data: %q", c.Prompt)
+				return
+			}
+			// A template's chart that does not verify is a template bug.
+			if r := ReasonMismatch(res.Verdict); r != "" {
+				t.Errorf("template %s: Verified=False (%s): %s: %q", res.Outcome.Code.Template, r, res.Verdict.Message, c.Prompt)
+			}
+			chart := res.Charts[0]
+			want := string(c.ChartType)
+			if c.ChartType == detect.ChartAuto {
+				want = string(codegen.ResolveChart(codegen.Input{Prompt: c.Prompt, Detection: detect.Detect(c.Prompt)}))
+			}
+			if chartTypeIs(want, chart.Type) {
+				typeRight++
+			} else {
+				t.Logf("chart type miss: %q: figure is %s, want %s", c.Prompt, chart.Type, want)
+			}
+			if hasData {
+				if why := fidelity(c, chart); why == "" {
+					dataRight++
+				} else {
+					t.Logf("data miss: %q: %s (chart %+v)", c.Prompt, why, chart)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	report := func(name string, right, total int) {
+		acc := float64(right) / float64(max(total, 1))
+		t.Logf("%s: %d/%d = %.1f%%", name, right, total, 100*acc)
+		if acc < minCorpusAccuracy {
+			t.Errorf("%s %.1f%% is below %.0f%%", name, 100*acc, 100*minCorpusAccuracy)
+		}
+	}
+	if len(cases) < 120 || dataCases < 30 {
+		t.Errorf("the corpus has %d prompts and %d with data to check; keep at least 120 and 30", len(cases), dataCases)
+	}
+	report("detection accuracy", detRight, len(cases))
+	report("chart-type accuracy", typeRight, viz)
+	report("data fidelity", dataRight, dataCases)
+}
+
+func chartTypeIs(want string, got chartdata.Type) bool {
+	switch want {
+	case "stackedarea", "area":
+		return got == chartdata.TypeArea
+	}
+	return string(got) == want
+}
+
+// fidelity says what the chart misses of the case's numbers, labels, title and
+// count; empty when it shows them all.
+func fidelity(c corpusCase, chart chartdata.Chart) string {
+	var values []float64
+	have := map[string]bool{}
+	total := 0.0
+	for _, s := range chart.Series {
+		values = append(values, s.Y...)
+		values = append(values, s.X...)
+		for _, v := range s.Y {
+			total += v
+		}
+		have[strings.ToLower(s.Name)] = true
+		for _, l := range s.Labels {
+			have[strings.ToLower(l)] = true
+		}
+		for _, b := range s.Boxes {
+			have[strings.ToLower(b.Label)] = true
+		}
+	}
+	nums := c.Numbers
+	if chart.Type == chartdata.TypePie && chart.Library == "matplotlib" {
+		// matplotlib keeps a pie's angles: compare shares.
+		sum := 0.0
+		for _, v := range nums {
+			sum += v
+		}
+		shares := make([]float64, len(nums))
+		for i, v := range nums {
+			shares[i] = 100 * v / sum
+		}
+		nums = shares
+	}
+	for _, n := range nums {
+		found := false
+		for _, v := range values {
+			if math.Abs(v-n) <= 1e-6*math.Max(1, math.Abs(n)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return "number " + chartdata.FormatNumber(n) + " is not plotted"
+		}
+	}
+	for _, l := range c.Labels {
+		if !have[strings.ToLower(l)] {
+			return "label " + l + " is not plotted"
+		}
+	}
+	if c.Title != "" && chart.Title != c.Title {
+		return "the title is " + chart.Title + ", want " + c.Title
+	}
+	if c.Count > 0 && math.Abs(total-float64(c.Count)) > 1e-9 {
+		return "the histogram counts " + chartdata.FormatNumber(total) + " values, want " + chartdata.FormatNumber(float64(c.Count))
+	}
+	return ""
+}
