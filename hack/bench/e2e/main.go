@@ -48,6 +48,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -69,7 +70,7 @@ const (
 
 type config struct {
 	root, manager, assets, logDir, mdOut string
-	noBuild                              bool
+	noBuild, verbose                     bool
 	warmN, drainN, poolCap, poolJobs     int
 	throughputJobs, window               int
 	waiting                              []int
@@ -98,6 +99,7 @@ func main() {
 	flag.DurationVar(&cfg.scaleCap, "scale-cap", 3*time.Minute, "stop a scale point this long after its requests were created and report the rate so far")
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a pool is ready, for its background imports")
 	flag.DurationVar(&cfg.timeout, "timeout", 40*time.Minute, "bound on the whole run")
+	flag.BoolVar(&cfg.verbose, "v", false, "print every watch event of the warm requests (where the time goes)")
 	flag.Parse()
 	for _, f := range strings.Split(waiting, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -237,6 +239,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	b.tr = newTracker()
+	if cfg.verbose {
+		b.tr.trace = "warm-"
+	}
 	go b.tr.run(ctx, b.c, namespace)
 
 	phases := []struct {
@@ -816,10 +821,12 @@ type tracker struct {
 	changed chan struct{}
 	prefix  string
 	sub     chan outcome
+	trace   string // print the events of requests with this prefix
+	first   map[string]time.Time
 }
 
 func newTracker() *tracker {
-	return &tracker{done: map[string]outcome{}, changed: make(chan struct{})}
+	return &tracker{done: map[string]outcome{}, changed: make(chan struct{}), first: map[string]time.Time{}}
 }
 
 func (t *tracker) run(ctx context.Context, c client.WithWatch, ns string) {
@@ -830,7 +837,14 @@ func (t *tracker) run(ctx context.Context, c client.WithWatch, ns string) {
 			continue
 		}
 		for ev := range w.ResultChan() {
-			if vr, ok := ev.Object.(*vizv1.VisualizationRequest); ok && vr.Status.Phase.Finished() {
+			vr, ok := ev.Object.(*vizv1.VisualizationRequest)
+			if !ok {
+				continue
+			}
+			if t.trace != "" && strings.HasPrefix(vr.Name, t.trace) {
+				t.print(ev.Type, vr)
+			}
+			if vr.Status.Phase.Finished() {
 				t.finish(vr, time.Now())
 			}
 		}
@@ -846,6 +860,21 @@ func (t *tracker) run(ctx context.Context, c client.WithWatch, ns string) {
 			}
 		}
 	}
+}
+
+func (t *tracker) print(typ watch.EventType, vr *vizv1.VisualizationRequest) {
+	now := time.Now()
+	t.mu.Lock()
+	if _, ok := t.first[vr.Name]; !ok {
+		t.first[vr.Name] = now
+	}
+	since := now.Sub(t.first[vr.Name])
+	t.mu.Unlock()
+	var conds []string
+	for _, c := range vr.Status.Conditions {
+		conds = append(conds, c.Type+"="+string(c.Status)+"/"+c.Reason)
+	}
+	fmt.Printf("    %s +%7.1fms %-8s rv=%s phase=%s %s\n", vr.Name, float64(since)/float64(time.Millisecond), typ, vr.ResourceVersion, vr.Status.Phase, strings.Join(conds, " "))
 }
 
 func (t *tracker) finish(vr *vizv1.VisualizationRequest, at time.Time) {

@@ -103,6 +103,8 @@ func Start(assets, crdDir, userName string) (*ControlPlane, error) {
 		CRDDirectoryPaths:     []string{crdDir},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+		// On a loaded machine kube-apiserver can take longer than the default 20s.
+		ControlPlaneStopTimeout: time.Minute,
 	}}
 	if _, err := cp.Env.Start(); err != nil {
 		_ = cp.Env.Stop()
