@@ -36,11 +36,6 @@ func waitArmed(b *testing.B, p *Pool) {
 	})
 }
 
-// atRest is how long a warm iteration leaves an armed sandbox idle first: its job
-// process finishes warming up while no job is waiting (about one render), as it does
-// between requests on an idle pool.
-const atRest = 300 * time.Millisecond
-
 func benchPool(b *testing.B, minReady, maxSandboxes int) *Pool {
 	p := newTestPool(b, sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, Options{})
 	waitFor(b, 2*time.Minute, "warm pool", func() bool { return p.Status().Ready == minReady })
@@ -71,7 +66,6 @@ func BenchmarkSeedChartWarm(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		waitArmed(b, p)
-		time.Sleep(atRest)
 		b.StartTimer()
 		r, err := sandbox.Run(ctx, p, "bench", sandbox.Request{Code: seedBarChart})
 		if err != nil || !r.Success || len(r.Files) != 1 {
@@ -233,7 +227,6 @@ func BenchmarkRatios(b *testing.B) {
 	for i := 0; i < pairs; i++ {
 		floorT = append(floorT, timeIt(func() { floor.render(b) }))
 		waitArmed(b, p)
-		time.Sleep(atRest)
 		warmT = append(warmT, timeIt(func() {
 			r, err := sandbox.Run(ctx, p, "bench", sandbox.Request{Code: seedBarChart})
 			if err != nil || !r.Success || len(r.Files) != 1 {

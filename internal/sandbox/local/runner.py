@@ -413,37 +413,6 @@ def copy_warm_pages():
     return True
 
 
-class JobArrived(BaseException):
-    pass
-
-
-def warm_up_until_job(go_r):
-    """Renders the throwaway figure while the job process waits for its job, and
-    abandons it the moment the job arrives (SIGIO on the job pipe). The process of an
-    idle sandbox ends fully warm; on a busy pool the job does not wait for it, and no
-    CPU goes to a warm-up that a waiting job would have to pay for."""
-    import fcntl
-
-    def on_job(signum, frame):
-        while frame is not None:  # only inside the warm-up, never elsewhere
-            if frame.f_code is warm_up.__code__:
-                raise JobArrived()
-            frame = frame.f_back
-
-    flags = fcntl.fcntl(go_r, fcntl.F_GETFL)
-    signal.signal(signal.SIGIO, on_job)
-    try:
-        fcntl.fcntl(go_r, fcntl.F_SETOWN, os.getpid())
-        fcntl.fcntl(go_r, fcntl.F_SETFL, flags | os.O_ASYNC)
-        if not select.select([go_r], [], [], 0)[0]:
-            warm_up()
-    except JobArrived:
-        plt.close("all")
-    finally:
-        fcntl.fcntl(go_r, fcntl.F_SETFL, flags)
-        signal.signal(signal.SIGIO, signal.SIG_IGN)
-
-
 # ---- the job process ------------------------------------------------------------
 
 
@@ -582,14 +551,10 @@ def job_main(go_r, ready_w, meta_w, out_w, err_w):
     drop_capabilities()
     install_seccomp()
     prctl(PR_SET_DUMPABLE, 0)
-    warm = False
     if FULLY_WARM and not (WARM_PAGES and copy_warm_pages()):
         warm_up()
-        warm = True
     os.write(ready_w, b"R")
     os.close(ready_w)
-    if FULLY_WARM and not warm:
-        warm_up_until_job(go_r)
     job = json.loads(read_frame_raw(go_r, 1 << 20))
     os.close(go_r)
     cpu = int(job.get("timeout_ms", 30000) / 1000 * 2) + 2
