@@ -325,14 +325,15 @@ def warm_up():
 # of the difference is write faults on pages it shares with the zygote (every object a
 # render touches has its reference count written, so its page is copied). Rendering a
 # throwaway figure in each job process pays those faults ahead of the job, but costs
-# 3 renders of CPU per job, taken from the jobs running beside it. Instead the zygote
+# 3 renders of CPU per job, taken from the jobs running beside it. So the zygote
 # records once which pages a render writes (in a throwaway child), and each job process
-# copies those pages with madvise(MADV_POPULATE_WRITE): one call per range instead of
-# one fault per page, about a tenth of the CPU (Linux 5.14 or later; older kernels
-# fall back to the render).
+# first copies those pages with madvise(MADV_POPULATE_WRITE): one call per range
+# instead of one fault per page, about a tenth of the CPU of the faults (Linux 5.14 or
+# later; older kernels skip it). The throwaway render that follows costs about one hot
+# render instead of three, and the job then renders hot, as before.
 
 MADV_POPULATE_WRITE = 23
-WARM_PAGES = None  # [(address, length)] a render writes; None: warm up by rendering
+WARM_PAGES = None  # [(address, length)] a render writes; None: not recorded (yet)
 MAX_WARM_BYTES = 256 << 20  # a sanity bound on what a job process copies ahead
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -551,8 +552,10 @@ def job_main(go_r, ready_w, meta_w, out_w, err_w):
     drop_capabilities()
     install_seccomp()
     prctl(PR_SET_DUMPABLE, 0)
-    if FULLY_WARM and not (WARM_PAGES and copy_warm_pages()):
-        warm_up()
+    if FULLY_WARM:
+        if WARM_PAGES:
+            copy_warm_pages()
+        warm_up()  # cheap now that its pages are copied; the job then renders hot
     os.write(ready_w, b"R")
     os.close(ready_w)
     job = json.loads(read_frame_raw(go_r, 1 << 20))
