@@ -73,7 +73,7 @@ test: deps manifests generate lint helm kustomize ## Run all tests: unit, sandbo
 BENCH_E2E_FLAGS ?=
 
 .PHONY: bench
-bench: deps manifests ## Run the benchmarks: the sandbox ratios, then the operator end to end on an embedded control plane (about 15 minutes).
+bench: deps manifests ## Run the benchmarks: the sandbox ratios, then the operator end to end on an embedded control plane (15 to 25 minutes; longer on a loaded machine).
 	hack/bench/run.sh
 	@mkdir -p $(LOCALBIN)
 	go build -o $(LOCALBIN)/bench-e2e ./hack/bench/e2e
