@@ -69,9 +69,15 @@ test: deps manifests generate lint helm kustomize ## Run all tests: unit, sandbo
 	@assets=$$(hack/envtest-assets.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./... 2>&1 | tee bin/test.log
 
+# Flags of the end-to-end benchmark (go run ./hack/bench/e2e -h), e.g. BENCH_E2E_FLAGS="-waiting 50,500".
+BENCH_E2E_FLAGS ?=
+
 .PHONY: bench
-bench: deps ## Run the sandbox benchmarks (ratios against the in-process floor).
-	go test -run '^$$' -bench . -benchtime 20x ./internal/sandbox/...
+bench: deps manifests ## Run the benchmarks: the sandbox ratios, then the operator end to end on an embedded control plane (15 to 25 minutes; longer on a loaded machine).
+	hack/bench/run.sh
+	@mkdir -p $(LOCALBIN)
+	go build -o $(LOCALBIN)/bench-e2e ./hack/bench/e2e
+	$(LOCALBIN)/bench-e2e $(BENCH_E2E_FLAGS)
 
 ##@ First run
 

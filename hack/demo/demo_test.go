@@ -22,6 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/hack/internal/controlplane"
 )
 
 func TestParseObjects(t *testing.T) {
@@ -261,10 +262,10 @@ func TestWriteArtifacts(t *testing.T) {
 	}
 }
 
-// envtestAssets is $KUBEBUILDER_ASSETS, else what hack/envtest-assets.sh left in bin/k8s.
+// testAssets is $KUBEBUILDER_ASSETS, else what hack/envtest-assets.sh left in bin/k8s.
 func testAssets(t *testing.T) string {
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
-	if d := cachedAssets(root); d != "" {
+	if d := controlplane.CachedAssets(root); d != "" {
 		return d
 	}
 	t.Fatal("no envtest binaries: run `make test` (it sets KUBEBUILDER_ASSETS), or hack/envtest-assets.sh")
@@ -379,49 +380,5 @@ func TestDemoFailures(t *testing.T) {
 				t.Errorf("the manager (pid %d) is still running: %v", n, err)
 			}
 		})
-	}
-}
-
-// The first-run note depends on whether the envtest binaries are cached.
-func TestCachedAssets(t *testing.T) {
-	root, machine := t.TempDir(), t.TempDir()
-	t.Setenv("KUBEBUILDER_ASSETS", "")
-	t.Setenv("ENVTEST_MACHINE_CACHE", machine)
-	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n\nrequire (\n\tk8s.io/api v0.37.2 // indirect\n)\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if v := k8sVersion(root); v != "1.37.2" {
-		t.Fatalf("k8sVersion = %q", v)
-	}
-	fill := func(dir string, names ...string) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			if err := os.WriteFile(filepath.Join(dir, n), []byte("#!/bin/sh\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if got := cachedAssets(root); got != "" {
-		t.Errorf("nothing cached: got %q", got)
-	}
-	fill(filepath.Join(root, "bin", "k8s", "1.37.2"), "etcd") // kube-apiserver still missing
-	if got := cachedAssets(root); got != "" {
-		t.Errorf("half cached: got %q", got)
-	}
-	fill(filepath.Join(machine, "1.37.2"), "etcd", "kube-apiserver")
-	if got, want := cachedAssets(root), filepath.Join(machine, "1.37.2"); got != want {
-		t.Errorf("machine cache: got %q, want %q", got, want)
-	}
-	fill(filepath.Join(root, "bin", "k8s", "1.37.2"), "kube-apiserver")
-	if got, want := cachedAssets(root), filepath.Join(root, "bin", "k8s", "1.37.2"); got != want {
-		t.Errorf("repository cache first: got %q, want %q", got, want)
-	}
-	other := t.TempDir()
-	fill(other, "etcd", "kube-apiserver")
-	t.Setenv("KUBEBUILDER_ASSETS", other)
-	if got := cachedAssets(root); got != other {
-		t.Errorf("KUBEBUILDER_ASSETS first: got %q", got)
 	}
 }

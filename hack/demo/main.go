@@ -36,6 +36,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/hack/internal/controlplane"
 	"github.com/vizops/viz-operator/internal/progress"
 )
 
@@ -113,13 +114,13 @@ func run(ctx context.Context, cfg config) (bool, error) {
 
 	assets := cfg.assets
 	if assets == "" {
-		if cachedAssets(root) == "" {
+		if controlplane.CachedAssets(root) == "" {
 			fmt.Fprintln(w, "First run: the envtest binaries (kube-apiserver, etcd) are not cached. Online they are downloaded")
 			fmt.Fprintln(w, "in a minute; offline, building kube-apiserver takes ~15-35 minutes once on 2 cores. Later runs")
 			fmt.Fprintln(w, "reuse bin/k8s/ and start in seconds.")
 		}
 		step("finding the envtest binaries (hack/envtest-assets.sh)")
-		if assets, err = envtestAssets(root, cfg.errw); err != nil {
+		if assets, err = controlplane.FindAssets(root, cfg.errw); err != nil {
 			return false, err
 		}
 	}
@@ -128,7 +129,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	}
 	if !cfg.noBuild {
 		step("building the manager: go build -o %s ./cmd", rel(root, manager))
-		if err := buildManager(root, manager, cfg.errw); err != nil {
+		if err := controlplane.BuildManager(root, manager, cfg.errw); err != nil {
 			return false, err
 		}
 	}
@@ -145,14 +146,14 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	}
 
 	step("starting the control plane (kube-apiserver, etcd from %s) and installing the CRDs", assets)
-	cp, err := startControlPlane(assets, filepath.Join(root, "config", "crd", "bases"))
+	cp, err := controlplane.Start(assets, filepath.Join(root, "config", "crd", "bases"), "vizops-demo")
 	if err != nil {
 		return false, err
 	}
 	defer func() {
 		step("stopping the control plane")
 		t0 := time.Now()
-		if err := cp.stop(); err != nil {
+		if err := cp.Stop(); err != nil {
 			fmt.Fprintln(cfg.errw, "demo: stopping the control plane:", err)
 		}
 		if d := time.Since(t0); d > 3*time.Second {
@@ -162,7 +163,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	if ctx.Err() != nil {
 		return false, interrupted()
 	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig)
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
 	if err != nil {
 		return false, err
 	}
@@ -173,13 +174,13 @@ func run(ctx context.Context, cfg config) (bool, error) {
 
 	logPath := filepath.Join(outDir, "manager.log")
 	step("starting the manager (log: %s)", rel(root, logPath))
-	mgr, err := startManager(manager, cp.kubeconfig, logPath)
+	mgr, err := controlplane.StartManager(manager, cp.Kubeconfig, logPath)
 	if err != nil {
 		return false, err
 	}
 	defer func() {
 		step("stopping the manager")
-		if err := mgr.stop(15 * time.Second); err != nil {
+		if err := mgr.Stop(15 * time.Second); err != nil {
 			fmt.Fprintln(cfg.errw, "demo:", err)
 		}
 	}()
@@ -215,7 +216,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 			fmt.Fprintln(w)
 			summary(w, names, final, expect, nil)
 		}
-		fmt.Fprintf(w, "\nlast lines of the manager's log (%s):\n%s\n", rel(root, logPath), tail(logPath, 15))
+		fmt.Fprintf(w, "\nlast lines of the manager's log (%s):\n%s\n", rel(root, logPath), controlplane.Tail(logPath, 15))
 		return false, err
 	}
 
@@ -242,19 +243,19 @@ func run(ctx context.Context, cfg config) (bool, error) {
 			len(names), time.Since(started).Seconds(), rel(root, outDir), firstChart(root, names, written))
 	} else {
 		fmt.Fprintf(w, "Some samples did not end as expected. The manager's log: %s\n", rel(root, logPath))
-		fmt.Fprintf(w, "last lines:\n%s\n", tail(logPath, 15))
+		fmt.Fprintf(w, "last lines:\n%s\n", controlplane.Tail(logPath, 15))
 	}
 	if cfg.hold && parent.Err() == nil {
 		fmt.Fprintf(w, "\nHolding the control plane and the manager (-hold). In another shell:\n")
-		fmt.Fprintf(w, "  export KUBECONFIG=%s\n", cp.kubeconfig)
+		fmt.Fprintf(w, "  export KUBECONFIG=%s\n", cp.Kubeconfig)
 		fmt.Fprintf(w, "  go build -o bin/kubectl-viz ./cmd/kubectl-viz\n")
 		fmt.Fprintf(w, "  bin/kubectl-viz pools -n %s\n", cfg.namespace)
 		fmt.Fprintf(w, "  bin/kubectl-viz create bars -n %s --prompt \"bar chart of A 3, B 5, C 2\" --wait -o demo-out/bars\n", cfg.namespace)
 		fmt.Fprintf(w, "Press Ctrl-C to stop everything.\n")
 		select {
 		case <-parent.Done():
-		case <-mgr.exited:
-			fmt.Fprintln(w, "the manager exited:", mgr.exitErr())
+		case <-mgr.Exited():
+			fmt.Fprintln(w, "the manager exited:", mgr.ExitErr())
 		}
 	}
 	return allOK, nil
@@ -267,7 +268,7 @@ func isRequest(u *unstructured.Unstructured) bool {
 // follow polls the requests until all have finished, showing the phase counts on one
 // updated line and a line for each request as it finishes. It fails fast if the
 // manager exits.
-func follow(ctx context.Context, c client.Client, ns string, names []string, mgr *managerProcess, w io.Writer) (map[string]*vizv1.VisualizationRequest, error) {
+func follow(ctx context.Context, c client.Client, ns string, names []string, mgr *controlplane.Manager, w io.Writer) (map[string]*vizv1.VisualizationRequest, error) {
 	start := time.Now()
 	p := progress.NewLine(w)
 	defer p.Done()
@@ -308,8 +309,8 @@ func follow(ctx context.Context, c client.Client, ns string, names []string, mgr
 		select {
 		case <-ctx.Done():
 			return latest, ctx.Err()
-		case <-mgr.exited:
-			return latest, mgr.exitErr()
+		case <-mgr.Exited():
+			return latest, mgr.ExitErr()
 		case <-tick.C:
 		}
 	}

@@ -1,11 +1,8 @@
 package local
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,60 +122,21 @@ func BenchmarkThroughput2(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
 }
 
-// floorDriver keeps one hot /usr/bin/python3 (no sandbox) that renders each script it
-// is sent to PNG in-process: the floor no backend can beat.
-const floorDriver = `
-import sys, io, struct, matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt, numpy, pandas, seaborn, plotly
-def show(*a, **k):
-    for n in plt.get_fignums():
-        plt.figure(n).savefig(io.BytesIO(), format="png")
-    plt.close("all")
-plt.show = show
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    hdr = inp.read(4)
-    if len(hdr) < 4:
-        break
-    code = inp.read(struct.unpack(">I", hdr)[0]).decode()
-    exec(compile(code, "<cell>", "exec"), {"__name__": "__main__"})
-    out.write(b"ok\n"); out.flush()
-`
-
-// floorInterpreter is a hot /usr/bin/python3 fed scripts over a pipe.
-type floorInterpreter struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	out    *bufio.Reader
-	stderr bytes.Buffer
-}
+// floorInterpreter is the Floor of floor.go, failing the benchmark on error.
+type floorInterpreter struct{ f *Floor }
 
 func startFloor(tb testing.TB) *floorInterpreter {
-	f := &floorInterpreter{cmd: exec.Command("/usr/bin/python3", "-c", floorDriver)}
-	f.cmd.Env = envWith("MPLCONFIGDIR", filepath.Join(Options{}.withDefaults().CacheDir, "mpl"))
-	f.stdin, _ = f.cmd.StdinPipe()
-	stdout, _ := f.cmd.StdoutPipe()
-	f.out = bufio.NewReader(stdout)
-	f.cmd.Stderr = &f.stderr
-	if err := f.cmd.Start(); err != nil {
+	f, err := StartFloor(Options{})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { f.stdin.Close(); _ = f.cmd.Wait() })
-	for i := 0; i < 3; i++ { // the floor is a hot interpreter
-		f.render(tb)
-	}
-	return f
+	tb.Cleanup(f.Close)
+	return &floorInterpreter{f}
 }
 
 func (f *floorInterpreter) render(tb testing.TB) {
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(seedBarChart)))
-	if _, err := f.stdin.Write(append(hdr[:], seedBarChart...)); err != nil {
+	if err := f.f.Render(seedBarChart); err != nil {
 		tb.Fatal(err)
-	}
-	if line, err := f.out.ReadString('\n'); err != nil || line != "ok\n" {
-		tb.Fatalf("floor interpreter: %q %v %s", line, err, f.stderr.String())
 	}
 }
 
@@ -366,15 +324,4 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
-}
-
-// envWith is the sandbox environment with one variable replaced.
-func envWith(key, value string) []string {
-	env := sandboxEnv()
-	for i, kv := range env {
-		if strings.HasPrefix(kv, key+"=") {
-			env[i] = key + "=" + value
-		}
-	}
-	return env
 }

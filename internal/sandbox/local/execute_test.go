@@ -12,15 +12,8 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
-// seedBarChart is the seed's first example (e2b-sandbox-architecture.md).
-const seedBarChart = `import matplotlib.pyplot as plt
-import numpy as np
-treatments = ['Hydroxyurea', 'Voxelotor', 'Crizanlizumab']
-effectiveness = [85, 70, 75]
-plt.bar(treatments, effectiveness)
-plt.ylabel('Effectiveness (%)')
-plt.title('SCD Treatment Effectiveness')
-plt.show()`
+// seedBarChart is the seed's first example (floor.go).
+const seedBarChart = SeedBarChart
 
 var (
 	featurePoolOnce sync.Once

@@ -1,4 +1,8 @@
-package main
+// Package controlplane runs what `make demo` and `make bench` need around the operator:
+// the envtest binaries (found, or built by hack/envtest-assets.sh), an embedded control
+// plane (kube-apiserver and etcd) with the CRDs and an admin kubeconfig, and the real
+// manager binary as a subprocess in a process group of its own.
+package controlplane
 
 import (
 	"bufio"
@@ -16,9 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// k8sVersion is the Kubernetes version of go.mod's k8s.io/api (v0.37.2 → 1.37.2), the
+// K8sVersion is the Kubernetes version of go.mod's k8s.io/api (v0.37.2 → 1.37.2), the
 // version hack/envtest-assets.sh finds or builds.
-func k8sVersion(root string) string {
+func K8sVersion(root string) string {
 	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
 		return ""
@@ -45,13 +49,13 @@ func completeAssets(dir string) bool {
 	return true
 }
 
-// cachedAssets is where kube-apiserver and etcd already are, or "" when
+// CachedAssets is where kube-apiserver and etcd already are, or "" when
 // hack/envtest-assets.sh would have to download or build them.
-func cachedAssets(root string) string {
+func CachedAssets(root string) string {
 	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" && completeAssets(d) {
 		return d
 	}
-	v := k8sVersion(root)
+	v := K8sVersion(root)
 	if v == "" {
 		return ""
 	}
@@ -67,9 +71,9 @@ func cachedAssets(root string) string {
 	return ""
 }
 
-// envtestAssets runs hack/envtest-assets.sh (its progress on stderr) and returns the
+// FindAssets runs hack/envtest-assets.sh (its progress on stderr) and returns the
 // directory it prints.
-func envtestAssets(root string, stderr io.Writer) (string, error) {
+func FindAssets(root string, stderr io.Writer) (string, error) {
 	cmd := exec.Command(filepath.Join(root, "hack", "envtest-assets.sh"))
 	cmd.Dir = root
 	cmd.Stderr = stderr
@@ -84,50 +88,56 @@ func envtestAssets(root string, stderr io.Writer) (string, error) {
 	return dir, nil
 }
 
-// controlPlane is an envtest API server with the CRDs, and an admin kubeconfig for it.
-type controlPlane struct {
-	env        *envtest.Environment
-	kubeconfig string
+// ControlPlane is an envtest API server with the CRDs, and an admin kubeconfig for it.
+type ControlPlane struct {
+	Env *envtest.Environment
+	// Kubeconfig is the path of a kubeconfig for a system:masters user.
+	Kubeconfig string
 	tmp        string
 }
 
-func startControlPlane(assets, crdDir string) (*controlPlane, error) {
-	cp := &controlPlane{env: &envtest.Environment{
+// Start starts kube-apiserver and etcd from assets, installs the CRDs of crdDir and
+// writes a kubeconfig for an admin user named userName.
+func Start(assets, crdDir, userName string) (*ControlPlane, error) {
+	cp := &ControlPlane{Env: &envtest.Environment{
 		CRDDirectoryPaths:     []string{crdDir},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+		// On a loaded machine kube-apiserver can take longer than the default 20s.
+		ControlPlaneStopTimeout: time.Minute,
 	}}
-	if _, err := cp.env.Start(); err != nil {
-		_ = cp.env.Stop()
+	if _, err := cp.Env.Start(); err != nil {
+		_ = cp.Env.Stop()
 		return nil, fmt.Errorf("starting the control plane (kube-apiserver and etcd from %s): %w", assets, err)
 	}
-	user, err := cp.env.AddUser(envtest.User{Name: "vizops-demo", Groups: []string{"system:masters"}}, nil)
+	user, err := cp.Env.AddUser(envtest.User{Name: userName, Groups: []string{"system:masters"}}, nil)
 	if err == nil {
 		var data []byte
 		if data, err = user.KubeConfig(); err == nil {
-			if cp.tmp, err = os.MkdirTemp("", "vizops-demo-"); err == nil {
-				cp.kubeconfig = filepath.Join(cp.tmp, "kubeconfig")
-				err = os.WriteFile(cp.kubeconfig, data, 0o600)
+			if cp.tmp, err = os.MkdirTemp("", userName+"-"); err == nil {
+				cp.Kubeconfig = filepath.Join(cp.tmp, "kubeconfig")
+				err = os.WriteFile(cp.Kubeconfig, data, 0o600)
 			}
 		}
 	}
 	if err != nil {
-		cp.stop()
+		_ = cp.Stop()
 		return nil, fmt.Errorf("writing a kubeconfig for the control plane: %w", err)
 	}
 	return cp, nil
 }
 
-func (cp *controlPlane) stop() error {
-	err := cp.env.Stop()
+// Stop stops the control plane and removes the kubeconfig.
+func (cp *ControlPlane) Stop() error {
+	err := cp.Env.Stop()
 	if cp.tmp != "" {
 		_ = os.RemoveAll(cp.tmp)
 	}
 	return err
 }
 
-// buildManager builds the operator's manager binary.
-func buildManager(root, out string, stderr io.Writer) error {
+// BuildManager builds the operator's manager binary.
+func BuildManager(root, out string, stderr io.Writer) error {
 	cmd := exec.Command("go", "build", "-o", out, "./cmd")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = stderr, stderr
@@ -137,21 +147,23 @@ func buildManager(root, out string, stderr io.Writer) error {
 	return nil
 }
 
-// managerProcess is the manager running as a subprocess, in a process group of its
+// Manager is the manager running as a subprocess, in a process group of its
 // own so that stopping it also stops the sandboxes it started.
-type managerProcess struct {
+type Manager struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	exited chan struct{}
 	err    error
 }
 
-func startManager(bin, kubeconfig, logPath string) (*managerProcess, error) {
+// StartManager runs bin against kubeconfig with metrics and probes off, its output
+// to logPath; args are extra flags.
+func StartManager(bin, kubeconfig, logPath string, args ...string) (*Manager, error) {
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	cmd := exec.Command(bin, append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0"}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -159,7 +171,7 @@ func startManager(bin, kubeconfig, logPath string) (*managerProcess, error) {
 		log.Close()
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	m := &managerProcess{cmd: cmd, log: log, exited: make(chan struct{})}
+	m := &Manager{cmd: cmd, log: log, exited: make(chan struct{})}
 	go func() {
 		m.err = cmd.Wait()
 		close(m.exited)
@@ -167,9 +179,9 @@ func startManager(bin, kubeconfig, logPath string) (*managerProcess, error) {
 	return m, nil
 }
 
-// stop asks the manager to shut down (SIGTERM), and kills its process group when it
+// Stop asks the manager to shut down (SIGTERM), and kills its process group when it
 // has not within the grace period.
-func (m *managerProcess) stop(grace time.Duration) error {
+func (m *Manager) Stop(grace time.Duration) error {
 	defer m.log.Close()
 	pgid := m.cmd.Process.Pid
 	select {
@@ -204,16 +216,22 @@ func groupGone(pgid int, wait time.Duration) bool {
 	}
 }
 
-// exitErr says how the manager ended, once it has.
-func (m *managerProcess) exitErr() error {
+// Exited is closed once the manager has exited.
+func (m *Manager) Exited() <-chan struct{} { return m.exited }
+
+// Pid is the manager's process ID.
+func (m *Manager) Pid() int { return m.cmd.Process.Pid }
+
+// ExitErr says how the manager ended, once it has.
+func (m *Manager) ExitErr() error {
 	if m.err == nil {
 		return errors.New("the manager exited")
 	}
 	return fmt.Errorf("the manager exited: %w", m.err)
 }
 
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
+// Tail returns the last n lines of a file.
+func Tail(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""

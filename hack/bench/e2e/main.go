@@ -1,0 +1,1187 @@
+// Command e2e is the end-to-end half of `make bench`: the operator under load, measured
+// from outside. It starts an embedded control plane (envtest's kube-apiserver and etcd),
+// runs the real manager binary against it as a subprocess (so its peak RSS is its own,
+// read from /proc/<pid>/status VmHWM), creates a Local SandboxPool and measures, in one
+// run, each figure against a reference measured in the same run:
+//
+//   - warm: the seed's bar chart (spec.code), one request at a time, created →
+//     Succeeded with its artifact stored (from watch events), p50 and p95, against a hot
+//     interpreter rendering the same chart (local.Floor), the two interleaved;
+//   - pool/2floor: two concurrent jobs on a Local pool of two against two hot
+//     interpreters rendering concurrently (what BenchmarkRatios measures);
+//   - drain: N requests created at once on a pool capped at C, against the same pool
+//     configuration driven directly by C goroutines, without the controller (before and
+//     after the drain, averaged);
+//   - scale: charts/s with W requests waiting, kept at W by creating one request for
+//     each that finishes, for each W of -waiting;
+//   - the manager's peak RSS over all of it.
+//
+// Every request is a real chart. A fresh manager runs each of warm, drain and each
+// scale point, and the phase's requests are deleted while no manager runs, so no phase
+// pays for the previous one's leftovers. Phases that the controller cannot finish in
+// time are cut at -drain-cap / -scale-cap, and what was measured until then is
+// reported (marked "capped"). Nothing here asserts a duration: it reports.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/go-logr/logr"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/hack/internal/controlplane"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/local"
+)
+
+const (
+	namespace = "vizops-bench"
+	poolName  = "bench"
+)
+
+type config struct {
+	root, manager, assets, logDir, mdOut string
+	noBuild, verbose                     bool
+	warmN, drainN, poolCap, poolJobs     int
+	throughputJobs, window               int
+	waiting                              []int
+	gap, settle                          time.Duration
+	drainCap, scaleCap, timeout          time.Duration
+}
+
+func main() {
+	var cfg config
+	var waiting string
+	flag.StringVar(&cfg.root, "root", ".", "the repository's root")
+	flag.StringVar(&cfg.manager, "manager", "bin/manager", "manager binary (built from ./cmd, relative to -root)")
+	flag.BoolVar(&cfg.noBuild, "no-build", false, "use the manager binary as it is")
+	flag.StringVar(&cfg.assets, "assets", "", "envtest binaries (kube-apiserver, etcd); default $KUBEBUILDER_ASSETS, the caches, else hack/envtest-assets.sh")
+	flag.StringVar(&cfg.logDir, "logs", "bin/bench", "directory for the managers' logs (relative to -root)")
+	flag.StringVar(&cfg.mdOut, "md", "bin/bench/e2e.md", "also write the results as Markdown here (relative to -root); empty: do not")
+	flag.IntVar(&cfg.warmN, "warm", 50, "warm requests, sent one at a time (after 3 that are not counted)")
+	flag.DurationVar(&cfg.gap, "gap", 300*time.Millisecond, "idle time before and after each warm request")
+	flag.IntVar(&cfg.throughputJobs, "throughput-jobs", 30, "jobs per round of pool/2floor (two rounds each side)")
+	flag.IntVar(&cfg.drainN, "drain", 500, "requests created at once for the drain")
+	flag.IntVar(&cfg.poolCap, "cap", 4, "the pool's maxSandboxes (and minReady for drain and scale)")
+	flag.IntVar(&cfg.poolJobs, "pool-jobs", 0, "jobs of the direct-pool reference, half before and half after the drain (0: as many as -drain)")
+	flag.StringVar(&waiting, "waiting", "50,2000", "comma-separated numbers of waiting requests for the scale figures; the first is the reference")
+	flag.IntVar(&cfg.window, "window", 40, "completions measured at each scale point")
+	flag.DurationVar(&cfg.drainCap, "drain-cap", 4*time.Minute, "stop the drain after this long and report the rate so far")
+	flag.DurationVar(&cfg.scaleCap, "scale-cap", 3*time.Minute, "stop a scale point this long after its requests were created and report the rate so far")
+	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a pool is ready, for its background imports")
+	flag.DurationVar(&cfg.timeout, "timeout", 40*time.Minute, "bound on the whole run")
+	flag.BoolVar(&cfg.verbose, "v", false, "print every watch event of the warm requests (where the time goes)")
+	flag.Parse()
+	for _, f := range strings.Split(waiting, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "e2e: -waiting: %q is not a positive number\n", f)
+			os.Exit(2)
+		}
+		cfg.waiting = append(cfg.waiting, n)
+	}
+	if cfg.poolJobs == 0 {
+		cfg.poolJobs = cfg.drainN
+	}
+	ctrllog.SetLogger(logr.Discard())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: error:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one run: the control plane, the client and what was measured so far.
+type bench struct {
+	cfg     config
+	root    string
+	out     io.Writer
+	started time.Time
+	cp      *controlplane.ControlPlane
+	c       client.WithWatch
+	tr      *tracker
+	mgrBin  string
+	res     results
+	stopped map[*controlplane.Manager]bool
+	failMu  sync.Mutex
+}
+
+type results struct {
+	machine, loads                []string
+	startLoad, endLoad            string
+	floorP50, floorP95            time.Duration
+	warmP50, warmP95              time.Duration
+	warmN                         int
+	execP50                       time.Duration
+	pool2, floor2                 float64 // jobs/s
+	poolRate, drainRate           float64 // charts/s
+	poolRateBefore, poolRateAfter float64
+	poolJobs, drainDone           int
+	drainElapsed                  time.Duration
+	drainCapped                   bool
+	scale                         []scalePoint
+	peakRSS                       int64 // bytes
+	peakPhase                     string
+	failures                      map[string]int
+	warmUncounted, drainFailed    int
+	directFailed                  int
+}
+
+type scalePoint struct {
+	waiting, measured int
+	elapsed           time.Duration
+	rate              float64
+	capped            bool
+	created           time.Duration // how long creating the initial requests took
+	failed            int
+}
+
+func (b *bench) step(format string, args ...any) {
+	fmt.Fprintf(b.out, "==> [%6.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, cfg config, out io.Writer) error {
+	b := &bench{cfg: cfg, out: out, started: time.Now(), res: results{failures: map[string]int{}}, stopped: map[*controlplane.Manager]bool{}}
+	var err error
+	if b.root, err = filepath.Abs(cfg.root); err != nil {
+		return err
+	}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(b.root, p)
+	}
+	b.mgrBin = abs(cfg.manager)
+	cfg.logDir = abs(cfg.logDir)
+	b.cfg.logDir = cfg.logDir
+	if err := os.MkdirAll(cfg.logDir, 0o755); err != nil {
+		return err
+	}
+	b.res.machine = describeMachine()
+	b.res.startLoad = loadavg()
+	for _, l := range b.res.machine {
+		fmt.Fprintln(out, "machine:", l)
+	}
+	fmt.Fprintln(out, "load average at start:", b.res.startLoad)
+
+	assets := cfg.assets
+	if assets == "" {
+		if assets = controlplane.CachedAssets(b.root); assets == "" {
+			b.step("finding the envtest binaries (hack/envtest-assets.sh; building kube-apiserver takes 15-35 minutes once)")
+			if assets, err = controlplane.FindAssets(b.root, os.Stderr); err != nil {
+				return err
+			}
+		}
+	}
+	if !cfg.noBuild {
+		b.step("building the manager: go build -o %s ./cmd", b.mgrBin)
+		if err := controlplane.BuildManager(b.root, b.mgrBin, os.Stderr); err != nil {
+			return err
+		}
+	}
+	b.step("starting the control plane (kube-apiserver, etcd from %s)", assets)
+	if b.cp, err = controlplane.Start(assets, filepath.Join(b.root, "config", "crd", "bases"), "vizops-bench"); err != nil {
+		return err
+	}
+	defer func() {
+		b.step("stopping the control plane")
+		if err := b.cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: stopping the control plane:", err)
+		}
+	}()
+	restCfg, err := clientcmd.BuildConfigFromFlags("", b.cp.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	// The benchmark's own client must not be what limits the rate.
+	restCfg.QPS, restCfg.Burst = 1000, 2000
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(vizv1.AddToScheme(scheme))
+	if b.c, err = client.NewWithWatch(restCfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		return err
+	}
+	if err := b.c.Create(ctx, b.poolObject(1)); err != nil {
+		return err
+	}
+	b.tr = newTracker()
+	if cfg.verbose {
+		b.tr.trace = "warm-"
+	}
+	go b.tr.run(ctx, b.c, namespace)
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"warm latency", b.warm},
+		{"pool/2floor", b.pool2},
+		{"drain", b.drain},
+		{"scale", b.scale},
+	}
+	for _, ph := range phases {
+		if err := ph.fn(ctx); err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%s: %w (-timeout %s)", ph.name, ctx.Err(), cfg.timeout)
+			}
+			b.report()
+			return fmt.Errorf("%s: %w", ph.name, err)
+		}
+	}
+	b.res.endLoad = loadavg()
+	b.report()
+	return nil
+}
+
+// poolObject is the benchmark's SandboxPool: the sample's resources, cap -cap.
+func (b *bench) poolObject(minReady int32) *vizv1.SandboxPool {
+	return &vizv1.SandboxPool{
+		ObjectMeta: metav1.ObjectMeta{Name: poolName, Namespace: namespace},
+		Spec: vizv1.SandboxPoolSpec{
+			Backend:      vizv1.BackendLocal,
+			MinReady:     ptr.To(minReady),
+			MaxSandboxes: int32(b.cfg.poolCap),
+			Resources: vizv1.SandboxResources{
+				CPU:     ptr.To(resource.MustParse("1")),
+				Memory:  ptr.To(resource.MustParse("1Gi")),
+				Pids:    ptr.To(int32(128)),
+				Scratch: ptr.To(resource.MustParse("64Mi")),
+			},
+		},
+	}
+}
+
+// directPoolConfig is the same pool for the sandbox package directly.
+func (b *bench) directPoolConfig(minReady, maxSandboxes int) sandbox.PoolConfig {
+	return sandbox.PoolConfig{
+		MinReady: minReady, MaxSandboxes: maxSandboxes, Network: sandbox.NetworkNone,
+		Resources: sandbox.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 128, ScratchBytes: 64 << 20},
+	}
+}
+
+func (b *bench) setMinReady(ctx context.Context, n int32) error {
+	sp := &vizv1.SandboxPool{}
+	if err := b.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: poolName}, sp); err != nil {
+		return err
+	}
+	before := sp.DeepCopy()
+	sp.Spec.MinReady = ptr.To(n)
+	return b.c.Patch(ctx, sp, client.MergeFrom(before))
+}
+
+// startManager runs a fresh manager for phase and waits until its pool has want
+// sandboxes ready, then settles.
+func (b *bench) startManager(ctx context.Context, phase string, want int) (*controlplane.Manager, error) {
+	log := filepath.Join(b.cfg.logDir, "manager-"+phase+".log")
+	started := time.Now().Truncate(time.Second)
+	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log)
+	if err != nil {
+		return nil, err
+	}
+	b.step("%s: manager started (pid %d, log %s); waiting for %d ready sandboxes", phase, m.Pid(), log, want)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		sp := &vizv1.SandboxPool{}
+		if err := b.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: poolName}, sp); err == nil {
+			n := 0
+			for _, s := range sp.Status.Sandboxes {
+				if s.State == string(sandbox.StateReady) && s.Since != nil && !s.Since.Time.Before(started) {
+					n++
+				}
+			}
+			if n >= want {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			b.stopManager(m, phase)
+			return nil, ctx.Err()
+		case <-m.Exited():
+			return nil, fmt.Errorf("%w; its log: %s\n%s", m.ExitErr(), log, controlplane.Tail(log, 15))
+		case <-time.After(250 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.stopManager(m, phase)
+			return nil, fmt.Errorf("the pool did not have %d ready sandboxes within 3 minutes; the manager's log: %s", want, log)
+		}
+	}
+	time.Sleep(b.cfg.settle)
+	return m, nil
+}
+
+// stopManager records the manager's peak RSS and stops it (once).
+func (b *bench) stopManager(m *controlplane.Manager, phase string) {
+	if b.stopped[m] {
+		return
+	}
+	b.stopped[m] = true
+	if hwm := peakRSS(m.Pid()); hwm > b.res.peakRSS {
+		b.res.peakRSS, b.res.peakPhase = hwm, phase
+	}
+	if err := m.Stop(30 * time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+	}
+}
+
+// cleanup deletes every request while no manager runs, and waits until they are gone.
+func (b *bench) cleanup(ctx context.Context) error {
+	if err := b.c.DeleteAllOf(ctx, &vizv1.VisualizationRequest{}, client.InNamespace(namespace)); err != nil {
+		return err
+	}
+	for {
+		var list metav1.PartialObjectMetadataList
+		list.SetGroupVersionKind(vizv1.GroupVersion.WithKind("VisualizationRequestList"))
+		if err := b.c.List(ctx, &list, client.InNamespace(namespace), client.Limit(1)); err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func chartRequest(name string) *vizv1.VisualizationRequest {
+	return &vizv1.VisualizationRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: vizv1.VisualizationRequestSpec{
+			Code:           local.SeedBarChart,
+			SandboxPoolRef: vizv1.SandboxPoolReference{Name: poolName},
+			OutputFormats:  []vizv1.OutputFormat{vizv1.FormatPNG},
+		},
+	}
+}
+
+// createAll creates the named requests with a few creators in parallel.
+func (b *bench) createAll(ctx context.Context, names []string) error {
+	work := make(chan string)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				if err := b.c.Create(ctx, chartRequest(n)); err != nil {
+					errs <- fmt.Errorf("creating %s: %w", n, err)
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for _, n := range names {
+		select {
+		case work <- n:
+		case err = <-errs:
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
+	}
+	return err
+}
+
+// ---- warm latency --------------------------------------------------------------------
+
+func (b *bench) warm(ctx context.Context) error {
+	const uncounted = 3
+	b.res.warmUncounted = uncounted
+	b.res.loads = append(b.res.loads, "warm: "+loadavg())
+	m, err := b.startManager(ctx, "warm", 1)
+	if err != nil {
+		return err
+	}
+	defer b.stopManager(m, "warm")
+	floor, err := local.StartFloor(local.Options{})
+	if err != nil {
+		return err
+	}
+	defer floor.Close()
+	b.step("warm: %d requests one at a time (%d more first, not counted), each after a floor render and %s idle", b.cfg.warmN, uncounted, b.cfg.gap)
+	var floorT, warmT, execT []time.Duration
+	for i := 0; i < uncounted+b.cfg.warmN; i++ {
+		t0 := time.Now()
+		if err := floor.Render(local.SeedBarChart); err != nil {
+			return err
+		}
+		ft := time.Since(t0)
+		time.Sleep(b.cfg.gap)
+		name := fmt.Sprintf("warm-%03d", i)
+		t0 = time.Now()
+		if err := b.c.Create(ctx, chartRequest(name)); err != nil {
+			return err
+		}
+		o, err := b.tr.wait(ctx, name, time.Minute)
+		if err != nil {
+			return err
+		}
+		if !o.ok {
+			return fmt.Errorf("%s did not succeed: %s", name, o.reason)
+		}
+		if i >= uncounted {
+			floorT = append(floorT, ft)
+			warmT = append(warmT, o.at.Sub(t0))
+			execT = append(execT, o.exec)
+		}
+		time.Sleep(b.cfg.gap)
+	}
+	b.res.floorP50, b.res.floorP95 = percentile(floorT, 0.5), percentile(floorT, 0.95)
+	b.res.warmP50, b.res.warmP95 = percentile(warmT, 0.5), percentile(warmT, 0.95)
+	b.res.warmN = len(warmT)
+	b.res.execP50 = percentile(execT, 0.5)
+	b.step("warm: p50 %s p95 %s; floor p50 %s p95 %s", ms(b.res.warmP50), ms(b.res.warmP95), ms(b.res.floorP50), ms(b.res.floorP95))
+	b.stopManager(m, "warm")
+	return b.cleanup(ctx)
+}
+
+// ---- pool/2floor ---------------------------------------------------------------------
+
+// runConcurrently runs n jobs on workers goroutines and returns jobs per second.
+func runConcurrently(n, workers int, job func(worker int) error) (float64, error) {
+	jobs := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				if err := job(w); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), firstErr
+}
+
+// runChart runs the chart on a pool directly. A job that fails (a sandbox lost on an
+// overloaded machine, say) is counted in directFailed and reported, not fatal: the
+// rate then counts it as a job done, which flatters the reference a little.
+func (b *bench) runChart(ctx context.Context, p sandbox.Pool) error {
+	r, err := sandbox.Run(ctx, p, "bench", sandbox.Request{Code: local.SeedBarChart})
+	if err == nil && (!r.Success || len(r.Files) != 1) {
+		err = fmt.Errorf("the chart did not render: %+v", r.Error)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		b.failMu.Lock()
+		b.res.directFailed++
+		b.res.failures["direct pool: "+err.Error()]++
+		b.failMu.Unlock()
+	}
+	return nil
+}
+
+// warmDirectPool starts a Local pool outside the operator, waits until it is ready,
+// runs a few jobs that are not counted, and settles.
+func (b *bench) warmDirectPool(ctx context.Context, cfg sandbox.PoolConfig) (*local.Pool, error) {
+	p, err := local.NewPool(cfg, local.Options{})
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for p.Status().Ready < cfg.MinReady {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.Close()
+			return nil, fmt.Errorf("the direct pool did not have %d ready sandboxes within 3 minutes", cfg.MinReady)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(b.cfg.settle)
+	if _, err := runConcurrently(2*cfg.MaxSandboxes, cfg.MaxSandboxes, func(int) error { return b.runChart(ctx, p) }); err != nil {
+		p.Close()
+		return nil, err
+	}
+	time.Sleep(b.cfg.settle)
+	return p, nil
+}
+
+func (b *bench) pool2(ctx context.Context) error {
+	b.res.loads = append(b.res.loads, "pool/2floor: "+loadavg())
+	b.step("pool/2floor: 2 callers on a Local pool of 2 vs 2 hot interpreters, %d jobs per round, rounds alternating", b.cfg.throughputJobs)
+	p, err := b.warmDirectPool(ctx, sandbox.PoolConfig{MinReady: 2, MaxSandboxes: 2})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	var floors [2]*local.Floor
+	for i := range floors {
+		if floors[i], err = local.StartFloor(local.Options{}); err != nil {
+			return err
+		}
+		defer floors[i].Close()
+	}
+	var ours, ref float64
+	for round := 0; round < 2; round++ {
+		r, err := runConcurrently(b.cfg.throughputJobs, 2, func(w int) error { return floors[w].Render(local.SeedBarChart) })
+		if err != nil {
+			return err
+		}
+		ref += r
+		o, err := runConcurrently(b.cfg.throughputJobs, 2, func(int) error { return b.runChart(ctx, p) })
+		if err != nil {
+			return err
+		}
+		ours += o
+		time.Sleep(time.Second) // the last jobs' sandboxes re-arm
+	}
+	b.res.pool2, b.res.floor2 = ours/2, ref/2
+	b.step("pool/2floor: pool %.2f jobs/s, 2 hot interpreters %.2f renders/s", b.res.pool2, b.res.floor2)
+	return nil
+}
+
+// ---- drain ---------------------------------------------------------------------------
+
+func (b *bench) drain(ctx context.Context) error {
+	c := b.cfg.poolCap
+	b.res.loads = append(b.res.loads, "drain: "+loadavg())
+	b.step("drain: the reference, %d goroutines on a Local pool of %d (minReady %d), %d jobs before the drain", c, c, c, b.cfg.poolJobs/2)
+	p, err := b.warmDirectPool(ctx, b.directPoolConfig(c, c))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	direct := func(n int) (float64, error) {
+		return runConcurrently(n, c, func(int) error { return b.runChart(ctx, p) })
+	}
+	if b.res.poolRateBefore, err = direct(b.cfg.poolJobs / 2); err != nil {
+		return err
+	}
+	b.step("drain: direct pool %.2f charts/s", b.res.poolRateBefore)
+
+	if err := b.setMinReady(ctx, int32(c)); err != nil {
+		return err
+	}
+	m, err := b.startManager(ctx, "drain", c)
+	if err != nil {
+		return err
+	}
+	names := make([]string, b.cfg.drainN)
+	for i := range names {
+		names[i] = fmt.Sprintf("drain-%04d", i)
+	}
+	b.step("drain: creating %d requests at once (cap %s)", len(names), b.cfg.drainCap)
+	finished := b.tr.subscribe("drain-")
+	start := time.Now()
+	createErr := make(chan error, 1)
+	go func() { createErr <- b.createAll(ctx, names) }()
+	capT := time.NewTimer(b.cfg.drainCap)
+	defer capT.Stop()
+	progress := time.NewTicker(30 * time.Second)
+	defer progress.Stop()
+	var last time.Time
+	done := 0
+wait:
+	for done < len(names) {
+		select {
+		case o := <-finished:
+			done++
+			last = o.at
+			if !o.ok {
+				b.res.drainFailed++
+				b.res.failures[o.reason]++
+			}
+		case err := <-createErr:
+			if err != nil {
+				b.stopManager(m, "drain")
+				return err
+			}
+		case <-progress.C:
+			b.step("drain: %d of %d finished", done, len(names))
+		case <-capT.C:
+			b.res.drainCapped = true
+			last = time.Now()
+			break wait
+		case <-ctx.Done():
+			b.stopManager(m, "drain")
+			return ctx.Err()
+		case <-m.Exited():
+			return fmt.Errorf("the manager exited during the drain: %w", m.ExitErr())
+		}
+	}
+	b.tr.unsubscribe()
+	b.res.drainDone, b.res.drainElapsed = done, last.Sub(start)
+	b.res.drainRate = float64(done) / b.res.drainElapsed.Seconds()
+	capped := ""
+	if b.res.drainCapped {
+		capped = fmt.Sprintf(" (capped at %s)", b.cfg.drainCap)
+	}
+	b.step("drain: %d of %d in %.1fs%s: %.2f charts/s", done, len(names), b.res.drainElapsed.Seconds(), capped, b.res.drainRate)
+	b.stopManager(m, "drain")
+	if err := b.cleanup(ctx); err != nil {
+		return err
+	}
+
+	b.step("drain: the reference again, %d jobs after the drain", b.cfg.poolJobs-b.cfg.poolJobs/2)
+	if b.res.poolRateAfter, err = direct(b.cfg.poolJobs - b.cfg.poolJobs/2); err != nil {
+		return err
+	}
+	// The mean rate over both halves: total jobs over total time.
+	n1, n2 := float64(b.cfg.poolJobs/2), float64(b.cfg.poolJobs-b.cfg.poolJobs/2)
+	b.res.poolRate = (n1 + n2) / (n1/b.res.poolRateBefore + n2/b.res.poolRateAfter)
+	b.res.poolJobs = b.cfg.poolJobs
+	b.step("drain: direct pool %.2f charts/s after; %.2f over both", b.res.poolRateAfter, b.res.poolRate)
+	return nil
+}
+
+// ---- scale ---------------------------------------------------------------------------
+
+func (b *bench) scale(ctx context.Context) error {
+	for _, w := range b.cfg.waiting {
+		sp, err := b.scalePoint(ctx, w)
+		if err != nil {
+			return err
+		}
+		b.res.scale = append(b.res.scale, sp)
+	}
+	return nil
+}
+
+// scalePoint keeps w requests waiting (w + cap outstanding: one new request for each
+// that finishes) and measures the completion rate over -window completions, starting
+// at the first completion after every initial request exists.
+func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
+	phase := fmt.Sprintf("scale-%d", w)
+	b.res.loads = append(b.res.loads, phase+": "+loadavg())
+	m, err := b.startManager(ctx, phase, b.cfg.poolCap)
+	if err != nil {
+		return scalePoint{}, err
+	}
+	defer b.stopManager(m, phase)
+	prefix := fmt.Sprintf("s%d-", w)
+	var (
+		mu   sync.Mutex
+		next int
+	)
+	newName := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		next++
+		return fmt.Sprintf("%s%05d", prefix, next)
+	}
+	total := w + b.cfg.poolCap
+	names := make([]string, total)
+	for i := range names {
+		names[i] = newName()
+	}
+	sp := scalePoint{waiting: w}
+	finished := b.tr.subscribe(prefix)
+	defer b.tr.unsubscribe()
+	b.step("%s: creating %d requests (%d waiting, %d running), then one for each that finishes", phase, total, w, b.cfg.poolCap)
+	start := time.Now()
+	// The feeder: one new request for each that finishes, from the start.
+	refill := make(chan struct{}, total+1<<16)
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	var feeders sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		feeders.Add(1)
+		go func() {
+			defer feeders.Done()
+			for {
+				select {
+				case <-feedCtx.Done():
+					return
+				case <-refill:
+					if err := b.c.Create(feedCtx, chartRequest(newName())); err != nil && feedCtx.Err() == nil {
+						fmt.Fprintln(os.Stderr, "e2e: creating a refill request:", err)
+					}
+				}
+			}
+		}()
+	}
+	defer feeders.Wait()
+	defer stopFeed()
+	createErr := make(chan error, 1)
+	go func() { createErr <- b.createAll(ctx, names) }()
+	deadline := time.NewTimer(b.cfg.scaleCap)
+	defer deadline.Stop()
+	progress := time.NewTicker(30 * time.Second)
+	defer progress.Stop()
+	var created, windowStart, last time.Time
+	done, measured := 0, -1 // measured counts completions after windowStart
+loop:
+	for measured < b.cfg.window {
+		select {
+		case o := <-finished:
+			done++
+			refill <- struct{}{}
+			if !o.ok {
+				sp.failed++
+				b.res.failures[o.reason]++
+			}
+			if !created.IsZero() {
+				if measured < 0 {
+					windowStart, measured = o.at, 0
+				} else {
+					measured++
+					last = o.at
+				}
+			}
+		case err := <-createErr:
+			if err != nil {
+				return sp, err
+			}
+			created = time.Now()
+			sp.created = created.Sub(start)
+			b.step("%s: %d requests created in %.1fs", phase, total, sp.created.Seconds())
+		case <-progress.C:
+			b.step("%s: %d finished so far, %d in the window", phase, done, max(measured, 0))
+		case <-deadline.C:
+			sp.capped = true
+			last = time.Now()
+			if measured < 0 {
+				// No completion since every request existed: the rate is a bound.
+				windowStart = start
+				if !created.IsZero() {
+					windowStart = created
+				}
+				measured = 0
+			}
+			break loop
+		case <-ctx.Done():
+			return sp, ctx.Err()
+		case <-m.Exited():
+			return sp, fmt.Errorf("the manager exited during %s: %w", phase, m.ExitErr())
+		}
+	}
+	sp.measured, sp.elapsed = measured, last.Sub(windowStart)
+	sp.rate = float64(measured) / sp.elapsed.Seconds()
+	capped := ""
+	if sp.capped {
+		capped = fmt.Sprintf(" (capped %s after creation began)", b.cfg.scaleCap)
+	}
+	b.step("%s: %d completions in %.1fs%s: %.2f charts/s", phase, measured, sp.elapsed.Seconds(), capped, sp.rate)
+	stopFeed()
+	feeders.Wait()
+	b.stopManager(m, phase)
+	return sp, b.cleanup(ctx)
+}
+
+// ---- watching the requests -----------------------------------------------------------
+
+type outcome struct {
+	name   string
+	at     time.Time
+	ok     bool // Succeeded with at least one artifact stored
+	reason string
+	exec   time.Duration // status.execution.durationMillis: the code's run in the sandbox
+}
+
+// tracker follows the requests through one watch and records when each finished.
+type tracker struct {
+	mu      sync.Mutex
+	done    map[string]outcome
+	changed chan struct{}
+	prefix  string
+	sub     chan outcome
+	trace   string // print the events of requests with this prefix
+	first   map[string]time.Time
+}
+
+func newTracker() *tracker {
+	return &tracker{done: map[string]outcome{}, changed: make(chan struct{}), first: map[string]time.Time{}}
+}
+
+func (t *tracker) run(ctx context.Context, c client.WithWatch, ns string) {
+	for ctx.Err() == nil {
+		w, err := c.Watch(ctx, &vizv1.VisualizationRequestList{}, client.InNamespace(ns))
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			vr, ok := ev.Object.(*vizv1.VisualizationRequest)
+			if !ok {
+				continue
+			}
+			if t.trace != "" && strings.HasPrefix(vr.Name, t.trace) {
+				t.print(ev.Type, vr)
+			}
+			if vr.Status.Phase.Finished() {
+				t.finish(vr, time.Now())
+			}
+		}
+		w.Stop()
+		// The watch ended (it expires): catch what finished meanwhile, then watch again.
+		var list vizv1.VisualizationRequestList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
+			now := time.Now()
+			for i := range list.Items {
+				if list.Items[i].Status.Phase.Finished() {
+					t.finish(&list.Items[i], now)
+				}
+			}
+		}
+	}
+}
+
+func (t *tracker) print(typ watch.EventType, vr *vizv1.VisualizationRequest) {
+	now := time.Now()
+	t.mu.Lock()
+	if _, ok := t.first[vr.Name]; !ok {
+		t.first[vr.Name] = now
+	}
+	since := now.Sub(t.first[vr.Name])
+	t.mu.Unlock()
+	var conds []string
+	for _, c := range vr.Status.Conditions {
+		conds = append(conds, c.Type+"="+string(c.Status)+"/"+c.Reason)
+	}
+	fmt.Printf("    %s +%7.1fms %-8s rv=%s phase=%s %s\n", vr.Name, float64(since)/float64(time.Millisecond), typ, vr.ResourceVersion, vr.Status.Phase, strings.Join(conds, " "))
+}
+
+func (t *tracker) finish(vr *vizv1.VisualizationRequest, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.done[vr.Name]; seen {
+		return
+	}
+	o := outcome{name: vr.Name, at: at, ok: vr.Status.Phase == vizv1.PhaseSucceeded && len(vr.Status.Artifacts) > 0}
+	if e := vr.Status.Execution; e != nil {
+		o.exec = time.Duration(e.DurationMillis) * time.Millisecond
+	}
+	if !o.ok {
+		o.reason = string(vr.Status.Phase)
+		if c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady); c != nil {
+			o.reason += "/" + c.Reason
+		}
+	}
+	t.done[vr.Name] = o
+	close(t.changed)
+	t.changed = make(chan struct{})
+	if t.sub != nil && strings.HasPrefix(vr.Name, t.prefix) {
+		t.sub <- o // buffered for every request a phase can have
+	}
+}
+
+// subscribe sends every finished request whose name starts with prefix to the
+// returned channel until unsubscribe.
+func (t *tracker) subscribe(prefix string) <-chan outcome {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.prefix, t.sub = prefix, make(chan outcome, 1<<17)
+	return t.sub
+}
+
+func (t *tracker) unsubscribe() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sub = nil
+}
+
+// wait returns name's outcome once it finished.
+func (t *tracker) wait(ctx context.Context, name string, timeout time.Duration) (outcome, error) {
+	deadline := time.After(timeout)
+	for {
+		t.mu.Lock()
+		o, ok := t.done[name]
+		changed := t.changed
+		t.mu.Unlock()
+		if ok {
+			return o, nil
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return outcome{}, fmt.Errorf("%s did not finish within %s", name, timeout)
+		case <-ctx.Done():
+			return outcome{}, ctx.Err()
+		}
+	}
+}
+
+// ---- the report ----------------------------------------------------------------------
+
+type figure struct {
+	name, value, target string
+	met                 *bool
+	detail              string
+}
+
+func (b *bench) figures() []figure {
+	r := b.res
+	var out []figure
+	check := func(v, t float64, atMost bool) *bool {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		m := v >= t
+		if atMost {
+			m = v <= t
+		}
+		return &m
+	}
+	if r.warmN > 0 {
+		v := float64(r.warmP50) / float64(r.floorP50)
+		out = append(out, figure{"warm p50/floor", fmt.Sprintf("%.2f", v), "<= 1.5", check(v, 1.5, true),
+			fmt.Sprintf("warm p50 %s, p95 %s over %d requests (status.execution.durationMillis p50 %s); floor p50 %s, p95 %s", ms(r.warmP50), ms(r.warmP95), r.warmN, ms(r.execP50), ms(r.floorP50), ms(r.floorP95))})
+	}
+	if r.poolRate > 0 && r.drainElapsed > 0 {
+		v := r.drainRate / r.poolRate
+		capped := ""
+		if r.drainCapped {
+			capped = fmt.Sprintf("; capped at %s: %d of %d finished", b.cfg.drainCap, r.drainDone, b.cfg.drainN)
+		}
+		out = append(out, figure{"drain/pool", fmt.Sprintf("%.2f", v), ">= 0.7", check(v, 0.7, false),
+			fmt.Sprintf("drain %.2f charts/s (%d at once, cap %d%s); direct pool %.2f charts/s (%.2f before, %.2f after, %d jobs)",
+				r.drainRate, b.cfg.drainN, b.cfg.poolCap, capped, r.poolRate, r.poolRateBefore, r.poolRateAfter, r.poolJobs)})
+	}
+	if len(r.scale) >= 2 && r.scale[0].rate > 0 {
+		ref := r.scale[0]
+		for _, sp := range r.scale[1:] {
+			v := sp.rate / ref.rate
+			out = append(out, figure{fmt.Sprintf("drain %d/%d", sp.waiting, ref.waiting), fmt.Sprintf("%.2f", v), ">= 0.8", check(v, 0.8, false),
+				fmt.Sprintf("%s; %s", describeScale(sp, b.cfg), describeScale(ref, b.cfg))})
+		}
+	}
+	if r.peakRSS > 0 {
+		v := float64(r.peakRSS) / (1 << 20)
+		out = append(out, figure{"manager peak RSS", fmt.Sprintf("%.0f MiB", v), "<= 150 MiB", check(v, 150, true),
+			fmt.Sprintf("VmHWM, highest in the %s phase", r.peakPhase)})
+	}
+	if r.floor2 > 0 {
+		v := r.pool2 / r.floor2
+		out = append(out, figure{"pool/2floor", fmt.Sprintf("%.2f", v), ">= 0.8", check(v, 0.8, false),
+			fmt.Sprintf("2 concurrent jobs %.2f /s; 2 hot interpreters %.2f /s", r.pool2, r.floor2)})
+	}
+	return out
+}
+
+func describeScale(sp scalePoint, cfg config) string {
+	s := fmt.Sprintf("%d waiting: %.2f charts/s (%d completions in %.1fs", sp.waiting, sp.rate, sp.measured, sp.elapsed.Seconds())
+	if sp.capped {
+		s += fmt.Sprintf(", capped at %s", cfg.scaleCap)
+	}
+	if sp.failed > 0 {
+		s += fmt.Sprintf(", %d failed", sp.failed)
+	}
+	return s + fmt.Sprintf("; created in %.1fs)", sp.created.Seconds())
+}
+
+func (b *bench) report() {
+	figs := b.figures()
+	w := b.out
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "End-to-end results (ratios against references measured in this run):")
+	for _, f := range figs {
+		fmt.Fprintf(w, "%s: %s   (target %s: %s)\n", f.name, f.value, f.target, metWord(f.met))
+		fmt.Fprintf(w, "    %s\n", f.detail)
+	}
+	if len(b.res.failures) > 0 {
+		fmt.Fprintf(w, "failures (requests that did not succeed, direct-pool jobs that failed): %v\n", b.res.failures)
+	}
+	end := b.res.endLoad
+	if end == "" {
+		end = loadavg()
+	}
+	fmt.Fprintf(w, "load average: %s at start, %s at end; per phase: %s\n", b.res.startLoad, end, strings.Join(b.res.loads, "; "))
+	if b.cfg.mdOut == "" {
+		return
+	}
+	path := b.cfg.mdOut
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(b.root, path)
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "`hack/bench/e2e` on %s (%s, git %s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), flagLine(b.cfg), gitDescribe(b.root))
+	for _, l := range b.res.machine {
+		fmt.Fprintf(&md, "- %s\n", l)
+	}
+	fmt.Fprintf(&md, "- load average: %s at start, %s at end; per phase: %s\n\n", b.res.startLoad, end, strings.Join(b.res.loads, "; "))
+	fmt.Fprintln(&md, "| figure | value | target | met? | measured |")
+	fmt.Fprintln(&md, "|---|---|---|---|---|")
+	for _, f := range figs {
+		fmt.Fprintf(&md, "| %s | **%s** | %s | %s | %s |\n", f.name, f.value, f.target, metWord(f.met), f.detail)
+	}
+	if len(b.res.failures) > 0 {
+		fmt.Fprintf(&md, "\nFailures (requests that did not succeed, direct-pool jobs that failed): %v\n", b.res.failures)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+		if err := os.WriteFile(path, []byte(md.String()), 0o644); err == nil {
+			fmt.Fprintln(w, "wrote", path)
+		}
+	}
+}
+
+func flagLine(cfg config) string {
+	ws := make([]string, len(cfg.waiting))
+	for i, n := range cfg.waiting {
+		ws[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s",
+		cfg.warmN, cfg.drainN, cfg.poolCap, strings.Join(ws, ","), cfg.window, cfg.drainCap, cfg.scaleCap)
+}
+
+func metWord(m *bool) string {
+	switch {
+	case m == nil:
+		return "n/a"
+	case *m:
+		return "met"
+	default:
+		return "not met"
+	}
+}
+
+// ---- helpers -------------------------------------------------------------------------
+
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// peakRSS is a process's VmHWM in bytes (0 when unreadable).
+func peakRSS(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func describeMachine() []string {
+	var out []string
+	cpu := "?"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := "?"
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+					mem = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+				}
+			}
+		}
+	}
+	var uts syscall.Utsname
+	kernel := "?"
+	if syscall.Uname(&uts) == nil {
+		kernel = charsToString(uts.Release[:])
+	}
+	out = append(out, fmt.Sprintf("%d CPUs (%s), %s RAM, Linux %s", goruntime.NumCPU(), cpu, mem, kernel))
+	py, _ := exec.Command("/usr/bin/python3", "-c", "import sys, matplotlib, numpy; print('Python %d.%d.%d' % sys.version_info[:3], 'matplotlib', matplotlib.__version__, 'numpy', numpy.__version__)").Output()
+	bw, _ := exec.Command("bwrap", "--version").Output()
+	out = append(out, strings.TrimSpace(string(py))+", "+strings.TrimSpace(string(bw)))
+	return out
+}
+
+func charsToString(cs []int8) string {
+	var sb strings.Builder
+	for _, c := range cs {
+		if c == 0 {
+			break
+		}
+		sb.WriteByte(byte(c))
+	}
+	return sb.String()
+}
+
+func gitDescribe(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "?"
+	}
+	s := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		s += "+dirty"
+	}
+	return s
+}
