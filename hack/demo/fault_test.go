@@ -22,6 +22,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/hack/internal/controlplane"
 )
 
 // The manager killed with SIGKILL mid-run, with its sandboxes, and started again as a
@@ -41,16 +42,16 @@ func TestManagerKilledMidRun(t *testing.T) {
 	assets := testAssets(t)
 	root := filepath.Join("..", "..")
 	tmp := t.TempDir()
-	cp, err := startControlPlane(assets, filepath.Join(root, "config", "crd", "bases"))
+	cp, err := controlplane.Start(assets, filepath.Join(root, "config", "crd", "bases"), "vizops-faults")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.stop()
+	defer cp.Stop()
 	bin := filepath.Join(tmp, "manager")
-	if err := buildManager(root, bin, testWriter{t}); err != nil {
+	if err := controlplane.BuildManager(root, bin, testWriter{t}); err != nil {
 		t.Fatal(err)
 	}
-	rest, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig)
+	rest, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestManagerKilledMidRun(t *testing.T) {
 		}
 	}()
 
-	first, err := startManager(bin, cp.kubeconfig, filepath.Join(tmp, "manager-1.log"))
+	first, err := controlplane.StartManager(bin, cp.Kubeconfig, filepath.Join(tmp, "manager-1.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,20 +129,18 @@ func TestManagerKilledMidRun(t *testing.T) {
 		return s >= 2 && r == 1
 	})
 	// SIGKILL the manager and its sandboxes: no shutdown path runs.
-	pgid := first.cmd.Process.Pid
-	must(t, syscall.Kill(-pgid, syscall.SIGKILL))
-	<-first.exited
-	first.log.Close()
-	if !groupGone(pgid, 10*time.Second) {
-		t.Fatal("the killed manager's sandboxes are still running")
+	must(t, syscall.Kill(-first.Pid(), syscall.SIGKILL))
+	<-first.Exited()
+	if err := first.Stop(10 * time.Second); err != nil { // already dead: closes its log, checks its group is gone
+		t.Fatalf("the killed manager's sandboxes are still running: %v", err)
 	}
 
-	second, err := startManager(bin, cp.kubeconfig, filepath.Join(tmp, "manager-2.log"))
+	second, err := controlplane.StartManager(bin, cp.Kubeconfig, filepath.Join(tmp, "manager-2.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := second.stop(10 * time.Second); err != nil {
+		if err := second.Stop(10 * time.Second); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -182,7 +181,7 @@ func TestManagerKilledMidRun(t *testing.T) {
 	}
 	if m := maxRunning.Load(); m > 1 {
 		t.Errorf("%d requests were Running at once under a cap of 1: %v\nmanager 1:\n%s\nmanager 2:\n%s", m, overlap.Load(),
-			tail(filepath.Join(tmp, "manager-1.log"), 30), tail(filepath.Join(tmp, "manager-2.log"), 30))
+			controlplane.Tail(filepath.Join(tmp, "manager-1.log"), 30), controlplane.Tail(filepath.Join(tmp, "manager-2.log"), 30))
 	}
 	t.Logf("interrupted and retried: %d; most Running at once: %d", retried, maxRunning.Load())
 }

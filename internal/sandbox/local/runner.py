@@ -402,108 +402,14 @@ matplotlib.pyplot.show = show
 
 
 def warm_up():
-    # Rendering once makes the renderer, fonts and savefig paths hot in this process.
+    # Rendering once makes the renderer, fonts and savefig paths hot in this process;
+    # a freshly forked child that skips this renders ~3x slower the first time.
     fig = plt.figure()
     plt.bar(["a", "b", "c"], [1, 2, 3])
     plt.ylabel("y")
     plt.title("warm-up")
     fig.savefig(io.BytesIO(), format="png")
     plt.close("all")
-
-
-# ---- warming a job process cheaply ----------------------------------------------------
-#
-# A freshly forked job process renders about 3 times slower the first time: nearly all
-# of the difference is write faults on pages it shares with the zygote (every object a
-# render touches has its reference count written, so its page is copied). Rendering a
-# throwaway figure in each job process pays those faults ahead of the job, but costs
-# 3 renders of CPU per job, taken from the jobs running beside it. So the zygote
-# records once which pages a render writes (in a throwaway child), and each job process
-# first copies those pages with madvise(MADV_POPULATE_WRITE): one call per range
-# instead of one fault per page, about a tenth of the CPU of the faults (Linux 5.14 or
-# later; older kernels skip it). The throwaway render that follows costs about one hot
-# render instead of three, and the job then renders hot, as before.
-
-MADV_POPULATE_WRITE = 23
-WARM_PAGES = None  # [(address, length)] a render writes; None: not recorded (yet)
-MAX_WARM_BYTES = 256 << 20  # a sanity bound on what a job process copies ahead
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def written_ranges(merge_gap=2):
-    """(address, length) ranges of this process's private writable pages that are
-    mapped by this process alone: since a fork, the ones it has written."""
-    out = []
-    with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pagemap:
-        for line in maps:
-            fields = line.split()
-            perms = fields[1]
-            if perms[1] != "w" or perms[3] != "p":
-                continue
-            lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            n = (hi - lo) // PAGE
-            pagemap.seek(lo // PAGE * 8)
-            entries = struct.unpack("<%dQ" % n, pagemap.read(n * 8))
-            start = None
-            for i, e in enumerate(entries):
-                mine = (e >> 63) & 1 and (e >> 56) & 1  # present, exclusively mapped
-                if mine and start is None:
-                    start = i
-                elif not mine and start is not None:
-                    out.append([lo + start * PAGE, (i - start) * PAGE])
-                    start = None
-            if start is not None:
-                out.append([lo + start * PAGE, (n - start) * PAGE])
-    merged = []
-    for a, n in out:  # fewer calls for a few extra pages
-        if merged and a - (merged[-1][0] + merged[-1][1]) <= merge_gap * PAGE:
-            merged[-1][1] = a + n - merged[-1][0]
-        else:
-            merged.append([a, n])
-    return [tuple(r) for r in merged]
-
-
-def record_warm_pages():
-    """Forks a throwaway child that renders once and reports the pages it wrote.
-    Returns None when that fails or is implausible: job processes then render."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            keep_fds({w})
-            warm_up()
-            ranges = written_ranges()
-            write_all(w, b"".join(struct.pack("<QQ", a, n) for a, n in ranges))
-        except BaseException:
-            traceback.print_exc()
-        os._exit(0)
-    os.close(w)
-    data = bytearray()
-    while True:
-        chunk = os.read(r, 1 << 16)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    ranges = [struct.unpack_from("<QQ", data, i) for i in range(0, len(data) - len(data) % 16, 16)]
-    if not ranges or sum(n for _, n in ranges) > MAX_WARM_BYTES:
-        return None
-    return ranges
-
-
-def copy_warm_pages():
-    """Copies the recorded pages into this process. False when the kernel lacks
-    MADV_POPULATE_WRITE."""
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    for addr, length in WARM_PAGES:
-        if libc.madvise(addr, length, MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == errno.EINVAL:
-            return False  # unknown advice; ENOMEM (a range unmapped since) is harmless
-    return True
 
 
 # ---- the job process ------------------------------------------------------------
@@ -689,9 +595,7 @@ def job_main(go_r, ready_w, meta_w, out_w, err_w):
     install_seccomp()
     prctl(PR_SET_DUMPABLE, 0)
     if FULLY_WARM:
-        if WARM_PAGES:
-            copy_warm_pages()
-        warm_up()  # cheap now that its pages are copied; the job then renders hot
+        warm_up()
     os.write(ready_w, b"R")
     Capture.ready_sent = True
     os.close(ready_w)
@@ -1125,13 +1029,6 @@ def main():
     importer = Importer()
     jobs_taken = crashes = 0
     send_frame(notices, {"type": "ready"})
-
-    def imported():
-        global WARM_PAGES
-        if FULLY_WARM:
-            WARM_PAGES = record_warm_pages()
-        send_frame(notices, {"type": "warm"})
-
     while True:
         waits = [nxt.res_r]
         if importer.thread is not None:
@@ -1139,7 +1036,7 @@ def main():
         readable, _, _ = select.select(waits, [], [])
         if importer.thread is not None and importer.done_r in readable:
             importer.finish()
-            imported()
+            send_frame(notices, {"type": "warm"})
             if not nxt.busy:
                 os.write(nxt.retire_w, b"1")  # forked cold: replace it with a warm one
         if nxt.res_r not in readable:
@@ -1165,9 +1062,7 @@ def main():
             # Job processes die before they are ready: stop rather than fork forever.
             send_frame(notices, {"type": "fatal", "message": "job processes keep dying before ready (status %d)" % status})
             return
-        if importer.thread is not None:
-            importer.finish()
-            imported()
+        importer.finish()
         nxt = spawn(job_in, result_out)  # ahead of demand: warms while the caller handles the result
 
 
