@@ -75,10 +75,12 @@ func (s *scope) finish(phase vizv1.Phase, reason, message string) {
 	s.setCondition(vizv1.ConditionReady, status, reason, message, phase == vizv1.PhaseFailed)
 	// No condition of a finished request stays in progress: a step still Unknown ends
 	// with the request's reason, and the slot is given back. (No Events: Ready's says it.)
+	// Verified is exempt: its Unknown means "could not be verified", a final answer.
 	for i := range s.vr.Status.Conditions {
 		c := &s.vr.Status.Conditions[i]
 		switch {
-		case c.Type == vizv1.ConditionReady:
+		case c.Type == vizv1.ConditionReady, c.Type == vizv1.ConditionVerified:
+			// Verified=Unknown is an outcome (the chart could not be checked), not progress.
 		case c.Type == vizv1.ConditionAdmitted && c.Status == metav1.ConditionTrue:
 			meta.SetStatusCondition(&s.vr.Status.Conditions, metav1.Condition{
 				Type: c.Type, Status: metav1.ConditionFalse, Reason: vizv1.ReasonSlotReleased,
