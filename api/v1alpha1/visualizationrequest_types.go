@@ -172,6 +172,9 @@ func (p Phase) Finished() bool {
 	return p == PhaseSucceeded || p == PhaseFailed || p == PhaseSkipped
 }
 
+// KindVisualizationRequest is the kind's name, as owner references carry it.
+const KindVisualizationRequest = "VisualizationRequest"
+
 // Labels the operator reads or writes.
 const (
 	// LabelRequestUID marks an artifact ConfigMap with the UID of the request that owns

@@ -121,7 +121,7 @@ func (r *VisualizationRequestReconciler) writeArtifactConfigMap(ctx context.Cont
 			}
 			existing.Labels[vizv1.LabelRequestUID] = string(vr.UID)
 			return "", r.Update(ctx, existing)
-		case owner != nil && owner.Kind == "VisualizationRequest" && owner.Name == vr.Name:
+		case owner != nil && owner.Kind == vizv1.KindVisualizationRequest && owner.Name == vr.Name:
 			// An earlier request of this name (another UID) is gone or going; its
 			// ConfigMap awaits the garbage collector.
 			uid := existing.UID
