@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/vizops/viz-operator/internal/chartdata"
 	"io"
 	"math"
 	"strconv"
@@ -206,8 +207,8 @@ func (c *columnStats) add(v string) {
 	}
 	c.nonNull++
 	c.seen[v] = true // bounded by maxRows: only inspected rows get here
-	if len(c.samples) < maxSamples && !contains(c.samples, truncateBytes(v, maxSample)) {
-		c.samples = append(c.samples, truncateBytes(v, maxSample))
+	if len(c.samples) < maxSamples && !contains(c.samples, chartdata.Truncate(v, maxSample)) {
+		c.samples = append(c.samples, chartdata.Truncate(v, maxSample))
 	}
 	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) {
 		if c.numbers == 0 || f < c.min {
@@ -241,7 +242,7 @@ func (c *columnStats) column() Column {
 		col.Min, col.Max, col.Mean = c.min, c.max, c.sum/float64(c.numbers)
 	case c.dates == c.nonNull:
 		col.Type = ColumnDate
-		col.First, col.Last = truncateBytes(c.firstS, maxSample), truncateBytes(c.lastS, maxSample)
+		col.First, col.Last = chartdata.Truncate(c.firstS, maxSample), chartdata.Truncate(c.lastS, maxSample)
 	case len(c.seen) <= categoryUnique || float64(len(c.seen)) <= 0.5*float64(c.nonNull):
 		col.Type = ColumnCategory
 	default:
@@ -271,18 +272,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// truncateBytes cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncateBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
 // ColumnsOf returns the names of the columns of type t, in CSV order.
 func (s Summary) ColumnsOf(t ColumnType) []string {
 	var out []string
@@ -308,7 +297,7 @@ func (s Summary) Prompt() string {
 			fmt.Fprintf(&b, "- … and %d more columns\n", len(s.Columns)-maxPromptCo)
 			break
 		}
-		fmt.Fprintf(&b, "- %s: %s", strconv.Quote(truncateBytes(c.Name, maxColName)), c.Type)
+		fmt.Fprintf(&b, "- %s: %s", strconv.Quote(chartdata.Truncate(c.Name, maxColName)), c.Type)
 		switch c.Type {
 		case ColumnNumber:
 			fmt.Fprintf(&b, ", min %s, max %s, mean %s", fmtNum(c.Min), fmtNum(c.Max), fmtNum(c.Mean))

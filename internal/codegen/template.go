@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"github.com/vizops/viz-operator/internal/chartdata"
 	"math"
 	"regexp"
 	"slices"
@@ -491,7 +492,7 @@ func describeColumns(s *Summary) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(s.Columns)-10))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s)", strconv.Quote(truncateBytes(c.Name, maxColName)), c.Type))
+		parts = append(parts, fmt.Sprintf("%s (%s)", strconv.Quote(chartdata.Truncate(c.Name, maxColName)), c.Type))
 	}
 	return strings.Join(parts, ", ")
 }
