@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,6 +90,7 @@ type harness struct {
 	cache    cache.Cache
 	cancel   context.CancelFunc
 	done     chan struct{}
+	stopped  sync.Once
 }
 
 type harnessOptions struct {
@@ -166,14 +168,20 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		defer close(h.done)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	// A spec that fails before its own stop must not leave a manager running into the
+	// next spec (or keep the API server from stopping in AfterSuite).
+	DeferCleanup(h.stop)
 	return h
 }
 
 // stop stops the manager and waits for it, as a crash or a rollout would.
+// It is idempotent.
 func (h *harness) stop() {
-	h.cancel()
-	<-h.done
-	_ = h.pools.Close()
+	h.stopped.Do(func() {
+		h.cancel()
+		<-h.done
+		_ = h.pools.Close()
+	})
 }
 
 func fakeFactory(p sandbox.Pool) sandbox.Factory {
