@@ -4,9 +4,13 @@
 IMG ?= ghcr.io/vizops/viz-operator:dev
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CRD_REF_DOCS_VERSION ?= v0.3.0
-# Debian packages the Local sandbox, envtest and the browser checks need.
-APT_PACKAGES ?= bubblewrap etcd-server python3-matplotlib python3-numpy python3-pandas \
-	python3-seaborn python3-plotly fonts-dejavu-core chromium
+# Debian packages the demo needs: the Local sandbox (bubblewrap, Python and its plotting
+# libraries, a font) and etcd for the embedded control plane.
+DEMO_APT_PACKAGES ?= bubblewrap etcd-server python3-matplotlib python3-numpy python3-pandas \
+	python3-seaborn python3-plotly fonts-dejavu-core
+# What the tests need on top: a headless browser for the HTML/SVG checks. (The E2B client
+# conformance test uses the machine's Node.js and is skipped, saying so, without it.)
+TEST_APT_PACKAGES ?= chromium
 GO_TEST_FLAGS ?= -timeout 40m
 
 SHELL := /usr/bin/env bash -o pipefail
@@ -52,20 +56,30 @@ lint: vet ## gofmt check and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: deps
-deps: ## Install the Debian packages the sandbox and tests need (apt; skipped when present).
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+deps: ## Install the Debian packages the demo needs (apt; skipped when present).
+	@$(call apt-install,$(DEMO_APT_PACKAGES),about 2 minutes)
+
+.PHONY: test-deps
+test-deps: deps ## Install what the tests need on top (chromium; apt, skipped when present).
+	@$(call apt-install,$(TEST_APT_PACKAGES),about 2 minutes)
+
+# apt-install installs the packages of $(1) that are missing, saying first how long it
+# takes ($(2)), so a first run never looks hung.
+define apt-install
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "first run: installing$$missing with apt ($(2))"; \
+  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+fi
+endef
 
 .PHONY: envtest
 envtest: ## Find or build the envtest binaries (kube-apiserver, etcd); prints their directory.
 	@hack/envtest-assets.sh
 
 .PHONY: test
-test: deps manifests generate lint helm kustomize ## Run all tests: unit, sandbox abuse, and envtest controller tests.
+test: test-deps manifests generate lint helm kustomize ## Run all tests: unit, sandbox abuse, and envtest controller tests.
 	@assets=$$(hack/envtest-assets.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./... 2>&1 | tee bin/test.log
 

@@ -42,6 +42,8 @@ func main() {
 		maxSandboxMemory       string
 		namespace              string
 		requireDataLabel       bool
+		plotlyJSAddr           string
+		plotlyJSFile           string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -52,6 +54,8 @@ func main() {
 	flag.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter of Local sandboxes (must have matplotlib, numpy, pandas, seaborn, plotly).")
 	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
+	flag.StringVar(&plotlyJSAddr, "plotlyjs-bind-address", "0", "Address to serve the plotly.js this image carries on (GET /plotly-<version>.min.js, cached for a year; /plotly.min.js), for in-cluster UIs and air-gapped clusters: point --plotlyjs-url or a pool's spec.plotlyJSURL at it. \"0\" disables it.")
+	flag.StringVar(&plotlyJSFile, "plotlyjs-file", "", "plotly.js file to serve. Empty: the local plotly installation's (Debian: /usr/share/python3-plotly/plotly.js).")
 	flag.BoolVar(&requireDataLabel, "data-configmap-label-required", false, "Read spec.data.configMapKeyRef only from ConfigMaps labelled viz.vizops.io/data=true. Off: any ConfigMap of the request's namespace, as a Pod may mount any ConfigMap of its namespace.")
 	opts := zap.Options{}
 	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
@@ -135,6 +139,12 @@ func main() {
 		os.Exit(1)
 	}
 
+	if plotlyJSAddr != "0" && plotlyJSAddr != "" {
+		if err := servePlotlyJS(mgr, plotlyJSAddr, plotlyJSFile); err != nil {
+			log.Error(err, "unable to serve plotly.js")
+			os.Exit(1)
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up the health check")
 		os.Exit(1)

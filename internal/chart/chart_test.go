@@ -67,6 +67,9 @@ serviceAccount:
   annotations:
     example.com/role: vizops
 extraArgs: ["--zap-log-level=debug"]
+plotlyJSServer:
+  enabled: true
+  port: 9090
 `
 
 func manager(t testing.TB, objs []*unstructured.Unstructured) (*appsv1.Deployment, corev1.Container) {
@@ -186,6 +189,17 @@ func TestChartCustomValues(t *testing.T) {
 	}
 	if !slices.Contains(c.Args, "--data-configmap-label-required") {
 		t.Errorf("args %v lack --data-configmap-label-required", c.Args)
+	}
+	// The plotly.js server: the flag, a named port, and a Service that reaches it.
+	if !slices.Contains(c.Args, "--plotlyjs-bind-address=:9090") {
+		t.Errorf("args %v lack --plotlyjs-bind-address=:9090", c.Args)
+	}
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "plotlyjs" && p.ContainerPort == 9090 }) {
+		t.Errorf("ports %v lack plotlyjs:9090", c.Ports)
+	}
+	svc := typed[corev1.Service](t, find(t, objs, "Service", "-plotlyjs"))
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 9090 || svc.Spec.Ports[0].TargetPort.StrVal != "plotlyjs" {
+		t.Errorf("plotlyjs Service ports %+v", svc.Spec.Ports)
 	}
 	if c.Image != "registry.example/vizops/manager:v1.2.3" {
 		t.Errorf("image %q", c.Image)
