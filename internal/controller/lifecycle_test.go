@@ -89,7 +89,7 @@ var _ = Describe("Lifecycle", func() {
 				g.Expect(vr.Status.NextRetryTime).NotTo(BeNil())
 				g.Expect(vr.Status.NextRetryTime.Time).To(BeTemporally("~", h.clock.Now().Add(wait), time.Second))
 				c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionExecuted)
-				g.Expect(c.Reason).To(Equal("SandboxFailed"))
+				g.Expect(c.Reason).To(Equal(vizv1.ReasonSandboxFailed))
 				g.Expect(c.Message).To(ContainSubstring("the sandbox process died"))
 			}, 30*time.Second).Should(Succeed())
 			// Before the retry time nothing runs, however often it is reconciled.
@@ -114,7 +114,7 @@ var _ = Describe("Lifecycle", func() {
 				}
 			}
 			return reasons
-		}, 10*time.Second).Should(ContainElements("Warning/SandboxFailed", "Warning/BackoffLimitExceeded"))
+		}, 10*time.Second).Should(ContainElements(corev1.EventTypeWarning+"/"+vizv1.ReasonSandboxFailed, corev1.EventTypeWarning+"/"+vizv1.ReasonBackoffLimit))
 	})
 
 	It("finishes exactly once when the operator restarts mid-execution", func() {
@@ -143,7 +143,7 @@ var _ = Describe("Lifecycle", func() {
 			g.Expect(vr.Status.Attempts).To(Equal(int32(1)))
 			g.Expect(vr.Status.NextRetryTime).NotTo(BeNil())
 			c := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionExecuted)
-			g.Expect(c.Reason).To(Equal("SandboxLost"))
+			g.Expect(c.Reason).To(Equal(vizv1.ReasonSandboxLost))
 		}, 30*time.Second).Should(Succeed())
 		second.Open()
 		h2.clock.Step(6 * time.Second)
@@ -248,7 +248,7 @@ var _ = Describe("Lifecycle", func() {
 			c := meta.FindStatusCondition(get(ctx, g, ns, "stranded").Status.Conditions, vizv1.ConditionExecuted)
 			g.Expect(c).NotTo(BeNil())
 			return c.Reason
-		}, 30*time.Second).Should(Equal("SandboxFailed"))
+		}, 30*time.Second).Should(Equal(vizv1.ReasonSandboxFailed))
 		h.clock.Step(time.Minute)
 		poke(ctx, ns, "stranded")
 		Eventually(readyReason(ctx, ns, "stranded"), 30*time.Second).Should(Equal(vizv1.ReasonPoolNotFound))

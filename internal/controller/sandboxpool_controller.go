@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -85,9 +86,9 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	prev := meta.FindStatusCondition(sp.Status.Conditions, vizv1.PoolConditionReady)
 	if prev == nil || prev.Status != cond.Status || prev.Reason != cond.Reason {
-		kind := "Normal"
+		kind := corev1.EventTypeNormal
 		if cond.Status != metav1.ConditionTrue {
-			kind = "Warning"
+			kind = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(sp, nil, kind, cond.Reason, "Reconcile", "%s", cond.Message)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -54,9 +55,9 @@ func (s *scope) setCondition(condType string, status metav1.ConditionStatus, rea
 	if prev != nil && prev.Status == status && prev.Reason == reason && prev.Message == message {
 		return
 	}
-	kind := "Normal"
+	kind := corev1.EventTypeNormal
 	if warning {
-		kind = "Warning"
+		kind = corev1.EventTypeWarning
 	}
 	s.events = append(s.events, eventRecord{kind: kind, reason: reason, action: condType, message: truncate(message, 1024)})
 }
