@@ -158,6 +158,11 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, err
 	}
 	r.emit(s)
+	if s.before.Status.Phase != s.vr.Status.Phase || s.before.Status.Attempts != s.vr.Status.Attempts {
+		// Per-step detail: --zap-log-level=1 (or debug) shows each transition.
+		log.V(1).Info("status written", "phase", s.vr.Status.Phase, "previousPhase", s.before.Status.Phase,
+			"attempts", s.vr.Status.Attempts, "uid", vr.UID)
+	}
 	// Work that status must have recorded first (start a job, forget a recorded one),
 	// then memory follows the status written.
 	for _, after := range s.afterPatch {
