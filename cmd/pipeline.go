@@ -34,7 +34,7 @@ func newPipeline(providersConfig, namespace string, reader client.Reader) (contr
 		}
 		v, ok := s.Data[key]
 		if !ok {
-			return "", fmt.Errorf("Secret %s/%s has no key %q", namespace, name, key)
+			return "", fmt.Errorf("the Secret %s/%s has no key %q", namespace, name, key)
 		}
 		return strings.TrimSpace(string(v)), nil
 	}

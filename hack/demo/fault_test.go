@@ -46,7 +46,7 @@ func TestManagerKilledMidRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.Stop()
+	defer func() { _ = cp.Stop() }()
 	bin := filepath.Join(tmp, "manager")
 	if err := controlplane.BuildManager(root, bin, testWriter{t}); err != nil {
 		t.Fatal(err)

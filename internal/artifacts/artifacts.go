@@ -387,8 +387,8 @@ func SafeName(name, format string) string {
 	if stem == "" || strings.Trim(stem, "_") == "" {
 		stem = "artifact"
 	}
-	if max := MaxNameLen - len(ext) - len("-99"); len(stem) > max {
-		stem = stem[:max]
+	if limit := MaxNameLen - len(ext) - len("-99"); len(stem) > limit {
+		stem = stem[:limit]
 	}
 	return stem + ext
 }

@@ -181,14 +181,6 @@ func cssName(p string) string {
 	return p
 }
 
-func ensureSemicolon(s string) string {
-	s = strings.TrimRight(s, " \t\r\n")
-	if s != "" && !strings.HasSuffix(s, ";") {
-		s += ";"
-	}
-	return s
-}
-
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 || (s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {

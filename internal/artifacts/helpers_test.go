@@ -3,6 +3,7 @@ package artifacts
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -68,7 +69,7 @@ func outline(t *testing.T, data []byte) []svgElem {
 	)
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

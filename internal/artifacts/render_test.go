@@ -122,7 +122,7 @@ func TestPlotlyHTMLRendersInChromium(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(body)
+		_, _ = w.Write(body)
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

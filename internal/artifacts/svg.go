@@ -182,7 +182,7 @@ func sanitizeSVGScoped(data []byte, prefix string) ([]byte, []string, error) {
 	)
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -482,9 +482,9 @@ func TestChartRBACIsConfigRole(t *testing.T) {
 	}
 }
 
-// comparable strips what legitimately differs between the two installs (labels, Helm's
+// deployed strips what legitimately differs between the two installs (labels, Helm's
 // bookkeeping, defaults the API server fills alike) and keeps what is deployed.
-func comparable(t testing.TB, o *unstructured.Unstructured) any {
+func deployed(t testing.TB, o *unstructured.Unstructured) any {
 	t.Helper()
 	switch o.GetKind() {
 	case "Deployment":
@@ -551,7 +551,7 @@ func TestChartAndConfigDefaultDeployTheSame(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if diff := cmp.Diff(comparable(t, ko), comparable(t, co)); diff != "" {
+		if diff := cmp.Diff(deployed(t, ko), deployed(t, co)); diff != "" {
 			t.Errorf("%s (-config/default +chart):\n%s", key, diff)
 		}
 	}

@@ -149,9 +149,9 @@ func csvError(err error) error {
 		case errors.Is(pe.Err, csv.ErrQuote) && pe.StartLine != pe.Line:
 			return fmt.Errorf("the CSV is malformed: the quoted value that starts on line %d is not closed (reading stopped at line %d, column %d); close the quote or double a quote inside it (\"\")", pe.StartLine, pe.Line, pe.Column)
 		case errors.Is(pe.Err, csv.ErrQuote), errors.Is(pe.Err, csv.ErrBareQuote):
-			return fmt.Errorf("the CSV is malformed: line %d, column %d: %v; double a quote inside a quoted value (\"\")", pe.Line, pe.Column, pe.Err)
+			return fmt.Errorf("the CSV is malformed: line %d, column %d: %w; double a quote inside a quoted value (\"\")", pe.Line, pe.Column, pe.Err)
 		}
-		return fmt.Errorf("the CSV is malformed: line %d: %v", pe.Line, pe.Err)
+		return fmt.Errorf("the CSV is malformed: line %d: %w", pe.Line, pe.Err)
 	}
 	return fmt.Errorf("the CSV could not be read: %w", err)
 }

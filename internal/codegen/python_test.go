@@ -135,7 +135,7 @@ func execPython(t *testing.T, dir, script string) (stdout, stderr string, err er
 	var reply struct{ RC int }
 	line, rerr := z.stdout.ReadBytes('\n')
 	if rerr != nil {
-		z.err = fmt.Errorf("zygote died: %v; its stderr: %s", rerr, z.stderr.String())
+		z.err = fmt.Errorf("zygote died: %w; its stderr: %s", rerr, z.stderr.String())
 		return "", "", z.err
 	}
 	if err := json.Unmarshal(line, &reply); err != nil {

@@ -474,10 +474,10 @@ func normalizeWords(s string) string {
 	return strings.TrimSpace(nonWord.ReplaceAllString(strings.ToLower(s), " "))
 }
 
-func names(cols []Column, max int) []string {
+func names(cols []Column, limit int) []string {
 	var out []string
 	for _, c := range cols {
-		if len(out) == max {
+		if len(out) == limit {
 			break
 		}
 		out = append(out, c.Name)

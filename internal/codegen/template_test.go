@@ -172,7 +172,7 @@ func TestSeedExamples(t *testing.T) {
 			}
 			ax := res.Figures[0][0]
 			got := want{Template: code.Template, Title: ax.Title, XLabel: ax.XLabel, YLabel: ax.YLabel, Chart: chartOf(res.Figures[0])}
-			if tc.want.Bars != nil && len(ax.Bars) > 0 {
+			if len(tc.want.Bars) > 0 && len(ax.Bars) > 0 {
 				got.Bars, got.XTicks = ax.Bars[0].Heights, ax.XTickLabels
 			}
 			if tc.want.Line != nil && len(ax.LineYs) > 0 {

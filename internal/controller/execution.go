@@ -106,9 +106,8 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 		}
 		defer pool.Release(sb)
 		res, err := sb.Execute(ctx, sandbox.Request{Code: code, Files: files, Timeout: timeout, Formats: formats})
-		outcome := "error"
 		if err == nil {
-			outcome = resultOutcome(res)
+			outcome := resultOutcome(res)
 			metrics.ExecutionSeconds.WithLabelValues(backend, outcome).Observe(res.ExecutionTime.Seconds())
 		}
 		return res, err
@@ -211,7 +210,7 @@ func (r *VisualizationRequestReconciler) inputFiles(ctx context.Context, vr *viz
 		}
 	}
 	if _, err := codegen.SummarizeCSV(data, 0); err != nil {
-		return nil, vizv1.ReasonInvalidData, fmt.Errorf("spec.data is not a CSV the chart can use: %v; fix the data (a header row, then rows with the same number of fields)", err)
+		return nil, vizv1.ReasonInvalidData, fmt.Errorf("spec.data is not a CSV the chart can use: %w; fix the data (a header row, then rows with the same number of fields)", err)
 	}
 	return []sandbox.File{{Name: codegen.DataFile, Data: data}}, "", nil
 }

@@ -44,14 +44,14 @@ func (r *VisualizationRequestReconciler) retryOrFail(s *scope, reason string, ca
 	metrics.RetriesTotal.WithLabelValues(reason).Inc()
 }
 
-// backoff is base·2^(attempts-1), at most max.
-func backoff(attempts int32, base, max time.Duration) time.Duration {
+// backoff is base·2^(attempts-1), at most limit.
+func backoff(attempts int32, base, limit time.Duration) time.Duration {
 	d := base
-	for i := int32(1); i < attempts && d < max; i++ {
+	for i := int32(1); i < attempts && d < limit; i++ {
 		d *= 2
 	}
-	if d > max {
-		d = max
+	if d > limit {
+		d = limit
 	}
 	return d
 }

@@ -78,7 +78,8 @@ func (r *VisualizationRequestReconciler) poolAdmitsNamespace(ctx context.Context
 	}
 	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.NamespaceSelector)
 	if err != nil {
-		return false, nil
+		// The API server validates selectors; one that still does not parse admits no one.
+		return false, nil //nolint:nilerr // a refusal, not an error to retry
 	}
 	nsObj := &corev1.Namespace{}
 	if err := r.Get(ctx, types.NamespacedName{Name: ns}, nsObj); err != nil {

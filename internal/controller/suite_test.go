@@ -146,7 +146,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	if o.intercept != nil {
 		c = interceptor.NewClient(noWatch{c}, *o.intercept)
 	}
-	var reader client.Reader = mgr.GetAPIReader()
+	reader := mgr.GetAPIReader()
 	if o.apiReader != nil {
 		reader = o.apiReader(reader)
 	}

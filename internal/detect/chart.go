@@ -266,11 +266,11 @@ func capitalize(s string) string {
 
 // truncate cuts s to at most max bytes on a rune boundary, preferring a word
 // boundary, and marks the cut with an ellipsis.
-func truncate(s string, max int) string {
-	if len(s) <= max {
+func truncate(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	cut := max - len("…")
+	cut := limit - len("…")
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

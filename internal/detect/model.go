@@ -65,7 +65,7 @@ func parseDecision(answer string) (decision, error) {
 	}
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(obj), &raw); err != nil {
-		return decision{}, fmt.Errorf("the JSON object is not valid: %v", err)
+		return decision{}, fmt.Errorf("the JSON object is not valid: %w", err)
 	}
 	fields := map[string]any{}
 	for k, v := range raw {
@@ -246,10 +246,10 @@ func chartOf(s string) (ChartType, bool) {
 	return "", false
 }
 
-func oneLine(s string, max int) string {
+func oneLine(s string, limit int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max])
+	if r := []rune(s); len(r) > limit {
+		s = string(r[:limit])
 	}
 	return s
 }

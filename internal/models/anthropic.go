@@ -27,7 +27,7 @@ func (c *client) anthropicCall() func(ctx context.Context, req Request) (string,
 	sdk := anthropic.NewClient(opts...)
 	return func(ctx context.Context, req Request) (string, error) {
 		params := anthropic.MessageNewParams{
-			Model:     anthropic.Model(c.model),
+			Model:     c.model,
 			MaxTokens: int64(req.MaxTokens),
 			Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.User))},
 		}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -102,7 +103,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	cfg, err := ParseConfig(b)
 	if err != nil {
-		if ce, ok := err.(*ConfigError); ok {
+		if ce := (*ConfigError)(nil); errors.As(err, &ce) {
 			ce.Message += " (in " + path + ")"
 		}
 		return nil, err

@@ -35,7 +35,7 @@ func (c *client) openAICall() func(ctx context.Context, req Request) (string, er
 	}
 	return func(ctx context.Context, req Request) (string, error) {
 		params := openai.ChatCompletionNewParams{
-			Model: shared.ChatModel(c.model),
+			Model: c.model,
 		}
 		if req.System != "" {
 			params.Messages = append(params.Messages, openai.SystemMessage(req.System))
@@ -71,7 +71,7 @@ func (c *client) openAICall() func(ctx context.Context, req Request) (string, er
 		}
 		if strings.TrimSpace(msg.Content) == "" {
 			reason := resp.Choices[0].FinishReason
-			return "", &attemptError{kind: kindResponse, msg: "the answer was empty (finish_reason " + string(reason) + ")"}
+			return "", &attemptError{kind: kindResponse, msg: "the answer was empty (finish_reason " + reason + ")"}
 		}
 		return msg.Content, nil
 	}

@@ -171,7 +171,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(st)
-		io.WriteString(w, reply.RawBody)
+		_, _ = io.WriteString(w, reply.RawBody)
 		return
 	}
 	if reply.Status != 0 && reply.Status != http.StatusOK {
@@ -194,7 +194,7 @@ func (s *Server) parse(r *http.Request, body []byte) (Call, error) {
 			} `json:"messages"`
 		}
 		if err := json.Unmarshal(body, &req); err != nil {
-			return c, fmt.Errorf("body is not JSON: %v", err)
+			return c, fmt.Errorf("body is not JSON: %w", err)
 		}
 		if req.Model == "" || req.MaxTokens == 0 || len(req.Messages) == 0 {
 			return c, fmt.Errorf("model, max_tokens and messages are required")
@@ -221,7 +221,7 @@ func (s *Server) parse(r *http.Request, body []byte) (Call, error) {
 		} `json:"response_format"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return c, fmt.Errorf("body is not JSON: %v", err)
+		return c, fmt.Errorf("body is not JSON: %w", err)
 	}
 	if req.Model == "" || len(req.Messages) == 0 {
 		return c, fmt.Errorf("'model' and 'messages' are required")

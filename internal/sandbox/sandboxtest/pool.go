@@ -22,7 +22,6 @@ type Pool struct {
 	gate      chan struct{} // when non-nil, Execute waits for a receive before finishing
 	busy      int
 	maxBusy   int
-	executed  int
 	owners    map[string]int
 	closed    bool
 	minReady  int
@@ -160,7 +159,7 @@ func (s *fakeSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandbo
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %v", sandbox.ErrSandboxLost, ctx.Err())
+			return nil, fmt.Errorf("%w: %w", sandbox.ErrSandboxLost, ctx.Err())
 		case <-p.closedCh:
 			return nil, fmt.Errorf("%w: the pool was closed", sandbox.ErrSandboxLost)
 		}
