@@ -35,6 +35,14 @@ func TestMain(m *testing.M) {
 	}
 	ts := httptest.NewServer(srv)
 	sharedURL = ts.URL
+	// Like a Pod's readiness probe: wait for the first warm kernel.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	err = srv.WaitReady(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	ts.Close()
 	_ = srv.Close()
@@ -517,5 +525,37 @@ func TestIsolationNone(t *testing.T) {
 	}
 	if !res.Success || res.Stdout != "True 1\n" || res.Text != "True" || len(res.Files) != 1 {
 		t.Errorf("result = %+v", res)
+	}
+}
+
+func TestHealthWaitsForTheFirstKernel(t *testing.T) {
+	// An "interpreter" that never becomes ready: the agent must not report healthy.
+	stuck := filepath.Join(t.TempDir(), "python3")
+	if err := os.WriteFile(stuck, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(filepath.Dir(stuck), 0o755)
+	_ = os.Chmod(filepath.Dir(filepath.Dir(stuck)), 0o711)
+	for name, tc := range map[string]struct {
+		warm int
+		want int
+	}{
+		"a warm kernel is awaited":   {warm: 1, want: http.StatusServiceUnavailable},
+		"no warm kernels: ready now": {warm: -1, want: http.StatusOK},
+	} {
+		t.Run(name, func(t *testing.T) {
+			work := t.TempDir()
+			_ = os.Chmod(filepath.Dir(work), 0o711)
+			srv, err := NewServer(Options{Isolation: IsolationNone, Python: stuck, WorkDir: work, WarmKernels: tc.warm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+			if rec.Code != tc.want {
+				t.Errorf("health = %d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+		})
 	}
 }

@@ -32,7 +32,7 @@ const (
 	defaultMaxArtifactBytes = 32 << 20
 	defaultTimeout          = 30 * time.Second
 	// setupTimeout bounds creating the context and writing the input files.
-	setupTimeout = 30 * time.Second
+	setupTimeout = 60 * time.Second
 	// cleanupTimeout bounds deleting the context after the job.
 	cleanupTimeout = 5 * time.Second
 )
@@ -228,6 +228,7 @@ type resultMapper struct {
 	total          int64
 	omitted        []string
 	figures, plots int
+	displays       int
 	timedOut       bool
 }
 
@@ -304,8 +305,8 @@ func (m *resultMapper) addResult(msg Message) {
 		return
 	}
 	if msg.HTML != "" {
-		m.plots++
-		m.keep(fmt.Sprintf("display_%d.html", m.plots), "text/html", []byte(msg.HTML))
+		m.displays++
+		m.keep(fmt.Sprintf("display_%d.html", m.displays), "text/html", []byte(msg.HTML))
 	}
 }
 
