@@ -455,7 +455,7 @@ func TestClientRun(t *testing.T) {
 	}
 	t.Run("input files, df, figures in both formats, chart data", func(t *testing.T) {
 		res, err := c.Run(ctx, sandbox.Request{
-			Code:    "print(df.shape)\nimport matplotlib.pyplot as plt\nplt.bar(df['city'], df['n'])\nplt.title('cities')\nplt.show()\nopen('notes.txt').read()",
+			Code:    "print(df.shape)\nimport matplotlib.pyplot as plt\nplt.bar(df['city'], df['n'])\nplt.title('cities')\nplt.show()\nopen(OUTPUT_DIR + '/summary.txt', 'w').write('2 cities')\nopen('.hidden', 'w').write('x')\nopen('notes.txt').read()",
 			Files:   []sandbox.File{{Name: "data.csv", Data: []byte("city,n\nOslo,3\nRome,5\n")}, {Name: "notes.txt", Data: []byte("hello")}},
 			Formats: []sandbox.Format{sandbox.FormatPNG, sandbox.FormatSVG},
 		})
@@ -469,8 +469,11 @@ func TestClientRun(t *testing.T) {
 		for _, f := range res.Files {
 			names = append(names, f.Name)
 		}
-		if strings.Join(names, ",") != "figure_1.png,figure_1.svg" || !bytes.HasPrefix(res.Files[0].Data, []byte("\x89PNG")) || !bytes.Contains(res.Files[1].Data, []byte("<svg")) {
-			t.Errorf("files = %v", names)
+		if strings.Join(names, ",") != "figure_1.png,figure_1.svg,outputs/summary.txt" || !bytes.HasPrefix(res.Files[0].Data, []byte("\x89PNG")) || !bytes.Contains(res.Files[1].Data, []byte("<svg")) {
+			t.Fatalf("files = %v", names)
+		}
+		if f := res.Files[2]; f.Figure || string(f.Data) != "2 cities" || f.MIMEType != "text/plain" {
+			t.Errorf("written file = %+v", f)
 		}
 		if len(res.Charts) != 1 || res.Charts[0].Figure != "figure_1" || res.Charts[0].Title != "cities" || len(res.Charts[0].Series) != 1 || strings.Join(res.Charts[0].Series[0].Labels, ",") != "Oslo,Rome" {
 			t.Errorf("charts = %+v", res.Charts)
