@@ -230,7 +230,7 @@ func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 		if len(buf) > limit {
 			return nil, errLineTooLong
 		}
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
 		return buf, err

@@ -207,14 +207,14 @@ func TestErrorMapping(t *testing.T) {
 		code     int
 		noSecret bool
 	}{
-		"401": {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "Unauthorized", 401) }, unauth: true, code: 401},
-		"403": {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "Forbidden", 403) }, unauth: true, code: 403},
+		"401": {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "Unauthorized", http.StatusUnauthorized) }, unauth: true, code: http.StatusUnauthorized},
+		"403": {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "Forbidden", http.StatusForbidden) }, unauth: true, code: http.StatusForbidden},
 		"404 sandbox gone": {handler: func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "The sandbox was not found", 404)
-		}, lost: true, code: 404},
-		"502":                {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", 502) }, lost: true, code: 502},
-		"500":                {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, lost: true, code: 500},
-		"400 is not lost":    {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad", 400) }, code: 400},
+			http.Error(w, "The sandbox was not found", http.StatusNotFound)
+		}, lost: true, code: http.StatusNotFound},
+		"502":                {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad gateway", http.StatusBadGateway) }, lost: true, code: http.StatusBadGateway},
+		"500":                {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }, lost: true, code: http.StatusInternalServerError},
+		"400 is not lost":    {handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "bad", http.StatusBadRequest) }, code: http.StatusBadRequest},
 		"connection refused": {url: closedURL, lost: true},
 		"stream cut before end_of_execution": {handler: func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/contexts" {
@@ -235,7 +235,7 @@ func TestErrorMapping(t *testing.T) {
 				fmt.Fprint(w, `{"type":"stdout"`)
 				w.(http.Flusher).Flush()
 				conn, _, _ := w.(http.Hijacker).Hijack()
-				conn.(*net.TCPConn).SetLinger(0)
+				_ = conn.(*net.TCPConn).SetLinger(0)
 				conn.Close()
 			}
 		}, lost: true},

@@ -10,10 +10,9 @@ import (
 
 // The runner and its isolation are shared with the sandbox-agent (package pyrunner).
 var (
-	runnerSource    = pyrunner.RunnerSource
-	chartDataSource = pyrunner.ChartDataSource
-	sandboxEnv      = pyrunner.Env
-	baseBwrapArgs   = pyrunner.BaseBwrapArgs
+	runnerSource  = pyrunner.RunnerSource
+	sandboxEnv    = pyrunner.Env
+	baseBwrapArgs = pyrunner.BaseBwrapArgs
 )
 
 const mplCacheMount = pyrunner.MPLCacheMount

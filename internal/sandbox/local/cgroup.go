@@ -87,7 +87,7 @@ func newCgroupV1(root, id string, r sandbox.Resources) (*cgroup, error) {
 		}
 		dir := filepath.Join(base, cgroupParent, id)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			cg.remove()
+			_ = cg.remove() // best effort: the error being returned says what failed
 			return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
 		cg.dirs[ctrl] = dir
@@ -95,7 +95,7 @@ func newCgroupV1(root, id string, r sandbox.Resources) (*cgroup, error) {
 			err := os.WriteFile(filepath.Join(dir, kv[0]), []byte(kv[1]), 0o644)
 			// memsw exists only with swap accounting; swappiness may be refused.
 			if err != nil && kv[0] != "memory.memsw.limit_in_bytes" && kv[0] != "memory.swappiness" {
-				cg.remove()
+				_ = cg.remove() // best effort: the error being returned says what failed
 				return nil, fmt.Errorf("set %s in %s: %w", kv[0], dir, err)
 			}
 		}

@@ -362,7 +362,7 @@ func TestNetworkEgress(t *testing.T) {
 	defer ln.Close()
 	go func() {
 		if c, err := ln.Accept(); err == nil {
-			c.Write([]byte("hello from the host\n"))
+			_, _ = c.Write([]byte("hello from the host\n"))
 			c.Close()
 		}
 	}()
