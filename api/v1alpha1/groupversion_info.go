@@ -5,17 +5,32 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is the group and version of these objects.
 	GroupVersion = schema.GroupVersion{Group: "viz.vizops.io", Version: "v1alpha1"}
 
-	// SchemeBuilder adds the types of this group-version to a scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder adds the types of this group-version to a scheme. It depends on
+	// apimachinery only (controller-runtime's scheme.Builder is deprecated for API
+	// packages, which importers should get with few dependencies).
+	SchemeBuilder = &schemeBuilder{}
 
 	// AddToScheme adds the types of this group-version to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// schemeBuilder collects the types each file of the package registers.
+type schemeBuilder struct{ runtime.SchemeBuilder }
+
+// Register adds objects to the group-version.
+func (b *schemeBuilder) Register(objects ...runtime.Object) {
+	b.SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, objects...)
+		metav1.AddToGroupVersion(s, GroupVersion)
+		return nil
+	})
+}

@@ -32,6 +32,7 @@ const (
 // VisualizationRequestSpec is what to draw. It cannot be changed after creation:
 // create a new request instead.
 // +kubebuilder:validation:XValidation:rule="has(self.prompt) || has(self.code)",message="set spec.prompt (a natural-language request) or spec.code (Python to run)"
+// +kubebuilder:validation:MinProperties=1
 type VisualizationRequestSpec struct {
 	// prompt is the natural-language request, e.g. "plot VOE episodes per month".
 	// Required unless code is set. 1 to 8192 characters.
@@ -45,6 +46,7 @@ type VisualizationRequestSpec struct {
 	// "anthropic/claude-sonnet-4-5"; "provider/" uses the provider's default model.
 	// Empty means the built-in chart templates only, with no model call.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[^\s]*$`
 	Model string `json:"model,omitempty"`
@@ -52,6 +54,7 @@ type VisualizationRequestSpec struct {
 	// code is Python to run as given. It skips detection and code generation; the
 	// code still runs in the sandbox with all its limits. At most 64 KiB.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=65536
 	Code string `json:"code,omitempty"`
 
@@ -63,7 +66,7 @@ type VisualizationRequestSpec struct {
 	// sandboxPoolRef names the SandboxPool that runs the code.
 	// +optional
 	// +kubebuilder:default={name: "default"}
-	SandboxPoolRef SandboxPoolReference `json:"sandboxPoolRef,omitempty"`
+	SandboxPoolRef SandboxPoolReference `json:"sandboxPoolRef,omitzero"`
 
 	// outputFormats are the artifact formats to produce. "html" makes an interactive
 	// plotly chart; png and svg are static images.
@@ -128,10 +131,12 @@ type ConfigMapKeyReference struct {
 	// name of the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Name string `json:"name"`
 	// key within the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Key string `json:"key"`
 }
 
@@ -149,8 +154,9 @@ type SandboxPoolReference struct {
 	// DNS-1123 label, as every namespace name is. The pool's namespaceSelector must
 	// admit the request's namespace.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespace string `json:"namespace,omitempty"`
 }
 
@@ -277,6 +283,14 @@ const (
 
 // VisualizationRequestStatus is what happened, written by the operator.
 type VisualizationRequestStatus struct {
+	// conditions are the steps' states: Detected, CodeGenerated, Admitted, Executed,
+	// ArtifactsStored, Verified and Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
 	// phase summarizes the request: Pending, Queued, Running, Succeeded, Failed or Skipped.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
@@ -319,14 +333,6 @@ type VisualizationRequestStatus struct {
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 
-	// conditions are the steps' states: Detected, CodeGenerated, Admitted, Executed,
-	// ArtifactsStored and Ready.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=16
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-
 	// observedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -335,6 +341,7 @@ type VisualizationRequestStatus struct {
 // DetectionStatus records the detection step.
 type DetectionStatus struct {
 	// visualization is true when the prompt asks for a chart.
+	// +required
 	Visualization bool `json:"visualization"`
 	// tool is where the request should be routed: CodeInterpreter for charts, else
 	// PubMedSearch, WebSearch or None.
@@ -460,7 +467,7 @@ type ExecutionError struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	Value string `json:"value,omitempty"`
-	// traceback, truncated with a visible marker.
+	// traceback of the exception, truncated with a visible marker.
 	// +optional
 	// +kubebuilder:validation:MaxLength=16384
 	Traceback string `json:"traceback,omitempty"`
@@ -471,17 +478,22 @@ type ExecutionError struct {
 type ArtifactStatus struct {
 	// name of the artifact, e.g. figure-1.png.
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	Name string `json:"name"`
-	// format: png, svg, html, json, csv or txt.
+	// format is png, svg, html, json, csv or txt.
 	// +kubebuilder:validation:MaxLength=16
+	// +required
 	Format string `json:"format"`
-	// mimeType, e.g. image/png.
+	// mimeType is the media type, e.g. image/png.
 	// +kubebuilder:validation:MaxLength=128
+	// +required
 	MIMEType string `json:"mimeType"`
 	// sizeBytes is the artifact's size.
+	// +required
 	SizeBytes int64 `json:"sizeBytes"`
 	// sha256 of the artifact's bytes, hex.
 	// +kubebuilder:validation:MaxLength=64
+	// +required
 	SHA256 string `json:"sha256"`
 	// note says how to display it safely, e.g. HTML only in a sandboxed iframe.
 	// +optional
@@ -513,6 +525,7 @@ type ChartData struct {
 	// type is the chart type read from the figure: bar, barh, line, scatter, pie, box,
 	// histogram, heatmap, area or unknown.
 	// +kubebuilder:validation:MaxLength=16
+	// +required
 	Type string `json:"type"`
 	// library is matplotlib or plotly.
 	// +optional
@@ -557,6 +570,7 @@ type ChartSeries struct {
 	Name string `json:"name,omitempty"`
 	// type is the series' kind of mark (a scatter's trend line is a line).
 	// +kubebuilder:validation:MaxLength=16
+	// +required
 	Type string `json:"type"`
 	// labels are the category of each point (bar and pie labels, text x values).
 	// +optional
@@ -595,18 +609,23 @@ type ChartBox struct {
 	Label string `json:"label,omitempty"`
 	// min is the lower whisker's end.
 	// +kubebuilder:validation:MaxLength=32
+	// +required
 	Min string `json:"min"`
 	// q1 is the first quartile (the box's bottom).
 	// +kubebuilder:validation:MaxLength=32
+	// +required
 	Q1 string `json:"q1"`
 	// median of the box.
 	// +kubebuilder:validation:MaxLength=32
+	// +required
 	Median string `json:"median"`
 	// q3 is the third quartile (the box's top).
 	// +kubebuilder:validation:MaxLength=32
+	// +required
 	Q3 string `json:"q3"`
 	// max is the upper whisker's end.
 	// +kubebuilder:validation:MaxLength=32
+	// +required
 	Max string `json:"max"`
 }
 
@@ -629,7 +648,9 @@ type ChartBox struct {
 // ConfigMap it owns.
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable: delete and re-create the VisualizationRequest to change it"
 type VisualizationRequest struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec is what to draw.
@@ -646,6 +667,7 @@ type VisualizationRequest struct {
 type VisualizationRequestList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
+	// +required
 	Items           []VisualizationRequest `json:"items"`
 }
 

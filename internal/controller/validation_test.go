@@ -74,7 +74,25 @@ var _ = Describe("API validation", func() {
 			"spec.timeoutSeconds in body should be greater than or equal to 1"),
 		Entry("timeout 601", map[string]any{"prompt": "plot x", "timeoutSeconds": int64(601)},
 			"spec.timeoutSeconds in body should be less than or equal to 600"),
+		Entry("an empty model", map[string]any{"prompt": "plot x", "model": ""},
+			"spec.model in body should be at least 1 chars long"),
+		Entry("empty code", map[string]any{"code": ""},
+			"spec.code in body should be at least 1 chars long"),
+		Entry("an empty pool namespace", map[string]any{"prompt": "plot x", "sandboxPoolRef": map[string]any{"namespace": ""}},
+			"spec.sandboxPoolRef.namespace in body should be at least 1 chars long"),
+		Entry("an empty spec", map[string]any{},
+			"set spec.prompt (a natural-language request) or spec.code (Python to run)"),
 	)
+
+	It("rejects a request without a spec", func() {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": vizv1.GroupVersion.String(), "kind": "VisualizationRequest",
+			"metadata": map[string]any{"name": "nospec", "namespace": ns},
+		}}
+		err := k8sClient.Create(ctx, u)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("spec: Required value"))
+	})
 
 	It("rejects a spec change after creation", func() {
 		vr := newRequest(ns, "immutable", "")
