@@ -277,7 +277,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	sb := &Sandbox{
 		ID: id, TemplateID: body.TemplateID, Metadata: body.Metadata, Secure: body.Secure,
-		Internet: body.AllowInternetAccess == nil || *body.AllowInternetAccess,
+		Internet:  body.AllowInternetAccess == nil || *body.AllowInternetAccess,
 		StartedAt: now, EndAt: now.Add(time.Duration(timeout) * time.Second), Timeouts: []int32{timeout},
 	}
 	if body.Secure {
