@@ -638,7 +638,7 @@ func (p *Pool) rejectedKeyLocked(err error) error {
 }
 
 // maintain retries the start-up cleanup if it failed, and extends warm sandboxes
-// that would otherwise expire within a third of their timeout.
+// that would otherwise expire within a third of their timeout (or two ticks).
 func (p *Pool) maintain() {
 	p.mu.Lock()
 	if p.fatal != nil || p.closed {
@@ -648,8 +648,9 @@ func (p *Pool) maintain() {
 	reaped := p.reaped
 	now := p.clock.Now()
 	var extend []*box
+	threshold := max(p.c.SandboxTimeout/3, 2*p.b.opts.Maintain)
 	for _, s := range p.ready {
-		if s.expires.Sub(now) < p.c.SandboxTimeout/3 {
+		if s.expires.Sub(now) <= threshold {
 			extend = append(extend, s)
 		}
 	}

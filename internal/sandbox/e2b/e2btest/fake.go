@@ -80,6 +80,7 @@ type Server struct {
 	faults    map[string][]*fault
 	delay     map[string]time.Duration
 	calls     map[string]int
+	callTimes map[string][]time.Time
 	keysSeen  []string
 	maxAlive  int
 	concLimit int
@@ -93,6 +94,7 @@ func New(apiKey string, handler func(sandboxID string) http.Handler) *Server {
 		key: apiKey, now: time.Now, handler: handler,
 		sandboxes: map[string]*Sandbox{}, killed: map[string]bool{},
 		faults: map[string][]*fault{}, delay: map[string]time.Duration{}, calls: map[string]int{},
+		callTimes: map[string][]time.Time{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sandboxes", s.op(OpCreate, s.create))
@@ -137,6 +139,13 @@ func (s *Server) LimitConcurrent(n int) { s.mu.Lock(); s.concLimit = n; s.mu.Unl
 
 // Calls is how many calls of op reached the fake (failed ones included).
 func (s *Server) Calls(op string) int { s.mu.Lock(); defer s.mu.Unlock(); return s.calls[op] }
+
+// CallTimes are the fake's times of each call of op (failed ones included).
+func (s *Server) CallTimes(op string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.callTimes[op]...)
+}
 
 // CreateTimes are the fake's times of each successful creation.
 func (s *Server) CreateTimes() []time.Time {
@@ -211,6 +220,7 @@ func (s *Server) op(name string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.calls[name]++
+		s.callTimes[name] = append(s.callTimes[name], s.now())
 		s.keysSeen = append(s.keysSeen, r.Header.Get("X-API-Key"))
 		d := s.delay[name]
 		var f *fault
