@@ -172,7 +172,8 @@ type E2BBackend struct {
 	// +kubebuilder:default=code-interpreter-v1
 	// +kubebuilder:validation:MaxLength=253
 	TemplateID string `json:"templateID,omitempty"`
-	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API key.
+	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API
+	// key. The Secret must be labelled viz.vizops.io/e2b-api-key=true.
 	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef"`
 	// sandboxTimeoutSeconds is how long E2B keeps a warm (idle) sandbox alive before
 	// it kills it on its own; the operator extends warm sandboxes before then. A
@@ -192,6 +193,12 @@ type E2BBackend struct {
 	// +kubebuilder:default=1
 	MaxCreatesPerSecond int32 `json:"maxCreatesPerSecond,omitempty"`
 }
+
+// LabelE2BAPIKey marks a Secret as one a SandboxPool may take its E2B API key from
+// (spec.e2b.apiKeySecretRef). The operator uses no unlabelled Secret: a SandboxPool
+// chooses where the key is sent (spec.e2b.apiURL), so without the label anyone allowed
+// to create pools could send any Secret of the namespace to a server of their choice.
+const LabelE2BAPIKey = "viz.vizops.io/e2b-api-key"
 
 // SecretKeyReference names one key of a Secret.
 type SecretKeyReference struct {
