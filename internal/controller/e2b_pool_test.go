@@ -328,4 +328,3 @@ var _ = Describe("E2B backend", func() {
 		}, 30*time.Second).Should(Succeed())
 	})
 })
-
