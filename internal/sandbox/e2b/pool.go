@@ -69,7 +69,7 @@ type InterpreterFunc func(ep Endpoint, hc *http.Client) Interpreter
 
 // Options are the backend's process-wide settings.
 type Options struct {
-	// Interpreter makes each sandbox's interpreter client. Required.
+	// Interpreter makes each sandbox's interpreter client (nil: CodeInterpreter).
 	Interpreter InterpreterFunc
 	// HTTP is used for API calls and, with E2B's headers added, for the
 	// interpreters (nil: a client with a 30 s timeout for the API, none for runs).
@@ -126,6 +126,9 @@ func NewBackend(opts Options) *Backend {
 	if opts.SandboxURL == nil {
 		opts.SandboxURL = DefaultSandboxURL
 	}
+	if opts.Interpreter == nil {
+		opts.Interpreter = CodeInterpreter
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
@@ -170,9 +173,6 @@ func rejectionKey(c Config) string {
 // (listed by the pool's UID), then creates minReady sandboxes in the background. A
 // key E2B rejects fails here, and is not tried again until it changes.
 func (b *Backend) NewPool(cfg sandbox.PoolConfig, c Config) (*Pool, error) {
-	if b.opts.Interpreter == nil {
-		return nil, fmt.Errorf("%w: this build has no code-interpreter client for E2B", sandbox.ErrUnavailable)
-	}
 	if c.APIKey == "" {
 		return nil, fmt.Errorf("%w: no E2B API key in %s", sandbox.ErrUnavailable, c.KeySource)
 	}
