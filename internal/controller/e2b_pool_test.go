@@ -1,10 +1,8 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -26,58 +24,26 @@ import (
 	"github.com/vizops/viz-operator/internal/admission"
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 	"github.com/vizops/viz-operator/internal/sandbox/e2b"
 	"github.com/vizops/viz-operator/internal/sandbox/e2b/e2btest"
-	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
 const e2bTestKey = "e2b_feedfacefeedfacefeedfacefeedfacefeedface"
 
-// e2bFake is the fake E2B API with, for each sandbox, a code interpreter.
+// e2bFake is the fake E2B API; each sandbox it creates runs a local sandbox-agent
+// (bubblewrap-isolated Python), which the E2B backend reaches through the
+// code-interpreter client, as it reaches E2B's own interpreter.
 type e2bFake struct {
 	*e2btest.Server
 }
 
 func newE2BFake() *e2bFake {
-	return &e2bFake{e2btest.New(e2bTestKey, func(string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/execute" {
-				http.NotFound(w, r)
-				return
-			}
-			w.WriteHeader(http.StatusOK)
-		})
-	})}
-}
-
-// pngInterpreter posts the code to the sandbox's /execute through the fake's proxy
-// (so E2B's headers and token are checked) and returns a PNG.
-type pngInterpreter struct {
-	ep e2b.Endpoint
-	hc *http.Client
-}
-
-func (p pngInterpreter) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
-	body, _ := json.Marshal(map[string]string{"code": req.Code})
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, p.ep.URL+"/execute", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := p.hc.Do(r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", sandbox.ErrSandboxLost, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: the interpreter answered %d", sandbox.ErrSandboxLost, resp.StatusCode)
-	}
-	return &sandbox.Result{Success: true, Stdout: "ok\n", ExecutionTime: time.Millisecond,
-		Files: []sandbox.Artifact{{Name: "figure_1.png", MIMEType: "image/png", Data: sandboxtest.PNG, Figure: true}}}, nil
+	return &e2bFake{e2btest.New(e2bTestKey, e2btest.Agents(agent.Options{}))}
 }
 
 func (f *e2bFake) backend() *e2b.Backend {
 	return e2b.NewBackend(e2b.Options{
-		Interpreter: func(ep e2b.Endpoint, hc *http.Client) e2b.Interpreter { return pngInterpreter{ep, hc} },
 		SandboxURL:  f.SandboxURL,
 		Observe:     func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
 		Log:         GinkgoLogr,

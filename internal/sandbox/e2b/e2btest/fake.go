@@ -20,6 +20,7 @@ package e2btest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -73,7 +74,7 @@ type Server struct {
 	mu        sync.Mutex
 	key       string
 	now       func() time.Time
-	handler   func(id string) http.Handler
+	handler   func(id, accessToken string) http.Handler
 	seq       int
 	sandboxes map[string]*Sandbox
 	killed    map[string]bool
@@ -88,8 +89,10 @@ type Server struct {
 }
 
 // New starts a fake accepting apiKey. handler makes each created sandbox's code
-// interpreter (nil: one that answers 404 to everything).
-func New(apiKey string, handler func(sandboxID string) http.Handler) *Server {
+// interpreter, given the sandbox's access token (nil: one that answers 404 to
+// everything); a handler that is an io.Closer is closed when its sandbox goes.
+// Agents makes one local sandbox-agent per sandbox.
+func New(apiKey string, handler func(sandboxID, accessToken string) http.Handler) *Server {
 	s := &Server{
 		key: apiKey, now: time.Now, handler: handler,
 		sandboxes: map[string]*Sandbox{}, killed: map[string]bool{},
@@ -106,8 +109,28 @@ func New(apiKey string, handler func(sandboxID string) http.Handler) *Server {
 	return s
 }
 
-// Close stops both servers.
-func (s *Server) Close() { s.API.Close(); s.Interp.Close() }
+// Close stops both servers and every sandbox's interpreter.
+func (s *Server) Close() {
+	s.API.Close()
+	s.Interp.Close()
+	s.mu.Lock()
+	for id := range s.sandboxes {
+		s.removeLocked(id)
+	}
+	s.mu.Unlock()
+}
+
+// removeLocked drops a sandbox and closes its interpreter.
+func (s *Server) removeLocked(id string) {
+	sb, ok := s.sandboxes[id]
+	if !ok {
+		return
+	}
+	delete(s.sandboxes, id)
+	if c, ok := sb.handler.(io.Closer); ok {
+		go func() { _ = c.Close() }()
+	}
+}
 
 // SetClock makes the fake read time from now (for sandbox expiry).
 func (s *Server) SetClock(now func() time.Time) { s.mu.Lock(); s.now = now; s.mu.Unlock() }
@@ -198,7 +221,7 @@ func (s *Server) expireLocked() {
 	now := s.now()
 	for id, sb := range s.sandboxes {
 		if !now.Before(sb.EndAt) {
-			delete(s.sandboxes, id)
+			s.removeLocked(id)
 		}
 	}
 }
@@ -294,7 +317,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		sb.AccessToken = fmt.Sprintf("envd-token-%d", s.seq)
 	}
 	if s.handler != nil {
-		sb.handler = s.handler(id)
+		sb.handler = s.handler(id, sb.AccessToken)
 	}
 	s.sandboxes[id] = sb
 	s.creates = append(s.creates, now)
@@ -315,7 +338,7 @@ func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.expireLocked()
 	_, ok := s.sandboxes[id]
-	delete(s.sandboxes, id)
+	s.removeLocked(id)
 	if ok {
 		s.killed[id] = true
 	}
