@@ -72,7 +72,8 @@ type Options struct {
 	// Interpreter makes each sandbox's interpreter client (nil: CodeInterpreter).
 	Interpreter InterpreterFunc
 	// HTTP is used for API calls and, with E2B's headers added, for the
-	// interpreters (nil: a client with a 30 s timeout for the API, none for runs).
+	// interpreters (nil: one with a 1 min response-header timeout; API calls also get
+	// a 30 s overall timeout, runs none beyond their context).
 	HTTP *http.Client
 	// SandboxURL gives a sandbox's interpreter URL (nil: DefaultSandboxURL).
 	SandboxURL func(sandboxID, domain string) string
@@ -133,7 +134,9 @@ func NewBackend(opts Options) *Backend {
 		opts.Clock = clock.RealClock{}
 	}
 	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = time.Minute // a stream's headers come at once; its body may take the request's timeout
+		opts.HTTP = &http.Client{Transport: t}
 	}
 	if opts.ExecMargin == 0 {
 		opts.ExecMargin = 30 * time.Second
