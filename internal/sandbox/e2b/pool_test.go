@@ -107,10 +107,10 @@ func (e *env) pool(t *testing.T, minReady, maxSandboxes int, c e2b.Config) *e2b.
 }
 
 // until steps the fake clock by step until cond holds (goroutines get real time to
-// run between steps); it fails after 5 s of real time.
+// run between steps); it fails after 20 s of real time (a loaded machine).
 func (e *env) until(t *testing.T, step time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
