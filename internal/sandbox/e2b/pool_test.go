@@ -206,7 +206,7 @@ func TestPoolOnDemandWithinCap(t *testing.T) {
 	e := newEnv(t)
 	e.autoStep(t, 10*time.Millisecond)
 	p := e.pool(t, 0, 2, e.config("uid-1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	a, err := p.Acquire(ctx, "ns/a")
 	if err != nil {
