@@ -23,6 +23,9 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox/agent"
 )
 
+// prSetDumpable is PR_SET_DUMPABLE of prctl(2).
+const prSetDumpable = 4
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
@@ -52,6 +55,11 @@ func run() error {
 	flag.Int64Var(&pids, "pids", 0, "per-kernel process rlimit (0: none; a Pod's pids limit applies)")
 	flag.Parse()
 
+	// Kernels run as this process's user inside a Pod: keep them out of its memory
+	// (/proc/<pid>/mem, environ), which holds the token.
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", errno)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

@@ -31,7 +31,6 @@ func TestE2BJSClient(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed, so E2B's official JS client cannot run: install Node.js >= 20.18.1 and npm (make test-conformance does) to run this conformance test")
 	}
-	checkNodeVersion(t, node)
 	if testing.Short() {
 		t.Skip("-short: the conformance test starts the agent and the JS client (about a minute)")
 	}
@@ -87,7 +86,7 @@ func TestE2BJSClient(t *testing.T) {
 	out, err := run.CombinedOutput()
 	t.Logf("conformance.mjs:\n%s", out)
 	if err != nil {
-		t.Fatalf("E2B's JS client failed against the agent (%v); see the FAIL lines above", err)
+		t.Fatalf("E2B's JS client failed against the agent (%v); see the FAIL lines above%s", err, nodeVersionNote(node))
 	}
 	passed := 0
 	for _, line := range strings.Split(string(out), "\n") {
@@ -100,21 +99,24 @@ func TestE2BJSClient(t *testing.T) {
 	}
 }
 
-// checkNodeVersion fails (not skips) with what to do when node is too old for the SDK.
-func checkNodeVersion(t *testing.T, node string) {
+// nodeVersionNote says when node is older than the SDK supports (its engines field:
+// >= 20.18.1). The test still runs: npm only warns, and the client may well work.
+func nodeVersionNote(node string) string {
 	out, err := exec.Command(node, "--version").Output()
 	if err != nil {
-		t.Fatalf("node --version: %v", err)
+		return fmt.Sprintf(" (node --version failed: %v)", err)
 	}
-	m := regexp.MustCompile(`^v(\d+)\.(\d+)`).FindStringSubmatch(strings.TrimSpace(string(out)))
+	v := strings.TrimSpace(string(out))
+	m := regexp.MustCompile(`^v(\d+)\.(\d+)`).FindStringSubmatch(v)
 	if m == nil {
-		t.Fatalf("cannot read node's version from %q", out)
+		return ""
 	}
 	major, _ := strconv.Atoi(m[1])
 	minor, _ := strconv.Atoi(m[2])
 	if major < 20 || (major == 20 && minor < 18) || major == 21 {
-		t.Fatalf("node %s is too old for @e2b/code-interpreter (it needs >= 20.18.1): install a newer Node.js (for example from NodeSource) to run the conformance test", strings.TrimSpace(string(out)))
+		return fmt.Sprintf(" (node %s is older than @e2b/code-interpreter supports, >= 20.18.1: install a newer Node.js, for example from NodeSource)", v)
 	}
+	return ""
 }
 
 // installClient runs npm ci unless node_modules already matches the lockfile.

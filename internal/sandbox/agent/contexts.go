@@ -100,6 +100,7 @@ func (s *Server) keepWarm() {
 		select {
 		case s.spares <- k:
 			s.warming.Store(false)
+			s.markReady()
 		case <-s.closing:
 			k.kill()
 			return

@@ -5,8 +5,9 @@
 // for development and tests:
 //
 //	srv, err := agent.NewServer(agent.Options{Token: "t"})
-//	ts := httptest.NewServer(srv) // or http.Serve(listener, srv)
 //	defer srv.Close()
+//	ts := httptest.NewServer(srv) // or http.Serve(listener, srv)
+//	err = srv.WaitReady(ctx)      // the first kernel is warm (optional)
 //	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
 package agent
 

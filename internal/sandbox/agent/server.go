@@ -37,7 +37,10 @@ type Server struct {
 	spares  chan *kernel
 
 	warmDone chan struct{}
-	warming  atomic.Bool // a kernel is being started for s.spares
+	warming  atomic.Bool   // a kernel is being started for s.spares
+	ready    atomic.Bool   // the first warm kernel has started: /health answers OK
+	readyCh  chan struct{} // closed when ready becomes true
+	readyOne sync.Once
 
 	mu        sync.Mutex
 	contexts  map[string]*kcontext
@@ -76,7 +79,7 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts: o, ctx: ctx, cancel: cancel, closing: make(chan struct{}),
 		spares: make(chan *kernel, o.WarmKernels), warmDone: make(chan struct{}),
-		contexts: map[string]*kcontext{},
+		contexts: map[string]*kcontext{}, readyCh: make(chan struct{}),
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /health", s.health)
@@ -88,9 +91,28 @@ func NewServer(opts Options) (*Server, error) {
 	if o.WarmKernels > 0 {
 		go s.keepWarm()
 	} else {
+		s.markReady()
 		close(s.warmDone)
 	}
 	return s, nil
+}
+
+func (s *Server) markReady() {
+	s.readyOne.Do(func() {
+		s.ready.Store(true)
+		close(s.readyCh)
+	})
+}
+
+// WaitReady returns once the agent is ready to serve (its first warm kernel has
+// started; /health then answers OK), or with ctx's error.
+func (s *Server) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.readyCh:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the sandbox-agent is not ready: %w", ctx.Err())
+	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -145,7 +167,13 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 	})
 }
 
+// health answers "OK" once the first kernel is warm (E2B's server answers once its
+// default context exists), so a Pod's readiness probe waits for it; 503 before.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, "starting")
+		return
+	}
 	writeJSON(w, http.StatusOK, "OK")
 }
 

@@ -35,6 +35,14 @@ func TestMain(m *testing.M) {
 	}
 	ts := httptest.NewServer(srv)
 	sharedURL = ts.URL
+	// Like a Pod's readiness probe: wait for the first warm kernel.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	err = srv.WaitReady(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	ts.Close()
 	_ = srv.Close()
@@ -447,7 +455,7 @@ func TestClientRun(t *testing.T) {
 	}
 	t.Run("input files, df, figures in both formats, chart data", func(t *testing.T) {
 		res, err := c.Run(ctx, sandbox.Request{
-			Code:    "print(df.shape)\nimport matplotlib.pyplot as plt\nplt.bar(df['city'], df['n'])\nplt.title('cities')\nplt.show()\nopen('notes.txt').read()",
+			Code:    "print(df.shape)\nimport matplotlib.pyplot as plt\nplt.bar(df['city'], df['n'])\nplt.title('cities')\nplt.show()\nopen(OUTPUT_DIR + '/summary.txt', 'w').write('2 cities')\nopen('.hidden', 'w').write('x')\nopen('notes.txt').read()",
 			Files:   []sandbox.File{{Name: "data.csv", Data: []byte("city,n\nOslo,3\nRome,5\n")}, {Name: "notes.txt", Data: []byte("hello")}},
 			Formats: []sandbox.Format{sandbox.FormatPNG, sandbox.FormatSVG},
 		})
@@ -461,8 +469,11 @@ func TestClientRun(t *testing.T) {
 		for _, f := range res.Files {
 			names = append(names, f.Name)
 		}
-		if strings.Join(names, ",") != "figure_1.png,figure_1.svg" || !bytes.HasPrefix(res.Files[0].Data, []byte("\x89PNG")) || !bytes.Contains(res.Files[1].Data, []byte("<svg")) {
-			t.Errorf("files = %v", names)
+		if strings.Join(names, ",") != "figure_1.png,figure_1.svg,outputs/summary.txt" || !bytes.HasPrefix(res.Files[0].Data, []byte("\x89PNG")) || !bytes.Contains(res.Files[1].Data, []byte("<svg")) {
+			t.Fatalf("files = %v", names)
+		}
+		if f := res.Files[2]; f.Figure || string(f.Data) != "2 cities" || f.MIMEType != "text/plain" {
+			t.Errorf("written file = %+v", f)
 		}
 		if len(res.Charts) != 1 || res.Charts[0].Figure != "figure_1" || res.Charts[0].Title != "cities" || len(res.Charts[0].Series) != 1 || strings.Join(res.Charts[0].Series[0].Labels, ",") != "Oslo,Rome" {
 			t.Errorf("charts = %+v", res.Charts)
@@ -517,5 +528,37 @@ func TestIsolationNone(t *testing.T) {
 	}
 	if !res.Success || res.Stdout != "True 1\n" || res.Text != "True" || len(res.Files) != 1 {
 		t.Errorf("result = %+v", res)
+	}
+}
+
+func TestHealthWaitsForTheFirstKernel(t *testing.T) {
+	// An "interpreter" that never becomes ready: the agent must not report healthy.
+	stuck := filepath.Join(t.TempDir(), "python3")
+	if err := os.WriteFile(stuck, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(filepath.Dir(stuck), 0o755)
+	_ = os.Chmod(filepath.Dir(filepath.Dir(stuck)), 0o711)
+	for name, tc := range map[string]struct {
+		warm int
+		want int
+	}{
+		"a warm kernel is awaited":   {warm: 1, want: http.StatusServiceUnavailable},
+		"no warm kernels: ready now": {warm: -1, want: http.StatusOK},
+	} {
+		t.Run(name, func(t *testing.T) {
+			work := t.TempDir()
+			_ = os.Chmod(filepath.Dir(work), 0o711)
+			srv, err := NewServer(Options{Isolation: IsolationNone, Python: stuck, WorkDir: work, WarmKernels: tc.warm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+			if rec.Code != tc.want {
+				t.Errorf("health = %d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+		})
 	}
 }

@@ -206,6 +206,11 @@ def kernel_run(job):
 def kernel_harden():
     import resource
 
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")  # under memory pressure a kernel dies, not the agent
+    except OSError:
+        pass
     limits = CONFIG.get("limits") or {}
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("file_bytes"):
