@@ -167,6 +167,7 @@ var _ = Describe("E2B backend", func() {
 		vr := get(ctx, Default, ns, "chart")
 		Expect(vr.Status.Artifacts).To(HaveLen(1))
 		Expect(vr.Status.Artifacts[0].MIMEType).To(Equal("image/png"))
+		Expect(vr.Status.Artifacts[0].SizeBytes).To(BeNumerically(">", 1000), "a figure matplotlib drew in the sandbox-agent")
 		Expect(vr.Status.Execution).NotTo(BeNil())
 		Expect(meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionExecuted).Message).To(ContainSubstring(warm.ID))
 		// The sandbox that ran it is killed (E2B bills by the second), and a new warm one made.
