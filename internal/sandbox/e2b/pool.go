@@ -391,7 +391,8 @@ func (p *Pool) Resize(minReady, maxSandboxes int) error {
 	}
 	p.minReady, p.max = minReady, maxSandboxes
 	var extra []*box
-	for len(p.ready) > 0 && len(p.ready)+p.starting > minReady && len(p.ready)+p.starting+len(p.busy) > maxSandboxes {
+	// Warm sandboxes beyond the new target cost money for nothing: kill them.
+	for len(p.ready) > 0 && (len(p.ready) > minReady || len(p.ready)+p.starting+len(p.busy) > maxSandboxes) {
 		extra = append(extra, p.ready[len(p.ready)-1])
 		p.ready = p.ready[:len(p.ready)-1]
 	}

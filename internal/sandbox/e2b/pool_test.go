@@ -459,6 +459,10 @@ func TestResizeKillsExtraWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.until(t, 0, "one sandbox left", func() bool { return len(e.f.Alive()) == 1 })
+	if err := p.Resize(0, 5); err != nil {
+		t.Fatal(err)
+	}
+	e.until(t, 0, "no warm sandbox left at minReady 0", func() bool { return len(e.f.Alive()) == 0 })
 }
 
 // TestPoolRunsChartInAgent runs real Python: each sandbox of the fake is a local
