@@ -204,21 +204,47 @@ func (k *kernel) readFrames(r *os.File, limit int) {
 	}
 }
 
+// outputMark is what kernel.py writes on fds 1 and 2 just before it is ready: what
+// came before it (import warnings) is the kernel's, not an execution's.
+var outputMark = []byte("\x00vizops-kernel-ready\x00")
+
 // forward hands what subprocesses write on fds 1 and 2 to the running execution.
 func (k *kernel) forward(r *os.File, kind string, diag *tailBuffer) {
 	defer r.Close()
 	buf := make([]byte, 32<<10)
+	var pending []byte // output before the mark, while looking for it
+	marked := false
 	for {
 		n, err := r.Read(buf)
-		if n > 0 {
-			text := string(bytes.ToValidUTF8(buf[:n], []byte("\uFFFD")))
+		chunk := buf[:n]
+		if !marked && n > 0 {
+			pending = append(pending, chunk...)
+			i := bytes.Index(pending, outputMark)
+			if i < 0 {
+				if keep := len(outputMark) - 1; len(pending) > keep {
+					if diag != nil {
+						_, _ = diag.Write(pending[:len(pending)-keep])
+					}
+					pending = append([]byte(nil), pending[len(pending)-keep:]...)
+				}
+				chunk = nil
+			} else {
+				if diag != nil {
+					_, _ = diag.Write(pending[:i])
+				}
+				chunk, marked, pending = pending[i+len(outputMark):], true, nil
+			}
+		}
+		if len(chunk) > 0 {
+			n := len(chunk)
+			text := string(bytes.ToValidUTF8(chunk[:n], []byte("\uFFFD")))
 			k.mu.Lock()
 			sink := k.sink
 			k.mu.Unlock()
 			if sink != nil {
 				sink(kind, text)
 			} else if diag != nil {
-				_, _ = diag.Write(buf[:n])
+				_, _ = diag.Write(chunk)
 			}
 		}
 		if err != nil {

@@ -154,9 +154,19 @@ func (c *Client) transportError(ctx context.Context, method, path string, err er
 	return fmt.Errorf("%w: %s %s at %s: %w", sandbox.ErrSandboxLost, method, path, c.BaseURL, err)
 }
 
-// Health checks GET /health.
+// ErrStarting is Health's answer while the server is up but not ready yet (503; the
+// sandbox-agent answers so until its first interpreter is warm).
+var ErrStarting = errors.New("the code interpreter is still starting")
+
+// Health checks GET /health: nil when the server is ready, ErrStarting while it
+// starts, and otherwise the errors of every route (sandbox.ErrSandboxLost when it
+// cannot be reached).
 func (c *Client) Health(ctx context.Context) error {
 	resp, err := c.do(ctx, http.MethodGet, "/health", nil, false)
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable {
+		return fmt.Errorf("%w (%w)", ErrStarting, se)
+	}
 	if err != nil {
 		return err
 	}

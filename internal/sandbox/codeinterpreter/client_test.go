@@ -401,3 +401,15 @@ func TestRunKeepsTheResultWhenCollectingFails(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 }
+
+func TestHealthWhileStarting(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `"starting"`)
+	}))
+	defer srv.Close()
+	err := (&Client{BaseURL: srv.URL}).Health(context.Background())
+	if !errors.Is(err, ErrStarting) || errors.Is(err, sandbox.ErrSandboxLost) {
+		t.Errorf("err = %v, want ErrStarting only", err)
+	}
+}

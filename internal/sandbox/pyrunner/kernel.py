@@ -15,6 +15,9 @@
 # directly (by subprocesses) reaches Go on pipes and is forwarded as stdout/stderr.
 
 
+KERNEL_OUTPUT_MARK = b"\x00vizops-kernel-ready\x00"
+
+
 class KernelState:
     out_fd = None
     lock = None
@@ -24,8 +27,13 @@ class KernelState:
 
 def kernel_emit(msg):
     data = json.dumps(msg).encode()
-    with KernelState.lock:
-        write_all(KernelState.out_fd, struct.pack(">I", len(data)) + data)
+    # An interrupt must not cut a frame in half: SIGINT waits until it is written.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with KernelState.lock:
+            write_all(KernelState.out_fd, struct.pack(">I", len(data)) + data)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class KernelStream(io.TextIOBase):
@@ -236,6 +244,7 @@ def kernel_harden():
 
 
 def kernel_reader(in_fd, jobs):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     while True:
         try:
             req = json.loads(read_frame_raw(in_fd, 1 << 30))
@@ -245,7 +254,9 @@ def kernel_reader(in_fd, jobs):
         op = req.get("op")
         if op == "interrupt":
             if KernelState.running is not None and KernelState.running == req.get("id"):
-                os.kill(os.getpid(), signal.SIGINT)
+                # To the main thread itself: a signal to the process could be taken by
+                # another thread and leave the code's blocking call uninterrupted.
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         else:
             jobs.put(req)
 
@@ -281,6 +292,10 @@ def kernel_main():
     signal.signal(signal.SIGINT, kernel_on_sigint)
     jobs = queue.Queue()
     threading.Thread(target=kernel_reader, args=(in_fd, jobs), daemon=True).start()
+    # What reaches fds 1 and 2 from here on belongs to executions; the Go side drops
+    # what came before this mark (import warnings) from them.
+    for fd in (1, 2):
+        write_all(fd, KERNEL_OUTPUT_MARK)
     kernel_emit({"type": "ready"})
     while True:
         job = jobs.get()
