@@ -19,7 +19,9 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
 	"github.com/vizops/viz-operator/internal/controller"
+	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/e2b"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
 
@@ -107,6 +109,12 @@ func main() {
 	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
 		return local.NewPool(cfg, localOpts)
 	})
+	// E2B pools: each pool's settings (its API key, read from its Secret) come from the
+	// SandboxPool controller.
+	pools.Register(string(vizv1.BackendE2B), e2b.NewBackend(e2b.Options{
+		Observe: func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
+		Log:     ctrl.Log.WithName("e2b"),
+	}).Factory())
 	defer pools.Close()
 
 	pipeline, err := newPipeline(providersConfig, operatorNamespace(namespace), mgr.GetAPIReader())
@@ -117,6 +125,7 @@ func main() {
 
 	if err := (&controller.SandboxPoolReconciler{
 		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
 		Recorder:           mgr.GetEventRecorder("sandboxpool-controller"),
 		Pools:              pools,
 		DefaultPlotlyJSURL: plotlyJSURL,

@@ -150,26 +150,55 @@ type KubernetesBackend struct {
 
 // E2BBackend configures the E2B cloud backend.
 type E2BBackend struct {
-	// apiURL of the E2B API.
+	// apiURL of the E2B API (the REST API that creates and kills sandboxes). Set it
+	// for self-hosted E2B or an E2B-compatible service.
 	// +optional
-	// +kubebuilder:default="https://api.e2b.dev"
+	// +kubebuilder:default="https://api.e2b.app"
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://`
 	APIURL string `json:"apiURL,omitempty"`
-	// templateID of the E2B sandbox template.
+	// domain under which sandboxes are reached: the code interpreter of sandbox ID
+	// runs at https://49999-ID.DOMAIN. Used when the API does not name a domain for
+	// the sandbox itself.
+	// +optional
+	// +kubebuilder:default="e2b.app"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
+	Domain string `json:"domain,omitempty"`
+	// templateID of the E2B sandbox template. It must run E2B's code interpreter (on
+	// port 49999) with the pool's Python packages.
 	// +optional
 	// +kubebuilder:default=code-interpreter-v1
 	// +kubebuilder:validation:MaxLength=253
 	TemplateID string `json:"templateID,omitempty"`
-	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API key.
+	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API
+	// key. The Secret must be labelled viz.vizops.io/e2b-api-key=true.
 	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef"`
-	// sandboxTimeoutSeconds is how long E2B keeps an idle sandbox alive.
+	// sandboxTimeoutSeconds is how long E2B keeps a warm (idle) sandbox alive before
+	// it kills it on its own; the operator extends warm sandboxes before then. A
+	// sandbox running a request lives the request's timeout plus 30 seconds, so one
+	// the operator forgets dies soon on its own.
 	// +optional
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=86400
 	// +kubebuilder:default=300
 	SandboxTimeoutSeconds int32 `json:"sandboxTimeoutSeconds,omitempty"`
+	// maxCreatesPerSecond caps how fast the pool creates sandboxes (1 to 100). E2B
+	// allows 1 per second on its free tier; a 429 answer slows creation further, for
+	// as long as E2B's Retry-After says.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=1
+	MaxCreatesPerSecond int32 `json:"maxCreatesPerSecond,omitempty"`
 }
+
+// LabelE2BAPIKey marks a Secret as one a SandboxPool may take its E2B API key from
+// (spec.e2b.apiKeySecretRef). The operator uses no unlabelled Secret: a SandboxPool
+// chooses where the key is sent (spec.e2b.apiURL), so without the label anyone allowed
+// to create pools could send any Secret of the namespace to a server of their choice.
+const LabelE2BAPIKey = "viz.vizops.io/e2b-api-key"
 
 // SecretKeyReference names one key of a Secret.
 type SecretKeyReference struct {
@@ -187,6 +216,9 @@ type SecretKeyReference struct {
 const (
 	// PoolConditionReady: the pool can run requests (its backend is available).
 	PoolConditionReady = "Ready"
+	// PoolConditionThrottled: the backend's provider slows the pool down (E2B
+	// answered 429); requests wait for sandboxes longer but do not fail for it.
+	PoolConditionThrottled = "Throttled"
 )
 
 // Reasons of SandboxPool conditions.
@@ -198,6 +230,15 @@ const (
 	// than the operator allows all Local pools together (--max-warm-sandboxes,
 	// --max-sandbox-memory).
 	ReasonQuotaExceeded = "QuotaExceeded"
+	// ReasonAPIKeyMissing: the Secret or key named in spec.e2b.apiKeySecretRef does
+	// not exist (or is empty).
+	ReasonAPIKeyMissing = "APIKeyMissing"
+	// ReasonAPIKeyRejected: the provider answered 401 or 403 to the pool's API key.
+	ReasonAPIKeyRejected = "APIKeyRejected"
+	// ReasonRateLimited: the Throttled condition while the provider answers 429.
+	ReasonRateLimited = "RateLimited"
+	// ReasonNotThrottled: the Throttled condition when creation runs at full rate.
+	ReasonNotThrottled = "NotThrottled"
 )
 
 // SandboxPoolStatus is the pool's live state.

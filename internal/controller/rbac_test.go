@@ -39,8 +39,11 @@ func TestManagerRoleIsMinimal(t *testing.T) {
 		"ClusterRole viz.vizops.io/sandboxpools/status":          "get,patch,update",
 		"ClusterRole viz.vizops.io/visualizationrequests":        "delete,get,list,watch",
 		"ClusterRole viz.vizops.io/visualizationrequests/status": "get,patch,update",
-		// API keys: only its own namespace, only get.
+		// Model providers' API keys: only its own namespace, only get.
 		"Role(system) /secrets": "get",
+		// E2B API keys: one Secret by name in a SandboxPool's namespace, read uncached
+		// (get only: no list or watch, so no Secret cache).
+		"ClusterRole /secrets": "get",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("manager role (-want +got):\n%s", diff)

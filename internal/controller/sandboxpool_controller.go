@@ -30,6 +30,8 @@ type SandboxPoolReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Pools    *sandbox.Registry
+	// APIReader reads backends' Secrets uncached (nil: the Client).
+	APIReader client.Reader
 	// StatusInterval is how often a pool's live counts are written to status.
 	StatusInterval time.Duration
 	// DefaultPlotlyJSURL is used when a pool does not set spec.plotlyJSURL.
@@ -58,8 +60,12 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	cfg, err := poolConfig(sp, r.DefaultPlotlyJSURL)
 	var pool sandbox.Pool
+	var settings any
 	if err == nil {
-		pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, nil)
+		settings, err = r.backendSettings(ctx, sp)
+	}
+	if err == nil {
+		pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, settings)
 	}
 	cond := metav1.Condition{Type: vizv1.PoolConditionReady, ObservedGeneration: sp.Generation, LastTransitionTime: now}
 	switch {
@@ -68,6 +74,9 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		cond.Message = fmt.Sprintf("the %s backend is not implemented in this version of vizops; use backend Local", sp.Spec.Backend)
 	case errors.Is(err, sandbox.ErrQuotaExceeded):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonQuotaExceeded
+		cond.Message = err.Error()
+	case backendReason(err) != "":
+		cond.Status, cond.Reason = metav1.ConditionFalse, backendReason(err)
 		cond.Message = err.Error()
 	case err != nil:
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendUnavailable
@@ -80,6 +89,7 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			cond.Message += "; " + st.Degraded
 		}
 		writePoolStatus(&sp.Status, st)
+		r.setThrottled(sp, st.Throttled, now)
 	}
 	if err != nil {
 		sp.Status.Ready, sp.Status.Busy, sp.Status.Starting, sp.Status.Total, sp.Status.Sandboxes = 0, 0, 0, 0, nil

@@ -66,12 +66,19 @@ var (
 		Name: "vizops_codegen_total",
 		Help: "Code generation outcomes by path: Template, Model, Repaired, TemplateFallback, User.",
 	}, []string{"path"})
+
+	// E2BAPIRequestsTotal counts calls to the E2B REST API by operation (create,
+	// kill, set_timeout, list) and HTTP status code ("error" when no answer came).
+	E2BAPIRequestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vizops_e2b_api_requests_total",
+		Help: "Calls to the E2B API by operation and HTTP status code.",
+	}, []string{"op", "code"})
 )
 
 func init() {
 	crmetrics.Registry.MustRegister(
 		SandboxAcquireSeconds, SandboxCreationSeconds, ExecutionSeconds,
 		RequestsTotal, RetriesTotal, QueueDepth, ExecutionsInFlight,
-		ChartRequestsTotal, CodegenTotal,
+		ChartRequestsTotal, CodegenTotal, E2BAPIRequestsTotal,
 	)
 }

@@ -142,6 +142,9 @@ type PoolStatus struct {
 	// Degraded says which per-sandbox limits the backend cannot enforce here, and what
 	// applies instead; empty when every limit holds per sandbox.
 	Degraded string
+	// Throttled says how and until when the backend's provider slows sandbox
+	// creation (it answered "too many requests"); empty when it does not.
+	Throttled string
 }
 
 // Resources are the limits applied to each job.

@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/e2b"
+)
+
+// The E2B API key is read from the pool's own namespace, one Secret by name, uncached
+// (the manager never caches Secrets).
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
+// poolSettingsError is a backend's settings that cannot be resolved; its reason
+// becomes the pool's Ready condition's. It wraps sandbox.ErrUnavailable.
+type poolSettingsError struct {
+	reason, msg string
+}
+
+func (e *poolSettingsError) Error() string { return e.msg }
+func (e *poolSettingsError) Unwrap() error { return sandbox.ErrUnavailable }
+
+// backendSettings resolves the backend's own settings for the registry (nil for
+// backends that have none). When they cannot be (the Secret went away), the live
+// pool goes too: it must not keep running on settings that no longer exist.
+func (r *SandboxPoolReconciler) backendSettings(ctx context.Context, sp *vizv1.SandboxPool) (any, error) {
+	if sp.Spec.Backend != vizv1.BackendE2B {
+		return nil, nil
+	}
+	settings, err := r.e2bSettings(ctx, sp)
+	var se *poolSettingsError
+	if errors.As(err, &se) {
+		_ = r.Pools.Remove(types.NamespacedName{Namespace: sp.Namespace, Name: sp.Name}.String())
+	}
+	return settings, err
+}
+
+// e2bSettings reads the API key from the Secret spec.e2b.apiKeySecretRef names and
+// fills in the defaults.
+func (r *SandboxPoolReconciler) e2bSettings(ctx context.Context, sp *vizv1.SandboxPool) (any, error) {
+	spec := sp.Spec.E2B
+	if spec == nil {
+		return nil, &poolSettingsError{vizv1.ReasonAPIKeyMissing, "backend E2B needs spec.e2b.apiKeySecretRef naming the Secret that holds the E2B API key"}
+	}
+	ref := spec.APIKeySecretRef
+	source := fmt.Sprintf("Secret %s/%s, key %q", sp.Namespace, ref.Name, ref.Key)
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	sec := &corev1.Secret{}
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: sp.Namespace, Name: ref.Name}, sec); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, &poolSettingsError{vizv1.ReasonAPIKeyMissing, fmt.Sprintf(
+				"Secret %s/%s named in spec.e2b.apiKeySecretRef does not exist; create it with the E2B API key under key %q and label it %s=true "+
+					"(kubectl create secret generic %s --from-literal=%s=e2b_...; kubectl label secret %s %s=true)",
+				sp.Namespace, ref.Name, ref.Key, vizv1.LabelE2BAPIKey, ref.Name, ref.Key, ref.Name, vizv1.LabelE2BAPIKey)}
+		case apierrors.IsForbidden(err):
+			return nil, &poolSettingsError{vizv1.ReasonAPIKeyMissing, fmt.Sprintf(
+				"the operator may not read Secret %s/%s named in spec.e2b.apiKeySecretRef; grant its service account get on that Secret", sp.Namespace, ref.Name)}
+		}
+		return nil, err
+	}
+	if sec.Labels[vizv1.LabelE2BAPIKey] != "true" {
+		return nil, &poolSettingsError{vizv1.ReasonAPIKeyMissing, fmt.Sprintf(
+			"Secret %s/%s named in spec.e2b.apiKeySecretRef is not labelled %s=true, and the operator sends only so labelled Secrets to E2B; label it (kubectl label secret %s %s=true) if it is meant for this pool",
+			sp.Namespace, ref.Name, vizv1.LabelE2BAPIKey, ref.Name, vizv1.LabelE2BAPIKey)}
+	}
+	key := strings.TrimSpace(string(sec.Data[ref.Key]))
+	if key == "" {
+		return nil, &poolSettingsError{vizv1.ReasonAPIKeyMissing, fmt.Sprintf(
+			"Secret %s/%s has no key %q (spec.e2b.apiKeySecretRef.key), or it is empty; put the E2B API key there", sp.Namespace, ref.Name, ref.Key)}
+	}
+	c := e2b.Config{
+		APIURL:              spec.APIURL,
+		Domain:              spec.Domain,
+		TemplateID:          spec.TemplateID,
+		APIKey:              e2b.APIKey(key),
+		KeySource:           source,
+		SandboxTimeout:      time.Duration(spec.SandboxTimeoutSeconds) * time.Second,
+		MaxCreatesPerSecond: float64(spec.MaxCreatesPerSecond),
+		PoolKey:             sp.Namespace + "/" + sp.Name,
+		PoolUID:             string(sp.UID),
+	}
+	if c.APIURL == "" {
+		c.APIURL = "https://api.e2b.app"
+	}
+	if c.Domain == "" {
+		c.Domain = "e2b.app"
+	}
+	if c.TemplateID == "" {
+		c.TemplateID = "code-interpreter-v1"
+	}
+	return c, nil
+}
+
+// backendReason is the Ready condition's reason for a backend's own failure ("" for
+// the generic BackendUnavailable).
+func backendReason(err error) string {
+	var se *poolSettingsError
+	var rej *e2b.KeyRejectedError
+	switch {
+	case errors.As(err, &se):
+		return se.reason
+	case errors.As(err, &rej):
+		return vizv1.ReasonAPIKeyRejected
+	}
+	return ""
+}
+
+// setThrottled writes the Throttled condition of a pool whose provider may throttle
+// it (E2B), with an Event when it changes.
+func (r *SandboxPoolReconciler) setThrottled(sp *vizv1.SandboxPool, throttled string, now metav1.Time) {
+	prev := meta.FindStatusCondition(sp.Status.Conditions, vizv1.PoolConditionThrottled)
+	if sp.Spec.Backend != vizv1.BackendE2B && prev == nil && throttled == "" {
+		return
+	}
+	cond := metav1.Condition{Type: vizv1.PoolConditionThrottled, ObservedGeneration: sp.Generation, LastTransitionTime: now,
+		Status: metav1.ConditionFalse, Reason: vizv1.ReasonNotThrottled, Message: "sandboxes are created at full rate"}
+	if throttled != "" {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, vizv1.ReasonRateLimited, throttled
+	}
+	if prev != nil && prev.Status != cond.Status {
+		kind := "Normal"
+		if cond.Status == metav1.ConditionTrue {
+			kind = "Warning"
+		}
+		r.Recorder.Eventf(sp, nil, kind, cond.Reason, "Reconcile", "%s", cond.Message)
+	} else if prev == nil && cond.Status == metav1.ConditionTrue {
+		r.Recorder.Eventf(sp, nil, "Warning", cond.Reason, "Reconcile", "%s", cond.Message)
+	}
+	meta.SetStatusCondition(&sp.Status.Conditions, cond)
+}
