@@ -1,0 +1,55 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+// newRootCommand builds the whole command tree, in one place: the kubectl flags
+// (genericclioptions.ConfigFlags: --kubeconfig, --context, -n, --as, --as-group,
+// --token, --server, --request-timeout, ...) are persistent flags of the root, read by
+// every cluster command through one clientFactory; each subcommand is constructed with
+// that factory and the IO streams.
+func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "kubectl-viz",
+		Short:         "Turn natural-language chart requests into charts, safely (vizops)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Annotations: map[string]string{
+			// Shown as "kubectl viz" in usage lines when run as a plugin.
+			cobra.CommandDisplayNameAnnotation: "kubectl viz",
+		},
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+
+	config := genericclioptions.NewConfigFlags(true).WithWarningPrinter(streams)
+	config.AddFlags(root.PersistentFlags())
+	f := &clientFactory{config: config, streams: streams}
+	registerNamespaceCompletion(root, f)
+
+	root.AddGroup(
+		&cobra.Group{ID: "cluster", Title: "Requests in a cluster:"},
+		&cobra.Group{ID: "local", Title: "On this machine, without a cluster:"},
+	)
+	for _, c := range []*cobra.Command{
+		newCreateCommand(f),
+		newGetCommand(f),
+		newLogsCommand(f),
+		newPoolsCommand(f),
+	} {
+		c.GroupID = "cluster"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{
+		newRenderCommand(streams),
+		newExecCommand(streams),
+	} {
+		c.GroupID = "local"
+		root.AddCommand(c)
+	}
+	return root
+}
