@@ -19,17 +19,17 @@ import (
 )
 
 type createOptions struct {
-	prompt       string
-	model        string
-	pool         string
-	codeFile     string
-	dataFile     string
-	formats      []string
-	timeout      time.Duration
-	wait         bool
-	waitTimeout  time.Duration
-	outDir       string
-	plotly       plotlyOptions
+	prompt      string
+	model       string
+	pool        string
+	codeFile    string
+	dataFile    string
+	formats     []string
+	timeout     time.Duration
+	wait        bool
+	waitTimeout time.Duration
+	outDir      string
+	plotly      plotlyOptions
 }
 
 func newCreateCommand(f *clientFactory) *cobra.Command {

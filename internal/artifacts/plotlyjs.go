@@ -30,7 +30,7 @@ type PlotlyLoader struct {
 	Src string
 	// Version is plotly.js's version when the page says it (a CDN file name such as
 	// plotly-2.6.3.min.js, or the license header of an inline copy), else "".
-	Version string
+	Version    string
 	start, end int
 }
 
