@@ -7,10 +7,12 @@ import (
 	"os"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -44,6 +46,22 @@ var clusterScheme = func() *runtime.Scheme {
 	return s
 }()
 
+// clusterMapper maps the kinds the plugin reads to their resources without asking the
+// server (no discovery round trip on each command, and an error such as a refused
+// impersonation is the request's own, with its message).
+var clusterMapper = func() meta.RESTMapper {
+	m := meta.NewDefaultRESTMapper(nil)
+	for _, gvk := range []schema.GroupVersionKind{
+		vizv1.GroupVersion.WithKind(vizv1.KindVisualizationRequest),
+		vizv1.GroupVersion.WithKind("SandboxPool"),
+		corev1.SchemeGroupVersion.WithKind("ConfigMap"),
+	} {
+		m.Add(gvk, meta.RESTScopeNamespace)
+	}
+	m.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
+	return m
+}()
+
 // connect makes the client. It does not contact the server.
 func (f *clientFactory) connect() (*cluster, error) {
 	loader := f.config.ToRawKubeConfigLoader()
@@ -61,7 +79,7 @@ func (f *clientFactory) connect() (*cluster, error) {
 		return nil, kubeconfigError(err)
 	}
 	cfg.UserAgent = "kubectl-viz"
-	c, err := client.NewWithWatch(cfg, client.Options{Scheme: clusterScheme})
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: clusterScheme, Mapper: clusterMapper})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
 	}
@@ -80,9 +98,9 @@ func apiError(err error, kind, name, ns string) error {
 	switch {
 	case err == nil:
 		return nil
-	case apierrors.IsNotFound(err) && name != "":
+	case apierrors.IsNotFound(err) && name != "" && !missingResource(err):
 		return fmt.Errorf("%s %q not found in namespace %q", kind, name, ns)
-	case meta.IsNoMatchError(err):
+	case meta.IsNoMatchError(err) || missingResource(err):
 		return fmt.Errorf("the vizops CRDs are not installed in this cluster (%s): run `make install`, or apply config/crd/bases", kind)
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("not allowed: %s", oneLine(err.Error()))
@@ -90,6 +108,17 @@ func apiError(err error, kind, name, ns string) error {
 		return fmt.Errorf("the cluster did not accept the credentials (%s): check --kubeconfig, --context, --user or --token", oneLine(err.Error()))
 	}
 	return errors.New(oneLine(err.Error()))
+}
+
+// missingResource reports a 404 for the resource type itself (the CRD is not
+// installed), which, unlike a missing object, carries no object name.
+func missingResource(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d == nil || d.Name == ""
 }
 
 // getRequest reads one VisualizationRequest.

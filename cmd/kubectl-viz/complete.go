@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
@@ -25,8 +27,12 @@ const (
 	poolKind
 )
 
-// completionTimeout bounds the API call a completion makes: a shell waits for it.
-const completionTimeout = 5 * time.Second
+// completionTimeout bounds the API call a completion makes: a shell waits for it;
+// completionLimit bounds the names it lists.
+const (
+	completionTimeout = 5 * time.Second
+	completionLimit   = 500
+)
 
 // completeNames completes the names of the namespace's requests or pools.
 func completeNames(f *clientFactory, kind nameKind) cobra.CompletionFunc {
@@ -41,7 +47,7 @@ func completeNames(f *clientFactory, kind nameKind) cobra.CompletionFunc {
 		switch kind {
 		case requestKind:
 			list := &vizv1.VisualizationRequestList{}
-			if err := c.List(ctx, list, client.InNamespace(c.namespace)); err != nil {
+			if err := c.List(ctx, list, client.InNamespace(c.namespace), client.Limit(completionLimit)); err != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
 			for _, vr := range list.Items {
@@ -49,7 +55,7 @@ func completeNames(f *clientFactory, kind nameKind) cobra.CompletionFunc {
 			}
 		case poolKind:
 			list := &vizv1.SandboxPoolList{}
-			if err := c.List(ctx, list, client.InNamespace(c.namespace)); err != nil {
+			if err := c.List(ctx, list, client.InNamespace(c.namespace), client.Limit(completionLimit)); err != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
 			for _, p := range list.Items {
@@ -71,8 +77,21 @@ func completeRequestArg(f *clientFactory) cobra.CompletionFunc {
 	}
 }
 
-// registerNamespaceCompletion completes -n/--namespace with the cluster's namespaces.
-func registerNamespaceCompletion(root *cobra.Command, f *clientFactory) {
+// registerConfigCompletion completes -n/--namespace with the cluster's namespaces, and
+// --context, --cluster and --user with the kubeconfig's.
+func registerConfigCompletion(root *cobra.Command, f *clientFactory) {
+	fromKubeconfig := func(names func(api *clientcmdapi.Config) []string) cobra.CompletionFunc {
+		return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			raw, err := f.config.ToRawKubeConfigLoader().RawConfig()
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return matching(names(&raw), toComplete, nil), cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	_ = root.RegisterFlagCompletionFunc("context", fromKubeconfig(func(c *clientcmdapi.Config) []string { return slices.Collect(maps.Keys(c.Contexts)) }))
+	_ = root.RegisterFlagCompletionFunc("cluster", fromKubeconfig(func(c *clientcmdapi.Config) []string { return slices.Collect(maps.Keys(c.Clusters)) }))
+	_ = root.RegisterFlagCompletionFunc("user", fromKubeconfig(func(c *clientcmdapi.Config) []string { return slices.Collect(maps.Keys(c.AuthInfos)) }))
 	_ = root.RegisterFlagCompletionFunc("namespace", func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		c, err := f.connect()
 		if err != nil {
@@ -81,7 +100,7 @@ func registerNamespaceCompletion(root *cobra.Command, f *clientFactory) {
 		ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
 		defer cancel()
 		list := &corev1.NamespaceList{}
-		if err := c.List(ctx, list); err != nil {
+		if err := c.List(ctx, list, client.Limit(completionLimit)); err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		var names []string

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
@@ -18,8 +19,18 @@ import (
 // exit code main would use.
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runCLIWith(t, nil, args...)
+}
+
+// runCLIWith runs the root command bound to config (nil: kubectl's default flags).
+func runCLIWith(t *testing.T, config *genericclioptions.ConfigFlags, args ...string) (string, string, int) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	root := newRootCommand(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr})
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr}
+	if config == nil {
+		config = genericclioptions.NewConfigFlags(true).WithWarningPrinter(streams)
+	}
+	root := newRootCommandWith(streams, config)
 	root.SetArgs(args)
 	code := 0
 	if err := root.Execute(); err != nil {

@@ -12,6 +12,11 @@ import (
 // every cluster command through one clientFactory; each subcommand is constructed with
 // that factory and the IO streams.
 func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	return newRootCommandWith(streams, genericclioptions.NewConfigFlags(true).WithWarningPrinter(streams))
+}
+
+// newRootCommandWith takes the ConfigFlags to bind (tests wrap its REST config).
+func newRootCommandWith(streams genericiooptions.IOStreams, config *genericclioptions.ConfigFlags) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "kubectl-viz",
 		Short:         "Turn natural-language chart requests into charts, safely (vizops)",
@@ -26,10 +31,9 @@ func newRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 
-	config := genericclioptions.NewConfigFlags(true).WithWarningPrinter(streams)
 	config.AddFlags(root.PersistentFlags())
 	f := &clientFactory{config: config, streams: streams}
-	registerNamespaceCompletion(root, f)
+	registerConfigCompletion(root, f)
 
 	root.AddGroup(
 		&cobra.Group{ID: "cluster", Title: "Requests in a cluster:"},
