@@ -157,6 +157,14 @@ func runGet(cmd *cobra.Command, f *clientFactory, args []string, o *getOptions) 
 		return usage("%v", err)
 	}
 	p = &printers.OmitManagedFieldsPrinter{Delegate: p}
+	if o.output == "name" { // the name printer takes one object at a time
+		for i := range items {
+			if err := p.PrintObj(&items[i], f.streams.Out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return p.PrintObj(obj, f.streams.Out)
 }
 

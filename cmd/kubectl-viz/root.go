@@ -1,9 +1,13 @@
 package main
 
 import (
+	"flag"
+	"io"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
 )
 
 // newRootCommand builds the whole command tree, in one place: the kubectl flags
@@ -32,6 +36,7 @@ func newRootCommandWith(streams genericiooptions.IOStreams, config *genericcliop
 	root.SetErr(streams.ErrOut)
 
 	config.AddFlags(root.PersistentFlags())
+	addLogFlags(root)
 	f := &clientFactory{config: config, streams: streams}
 	registerConfigCompletion(root, f)
 
@@ -56,4 +61,22 @@ func newRootCommandWith(streams genericiooptions.IOStreams, config *genericcliop
 		root.AddCommand(c)
 	}
 	return root
+}
+
+// addLogFlags adds kubectl's -v: client-go's own diagnostics (a watch that ended and
+// was started again, request traces at -v=6 and up) go to stderr only when asked for.
+func addLogFlags(root *cobra.Command) {
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	v := klogFlags.Lookup("v")
+	v.Usage = "log level of client-go's diagnostics on stderr (0: none; 6 and up: the API requests)"
+	root.PersistentFlags().AddGoFlag(v)
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if v.Value.String() == "0" {
+			klog.SetOutput(io.Discard)
+			klog.LogToStderr(false)
+			return
+		}
+		klog.SetOutput(root.ErrOrStderr())
+	}
 }
