@@ -253,3 +253,47 @@ open(OUTPUT_DIR + '/link.svg', 'w').write('<svg xmlns="http://www.w3.org/2000/sv
 		}
 	})
 }
+
+// exec --local writes plotly.min.js, from the local plotly installation, beside the
+// HTML chart it makes, and points the chart at it; a second run into the same
+// directory keeps the identical plotly.min.js without --overwrite.
+func TestExecWritesPlotlyJSBesideHTML(t *testing.T) {
+	code := filepath.Join(t.TempDir(), "chart.py")
+	if err := os.WriteFile(code, []byte("import plotly.graph_objects as go\ngo.Figure(go.Bar(x=['a', 'b'], y=[1, 2])).show()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	stdout, stderr, exit := runCLI(t, "exec", "--local", code, "-o", out, "--json")
+	if exit != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", exit, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "plotly.min.js (plotly.js for the HTML charts)") {
+		t.Errorf("stderr %q", stderr)
+	}
+	lib, err := os.ReadFile(filepath.Join(out, "plotly.min.js"))
+	if err != nil || !bytes.Contains(lib[:min(len(lib), 200)], []byte("plotly.js v")) {
+		t.Fatalf("plotly.min.js: %v", err)
+	}
+	var got execOutput
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	var html []byte
+	for _, a := range got.Artifacts {
+		if strings.HasSuffix(a.Name, ".html") {
+			if html, err = os.ReadFile(a.Path); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(html)
+			if a.SHA256 != hex.EncodeToString(sum[:]) || a.SizeBytes != len(html) {
+				t.Errorf("%s: the JSON's sha256 and size are not those of the file written", a.Name)
+			}
+		}
+	}
+	if !bytes.Contains(html, []byte(`<script src="plotly.min.js" charset="utf-8"></script>`)) || bytes.Contains(html, []byte("cdn.plot.ly")) {
+		t.Errorf("the HTML does not load the local plotly.min.js:\n%.2000s", html)
+	}
+	if _, stderr, exit := runCLI(t, "exec", "--local", code, "-o", out); exit != 1 || !strings.Contains(stderr, "plotly_1.html already exists") {
+		t.Errorf("second run: exit %d, %s; want the HTML (not plotly.min.js) to be the name already taken", exit, stderr)
+	}
+}
