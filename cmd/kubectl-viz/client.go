@@ -104,6 +104,8 @@ func apiError(err error, kind, name, ns string) error {
 		return fmt.Errorf("the vizops CRDs are not installed in this cluster (%s): run `make install`, or apply config/crd/bases", kind)
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("not allowed: %s", oneLine(err.Error()))
+	case errors.Is(err, context.DeadlineExceeded) || apierrors.IsTimeout(err):
+		return fmt.Errorf("the API server did not answer in time (%s): raise --request-timeout, or check the connection", oneLine(err.Error()))
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("the cluster did not accept the credentials (%s): check --kubeconfig, --context, --user or --token", oneLine(err.Error()))
 	}

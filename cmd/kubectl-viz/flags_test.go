@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
@@ -98,8 +101,23 @@ func TestConfigFlags(t *testing.T) {
 	makeRequest(t, ns, "here", vizv1.VisualizationRequestStatus{Phase: vizv1.PhaseQueued})
 	grantReader(t, ns,
 		rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"},
-		rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "viz-readers"})
+		rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "viz-readers"},
+		rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "reader"})
 	both := writeKubeconfig(t, twoContexts(t, ns))
+
+	// A bearer token: a ServiceAccount's, from the TokenRequest API, used from a
+	// context whose user has no credentials of its own.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reader"}}
+	if err := k8s.Create(t.Context(), sa); err != nil {
+		t.Fatal(err)
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+	if err := k8s.SubResource("token").Create(t.Context(), sa, tr); err != nil {
+		t.Fatal(err)
+	}
+	anonymous := twoContexts(t, ns)
+	anonymous.AuthInfos["admin"] = clientcmdapi.NewAuthInfo()
+	noCredentials := writeKubeconfig(t, anonymous)
 
 	// The same kubeconfig split in two files: clusters and users in one, contexts in
 	// the other. KUBECONFIG lists both; cli-runtime merges them as kubectl does.
@@ -163,6 +181,22 @@ func TestConfigFlags(t *testing.T) {
 			env:  kubeconfigList,
 			args: []string{"--context", "bob"},
 			want: want{code: 1, stderrHas: `User "bob" cannot get resource`},
+		},
+		"--token of a ServiceAccount the Role allows": {
+			args: []string{"--kubeconfig", noCredentials, "--token", tr.Status.Token},
+			want: want{stdoutHas: "phase: Queued"},
+		},
+		"--token the API server does not know": {
+			args: []string{"--kubeconfig", noCredentials, "--token", "not-a-token"},
+			want: want{code: 1, stderrHas: "the cluster did not accept the credentials"},
+		},
+		"no credentials at all": {
+			args: []string{"--kubeconfig", noCredentials},
+			want: want{code: 1, stderrHas: `User "system:anonymous" cannot get resource`},
+		},
+		"--request-timeout": {
+			args: []string{"--kubeconfig", both, "--request-timeout", "1ns"},
+			want: want{code: 1, stderrHas: "the API server did not answer in time (context deadline exceeded): raise --request-timeout"},
 		},
 		"--server overrides the cluster's address": {
 			args: []string{"--kubeconfig", both, "--server", "https://127.0.0.1:1"},
