@@ -65,20 +65,56 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout time.D
 		return nil, err
 	}
 	uid := first.UID
+	// The line shows the last state seen; on a terminal a ticker keeps its timer moving
+	// between changes (off a terminal the line is printed only when it changes).
+	var (
+		lineMu sync.Mutex
+		last   = first
+	)
 	p := progress.NewLine(w)
-	defer p.Done()
-	last := first
 	phase := func() string {
+		lineMu.Lock()
+		defer lineMu.Unlock()
 		if last.Status.Phase == "" {
 			return string(vizv1.PhasePending)
 		}
 		return string(last.Status.Phase)
 	}
 	show := func(vr *vizv1.VisualizationRequest) bool {
+		lineMu.Lock()
+		defer lineMu.Unlock()
 		last = vr
 		p.Update(requestProgress(vr, time.Since(start)))
 		return vr.Status.Phase.Finished()
 	}
+	ticker := time.NewTicker(time.Second)
+	tickerDone := make(chan struct{})
+	var tickerStopped sync.WaitGroup
+	tickerStopped.Add(1)
+	go func() {
+		defer tickerStopped.Done()
+		for {
+			select {
+			case <-tickerDone:
+				return
+			case <-ticker.C:
+				lineMu.Lock()
+				p.Update(requestProgress(last, time.Since(start)))
+				lineMu.Unlock()
+			}
+		}
+	}()
+	// endLine stops the ticker and ends the line, so what follows starts on a fresh one.
+	var endOnce sync.Once
+	endLine := func() {
+		endOnce.Do(func() {
+			ticker.Stop()
+			close(tickerDone)
+			tickerStopped.Wait()
+			p.Done()
+		})
+	}
+	defer endLine()
 	if show(first) {
 		return first, nil
 	}
@@ -100,7 +136,7 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout time.D
 		}
 	}
 	gone := func() error {
-		p.Done()
+		endLine()
 		return fmt.Errorf("visualizationrequest %q was deleted while waiting for it (phase %s); nothing more will happen to it: create it again to retry", name, phase())
 	}
 	precondition := func(store cache.Store) (bool, error) {
@@ -126,6 +162,8 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout time.D
 		})
 	switch {
 	case err == nil:
+		lineMu.Lock()
+		defer lineMu.Unlock()
 		return last, nil
 	case errors.Is(err, errDeleted):
 		return nil, gone()
@@ -133,7 +171,7 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout time.D
 	mu.Lock()
 	ferr := fatalErr
 	mu.Unlock()
-	p.Done()
+	endLine()
 	switch {
 	case ferr != nil:
 		if apierrors.IsNotFound(ferr) {
@@ -144,7 +182,10 @@ func waitForRequest(ctx context.Context, c *cluster, name string, timeout time.D
 		return nil, fmt.Errorf("stopped waiting for visualizationrequest %q (phase %s); it keeps going in the cluster", name, phase())
 	case waitCtx.Err() != nil:
 		waitingFor, hint := "", "is the operator running? "
-		if bc := blockingCondition(last); bc != nil {
+		lineMu.Lock()
+		bc := blockingCondition(last)
+		lineMu.Unlock()
+		if bc != nil {
 			waitingFor, hint = fmt.Sprintf(", %s: %s", bc.Reason, oneLine(bc.Message)), ""
 		}
 		return nil, fmt.Errorf("visualizationrequest %q did not finish within %s (phase %s%s); %sfollow it with `kubectl get vr %s -n %s -w`", name, timeout, phase(), waitingFor, hint, name, c.namespace)
