@@ -321,7 +321,7 @@ func TestCreateCommand(t *testing.T) {
 		reqName := fmt.Sprintf("req-%d", i)
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "charts")
-			args := []string{"create", reqName, "--kubeconfig", kubeconfig, "-n", ns, "--poll-interval", "50ms"}
+			args := []string{"create", reqName, "--kubeconfig", kubeconfig, "-n", ns}
 			for _, a := range tc.args {
 				args = append(args, strings.ReplaceAll(a, "OUT", out))
 			}

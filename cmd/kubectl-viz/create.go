@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -14,33 +13,27 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
-	"github.com/vizops/viz-operator/internal/progress"
 )
 
-func init() { subcommands = append(subcommands, newCreateCommand) }
-
-// maxInlineCSV is what spec.data.csv holds (its MaxLength).
-const maxInlineCSV = 256 << 10
-
 type createOptions struct {
-	cluster      clusterOptions
-	prompt       string
-	model        string
-	pool         string
-	codeFile     string
-	dataFile     string
-	formats      []string
-	timeout      time.Duration
-	wait         bool
-	waitTimeout  time.Duration
-	outDir       string
-	pollInterval time.Duration
+	prompt      string
+	model       string
+	pool        string
+	codeFile    string
+	dataFile    string
+	formats     []string
+	timeout     time.Duration
+	wait        bool
+	waitTimeout time.Duration
+	outDir      string
+	plotly      plotlyOptions
 }
 
-func newCreateCommand() *cobra.Command {
-	o := createOptions{pollInterval: 500 * time.Millisecond}
+func newCreateCommand(f *clientFactory) *cobra.Command {
+	var o createOptions
 	cmd := &cobra.Command{
 		Use:   "create NAME --prompt TEXT",
 		Short: "Create a VisualizationRequest in the cluster (and optionally wait for its charts)",
@@ -55,26 +48,34 @@ prints the reason; a prompt that is not a chart request ends Skipped and exits 0
   kubectl viz create hb --prompt "line chart of hemoglobin over time" --data hb.csv --format png,svg --wait
   kubectl viz create custom --code-file chart.py --pool gpu-free --timeout 60s`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runCreate(cmd, args[0], o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.plotly.complete(cmd.Flags()); err != nil {
+				return err
+			}
+			return runCreate(cmd, f, args[0], &o)
+		},
 	}
-	f := cmd.Flags()
-	o.cluster.addFlags(cmd)
-	f.StringVar(&o.prompt, "prompt", "", "the chart request in natural language")
-	f.StringVar(&o.model, "model", "", `model as "provider/model" (empty: the built-in templates)`)
-	f.StringVar(&o.pool, "pool", "", "SandboxPool to run in (default: the operator's default, \"default\")")
-	f.StringVar(&o.codeFile, "code-file", "", "Python file to run as given (skips detection and code generation)")
-	f.StringVar(&o.dataFile, "data", "", "CSV file (with a header row) sent inline as spec.data.csv, at most 256 KiB")
-	f.StringSliceVar(&o.formats, "format", nil, "figure formats: png, svg, html (default png)")
-	f.DurationVar(&o.timeout, "timeout", 0, "limit for one execution of the code, 1s to 10m (default 30s)")
-	f.BoolVar(&o.wait, "wait", false, "wait until the request finishes, showing its progress")
-	f.DurationVar(&o.waitTimeout, "wait-timeout", 5*time.Minute, "how long --wait waits")
-	f.StringVarP(&o.outDir, "output-dir", "o", "", "with --wait, write the charts to this directory")
-	f.DurationVar(&o.pollInterval, "poll-interval", o.pollInterval, "how often --wait reads the request")
-	_ = f.MarkHidden("poll-interval")
+	fs := cmd.Flags()
+	fs.StringVar(&o.prompt, "prompt", "", "the chart request in natural language")
+	fs.StringVar(&o.model, "model", "", `model as "provider/model" (empty: the built-in templates)`)
+	fs.StringVar(&o.pool, "pool", "", "SandboxPool to run in (default: the operator's default, \"default\")")
+	fs.StringVar(&o.codeFile, "code-file", "", "Python file to run as given (skips detection and code generation)")
+	fs.StringVar(&o.dataFile, "data", "", "CSV file (with a header row) sent inline as spec.data.csv, at most 256 KiB")
+	fs.StringSliceVar(&o.formats, "format", nil, "figure formats: png, svg, html (default png)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "limit for one execution of the code, 1s to 10m (default 30s)")
+	fs.BoolVar(&o.wait, "wait", false, "wait until the request finishes, showing its progress")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 5*time.Minute, "how long --wait waits")
+	fs.StringVarP(&o.outDir, "output-dir", "o", "", "with --wait, write the charts to this directory")
+	o.plotly.addFlags(fs)
+	_ = cmd.RegisterFlagCompletionFunc("pool", completeNames(f, poolKind))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{string(vizv1.FormatPNG), string(vizv1.FormatSVG), string(vizv1.FormatHTML)}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("output-dir")
+	_ = cmd.MarkFlagFilename("code-file", "py")
+	_ = cmd.MarkFlagFilename("data", "csv")
 	return cmd
 }
 
-func buildRequest(name string, o createOptions) (*vizv1.VisualizationRequest, error) {
+func buildRequest(name string, o *createOptions) (*vizv1.VisualizationRequest, error) {
 	vr := &vizv1.VisualizationRequest{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	vr.Spec.Prompt = o.prompt
 	vr.Spec.Model = o.model
@@ -83,10 +84,13 @@ func buildRequest(name string, o createOptions) (*vizv1.VisualizationRequest, er
 		if err != nil {
 			return nil, usage("--code-file: %v", err)
 		}
-		if len(code) > 64<<10 {
-			return nil, usage("--code-file %s is %d KiB; spec.code holds at most 64 KiB", o.codeFile, len(code)>>10)
+		if len(code) > vizv1.MaxCodeLength {
+			return nil, usage("--code-file %s is %.1f KiB; spec.code holds at most %d KiB", o.codeFile, float64(len(code))/1024, vizv1.MaxCodeLength>>10)
 		}
 		vr.Spec.Code = string(code)
+	}
+	if n := len([]rune(vr.Spec.Prompt)); n > vizv1.MaxPromptLength {
+		return nil, usage("--prompt is %d characters; spec.prompt holds at most %d", n, vizv1.MaxPromptLength)
 	}
 	if strings.TrimSpace(vr.Spec.Prompt) == "" && vr.Spec.Code == "" {
 		return nil, usage("give --prompt \"...\" (a chart request) or --code-file FILE (Python to run)")
@@ -96,15 +100,18 @@ func buildRequest(name string, o createOptions) (*vizv1.VisualizationRequest, er
 		if err != nil {
 			return nil, usage("--data: %v", err)
 		}
-		if len(data) > maxInlineCSV {
-			return nil, usage("--data %s is %.1f KiB; inline data (spec.data.csv) holds at most 256 KiB. Put the CSV in a ConfigMap (kubectl create configmap NAME --from-file=data.csv=%s) and reference it with spec.data.configMapKeyRef",
-				o.dataFile, float64(len(data))/1024, o.dataFile)
+		if len(data) > vizv1.MaxInlineCSVLength {
+			return nil, usage("--data %s is %.1f KiB; inline data (spec.data.csv) holds at most %d KiB. Put the CSV in a ConfigMap (kubectl create configmap NAME --from-file=data.csv=%s) and reference it with spec.data.configMapKeyRef",
+				o.dataFile, float64(len(data))/1024, vizv1.MaxInlineCSVLength>>10, o.dataFile)
 		}
 		csv := string(data)
 		vr.Spec.Data = &vizv1.DataSource{CSV: &csv}
 	}
 	if o.pool != "" {
 		vr.Spec.SandboxPoolRef.Name = o.pool
+	}
+	if len(o.formats) > vizv1.MaxOutputFormats {
+		return nil, usage("--format names %d formats; a request makes at most %d", len(o.formats), vizv1.MaxOutputFormats)
 	}
 	for _, f := range o.formats {
 		f = strings.ToLower(strings.TrimSpace(f))
@@ -117,15 +124,16 @@ func buildRequest(name string, o createOptions) (*vizv1.VisualizationRequest, er
 	}
 	if o.timeout != 0 {
 		secs := math.Ceil(o.timeout.Seconds())
-		if secs < 1 || secs > 600 {
-			return nil, usage("--timeout %s is out of range: 1s to 10m", o.timeout)
+		if secs < vizv1.MinTimeoutSeconds || secs > vizv1.MaxTimeoutSeconds {
+			return nil, usage("--timeout %s is out of range: %s to %s", o.timeout,
+				time.Duration(vizv1.MinTimeoutSeconds)*time.Second, time.Duration(vizv1.MaxTimeoutSeconds)*time.Second)
 		}
 		vr.Spec.TimeoutSeconds = int32(secs)
 	}
 	return vr, nil
 }
 
-func runCreate(cmd *cobra.Command, name string, o createOptions) error {
+func runCreate(cmd *cobra.Command, f *clientFactory, name string, o *createOptions) error {
 	if o.outDir != "" && !o.wait {
 		return usage("-o needs --wait (the charts exist only once the request finishes); or run `kubectl viz get %s -o %s` later", name, o.outDir)
 	}
@@ -133,7 +141,7 @@ func runCreate(cmd *cobra.Command, name string, o createOptions) error {
 	if err != nil {
 		return err
 	}
-	c, err := o.cluster.connect()
+	c, err := f.connect()
 	if err != nil {
 		return err
 	}
@@ -149,64 +157,20 @@ func runCreate(cmd *cobra.Command, name string, o createOptions) error {
 		}
 		return apiError(err, "visualizationrequest", name, c.namespace)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "visualizationrequest/%s created in namespace %s\n", name, c.namespace)
+	fmt.Fprintf(f.streams.Out, "visualizationrequest/%s created in namespace %s\n", name, c.namespace)
 	if !o.wait {
 		return nil
 	}
-	done, err := waitForRequest(ctx, c, name, o.waitTimeout, o.pollInterval, cmd.ErrOrStderr())
+	done, err := waitForRequest(ctx, c, name, o.waitTimeout, f.streams.ErrOut)
 	if err != nil {
 		return err
 	}
-	return reportFinished(ctx, cmd.OutOrStdout(), c, done, o.outDir)
-}
-
-// waitForRequest polls the request until it finishes, showing its progress on w.
-func waitForRequest(ctx context.Context, c *cluster, name string, timeout, every time.Duration, w io.Writer) (*vizv1.VisualizationRequest, error) {
-	start := time.Now()
-	deadline := start.Add(timeout)
-	p := progress.NewLine(w)
-	defer p.Done()
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	phase, waitingFor := "Pending", ""
-	for {
-		vr, err := c.getRequest(ctx, name)
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
-			return nil, err
-		default:
-			if vr.Status.Phase != "" {
-				phase = string(vr.Status.Phase)
-			}
-			waitingFor = ""
-			if c := blockingCondition(vr); c != nil {
-				waitingFor = fmt.Sprintf(", %s: %s", c.Reason, oneLine(c.Message))
-			}
-			p.Update(requestProgress(vr, time.Since(start)))
-			if vr.Status.Phase.Finished() {
-				return vr, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			p.Done()
-			hint := "is the operator running? "
-			if waitingFor != "" {
-				hint = ""
-			}
-			return nil, fmt.Errorf("visualizationrequest %q did not finish within %s (phase %s%s); %sfollow it with `kubectl get vr %s -n %s -w`", name, timeout, phase, waitingFor, hint, name, c.namespace)
-		}
-		select {
-		case <-ctx.Done():
-			p.Done()
-			return nil, fmt.Errorf("stopped waiting for visualizationrequest %q (phase %s); it keeps going in the cluster", name, phase)
-		case <-tick.C:
-		}
-	}
+	return reportFinished(ctx, f.streams, c, done, o.outDir, &o.plotly)
 }
 
 // reportFinished prints the outcome of a finished request and downloads its charts.
-func reportFinished(ctx context.Context, w io.Writer, c *cluster, vr *vizv1.VisualizationRequest, outDir string) error {
+func reportFinished(ctx context.Context, streams genericiooptions.IOStreams, c *cluster, vr *vizv1.VisualizationRequest, outDir string, plotly *plotlyOptions) error {
+	w := streams.Out
 	switch vr.Status.Phase {
 	case vizv1.PhaseSkipped:
 		tool := "None"
@@ -232,12 +196,9 @@ func reportFinished(ctx context.Context, w io.Writer, c *cluster, vr *vizv1.Visu
 		}
 		return nil
 	}
-	saved, err := saveArtifacts(ctx, c, vr, outDir)
-	if err != nil {
-		return err
-	}
-	printSaved(w, saved)
-	return nil
+	saved, err := saveArtifacts(ctx, c, vr, outDir, plotly, streams.ErrOut)
+	printWritten(w, saved)
+	return err
 }
 
 // describeRun is " (bar, Local, 812 ms, 2 artifacts)".
@@ -254,17 +215,4 @@ func describeRun(vr *vizv1.VisualizationRequest) string {
 	}
 	parts = append(parts, fmt.Sprintf("%d artifact(s)", len(vr.Status.Artifacts)))
 	return " (" + strings.Join(parts, ", ") + ")"
-}
-
-func printSaved(w io.Writer, saved []savedArtifact) {
-	for _, a := range saved {
-		fmt.Fprintf(w, "wrote %s (%s, %d bytes, sha256 %s)\n", a.Path, a.MIMEType, a.SizeBytes, shortSum(a.SHA256))
-	}
-}
-
-func shortSum(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }

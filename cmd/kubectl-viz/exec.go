@@ -1,27 +1,23 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/vizops/viz-operator/internal/artifacts"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
-
-func init() { subcommands = append(subcommands, newExecCommand) }
 
 // execOutput is what --json prints.
 type execOutput struct {
@@ -50,8 +46,9 @@ type artifactOutput struct {
 	Path      string `json:"path"`
 }
 
-func newExecCommand() *cobra.Command {
+func newExecCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	var (
+		plotly    plotlyOptions
 		useLocal  bool
 		outDir    string
 		formats   []string
@@ -78,6 +75,9 @@ pass --overwrite.`,
   kubectl viz exec --local chart.py --format png,svg --data data.csv --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := plotly.complete(cmd.Flags()); err != nil {
+				return err
+			}
 			if !useLocal {
 				return &exitError{code: 2, err: errors.New("exec runs code only with --local (running code in the cluster through exec is not supported); try: kubectl viz exec --local " + args[0])}
 			}
@@ -96,7 +96,7 @@ pass --overwrite.`,
 				}
 				req.Files = append(req.Files, sandbox.File{Name: "data.csv", Data: data})
 			}
-			return runExec(cmd, req, outDir, asJSON, overwrite)
+			return runExec(cmd, streams, req, outDir, asJSON, overwrite, &plotly)
 		},
 	}
 	cmd.Flags().BoolVar(&useLocal, "local", false, "run in a local bubblewrap sandbox (required)")
@@ -106,10 +106,14 @@ pass --overwrite.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&dataFile, "data", "", "CSV file made available as data.csv (and as the DataFrame df)")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace files of the same name in the output directory (a symlink there is replaced, never followed)")
+	plotly.addFlags(cmd.Flags())
+	_ = cmd.MarkFlagDirname("output-dir")
+	_ = cmd.MarkFlagFilename("data", "csv")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"png", "svg", "html"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-func runExec(cmd *cobra.Command, req sandbox.Request, outDir string, asJSON, overwrite bool) error {
+func runExec(cmd *cobra.Command, streams genericiooptions.IOStreams, req sandbox.Request, outDir string, asJSON, overwrite bool, plotly *plotlyOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, local.Options{})
@@ -134,29 +138,29 @@ func runExec(cmd *cobra.Command, req sandbox.Request, outDir string, asJSON, ove
 		return err
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+		fmt.Fprintf(streams.ErrOut, "warning: %s\n", w)
 	}
 	if len(arts) > 0 {
-		if err := os.MkdirAll(outDir, 0o755); err != nil {
-			return err
-		}
-		paths, err := writeArtifacts(outDir, arts, overwrite)
-		for i, path := range paths {
-			a := arts[i]
-			out.Artifacts = append(out.Artifacts, artifactOutput{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: len(a.Data), SHA256: a.SHA256, Path: path})
+		files, err := writeOutput(outDir, arts, overwrite, plotly, streams.ErrOut)
+		for i, f := range files {
+			if i >= len(arts) { // plotly.min.js, beside the HTML
+				fmt.Fprintf(streams.ErrOut, "wrote %s (plotly.js for the HTML charts)\n", f.Path)
+				continue
+			}
+			out.Artifacts = append(out.Artifacts, artifactOutput{Name: f.Name, MIMEType: f.MIMEType, SizeBytes: int(f.SizeBytes), SHA256: f.SHA256, Path: f.Path})
 		}
 		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc := json.NewEncoder(streams.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else {
-		printExecResult(cmd.OutOrStdout(), cmd.ErrOrStderr(), out)
+		printExecResult(streams.Out, streams.ErrOut, out)
 	}
 	if !res.Success {
 		msg := "the code failed"
@@ -190,68 +194,6 @@ func exportable(files []sandbox.Artifact) []sandbox.Artifact {
 
 // outputFolder is the job's OUTPUT_DIR relative to its working directory.
 const outputFolder = "outputs/"
-
-// writeArtifacts writes each artifact directly in dir, with no-follow opens relative
-// to dir's file descriptor: a name is never resolved through a symlink, a directory or
-// "..", so nothing lands outside dir. Without overwrite an existing entry is an error
-// (O_EXCL); with it, the data goes to a new temporary file that is then renamed over
-// the name, which replaces a symlink rather than writing through it. It returns the
-// paths written, in order, up to the first failure.
-func writeArtifacts(dir string, arts []artifacts.Artifact, overwrite bool) ([]string, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	dfd := int(d.Fd())
-	var paths []string
-	for _, a := range arts {
-		// Prepare's names are plain: [-._a-zA-Z0-9], no leading dot. Checked again,
-		// because this is the line that keeps writes inside dir.
-		if a.Name == "" || strings.ContainsAny(a.Name, "/\\\x00") || strings.HasPrefix(a.Name, ".") {
-			return paths, fmt.Errorf("artifact name %q is not a plain file name", a.Name)
-		}
-		target := a.Name
-		if overwrite {
-			var rnd [6]byte
-			_, _ = rand.Read(rnd[:])
-			target = ".kubectl-viz-" + hex.EncodeToString(rnd[:]) + ".tmp"
-		}
-		fd, err := syscall.Openat(dfd, target, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
-		if err != nil {
-			if errors.Is(err, syscall.EEXIST) {
-				return paths, fmt.Errorf("%s already exists in %s; remove it, choose another --output-dir, or pass --overwrite", a.Name, dir)
-			}
-			return paths, fmt.Errorf("create %s in %s: %w", target, dir, err)
-		}
-		f := os.NewFile(uintptr(fd), filepath.Join(dir, target))
-		_, werr := f.Write(a.Data)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr == nil && overwrite {
-			werr = syscall.Renameat(dfd, target, dfd, a.Name)
-		}
-		if werr != nil {
-			if overwrite {
-				_ = syscall.Unlinkat(dfd, target)
-			}
-			return paths, fmt.Errorf("write %s in %s: %w", a.Name, dir, werr)
-		}
-		paths = append(paths, filepath.Join(dir, a.Name))
-	}
-	return paths, nil
-}
-
-// artifactPath places a stored artifact (from a request's status) under dir,
-// refusing names that would leave it.
-func artifactPath(dir, name string) (string, error) {
-	clean := filepath.Clean(name)
-	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("artifact name %q escapes the output directory", name)
-	}
-	return filepath.Join(dir, clean), nil
-}
 
 func printExecResult(stdout, stderr io.Writer, out execOutput) {
 	fmt.Fprint(stdout, out.Stdout)

@@ -11,16 +11,26 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 // runCLI runs the plugin's root command with args and returns stdout, stderr and the
 // exit code main would use.
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	root := newRootCommand()
+	return runCLIWith(t, nil, args...)
+}
+
+// runCLIWith runs the root command bound to config (nil: kubectl's default flags).
+func runCLIWith(t *testing.T, config *genericclioptions.ConfigFlags, args ...string) (string, string, int) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr}
+	if config == nil {
+		config = genericclioptions.NewConfigFlags(true).WithWarningPrinter(streams)
+	}
+	root := newRootCommandWith(streams, config)
 	root.SetArgs(args)
 	code := 0
 	if err := root.Execute(); err != nil {
@@ -136,27 +146,6 @@ func TestExecCommandUsageErrors(t *testing.T) {
 	}
 }
 
-func TestArtifactPathStaysInDir(t *testing.T) {
-	tests := map[string]struct {
-		name string
-		want string
-		err  bool
-	}{
-		"plain":    {name: "figure_1.png", want: "out/figure_1.png"},
-		"subdir":   {name: "outputs/a.txt", want: "out/outputs/a.txt"},
-		"escape":   {name: "../../etc/passwd", err: true},
-		"absolute": {name: "/etc/passwd", err: true},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := artifactPath("out", tc.name)
-			if (err != nil) != tc.err || (!tc.err && got != tc.want) {
-				t.Errorf("artifactPath(%q) = %q, %v; want %q, error %v", tc.name, got, err, tc.want, tc.err)
-			}
-		})
-	}
-}
-
 // TestExecWritesOnlyIntoTheOutputDir: issue 10, finding 1. The CLI wrote every file a
 // job left in its working directory at its relative path, with os.WriteFile: a job
 // replaced ./Makefile, wrote through a symlink into a sibling directory, and an SVG
@@ -258,9 +247,53 @@ open(OUTPUT_DIR + '/link.svg', 'w').write('<svg xmlns="http://www.w3.org/2000/sv
 		if diff := cmp.Diff([]string{"figure_1.png", "link.svg", "table.csv", "planted.txt"}, names); diff != "" {
 			t.Errorf("artifacts (-want +got):\n%s", diff)
 		}
-		leftovers, _ := filepath.Glob(filepath.Join(out, ".kubectl-viz-*"))
+		leftovers, _ := filepath.Glob(filepath.Join(out, ".vizops-*"))
 		if len(leftovers) != 0 {
 			t.Errorf("temporary files left: %v", leftovers)
 		}
 	})
+}
+
+// exec --local writes plotly.min.js, from the local plotly installation, beside the
+// HTML chart it makes, and points the chart at it; a second run into the same
+// directory keeps the identical plotly.min.js without --overwrite.
+func TestExecWritesPlotlyJSBesideHTML(t *testing.T) {
+	code := filepath.Join(t.TempDir(), "chart.py")
+	if err := os.WriteFile(code, []byte("import plotly.graph_objects as go\ngo.Figure(go.Bar(x=['a', 'b'], y=[1, 2])).show()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	stdout, stderr, exit := runCLI(t, "exec", "--local", code, "-o", out, "--json")
+	if exit != 0 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", exit, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "plotly.min.js (plotly.js for the HTML charts)") {
+		t.Errorf("stderr %q", stderr)
+	}
+	lib, err := os.ReadFile(filepath.Join(out, "plotly.min.js"))
+	if err != nil || !bytes.Contains(lib[:min(len(lib), 200)], []byte("plotly.js v")) {
+		t.Fatalf("plotly.min.js: %v", err)
+	}
+	var got execOutput
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	var html []byte
+	for _, a := range got.Artifacts {
+		if strings.HasSuffix(a.Name, ".html") {
+			if html, err = os.ReadFile(a.Path); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(html)
+			if a.SHA256 != hex.EncodeToString(sum[:]) || a.SizeBytes != len(html) {
+				t.Errorf("%s: the JSON's sha256 and size are not those of the file written", a.Name)
+			}
+		}
+	}
+	if !bytes.Contains(html, []byte(`<script src="plotly.min.js" charset="utf-8"></script>`)) || bytes.Contains(html, []byte("cdn.plot.ly")) {
+		t.Errorf("the HTML does not load the local plotly.min.js:\n%.2000s", html)
+	}
+	if _, stderr, exit := runCLI(t, "exec", "--local", code, "-o", out); exit != 1 || !strings.Contains(stderr, "plotly_1.html already exists") {
+		t.Errorf("second run: exit %d, %s; want the HTML (not plotly.min.js) to be the name already taken", exit, stderr)
+	}
 }

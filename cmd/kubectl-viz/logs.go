@@ -10,13 +10,8 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
 
-func init() { subcommands = append(subcommands, newLogsCommand) }
-
-func newLogsCommand() *cobra.Command {
-	var (
-		cluster  clusterOptions
-		showCode bool
-	)
+func newLogsCommand(f *clientFactory) *cobra.Command {
+	var showCode bool
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
 		Short: "Show how a VisualizationRequest's code came about and what it printed",
@@ -25,9 +20,10 @@ stderr, and the exception the code raised (name, value and traceback), as record
 the request's status.`,
 		Example: `  kubectl viz logs treatment-effectiveness
   kubectl viz logs custom --code`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeRequestArg(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cluster.connect()
+			c, err := f.connect()
 			if err != nil {
 				return err
 			}
@@ -35,11 +31,10 @@ the request's status.`,
 			if err != nil {
 				return err
 			}
-			printLogs(cmd.OutOrStdout(), vr, showCode)
+			printLogs(f.streams.Out, vr, showCode)
 			return nil
 		},
 	}
-	cluster.addFlags(cmd)
 	cmd.Flags().BoolVar(&showCode, "code", false, "also print the Python that ran")
 	return cmd
 }

@@ -1,34 +1,20 @@
 // Command kubectl-viz is the vizops kubectl plugin. Installed on PATH it runs as
 // `kubectl viz`. Its --local modes run the operator's own pipeline packages without a
-// cluster; the other commands talk to the cluster through the kubeconfig.
+// cluster; the other commands talk to the cluster with kubectl's own flags and
+// kubeconfig handling (k8s.io/cli-runtime).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
-	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
-func newRootCommand() *cobra.Command {
-	root := &cobra.Command{
-		Use:           "kubectl-viz",
-		Short:         "Turn natural-language chart requests into charts, safely (vizops)",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	// Each subcommand lives in its own file and registers itself here.
-	for _, add := range subcommands {
-		root.AddCommand(add())
-	}
-	return root
-}
-
-// subcommands is filled by the init functions of the subcommand files.
-var subcommands []func() *cobra.Command
-
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	if err := newRootCommand(streams).Execute(); err != nil {
 		// Errors are one clear line and a non-zero exit.
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(exitCode(err))
@@ -45,8 +31,13 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
-	if e, ok := err.(*exitError); ok {
+	var e *exitError
+	if errors.As(err, &e) {
 		return e.code
 	}
 	return 1
+}
+
+func usage(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }

@@ -12,13 +12,8 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
 
-func init() { subcommands = append(subcommands, newPoolsCommand) }
-
-func newPoolsCommand() *cobra.Command {
-	var (
-		cluster       clusterOptions
-		allNamespaces bool
-	)
+func newPoolsCommand(f *clientFactory) *cobra.Command {
+	var allNamespaces bool
 	cmd := &cobra.Command{
 		Use:   "pools",
 		Short: "List the SandboxPools: backend, ready and busy sandboxes, and why a pool is not ready",
@@ -26,7 +21,7 @@ func newPoolsCommand() *cobra.Command {
   kubectl viz pools -A`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cluster.connect()
+			c, err := f.connect()
 			if err != nil {
 				return err
 			}
@@ -43,14 +38,13 @@ func newPoolsCommand() *cobra.Command {
 				if allNamespaces {
 					where = "in any namespace"
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "No SandboxPools %s.\n", where)
+				fmt.Fprintf(f.streams.ErrOut, "No SandboxPools %s.\n", where)
 				return nil
 			}
-			printPools(cmd.OutOrStdout(), list.Items, allNamespaces)
+			printPools(f.streams.Out, list.Items, allNamespaces)
 			return nil
 		},
 	}
-	cluster.addFlags(cmd)
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list the pools of every namespace")
 	return cmd
 }

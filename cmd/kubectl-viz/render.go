@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/vizops/viz-operator/internal/artifacts"
 	"github.com/vizops/viz-operator/internal/chartdata"
@@ -24,8 +25,6 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
-
-func init() { subcommands = append(subcommands, newRenderCommand) }
 
 // renderOutput is what render --json prints.
 type renderOutput struct {
@@ -87,10 +86,12 @@ type renderOptions struct {
 	outDir    string
 	asJSON    bool
 	timeout   time.Duration
+	plotly    plotlyOptions
+	streams   genericiooptions.IOStreams
 }
 
-func newRenderCommand() *cobra.Command {
-	var o renderOptions
+func newRenderCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := renderOptions{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "render --local --prompt TEXT",
 		Short: "Turn a chart request into a chart on this machine (detect, generate, run)",
@@ -109,7 +110,12 @@ A prompt that is not a chart request prints the detection and exits 0.`,
   OPENAI_API_KEY=... kubectl viz render --local --model openai/gpt-4o-mini --providers providers.yaml \
       --prompt "scatter of dosage against HbF" --json -o out/`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runRender(cmd, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.plotly.complete(cmd.Flags()); err != nil {
+				return err
+			}
+			return runRender(cmd, &o)
+		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.local, "local", false, "run everything on this machine (required)")
@@ -121,14 +127,15 @@ A prompt that is not a chart request prints the detection and exits 0.`,
 	f.StringVarP(&o.outDir, "output-dir", "o", ".", "directory to write the charts to")
 	f.BoolVar(&o.asJSON, "json", false, "print the outcome as JSON")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "wall-clock limit for each execution of the code")
+	o.plotly.addFlags(f)
+	_ = cmd.MarkFlagDirname("output-dir")
+	_ = cmd.MarkFlagFilename("data", "csv")
+	_ = cmd.MarkFlagFilename("providers", "yaml", "yml")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"png", "svg", "html"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-func usage(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
-}
-
-func runRender(cmd *cobra.Command, o renderOptions) error {
+func runRender(cmd *cobra.Command, o *renderOptions) error {
 	if !o.local {
 		return usage("render runs only with --local for now (it renders on this machine, without a cluster); add --local")
 	}
@@ -157,7 +164,7 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 	defer stop()
 
 	var out renderOutput
-	stderr := cmd.ErrOrStderr()
+	stderr := o.streams.ErrOut
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		out.Warnings = append(out.Warnings, msg)
@@ -222,7 +229,7 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 	}
 	if err == nil && !det.Visualization {
 		out.Message = fmt.Sprintf("not a visualization (tool: %s)", det.Tool)
-		return printRender(cmd, o, out)
+		return printRender(o, out)
 	}
 	outcome := pres.Outcome
 	if outcome.Path != "" {
@@ -246,7 +253,7 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 		}
 		out.Error = err.Error()
 		if o.asJSON {
-			_ = printRender(cmd, o, out)
+			_ = printRender(o, out)
 		}
 		return &exitError{code: code, err: err}
 	}
@@ -269,15 +276,18 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 		for _, w := range warnings {
 			warn("%s", w)
 		}
-		if err := os.MkdirAll(o.outDir, 0o755); err != nil {
-			return err
-		}
 		// render has always replaced its outputs; it does so without following a
 		// symlink in the output directory, as exec does.
-		paths, err := writeArtifacts(o.outDir, arts, true)
-		for i, path := range paths {
+		files, err := writeOutput(o.outDir, arts, true, &o.plotly, stderr)
+		for i, f := range files {
+			if i >= len(arts) { // plotly.min.js, beside the HTML
+				if !o.asJSON {
+					fmt.Fprintf(stderr, "wrote %s (plotly.js for the HTML charts)\n", f.Path)
+				}
+				continue
+			}
 			a := arts[i]
-			ra := renderArtifact{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: a.SizeBytes, SHA256: a.SHA256, Path: path}
+			ra := renderArtifact{Name: a.Name, MIMEType: a.MIMEType, SizeBytes: f.SizeBytes, SHA256: f.SHA256, Path: f.Path}
 			if cs := pipeline.ChartsOf(pres.Charts, a.Name); len(cs) > 0 {
 				c := cs[0]
 				ra.Chart, ra.AltText = &c, chartdata.AltText(cs)
@@ -288,7 +298,7 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 			return err
 		}
 	}
-	if err := printRender(cmd, o, out); err != nil {
+	if err := printRender(o, out); err != nil {
 		return err
 	}
 	if !out.Success {
@@ -301,8 +311,8 @@ func runRender(cmd *cobra.Command, o renderOptions) error {
 	return nil
 }
 
-func printRender(cmd *cobra.Command, o renderOptions, out renderOutput) error {
-	w := cmd.OutOrStdout()
+func printRender(o *renderOptions, out renderOutput) error {
+	w := o.streams.Out
 	if o.asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
