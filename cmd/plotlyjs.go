@@ -18,11 +18,7 @@ func (s plotlyJSServer) Start(ctx context.Context) error { return s.bundle.Serve
 func (plotlyJSServer) NeedLeaderElection() bool          { return false }
 
 func servePlotlyJS(mgr ctrl.Manager, addr, file string) error {
-	var paths []string
-	if file != "" {
-		paths = []string{file}
-	}
-	b, err := plotlyjs.Load(paths...)
+	b, err := plotlyjs.Load(file)
 	if err != nil {
 		return err
 	}

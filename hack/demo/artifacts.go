@@ -5,18 +5,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/artifacts"
 	"github.com/vizops/viz-operator/internal/vizclient"
 )
 
 // writeArtifacts writes every artifact of vr to outDir/<request>/<artifact name>,
 // reading it from status or from the ConfigMap that holds it, after checking its
-// sha256 and size against status. It returns the paths written.
-func writeArtifacts(ctx context.Context, c client.Reader, vr *vizv1.VisualizationRequest, outDir string) ([]string, error) {
+// sha256 and size against status, through the writer kubectl viz uses (operator name
+// rules, no symlink followed). Interactive charts get the local plotly.js beside them
+// (lib; nil keeps the CDN), so they open offline. It returns the paths written.
+func writeArtifacts(ctx context.Context, c client.Reader, vr *vizv1.VisualizationRequest, outDir string, lib []byte) ([]string, error) {
 	dir := filepath.Join(outDir, vr.Name)
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
@@ -24,24 +26,22 @@ func writeArtifacts(ctx context.Context, c client.Reader, vr *vizv1.Visualizatio
 	if len(vr.Status.Artifacts) == 0 {
 		return nil, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	var paths []string
+	var files []artifacts.File
 	for _, a := range vr.Status.Artifacts {
 		data, err := vizclient.ArtifactData(ctx, c, vr.Namespace, a)
 		if err != nil {
-			return paths, fmt.Errorf("%s: %w", vr.Name, err)
+			return nil, fmt.Errorf("%s: %w", vr.Name, err)
 		}
-		name := filepath.Base(filepath.Clean("/" + a.Name))
-		if name == "/" || name == "." || strings.HasPrefix(name, "..") {
-			return paths, fmt.Errorf("%s: artifact name %q is not a file name", vr.Name, a.Name)
+		if err := artifacts.CheckName(a.Name); err != nil {
+			return nil, fmt.Errorf("%s: %w", vr.Name, err)
 		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			return paths, err
-		}
-		paths = append(paths, path)
+		files = append(files, artifacts.File{Name: a.Name, Data: data})
 	}
-	return paths, nil
+	if lib != nil {
+		var err error
+		if files, err = artifacts.LocalizePlotly(files, lib); err != nil {
+			return nil, fmt.Errorf("%s: %w", vr.Name, err)
+		}
+	}
+	return artifacts.WriteFiles(dir, files, true)
 }

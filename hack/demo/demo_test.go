@@ -200,6 +200,8 @@ func TestWriteArtifacts(t *testing.T) {
 		return vizv1.ArtifactStatus{Name: name, SizeBytes: int64(len(data)), SHA256: hash(data),
 			ConfigMapKeyRef: &vizv1.ConfigMapKeyReference{Name: "r-artifacts", Key: key}}
 	}
+	plotlyPage := []byte(`<html><head><script src="https://cdn.plot.ly/plotly-2.6.3.min.js"></script></head><body><div id="c"></div><script>Plotly.newPlot("c", [])</script></body></html>`)
+	fakeLib := []byte("/* plotly.js v2.6.3 */")
 	tampered := inline("figure.png", pngData)
 	tampered.Data = []byte("\x89PNG changed")
 	wrongSize := inline("figure.png", pngData)
@@ -214,9 +216,13 @@ func TestWriteArtifacts(t *testing.T) {
 			arts: []vizv1.ArtifactStatus{inline("figure.png", pngData), inCM("figure.svg", "figure.svg", svgData), inCM("notes.txt", "notes.txt", []byte("hello"))},
 			want: map[string]string{"figure.png": string(pngData), "figure.svg": string(svgData), "notes.txt": "hello"},
 		},
-		"a name that would leave the directory stays in it": {
-			arts: []vizv1.ArtifactStatus{inline("../../escape.png", pngData)},
-			want: map[string]string{"escape.png": string(pngData)},
+		"a name that would leave the directory is refused": {
+			arts:    []vizv1.ArtifactStatus{inline("../../escape.png", pngData)},
+			wantErr: "is not a plain file name",
+		},
+		"a plotly page gets plotly.js beside it": {
+			arts: []vizv1.ArtifactStatus{inline("plotly_1.html", plotlyPage)},
+			want: map[string]string{"plotly_1.html": "", "plotly.min.js": string(fakeLib)},
 		},
 		"sha256 mismatch":       {arts: []vizv1.ArtifactStatus{tampered}, wantErr: "r: artifact figure.png: sha256 mismatch: status says " + hash(pngData)},
 		"size mismatch":         {arts: []vizv1.ArtifactStatus{wrongSize}, wantErr: "status says 10 bytes, got 9"},
@@ -236,7 +242,7 @@ func TestWriteArtifacts(t *testing.T) {
 			}
 			vr := request(vizv1.PhaseSucceeded, "", "")
 			vr.Status.Artifacts = tc.arts
-			paths, err := writeArtifacts(context.Background(), c, vr, out)
+			paths, err := writeArtifacts(context.Background(), c, vr, out, fakeLib)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -251,6 +257,13 @@ func TestWriteArtifacts(t *testing.T) {
 			for _, e := range entries {
 				data, _ := os.ReadFile(filepath.Join(out, "r", e.Name()))
 				got[e.Name()] = string(data)
+				if strings.HasSuffix(e.Name(), ".html") {
+					// The page now loads the file beside it, not the CDN.
+					if !strings.Contains(got[e.Name()], `src="plotly.min.js"`) || strings.Contains(got[e.Name()], "cdn.plot.ly") {
+						t.Errorf("%s still loads plotly.js from elsewhere:\n%s", e.Name(), got[e.Name()])
+					}
+					got[e.Name()] = ""
+				}
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("files (-want +got):\n%s", diff)
@@ -307,6 +320,19 @@ func TestDemoEndToEnd(t *testing.T) {
 	} {
 		if st, err := os.Stat(filepath.Join(cfg.outDir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// The interactive chart displays with the network off: plotly.js is beside it.
+	page := filepath.Join(cfg.outDir, "crisis-causes-interactive", "plotly_1.html")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(page), "plotly.min.js")); err != nil {
+		t.Errorf("no plotly.js beside the interactive chart: %v", err)
+	} else if chromium, err := exec.LookPath("chromium"); err != nil {
+		t.Log("chromium is not installed (make test-deps): the offline display is not checked")
+	} else {
+		dom := offlineDOM(t, chromium, page)
+		// plotly draws into svg.main-svg, one g.trace per trace: a blank page has neither.
+		if !strings.Contains(dom, "main-svg") || !strings.Contains(dom, `class="trace`) {
+			t.Errorf("the interactive chart is blank with the network off; its DOM:\n%.2000s", dom)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(cfg.outDir, "dosing-question")); err == nil {
@@ -381,4 +407,25 @@ func TestDemoFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// offlineDOM loads page in headless Chromium with every network request sent to a
+// proxy that does not exist, and returns the DOM after its scripts ran.
+func offlineDOM(t *testing.T, chromium, page string) string {
+	t.Helper()
+	abs, err := filepath.Abs(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+		"--user-data-dir="+filepath.Join(t.TempDir(), "profile"), "--virtual-time-budget=15000",
+		"--dump-dom", "file://"+abs).Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	return string(out)
 }

@@ -37,6 +37,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/hack/internal/controlplane"
+	"github.com/vizops/viz-operator/internal/artifacts"
 	"github.com/vizops/viz-operator/internal/progress"
 )
 
@@ -220,11 +221,17 @@ func run(ctx context.Context, cfg config) (bool, error) {
 		return false, err
 	}
 
-	step("writing the charts to %s/", rel(root, outDir))
+	// Interactive charts get the local plotly.js beside them, so they open offline.
+	lib, libPath, libErr := artifacts.ReadLocalPlotlyJS("")
+	if libErr != nil {
+		step("writing the charts to %s/ (warning: %v; interactive charts will load plotly.js from the CDN)", rel(root, outDir), libErr)
+	} else {
+		step("writing the charts to %s/ (interactive charts with %s from %s beside them)", rel(root, outDir), artifacts.PlotlyJSFile, libPath)
+	}
 	written := map[string][]string{}
 	var writeErrs []error
 	for _, name := range names {
-		paths, err := writeArtifacts(ctx, c, final[name], outDir)
+		paths, err := writeArtifacts(ctx, c, final[name], outDir, lib)
 		written[name] = paths
 		if err != nil {
 			writeErrs = append(writeErrs, err)

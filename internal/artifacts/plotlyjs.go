@@ -182,3 +182,27 @@ func ReadLocalPlotlyJS(file string) ([]byte, string, error) {
 	}
 	return nil, "", fmt.Errorf("no local plotly.js found (looked for %s): install Debian's python3-plotly or pip's plotly, or name the file", strings.Join(LocalPlotlyJSPaths()[:2], ", "))
 }
+
+// LocalizePlotly points every plotly page among files at PlotlyJSFile, written beside
+// them, and appends that file (lib) once: the pages then display with no network.
+// Pages are changed in copies; files without a plotly.js loader pass unchanged.
+func LocalizePlotly(files []File, lib []byte) ([]File, error) {
+	out := make([]File, 0, len(files)+1)
+	localized := false
+	for _, f := range files {
+		if strings.HasSuffix(f.Name, "."+FormatHTML) {
+			page, ok, err := SetPlotlyJS(f.Data, PlotlyJSSource{File: PlotlyJSFile})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.Name, err)
+			}
+			if ok {
+				f.Data, localized = page, true
+			}
+		}
+		out = append(out, f)
+	}
+	if localized {
+		out = append(out, File{Name: PlotlyJSFile, Data: lib})
+	}
+	return out, nil
+}

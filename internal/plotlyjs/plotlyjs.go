@@ -2,10 +2,8 @@
 // and serves it, so interactive charts display where the public CDN is out of reach
 // (air-gapped and self-hosted clusters, a laptop offline).
 //
-// Debian's python3-plotly carries it at /usr/share/python3-plotly/plotly.js; a pip
-// installation carries plotly/package_data/plotly.min.js. The manager's image and the
-// sandbox image both have Debian's package, so the manager can serve the same version
-// its sandboxes' HTML was written for.
+// The manager's image and the sandbox image both carry Debian's python3-plotly, so the
+// manager serves the same version its sandboxes' HTML was written for.
 package plotlyjs
 
 import (
@@ -13,22 +11,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path"
-	"regexp"
-	"strings"
 	"time"
-)
 
-// DefaultPaths are where plotly.js is looked for, in order.
-var DefaultPaths = []string{
-	"/usr/share/python3-plotly/plotly.js",
-	"/usr/lib/python3/dist-packages/plotly/package_data/plotly.min.js",
-	"/usr/local/lib/python3/dist-packages/plotly/package_data/plotly.min.js",
-}
+	"github.com/vizops/viz-operator/internal/artifacts"
+)
 
 // Bundle is one plotly.js file held in memory.
 type Bundle struct {
@@ -44,41 +34,19 @@ type Bundle struct {
 	ModTime time.Time
 }
 
-// ErrNotFound says no plotly.js was found; its message names where it looked.
-var ErrNotFound = errors.New("plotly.js not found")
-
-// versionPattern finds the version plotly.js declares near its start: its banner
-// ("plotly.js v2.6.3") or its exported version field (version:"2.6.3").
-var versionPattern = regexp.MustCompile(`(?:plotly\.js v|version\s*:\s*["'])(\d+\.\d+\.\d+)`)
-
-// Load reads the first of paths that exists (DefaultPaths when none are given).
-func Load(paths ...string) (*Bundle, error) {
-	if len(paths) == 0 {
-		paths = DefaultPaths
+// Load reads plotly.js from file, or when file is empty from the local plotly
+// installation (artifacts.LocalPlotlyJSPaths: Debian's python3-plotly, then pip's).
+func Load(file string) (*Bundle, error) {
+	data, path, err := artifacts.ReadLocalPlotlyJS(file)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("plotly.js: %w", err)
-		}
-		return newBundle(p, data)
-	}
-	return nil, fmt.Errorf("%w: looked in %s; install plotly (Debian: python3-plotly) or name the file", ErrNotFound, strings.Join(paths, ", "))
-}
-
-func newBundle(p string, data []byte) (*Bundle, error) {
 	if len(data) < 1024 || !bytes.Contains(data[:min(len(data), 1<<20)], []byte("plotly")) {
-		return nil, fmt.Errorf("plotly.js: %s does not look like plotly.js (%d bytes)", p, len(data))
+		return nil, fmt.Errorf("plotly.js: %s does not look like plotly.js (%d bytes)", path, len(data))
 	}
 	sum := sha256.Sum256(data)
-	b := &Bundle{Path: p, Data: data, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`}
-	if m := versionPattern.FindSubmatch(data[:min(len(data), 64<<10)]); m != nil {
-		b.Version = string(m[1])
-	}
-	if fi, err := os.Stat(p); err == nil {
+	b := &Bundle{Path: path, Data: data, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`, Version: artifacts.PlotlyJSVersion(data)}
+	if fi, err := os.Stat(path); err == nil {
 		b.ModTime = fi.ModTime()
 	}
 	return b, nil
