@@ -68,10 +68,10 @@ type Pool struct {
 }
 
 var (
-	_ sandbox.Pool       = (*Pool)(nil)
-	_ sandbox.InFlighter = (*Pool)(nil)
-	_ sandbox.Sandbox    = (*podSandbox)(nil)
-	errNoRunner          = errors.New("no agent client is configured for the Kubernetes backend")
+	_           sandbox.Pool       = (*Pool)(nil)
+	_           sandbox.InFlighter = (*Pool)(nil)
+	_           sandbox.Sandbox    = (*podSandbox)(nil)
+	errNoRunner                    = errors.New("no agent client is configured for the Kubernetes backend")
 )
 
 const (
