@@ -1,0 +1,110 @@
+// Package codeinterpreter speaks E2B's code-interpreter protocol: the HTTP server on
+// port 49999 of an E2B sandbox (e2b-dev/code-interpreter, template/server) and vizops's
+// own sandbox-agent, which serves the same protocol in sandbox Pods.
+//
+// The protocol, as the E2B server and its JS/Python SDKs implement it:
+//
+//	GET    /health                   200 "OK" (no token)
+//	POST   /execute                  {code, context_id, language, env_vars} -> NDJSON stream
+//	POST   /contexts                 {language, cwd} -> {id, language, cwd}
+//	GET    /contexts                 -> [{id, language, cwd}]
+//	POST   /contexts/{id}/restart
+//	DELETE /contexts/{id}
+//
+// Every route but /health takes the sandbox's access token in X-Access-Token. The
+// /execute stream is one JSON object a line: stdout/stderr {text, timestamp}, result
+// {text, html, png, svg, json, ..., extra, is_main_result}, error {name, value,
+// traceback}, number_of_executions {execution_count}, keepalive, and finally
+// end_of_execution (written by the server after the last message).
+package codeinterpreter
+
+import "encoding/json"
+
+// Message types of the /execute stream.
+const (
+	TypeStdout             = "stdout"
+	TypeStderr             = "stderr"
+	TypeResult             = "result"
+	TypeError              = "error"
+	TypeNumberOfExecutions = "number_of_executions"
+	TypeEndOfExecution     = "end_of_execution"
+	// TypeKeepalive is written every few seconds while an execution is silent, so a
+	// client that went away is noticed; clients ignore it.
+	TypeKeepalive = "keepalive"
+	// TypeUnexpectedEndOfExecution is internal to the E2B server (it becomes an error
+	// named UnexpectedEndOfExecution); clients treat it like a cut stream.
+	TypeUnexpectedEndOfExecution = "unexpected_end_of_execution"
+)
+
+// Keys of a result's extra this package and the agent use.
+const (
+	// MIMEPlotly is the MIME type of a plotly figure's JSON: Jupyter's plotly renderer
+	// puts it in the display data, which the E2B server leaves in a result's extra.
+	MIMEPlotly = "application/vnd.plotly.v1+json"
+	// ExtraChartData carries vizops's chart-data read-back of a figure
+	// (internal/chartdata.Chart as JSON) in a result's extra. Only the sandbox-agent
+	// sends it; E2B's server does not.
+	ExtraChartData = "vizops/chart"
+)
+
+// ExecuteRequest is the body of POST /execute. At most one of ContextID and Language
+// is set; with neither, the server's default Python context runs the code.
+type ExecuteRequest struct {
+	Code      string            `json:"code"`
+	ContextID string            `json:"context_id,omitempty"`
+	Language  string            `json:"language,omitempty"`
+	EnvVars   map[string]string `json:"env_vars,omitempty"`
+}
+
+// Message is one line of the /execute stream. Which fields are set depends on Type.
+type Message struct {
+	Type string `json:"type"`
+
+	// stdout, stderr, and a result's plain-text form.
+	Text string `json:"text,omitempty"`
+	// Timestamp of stdout/stderr (ISO 8601, as the server sends it).
+	Timestamp string `json:"timestamp,omitempty"`
+
+	// result: one display (plt.show(), display(), fig.show()) or the cell's value
+	// (IsMainResult). Binary formats (PNG, JPEG, PDF) are base64.
+	HTML       string                     `json:"html,omitempty"`
+	Markdown   string                     `json:"markdown,omitempty"`
+	SVG        string                     `json:"svg,omitempty"`
+	PNG        string                     `json:"png,omitempty"`
+	JPEG       string                     `json:"jpeg,omitempty"`
+	PDF        string                     `json:"pdf,omitempty"`
+	LaTeX      string                     `json:"latex,omitempty"`
+	JSON       json.RawMessage            `json:"json,omitempty"`
+	JavaScript string                     `json:"javascript,omitempty"`
+	Data       json.RawMessage            `json:"data,omitempty"`
+	Chart      json.RawMessage            `json:"chart,omitempty"`
+	Extra      map[string]json.RawMessage `json:"extra,omitempty"`
+	// IsMainResult is set on a result message (true for the cell's value).
+	IsMainResult *bool `json:"is_main_result,omitempty"`
+
+	// error
+	Name      string `json:"name,omitempty"`
+	Value     string `json:"value,omitempty"`
+	Traceback string `json:"traceback,omitempty"`
+
+	// number_of_executions
+	ExecutionCount int `json:"execution_count,omitempty"`
+}
+
+// Main reports whether a result message is the cell's value.
+func (m Message) Main() bool { return m.IsMainResult != nil && *m.IsMainResult }
+
+// Context is an execution context: one interpreter whose variables persist between
+// executions, like a notebook's kernel.
+type Context struct {
+	ID       string `json:"id"`
+	Language string `json:"language"`
+	Cwd      string `json:"cwd"`
+}
+
+// CreateContextRequest is the body of POST /contexts. Empty fields take the server's
+// defaults (python; /home/user on E2B, the agent's work directory on ours).
+type CreateContextRequest struct {
+	Language string `json:"language,omitempty"`
+	Cwd      string `json:"cwd,omitempty"`
+}

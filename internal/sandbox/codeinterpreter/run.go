@@ -1,0 +1,383 @@
+package codeinterpreter
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/chartdata"
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// Names of the ExecErrors Run reports itself (as the Local backend names them).
+const (
+	ErrNameTimeout             = "Timeout"
+	ErrNameOutputLimitExceeded = vizv1.ReasonOutputLimitExceeded
+	ErrNameInputFiles          = "InputFilesFailed"
+)
+
+// EnvFigureFormats is the environment variable the prelude sets to the figure formats
+// a request asked for ("png,svg"); the sandbox-agent captures matplotlib figures in
+// those. E2B's server ignores it and is asked through matplotlib_inline instead.
+const EnvFigureFormats = "VIZOPS_FIGURE_FORMATS"
+
+const (
+	defaultMaxOutputBytes   = 1 << 20
+	defaultMaxArtifacts     = 32
+	defaultMaxArtifactBytes = 32 << 20
+	defaultTimeout          = 30 * time.Second
+	// setupTimeout bounds creating the context and writing the input files.
+	setupTimeout = 30 * time.Second
+	// cleanupTimeout bounds deleting the context after the job.
+	cleanupTimeout = 5 * time.Second
+)
+
+// Run executes one sandbox.Request in a fresh context and maps the stream onto a
+// sandbox.Result, like every backend's Execute:
+//
+//   - Input files are written into the context's working directory by a prelude, a
+//     separate execution before the code (E2B's /execute has no upload, so this
+//     works against both servers). It also defines OUTPUT_DIR ("outputs/", created),
+//     and DATA_PATH and df (pandas) when a data.csv is given, as the Local runner does.
+//   - Stdout and Stderr are capped (MaxOutputBytes); Text is the main result's text.
+//   - Figures (png/svg results, plotly figures with their JSON) become
+//     sandbox.Artifact{Figure: true} named figure_N.png / plotly_N.html as the Local
+//     backend names them; Charts come from the agent's chart-data extra (absent on
+//     E2B).
+//   - req.Timeout elapsing ends the stream (the server interrupts the code): the
+//     Result has TimedOut and an error named Timeout, and keeps what came before.
+//
+// Errors: an unreachable sandbox, a 404 or 5xx, or a stream cut before
+// end_of_execution wrap sandbox.ErrSandboxLost; 401/403 is ErrUnauthorized (wrapping
+// sandbox.ErrUnavailable); ctx ending returns ctx's error.
+func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = c.DefaultTimeout
+	}
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	formats, err := figureFormats(req.Formats)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range req.Files {
+		if err := validFileName(f.Name); err != nil {
+			return nil, err
+		}
+	}
+	prelude, err := preludeCode(req.Files, formats)
+	if err != nil {
+		return nil, err
+	}
+
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	cx, err := c.CreateContext(setupCtx, CreateContextRequest{Language: "python"})
+	if err != nil {
+		return nil, c.abandoned(ctx, err)
+	}
+	defer func() {
+		// Best effort: a sandbox that outlives its job is destroyed by its owner anyway.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_ = c.DeleteContext(dctx, cx.ID)
+	}()
+
+	m := newResultMapper(c, formats)
+	var preludeErr *Message
+	err = c.Execute(setupCtx, ExecuteRequest{Code: prelude, ContextID: cx.ID}, func(msg Message) {
+		if msg.Type == TypeError && preludeErr == nil {
+			preludeErr = &msg
+		}
+	})
+	if err != nil {
+		return nil, c.abandoned(ctx, err)
+	}
+	if preludeErr != nil {
+		r := m.result()
+		r.Error = &sandbox.ExecError{Name: ErrNameInputFiles,
+			Value: fmt.Sprintf("writing the input files into the sandbox failed: %s: %s. Send smaller or fewer files.",
+				preludeErr.Name, capText(preludeErr.Value, 4<<10)), Traceback: capText(preludeErr.Traceback, 16<<10)}
+		return r, nil
+	}
+
+	execCtx, cancelExec := context.WithTimeout(ctx, timeout)
+	defer cancelExec()
+	start := time.Now()
+	err = c.Execute(execCtx, ExecuteRequest{Code: req.Code, ContextID: cx.ID}, m.add)
+	elapsed := time.Since(start)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+	case errors.Is(execCtx.Err(), context.DeadlineExceeded):
+		m.timedOut = true
+	default:
+		return nil, err
+	}
+	r := m.result()
+	r.ExecutionTime = elapsed
+	if m.timedOut {
+		tb := ""
+		if r.Error != nil {
+			tb = r.Error.Traceback
+		}
+		r.Error = &sandbox.ExecError{Name: ErrNameTimeout, Traceback: tb,
+			Value: fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout)}
+		r.TimedOut, r.Success = true, false
+	}
+	return r, nil
+}
+
+// abandoned prefers the caller's own context error over what it caused.
+func (c *Client) abandoned(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("execution abandoned: %w", ctx.Err())
+	}
+	return err
+}
+
+func figureFormats(in []sandbox.Format) ([]string, error) {
+	var out []string
+	for _, f := range in {
+		switch f {
+		case sandbox.FormatPNG, sandbox.FormatSVG, sandbox.FormatHTML:
+			out = append(out, string(f))
+		default:
+			return nil, fmt.Errorf("unsupported format %q (want png, svg or html)", f)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{string(sandbox.FormatPNG)}
+	}
+	return out, nil
+}
+
+func validFileName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("input file name %q must be a plain file name (no slashes, not hidden)", name)
+	}
+	return nil
+}
+
+// preludeCode is the Python run before the code in the same context. Its data travels
+// as base64 of JSON, so no input can break out of the string literal.
+func preludeCode(files []sandbox.File, formats []string) (string, error) {
+	type spec struct {
+		Files   [][2]string `json:"files"`
+		Formats []string    `json:"formats"`
+	}
+	s := spec{Formats: formats, Files: [][2]string{}}
+	for _, f := range files {
+		s.Files = append(s.Files, [2]string{f.Name, base64.StdEncoding.EncodeToString(f.Data)})
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(preludeTemplate, base64.StdEncoding.EncodeToString(b)), nil
+}
+
+// preludeTemplate writes the input files, defines what the Local runner defines, and
+// asks for the figure formats: EnvFigureFormats for the sandbox-agent, and
+// matplotlib_inline's setting for a Jupyter kernel (E2B).
+const preludeTemplate = `def __vizops_prelude(spec):
+    import base64, json, os
+    spec = json.loads(base64.b64decode(spec))
+    for name, data in spec["files"]:
+        with open(name, "wb") as f:
+            f.write(base64.b64decode(data))
+    g = globals()
+    os.makedirs("outputs", exist_ok=True)
+    g["OUTPUT_DIR"] = os.path.abspath("outputs")
+    figs = [f for f in spec["formats"] if f in ("png", "svg")] or ["png"]
+    os.environ["` + EnvFigureFormats + `"] = ",".join(figs)
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        set_matplotlib_formats(*figs)
+    except Exception:
+        pass
+    if any(name == "data.csv" for name, _ in spec["files"]):
+        import pandas
+        g["DATA_PATH"] = os.path.abspath("data.csv")
+        g["df"] = pandas.read_csv(g["DATA_PATH"])
+__vizops_prelude("%s")
+del __vizops_prelude
+`
+
+// resultMapper folds the stream's messages into a Result.
+type resultMapper struct {
+	c        *Client
+	formats  map[string]bool
+	maxOut   int
+	maxN     int
+	maxBytes int64
+
+	stdout, stderr capped
+	text           string
+	err            *sandbox.ExecError
+	files          []sandbox.Artifact
+	charts         []chartdata.Chart
+	total          int64
+	omitted        []string
+	figures, plots int
+	timedOut       bool
+}
+
+func newResultMapper(c *Client, formats []string) *resultMapper {
+	m := &resultMapper{c: c, formats: map[string]bool{}, maxOut: c.MaxOutputBytes, maxN: c.MaxArtifacts, maxBytes: c.MaxArtifactBytes}
+	for _, f := range formats {
+		m.formats[f] = true
+	}
+	if m.maxOut <= 0 {
+		m.maxOut = defaultMaxOutputBytes
+	}
+	if m.maxN <= 0 {
+		m.maxN = defaultMaxArtifacts
+	}
+	if m.maxBytes <= 0 {
+		m.maxBytes = defaultMaxArtifactBytes
+	}
+	m.stdout.limit, m.stderr.limit = m.maxOut, m.maxOut
+	return m
+}
+
+func (m *resultMapper) add(msg Message) {
+	switch msg.Type {
+	case TypeStdout:
+		m.stdout.write(msg.Text)
+	case TypeStderr:
+		m.stderr.write(msg.Text)
+	case TypeError:
+		if m.err == nil {
+			m.err = &sandbox.ExecError{Name: capText(msg.Name, 256), Value: capText(msg.Value, 16<<10), Traceback: capText(msg.Traceback, 64<<10)}
+		}
+	case TypeResult:
+		m.addResult(msg)
+	}
+}
+
+func (m *resultMapper) addResult(msg Message) {
+	var charts []chartdata.Chart
+	if raw, ok := msg.Extra[ExtraChartData]; ok {
+		if json.Unmarshal(raw, &charts) != nil {
+			charts = nil
+		}
+	}
+	if plot, ok := msg.Extra[MIMEPlotly]; ok && msg.HTML != "" {
+		m.plots++
+		base := fmt.Sprintf("plotly_%d", m.plots)
+		m.keep(base+".html", "text/html", []byte(msg.HTML))
+		m.keep(base+".json", MIMEPlotly, plot)
+		m.addCharts(charts, base)
+		return
+	}
+	if msg.PNG != "" || msg.SVG != "" {
+		m.figures++
+		base := fmt.Sprintf("figure_%d", m.figures)
+		wantPNG, wantSVG := m.formats["png"], m.formats["svg"]
+		if !(wantPNG && msg.PNG != "") && !(wantSVG && msg.SVG != "") {
+			wantPNG, wantSVG = true, true // none of the asked formats came: keep what did
+		}
+		if wantPNG && msg.PNG != "" {
+			if data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(msg.PNG)); err == nil {
+				m.keep(base+".png", "image/png", data)
+			}
+		}
+		if wantSVG && msg.SVG != "" {
+			m.keep(base+".svg", "image/svg+xml", []byte(msg.SVG))
+		}
+		m.addCharts(charts, base)
+		return
+	}
+	if msg.Main() {
+		if msg.Text != "" && m.text == "" {
+			m.text = capText(msg.Text, m.maxOut)
+		}
+		return
+	}
+	if msg.HTML != "" {
+		m.plots++
+		m.keep(fmt.Sprintf("display_%d.html", m.plots), "text/html", []byte(msg.HTML))
+	}
+}
+
+func (m *resultMapper) addCharts(charts []chartdata.Chart, figure string) {
+	for _, ch := range charts {
+		ch.Figure = figure
+		m.charts = append(m.charts, ch)
+	}
+}
+
+func (m *resultMapper) keep(name, mime string, data []byte) {
+	if len(m.files) >= m.maxN || m.total+int64(len(data)) > m.maxBytes {
+		m.omitted = append(m.omitted, fmt.Sprintf("%s (%d bytes)", name, len(data)))
+		return
+	}
+	m.total += int64(len(data))
+	m.files = append(m.files, sandbox.Artifact{Name: name, MIMEType: mime, Data: data, Figure: true})
+}
+
+func (m *resultMapper) result() *sandbox.Result {
+	r := &sandbox.Result{
+		Success:   m.err == nil,
+		Stdout:    m.stdout.String(),
+		Stderr:    m.stderr.String(),
+		Text:      m.text,
+		Error:     m.err,
+		Files:     m.files,
+		Charts:    chartdata.Bound(m.charts),
+		SandboxID: m.c.SandboxID,
+	}
+	if len(m.omitted) > 0 {
+		msg := fmt.Sprintf("the code produced more than %d figures or %d bytes of them in total; dropped: %s. Produce fewer or smaller figures.",
+			m.maxN, m.maxBytes, strings.Join(m.omitted, ", "))
+		if r.Error == nil {
+			r.Success = false
+			r.Error = &sandbox.ExecError{Name: ErrNameOutputLimitExceeded, Value: msg}
+		} else {
+			r.Stderr += "\n[vizops] " + msg
+		}
+	}
+	return r
+}
+
+// capped keeps the first limit bytes of a stream and counts the rest.
+type capped struct {
+	limit   int
+	b       strings.Builder
+	dropped int
+}
+
+func (c *capped) write(s string) {
+	room := c.limit - c.b.Len()
+	if room >= len(s) {
+		c.b.WriteString(s)
+		return
+	}
+	if room > 0 {
+		c.b.WriteString(strings.ToValidUTF8(s[:room], ""))
+	}
+	c.dropped += len(s) - max(room, 0)
+}
+
+func (c *capped) String() string {
+	if c.dropped > 0 {
+		return c.b.String() + fmt.Sprintf("\u2026 [truncated: %d bytes omitted]", c.dropped)
+	}
+	return c.b.String()
+}
+
+func capText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + fmt.Sprintf("\u2026 [truncated: %d bytes omitted]", len(s)-limit)
+}
