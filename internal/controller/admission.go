@@ -191,9 +191,9 @@ func parseKey(k string) types.NamespacedName {
 }
 
 // CacheOptions is the manager's cache: ConfigMaps only with the artifact label, and
-// Pods, Secrets and NetworkPolicies only with a Kubernetes pool's label, so an
-// accidental cached read can never make the manager hold every ConfigMap, Secret or
-// Pod of the cluster.
+// Pods and NetworkPolicies only with a Kubernetes pool's label, so an accidental
+// cached read can never make the manager hold every ConfigMap or Pod of the cluster.
+// (Secrets are never cached: pools' token Secrets are written, not read.)
 func CacheOptions() cache.Options {
 	req, err := labels.NewRequirement(vizv1.LabelRequestUID, selection.Exists, nil)
 	if err != nil {

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,11 +34,12 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 )
 
-// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=update;patch
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=patch
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;delete
+// +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;delete
 
 // KubernetesPools is the Kubernetes backend's adapter: the registry's factory for
 // Kubernetes pools, their PodAPI over the manager's label-filtered cache, and the
@@ -54,10 +57,16 @@ type KubernetesPools struct {
 	ID string
 	// Poll is how often a waiting claim looks again without a Pod event.
 	Poll time.Duration
+	// TokenKey derives each pool's access token (HMAC of the pool's UID), so the
+	// manager writes the pools' token Secrets but never needs to read a Secret outside
+	// its own namespace (SandboxTokenKey).
+	TokenKey []byte
 
-	mu     sync.Mutex
-	live   map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
-	events chan event.GenericEvent
+	mu sync.Mutex
+	// secrets are the pools whose token Secret this process has made or found.
+	secrets map[types.UID]bool
+	live    map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
+	events  chan event.GenericEvent
 }
 
 // kubePool is a kubernetes.Pool that the adapter tells about Pod events until closed.
@@ -82,6 +91,7 @@ func (k *KubernetesPools) init() {
 	defer k.mu.Unlock()
 	if k.live == nil {
 		k.live = map[types.UID]map[*kubePool]struct{}{}
+		k.secrets = map[types.UID]bool{}
 		k.events = make(chan event.GenericEvent, 1024)
 	}
 	if k.ID == "" {
@@ -187,26 +197,56 @@ func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, c
 		Template:      kubernetes.PoolTemplate(cfg, spec),
 		MaxExecutions: int(max(spec.MaxExecutionsPerSandbox, 1)),
 	}
-	sec := &corev1.Secret{}
-	err := k.Client.Get(ctx, types.NamespacedName{Namespace: sp.Namespace, Name: kubernetes.TokenSecretName(s)}, sec)
-	switch {
-	case apierrors.IsNotFound(err):
-		var b [32]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return s, err
-		}
-		sec = kubernetes.RenderTokenSecret(s, hex.EncodeToString(b[:]))
-		if err := k.Client.Create(ctx, sec); err != nil {
+	if len(k.TokenKey) == 0 {
+		return s, fmt.Errorf("%w: the manager has no sandbox token key", sandbox.ErrUnavailable)
+	}
+	mac := hmac.New(sha256.New, k.TokenKey)
+	mac.Write([]byte(sp.UID))
+	token := hex.EncodeToString(mac.Sum(nil))
+	k.mu.Lock()
+	made := k.secrets[sp.UID]
+	k.mu.Unlock()
+	if !made {
+		// Written, never read: AlreadyExists means it is there (made before a restart).
+		sec := kubernetes.RenderTokenSecret(s, token)
+		if err := k.Client.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
 			return s, fmt.Errorf("creating the pool's token Secret %s: %w", sec.Name, err)
 		}
-	case err != nil:
-		return s, err
-	}
-	token := string(sec.Data[kubernetes.TokenKey])
-	if token == "" {
-		return s, fmt.Errorf("%w: the pool's token Secret %s has no key %q; delete it and the pool makes a new one", sandbox.ErrUnavailable, sec.Name, kubernetes.TokenKey)
+		k.mu.Lock()
+		k.secrets[sp.UID] = true
+		k.mu.Unlock()
 	}
 	return s.WithToken(token), nil
+}
+
+// SandboxTokenKey reads the key the pools' tokens are derived from, from a Secret in
+// the operator's namespace, making it on first start. Deleting that Secret changes
+// every token: delete the pools' token Secrets (and so their Pods) with it.
+func SandboxTokenKey(ctx context.Context, c client.Client, namespace, name string) ([]byte, error) {
+	sec := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, sec)
+	if apierrors.IsNotFound(err) {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		sec = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "viz-operator"}},
+			Data:       map[string][]byte{"key": b[:]},
+		}
+		if err := c.Create(ctx, sec); err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("creating the sandbox token key Secret %s/%s: %w", namespace, name, err)
+			}
+			return SandboxTokenKey(ctx, c, namespace, name) // another replica made it
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("reading the sandbox token key Secret %s/%s: %w", namespace, name, err)
+	}
+	if len(sec.Data["key"]) < 16 {
+		return nil, fmt.Errorf("the sandbox token key Secret %s/%s has no key of at least 16 bytes under \"key\"; delete it and the manager makes a new one", namespace, name)
+	}
+	return sec.Data["key"], nil
 }
 
 // reconcileNetworkPolicy makes the pool's NetworkPolicy, or puts it back as rendered.
@@ -325,6 +365,9 @@ func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *viz
 			return false, err
 		}
 	}
+	k.mu.Lock()
+	delete(k.secrets, sp.UID)
+	k.mu.Unlock()
 	before := sp.DeepCopy()
 	controllerutil.RemoveFinalizer(sp, vizv1.FinalizerSandboxPool)
 	return true, client.IgnoreNotFound(k.Client.Patch(ctx, sp, client.MergeFrom(before)))
@@ -377,7 +420,6 @@ func kubernetesCacheObjects() map[client.Object]cache.ByObject {
 	sel := sandboxObjectsSelector()
 	return map[client.Object]cache.ByObject{
 		&corev1.Pod{}:                 {Label: sel},
-		&corev1.Secret{}:              {Label: sel},
 		&networkingv1.NetworkPolicy{}: {Label: sel},
 	}
 }

@@ -150,6 +150,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 			Manager:   kubernetes.ManagerPeer{Namespace: "vizops-system", PodLabels: map[string]string{"control-plane": "controller-manager"}},
 			NewRunner: o.kubeRunner,
 			Poll:      100 * time.Millisecond,
+			TokenKey:  []byte("envtest-sandbox-token-key"),
 		}
 		h.pools.Register(string(vizv1.BackendKubernetes), h.kube.Factory())
 	}

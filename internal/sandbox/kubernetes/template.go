@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -25,6 +26,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 )
 
 const (
@@ -321,4 +323,15 @@ func RenderNetworkPolicy(s Settings, mgr ManagerPeer) *networkingv1.NetworkPolic
 		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}} // any destination
 	}
 	return np
+}
+
+// AgentURL is the root of pod's agent: http://<podIP>:49999.
+func AgentURL(pod *corev1.Pod) string {
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(AgentPort))
+}
+
+// AgentClient is the production Options.NewRunner: E2B's code-interpreter protocol
+// spoken to the Pod's agent at AgentURL, with the pool's token.
+func AgentClient(pod *corev1.Pod, token string) Runner {
+	return &codeinterpreter.Client{BaseURL: AgentURL(pod), AccessToken: token, SandboxID: pod.Name}
 }
