@@ -412,7 +412,11 @@ func (a *podAPI) Update(ctx context.Context, pod *corev1.Pod) error {
 }
 
 func (a *podAPI) Delete(ctx context.Context, pod *corev1.Pod) error {
-	return client.IgnoreNotFound(a.c.Delete(ctx, pod, client.Preconditions{UID: &pod.UID, ResourceVersion: &pod.ResourceVersion}))
+	pre := client.Preconditions{UID: &pod.UID}
+	if pod.ResourceVersion != "" {
+		pre.ResourceVersion = &pod.ResourceVersion
+	}
+	return client.IgnoreNotFound(a.c.Delete(ctx, pod, pre))
 }
 
 // kubernetesCacheObjects are the cache's label filters for what Kubernetes pools make.

@@ -22,7 +22,7 @@ type PodAPI interface {
 	// Update writes pod's labels and annotations with its resourceVersion as
 	// precondition: it fails with a Conflict when the Pod changed since it was read.
 	Update(ctx context.Context, pod *corev1.Pod) error
-	// Delete deletes pod if its UID and resourceVersion still match.
+	// Delete deletes pod if its UID, and its resourceVersion when set, still match.
 	Delete(ctx context.Context, pod *corev1.Pod) error
 }
 
@@ -283,11 +283,14 @@ func (p *Pool) Release(sb sandbox.Sandbox) {
 	}
 }
 
-// deletePod deletes a Pod this pool holds. A failure is left to the controller, which
+// deletePod deletes a Pod this pool holds, whatever the kubelet wrote to it since
+// the claim (only its UID must match). A failure is left to the controller, which
 // deletes busy Pods whose job is over.
 func (p *Pool) deletePod(pod *corev1.Pod) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
 	defer cancel()
+	pod = pod.DeepCopy()
+	pod.ResourceVersion = ""
 	_ = p.api.Delete(ctx, pod)
 }
 
