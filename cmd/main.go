@@ -49,6 +49,7 @@ func main() {
 		requireDataLabel       bool
 		managerPodLabels       string
 		tokenKeySecret         string
+		localBackend           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
 	flag.BoolVar(&requireDataLabel, "data-configmap-label-required", false, "Read spec.data.configMapKeyRef only from ConfigMaps labelled viz.vizops.io/data=true. Off: any ConfigMap of the request's namespace, as a Pod may mount any ConfigMap of its namespace.")
 	flag.StringVar(&managerPodLabels, "manager-pod-labels", "control-plane=controller-manager", "Labels of the manager's Pods (k=v,k=v): the NetworkPolicy of each Kubernetes pool admits connections to its sandbox Pods only from Pods so labelled in the operator's namespace.")
+	flag.BoolVar(&localBackend, "local-backend", true, "Run Local pools (bubblewrap in the manager's own container), which needs the privileged settings of docs/deploy.md. Off: Local pools report BackendNotImplemented, and the manager runs under the restricted Pod Security level.")
 	flag.StringVar(&tokenKeySecret, "sandbox-token-key-secret", "viz-operator-sandbox-token-key", "Secret in the operator's namespace holding the key that Kubernetes pools' access tokens are derived from; made on first start.")
 	opts := zap.Options{}
 	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
@@ -110,9 +112,11 @@ func main() {
 	}
 	localOpts.Quota = local.NewQuota(quotaWarm, quotaMemory)
 	log.Info("Local sandbox quotas", "maxWarmSandboxes", quotaWarm, "maxSandboxMemoryBytes", quotaMemory, "maxDegradedSandboxes", maxDegraded)
-	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
-		return local.NewPool(cfg, localOpts)
-	})
+	if localBackend {
+		pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+			return local.NewPool(cfg, localOpts)
+		})
+	}
 	defer pools.Close()
 	peerLabels, err := labels.ConvertSelectorToLabelsMap(managerPodLabels)
 	if err != nil || len(peerLabels) == 0 {

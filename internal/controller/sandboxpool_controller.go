@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -94,7 +95,8 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	switch {
 	case errors.Is(err, sandbox.ErrBackendNotImplemented):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendNotImplemented
-		cond.Message = fmt.Sprintf("the %s backend is not implemented in this version of vizops; use backend Local", sp.Spec.Backend)
+		// The registry names the backends this operator runs (Local only when enabled).
+		cond.Message = strings.TrimPrefix(err.Error(), sandbox.ErrBackendNotImplemented.Error()+": ") + "; use one of the available backends"
 	case errors.Is(err, sandbox.ErrQuotaExceeded):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonQuotaExceeded
 		cond.Message = err.Error()

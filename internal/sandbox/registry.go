@@ -97,7 +97,7 @@ func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any
 		if ok {
 			r.retire(key, cur)
 		}
-		return nil, fmt.Errorf("%w: backend %q is not available in this build (available: %s)",
+		return nil, fmt.Errorf("%w: backend %q is not available in this operator (available: %s)",
 			ErrBackendNotImplemented, backend, strings.Join(available, ", "))
 	}
 	p, err := f(cfg, backendConfig)
