@@ -135,8 +135,8 @@ func main() {
 	tokenKey, err := controller.SandboxTokenKey(keyCtx, direct, operatorNamespace(namespace), tokenKeySecret)
 	keyCancel()
 	if err != nil {
-		log.Error(err, "the Kubernetes sandbox backend has no token key")
-		os.Exit(1)
+		// Not fatal: Local pools still run; Kubernetes pools report BackendUnavailable.
+		log.Error(err, "the Kubernetes sandbox backend has no token key; Kubernetes pools will not start")
 	}
 	kubePools := &controller.KubernetesPools{
 		TokenKey:  tokenKey,

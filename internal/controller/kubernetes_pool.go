@@ -198,7 +198,7 @@ func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, c
 		MaxExecutions: int(max(spec.MaxExecutionsPerSandbox, 1)),
 	}
 	if len(k.TokenKey) == 0 {
-		return s, fmt.Errorf("%w: the manager has no sandbox token key", sandbox.ErrUnavailable)
+		return s, fmt.Errorf("%w: the manager has no key to derive sandbox tokens from (its Secret in the operator's namespace could not be read or made at start; see the manager's log, check its Role, and restart it)", sandbox.ErrUnavailable)
 	}
 	mac := hmac.New(sha256.New, k.TokenKey)
 	mac.Write([]byte(sp.UID))
