@@ -2,6 +2,8 @@
 # (pinned, into bin/ or via apt), idempotently, so a fresh clone works.
 
 IMG ?= ghcr.io/vizops/viz-operator:dev
+# The sandbox Pod image (Dockerfile.sandbox: the sandbox-agent and Debian's Python).
+SANDBOX_IMG ?= ghcr.io/vizops/sandbox:dev
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CRD_REF_DOCS_VERSION ?= v0.3.0
 # Debian packages the Local sandbox, envtest and the browser checks need.
@@ -64,8 +66,22 @@ deps: ## Install the Debian packages the sandbox and tests need (apt; skipped wh
 envtest: ## Find or build the envtest binaries (kube-apiserver, etcd); prints their directory.
 	@hack/envtest-assets.sh
 
+.PHONY: conformance-deps
+conformance-deps: ## Install Node.js and npm (apt, when node is missing) and E2B's pinned JS client (npm ci) for the conformance test.
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing: nodejs npm"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	fi
+	@cd test/conformance/e2b-js && \
+	if [ ! node_modules/.package-lock.json -nt package-lock.json ]; then npm ci --prefer-offline --no-audit --no-fund; fi
+
+.PHONY: test-conformance
+test-conformance: deps conformance-deps ## Drive the sandbox-agent (on 127.0.0.1:49999) with E2B's official JS client, @e2b/code-interpreter.
+	go test -count=1 -run TestE2BJSClient -v ./test/conformance/
+
 .PHONY: test
-test: deps manifests generate lint helm kustomize ## Run all tests: unit, sandbox abuse, and envtest controller tests.
+test: deps conformance-deps manifests generate lint helm kustomize ## Run all tests: unit, sandbox abuse, envtest controller tests, and the E2B conformance test.
 	@assets=$$(hack/envtest-assets.sh) && \
 	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./... 2>&1 | tee bin/test.log
 
@@ -90,9 +106,10 @@ demo: deps manifests ## Run the operator on an embedded control plane, apply con
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and the kubectl plugin into bin/.
+build: manifests generate fmt vet ## Build the manager, the kubectl plugin and the sandbox-agent into bin/.
 	go build -o bin/manager ./cmd
 	go build -o bin/kubectl-viz ./cmd/kubectl-viz
+	go build -o bin/sandbox-agent ./cmd/sandbox-agent
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
@@ -132,6 +149,14 @@ docker-build: ## Build the manager image IMG with CONTAINER_TOOL (needs a contai
 .PHONY: docker-push
 docker-push: ## Push the manager image IMG.
 	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: docker-build-sandbox
+docker-build-sandbox: ## Build the sandbox Pod image SANDBOX_IMG (Dockerfile.sandbox) with CONTAINER_TOOL. Needs a container engine; none runs on the development VM, so no test builds it.
+	$(CONTAINER_TOOL) build -f Dockerfile.sandbox -t $(SANDBOX_IMG) .
+
+.PHONY: docker-push-sandbox
+docker-push-sandbox: ## Push the sandbox Pod image SANDBOX_IMG.
+	$(CONTAINER_TOOL) push $(SANDBOX_IMG)
 
 .PHONY: build-installer
 build-installer: manifests helm-crds kustomize ## Write dist/install.yaml: CRDs, RBAC and the manager (image IMG) from config/default.

@@ -81,7 +81,7 @@ var defaultHTTP = &http.Client{Transport: &http.Transport{
 	Proxy:                 nil, // sandboxes are reached directly; never through a proxy from the environment
 	DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	TLSHandshakeTimeout:   10 * time.Second,
-	ResponseHeaderTimeout: 30 * time.Second,
+	ResponseHeaderTimeout: 60 * time.Second, // a context may wait for its interpreter to start
 	MaxIdleConnsPerHost:   4,
 	IdleConnTimeout:       60 * time.Second,
 	ForceAttemptHTTP2:     true,

@@ -29,6 +29,7 @@ type fakeServer struct {
 	mu     sync.Mutex
 	execs  []ExecuteRequest
 	script func(w http.ResponseWriter, r *http.Request, req ExecuteRequest) // writes the stream of the user's code
+	files  string                                                           // the epilogue's file list (JSON); default none
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -52,11 +53,19 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.execs = append(f.execs, req)
 		n := len(f.execs)
 		f.mu.Unlock()
-		if n == 1 { // the prelude
+		switch {
+		case n == 1: // the prelude
 			fmt.Fprint(w, `{"type":"number_of_executions","execution_count":1}`+"\n"+`{"type": "end_of_execution"}`+"\n")
-			return
+		case strings.Contains(req.Code, "__vizops_collect"): // the epilogue
+			list := f.files
+			if list == "" {
+				list = `{"files": [], "omitted": []}`
+			}
+			line, _ := json.Marshal(Message{Type: TypeStdout, Text: collectMarker + list + "\n"})
+			fmt.Fprintf(w, "%s\n%s\n", line, eoe)
+		default:
+			f.script(w, r, req)
 		}
-		f.script(w, r, req)
 	default:
 		http.NotFound(w, r)
 	}
@@ -114,7 +123,7 @@ func TestRunMapsStream(t *testing.T) {
 		t.Errorf("charts = %+v", res.Charts)
 	}
 	// The prelude ran first in the same context, the code second, unchanged.
-	if len(f.execs) != 2 || f.execs[0].ContextID != "ctx-1" || f.execs[1].Code != "x + 1" || f.execs[1].ContextID != "ctx-1" {
+	if len(f.execs) != 3 || f.execs[0].ContextID != "ctx-1" || f.execs[1].Code != "x + 1" || f.execs[1].ContextID != "ctx-1" || f.execs[2].ContextID != "ctx-1" {
 		t.Errorf("executions = %+v", f.execs)
 	}
 	if !strings.Contains(f.execs[0].Code, "__vizops_prelude") {
@@ -350,5 +359,45 @@ func TestOutputCaps(t *testing.T) {
 	}
 	if len(res.Files) != 1 || res.Error == nil || res.Error.Name != ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "figure_2.png") {
 		t.Errorf("files = %d, error = %+v", len(res.Files), res.Error)
+	}
+}
+
+func TestRunCollectsWrittenFiles(t *testing.T) {
+	csv := base64.StdEncoding.EncodeToString([]byte("a,b\n1,2\n"))
+	f := &fakeServer{script: lines(`{"type":"stdout","text":"done\n"}`, eoe),
+		files: `{"files": [{"name": "outputs/table.csv", "data": "` + csv + `"}], "omitted": ["outputs/huge.bin (99999999 bytes)"]}`}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	res, err := (&Client{BaseURL: srv.URL}).Run(context.Background(), sandbox.Request{Code: "x", Files: []sandbox.File{{Name: "data.csv", Data: []byte("a\n")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 1 || res.Files[0].Name != "outputs/table.csv" || res.Files[0].Figure || res.Files[0].MIMEType != "text/csv" || string(res.Files[0].Data) != "a,b\n1,2\n" {
+		t.Errorf("files = %+v", res.Files)
+	}
+	if res.Success || res.Error == nil || res.Error.Name != ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "huge.bin") {
+		t.Errorf("error = %+v", res.Error)
+	}
+	// The epilogue was told which files were inputs.
+	var spec struct{ Inputs []string }
+	code := f.execs[2].Code
+	b64 := code[strings.Index(code, `__vizops_collect("`)+len(`__vizops_collect("`):]
+	b64 = b64[:strings.Index(b64, `"`)]
+	raw, _ := base64.StdEncoding.DecodeString(b64)
+	if err := json.Unmarshal(raw, &spec); err != nil || len(spec.Inputs) != 1 || spec.Inputs[0] != "data.csv" {
+		t.Errorf("epilogue spec = %s (%v)", raw, err)
+	}
+}
+
+func TestRunKeepsTheResultWhenCollectingFails(t *testing.T) {
+	f := &fakeServer{script: lines(`{"type":"result","text":"42","is_main_result":true}`, eoe), files: `not json`}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	res, err := (&Client{BaseURL: srv.URL}).Run(context.Background(), sandbox.Request{Code: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Success || res.Text != "42" || !strings.Contains(res.Stderr, "could not be collected") {
+		t.Errorf("result = %+v", res)
 	}
 }

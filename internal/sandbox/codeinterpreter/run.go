@@ -32,9 +32,12 @@ const (
 	defaultMaxArtifactBytes = 32 << 20
 	defaultTimeout          = 30 * time.Second
 	// setupTimeout bounds creating the context and writing the input files.
-	setupTimeout = 30 * time.Second
+	setupTimeout = 60 * time.Second
 	// cleanupTimeout bounds deleting the context after the job.
 	cleanupTimeout = 5 * time.Second
+	// collectTimeout bounds collecting the files the code wrote (after a timeout the
+	// server first has to stop the code).
+	collectTimeout = 20 * time.Second
 )
 
 // Run executes one sandbox.Request in a fresh context and maps the stream onto a
@@ -49,6 +52,10 @@ const (
 //     sandbox.Artifact{Figure: true} named figure_N.png / plotly_N.html as the Local
 //     backend names them; Charts come from the agent's chart-data extra (absent on
 //     E2B).
+//   - Files the code wrote in its working directory (outputs/ and anywhere below it,
+//     hidden names and the input files excepted) become sandbox.Artifact{Figure: false}
+//     named by their relative path, as the Local backend returns them; an epilogue
+//     execution in the same context reads them back.
 //   - req.Timeout elapsing ends the stream (the server interrupts the code): the
 //     Result has TimedOut and an error named Timeout, and keeps what came before.
 //
@@ -121,6 +128,15 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		m.timedOut = true
 	default:
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+	}
+	if err := c.collectFiles(ctx, cx.ID, req.Files, m); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+		}
+		m.stderr.write("\n[vizops] the files the code wrote could not be collected: " + err.Error())
 	}
 	r := m.result()
 	r.ExecutionTime = elapsed
@@ -228,6 +244,7 @@ type resultMapper struct {
 	total          int64
 	omitted        []string
 	figures, plots int
+	displays       int
 	timedOut       bool
 }
 
@@ -304,8 +321,8 @@ func (m *resultMapper) addResult(msg Message) {
 		return
 	}
 	if msg.HTML != "" {
-		m.plots++
-		m.keep(fmt.Sprintf("display_%d.html", m.plots), "text/html", []byte(msg.HTML))
+		m.displays++
+		m.keep(fmt.Sprintf("display_%d.html", m.displays), "text/html", []byte(msg.HTML))
 	}
 }
 
@@ -316,13 +333,17 @@ func (m *resultMapper) addCharts(charts []chartdata.Chart, figure string) {
 	}
 }
 
-func (m *resultMapper) keep(name, mime string, data []byte) {
+func (m *resultMapper) keep(name, mime string, data []byte) { m.add1(name, mime, data, true) }
+
+func (m *resultMapper) keepFile(name, mime string, data []byte) { m.add1(name, mime, data, false) }
+
+func (m *resultMapper) add1(name, mime string, data []byte, figure bool) {
 	if len(m.files) >= m.maxN || m.total+int64(len(data)) > m.maxBytes {
 		m.omitted = append(m.omitted, fmt.Sprintf("%s (%d bytes)", name, len(data)))
 		return
 	}
 	m.total += int64(len(data))
-	m.files = append(m.files, sandbox.Artifact{Name: name, MIMEType: mime, Data: data, Figure: true})
+	m.files = append(m.files, sandbox.Artifact{Name: name, MIMEType: mime, Data: data, Figure: figure})
 }
 
 func (m *resultMapper) result() *sandbox.Result {
@@ -337,7 +358,7 @@ func (m *resultMapper) result() *sandbox.Result {
 		SandboxID: m.c.SandboxID,
 	}
 	if len(m.omitted) > 0 {
-		msg := fmt.Sprintf("the code produced more than %d figures or %d bytes of them in total; dropped: %s. Produce fewer or smaller figures.",
+		msg := fmt.Sprintf("the code produced more than %d artifacts or %d bytes in total; dropped: %s. Produce fewer or smaller figures and files.",
 			m.maxN, m.maxBytes, strings.Join(m.omitted, ", "))
 		if r.Error == nil {
 			r.Success = false
@@ -380,4 +401,124 @@ func capText(s string, limit int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:limit], "") + fmt.Sprintf("\u2026 [truncated: %d bytes omitted]", len(s)-limit)
+}
+
+// collectFiles reads back the files the code wrote, through an epilogue in the same
+// context that prints them as one JSON line (base64), within the Result's caps.
+func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sandbox.File, m *resultMapper) error {
+	names := make([]string, 0, len(inputs))
+	for _, f := range inputs {
+		names = append(names, f.Name)
+	}
+	spec, err := json.Marshal(map[string]any{"inputs": names, "max_files": m.maxN - len(m.files), "max_bytes": m.maxBytes - m.total})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, collectTimeout)
+	defer cancel()
+	var out strings.Builder
+	var failure *Message
+	err = c.Execute(cctx, ExecuteRequest{Code: fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), ContextID: contextID}, func(msg Message) {
+		switch msg.Type {
+		case TypeStdout:
+			out.WriteString(msg.Text)
+		case TypeError:
+			if failure == nil {
+				failure = &msg
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if failure != nil {
+		return fmt.Errorf("%s: %s", failure.Name, capText(failure.Value, 1<<10))
+	}
+	var got struct {
+		Files []struct {
+			Name string `json:"name"`
+			Data []byte `json:"data"`
+		} `json:"files"`
+		Omitted []string `json:"omitted"`
+	}
+	line := out.String()
+	if i := strings.LastIndex(line, collectMarker); i >= 0 {
+		line = line[i+len(collectMarker):]
+	} else {
+		return errors.New("the sandbox did not list its files")
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(line)), &got); err != nil {
+		return fmt.Errorf("malformed file list: %w", err)
+	}
+	for _, f := range got.Files {
+		m.keepFile(f.Name, mimeOf(f.Name), f.Data)
+	}
+	m.omitted = append(m.omitted, got.Omitted...)
+	return nil
+}
+
+// collectMarker starts the epilogue's JSON line, so stray output before it is skipped.
+const collectMarker = "__vizops_files__"
+
+// collectTemplate walks the working directory like the Local runner (sorted, hidden
+// names and inputs skipped, regular files only, at most 16 levels and 20000 entries,
+// within the caps left) and prints the files.
+const collectTemplate = `def __vizops_collect(spec):
+    import base64, json, os, stat
+    spec = json.loads(base64.b64decode(spec))
+    inputs, left_n, left_bytes = set(spec["inputs"]), spec["max_files"], spec["max_bytes"]
+    files, omitted, budget = [], [], [20000]
+    def walk(path, rel, depth):
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            budget[0] -= 1
+            if budget[0] < 0 or e.name.startswith("."):
+                continue
+            name = rel + "/" + e.name if rel else e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if depth < 16:
+                        walk(e.path, name, depth + 1)
+                    continue
+                st = os.lstat(e.path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or name in inputs:
+                continue
+            if len(files) >= left_n or st.st_size > left_bytes[0]:
+                omitted.append("%%s (%%d bytes)" %% (name, st.st_size))
+                continue
+            try:
+                with open(e.path, "rb") as f:
+                    data = f.read(left_bytes[0] + 1)
+            except OSError:
+                continue
+            if len(data) > left_bytes[0]:
+                omitted.append("%%s (%%d bytes)" %% (name, len(data)))
+                continue
+            left_bytes[0] -= len(data)
+            files.append({"name": name, "data": base64.b64encode(data).decode()})
+    left_bytes = [left_bytes]
+    walk(".", "", 0)
+    print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20]}))
+__vizops_collect("%s")
+del __vizops_collect
+`
+
+func mimeOf(name string) string {
+	ext := strings.ToLower(name[strings.LastIndex(name, ".")+1:])
+	if !strings.Contains(name, ".") {
+		ext = ""
+	}
+	if t, ok := map[string]string{
+		"png": "image/png", "svg": "image/svg+xml", "html": "text/html", "json": "application/json",
+		"csv": "text/csv", "txt": "text/plain", "pdf": "application/pdf", "jpg": "image/jpeg",
+		"jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "md": "text/markdown",
+	}[ext]; ok {
+		return t
+	}
+	return "application/octet-stream"
 }

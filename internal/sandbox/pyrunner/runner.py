@@ -32,8 +32,10 @@ import time
 import traceback
 
 CONFIG = json.loads(sys.argv[1])
-WORK = "/tmp/work"
-FIGDIR = "/tmp/.vizops/figures"
+# The Local backend's jobs use the sandbox's fresh tmpfs; the agent's kernels may be
+# given their own directories (kernel.py).
+WORK = CONFIG.get("work_dir") or "/tmp/work"
+FIGDIR = CONFIG.get("fig_dir") or "/tmp/.vizops/figures"
 OUTPUT_DIR = WORK + "/outputs"
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -322,6 +324,9 @@ class Capture:
 
     formats = ["png"]
     ready_sent = False
+    # after, when set (kernel.py), is called after every capture so figures stream out
+    # as they are shown.
+    after = None
     count = 0
     plotly_count = 0
     charts = []  # chart data read back from each captured figure (chartdata.py)
@@ -380,6 +385,8 @@ def capture_plotly(fig, *args, **kwargs):
     record_charts([chart_data_of_plotly(json.loads(js))], "plotly_%d" % n)
     with open(base + ".html", "w") as f:
         f.write(plotly.io.to_html(fig, include_plotlyjs=plotly_js_setting(), full_html=True))
+    if Capture.after is not None:
+        Capture.after()
 
 
 # ---- chart data (the extraction itself is chartdata.py, prepended to this script) ----
@@ -395,6 +402,8 @@ def record_charts(charts, figure):
 
 def show(*args, **kwargs):
     capture_open_figures()
+    if Capture.after is not None:
+        Capture.after()
 
 
 plt.show = show
@@ -1066,5 +1075,5 @@ def main():
         nxt = spawn(job_in, result_out)  # ahead of demand: warms while the caller handles the result
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and not CONFIG.get("kernel"):
     main()

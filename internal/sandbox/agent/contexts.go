@@ -1,0 +1,415 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
+)
+
+// kcontext is one code-interpreter context: a kernel whose variables persist between
+// executions, one execution at a time.
+type kcontext struct {
+	id, language, cwd string
+	customCwd         bool
+	created           time.Time
+	sem               chan struct{}
+
+	mu      sync.Mutex
+	k       *kernel // nil: started on the next execution
+	deleted bool
+	count   int
+	nextID  int64
+}
+
+var errContextDeleted = errors.New("the context was deleted")
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// takeKernel hands out a warm kernel, waiting for the one being warmed rather than
+// starting a second at the same time, or starts one.
+func (s *Server) takeKernel(ctx context.Context) (*kernel, error) {
+	for {
+		select {
+		case k := <-s.spares:
+			if k.alive() {
+				return k, nil
+			}
+			k.kill()
+			continue
+		default:
+		}
+		if !s.warming.Load() {
+			return startKernel(ctx, s.opts, newID())
+		}
+		t := time.NewTimer(s.opts.StartTimeout)
+		select {
+		case k := <-s.spares:
+			t.Stop()
+			if k.alive() {
+				return k, nil
+			}
+			k.kill()
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+			return startKernel(ctx, s.opts, newID())
+		}
+	}
+}
+
+// keepWarm keeps WarmKernels started kernels waiting for contexts.
+func (s *Server) keepWarm() {
+	defer close(s.warmDone)
+	backoff := time.Second
+	for {
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
+		s.warming.Store(true)
+		k, err := startKernel(s.ctx, s.opts, newID())
+		if err != nil {
+			s.warming.Store(false)
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.opts.Log.Error("starting a warm kernel failed", "error", err, "retryIn", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.closing:
+				return
+			}
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		select {
+		case s.spares <- k:
+			s.warming.Store(false)
+			s.markReady()
+		case <-s.closing:
+			k.kill()
+			return
+		}
+	}
+}
+
+// createContext makes a context with a kernel of its own.
+func (s *Server) createContext(ctx context.Context, language, cwd string) (*kcontext, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("the agent is shutting down")
+	}
+	if len(s.contexts)+s.creating >= s.opts.MaxContexts {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("this sandbox already has %d contexts, its limit; delete one first", s.opts.MaxContexts)
+	}
+	s.creating++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.creating--
+		s.mu.Unlock()
+	}()
+	k, err := s.takeKernel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &kcontext{id: k.id, language: language, cwd: k.cwd, created: time.Now(), sem: make(chan struct{}, 1), k: k}
+	if cwd != "" && cwd != k.cwd {
+		if err := chdir(ctx, k, cwd); err != nil {
+			k.kill()
+			return nil, fmt.Errorf("set the working directory to %s: %w", cwd, err)
+		}
+		c.cwd, c.customCwd = cwd, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		k.kill()
+		return nil, errors.New("the agent is shutting down")
+	}
+	s.contexts[c.id] = c
+	s.opts.Log.Info("context created", "context", c.id)
+	return c, nil
+}
+
+// chdir changes a fresh kernel's working directory.
+func chdir(ctx context.Context, k *kernel, path string) error {
+	if err := k.send(map[string]any{"op": "chdir", "id": -1, "path": path}); err != nil {
+		return err
+	}
+	var failure error
+	for {
+		select {
+		case f := <-k.frames:
+			var m struct {
+				Type  string
+				ID    int64
+				Name  string
+				Value string
+			}
+			_ = json.Unmarshal(f, &m)
+			switch {
+			case m.Type == "error":
+				failure = fmt.Errorf("%s: %s", m.Name, m.Value)
+			case m.Type == "done" && m.ID == -1:
+				return failure
+			}
+		case <-k.exited:
+			return errors.New("the kernel exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// defaultContext is the context of requests that name none (E2B's default Python
+// context), created on first use.
+func (s *Server) defaultContext(ctx context.Context) (*kcontext, error) {
+	s.defaultMu.Lock()
+	defer s.defaultMu.Unlock()
+	s.mu.Lock()
+	c := s.contexts[s.defaultID]
+	s.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := s.createContext(ctx, "python", "")
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.defaultID = c.id
+	s.mu.Unlock()
+	return c, nil
+}
+
+func (s *Server) lookup(id string) *kcontext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.contexts[id]
+}
+
+// acquire waits for the context's previous execution to end and makes sure it has a
+// live kernel (restarting one that died: its variables are gone, as after a crash in
+// Jupyter).
+func (s *Server) acquire(ctx context.Context, c *kcontext) (*kernel, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	k, deleted := c.k, c.deleted
+	c.mu.Unlock()
+	if deleted {
+		<-c.sem
+		return nil, errContextDeleted
+	}
+	if k != nil && k.alive() {
+		return k, nil
+	}
+	k, err := s.restartKernel(ctx, c)
+	if err != nil {
+		<-c.sem
+		return nil, err
+	}
+	return k, nil
+}
+
+func (c *kcontext) release() { <-c.sem }
+
+// restartKernel replaces a context's kernel; the caller holds c.sem or has just
+// killed the old kernel.
+func (s *Server) restartKernel(ctx context.Context, c *kcontext) (*kernel, error) {
+	c.mu.Lock()
+	old := c.k
+	c.k = nil
+	c.mu.Unlock()
+	if old != nil {
+		old.kill()
+	}
+	// The same id keeps the context's directories (IsolationNone).
+	k, err := startKernel(ctx, s.opts, c.id)
+	if err != nil {
+		return nil, err
+	}
+	if c.customCwd {
+		if err := chdir(ctx, k, c.cwd); err != nil {
+			k.kill()
+			return nil, fmt.Errorf("set the working directory to %s: %w", c.cwd, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		k.kill()
+		return nil, errContextDeleted
+	}
+	c.k = k
+	return k, nil
+}
+
+// deleteContext kills a context's kernel and forgets it.
+func (s *Server) deleteContext(c *kcontext) {
+	s.mu.Lock()
+	delete(s.contexts, c.id)
+	if s.defaultID == c.id {
+		s.defaultID = ""
+	}
+	s.mu.Unlock()
+	c.mu.Lock()
+	c.deleted = true
+	k := c.k
+	c.k = nil
+	c.mu.Unlock()
+	if k != nil {
+		k.kill()
+	}
+	if s.opts.Isolation == IsolationNone {
+		work, figs, home := kernelDirs(s.opts, c.id)
+		for _, d := range []string{work, figs, home} {
+			_ = os.RemoveAll(d)
+		}
+	}
+	s.opts.Log.Info("context deleted", "context", c.id)
+}
+
+// kernelMessage is a message of kernel.py: E2B's shape plus the done marker's id.
+type kernelMessage struct {
+	codeinterpreter.Message
+	ID     int64  `json:"id"`
+	Notice string `json:"message"`
+}
+
+// run executes code in c on k (held through acquire) and emits the stream's messages
+// but end_of_execution. It returns ctx's error when the client went away (the
+// execution is then interrupted), or an emit error.
+func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterpreter.ExecuteRequest, emit func(codeinterpreter.Message) error) error {
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.count++
+	count := c.count
+	c.mu.Unlock()
+
+	raw := make(chan codeinterpreter.Message, 64)
+	finished := make(chan struct{})
+	defer close(finished)
+	k.setSink(func(kind, text string) {
+		select {
+		case raw <- codeinterpreter.Message{Type: kind, Text: text, Timestamp: timestamp()}:
+		case <-finished:
+		}
+	})
+	defer k.setSink(nil)
+
+	start := time.Now()
+	if err := k.send(map[string]any{"op": "execute", "id": id, "code": req.Code, "env_vars": req.EnvVars}); err != nil {
+		return s.kernelLost(c, k, emit)
+	}
+	if err := emit(codeinterpreter.Message{Type: codeinterpreter.TypeNumberOfExecutions, ExecutionCount: count}); err != nil {
+		return s.interrupt(c, k, id, err)
+	}
+	keepalive := time.NewTicker(s.opts.KeepaliveInterval)
+	defer keepalive.Stop()
+	for {
+		var err error
+		select {
+		case f := <-k.frames:
+			var m kernelMessage
+			if json.Unmarshal(f, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "done":
+				if m.ID == id {
+					s.opts.Log.Info("execution finished", "context", c.id, "execution", count, "duration", time.Since(start))
+					return nil
+				}
+			case codeinterpreter.TypeStdout, codeinterpreter.TypeStderr:
+				m.Message.Timestamp = timestamp()
+				err = emit(m.Message)
+			case codeinterpreter.TypeResult, codeinterpreter.TypeError:
+				err = emit(m.Message)
+			}
+		case m := <-raw:
+			err = emit(m)
+		case <-k.exited:
+			return s.kernelLost(c, k, emit)
+		case <-keepalive.C:
+			err = emit(codeinterpreter.Message{Type: codeinterpreter.TypeKeepalive})
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			return s.interrupt(c, k, id, err)
+		}
+	}
+}
+
+// kernelLost reports a kernel that died mid-execution (the code exited the
+// interpreter, or was killed for a limit) as the execution's error, as E2B's server
+// does; the next execution gets a fresh kernel.
+func (s *Server) kernelLost(c *kcontext, k *kernel, emit func(codeinterpreter.Message) error) error {
+	status := k.exitStatus()
+	k.kill()
+	c.mu.Lock()
+	if c.k == k {
+		c.k = nil
+	}
+	c.mu.Unlock()
+	s.opts.Log.Info("kernel ended mid-execution", "context", c.id, "status", status)
+	return emit(codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution",
+		Value: "the context's interpreter ended before the execution finished: " + status +
+			". Its variables are lost; the next execution starts a fresh interpreter."})
+}
+
+// interrupt stops an execution whose client went away: the kernel gets a
+// KeyboardInterrupt, and is killed (then restarted on next use) when the code does
+// not stop within InterruptGrace.
+func (s *Server) interrupt(c *kcontext, k *kernel, id int64, cause error) error {
+	_ = k.send(map[string]any{"op": "interrupt", "id": id})
+	timer := time.NewTimer(s.opts.InterruptGrace)
+	defer timer.Stop()
+	for {
+		select {
+		case f := <-k.frames:
+			var m kernelMessage
+			if json.Unmarshal(f, &m) == nil && m.Type == "done" && m.ID == id {
+				s.opts.Log.Info("execution interrupted", "context", c.id, "cause", cause.Error())
+				return cause
+			}
+		case <-k.exited:
+			return cause
+		case <-timer.C:
+			s.opts.Log.Info("execution did not stop when interrupted; restarting the kernel", "context", c.id)
+			k.kill()
+			c.mu.Lock()
+			if c.k == k {
+				c.k = nil
+			}
+			c.mu.Unlock()
+			return cause
+		}
+	}
+}
+
+// timestamp is how E2B's server writes a message's time (pydantic's isoformat).
+func timestamp() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000000-07:00") }

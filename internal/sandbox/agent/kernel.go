@@ -1,0 +1,315 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
+)
+
+// kernel is one running interpreter (kernel.py): requests go to its stdin, messages
+// come on fd 3, and what its subprocesses write on fds 1 and 2 arrives on pipes.
+type kernel struct {
+	id     string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	frames chan []byte   // messages of fd 3, in order
+	exited chan struct{} // closed when fd 3 ends: the kernel is gone
+	done   chan struct{} // closed when the process has been reaped
+	cwd    string        // the working directory as the code sees it
+
+	mu   sync.Mutex
+	sink func(kind, text string) // where raw fd 1/2 output goes during an execution
+
+	killOnce sync.Once
+}
+
+// frameLimit bounds one message from a kernel (a figure is one message).
+func frameLimit(o Options) int { return int(o.MaxFigureBytes)*2 + o.MaxOutputBytes*8 + 4<<20 }
+
+// kernelDirs are a kernel's host directories with IsolationNone.
+func kernelDirs(o Options, id string) (work, figs, home string) {
+	return filepath.Join(o.WorkDir, "contexts", id), filepath.Join(o.WorkDir, "figures", id), filepath.Join(o.WorkDir, "home", id)
+}
+
+// startKernel starts a kernel and waits until it is ready.
+func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
+	cfg := pyrunner.Config{
+		Kernel:           true,
+		Network:          o.Network == sandbox.NetworkEgress,
+		PlotlyJS:         o.PlotlyJSURL,
+		MaxOutputBytes:   o.MaxOutputBytes,
+		MaxArtifactBytes: o.MaxFigureBytes,
+		ResultsFD:        3,
+		Limits: pyrunner.Limits{
+			MemoryBytes: o.Resources.MemoryBytes,
+			Pids:        o.Resources.Pids,
+		},
+	}
+	env := pyrunner.Env()
+	var cmd *exec.Cmd
+	k := &kernel{id: id, frames: make(chan []byte, 16), exited: make(chan struct{}), done: make(chan struct{})}
+	switch o.Isolation {
+	case IsolationBwrap:
+		cfg.Limits.FileBytes = o.Resources.ScratchBytes
+		k.cwd = "/tmp/work"
+		args := pyrunner.BaseBwrapArgs(sandbox.PoolConfig{Network: o.Network}, o.Resources)
+		if st, err := os.Stat(filepath.Join(o.WorkDir, "mpl")); err == nil && st.IsDir() {
+			args = append(args, "--ro-bind", filepath.Join(o.WorkDir, "mpl"), pyrunner.MPLCacheMount)
+		}
+		cfgJSON, _ := json.Marshal(cfg)
+		args = append(args, "--remount-ro", "/", "--", o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
+		cmd = exec.Command(o.Bwrap, args...)
+	default:
+		work, figs, home := kernelDirs(o, id)
+		for _, d := range []string{work, figs, home} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, fmt.Errorf("create %s: %w", d, err)
+			}
+			if os.Geteuid() == 0 {
+				_ = os.Chown(d, o.UID, o.GID)
+			}
+		}
+		cfg.WorkDir, cfg.FigDir, k.cwd = work, figs, work
+		for i, kv := range env {
+			switch {
+			case strings.HasPrefix(kv, "HOME="):
+				env[i] = "HOME=" + home
+			case strings.HasPrefix(kv, "MPLCONFIGDIR="):
+				env[i] = "MPLCONFIGDIR=" + filepath.Join(home, ".mpl")
+			case strings.HasPrefix(kv, "XDG_CACHE_HOME="):
+				env[i] = "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")
+			}
+		}
+		cfgJSON, _ := json.Marshal(cfg)
+		cmd = exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
+		cmd.Dir = work
+	}
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID), Groups: []uint32{}}
+	}
+	k.cmd = cmd
+
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		resR.Close()
+		resW.Close()
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		resR.Close()
+		resW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{resW}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	stdin, err := cmd.StdinPipe()
+	if err == nil {
+		k.stdin = stdin
+		err = cmd.Start()
+	}
+	resW.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		resR.Close()
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("%w: start the kernel: %w", sandbox.ErrUnavailable, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(k.done)
+	}()
+	diag := &tailBuffer{max: 8 << 10}
+	go k.readFrames(resR, frameLimit(o))
+	go k.forward(outR, "stdout", nil)
+	go k.forward(errR, "stderr", diag)
+
+	timer := time.NewTimer(o.StartTimeout)
+	defer timer.Stop()
+	fail := func(err error) (*kernel, error) {
+		k.kill()
+		if tail := strings.TrimSpace(diag.String()); tail != "" {
+			err = fmt.Errorf("%w; kernel stderr: %s", err, tail)
+		}
+		return nil, err
+	}
+	select {
+	case frame, ok := <-k.frames:
+		if !ok {
+			return fail(errors.New("the kernel exited during start"))
+		}
+		var msg struct{ Type, Message string }
+		if err := json.Unmarshal(frame, &msg); err != nil || msg.Type != "ready" {
+			return fail(fmt.Errorf("the kernel failed to start: %s", msg.Message))
+		}
+		return k, nil
+	case <-k.exited:
+		return fail(errors.New("the kernel exited during start"))
+	case <-timer.C:
+		return fail(fmt.Errorf("the kernel was not ready after %s", o.StartTimeout))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+// readFrames forwards the kernel's messages until fd 3 ends.
+func (k *kernel) readFrames(r *os.File, limit int) {
+	defer r.Close()
+	defer close(k.exited)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(hdr[:]))
+		if n > limit {
+			k.kill() // a kernel that breaks the protocol is not trusted further
+			return
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return
+		}
+		select {
+		case k.frames <- buf:
+		case <-k.done:
+			return
+		}
+	}
+}
+
+// forward hands what subprocesses write on fds 1 and 2 to the running execution.
+func (k *kernel) forward(r *os.File, kind string, diag *tailBuffer) {
+	defer r.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			text := string(bytes.ToValidUTF8(buf[:n], []byte("\uFFFD")))
+			k.mu.Lock()
+			sink := k.sink
+			k.mu.Unlock()
+			if sink != nil {
+				sink(kind, text)
+			} else if diag != nil {
+				_, _ = diag.Write(buf[:n])
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (k *kernel) setSink(f func(kind, text string)) {
+	k.mu.Lock()
+	k.sink = f
+	k.mu.Unlock()
+}
+
+func (k *kernel) send(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4+len(data))
+	binary.BigEndian.PutUint32(buf, uint32(len(data)))
+	copy(buf[4:], data)
+	_, err = k.stdin.Write(buf)
+	return err
+}
+
+func (k *kernel) alive() bool {
+	select {
+	case <-k.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// exitStatus describes how the kernel ended, once it has.
+func (k *kernel) exitStatus() string {
+	select {
+	case <-k.done:
+	case <-time.After(2 * time.Second):
+		return "it stopped answering"
+	}
+	ws, ok := k.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return "it exited"
+	case ws.Signaled():
+		return fmt.Sprintf("it was killed by signal %d (%s), for example for using more memory than allowed", ws.Signal(), ws.Signal())
+	default:
+		return fmt.Sprintf("it exited with status %d", ws.ExitStatus())
+	}
+}
+
+// kill ends the kernel and every process it started.
+func (k *kernel) kill() {
+	k.killOnce.Do(func() {
+		if k.cmd.Process != nil {
+			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+			_ = k.cmd.Process.Kill()
+		}
+		if k.stdin != nil {
+			_ = k.stdin.Close()
+		}
+		if k.cmd.Process != nil {
+			select {
+			case <-k.done:
+			case <-time.After(5 * time.Second):
+			}
+		}
+	})
+}
+
+// tailBuffer keeps the last bytes written to it (a kernel's diagnostics).
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

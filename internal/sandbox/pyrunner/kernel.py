@@ -1,0 +1,306 @@
+
+
+# ---- the sandbox-agent's kernel (kernel.py) ------------------------------------------
+# Appended to chartdata.py and runner.py; runs instead of the zygote when
+# CONFIG["kernel"] is set. One kernel is one code-interpreter context: a long-lived
+# interpreter whose variables persist between executions, like a notebook's kernel. It
+# reuses the runner's figure capture (plt.show, open figures, plotly), chart-data
+# read-back, last-expression value, error formatting and seccomp filter.
+#
+# Channels with the Go side (internal/sandbox/agent), framed like the runner's (4-byte
+# big-endian length + JSON): requests on fd 0 ({"op": "execute", "id", "code",
+# "env_vars"}, {"op": "interrupt", "id"}, {"op": "chdir", "id", "path"}); messages on
+# fd CONFIG["results_fd"] ({"type": "ready" | "fatal" | "stdout" | "stderr" | "result"
+# | "error" | "done", ...}), in E2B's message shapes. Output written to fds 1 and 2
+# directly (by subprocesses) reaches Go on pipes and is forwarded as stdout/stderr.
+
+
+class KernelState:
+    out_fd = None
+    lock = None
+    running = None  # id of the execution in progress
+    scope = None
+
+
+def kernel_emit(msg):
+    data = json.dumps(msg).encode()
+    with KernelState.lock:
+        write_all(KernelState.out_fd, struct.pack(">I", len(data)) + data)
+
+
+class KernelStream(io.TextIOBase):
+    """sys.stdout / sys.stderr of the kernel: text becomes stdout/stderr messages."""
+
+    def __init__(self, name, fd):
+        self.kind, self.fd, self.buf, self.size = name, fd, [], 0
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return self.fd  # subprocesses given sys.stdout write here; Go forwards it
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+        self.buf.append(s)
+        self.size += len(s)
+        if "\n" in s or self.size > 8192:
+            self.flush()
+        return len(s)
+
+    def flush(self):
+        if self.buf:
+            text, self.buf, self.size = "".join(self.buf), [], 0
+            kernel_emit({"type": self.kind, "text": text})
+
+
+def kernel_flush_streams():
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            pass
+
+
+def kernel_flush_figures():
+    """Sends the figures captured since the last call as result messages, in order."""
+    kernel_flush_streams()
+    try:
+        names = sorted(os.listdir(FIGDIR))
+    except OSError:
+        return
+    groups = {}
+    order = []
+    for name in names:
+        key = name.split(".", 1)[0]
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(name)
+    limit = CONFIG.get("max_artifact_bytes") or (32 << 20)
+    for key in order:
+        base = key.split("_", 1)[1] if "_" in key else key
+        msg = {"type": "result", "is_main_result": False}
+        extra = {}
+        size = 0
+        for name in groups[key]:
+            path = os.path.join(FIGDIR, name)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read(limit + 1)
+                os.unlink(path)
+            except OSError:
+                continue
+            size += len(data)
+            ext = name.rsplit(".", 1)[-1]
+            if ext == "png":
+                msg["png"] = base64.b64encode(data).decode()
+            elif ext == "svg":
+                msg["svg"] = data.decode("utf-8", "replace")
+            elif ext == "html":
+                msg["html"] = data.decode("utf-8", "replace")
+            elif ext == "json" and "_plotly_" in name:
+                try:
+                    extra["application/vnd.plotly.v1+json"] = json.loads(data)
+                except ValueError:
+                    pass
+        charts = [c for c in Capture.charts if c.get("figure") == base]
+        Capture.charts = [c for c in Capture.charts if c.get("figure") != base]
+        if charts:
+            extra["vizops/chart"] = charts
+        if extra:
+            msg["extra"] = extra
+        if size > limit:
+            kernel_emit({"type": "stderr", "text": "vizops: %s is %d bytes; the sandbox sends at most %d bytes of one figure, "
+                         "so it was dropped. Lower its dpi or size.\n" % (base, size, limit)})
+            continue
+        if len(msg) > 2 or extra:
+            kernel_emit(msg)
+
+
+def kernel_value_result(value):
+    """The cell's value as E2B's server reports it (text/plain, quotes stripped)."""
+    msg = {"type": "result", "is_main_result": True}
+    text = cap_text(repr(value), CONFIG["max_output_bytes"])
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    msg["text"] = text
+    html = getattr(value, "_repr_html_", None)
+    if callable(html) and not isinstance(value, type):
+        try:
+            h = html()
+            if isinstance(h, str):
+                msg["html"] = h
+        except Exception:
+            pass
+    return msg
+
+
+def kernel_on_sigint(signum, frame):
+    if KernelState.running is not None:
+        raise KeyboardInterrupt()
+
+
+def kernel_run(job):
+    import ast
+    import linecache
+
+    code = job.get("code") or ""
+    env = job.get("env_vars") or {}
+    saved = {k: os.environ.get(k) for k in env}
+    scope = KernelState.scope
+    KernelState.running = job["id"]
+    try:
+        for k, v in env.items():
+            os.environ[str(k)] = str(v)
+        fmts = os.environ.get("VIZOPS_FIGURE_FORMATS")
+        Capture.formats = [f for f in fmts.split(",") if f in ("png", "svg")] if fmts else ["png"]
+        try:
+            linecache.cache["<cell>"] = (len(code), None, code.splitlines(True), "<cell>")
+            tree = ast.parse(code, "<cell>")
+            last = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, "<cell>", "exec"), scope)
+            if last is not None:
+                value = eval(compile(last, "<cell>", "eval"), scope)
+                if value is not None:
+                    scope["_"] = value
+                if plotly is not None and isinstance(value, plotly.basedatatypes.BaseFigure):
+                    capture_plotly(value)
+                elif value is not None and not is_matplotlib_value(value):
+                    kernel_flush_figures()
+                    kernel_emit(kernel_value_result(value))
+        except SystemExit as e:
+            if e.code not in (None, 0):
+                kernel_flush_figures()
+                kernel_emit(dict(format_error(e), type="error"))
+        except BaseException as e:  # the user's code may raise anything, KeyboardInterrupt included
+            kernel_flush_figures()
+            kernel_emit(dict(format_error(e), type="error"))
+        # Like Jupyter's inline backend: figures left open at the end of the cell are shown.
+        try:
+            capture_open_figures()
+        except BaseException as e:
+            kernel_emit({"type": "stderr", "text": "vizops: capturing the open figures failed: %s\n" % e})
+        kernel_flush_figures()
+    finally:
+        KernelState.running = None
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        kernel_flush_streams()
+        kernel_emit({"type": "done", "id": job["id"]})
+
+
+def kernel_harden():
+    import resource
+
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")  # under memory pressure a kernel dies, not the agent
+    except OSError:
+        pass
+    limits = CONFIG.get("limits") or {}
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("file_bytes"):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
+    if not CONFIG.get("cgroup"):
+        if limits.get("memory_bytes"):
+            with open("/proc/self/statm") as f:
+                vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            resource.setrlimit(resource.RLIMIT_AS, (vm + limits["memory_bytes"],) * 2)
+        if limits.get("pids"):
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"],) * 2)
+    try:
+        drop_capabilities()
+    except OSError:
+        # Without CAP_SETPCAP (a non-root user, as in a hardened Pod) the bounding set
+        # cannot be changed; then no capability may be held at all.
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("CapEff:", "CapPrm:")) and int(line.split()[1], 16) != 0:
+                    raise
+    install_seccomp()
+    prctl(PR_SET_DUMPABLE, 0)
+
+
+def kernel_reader(in_fd, jobs):
+    while True:
+        try:
+            req = json.loads(read_frame_raw(in_fd, 1 << 30))
+        except BaseException:
+            jobs.put(None)
+            return
+        op = req.get("op")
+        if op == "interrupt":
+            if KernelState.running is not None and KernelState.running == req.get("id"):
+                os.kill(os.getpid(), signal.SIGINT)
+        else:
+            jobs.put(req)
+
+
+def kernel_main():
+    import builtins
+    import queue
+
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    in_fd = os.dup(0)
+    KernelState.out_fd = os.dup(CONFIG["results_fd"])
+    KernelState.lock = threading.Lock()
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    keep_fds({in_fd, KernelState.out_fd})
+    try:
+        for d in (WORK, FIGDIR, os.environ.get("MPLCONFIGDIR"), os.environ.get("XDG_CACHE_HOME")):
+            if d:
+                os.makedirs(d, exist_ok=True)
+        os.chdir(WORK)
+        import_rest()
+        warm_up()
+        kernel_harden()
+    except BaseException as e:
+        traceback.print_exc()
+        kernel_emit({"type": "fatal", "message": "the kernel failed to start: %s" % e})
+        return
+    Capture.after = kernel_flush_figures
+    KernelState.scope = {"__name__": "__main__", "__builtins__": builtins}
+    sys.stdout = KernelStream("stdout", 1)
+    sys.stderr = KernelStream("stderr", 2)
+    signal.signal(signal.SIGINT, kernel_on_sigint)
+    jobs = queue.Queue()
+    threading.Thread(target=kernel_reader, args=(in_fd, jobs), daemon=True).start()
+    kernel_emit({"type": "ready"})
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        if job.get("op") == "chdir":
+            try:
+                os.makedirs(job["path"], exist_ok=True)
+                os.chdir(job["path"])
+                kernel_emit({"type": "done", "id": job["id"]})
+            except OSError as e:
+                kernel_emit({"type": "error", "name": type(e).__name__, "value": str(e), "traceback": ""})
+                kernel_emit({"type": "done", "id": job["id"]})
+            continue
+        try:
+            kernel_run(job)
+        except KeyboardInterrupt:
+            # An interrupt that landed between the code's end and the reply.
+            kernel_emit({"type": "done", "id": job["id"]})
+
+
+if CONFIG.get("kernel"):
+    kernel_main()

@@ -1,0 +1,143 @@
+// Package pyrunner holds the Python side of vizops sandboxes, shared by the Local
+// backend and the sandbox-agent: the runner (runner.py: pre-imported plotting stack,
+// figure capture, chart-data read-back, the last expression's value, limits,
+// seccomp), the per-context kernel the agent runs on top of it (kernel.py), and the
+// bubblewrap command line that isolates them on a host.
+package pyrunner
+
+import (
+	_ "embed"
+	"os"
+	"strconv"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+//go:embed runner.py
+var runnerMain string
+
+// ChartDataSource reads back what each captured figure plots (chartdata.py); it is
+// prepended to the runner, which calls it after saving a figure. Tests load it alone.
+//
+//go:embed chartdata.py
+var ChartDataSource string
+
+//go:embed kernel.py
+var kernelMain string
+
+// RunnerSource is the Local backend's script: python3 -c RunnerSource CONFIG_JSON
+// runs the zygote (runner.py's main).
+var RunnerSource = ChartDataSource + "\n" + runnerMain
+
+// KernelSource is the sandbox-agent's per-context interpreter: the runner's code
+// with kernel.py's loop instead of the zygote (CONFIG_JSON has "kernel": true).
+var KernelSource = RunnerSource + "\n" + kernelMain
+
+// MPLCacheMount is where a prebuilt matplotlib font cache is found (bound there on a
+// host, baked there in the sandbox image); the runner copies it into MPLCONFIGDIR.
+const MPLCacheMount = "/opt/vizops/mplcache"
+
+// Config is the runner's argv[1] (JSON).
+type Config struct {
+	Network          bool    `json:"network"`
+	Cgroup           bool    `json:"cgroup"`
+	PlotlyJS         string  `json:"plotly_js"`
+	MaxOutputBytes   int     `json:"max_output_bytes"`
+	MaxArtifacts     int     `json:"max_artifacts"`
+	MaxArtifactBytes int64   `json:"max_artifact_bytes"`
+	GraceSeconds     float64 `json:"grace_seconds"`
+	Limits           Limits  `json:"limits"`
+	ResultsFD        int     `json:"results_fd"`
+	SeccompArch      string  `json:"seccomp_arch,omitempty"`
+
+	// Kernel runs kernel.py's loop (the agent) instead of the zygote.
+	Kernel bool `json:"kernel,omitempty"`
+	// WorkDir is the code's working directory and FigDir where captured figures are
+	// written; empty means the sandbox's /tmp/work and /tmp/.vizops/figures.
+	WorkDir string `json:"work_dir,omitempty"`
+	FigDir  string `json:"fig_dir,omitempty"`
+}
+
+// Limits are the runner's rlimits. Zero means none (the kernel then relies on the
+// Pod's cgroup).
+type Limits struct {
+	MemoryBytes  int64 `json:"memory_bytes"`
+	Pids         int64 `json:"pids"`
+	ScratchBytes int64 `json:"scratch_bytes"`
+	FileBytes    int64 `json:"file_bytes"`
+}
+
+// Env is the whole environment inside a sandbox: nothing of the operator's (no
+// tokens, no kube variables) crosses over.
+func Env() []string {
+	return []string{
+		"PATH=/usr/bin:/bin",
+		"HOME=/tmp",
+		"LANG=C.UTF-8",
+		"MPLBACKEND=Agg",
+		"MPLCONFIGDIR=/tmp/.mpl",
+		"XDG_CACHE_HOME=/tmp/.cache",
+		// One BLAS/OpenMP thread: jobs are small, and threads would eat the pids limit.
+		"OPENBLAS_NUM_THREADS=1",
+		"OMP_NUM_THREADS=1",
+		"MKL_NUM_THREADS=1",
+	}
+}
+
+// roBinds are host paths the interpreter and its libraries need, bound read-only when
+// present. /usr holds Python and every library; the rest is configuration.
+var roBinds = []string{
+	"/usr",
+	"/etc/alternatives", // libblas/liblapack are picked through alternatives on Debian
+	"/etc/ld.so.cache",
+	"/etc/ld.so.conf",
+	"/etc/ld.so.conf.d",
+	"/etc/matplotlibrc",
+	"/etc/fonts",
+	"/etc/python3",
+	"/etc/python3.11",
+	"/var/cache/fontconfig",
+}
+
+// egressBinds are added only when the sandbox may reach the network.
+var egressBinds = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates"}
+
+// BaseBwrapArgs are the isolation flags shared by sandboxes and preflight checks:
+// every namespace unshared, read-only system paths, a size-capped tmpfs as the only
+// writable place. The caller appends its own binds, "--remount-ro /" and the command.
+func BaseBwrapArgs(cfg sandbox.PoolConfig, res sandbox.Resources) []string {
+	args := []string{
+		"--unshare-all",
+		"--die-with-parent",
+		"--new-session",
+		"--hostname", "vizops-sandbox",
+	}
+	if cfg.Network == sandbox.NetworkEgress {
+		args = append(args, "--share-net")
+	}
+	// Debian's merged /usr: /bin, /lib* are symlinks into /usr.
+	for _, p := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		if target, err := os.Readlink(p); err == nil {
+			args = append(args, "--symlink", target, p)
+		} else if st, err := os.Stat(p); err == nil && st.IsDir() {
+			args = append(args, "--ro-bind", p, p)
+		}
+	}
+	binds := roBinds
+	if cfg.Network == sandbox.NetworkEgress {
+		binds = append(append([]string{}, roBinds...), egressBinds...)
+	}
+	for _, p := range binds {
+		if _, err := os.Stat(p); err == nil {
+			args = append(args, "--ro-bind", p, p)
+		}
+	}
+	return append(args,
+		"--proc", "/proc",
+		"--dev", "/dev",
+		"--remount-ro", "/dev",
+		// The sandbox's scratch; each Local job mounts a fresh one over it.
+		"--size", strconv.FormatInt(res.ScratchBytes, 10), "--tmpfs", "/tmp",
+		"--chdir", "/tmp",
+	)
+}

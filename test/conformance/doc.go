@@ -1,0 +1,4 @@
+// Package conformance checks vizops's sandbox-agent against E2B's official clients:
+// e2b-js/ pins @e2b/code-interpreter (package.json and its lockfile) and
+// official_client_test.go drives the agent through it. Run with make test-conformance.
+package conformance
