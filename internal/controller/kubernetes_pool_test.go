@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -19,6 +21,8 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
@@ -599,3 +603,95 @@ func mustPoolConfig(sp *vizv1.SandboxPool) sandbox.PoolConfig {
 	Expect(err).NotTo(HaveOccurred())
 	return cfg
 }
+
+// The real agent (internal/sandbox/agent, as cmd/sandbox-agent serves it) on loopback,
+// with isolation none as in a sandbox Pod: the fake kubelet gives each Pod the IP
+// 127.0.0.1, and the test's NewRunner maps http://<podIP>:49999 (what production
+// dials) to the loopback agent's port, which the test picks.
+var _ = Describe("Kubernetes backend with the sandbox agent", func() {
+	ctx := context.Background()
+
+	It("ends VisualizationRequests Succeeded with the PNG of plt.show() and the HTML of a plotly figure", func() {
+		ns := newNamespace(ctx, nil)
+		kctx, stopKubelet := context.WithCancel(ctx)
+		defer stopKubelet()
+		fakeKubelet(kctx, ns)
+
+		var agentURL atomic.Value // set once the pool's token is known
+		var dialed sync.Map       // production URLs the runner was asked for
+		runner := func(pod *corev1.Pod, token string) kubernetes.Runner {
+			c := kubernetes.AgentClient(pod, token).(*codeinterpreter.Client)
+			dialed.Store(c.BaseURL, true)
+			c.BaseURL = agentURL.Load().(string)
+			return c
+		}
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: runner})
+		defer h.stop()
+		sp := newKubePool(ns, "default", 1, 2)
+		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
+
+		// The agent gets the token the Pods get: the pool's Secret.
+		var token string
+		Eventually(func(g Gomega) {
+			var secrets corev1.SecretList
+			g.Expect(k8sClient.List(ctx, &secrets, client.InNamespace(ns), client.HasLabels{vizv1.LabelSandboxPoolUID})).To(Succeed())
+			g.Expect(secrets.Items).To(HaveLen(1))
+			token = string(secrets.Items[0].Data[kubernetes.TokenKey])
+		}, 30*time.Second).Should(Succeed())
+		srv, err := agent.NewServer(agent.Options{Token: token, Isolation: agent.IsolationNone, WorkDir: GinkgoT().TempDir()})
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = srv.Close() }()
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		agentURL.Store(ts.URL)
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		Expect(srv.WaitReady(wctx)).To(Succeed())
+
+		Expect(k8sClient.Create(ctx, newRequest(ns, "matplotlib", "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.title('k8s')\nplt.show()"))).To(Succeed())
+		Expect(k8sClient.Create(ctx, newRequest(ns, "plotly", "import plotly.express as px\nfig = px.bar(x=['a', 'b'], y=[3, 5])\nfig.show()",
+			func(vr *vizv1.VisualizationRequest) { vr.Spec.OutputFormats = []vizv1.OutputFormat{vizv1.FormatHTML} }))).To(Succeed())
+		for _, name := range []string{"matplotlib", "plotly"} {
+			Eventually(phaseOf(ctx, ns, name), 2*time.Minute).Should(Equal(vizv1.PhaseSucceeded), name)
+		}
+		png := get(ctx, Default, ns, "matplotlib")
+		Expect(png.Status.Execution.Backend).To(Equal(string(vizv1.BackendKubernetes)))
+		Expect(png.Status.Artifacts).To(ContainElement(And(HaveField("Format", "png"),
+			HaveField("Data", HavePrefix(string([]byte{0x89, 'P', 'N', 'G'}))))))
+		html := get(ctx, Default, ns, "plotly")
+		Expect(html.Status.Artifacts).To(ContainElement(And(HaveField("Format", "html"),
+			HaveField("Data", WithTransform(func(b []byte) string { return string(b) }, ContainSubstring("plotly"))))))
+		_, ok := dialed.Load("http://127.0.0.1:49999")
+		Expect(ok).To(BeTrue(), "production code dials the Pod's IP on 49999")
+	})
+
+	It("fails the attempt, and replaces the Pod, when the agent refuses the token", func() {
+		ns := newNamespace(ctx, nil)
+		kctx, stopKubelet := context.WithCancel(ctx)
+		defer stopKubelet()
+		fakeKubelet(kctx, ns)
+		srv, err := agent.NewServer(agent.Options{Token: "another-pool's-token", Isolation: agent.IsolationNone, WorkDir: GinkgoT().TempDir(), WarmKernels: -1})
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = srv.Close() }()
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		runner := func(pod *corev1.Pod, token string) kubernetes.Runner {
+			c := kubernetes.AgentClient(pod, token).(*codeinterpreter.Client)
+			c.BaseURL = ts.URL
+			return c
+		}
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: runner})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newKubePool(ns, "default", 1, 1))).To(Succeed())
+		var first []corev1.Pod
+		Eventually(func(g Gomega) {
+			first = podsInState(sandboxPods(ctx, g, ns), vizv1.SandboxWarm)
+			g.Expect(first).To(HaveLen(1))
+		}, 30*time.Second).Should(Succeed())
+		Expect(k8sClient.Create(ctx, newRequest(ns, "refused", "print(1)", func(vr *vizv1.VisualizationRequest) { vr.Spec.MaxAttempts = 1 }))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "refused"), 30*time.Second).Should(Equal(vizv1.PhaseFailed))
+		Expect(get(ctx, Default, ns, "refused").Status.Conditions).To(ContainElement(And(
+			HaveField("Type", vizv1.ConditionReady), HaveField("Message", ContainSubstring("access token")))))
+		Eventually(func(g Gomega) []string { return uids(sandboxPods(ctx, g, ns)) }, 30*time.Second).ShouldNot(ContainElement(string(first[0].UID)))
+	})
+})

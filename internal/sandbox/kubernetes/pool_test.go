@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,7 +367,8 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 		"memory request = limit 512Mi":       c.Resources.Requests.Memory().String() == "512Mi" && c.Resources.Limits.Memory().String() == "512Mi",
 		"scratch 32Mi in memory":             p.Spec.Volumes[0].EmptyDir.SizeLimit.String() == "32Mi" && p.Spec.Volumes[0].EmptyDir.Medium == corev1.StorageMediumMemory,
 		"token from the pool's Secret":       p.Spec.Volumes[1].Secret.SecretName == TokenSecretName(s),
-		"agent reads the token file":         c.Args[1] == "--token-file="+TokenDir+"/"+TokenKey,
+		"agent reads the token file":         slices.Contains(c.Args, "--token-file="+TokenDir+"/"+TokenKey),
+		"agent isolation none, in scratch":   c.Command[0] == AgentBinary && slices.Contains(c.Args, "--isolation=none") && strings.HasPrefix(WorkDir, ScratchDir+"/"),
 		"named as its slot":                  p.Name == PodName(s, 3),
 	}
 	for what, ok := range checks {

@@ -37,8 +37,12 @@ const (
 	// TokenDir is where the token Secret is mounted; the agent reads TokenDir/TokenKey
 	// (--token-file). The token is never in the Pod's spec or environment.
 	TokenDir = "/var/run/vizops/agent"
-	// ScratchDir is the Pod's only writable directory (a size-limited emptyDir).
+	// ScratchDir is the Pod's only writable directory (a size-limited emptyDir); the
+	// agent's contexts work in WorkDir under it.
 	ScratchDir = "/tmp"
+	WorkDir    = ScratchDir + "/sandbox"
+	// AgentBinary is the agent in the sandbox image (Dockerfile.sandbox).
+	AgentBinary = "/usr/local/bin/sandbox-agent"
 	// ContainerName is the sandbox container's name.
 	ContainerName = "sandbox"
 	// SandboxUID is the user the agent runs as (non-root).
@@ -58,6 +62,11 @@ type Template struct {
 	Resources        corev1.ResourceRequirements `json:"resources"`
 	ScratchBytes     int64                       `json:"scratchBytes"`
 	Network          sandbox.Network             `json:"network"`
+	// Pids caps each kernel's processes (an rlimit: Kubernetes has no per-Pod pids
+	// limit of its own, only the node's podPidsLimit).
+	Pids int64 `json:"pids,omitempty"`
+	// PlotlyJSURL is where the agent's plotly HTML loads plotly.js from.
+	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
 }
 
 // Settings are the Kubernetes backend's own settings of one pool (the registry's
@@ -105,6 +114,8 @@ func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesBackend) Template {
 		Tolerations:      k.Tolerations,
 		ScratchBytes:     cfg.Resources.ScratchBytes,
 		Network:          cfg.Network,
+		Pids:             cfg.Resources.Pids,
+		PlotlyJSURL:      cfg.PlotlyJSURL,
 	}
 	if t.ScratchBytes == 0 {
 		t.ScratchBytes = defaultScratch
@@ -229,16 +240,13 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 				},
 				Containers: []corev1.Container{{
-					Name:  ContainerName,
-					Image: t.Image,
-					Args: []string{
-						fmt.Sprintf("--listen=0.0.0.0:%d", AgentPort),
-						"--token-file=" + TokenDir + "/" + TokenKey,
-					},
+					Name:    ContainerName,
+					Image:   t.Image,
+					Command: []string{AgentBinary},
+					Args:    agentArgs(t),
 					Env: []corev1.EnvVar{
 						{Name: "HOME", Value: ScratchDir},
 						{Name: "TMPDIR", Value: ScratchDir},
-						{Name: "MPLCONFIGDIR", Value: ScratchDir + "/.matplotlib"},
 					},
 					Ports:     []corev1.ContainerPort{{Name: "agent", ContainerPort: AgentPort, Protocol: corev1.ProtocolTCP}},
 					Resources: t.Resources,
@@ -274,6 +282,25 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 			},
 		}
 	}
+}
+
+// agentArgs are the agent's flags in a sandbox Pod: no isolation of its own (the Pod
+// is the sandbox), its work in the scratch emptyDir, the token from the mounted Secret.
+func agentArgs(t Template) []string {
+	args := []string{
+		fmt.Sprintf("--listen=:%d", AgentPort),
+		"--isolation=none",
+		"--work-dir=" + WorkDir,
+		"--token-file=" + TokenDir + "/" + TokenKey,
+		"--network=" + string(t.Network),
+	}
+	if t.Pids > 0 {
+		args = append(args, fmt.Sprintf("--pids=%d", t.Pids))
+	}
+	if t.PlotlyJSURL != "" {
+		args = append(args, "--plotly-js-url="+t.PlotlyJSURL)
+	}
+	return args
 }
 
 // RenderTokenSecret is the pool's token Secret.
