@@ -330,15 +330,19 @@ func (k *KubernetesPools) claimLive(ctx context.Context, r client.Reader, uid ty
 	return meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted)
 }
 
-// finalize removes what a deleted Kubernetes pool made: its Pods (busy ones once
-// their job has ended), then its NetworkPolicy and token Secret, then the finalizer.
-// The pool object stops claiming at once (Registry.Remove).
+// finalize removes what a Kubernetes pool made, when it is deleted or no longer a
+// Kubernetes pool: its Pods (busy ones once their job has ended), then its
+// NetworkPolicy and token Secret, then the finalizer. With pools set (the pool is
+// deleted) the live pool stops claiming at once (Registry.Remove); on a backend change
+// the registry replaces it with the new backend's.
 func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig, pools *sandbox.Registry, key string) (done bool, err error) {
-	if !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-		return true, pools.Remove(key)
+	if pools != nil {
+		if err := pools.Remove(key); err != nil {
+			return false, err
+		}
 	}
-	if err := pools.Remove(key); err != nil {
-		return false, err
+	if !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
+		return true, nil
 	}
 	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
 		Template: kubernetes.PoolTemplate(cfg, ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{}))}

@@ -547,6 +547,36 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(secrets.Items).To(BeEmpty())
 	})
 
+	It("removes its Pods, NetworkPolicy and Secret when the pool becomes a Local pool", func() {
+		ns := newNamespace(ctx, nil)
+		kctx, stopKubelet := context.WithCancel(ctx)
+		defer stopKubelet()
+		fakeKubelet(kctx, ns)
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(2)), kubeRunner: newFakeAgent().runner})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newKubePool(ns, "switch", 2, 2))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(getPool(ctx, g, ns, "switch").Status.Ready).To(Equal(int32(2)))
+		}, 30*time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			sp := getPool(ctx, g, ns, "switch")
+			sp.Spec.Backend, sp.Spec.Kubernetes = vizv1.BackendLocal, nil
+			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
+		}, 10*time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(sandboxPods(ctx, g, ns)).To(BeEmpty())
+			var nps networkingv1.NetworkPolicyList
+			g.Expect(k8sClient.List(ctx, &nps, client.InNamespace(ns))).To(Succeed())
+			g.Expect(nps.Items).To(BeEmpty())
+			sp := getPool(ctx, g, ns, "switch")
+			g.Expect(sp.Finalizers).NotTo(ContainElement(vizv1.FinalizerSandboxPool))
+			g.Expect(sp.Status.Conditions).To(ContainElement(HaveField("Message", ContainSubstring("Local pool running"))))
+		}, 30*time.Second).Should(Succeed())
+		Expect(k8sClient.Create(ctx, newRequest(ns, "local", "print(1)", func(vr *vizv1.VisualizationRequest) { vr.Spec.SandboxPoolRef.Name = "switch" }))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "local"), 30*time.Second).Should(Equal(vizv1.PhaseSucceeded))
+		Expect(get(ctx, Default, ns, "local").Status.Execution.Backend).To(Equal(string(vizv1.BackendLocal)))
+	})
+
 	It("reports Pods that cannot start as SandboxStartFailed", func() {
 		ns := newNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})

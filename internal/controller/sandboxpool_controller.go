@@ -70,6 +70,13 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, r.Pools.Remove(req.String())
 	}
+	if !kube && r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
+		// No longer a Kubernetes pool: its Pods, NetworkPolicy and Secret go first.
+		cfg, _ := poolConfig(sp, r.DefaultPlotlyJSURL)
+		if done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, nil, req.String()); err != nil || !done {
+			return ctrl.Result{RequeueAfter: r.StatusInterval}, err
+		}
+	}
 	if kube && !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
 		// Before any Pod exists: the pool's deletion then waits until they are gone.
 		base := sp.DeepCopy()
