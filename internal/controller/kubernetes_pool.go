@@ -30,6 +30,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 )
@@ -387,8 +388,17 @@ func (k *KubernetesPools) setup(mgr ctrl.Manager) (<-chan event.GenericEvent, er
 		return nil, err
 	}
 	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    k.notify,
-		UpdateFunc: func(_, n any) { k.notify(n) },
+		AddFunc: k.notify,
+		UpdateFunc: func(o, n any) {
+			if op, ok := o.(*corev1.Pod); ok {
+				if np, ok := n.(*corev1.Pod); ok {
+					if d, ok := kubernetes.BecameReady(op, np); ok {
+						metrics.SandboxCreationSeconds.WithLabelValues(string(vizv1.BackendKubernetes)).Observe(d.Seconds())
+					}
+				}
+			}
+			k.notify(n)
+		},
 		DeleteFunc: k.notify,
 	})
 	return k.events, err

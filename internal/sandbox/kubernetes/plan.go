@@ -298,3 +298,14 @@ func Decide(s Settings, views []View, w Want) Plan {
 	}
 	return plan
 }
+
+// BecameReady reports how long a sandbox Pod took to become ready (creation to its
+// Ready condition), when the update from old to cur is that transition.
+func BecameReady(old, cur *corev1.Pod) (time.Duration, bool) {
+	if podReady(old) || !podReady(cur) {
+		return 0, false
+	}
+	c := podCondition(cur, corev1.PodReady)
+	d := c.LastTransitionTime.Sub(cur.CreationTimestamp.Time)
+	return max(d, 0), true
+}

@@ -147,6 +147,21 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+func TestBecameReady(t *testing.T) {
+	starting, ready := pod(0, "starting", false), pod(0, "ready", false)
+	ready.CreationTimestamp = metav1.NewTime(time.Unix(100, 0))
+	ready.Status.Conditions[0].LastTransitionTime = metav1.NewTime(time.Unix(103, 0))
+	if d, ok := BecameReady(&starting, &ready); !ok || d != 3*time.Second {
+		t.Errorf("starting -> ready = %v, %v; want 3s, true", d, ok)
+	}
+	if _, ok := BecameReady(&ready, &ready); ok {
+		t.Errorf("ready -> ready counted as a start")
+	}
+	if _, ok := BecameReady(&ready, &starting); ok {
+		t.Errorf("ready -> starting counted as a start")
+	}
+}
+
 func TestSlot(t *testing.T) {
 	for name, tc := range map[string]struct {
 		name string
