@@ -3,15 +3,19 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -22,6 +26,7 @@ import (
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/e2b"
+	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
 
@@ -46,6 +51,9 @@ func main() {
 		requireDataLabel       bool
 		plotlyJSAddr           string
 		plotlyJSFile           string
+		managerPodLabels       string
+		tokenKeySecret         string
+		localBackend           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -59,6 +67,9 @@ func main() {
 	flag.StringVar(&plotlyJSAddr, "plotlyjs-bind-address", "0", "Address to serve the plotly.js this image carries on (GET /plotly-<version>.min.js, cached for a year; /plotly.min.js), for in-cluster UIs and air-gapped clusters: point --plotlyjs-url or a pool's spec.plotlyJSURL at it. \"0\" disables it.")
 	flag.StringVar(&plotlyJSFile, "plotlyjs-file", "", "plotly.js file to serve. Empty: the local plotly installation's (Debian: /usr/share/python3-plotly/plotly.js).")
 	flag.BoolVar(&requireDataLabel, "data-configmap-label-required", false, "Read spec.data.configMapKeyRef only from ConfigMaps labelled viz.vizops.io/data=true. Off: any ConfigMap of the request's namespace, as a Pod may mount any ConfigMap of its namespace.")
+	flag.StringVar(&managerPodLabels, "manager-pod-labels", "control-plane=controller-manager", "Labels of the manager's Pods (k=v,k=v): the NetworkPolicy of each Kubernetes pool admits connections to its sandbox Pods only from Pods so labelled in the operator's namespace.")
+	flag.BoolVar(&localBackend, "local-backend", true, "Run Local pools (bubblewrap in the manager's own container), which needs the privileged settings of docs/deploy.md. Off: Local pools report BackendNotImplemented, and the manager runs under the restricted Pod Security level.")
+	flag.StringVar(&tokenKeySecret, "sandbox-token-key-secret", "viz-operator-sandbox-token-key", "Secret in the operator's namespace holding the key that Kubernetes pools' access tokens are derived from; made on first start.")
 	opts := zap.Options{}
 	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
 	flag.IntVar(&maxWarm, "max-warm-sandboxes", -1, "Warm sandboxes (sum of minReady) across all Local pools; a pool over it gets Ready=False, QuotaExceeded. -1: derived from the container's memory limit (limit minus 512Mi, over 160Mi per warm sandbox); 0: no cap.")
@@ -77,8 +88,9 @@ func main() {
 		},
 		HealthProbeBindAddress: probeAddr,
 		// The manager caches only the ConfigMaps it owns (artifact ConfigMaps carry the
-		// request-uid label), never every ConfigMap of the cluster. Data ConfigMaps are
-		// read uncached (mgr.GetAPIReader()).
+		// request-uid label) and the Pods, Secrets and NetworkPolicies of Kubernetes
+		// pools (labelled with their pool's UID), never every one of the cluster.
+		// Data ConfigMaps are read uncached (mgr.GetAPIReader()).
 		Cache:            controller.CacheOptions(),
 		LeaderElection:   leaderElect,
 		LeaderElectionID: "viz-operator.vizops.io",
@@ -106,9 +118,11 @@ func main() {
 	}
 	localOpts.Quota = local.NewQuota(quotaWarm, quotaMemory)
 	log.Info("Local sandbox quotas", "maxWarmSandboxes", quotaWarm, "maxSandboxMemoryBytes", quotaMemory, "maxDegradedSandboxes", maxDegraded)
-	pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
-		return local.NewPool(cfg, localOpts)
-	})
+	if localBackend {
+		pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+			return local.NewPool(cfg, localOpts)
+		})
+	}
 	// E2B pools: each pool's settings (its API key, read from its Secret) come from the
 	// SandboxPool controller.
 	pools.Register(string(vizv1.BackendE2B), e2b.NewBackend(e2b.Options{
@@ -116,6 +130,33 @@ func main() {
 		Log:     ctrl.Log.WithName("e2b"),
 	}).Factory())
 	defer pools.Close()
+	peerLabels, err := labels.ConvertSelectorToLabelsMap(managerPodLabels)
+	if err != nil || len(peerLabels) == 0 {
+		log.Error(err, "invalid --manager-pod-labels: want k=v[,k=v]", "value", managerPodLabels)
+		os.Exit(1)
+	}
+	// Kubernetes pools: sandbox Pods made by the SandboxPool controller, reached at
+	// http://<podIP>:49999 with the pool's token, derived from a key in the operator's
+	// namespace (read uncached, before the manager's cache starts).
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme})
+	if err != nil {
+		log.Error(err, "unable to create a client")
+		os.Exit(1)
+	}
+	keyCtx, keyCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	tokenKey, err := controller.SandboxTokenKey(keyCtx, direct, operatorNamespace(namespace), tokenKeySecret)
+	keyCancel()
+	if err != nil {
+		// Not fatal: Local pools still run; Kubernetes pools report BackendUnavailable.
+		log.Error(err, "the Kubernetes sandbox backend has no token key; Kubernetes pools will not start")
+	}
+	kubePools := &controller.KubernetesPools{
+		TokenKey:  tokenKey,
+		Client:    mgr.GetClient(),
+		Manager:   kubernetes.ManagerPeer{Namespace: operatorNamespace(namespace), PodLabels: peerLabels},
+		NewRunner: kubernetes.AgentClient,
+	}
+	pools.Register(string(vizv1.BackendKubernetes), kubePools.Factory())
 
 	pipeline, err := newPipeline(providersConfig, operatorNamespace(namespace), mgr.GetAPIReader())
 	if err != nil {
@@ -129,6 +170,7 @@ func main() {
 		Recorder:           mgr.GetEventRecorder("sandboxpool-controller"),
 		Pools:              pools,
 		DefaultPlotlyJSURL: plotlyJSURL,
+		Kubernetes:         kubePools,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the SandboxPool controller")
 		os.Exit(1)

@@ -33,6 +33,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.kubernetes) || self.backend == 'Kubernetes'",message="spec.kubernetes is only allowed with backend Kubernetes"
 // +kubebuilder:validation:XValidation:rule="!has(self.e2b) || self.backend == 'E2B'",message="spec.e2b is only allowed with backend E2B"
 // +kubebuilder:validation:XValidation:rule="self.backend != 'E2B' || has(self.e2b)",message="backend E2B needs spec.e2b with at least apiKeySecretRef"
+// +kubebuilder:validation:XValidation:rule="self.backend != 'Kubernetes' || has(self.kubernetes)",message="backend Kubernetes needs spec.kubernetes with at least image"
+// +kubebuilder:validation:XValidation:rule="!(self.backend == 'Local' && has(self.network) && self.network == 'Egress')",message="network Egress is not supported by the Local backend (its sandboxes have no network at all); use network None, or backend Kubernetes"
 type SandboxPoolSpec struct {
 	// backend is where sandboxes run: Local (bubblewrap on the operator's node, the
 	// default), Kubernetes (hardened Pods) or E2B (the E2B cloud API).
@@ -143,9 +145,19 @@ type KubernetesBackend struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
-	// resources of the sandbox container.
+	// resources of the sandbox container. Unset: requests and limits both from
+	// spec.resources (cpu, memory), so the kubelet enforces them per sandbox.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// maxExecutionsPerSandbox is how many jobs one sandbox Pod runs before it is
+	// deleted and replaced (1 to 1000). 1, the default, gives every job a fresh Pod, as
+	// E2B kills a sandbox after use; more saves Pod starts for trusted tenants, whose
+	// later jobs may then see files an earlier job left in the scratch space.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=1
+	MaxExecutionsPerSandbox int32 `json:"maxExecutionsPerSandbox,omitempty"`
 }
 
 // E2BBackend configures the E2B cloud backend.
@@ -212,6 +224,33 @@ type SecretKeyReference struct {
 	Key string `json:"key"`
 }
 
+// Labels and annotations of the objects a Kubernetes pool makes (sandbox Pods, their
+// NetworkPolicy and token Secret). The manager's cache holds only Pods, Secrets and
+// NetworkPolicies with LabelSandboxPoolUID.
+const (
+	// LabelSandboxPoolUID is the UID of the SandboxPool that made the object.
+	LabelSandboxPoolUID = "viz.vizops.io/sandbox-pool-uid"
+	// LabelSandboxState is a sandbox Pod's claim state: SandboxWarm or SandboxBusy. A
+	// claim changes it with the Pod's resourceVersion as precondition.
+	LabelSandboxState = "viz.vizops.io/sandbox-state"
+	// LabelTemplateHash is the hash of the pod template a sandbox Pod was made from.
+	LabelTemplateHash = "viz.vizops.io/template-hash"
+	// AnnotationClaim is the claim of a busy sandbox Pod, JSON: the request's
+	// namespace/name, UID and attempt, and when it was claimed.
+	AnnotationClaim = "viz.vizops.io/claim"
+	// AnnotationExecutions counts the jobs a sandbox Pod has run.
+	AnnotationExecutions = "viz.vizops.io/executions"
+	// FinalizerSandboxPool holds a Kubernetes pool until its Pods, NetworkPolicy and
+	// Secret are gone.
+	FinalizerSandboxPool = "viz.vizops.io/sandbox-pods"
+)
+
+// Values of LabelSandboxState.
+const (
+	SandboxWarm = "warm"
+	SandboxBusy = "busy"
+)
+
 // Condition types of a SandboxPool.
 const (
 	// PoolConditionReady: the pool can run requests (its backend is available).
@@ -239,6 +278,9 @@ const (
 	ReasonRateLimited = "RateLimited"
 	// ReasonNotThrottled: the Throttled condition when creation runs at full rate.
 	ReasonNotThrottled = "NotThrottled"
+	// ReasonSandboxStartFailed: sandbox Pods of a Kubernetes pool cannot start (an image
+	// that cannot be pulled, a container that crashes, a Pod the cluster refuses).
+	ReasonSandboxStartFailed = "SandboxStartFailed"
 )
 
 // SandboxPoolStatus is the pool's live state.

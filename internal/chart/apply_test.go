@@ -7,24 +7,29 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // TestInstallsApply applies every object of each install to a real API server: schema
 // and CEL validation of the default pool, RBAC object validation, and the pod security
-// fields (the server drops fields of disabled features, so they are read back).
+// fields (the server drops fields of disabled features, so they are read back). The
+// manager's Pod is then created (server-side dry run) in a namespace that enforces the
+// restricted Pod Security level: admitted by default, refused with the Local backend.
 func TestInstallsApply(t *testing.T) {
 	tests := map[string]struct {
-		namespace string
-		render    func(t *testing.T) []*unstructured.Unstructured
-		wantPool  bool
+		namespace   string
+		render      func(t *testing.T) []*unstructured.Unstructured
+		wantBackend string // of the default pool; "" for none
+		local       bool   // the manager carries the Local backend's settings
 	}{
 		"chart defaults": {
 			namespace: "chart-defaults",
 			render: func(t *testing.T) []*unstructured.Unstructured {
 				return mustHelmTemplate(t, "vizops", "chart-defaults", "")
 			},
-			wantPool: true,
+			wantBackend: "Kubernetes",
 		},
 		"chart custom values": {
 			namespace: "llm",
@@ -32,22 +37,45 @@ func TestInstallsApply(t *testing.T) {
 				return mustHelmTemplate(t, "custom", "llm", customValues)
 			},
 		},
+		"chart with the Local backend": {
+			namespace: "local",
+			render: func(t *testing.T) []*unstructured.Unstructured {
+				return mustHelmTemplate(t, "vizops", "local", localValues)
+			},
+			wantBackend: "Local", local: true,
+		},
 		"chart with separateSandboxUser": {
 			namespace: "nobody",
 			render: func(t *testing.T) []*unstructured.Unstructured {
-				return mustHelmTemplate(t, "vizops", "nobody", "sandboxing: {separateSandboxUser: true}")
+				return mustHelmTemplate(t, "vizops", "nobody", "sandboxing: {local: {enabled: true}, separateSandboxUser: true}")
 			},
-			wantPool: true,
+			wantBackend: "Kubernetes", local: true,
 		},
-		"config/default and the sample pool (make deploy)": {
+		"config/default and its default pool as make deploy applies them": {
 			namespace: "viz-system",
 			render: func(t *testing.T) []*unstructured.Unstructured {
 				objs := kustomizeBuild(t, "config/default")
-				pool := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxpool.yaml"))[0]
+				pool := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxpool_kubernetes.yaml"))[0]
 				pool.SetNamespace("viz-system")
 				return append(objs, pool)
 			},
-			wantPool: true,
+			wantBackend: "Kubernetes",
+		},
+		"the Local sample pool of make demo and make run": {
+			namespace: "demo",
+			render: func(t *testing.T) []*unstructured.Unstructured {
+				objs := mustHelmTemplate(t, "vizops", "demo", localValues)
+				var out []*unstructured.Unstructured
+				for _, o := range objs {
+					if o.GetKind() != "SandboxPool" {
+						out = append(out, o)
+					}
+				}
+				pool := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxpool.yaml"))[0]
+				pool.SetNamespace("demo")
+				return append(out, pool)
+			},
+			wantBackend: "Local", local: true,
 		},
 	}
 	for name, tc := range tests {
@@ -67,25 +95,53 @@ func TestInstallsApply(t *testing.T) {
 			d := typed[appsv1.Deployment](t, readBack(ctx, t, find(t, objs, "Deployment", "-controller-manager")))
 			pod := d.Spec.Template.Spec
 			sc := pod.Containers[0].SecurityContext
-			if sc == nil || sc.ProcMount == nil || *sc.ProcMount != corev1.UnmaskedProcMount {
-				t.Errorf("the API server did not keep procMount: Unmasked: %+v", sc)
+			if tc.local {
+				if sc == nil || sc.ProcMount == nil || *sc.ProcMount != corev1.UnmaskedProcMount {
+					t.Errorf("the API server did not keep procMount: Unmasked: %+v", sc)
+				}
+				if pod.HostUsers == nil || *pod.HostUsers {
+					t.Errorf("the API server did not keep hostUsers: false")
+				}
+				if sc == nil || sc.AppArmorProfile == nil || sc.AppArmorProfile.Type != corev1.AppArmorProfileTypeUnconfined {
+					t.Errorf("the API server did not keep appArmorProfile Unconfined: %+v", sc)
+				}
 			}
-			if pod.HostUsers == nil || *pod.HostUsers {
-				t.Errorf("the API server did not keep hostUsers: false")
+			err := restrictedPodErr(ctx, t, tc.namespace, pod)
+			switch {
+			case !tc.local && err != nil:
+				t.Errorf("the manager's Pod does not pass the restricted Pod Security level: %v", err)
+			case tc.local && err == nil:
+				t.Errorf("the manager's Pod with the Local backend's settings passed the restricted level: the check proves nothing")
 			}
-			if sc == nil || sc.AppArmorProfile == nil || sc.AppArmorProfile.Type != corev1.AppArmorProfileTypeUnconfined {
-				t.Errorf("the API server did not keep appArmorProfile Unconfined: %+v", sc)
+			pools := ofKind(objs, "SandboxPool")
+			if (tc.wantBackend != "") != (len(pools) == 1) {
+				t.Fatalf("pools %v, want a default pool: %v", names(pools), tc.wantBackend != "")
 			}
-			if pools := ofKind(objs, "SandboxPool"); tc.wantPool != (len(pools) == 1) {
-				t.Errorf("pools %v, want a default pool: %v", names(pools), tc.wantPool)
-			} else if tc.wantPool {
+			if tc.wantBackend != "" {
 				got := readBack(ctx, t, pools[0])
-				if b, _, _ := unstructured.NestedString(got.Object, "spec", "backend"); b != "Local" {
-					t.Errorf("default pool backend %q", b)
+				if b, _, _ := unstructured.NestedString(got.Object, "spec", "backend"); b != tc.wantBackend {
+					t.Errorf("default pool backend %q, want %q", b, tc.wantBackend)
 				}
 			}
 		})
 	}
+}
+
+// restrictedPodErr creates (dry run) a Pod of spec in a namespace enforcing the
+// restricted Pod Security level, and returns the API server's answer.
+func restrictedPodErr(ctx context.Context, t *testing.T, from string, spec corev1.PodSpec) error {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "restricted-" + from,
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if err := k8sClient.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: spec.ServiceAccountName}}
+	if err := k8sClient.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "manager"}, Spec: spec}
+	return k8sClient.Create(ctx, pod, client.DryRunAll)
 }
 
 // TestAPIServerValidatesWhatIsApplied guards the test above: the API server refuses an

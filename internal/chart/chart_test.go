@@ -82,8 +82,19 @@ func manager(t testing.TB, objs []*unstructured.Unstructured) (*appsv1.Deploymen
 }
 
 // wantContainerSecurity is the manager's security context in the chart (defaults) and in
-// config/manager/manager.yaml: restricted, except what bubblewrap needs.
+// config/manager/manager.yaml: the restricted Pod Security level (sandboxes are Pods of
+// their own).
 var wantContainerSecurity = &corev1.SecurityContext{
+	RunAsNonRoot:             ptr.To(true),
+	AllowPrivilegeEscalation: ptr.To(false),
+	ReadOnlyRootFilesystem:   ptr.To(true),
+	Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+}
+
+// wantLocalContainerSecurity is the manager's with sandboxing.local.enabled: restricted,
+// except what bubblewrap needs.
+var wantLocalContainerSecurity = &corev1.SecurityContext{
 	RunAsNonRoot:             ptr.To(true),
 	AllowPrivilegeEscalation: ptr.To(false),
 	ReadOnlyRootFilesystem:   ptr.To(true),
@@ -92,6 +103,15 @@ var wantContainerSecurity = &corev1.SecurityContext{
 	AppArmorProfile:          &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined},
 	ProcMount:                ptr.To(corev1.UnmaskedProcMount),
 }
+
+// localValues turn the Local backend on, with a Local default pool.
+const localValues = `
+sandboxing: {local: {enabled: true}}
+defaultPool: {backend: Local}
+resources:
+  requests: {cpu: 500m, memory: 512Mi}
+  limits: {cpu: "2", memory: 4608Mi}
+`
 
 var wantPodSecurity = &corev1.PodSecurityContext{
 	RunAsNonRoot: ptr.To(true),
@@ -109,6 +129,7 @@ func TestChartDefaults(t *testing.T) {
 		"--health-probe-bind-address=:8081",
 		"--metrics-bind-address=:8080",
 		"--max-concurrent-executions=10",
+		"--local-backend=false",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("manager args (-want +got):\n%s", diff)
@@ -122,8 +143,11 @@ func TestChartDefaults(t *testing.T) {
 	if diff := cmp.Diff(wantPodSecurity, pod.SecurityContext); diff != "" {
 		t.Errorf("pod securityContext (-want +got):\n%s", diff)
 	}
-	if pod.HostUsers == nil || *pod.HostUsers {
-		t.Errorf("hostUsers %v, want false (procMount: Unmasked needs a pod user namespace)", pod.HostUsers)
+	if pod.HostUsers != nil {
+		t.Errorf("hostUsers %v, want unset: no Local sandboxes, no unmasked /proc", *pod.HostUsers)
+	}
+	if d.Spec.Template.Labels["control-plane"] != "controller-manager" {
+		t.Errorf("pod labels %v lack control-plane: controller-manager (--manager-pod-labels: sandbox NetworkPolicies admit the manager by it)", d.Spec.Template.Labels)
 	}
 	for name, tc := range map[string]struct {
 		probe *corev1.Probe
@@ -149,7 +173,7 @@ func TestChartDefaults(t *testing.T) {
 			t.Errorf("metrics Service selector %v does not select the manager pod %v", svc.Spec.Selector, d.Spec.Template.Labels)
 		}
 	}
-	if want := "512Mi"; c.Resources.Requests.Memory().String() != want {
+	if want := "256Mi"; c.Resources.Requests.Memory().String() != want {
 		t.Errorf("memory request %s, want %s", c.Resources.Requests.Memory(), want)
 	}
 	if !hasEnvFromField(c, "POD_NAMESPACE", "metadata.namespace") {
@@ -159,10 +183,10 @@ func TestChartDefaults(t *testing.T) {
 		t.Errorf("no providers configured, yet ConfigMaps %v", names(got))
 	}
 
-	// The default pool: the sample's, in the release namespace.
+	// The default pool: the one make deploy applies, in the release namespace.
 	pool := typed[vizv1.SandboxPool](t, find(t, objs, "SandboxPool", "default"))
 	sample := &vizv1.SandboxPool{}
-	if err := yaml.UnmarshalStrict(readFile(t, "config/samples/viz_v1alpha1_sandboxpool.yaml"), sample); err != nil {
+	if err := yaml.UnmarshalStrict(readFile(t, "config/samples/viz_v1alpha1_sandboxpool_kubernetes.yaml"), sample); err != nil {
 		t.Fatal(err)
 	}
 	if pool.Namespace != "viz-system" {
@@ -322,17 +346,75 @@ func TestChartCustomValues(t *testing.T) {
 	}
 }
 
+// TestChartLocalMode: sandboxing.local.enabled gives the manager what bubblewrap needs
+// (and only then), runs the Local backend, and may make the default pool Local; a
+// Local default pool without it is refused.
+func TestChartLocalMode(t *testing.T) {
+	objs := mustHelmTemplate(t, "vizops", "viz-system", localValues)
+	d, c := manager(t, objs)
+	if diff := cmp.Diff(wantLocalContainerSecurity, c.SecurityContext); diff != "" {
+		t.Errorf("container securityContext (-want +got):\n%s", diff)
+	}
+	if pod := d.Spec.Template.Spec; pod.HostUsers == nil || *pod.HostUsers {
+		t.Errorf("hostUsers %v, want false (procMount: Unmasked needs a pod user namespace)", pod.HostUsers)
+	}
+	if slices.Contains(c.Args, "--local-backend=false") {
+		t.Errorf("args %v turn the Local backend off", c.Args)
+	}
+	pool := typed[vizv1.SandboxPool](t, find(t, objs, "SandboxPool", "default"))
+	if pool.Spec.Backend != vizv1.BackendLocal || pool.Spec.Kubernetes != nil {
+		t.Errorf("default pool %+v, want Local without spec.kubernetes", pool.Spec)
+	}
+	sample := &vizv1.SandboxPool{}
+	if err := yaml.UnmarshalStrict(readFile(t, "config/samples/viz_v1alpha1_sandboxpool.yaml"), sample); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sample.Spec, pool.Spec); diff != "" {
+		t.Errorf("Local default pool vs config/samples (-sample +chart):\n%s", diff)
+	}
+
+	// The Local settings are ignored while local.enabled is off.
+	_, c = manager(t, mustHelmTemplate(t, "vizops", "viz-system", "sandboxing: {separateSandboxUser: true, seccompProfile: {type: Unconfined}}"))
+	if diff := cmp.Diff(wantContainerSecurity, c.SecurityContext); diff != "" {
+		t.Errorf("local off: container securityContext (-want +got):\n%s", diff)
+	}
+}
+
+// TestChartKubernetesPool: the default pool's sandbox Pods follow the values.
+func TestChartKubernetesPool(t *testing.T) {
+	objs := mustHelmTemplate(t, "vizops", "viz-system", `
+defaultPool:
+  kubernetes:
+    image: {repository: registry.example/sandbox, tag: v2}
+    runtimeClassName: gvisor
+    nodeSelector: {sandbox: "true"}
+    tolerations: [{key: sandbox, operator: Exists, effect: NoSchedule}]
+    maxExecutionsPerSandbox: 3
+`)
+	k := typed[vizv1.SandboxPool](t, find(t, objs, "SandboxPool", "default")).Spec.Kubernetes
+	want := &vizv1.KubernetesBackend{
+		Image: "registry.example/sandbox:v2", RuntimeClassName: ptr.To("gvisor"),
+		NodeSelector:            map[string]string{"sandbox": "true"},
+		Tolerations:             []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+		MaxExecutionsPerSandbox: 3,
+	}
+	if diff := cmp.Diff(want, k); diff != "" {
+		t.Errorf("spec.kubernetes (-want +got):\n%s", diff)
+	}
+}
+
 // TestChartSandboxingOptions: the runtime settings bubblewrap needs can be swapped for
 // Localhost profiles, and the unmasked /proc (with its pod user namespace) turned off.
 func TestChartSandboxingOptions(t *testing.T) {
 	objs := mustHelmTemplate(t, "vizops", "viz-system", `
 sandboxing:
+  local: {enabled: true}
   seccompProfile: {type: Localhost, localhostProfile: profiles/vizops.json}
   appArmorProfile: {type: Localhost, localhostProfile: vizops}
   unmaskedProc: false
 `)
 	d, c := manager(t, objs)
-	want := wantContainerSecurity.DeepCopy()
+	want := wantLocalContainerSecurity.DeepCopy()
 	want.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("profiles/vizops.json")}
 	want.AppArmorProfile = &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeLocalhost, LocalhostProfile: ptr.To("vizops")}
 	want.ProcMount = nil
@@ -344,8 +426,8 @@ sandboxing:
 	}
 
 	// separateSandboxUser: root with exactly the capabilities that switch sandboxes to nobody.
-	d, c = manager(t, mustHelmTemplate(t, "vizops", "viz-system", "sandboxing: {separateSandboxUser: true}"))
-	want = wantContainerSecurity.DeepCopy()
+	d, c = manager(t, mustHelmTemplate(t, "vizops", "viz-system", "sandboxing: {local: {enabled: true}, separateSandboxUser: true}"))
+	want = wantLocalContainerSecurity.DeepCopy()
 	want.RunAsNonRoot = ptr.To(false)
 	want.Capabilities.Add = []corev1.Capability{"SETUID", "SETGID", "CHOWN"}
 	if diff := cmp.Diff(want, c.SecurityContext); diff != "" {
@@ -364,14 +446,17 @@ func TestChartRejectsBadValues(t *testing.T) {
 		values string
 		want   string
 	}{
-		"misspelt apiKeySecretRef": {"providers: [{name: openai, type: openai, apiKeySecretref: {name: k, key: openai}}]", "apiKeySecretref"},
-		"unknown provider type":    {"providers: [{name: x, type: gemini}]", "providers/0/type"},
-		"provider without name":    {"providers: [{type: openai}]", "name"},
-		"secret ref without key":   {"providers: [{name: x, type: openai, apiKeySecretRef: {name: k}}]", "key"},
-		"api key in values":        {"providers: [{name: x, type: openai, apiKey: sk-123}]", "apiKey"},
-		"cap zero":                 {"maxConcurrentExecutions: 0", "maxConcurrentExecutions"},
-		"minReady above max":       {"defaultPool: {minReady: 5, maxSandboxes: 2}", "minReady"},
-		"unknown sandboxing key":   {"sandboxing: {privileged: true}", "privileged"},
+		"misspelt apiKeySecretRef":  {"providers: [{name: openai, type: openai, apiKeySecretref: {name: k, key: openai}}]", "apiKeySecretref"},
+		"unknown provider type":     {"providers: [{name: x, type: gemini}]", "providers/0/type"},
+		"provider without name":     {"providers: [{type: openai}]", "name"},
+		"secret ref without key":    {"providers: [{name: x, type: openai, apiKeySecretRef: {name: k}}]", "key"},
+		"api key in values":         {"providers: [{name: x, type: openai, apiKey: sk-123}]", "apiKey"},
+		"cap zero":                  {"maxConcurrentExecutions: 0", "maxConcurrentExecutions"},
+		"minReady above max":        {"defaultPool: {minReady: 5, maxSandboxes: 2}", "minReady"},
+		"unknown sandboxing key":    {"sandboxing: {privileged: true}", "privileged"},
+		"Local pool with Local off": {"defaultPool: {backend: Local}", "defaultPool.backend Local needs sandboxing.local.enabled=true"},
+		"unknown pool backend":      {"defaultPool: {backend: E2B}", "/defaultPool/backend"},
+		"executions per Pod 0":      {"defaultPool: {kubernetes: {maxExecutionsPerSandbox: 0}}", "maxExecutionsPerSandbox"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -190,14 +190,16 @@ func parseKey(k string) types.NamespacedName {
 	return types.NamespacedName{Name: k}
 }
 
-// CacheOptions is the manager's cache: ConfigMaps only with the artifact label, so an
-// accidental cached read can never make the manager hold every ConfigMap of the cluster.
+// CacheOptions is the manager's cache: ConfigMaps only with the artifact label, and
+// Pods and NetworkPolicies only with a Kubernetes pool's label, so an accidental
+// cached read can never make the manager hold every ConfigMap or Pod of the cluster.
+// (Secrets are never cached: pools' token Secrets are written, not read.)
 func CacheOptions() cache.Options {
 	req, err := labels.NewRequirement(vizv1.LabelRequestUID, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant key: cannot fail
 	}
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*req)},
-	}}
+	byObject := kubernetesCacheObjects()
+	byObject[&corev1.ConfigMap{}] = cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	return cache.Options{ByObject: byObject}
 }

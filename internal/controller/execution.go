@@ -97,7 +97,12 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 	owner := key.String()
 	timeout := secondsDuration(s.vr.Spec.TimeoutSeconds)
 	formats := sandboxFormats(s.vr.Spec.OutputFormats)
+	attempt := st.Attempts
+	claimant := sandbox.Claimant{Key: owner, UID: string(uid), Attempt: attempt}
 	exec := func(ctx context.Context, code string) (*sandbox.Result, error) {
+		// Backends whose claims outlive this process record who claimed, and for
+		// which attempt (Kubernetes: in the Pod), to tell a live claim from a lost one.
+		ctx = sandbox.WithClaimant(ctx, claimant)
 		start := time.Now()
 		sb, err := pool.Acquire(ctx, owner)
 		metrics.SandboxAcquireSeconds.WithLabelValues(backend).Observe(time.Since(start).Seconds())
@@ -112,7 +117,6 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 		}
 		return res, err
 	}
-	attempt := st.Attempts
 	pipeline, userCode := r.Pipeline, s.vr.Spec.Code
 	s.afterPatch = append(s.afterPatch, func() {
 		r.Executor.Submit(uid, key, attempt, func(ctx context.Context) (Outcome, error) {

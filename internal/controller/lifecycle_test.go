@@ -296,16 +296,17 @@ var _ = Describe("Lifecycle", func() {
 		Expect(fake.Executions(denied + "/no")).To(BeZero())
 	})
 
-	It("fails clearly on a backend this version does not implement", func() {
+	It("fails clearly on a backend this operator does not run", func() {
 		ns := newNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1))})
 		defer h.stop()
 		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1, func(p *vizv1.SandboxPool) {
-			p.Spec.Backend = vizv1.BackendKubernetes
+			p.Spec.Backend = vizv1.BackendE2B
+			p.Spec.E2B = &vizv1.E2BBackend{APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "key"}}
 		}))).To(Succeed())
 		Expect(k8sClient.Create(ctx, newRequest(ns, "k8s", "print(1)"))).To(Succeed())
 		Eventually(readyReason(ctx, ns, "k8s"), 30*time.Second).Should(Equal(vizv1.ReasonBackendNotImplemented))
 		msg := meta.FindStatusCondition(get(ctx, Default, ns, "k8s").Status.Conditions, vizv1.ConditionReady).Message
-		Expect(msg).To(ContainSubstring("use backend Local"))
+		Expect(msg).To(ContainSubstring(`backend "E2B" is not available in this operator (available: Local); use one of the available backends`))
 	})
 })

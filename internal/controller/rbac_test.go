@@ -32,18 +32,25 @@ func TestManagerRoleIsMinimal(t *testing.T) {
 		addRules(t, got, scope, role.Rules)
 	}
 	want := map[string]string{
-		"ClusterRole /configmaps":                                "create,delete,get,list,patch,update,watch",
-		"ClusterRole /namespaces":                                "get,list,watch",
-		"ClusterRole events.k8s.io/events":                       "create,patch",
-		"ClusterRole viz.vizops.io/sandboxpools":                 "get,list,watch",
+		"ClusterRole /configmaps":          "create,delete,get,list,patch,update,watch",
+		"ClusterRole /namespaces":          "get,list,watch",
+		"ClusterRole events.k8s.io/events": "create,patch",
+		// Kubernetes pools: their Pods and NetworkPolicies (cached by label), and the
+		// finalizer that removes them.
+		"ClusterRole /pods":                                      "create,delete,get,list,update,watch",
+		"ClusterRole networking.k8s.io/networkpolicies":          "create,delete,get,list,update,watch",
+		"ClusterRole viz.vizops.io/sandboxpools":                 "get,list,patch,watch",
+		"ClusterRole viz.vizops.io/sandboxpools/finalizers":      "update",
 		"ClusterRole viz.vizops.io/sandboxpools/status":          "get,patch,update",
 		"ClusterRole viz.vizops.io/visualizationrequests":        "delete,get,list,watch",
 		"ClusterRole viz.vizops.io/visualizationrequests/status": "get,patch,update",
-		// Model providers' API keys: only its own namespace, only get.
-		"Role(system) /secrets": "get",
-		// E2B API keys: one Secret by name in a SandboxPool's namespace, read uncached
-		// (get only: no list or watch, so no Secret cache).
-		"ClusterRole /secrets": "get",
+		// API keys and the sandbox token key: only its own namespace, get (and create,
+		// for the token key on first start).
+		"Role(system) /secrets": "create,get",
+		// Cluster-wide: E2B API keys, one Secret by name in a pool's namespace, read
+		// uncached (get, no list or watch, so no Secret cache); Kubernetes pools' token
+		// Secrets, created and deleted, never read.
+		"ClusterRole /secrets": "create,delete,get",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("manager role (-want +got):\n%s", diff)

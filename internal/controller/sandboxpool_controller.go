@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,7 +18,10 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/metrics"
@@ -36,6 +41,9 @@ type SandboxPoolReconciler struct {
 	StatusInterval time.Duration
 	// DefaultPlotlyJSURL is used when a pool does not set spec.plotlyJSURL.
 	DefaultPlotlyJSURL string
+	// Kubernetes is the Kubernetes backend's adapter (nil: that backend is not
+	// available, and its pools report BackendNotImplemented).
+	Kubernetes *KubernetesPools
 }
 
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=get;list;watch
@@ -52,26 +60,57 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, err
 	}
+	kube := sp.Spec.Backend == vizv1.BackendKubernetes && r.Kubernetes != nil
 	if !sp.DeletionTimestamp.IsZero() {
+		if r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
+			cfg, _ := poolConfig(sp, r.DefaultPlotlyJSURL)
+			done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, r.Pools, req.String())
+			if err != nil || done {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
+		}
 		return ctrl.Result{}, r.Pools.Remove(req.String())
+	}
+	if !kube && r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
+		// No longer a Kubernetes pool: its Pods, NetworkPolicy and Secret go first.
+		cfg, _ := poolConfig(sp, r.DefaultPlotlyJSURL)
+		if done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, nil, req.String()); err != nil || !done {
+			return ctrl.Result{RequeueAfter: r.StatusInterval}, err
+		}
+	}
+	if kube && !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
+		// Before any Pod exists: the pool's deletion then waits until they are gone.
+		base := sp.DeepCopy()
+		controllerutil.AddFinalizer(sp, vizv1.FinalizerSandboxPool)
+		if err := r.Patch(ctx, sp, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	before := sp.DeepCopy()
 	now := metav1.NewTime(r.Clock.Now())
 
 	cfg, err := poolConfig(sp, r.DefaultPlotlyJSURL)
 	var pool sandbox.Pool
-	var settings any
-	if err == nil {
-		settings, err = r.backendSettings(ctx, sp)
-	}
-	if err == nil {
-		pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, settings)
+	var podsErr error
+	switch {
+	case err != nil:
+	case kube:
+		pool, podsErr, err = r.ensureKubernetes(ctx, sp, cfg)
+	default:
+		// Each backend's own settings (E2B: its API key, read from its Secret) are
+		// resolved here, before the registry sees them.
+		var settings any
+		if settings, err = r.backendSettings(ctx, sp); err == nil {
+			pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, settings)
+		}
 	}
 	cond := metav1.Condition{Type: vizv1.PoolConditionReady, ObservedGeneration: sp.Generation, LastTransitionTime: now}
 	switch {
 	case errors.Is(err, sandbox.ErrBackendNotImplemented):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendNotImplemented
-		cond.Message = fmt.Sprintf("the %s backend is not implemented in this version of vizops; use backend Local", sp.Spec.Backend)
+		// The registry names the backends this operator runs (Local only when enabled).
+		cond.Message = strings.TrimPrefix(err.Error(), sandbox.ErrBackendNotImplemented.Error()+": ") + "; use one of the available backends"
 	case errors.Is(err, sandbox.ErrQuotaExceeded):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonQuotaExceeded
 		cond.Message = err.Error()
@@ -90,6 +129,17 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		writePoolStatus(&sp.Status, st)
 		r.setThrottled(sp, st.Throttled, now)
+		if kube && st.Degraded != "" && st.Ready == 0 && st.Busy == 0 && st.Starting == 0 {
+			// Every sandbox Pod is stuck: nothing will run until the cause is fixed.
+			cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonSandboxStartFailed
+			cond.Message = st.Degraded + "; fix the pool's spec.kubernetes (image, runtimeClassName, nodeSelector, tolerations) or the cluster, then the Pods are replaced"
+		}
+		if kube && st.Total == 0 && (apierrors.IsForbidden(podsErr) || apierrors.IsInvalid(podsErr)) {
+			// The API server refuses the Pods (a missing RuntimeClass, a Pod Security
+			// level or a quota of the namespace): no retry helps until that changes.
+			cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonSandboxStartFailed
+			cond.Message = fmt.Sprintf("the API server refuses the pool's sandbox Pods: %v; fix spec.kubernetes or the namespace's policies", podsErr)
+		}
 	}
 	if err != nil {
 		sp.Status.Ready, sp.Status.Busy, sp.Status.Starting, sp.Status.Total, sp.Status.Sandboxes = 0, 0, 0, 0, nil
@@ -112,12 +162,35 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 	}
+	if podsErr != nil {
+		return ctrl.Result{}, podsErr
+	}
 	if err != nil {
 		// A backend may come back (a package installed, an API up again): try again,
 		// but not as often as live counts are refreshed.
 		return ctrl.Result{RequeueAfter: 6 * r.StatusInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
+}
+
+// ensureKubernetes resolves a Kubernetes pool's settings (its token Secret), makes
+// or updates its live pool and NetworkPolicy, and creates and deletes its Pods.
+// podsErr is a failure of the Pod step only: the pool itself is up.
+func (r *SandboxPoolReconciler) ensureKubernetes(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (pool sandbox.Pool, podsErr, err error) {
+	k := r.Kubernetes
+	s, err := k.settings(ctx, sp, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := k.reconcileNetworkPolicy(ctx, s); err != nil {
+		return nil, nil, fmt.Errorf("the pool's NetworkPolicy cannot be made: %w", err)
+	}
+	pool, err = r.Pools.Ensure(client.ObjectKeyFromObject(sp).String(), string(sp.Spec.Backend), cfg, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, podsErr = k.reconcilePods(ctx, r.Client, s, cfg.MinReady, cfg.MaxSandboxes, false)
+	return pool, podsErr, nil
 }
 
 // poolConfig turns a SandboxPool spec into the backend-neutral pool config.
@@ -150,9 +223,7 @@ func poolConfig(sp *vizv1.SandboxPool, defaultPlotly string) (sandbox.PoolConfig
 	if res.Scratch != nil {
 		cfg.Resources.ScratchBytes = res.Scratch.Value()
 	}
-	if sp.Spec.Backend == vizv1.BackendLocal && cfg.Network == sandbox.NetworkEgress {
-		return cfg, errors.New("network Egress is not supported by the Local backend (its sandboxes have no network at all); use network None")
-	}
+	// Local has no Egress: the API refuses it (a CEL rule on SandboxPoolSpec).
 	return cfg, nil
 }
 
@@ -177,8 +248,17 @@ func (r *SandboxPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.StatusInterval == 0 {
 		r.StatusInterval = 5 * time.Second
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vizv1.SandboxPool{}).
-		Named("sandboxpool").
-		Complete(r)
+		Named("sandboxpool")
+	if r.Kubernetes != nil {
+		wakes, err := r.Kubernetes.setup(mgr)
+		if err != nil {
+			return err
+		}
+		b = b.Owns(&corev1.Pod{}).
+			Owns(&networkingv1.NetworkPolicy{}).
+			WatchesRawSource(source.Channel(wakes, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }

@@ -33,6 +33,7 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 )
 
 var (
@@ -87,6 +88,7 @@ type harness struct {
 	pools    *sandbox.Registry
 	queue    *admission.Queue
 	executor *Executor
+	kube     *KubernetesPools
 	cache    cache.Cache
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -107,6 +109,9 @@ type harnessOptions struct {
 	statusBudget     int
 	requireDataLabel bool
 	workers          int
+	// kubeRunner, when set, makes the Kubernetes backend available with this agent
+	// client (tests point Pod IPs at a fake or a loopback agent).
+	kubeRunner func(pod *corev1.Pod, token string) kubernetes.Runner
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -141,6 +146,16 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		done:     make(chan struct{}),
 	}
 	h.pools.Register(string(vizv1.BackendLocal), o.factory)
+	if o.kubeRunner != nil {
+		h.kube = &KubernetesPools{
+			Client:    mgr.GetClient(),
+			Manager:   kubernetes.ManagerPeer{Namespace: "vizops-system", PodLabels: map[string]string{"control-plane": "controller-manager"}},
+			NewRunner: o.kubeRunner,
+			Poll:      100 * time.Millisecond,
+			TokenKey:  []byte("envtest-sandbox-token-key"),
+		}
+		h.pools.Register(string(vizv1.BackendKubernetes), h.kube.Factory())
+	}
 	h.cache = mgr.GetCache()
 	c := mgr.GetClient()
 	if o.intercept != nil {
@@ -152,7 +167,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	}
 	Expect((&SandboxPoolReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
-		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second,
+		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second, Kubernetes: h.kube,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&VisualizationRequestReconciler{
 		Client: c, APIReader: reader, Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),

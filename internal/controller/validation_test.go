@@ -142,6 +142,14 @@ var _ = Describe("API validation", func() {
 		}, "spec.kubernetes is only allowed with backend Kubernetes"),
 		Entry("an E2B pool without its block", func(p *vizv1.SandboxPool) { p.Spec.Backend = vizv1.BackendE2B },
 			"backend E2B needs spec.e2b"),
+		Entry("network Egress on a Local pool", func(p *vizv1.SandboxPool) { p.Spec.Network = vizv1.NetworkEgress },
+			"network Egress is not supported by the Local backend"),
+		Entry("a Kubernetes pool without its block", func(p *vizv1.SandboxPool) { p.Spec.Backend = vizv1.BackendKubernetes },
+			"backend Kubernetes needs spec.kubernetes"),
+		Entry("maxExecutionsPerSandbox -1", func(p *vizv1.SandboxPool) {
+			p.Spec.Backend = vizv1.BackendKubernetes
+			p.Spec.Kubernetes = &vizv1.KubernetesBackend{Image: "x", MaxExecutionsPerSandbox: -1}
+		}, "spec.kubernetes.maxExecutionsPerSandbox"),
 		Entry("maxSandboxes over 1000", func(p *vizv1.SandboxPool) { p.Spec.MaxSandboxes = 1001 },
 			"should be less than or equal to 1000"),
 	)

@@ -97,7 +97,7 @@ func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any
 		if ok {
 			r.retire(key, cur)
 		}
-		return nil, fmt.Errorf("%w: backend %q is not available in this build (available: %s)",
+		return nil, fmt.Errorf("%w: backend %q is not available in this operator (available: %s)",
 			ErrBackendNotImplemented, backend, strings.Join(available, ", "))
 	}
 	p, err := f(cfg, backendConfig)
@@ -126,10 +126,23 @@ func (r *Registry) retire(key string, cur *registered) {
 	go r.drainAndClose(cur.pool)
 }
 
+// InFlighter is implemented by pools whose Status counts sandboxes other pool objects
+// (or other managers) hold, as a Kubernetes pool's does: InFlight is the jobs this pool
+// object itself runs, which is what a drain waits for.
+type InFlighter interface {
+	InFlight() int
+}
+
 // drainAndClose closes p once no job runs in it (or DrainTimeout passed).
 func (r *Registry) drainAndClose(p Pool) {
 	deadline := time.Now().Add(r.DrainTimeout)
-	for p.Status().Busy > 0 && time.Now().Before(deadline) {
+	busy := func() int {
+		if f, ok := p.(InFlighter); ok {
+			return f.InFlight()
+		}
+		return p.Status().Busy
+	}
+	for busy() > 0 && time.Now().Before(deadline) {
 		time.Sleep(r.DrainPoll)
 	}
 	_ = p.Close()

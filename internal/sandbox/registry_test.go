@@ -37,7 +37,7 @@ func TestRegistry(t *testing.T) {
 		{name: "same config reuses", backend: "Local", cfg: cfg, wantMade: 1, wantReady: 1},
 		{name: "a size change resizes in place", backend: "Local", cfg: sandbox.PoolConfig{MinReady: 3, MaxSandboxes: 4}, wantMade: 1, wantReady: 3},
 		{name: "another change replaces", backend: "Local", cfg: sandbox.PoolConfig{MinReady: 3, MaxSandboxes: 4, Network: sandbox.NetworkEgress}, wantMade: 2, wantReady: 3},
-		{name: "an unknown backend names the known ones", backend: "E2B", cfg: cfg, wantMade: 2, wantErr: "backend \"E2B\" is not available in this build (available: Broken, Local)"},
+		{name: "an unknown backend names the known ones", backend: "E2B", cfg: cfg, wantMade: 2, wantErr: "backend \"E2B\" is not available in this operator (available: Broken, Local)"},
 		{name: "a factory error passes through", backend: "Broken", cfg: cfg, wantMade: 2, wantErr: "bwrap not found"},
 	}
 	for _, s := range steps {

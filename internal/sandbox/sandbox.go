@@ -205,3 +205,28 @@ func Run(ctx context.Context, pool Pool, owner string, req Request) (*Result, er
 	defer pool.Release(sb)
 	return sb.Execute(ctx, req)
 }
+
+// Claimant is who claims a sandbox: a request and its attempt. Backends whose claims
+// outlive the process (Kubernetes Pods carry theirs in an annotation) record it, so a
+// restarted manager can tell a claim still running from one whose execution was lost.
+type Claimant struct {
+	// Key is the request's "namespace/name".
+	Key string `json:"key"`
+	// UID is the request's UID.
+	UID string `json:"uid"`
+	// Attempt is the request's attempt (status.attempts) the claim is for.
+	Attempt int32 `json:"attempt"`
+}
+
+type claimantKey struct{}
+
+// WithClaimant returns ctx carrying c, for Pool.Acquire.
+func WithClaimant(ctx context.Context, c Claimant) context.Context {
+	return context.WithValue(ctx, claimantKey{}, c)
+}
+
+// ClaimantFrom returns the claimant ctx carries, if any.
+func ClaimantFrom(ctx context.Context) (Claimant, bool) {
+	c, ok := ctx.Value(claimantKey{}).(Claimant)
+	return c, ok
+}

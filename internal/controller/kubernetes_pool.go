@@ -1,0 +1,443 @@
+package controller
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
+)
+
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=patch
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;delete
+// +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;delete
+
+// KubernetesPools is the Kubernetes backend's adapter: the registry's factory for
+// Kubernetes pools, their PodAPI over the manager's label-filtered cache, and the
+// SandboxPool controller's steps for the Pods, token Secret and NetworkPolicy of a
+// pool. The decisions are internal/sandbox/kubernetes's.
+type KubernetesPools struct {
+	// Client is the manager's client; its cache holds only objects labelled
+	// LabelSandboxPoolUID (CacheOptions).
+	Client client.Client
+	// Manager is where the manager's Pods run: the NetworkPolicy admits only them.
+	Manager kubernetes.ManagerPeer
+	// NewRunner returns the client of a Pod's agent.
+	NewRunner func(pod *corev1.Pod, token string) kubernetes.Runner
+	// ID names this manager process in claims (the Pod's claim annotation).
+	ID string
+	// Poll is how often a waiting claim looks again without a Pod event.
+	Poll time.Duration
+	// TokenKey derives each pool's access token (HMAC of the pool's UID), so the
+	// manager writes the pools' token Secrets but never needs to read a Secret outside
+	// its own namespace (SandboxTokenKey).
+	TokenKey []byte
+
+	mu sync.Mutex
+	// secrets are the pools whose token Secret this process has made or found.
+	secrets map[types.UID]bool
+	live    map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
+	events  chan event.GenericEvent
+}
+
+// kubePool is a kubernetes.Pool that the adapter tells about Pod events until closed.
+type kubePool struct {
+	*kubernetes.Pool
+	k   *KubernetesPools
+	uid types.UID
+}
+
+func (p *kubePool) Close() error {
+	p.k.mu.Lock()
+	delete(p.k.live[p.uid], p)
+	if len(p.k.live[p.uid]) == 0 {
+		delete(p.k.live, p.uid)
+	}
+	p.k.mu.Unlock()
+	return p.Pool.Close()
+}
+
+func (k *KubernetesPools) init() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.live == nil {
+		k.live = map[types.UID]map[*kubePool]struct{}{}
+		k.secrets = map[types.UID]bool{}
+		k.events = make(chan event.GenericEvent, 1024)
+	}
+	if k.ID == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		k.ID = hex.EncodeToString(b[:])
+	}
+}
+
+// Factory makes Kubernetes pools; backendConfig is a kubernetes.Settings.
+func (k *KubernetesPools) Factory() sandbox.Factory {
+	k.init()
+	return func(cfg sandbox.PoolConfig, backendConfig any) (sandbox.Pool, error) {
+		s, ok := backendConfig.(kubernetes.Settings)
+		if !ok {
+			return nil, fmt.Errorf("%w: the Kubernetes backend got no settings", sandbox.ErrUnavailable)
+		}
+		key := types.NamespacedName{Namespace: s.Namespace, Name: s.PoolName}
+		p, err := kubernetes.NewPool(cfg, s, &podAPI{c: k.Client, ns: s.Namespace, uid: s.PoolUID},
+			kubernetes.Options{NewRunner: k.NewRunner, Manager: k.ID, Poll: k.Poll, Wake: func() { k.wake(key) }})
+		if err != nil {
+			return nil, err
+		}
+		kp := &kubePool{Pool: p, k: k, uid: s.PoolUID}
+		k.mu.Lock()
+		if k.live[s.PoolUID] == nil {
+			k.live[s.PoolUID] = map[*kubePool]struct{}{}
+		}
+		k.live[s.PoolUID][kp] = struct{}{}
+		k.mu.Unlock()
+		return kp, nil
+	}
+}
+
+// wake enqueues the SandboxPool key (a claim waits for a Pod).
+func (k *KubernetesPools) wake(key types.NamespacedName) {
+	ev := event.GenericEvent{Object: &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
+	select {
+	case k.events <- ev:
+	default: // a reconcile is pending anyway
+	}
+}
+
+// notify tells the pool objects of a Pod's pool that its Pods changed.
+func (k *KubernetesPools) notify(obj any) {
+	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	uid := types.UID(pod.Labels[vizv1.LabelSandboxPoolUID])
+	k.mu.Lock()
+	pools := make([]*kubePool, 0, len(k.live[uid]))
+	for p := range k.live[uid] {
+		pools = append(pools, p)
+	}
+	k.mu.Unlock()
+	for _, p := range pools {
+		p.Notify()
+	}
+}
+
+// holds reports whether a pool object of this manager runs a job in the Pod.
+func (k *KubernetesPools) holds(uid types.UID, podName string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for p := range k.live[uid] {
+		if p.Holds(podName) {
+			return true
+		}
+	}
+	return false
+}
+
+// waiting is how many claims of this manager wait for a Pod of the pool.
+func (k *KubernetesPools) waiting(uid types.UID) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	for p := range k.live[uid] {
+		n += p.Waiting()
+	}
+	return n
+}
+
+// sandboxObjectsSelector selects the objects Kubernetes pools make.
+func sandboxObjectsSelector() labels.Selector {
+	req, err := labels.NewRequirement(vizv1.LabelSandboxPoolUID, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant key: cannot fail
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// settings resolves a Kubernetes pool's own settings: its template, and its token
+// from the Secret the pool owns (made on first use).
+func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
+	spec := ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{})
+	s := kubernetes.Settings{
+		Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
+		Template:      kubernetes.PoolTemplate(cfg, spec),
+		MaxExecutions: int(max(spec.MaxExecutionsPerSandbox, 1)),
+	}
+	if len(k.TokenKey) == 0 {
+		return s, fmt.Errorf("%w: the manager has no key to derive sandbox tokens from (its Secret in the operator's namespace could not be read or made at start; see the manager's log, check its Role, and restart it)", sandbox.ErrUnavailable)
+	}
+	mac := hmac.New(sha256.New, k.TokenKey)
+	mac.Write([]byte(sp.UID))
+	token := hex.EncodeToString(mac.Sum(nil))
+	k.mu.Lock()
+	made := k.secrets[sp.UID]
+	k.mu.Unlock()
+	if !made {
+		// Written, never read: AlreadyExists means it is there (made before a restart).
+		sec := kubernetes.RenderTokenSecret(s, token)
+		if err := k.Client.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
+			return s, fmt.Errorf("creating the pool's token Secret %s: %w", sec.Name, err)
+		}
+		k.mu.Lock()
+		k.secrets[sp.UID] = true
+		k.mu.Unlock()
+	}
+	return s.WithToken(token), nil
+}
+
+// SandboxTokenKey reads the key the pools' tokens are derived from, from a Secret in
+// the operator's namespace, making it on first start. Deleting that Secret changes
+// every token: delete the pools' token Secrets (and so their Pods) with it.
+func SandboxTokenKey(ctx context.Context, c client.Client, namespace, name string) ([]byte, error) {
+	sec := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, sec)
+	if apierrors.IsNotFound(err) {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		sec = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "viz-operator"}},
+			Data:       map[string][]byte{"key": b[:]},
+		}
+		if err := c.Create(ctx, sec); err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("creating the sandbox token key Secret %s/%s: %w", namespace, name, err)
+			}
+			return SandboxTokenKey(ctx, c, namespace, name) // another replica made it
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("reading the sandbox token key Secret %s/%s: %w", namespace, name, err)
+	}
+	if len(sec.Data["key"]) < 16 {
+		return nil, fmt.Errorf("the sandbox token key Secret %s/%s has no key of at least 16 bytes under \"key\"; delete it and the manager makes a new one", namespace, name)
+	}
+	return sec.Data["key"], nil
+}
+
+// reconcileNetworkPolicy makes the pool's NetworkPolicy, or puts it back as rendered.
+func (k *KubernetesPools) reconcileNetworkPolicy(ctx context.Context, s kubernetes.Settings) error {
+	want := kubernetes.RenderNetworkPolicy(s, k.Manager)
+	cur := &networkingv1.NetworkPolicy{}
+	err := k.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
+	switch {
+	case apierrors.IsNotFound(err):
+		return client.IgnoreAlreadyExists(k.Client.Create(ctx, want))
+	case err != nil:
+		return err
+	case equality.Semantic.DeepEqual(cur.Spec, want.Spec):
+		return nil
+	}
+	cur.Spec = want.Spec
+	return k.Client.Update(ctx, cur)
+}
+
+// reconcilePods creates and deletes the pool's Pods as kubernetes.Decide says. It
+// returns how many Pods the cache holds.
+func (k *KubernetesPools) reconcilePods(ctx context.Context, r client.Reader, s kubernetes.Settings, minReady, maxSandboxes int, deleting bool) (int, error) {
+	api := &podAPI{c: k.Client, ns: s.Namespace, uid: s.PoolUID}
+	pods, err := api.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	views := kubernetes.Classify(pods, kubernetes.TemplateHash(s.Template))
+	plan := kubernetes.Decide(s, views, kubernetes.Want{
+		MinReady: minReady, MaxSandboxes: maxSandboxes,
+		Waiting: k.waiting(s.PoolUID), Deleting: deleting,
+		Live: func(v kubernetes.View) bool { return k.claimLive(ctx, r, s.PoolUID, v) },
+	})
+	log := logf.FromContext(ctx)
+	render := kubernetes.RenderPod(s)
+	var errs []error
+	for _, slot := range plan.Create {
+		pod := render(slot)
+		if err := k.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+			// AlreadyExists: the slot's Pod is still there (terminating, or the cache
+			// is behind); its event brings us back.
+			errs = append(errs, fmt.Errorf("creating sandbox Pod %s: %w", pod.Name, err))
+		}
+	}
+	for _, d := range plan.Delete {
+		log.V(1).Info("deleting sandbox Pod", "pod", d.Pod.Name, "why", d.Reason)
+		if err := api.Delete(ctx, d.Pod); err != nil && !apierrors.IsConflict(err) {
+			// Conflict: claimed or changed since the cache saw it; decided again on its event.
+			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", d.Pod.Name, err))
+		}
+	}
+	return len(pods), errors.Join(errs...)
+}
+
+// claimLive reports whether a busy Pod's job still runs: in this manager, or for a
+// request whose status says this attempt runs (in another manager). After a restart
+// the request controller retries a lost execution with the attempt counted
+// (reconcileExecution: Admitted with no execution here is SandboxLost); from then on
+// the Pod's claim is for an attempt that no longer runs, and the Pod is deleted.
+func (k *KubernetesPools) claimLive(ctx context.Context, r client.Reader, uid types.UID, v kubernetes.View) bool {
+	if k.holds(uid, v.Pod.Name) {
+		return true
+	}
+	c := v.Claim
+	if c == nil || c.UID == "" {
+		return false
+	}
+	vr := &vizv1.VisualizationRequest{}
+	if err := r.Get(ctx, parseKey(c.Key), vr); err != nil {
+		return !apierrors.IsNotFound(err) // unknown: keep it, decide later
+	}
+	st := vr.Status
+	switch {
+	case string(vr.UID) != c.UID, st.Phase.Finished(), !vr.DeletionTimestamp.IsZero():
+		return false
+	case st.Attempts < c.Attempt:
+		return true // the cache has not seen the attempt that claimed the Pod yet
+	case st.Attempts > c.Attempt:
+		return false
+	}
+	return meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted)
+}
+
+// finalize removes what a Kubernetes pool made, when it is deleted or no longer a
+// Kubernetes pool: its Pods (busy ones once their job has ended), then its
+// NetworkPolicy and token Secret, then the finalizer. With pools set (the pool is
+// deleted) the live pool stops claiming at once (Registry.Remove); on a backend change
+// the registry replaces it with the new backend's.
+func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig, pools *sandbox.Registry, key string) (done bool, err error) {
+	if pools != nil {
+		if err := pools.Remove(key); err != nil {
+			return false, err
+		}
+	}
+	if !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
+		return true, nil
+	}
+	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
+		Template: kubernetes.PoolTemplate(cfg, ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{}))}
+	remaining, err := k.reconcilePods(ctx, r, s, 0, 1, true)
+	if err != nil {
+		return false, err
+	}
+	if remaining > 0 {
+		return false, nil // their events bring us back
+	}
+	// The cache saw no Pod: confirm with the API server before the finalizer goes.
+	var left corev1.PodList
+	if err := r.List(ctx, &left, client.InNamespace(sp.Namespace), client.MatchingLabels(kubernetes.Selector(sp.UID))); err != nil {
+		return false, err
+	}
+	if len(left.Items) > 0 {
+		return false, nil
+	}
+	for _, o := range []client.Object{
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: sp.Namespace, Name: kubernetes.NetworkPolicyName(s)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sp.Namespace, Name: kubernetes.TokenSecretName(s)}},
+	} {
+		if err := k.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return false, err
+		}
+	}
+	k.mu.Lock()
+	delete(k.secrets, sp.UID)
+	k.mu.Unlock()
+	before := sp.DeepCopy()
+	controllerutil.RemoveFinalizer(sp, vizv1.FinalizerSandboxPool)
+	return true, client.IgnoreNotFound(k.Client.Patch(ctx, sp, client.MergeFrom(before)))
+}
+
+// setup watches sandbox Pods (only those of Kubernetes pools: the cache is label
+// filtered) so that waiting claims wake on every change, and returns the source of
+// the pools' wake-ups.
+func (k *KubernetesPools) setup(mgr ctrl.Manager) (<-chan event.GenericEvent, error) {
+	k.init()
+	inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: k.notify,
+		UpdateFunc: func(o, n any) {
+			if op, ok := o.(*corev1.Pod); ok {
+				if np, ok := n.(*corev1.Pod); ok {
+					if d, ok := kubernetes.BecameReady(op, np); ok {
+						metrics.SandboxCreationSeconds.WithLabelValues(string(vizv1.BackendKubernetes)).Observe(d.Seconds())
+					}
+				}
+			}
+			k.notify(n)
+		},
+		DeleteFunc: k.notify,
+	})
+	return k.events, err
+}
+
+// podAPI is kubernetes.PodAPI over the manager's client for one pool's Pods.
+type podAPI struct {
+	c   client.Client
+	ns  string
+	uid types.UID
+}
+
+func (a *podAPI) List(ctx context.Context) ([]corev1.Pod, error) {
+	var l corev1.PodList
+	if err := a.c.List(ctx, &l, client.InNamespace(a.ns), client.MatchingLabels(kubernetes.Selector(a.uid))); err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+// Update writes the Pod with the resourceVersion it carries: a Conflict when it
+// changed since it was read.
+func (a *podAPI) Update(ctx context.Context, pod *corev1.Pod) error {
+	return a.c.Update(ctx, pod)
+}
+
+func (a *podAPI) Delete(ctx context.Context, pod *corev1.Pod) error {
+	pre := client.Preconditions{UID: &pod.UID}
+	if pod.ResourceVersion != "" {
+		pre.ResourceVersion = &pod.ResourceVersion
+	}
+	return client.IgnoreNotFound(a.c.Delete(ctx, pod, pre))
+}
+
+// kubernetesCacheObjects are the cache's label filters for what Kubernetes pools make.
+func kubernetesCacheObjects() map[client.Object]cache.ByObject {
+	sel := sandboxObjectsSelector()
+	return map[client.Object]cache.ByObject{
+		&corev1.Pod{}:                 {Label: sel},
+		&networkingv1.NetworkPolicy{}: {Label: sel},
+	}
+}

@@ -1,0 +1,389 @@
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// fakeAPI is a PodAPI with the API server's optimistic concurrency: an update or
+// delete with a stale resourceVersion fails with a Conflict. It does not model
+// watches or a cache that lags (the envtest suite runs against a real API server).
+type fakeAPI struct {
+	mu      sync.Mutex
+	pods    map[string]*corev1.Pod
+	rv      int
+	updates int
+	// beforeUpdate, when set, runs before each update (to let a rival claim first).
+	beforeUpdate func(name string)
+}
+
+func newFakeAPI(pods ...corev1.Pod) *fakeAPI {
+	a := &fakeAPI{pods: map[string]*corev1.Pod{}}
+	for i := range pods {
+		a.rv++
+		p := pods[i].DeepCopy()
+		p.ResourceVersion = strconv.Itoa(a.rv)
+		p.UID = types.UID("uid-" + p.Name)
+		a.pods[p.Name] = p
+	}
+	return a
+}
+
+func (a *fakeAPI) List(context.Context) ([]corev1.Pod, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []corev1.Pod
+	for _, p := range a.pods {
+		out = append(out, *p.DeepCopy())
+	}
+	return out, nil
+}
+
+var podsResource = schema.GroupResource{Resource: "pods"}
+
+func (a *fakeAPI) Update(_ context.Context, pod *corev1.Pod) error {
+	if a.beforeUpdate != nil {
+		a.beforeUpdate(pod.Name)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cur, ok := a.pods[pod.Name]
+	if !ok {
+		return apierrors.NewNotFound(podsResource, pod.Name)
+	}
+	if cur.ResourceVersion != pod.ResourceVersion {
+		return apierrors.NewConflict(podsResource, pod.Name, errors.New("the object has been modified"))
+	}
+	a.rv++
+	a.updates++
+	p := pod.DeepCopy()
+	p.ResourceVersion = strconv.Itoa(a.rv)
+	a.pods[pod.Name] = p
+	pod.ResourceVersion = p.ResourceVersion
+	return nil
+}
+
+func (a *fakeAPI) Delete(_ context.Context, pod *corev1.Pod) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cur, ok := a.pods[pod.Name]
+	if !ok {
+		return nil
+	}
+	if cur.UID != pod.UID || (pod.ResourceVersion != "" && cur.ResourceVersion != pod.ResourceVersion) {
+		return apierrors.NewConflict(podsResource, pod.Name, errors.New("the object has been modified"))
+	}
+	delete(a.pods, pod.Name)
+	return nil
+}
+
+func (a *fakeAPI) get(name string) *corev1.Pod {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p, ok := a.pods[name]; ok {
+		return p.DeepCopy()
+	}
+	return nil
+}
+
+type runFunc func(ctx context.Context, req sandbox.Request) (*sandbox.Result, error)
+
+func (f runFunc) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
+	return f(ctx, req)
+}
+
+func okRunner(*corev1.Pod, string) Runner {
+	return runFunc(func(context.Context, sandbox.Request) (*sandbox.Result, error) {
+		return &sandbox.Result{Success: true}, nil
+	})
+}
+
+func newTestPool(t *testing.T, api PodAPI, maxExec int, runner func(*corev1.Pod, string) Runner) *Pool {
+	t.Helper()
+	s := testSettings.WithToken("secret-token")
+	s.MaxExecutions = maxExec
+	p, err := NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 3}, s, api, Options{NewRunner: runner, Poll: 10 * time.Millisecond, Manager: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func claimCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	t.Cleanup(cancel)
+	return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: "ns/req", UID: "req-uid", Attempt: 2})
+}
+
+func TestAcquireClaimsWithPrecondition(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
+	// A rival manager claims whichever Pod this pool tries first, just before it.
+	rivalled := false
+	api.beforeUpdate = func(name string) {
+		if rivalled {
+			return
+		}
+		rivalled = true
+		api.mu.Lock()
+		p := api.pods[name]
+		markClaimed(p, Claim{Claimant: sandbox.Claimant{Key: "ns/rival"}, Manager: "m2"})
+		api.rv++
+		p.ResourceVersion = strconv.Itoa(api.rv)
+		api.mu.Unlock()
+	}
+	p := newTestPool(t, api, 1, okRunner)
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := api.get(sb.ID())
+	c := ClaimOf(got)
+	if c == nil || c.Key != "ns/req" || c.UID != "req-uid" || c.Attempt != 2 || c.Manager != "m1" {
+		t.Fatalf("claim of %s = %+v, want ns/req, req-uid, attempt 2, manager m1", sb.ID(), c)
+	}
+	if got.Labels[vizv1.LabelSandboxState] != vizv1.SandboxBusy {
+		t.Errorf("state label = %q, want busy", got.Labels[vizv1.LabelSandboxState])
+	}
+	var rival int
+	for _, name := range []string{"pool-0123a-0", "pool-0123a-1"} {
+		if c := ClaimOf(api.get(name)); c != nil && c.Key == "ns/rival" {
+			rival++
+			if name == sb.ID() {
+				t.Errorf("Pod %s went to both claims", name)
+			}
+		}
+	}
+	if rival != 1 {
+		t.Errorf("rival claims = %d, want 1", rival)
+	}
+	if p.InFlight() != 1 || !p.Holds(sb.ID()) {
+		t.Errorf("InFlight = %d, Holds = %v; want 1, true", p.InFlight(), p.Holds(sb.ID()))
+	}
+}
+
+func TestAcquireSkipsWhatCannotBeClaimed(t *testing.T) {
+	api := newFakeAPI(pod(0, "busy", false), pod(1, "starting", false), pod(2, "ready", true), pod(3, "terminating", false))
+	p := newTestPool(t, api, 1, okRunner)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Acquire(ctx, "ns/req"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire = %v, want to wait until the deadline", err)
+	}
+	if api.updates != 0 {
+		t.Errorf("%d updates, want none: no Pod was claimable", api.updates)
+	}
+	if p.Waiting() != 0 {
+		t.Errorf("Waiting = %d after the claim gave up, want 0", p.Waiting())
+	}
+}
+
+func TestAcquireWaitsAndCountsWaiting(t *testing.T) {
+	api := newFakeAPI()
+	woken := make(chan struct{}, 100)
+	s := testSettings.WithToken("t")
+	p, err := NewPool(sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1}, s, api, Options{NewRunner: okRunner, Poll: 10 * time.Millisecond,
+		Wake: func() { woken <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Acquire(claimCtx(t), "ns/req")
+		done <- err
+	}()
+	<-woken // the controller is asked for a Pod
+	if p.Waiting() != 1 {
+		t.Fatalf("Waiting = %d, want 1", p.Waiting())
+	}
+	// The controller makes one, the kubelet starts it.
+	ready := pod(0, "ready", false)
+	api.mu.Lock()
+	ready.ResourceVersion = "100"
+	api.pods[ready.Name] = &ready
+	api.mu.Unlock()
+	p.Notify()
+	if err := <-done; err != nil {
+		t.Fatalf("Acquire = %v", err)
+	}
+	if p.Waiting() != 0 {
+		t.Errorf("Waiting = %d, want 0", p.Waiting())
+	}
+}
+
+func TestAcquireReportsAPodThatCannotStart(t *testing.T) {
+	api := newFakeAPI(pod(0, "failed", false))
+	p := newTestPool(t, api, 1, okRunner)
+	_, err := p.Acquire(claimCtx(t), "ns/req")
+	if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "ImagePullBackOff") {
+		t.Fatalf("Acquire = %v, want ErrUnavailable naming ImagePullBackOff", err)
+	}
+}
+
+func TestReleaseOneJobPerPod(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false))
+	p := newTestPool(t, api, 1, okRunner)
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Execute(context.Background(), sandbox.Request{Code: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet writes the Pod's status meanwhile: a new resourceVersion.
+	api.mu.Lock()
+	api.rv++
+	api.pods[sb.ID()].ResourceVersion = strconv.Itoa(api.rv)
+	api.mu.Unlock()
+	p.Release(sb)
+	if api.get(sb.ID()) != nil {
+		t.Errorf("Pod %s still exists after its one job", sb.ID())
+	}
+	p.Release(sb) // idempotent
+	if p.InFlight() != 0 {
+		t.Errorf("InFlight = %d, want 0", p.InFlight())
+	}
+}
+
+func TestReleaseReusesUpToMaxExecutions(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false))
+	p := newTestPool(t, api, 2, okRunner)
+	for run := 1; run <= 2; run++ {
+		sb, err := p.Acquire(claimCtx(t), "ns/req")
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if _, err := sb.Execute(context.Background(), sandbox.Request{}); err != nil {
+			t.Fatal(err)
+		}
+		p.Release(sb)
+		got := api.get(sb.ID())
+		switch run {
+		case 1:
+			if got == nil || got.Labels[vizv1.LabelSandboxState] != vizv1.SandboxWarm || Executions(got) != 1 || ClaimOf(got) != nil {
+				t.Fatalf("after run 1 the Pod is %+v, want warm with 1 execution and no claim", got)
+			}
+		case 2:
+			if got != nil {
+				t.Fatalf("after run 2 (maxExecutions 2) the Pod still exists")
+			}
+		}
+	}
+}
+
+func TestExecuteFailureLosesTheSandbox(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false))
+	var gotToken, gotIP string
+	p := newTestPool(t, api, 5, func(pod *corev1.Pod, token string) Runner {
+		gotToken, gotIP = token, pod.Status.PodIP
+		return runFunc(func(context.Context, sandbox.Request) (*sandbox.Result, error) {
+			return nil, errors.New("connection refused")
+		})
+	})
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sb.Execute(context.Background(), sandbox.Request{})
+	if !errors.Is(err, sandbox.ErrSandboxLost) {
+		t.Fatalf("Execute = %v, want ErrSandboxLost", err)
+	}
+	if gotToken != "secret-token" || gotIP != "10.0.0.1" {
+		t.Errorf("runner made for token %q at %q, want the pool's token at the Pod's IP", gotToken, gotIP)
+	}
+	p.Release(sb)
+	if api.get(sb.ID()) != nil {
+		t.Errorf("a failed sandbox was handed back instead of deleted")
+	}
+}
+
+func TestCloseEndsRunningJobsAndClaims(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
+	started := make(chan struct{})
+	p := newTestPool(t, api, 1, func(*corev1.Pod, string) Runner {
+		return runFunc(func(ctx context.Context, _ sandbox.Request) (*sandbox.Result, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+	})
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := sb.Execute(context.Background(), sandbox.Request{}); errc <- err }()
+	<-started
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, sandbox.ErrSandboxLost) {
+		t.Errorf("Execute after Close = %v, want ErrSandboxLost", err)
+	}
+	if _, err := p.Acquire(claimCtx(t), "ns/req"); !errors.Is(err, sandbox.ErrPoolClosed) {
+		t.Errorf("Acquire after Close = %v, want ErrPoolClosed", err)
+	}
+	if api.get("pool-0123a-1") == nil {
+		t.Errorf("Close deleted a warm Pod: Pods are the controller's")
+	}
+}
+
+func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
+	s := testSettings.WithToken("do-not-leak-me")
+	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesBackend{Image: "img"})
+	p := RenderPod(s)(3)
+	raw, _ := json.Marshal(p)
+	if strings.Contains(string(raw), "do-not-leak-me") {
+		t.Fatalf("the token is in the Pod: %s", raw)
+	}
+	c := p.Spec.Containers[0]
+	sc := c.SecurityContext
+	checks := map[string]bool{
+		"automountServiceAccountToken false": p.Spec.AutomountServiceAccountToken != nil && !*p.Spec.AutomountServiceAccountToken,
+		"runAsNonRoot":                       *p.Spec.SecurityContext.RunAsNonRoot && *sc.RunAsNonRoot,
+		"seccomp RuntimeDefault":             sc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault,
+		"read-only root":                     *sc.ReadOnlyRootFilesystem,
+		"no privilege escalation":            !*sc.AllowPrivilegeEscalation,
+		"drop ALL":                           len(sc.Capabilities.Drop) == 1 && sc.Capabilities.Drop[0] == "ALL" && len(sc.Capabilities.Add) == 0,
+		"no host namespaces":                 !p.Spec.HostNetwork && !p.Spec.HostPID && !p.Spec.HostIPC,
+		"restartPolicy Never":                p.Spec.RestartPolicy == corev1.RestartPolicyNever,
+		"cpu limit 500m":                     c.Resources.Limits.Cpu().String() == "500m",
+		"memory request = limit 512Mi":       c.Resources.Requests.Memory().String() == "512Mi" && c.Resources.Limits.Memory().String() == "512Mi",
+		"scratch 32Mi in memory":             p.Spec.Volumes[0].EmptyDir.SizeLimit.String() == "32Mi" && p.Spec.Volumes[0].EmptyDir.Medium == corev1.StorageMediumMemory,
+		"token from the pool's Secret":       p.Spec.Volumes[1].Secret.SecretName == TokenSecretName(s),
+		"agent reads the token file":         slices.Contains(c.Args, "--token-file="+TokenDir+"/"+TokenKey),
+		"agent isolation none, in scratch":   c.Command[0] == AgentBinary && slices.Contains(c.Args, "--isolation=none") && strings.HasPrefix(WorkDir, ScratchDir+"/"),
+		"named as its slot":                  p.Name == PodName(s, 3),
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("rendered Pod: %s does not hold", what)
+		}
+	}
+	// The template's hash changes with what the Pods are made from.
+	t2 := s.Template
+	t2.Image = "img:v2"
+	if TemplateHash(t2) == TemplateHash(s.Template) {
+		t.Errorf("the template hash ignores the image")
+	}
+	own := vizv1.KubernetesBackend{Image: "img", Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: c.Resources.Limits[corev1.ResourceCPU]}}}
+	if got := PoolTemplate(sandbox.PoolConfig{}, own).Resources; got.Requests != nil {
+		t.Errorf("spec.kubernetes.resources did not replace the derived ones: %+v", got)
+	}
+}

@@ -1,0 +1,364 @@
+// Package kubernetes is the Kubernetes sandbox backend: each sandbox is a hardened Pod
+// running the sandbox agent (cmd/sandbox-agent), which serves E2B's code-interpreter
+// protocol on AgentPort. This package renders the objects a pool needs (Pods, their
+// NetworkPolicy and token Secret), decides which Pods to create and delete (plan.go),
+// and claims and releases Pods (pool.go) through a small PodAPI the controller
+// implements. It uses client-go's types but never controller-runtime's client, so its
+// decisions are tested without an API server.
+package kubernetes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
+)
+
+const (
+	// AgentPort is where the sandbox agent listens in each Pod.
+	AgentPort = 49999
+	// TokenKey is the key of the access token in the pool's Secret.
+	TokenKey = "token"
+	// TokenDir is where the token Secret is mounted; the agent reads TokenDir/TokenKey
+	// (--token-file). The token is never in the Pod's spec or environment.
+	TokenDir = "/var/run/vizops/agent"
+	// ScratchDir is the Pod's only writable directory (a size-limited emptyDir); the
+	// agent's contexts work in WorkDir under it.
+	ScratchDir = "/tmp"
+	WorkDir    = ScratchDir + "/sandbox"
+	// AgentBinary is the agent in the sandbox image (Dockerfile.sandbox).
+	AgentBinary = "/usr/local/bin/sandbox-agent"
+	// ContainerName is the sandbox container's name.
+	ContainerName = "sandbox"
+	// SandboxUID is the user the agent runs as (non-root).
+	SandboxUID = 65532
+	// defaultScratch is the scratch size when the pool does not set one.
+	defaultScratch = 64 << 20
+)
+
+// Template is what a pool's sandbox Pods are made from. A change of any field makes new
+// Pods (TemplateHash changes); warm Pods of the old template are replaced, busy ones
+// finish their job first.
+type Template struct {
+	Image            string                      `json:"image"`
+	RuntimeClassName *string                     `json:"runtimeClassName,omitempty"`
+	NodeSelector     map[string]string           `json:"nodeSelector,omitempty"`
+	Tolerations      []corev1.Toleration         `json:"tolerations,omitempty"`
+	Resources        corev1.ResourceRequirements `json:"resources"`
+	ScratchBytes     int64                       `json:"scratchBytes"`
+	Network          sandbox.Network             `json:"network"`
+	// Pids caps each kernel's processes (an rlimit: Kubernetes has no per-Pod pids
+	// limit of its own, only the node's podPidsLimit).
+	Pids int64 `json:"pids,omitempty"`
+	// PlotlyJSURL is where the agent's plotly HTML loads plotly.js from.
+	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
+}
+
+// Settings are the Kubernetes backend's own settings of one pool (the registry's
+// backendConfig), resolved by the controller: the pool's identity, its template and
+// its access token, read from the Secret the pool owns.
+type Settings struct {
+	Namespace string    `json:"namespace"`
+	PoolName  string    `json:"poolName"`
+	PoolUID   types.UID `json:"poolUID"`
+	Template  Template  `json:"template"`
+	// MaxExecutions is how many jobs one Pod runs before it is replaced (>= 1).
+	MaxExecutions int `json:"maxExecutions"`
+	// Token is the agent's access token. It is left out of JSON (the registry's change
+	// detection serializes settings); TokenHash stands for it there.
+	Token     string `json:"-"`
+	TokenHash string `json:"tokenHash"`
+}
+
+// WithToken returns s carrying token (and its hash, for change detection).
+func (s Settings) WithToken(token string) Settings {
+	s.Token = token
+	sum := sha256.Sum256([]byte(token))
+	s.TokenHash = hex.EncodeToString(sum[:8])
+	return s
+}
+
+// TemplateHash identifies a template; Pods carry it in LabelTemplateHash.
+func TemplateHash(t Template) string {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // plain values: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:5])
+}
+
+// PoolTemplate builds a pool's template from the backend-neutral config and its
+// spec.kubernetes. Requests and limits come from spec.kubernetes.resources when set,
+// else both from the pool's cpu and memory, so the kubelet enforces them per sandbox.
+func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesBackend) Template {
+	t := Template{
+		Image:            k.Image,
+		RuntimeClassName: k.RuntimeClassName,
+		NodeSelector:     k.NodeSelector,
+		Tolerations:      k.Tolerations,
+		ScratchBytes:     cfg.Resources.ScratchBytes,
+		Network:          cfg.Network,
+		Pids:             cfg.Resources.Pids,
+		PlotlyJSURL:      cfg.PlotlyJSURL,
+	}
+	if t.ScratchBytes == 0 {
+		t.ScratchBytes = defaultScratch
+	}
+	if t.Network == "" {
+		t.Network = sandbox.NetworkNone
+	}
+	if k.Resources != nil {
+		t.Resources = *k.Resources.DeepCopy()
+		return t
+	}
+	rl := corev1.ResourceList{}
+	if cfg.Resources.CPUMillis > 0 {
+		rl[corev1.ResourceCPU] = *resource.NewMilliQuantity(cfg.Resources.CPUMillis, resource.DecimalSI)
+	}
+	if cfg.Resources.MemoryBytes > 0 {
+		rl[corev1.ResourceMemory] = *resource.NewQuantity(cfg.Resources.MemoryBytes, resource.BinarySI)
+	}
+	if len(rl) > 0 {
+		t.Resources = corev1.ResourceRequirements{Requests: rl, Limits: rl.DeepCopy()}
+	}
+	return t
+}
+
+// namePrefix is "<pool>-<uid5>-": the pool's name (cut to 40 characters) and a bit of
+// its UID, so a re-created pool of the same name never collides with Pods of the old
+// one that are still terminating.
+func namePrefix(s Settings) string {
+	name := s.PoolName
+	if len(name) > 40 {
+		name = strings.TrimRight(name[:40], "-.")
+	}
+	uid := strings.ReplaceAll(string(s.PoolUID), "-", "")
+	if len(uid) > 5 {
+		uid = uid[:5]
+	}
+	return name + "-" + uid + "-"
+}
+
+// PodName is the name of the Pod in slot i (0 <= i < maxSandboxes). Names are slots:
+// the API server refuses a second Pod of the same name, so no stale cache, and no
+// second manager, can ever make more than maxSandboxes Pods.
+func PodName(s Settings, slot int) string { return namePrefix(s) + strconv.Itoa(slot) }
+
+// Slot returns the slot of a Pod name of this pool, or -1.
+func Slot(s Settings, podName string) int {
+	rest, ok := strings.CutPrefix(podName, namePrefix(s))
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 0 || strconv.Itoa(n) != rest {
+		return -1
+	}
+	return n
+}
+
+// Selector is the label selector of every object a pool makes.
+func Selector(uid types.UID) map[string]string {
+	return map[string]string{vizv1.LabelSandboxPoolUID: string(uid)}
+}
+
+func commonLabels(s Settings) map[string]string {
+	return map[string]string{
+		vizv1.LabelSandboxPoolUID:      string(s.PoolUID),
+		"app.kubernetes.io/name":       "vizops-sandbox",
+		"app.kubernetes.io/managed-by": "viz-operator",
+	}
+}
+
+// OwnerReference makes the pool the controller-owner of what it makes, so the
+// garbage collector removes it with the pool even if the manager is gone.
+func OwnerReference(s Settings) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion: vizv1.GroupVersion.String(), Kind: "SandboxPool",
+		Name: s.PoolName, UID: s.PoolUID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}
+}
+
+// TokenSecretName is the name of the pool's token Secret.
+func TokenSecretName(s Settings) string { return namePrefix(s) + "token" }
+
+// NetworkPolicyName is the name of the pool's NetworkPolicy.
+func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
+
+// RenderPod is the sandbox Pod of slot, warm, from s's template. It passes the
+// `restricted` Pod Security level: non-root, no privilege escalation, all
+// capabilities dropped, RuntimeDefault seccomp, read-only root filesystem, no host
+// namespaces, no service-account token. Its only writable space is a size-limited
+// in-memory emptyDir; the access token is a file from the pool's Secret.
+func RenderPod(s Settings) func(slot int) *corev1.Pod {
+	t := s.Template
+	hash := TemplateHash(t)
+	return func(slot int) *corev1.Pod {
+		labels := commonLabels(s)
+		labels[vizv1.LabelSandboxState] = vizv1.SandboxWarm
+		labels[vizv1.LabelTemplateHash] = hash
+		scratch := resource.NewQuantity(t.ScratchBytes, resource.BinarySI)
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: PodName(s, slot), Namespace: s.Namespace, Labels: labels,
+				OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
+			},
+			Spec: corev1.PodSpec{
+				// One job per Pod: a crashed agent is replaced, never restarted in place.
+				RestartPolicy:                 corev1.RestartPolicyNever,
+				AutomountServiceAccountToken:  ptr.To(false),
+				EnableServiceLinks:            ptr.To(false),
+				HostNetwork:                   false,
+				HostPID:                       false,
+				HostIPC:                       false,
+				TerminationGracePeriodSeconds: ptr.To(int64(2)),
+				RuntimeClassName:              t.RuntimeClassName,
+				NodeSelector:                  t.NodeSelector,
+				Tolerations:                   t.Tolerations,
+				SecurityContext: &corev1.PodSecurityContext{
+					RunAsNonRoot:   ptr.To(true),
+					RunAsUser:      ptr.To(int64(SandboxUID)),
+					RunAsGroup:     ptr.To(int64(SandboxUID)),
+					FSGroup:        ptr.To(int64(SandboxUID)),
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				},
+				Containers: []corev1.Container{{
+					Name:    ContainerName,
+					Image:   t.Image,
+					Command: []string{AgentBinary},
+					Args:    agentArgs(t),
+					Env: []corev1.EnvVar{
+						{Name: "HOME", Value: ScratchDir},
+						{Name: "TMPDIR", Value: ScratchDir},
+					},
+					Ports:     []corev1.ContainerPort{{Name: "agent", ContainerPort: AgentPort, Protocol: corev1.ProtocolTCP}},
+					Resources: t.Resources,
+					ReadinessProbe: &corev1.Probe{
+						ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+							Path: "/health", Port: intstr.FromInt32(AgentPort),
+						}},
+						PeriodSeconds: 2, FailureThreshold: 3,
+					},
+					SecurityContext: &corev1.SecurityContext{
+						RunAsNonRoot:             ptr.To(true),
+						AllowPrivilegeEscalation: ptr.To(false),
+						Privileged:               ptr.To(false),
+						ReadOnlyRootFilesystem:   ptr.To(true),
+						Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					VolumeMounts: []corev1.VolumeMount{
+						{Name: "scratch", MountPath: ScratchDir},
+						{Name: "token", MountPath: TokenDir, ReadOnly: true},
+					},
+				}},
+				Volumes: []corev1.Volume{
+					{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+						Medium: corev1.StorageMediumMemory, SizeLimit: scratch,
+					}}},
+					{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+						SecretName:  TokenSecretName(s),
+						Items:       []corev1.KeyToPath{{Key: TokenKey, Path: TokenKey}},
+						DefaultMode: ptr.To(int32(0o440)),
+					}}},
+				},
+			},
+		}
+	}
+}
+
+// agentArgs are the agent's flags in a sandbox Pod: no isolation of its own (the Pod
+// is the sandbox), its work in the scratch emptyDir, the token from the mounted Secret.
+func agentArgs(t Template) []string {
+	args := []string{
+		fmt.Sprintf("--listen=:%d", AgentPort),
+		"--isolation=none",
+		"--work-dir=" + WorkDir,
+		"--token-file=" + TokenDir + "/" + TokenKey,
+		"--network=" + string(t.Network),
+	}
+	if t.Pids > 0 {
+		args = append(args, fmt.Sprintf("--pids=%d", t.Pids))
+	}
+	if t.PlotlyJSURL != "" {
+		args = append(args, "--plotly-js-url="+t.PlotlyJSURL)
+	}
+	return args
+}
+
+// RenderTokenSecret is the pool's token Secret.
+func RenderTokenSecret(s Settings, token string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: TokenSecretName(s), Namespace: s.Namespace, Labels: commonLabels(s),
+			OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{TokenKey: []byte(token)},
+	}
+}
+
+// ManagerPeer is where the manager runs, for the NetworkPolicy's only ingress rule.
+type ManagerPeer struct {
+	// Namespace of the manager's Pods.
+	Namespace string
+	// PodLabels select the manager's Pods.
+	PodLabels map[string]string
+}
+
+// RenderNetworkPolicy is the pool's NetworkPolicy: its Pods accept connections only
+// from the manager, on AgentPort, and open none (with network Egress: any).
+func RenderNetworkPolicy(s Settings, mgr ManagerPeer) *networkingv1.NetworkPolicy {
+	port := intstr.FromInt32(AgentPort)
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: NetworkPolicyName(s), Namespace: s.Namespace, Labels: commonLabels(s),
+			OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
+		},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: Selector(s.PoolUID)},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{
+					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
+						"kubernetes.io/metadata.name": mgr.Namespace,
+					}},
+					PodSelector: &metav1.LabelSelector{MatchLabels: mgr.PodLabels},
+				}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: &port}},
+			}},
+		},
+	}
+	if s.Template.Network == sandbox.NetworkEgress {
+		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}} // any destination
+	}
+	return np
+}
+
+// AgentURL is the root of pod's agent: http://<podIP>:49999.
+func AgentURL(pod *corev1.Pod) string {
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(AgentPort))
+}
+
+// AgentClient is the production Options.NewRunner: E2B's code-interpreter protocol
+// spoken to the Pod's agent at AgentURL, with the pool's token.
+func AgentClient(pod *corev1.Pod, token string) Runner {
+	return &codeinterpreter.Client{BaseURL: AgentURL(pod), AccessToken: token, SandboxID: pod.Name}
+}
