@@ -24,11 +24,16 @@ var (
 )
 
 // schemeBuilder collects the types each file of the package registers.
-type schemeBuilder struct{ runtime.SchemeBuilder }
+type schemeBuilder runtime.SchemeBuilder
+
+// AddToScheme adds every registered type to s.
+func (b *schemeBuilder) AddToScheme(s *runtime.Scheme) error {
+	return (*runtime.SchemeBuilder)(b).AddToScheme(s)
+}
 
 // Register adds objects to the group-version.
 func (b *schemeBuilder) Register(objects ...runtime.Object) {
-	b.SchemeBuilder.Register(func(s *runtime.Scheme) error {
+	(*runtime.SchemeBuilder)(b).Register(func(s *runtime.Scheme) error {
 		s.AddKnownTypes(GroupVersion, objects...)
 		metav1.AddToGroupVersion(s, GroupVersion)
 		return nil

@@ -95,6 +95,7 @@ type SandboxPoolSpec struct {
 	// the public CDN; "inline" embeds plotly.js (about 3.5 MiB minified: such charts
 	// exceed what a ConfigMap holds).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
 }
@@ -131,7 +132,8 @@ type KubernetesBackend struct {
 	// image of the sandbox Pods; it must carry Python and the pool's packages.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image"`
+	// +required
+	Image string `json:"image,omitempty"`
 	// runtimeClassName for stronger isolation, e.g. gvisor or kata.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
@@ -166,6 +168,7 @@ type E2BBackend struct {
 	// for self-hosted E2B or an E2B-compatible service.
 	// +optional
 	// +kubebuilder:default="https://api.e2b.app"
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://`
 	APIURL string `json:"apiURL,omitempty"`
@@ -182,11 +185,13 @@ type E2BBackend struct {
 	// port 49999) with the pool's Python packages.
 	// +optional
 	// +kubebuilder:default=code-interpreter-v1
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	TemplateID string `json:"templateID,omitempty"`
 	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API
 	// key. The Secret must be labelled viz.vizops.io/e2b-api-key=true.
-	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef"`
+	// +required
+	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef,omitempty"`
 	// sandboxTimeoutSeconds is how long E2B keeps a warm (idle) sandbox alive before
 	// it kills it on its own; the operator extends warm sandboxes before then. A
 	// sandbox running a request lives the request's timeout plus 30 seconds, so one
@@ -217,11 +222,13 @@ type SecretKeyReference struct {
 	// name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Name string `json:"name"`
+	// +required
+	Name string `json:"name,omitempty"`
 	// key within the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	Key string `json:"key"`
+	// +required
+	Key string `json:"key,omitempty"`
 }
 
 // Labels and annotations of the objects a Kubernetes pool makes (sandbox Pods, their
@@ -285,6 +292,12 @@ const (
 
 // SandboxPoolStatus is the pool's live state.
 type SandboxPoolStatus struct {
+	// conditions are the pool's states: Ready, and Throttled for E2B pools.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// ready sandboxes, warm and unclaimed.
 	// +optional
 	Ready int32 `json:"ready"`
@@ -302,12 +315,6 @@ type SandboxPoolStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=100
 	Sandboxes []SandboxState `json:"sandboxes,omitempty"`
-	// conditions: Ready.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=8
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// observedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -317,9 +324,11 @@ type SandboxPoolStatus struct {
 type SandboxState struct {
 	// id of the sandbox.
 	// +kubebuilder:validation:MaxLength=253
+	// +required
 	ID string `json:"id"`
-	// state: Starting, Ready, Busy or Failed.
+	// state is Starting, Ready, Busy or Failed.
 	// +kubebuilder:validation:MaxLength=32
+	// +required
 	State string `json:"state"`
 	// since when it is in this state.
 	// +optional
@@ -343,7 +352,9 @@ type SandboxState struct {
 // in, and its live state. The Local backend (bubblewrap on the operator's node) is
 // the embedded default; Kubernetes and E2B backends plug in behind the same contract.
 type SandboxPool struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec describes the pool.
@@ -360,7 +371,8 @@ type SandboxPool struct {
 type SandboxPoolList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []SandboxPool `json:"items"`
+	// +required
+	Items []SandboxPool `json:"items"`
 }
 
 func init() {

@@ -66,7 +66,7 @@ type VisualizationRequestSpec struct {
 	// sandboxPoolRef names the SandboxPool that runs the code.
 	// +optional
 	// +kubebuilder:default={name: "default"}
-	SandboxPoolRef SandboxPoolReference `json:"sandboxPoolRef,omitzero"`
+	SandboxPoolRef SandboxPoolReference `json:"sandboxPoolRef,omitempty"`
 
 	// outputFormats are the artifact formats to produce. "html" makes an interactive
 	// plotly chart; png and svg are static images.
@@ -132,12 +132,12 @@ type ConfigMapKeyReference struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +required
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 	// key within the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +required
-	Key string `json:"key"`
+	Key string `json:"key,omitempty"`
 }
 
 // SandboxPoolReference names a SandboxPool.
@@ -668,7 +668,7 @@ type VisualizationRequestList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	// +required
-	Items           []VisualizationRequest `json:"items"`
+	Items []VisualizationRequest `json:"items"`
 }
 
 func init() {

@@ -72,8 +72,7 @@ func (o *plotlyOptions) library() ([]byte, error) {
 // apply points each plotly HTML page of files at the chosen plotly.js, adding
 // plotly.min.js to files for the local mode. Pages are changed in copies.
 func (o *plotlyOptions) apply(files []artifacts.File) ([]artifacts.File, []string, error) {
-	out := make([]artifacts.File, len(files))
-	copy(out, files)
+	out := append(make([]artifacts.File, 0, len(files)+1), files...)
 	var warnings []string
 	withFile := false
 	for i, f := range out {

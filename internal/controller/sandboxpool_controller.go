@@ -167,8 +167,9 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if err != nil {
 		// A backend may come back (a package installed, an API up again): try again,
-		// but not as often as live counts are refreshed.
-		return ctrl.Result{RequeueAfter: 6 * r.StatusInterval}, nil
+		// but not as often as live counts are refreshed. The error is in the pool's
+		// Ready condition; returning it would retry at the workqueue's pace instead.
+		return ctrl.Result{RequeueAfter: 6 * r.StatusInterval}, nil //nolint:nilerr // reported in status
 	}
 	return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
 }
