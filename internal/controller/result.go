@@ -72,6 +72,8 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 	}
 	if res := out.Result; res != nil {
 		recordExecution(s, j, res)
+		logf.FromContext(ctx).V(1).Info("execution finished", "attempt", j.attempt, "success", res.Success,
+			"timedOut", res.TimedOut, "durationMs", res.ExecutionTime.Milliseconds(), "sandbox", res.SandboxID, "files", len(res.Files))
 	}
 
 	switch {

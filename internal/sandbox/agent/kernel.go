@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -182,18 +181,13 @@ func (k *kernel) readFrames(r *os.File, limit int) {
 	defer r.Close()
 	defer close(k.exited)
 	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [4]byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint32(hdr[:]))
-		if n > limit {
+		buf, err := pyrunner.ReadFrame(br, limit)
+		if errors.Is(err, pyrunner.ErrFrameTooLarge) {
 			k.kill() // a kernel that breaks the protocol is not trusted further
 			return
 		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(br, buf); err != nil {
+		if err != nil {
 			return
 		}
 		select {
@@ -260,15 +254,7 @@ func (k *kernel) setSink(f func(kind, text string)) {
 }
 
 func (k *kernel) send(v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 4+len(data))
-	binary.BigEndian.PutUint32(buf, uint32(len(data)))
-	copy(buf[4:], data)
-	_, err = k.stdin.Write(buf)
-	return err
+	return pyrunner.WriteFrame(k.stdin, v)
 }
 
 func (k *kernel) alive() bool {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
 )
 
 // zygote is one running sandbox: bwrap and the runner inside it, with the control
@@ -203,18 +203,13 @@ func (z *zygote) readFrames(r *os.File, limit int, notices bool) {
 		defer close(z.exited)
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [4]byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint32(hdr[:]))
-		if n > limit {
+		buf, err := pyrunner.ReadFrame(br, limit)
+		if errors.Is(err, pyrunner.ErrFrameTooLarge) {
 			z.kill() // a runner that breaks the protocol is not trusted further
 			return
 		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(br, buf); err != nil {
+		if err != nil {
 			return
 		}
 		switch {
@@ -242,16 +237,8 @@ func (z *zygote) readFrames(r *os.File, limit int, notices bool) {
 }
 
 func (z *zygote) send(v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
 	z.sent.Add(1)
-	buf := make([]byte, 4+len(data))
-	binary.BigEndian.PutUint32(buf, uint32(len(data)))
-	copy(buf[4:], data)
-	_, err = z.stdin.Write(buf)
-	return err
+	return pyrunner.WriteFrame(z.stdin, v)
 }
 
 // alive reports whether the process is still running.
