@@ -204,12 +204,14 @@ undeploy: kustomize ## Remove what deploy created. ignore-not-found=true to igno
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
+	@echo "first run: building controller-gen (about 1 minute)"
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
 .PHONY: crd-ref-docs
 crd-ref-docs: $(CRD_REF_DOCS) ## Install crd-ref-docs into bin/.
 $(CRD_REF_DOCS):
 	@mkdir -p $(LOCALBIN)
+	@echo "first run: building crd-ref-docs (about 1 minute)"
 	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
 
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
@@ -230,23 +232,24 @@ KUBE_API_LINTER_VERSION ?= v0.0.0-20260716143926-092fe0c72997
 
 .PHONY: golangci-lint
 golangci-lint: ## Install golangci-lint with the Kubernetes API linter into bin/ (pinned; built from the Go module proxy, about 6 minutes the first time).
-	$(call go-install-tool,$(GOLANGCI_LINT),sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter,$(KUBE_API_LINTER_VERSION))
+	$(call go-install-tool,$(GOLANGCI_LINT),sigs.k8s.io/kube-api-linter/cmd/golangci-lint-kube-api-linter,$(KUBE_API_LINTER_VERSION),,about 6 minutes on 2 cores)
 
 .PHONY: kustomize
 kustomize: ## Install kustomize into bin/ (pinned; from the Go module proxy).
-	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION),,about 1 minute)
 
 .PHONY: helm
 helm: ## Install helm into bin/ (pinned; built from the Go module proxy, a few minutes the first time).
-	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags "$(HELM_LDFLAGS)")
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),-ldflags "$(HELM_LDFLAGS)",about 3 minutes on 2 cores)
 
 # go-install-tool installs package $(2) at version $(3) as $(1)-$(3), with extra go install
-# flags $(4), and links $(1) to it. Nothing happens when $(1)-$(3) exists.
+# flags $(4), saying first how long that takes ($(5)), and links $(1) to it. Nothing
+# happens when $(1)-$(3) exists.
 define go-install-tool
 @[ -f "$(1)-$(3)" ] || { \
 set -e; \
 mkdir -p $(LOCALBIN); \
-echo "first run: building $(2)@$(3) into $(LOCALBIN) (seconds to minutes: make help says)"; \
+echo "first run: building $(2)@$(3) into $(LOCALBIN) ($(5))"; \
 rm -f $(1); \
 GOBIN=$(LOCALBIN) go install $(4) $(2)@$(3); \
 mv $(1) $(1)-$(3); \
