@@ -79,20 +79,24 @@ func TestChartAgainstAnAPIServer(t *testing.T) {
 			if err := c.Create(ctx, ns); err != nil {
 				t.Fatal(err)
 			}
+			operated := make(chan error, 1)
 			go func() {
 				// The operator's part, once the request exists.
 				for ctx.Err() == nil {
 					var list vizv1.VisualizationRequestList
 					if err := c.List(ctx, &list, client.InNamespace(ns.Name)); err == nil && len(list.Items) == 1 {
-						if err := tc.operator(&list.Items[0]); err != nil {
-							t.Error(err)
-						}
+						operated <- tc.operator(&list.Items[0])
 						return
 					}
 					time.Sleep(50 * time.Millisecond)
 				}
+				operated <- ctx.Err()
 			}()
 			vr, err := Chart(ctx, c, ns.Name, "plot VOE episodes per month")
+			// The operator's part has ended before this subtest does.
+			if opErr := <-operated; opErr != nil {
+				t.Fatalf("playing the operator: %v", opErr)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)

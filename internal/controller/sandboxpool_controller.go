@@ -100,8 +100,12 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	default:
 		// Each backend's own settings (E2B: its API key, read from its Secret) are
 		// resolved here, before the registry sees them.
+		// A backend this operator does not run says so first, whatever its settings.
 		var settings any
-		if settings, err = r.backendSettings(ctx, sp); err == nil {
+		if r.Pools.Has(string(sp.Spec.Backend)) {
+			settings, err = r.backendSettings(ctx, sp)
+		}
+		if err == nil {
 			pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, settings)
 		}
 	}

@@ -148,7 +148,15 @@ func (r *Registry) drainAndClose(p Pool) {
 	_ = p.Close()
 }
 
-// Get returns the live pool for key and its backend.
+// Has reports whether a factory is registered for backend.
+func (r *Registry) Has(backend string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.factories[backend]
+	return ok
+}
+
+// Get returns the live pool for key, its backend, and whether there is one.
 func (r *Registry) Get(key string) (Pool, string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -171,3 +171,13 @@ func TestRegistryComparesValuesNotPointers(t *testing.T) {
 		t.Fatalf("%d pools made for equal settings, want 1", made)
 	}
 }
+
+func TestRegistryHas(t *testing.T) {
+	r := sandbox.NewRegistry()
+	r.Register("Local", func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return nil, nil })
+	for backend, want := range map[string]bool{"Local": true, "E2B": false, "": false} {
+		if got := r.Has(backend); got != want {
+			t.Errorf("Has(%q) = %v, want %v", backend, got, want)
+		}
+	}
+}
