@@ -129,7 +129,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 		return false, errors.New("interrupted")
 	}
 	if !cfg.noBuild {
-		step("building the manager: go build -o %s ./cmd", rel(root, manager))
+		step("building the manager: go build -o %s ./cmd (a few minutes with a cold Go build cache, seconds after)", rel(root, manager))
 		if err := controlplane.BuildManager(root, manager, cfg.errw); err != nil {
 			return false, err
 		}
