@@ -143,7 +143,7 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 		_ = cmd.Wait()
 		close(k.done)
 	}()
-	diag := &tailBuffer{max: 8 << 10}
+	diag := pyrunner.NewTailBuffer(8 << 10)
 	go k.readFrames(resR, frameLimit(o))
 	go k.forward(outR, "stdout", nil)
 	go k.forward(errR, "stderr", diag)
@@ -203,7 +203,7 @@ func (k *kernel) readFrames(r *os.File, limit int) {
 var outputMark = []byte("\x00vizops-kernel-ready\x00")
 
 // forward hands what subprocesses write on fds 1 and 2 to the running execution.
-func (k *kernel) forward(r *os.File, kind string, diag *tailBuffer) {
+func (k *kernel) forward(r *os.File, kind string, diag *pyrunner.TailBuffer) {
 	defer r.Close()
 	buf := make([]byte, 32<<10)
 	var pending []byte // output before the mark, while looking for it
@@ -301,27 +301,4 @@ func (k *kernel) kill() {
 			}
 		}
 	})
-}
-
-// tailBuffer keeps the last bytes written to it (a kernel's diagnostics).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

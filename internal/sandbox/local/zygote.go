@@ -29,7 +29,7 @@ type zygote struct {
 	exited chan struct{} // closed when the notice stream ends: the runner is gone
 	done   chan struct{} // closed when the process has exited and been reaped
 	cg     *cgroup       // nil when limits are rlimits only
-	stderr *tailBuffer
+	stderr *pyrunner.TailBuffer
 	// The runner's next job process is forked and warm when the runner's last
 	// "armed" notice counted as many jobs as we have sent.
 	armedAfter atomic.Int64
@@ -92,7 +92,7 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(opts.UID), Gid: uint32(opts.GID), Groups: []uint32{}}
 	}
-	z := &zygote{cmd: cmd, frames: make(chan []byte, 8), exited: make(chan struct{}), done: make(chan struct{}), cg: cg, stderr: newTailBuffer(16 << 10)}
+	z := &zygote{cmd: cmd, frames: make(chan []byte, 8), exited: make(chan struct{}), done: make(chan struct{}), cg: cg, stderr: pyrunner.NewTailBuffer(16 << 10)}
 	resultsHandedOff := false
 	defer func() {
 		if !resultsHandedOff {
@@ -268,29 +268,4 @@ func (z *zygote) kill() {
 		}
 		_ = z.cg.remove()
 	})
-}
-
-// tailBuffer keeps the last bytes written to it (the sandbox's diagnostic output).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func newTailBuffer(limit int) *tailBuffer { return &tailBuffer{max: limit} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
