@@ -101,7 +101,7 @@ func main() {
 	}
 
 	pools := sandbox.NewRegistry()
-	localOpts := local.Options{Python: python, Bwrap: bwrap, MaxDegradedSandboxes: maxDegraded}
+	localOpts := local.Options{Python: python, Bwrap: bwrap}
 	// Quotas over all Local pools: SandboxPool is namespaced, so tenants create them,
 	// and every sandbox lives within this container's memory.
 	quotaWarm, quotaMemory := local.DefaultQuotas(local.ContainerMemoryLimit("/sys/fs/cgroup"))
@@ -116,7 +116,7 @@ func main() {
 		}
 		quotaMemory = q.Value()
 	}
-	localOpts.Quota = local.NewQuota(quotaWarm, quotaMemory)
+	localOpts.Quota = local.NewQuota(local.QuotaLimits{MaxWarm: quotaWarm, MaxMemory: quotaMemory, MaxDegraded: maxDegraded})
 	log.Info("Local sandbox quotas", "maxWarmSandboxes", quotaWarm, "maxSandboxMemoryBytes", quotaMemory, "maxDegradedSandboxes", maxDegraded)
 	if localBackend {
 		pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {

@@ -225,10 +225,10 @@ func TestForkedChildrenShareTheSandboxLimit(t *testing.T) {
 }
 
 // TestDegradedPool: where no cgroup can be made, Status says which limits are
-// degraded, and MaxDegradedSandboxes holds the operator to that many sandboxes.
+// degraded, and the Quota's MaxDegraded holds the operator to that many sandboxes.
 func TestDegradedPool(t *testing.T) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 2, MaxSandboxes: 2, Resources: abuseLimits},
-		Options{CgroupRoot: t.TempDir(), MaxDegradedSandboxes: 1})
+		Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})})
 	st := p.Status()
 	for _, want := range []string{"memory is RLIMIT_AS per process", "CPU has no rate limit", "At most 1 such sandbox"} {
 		if !strings.Contains(st.Degraded, want) {
@@ -255,4 +255,50 @@ func TestDegradedPool(t *testing.T) {
 		t.Fatalf("after a release: %v", err)
 	}
 	p.Release(second)
+}
+
+// TestDegradedSlotsPerQuota: the degraded cap is counted per Quota, across its pools,
+// and a slot freed by one pool wakes another pool of the same Quota. Pools of another
+// Quota (another manager in the same process) neither take nor wait for those slots.
+func TestDegradedSlotsPerQuota(t *testing.T) {
+	shared := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})}
+	other := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})}
+	cfg := sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1, Resources: abuseLimits}
+	a := newTestPool(t, cfg, shared)
+	b := newTestPool(t, cfg, shared)
+	c := newTestPool(t, cfg, other)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fromA, err := a.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromC, err := c.Acquire(ctx, "c")
+	if err != nil {
+		t.Fatalf("a pool of another Quota waits for this one's degraded slot: %v", err)
+	}
+	c.Release(fromC)
+
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelShort()
+	if sb, err := b.Acquire(short, "b"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the second pool of a Quota with MaxDegraded 1 got a sandbox: %v, %v", sb, err)
+	}
+
+	got := make(chan error, 1)
+	go func() {
+		sb, err := b.Acquire(ctx, "b")
+		if err == nil {
+			b.Release(sb)
+		}
+		got <- err
+	}()
+	a.Release(fromA)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Errorf("the slot pool a freed did not reach pool b: %v", err)
+	}
 }

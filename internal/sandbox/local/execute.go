@@ -44,7 +44,7 @@ type localSandbox struct {
 	owner   string
 	lost    bool
 	started time.Time
-	// degradedSlot: this sandbox holds one of Options.MaxDegradedSandboxes.
+	// degradedSlot: this sandbox holds one of its Quota's MaxDegraded slots.
 	degradedSlot bool
 }
 

@@ -45,14 +45,9 @@ type Options struct {
 	// GraceTime is how long a job may take past its timeout to report its partial
 	// results before its process tree is killed. Default 2s.
 	GraceTime time.Duration
-	// MaxDegradedSandboxes caps the sandboxes, across every pool of this process, that
-	// may exist at once when no per-sandbox cgroup can be made (memory and processes
-	// are then bounded per process, not per sandbox, and CPU is not rate-limited).
-	// Zero means no cap.
-	MaxDegradedSandboxes int
 	// Quota, shared by the pools of one manager, caps their warm sandboxes and total
-	// sandbox memory; a pool that would go over is refused (sandbox.ErrQuotaExceeded).
-	// Nil means no caps.
+	// sandbox memory (a pool that would go over is refused, sandbox.ErrQuotaExceeded)
+	// and their sandboxes with degraded limits. Nil means no caps.
 	Quota *Quota
 
 	// seccompArch, when set, replaces the machine name the runner picks its seccomp

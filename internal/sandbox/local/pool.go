@@ -43,29 +43,6 @@ type Pool struct {
 	degraded string // from the cgroup probe at NewPool: which limits are weak here
 }
 
-// degradedSlots counts the sandboxes of every pool that run with degraded limits, for
-// Options.MaxDegradedSandboxes.
-var degradedSlots struct {
-	sync.Mutex
-	n int
-}
-
-func reserveDegraded(limit int) bool {
-	degradedSlots.Lock()
-	defer degradedSlots.Unlock()
-	if limit > 0 && degradedSlots.n >= limit {
-		return false
-	}
-	degradedSlots.n++
-	return true
-}
-
-func releaseDegraded() {
-	degradedSlots.Lock()
-	degradedSlots.n--
-	degradedSlots.Unlock()
-}
-
 var _ sandbox.Pool = (*Pool)(nil)
 
 // startFailuresBeforeUnavailable is how many starts in a row must fail before Acquire
@@ -101,8 +78,8 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	if probe != nil {
 		_ = probe.remove()
 	}
-	if degraded != "" && opts.MaxDegradedSandboxes > 0 {
-		degraded += fmt.Sprintf(" At most %d such sandbox(es) run at once in this operator (--max-degraded-sandboxes).", opts.MaxDegradedSandboxes)
+	if n := opts.Quota.maxDegraded(); degraded != "" && n > 0 {
+		degraded += fmt.Sprintf(" At most %d such sandbox(es) run at once in this operator (--max-degraded-sandboxes).", n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
@@ -118,7 +95,6 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 		cancel()
 		return nil, err
 	}
-	livePools.Store(p, struct{}{})
 	p.wg.Add(1)
 	go p.replenish()
 	p.wake()
@@ -293,7 +269,6 @@ func (p *Pool) Close() error {
 	}
 	wg.Wait()
 	p.wg.Wait() // starts in flight see the canceled context and clean up
-	livePools.Delete(p)
 	p.opts.Quota.release(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -363,7 +338,7 @@ func (p *Pool) replenish() {
 		for ; n > 0; n-- {
 			degradedSlot := false
 			if p.degraded != "" {
-				if !reserveDegraded(p.opts.MaxDegradedSandboxes) {
+				if !p.opts.Quota.reserveDegraded() {
 					break // woken again when a degraded sandbox anywhere goes
 				}
 				degradedSlot = true
@@ -456,30 +431,16 @@ func (p *Pool) destroy(s *localSandbox) {
 	p.broadcastLocked()
 	p.mu.Unlock()
 	p.wake()
-	if s.degradedSlot {
-		wakeDegradedPools()
-	}
 }
 
-// forgetLocked removes a sandbox from the pool and frees its degraded slot.
+// forgetLocked removes a sandbox from the pool and frees its degraded slot, which
+// wakes the degraded pools of the same Quota (wake only signals, so p.mu may be held).
 func (p *Pool) forgetLocked(s *localSandbox) {
 	delete(p.all, s.id)
 	if s.degradedSlot {
 		s.degradedSlot = false
-		releaseDegraded()
+		p.opts.Quota.releaseDegraded()
 	}
-}
-
-// livePools lets a freed degraded slot wake the pools that may be waiting for one.
-var livePools sync.Map // *Pool -> struct{}
-
-func wakeDegradedPools() {
-	livePools.Range(func(k, _ any) bool {
-		if p := k.(*Pool); p.degraded != "" {
-			p.wake()
-		}
-		return true
-	})
 }
 
 // lose marks a busy sandbox failed, destroys it and returns the error for Execute.

@@ -16,22 +16,77 @@ import (
 // the pools of one process share two quotas, first come first served: the warm
 // sandboxes they keep (each about 144 MB resident while idle) and the memory their
 // sandboxes may use at once (maxSandboxes × memory, summed over pools). A pool that
-// would go over is refused with an error wrapping sandbox.ErrQuotaExceeded.
+// would go over is refused with an error wrapping sandbox.ErrQuotaExceeded. They also
+// share a count of the sandboxes that run without a cgroup of their own (degraded),
+// which one weak sandbox too many could turn into one tenant starving the rest.
 
 // Quota is the ledger the pools of one manager share. Give every pool's Options the
-// same *Quota; pools without one are not counted or capped.
+// same *Quota; pools without one are not counted or capped. Two managers in one
+// process (tests do this) keep separate ledgers.
 type Quota struct {
-	maxWarm   int
-	maxMemory int64
+	limits QuotaLimits
 
-	mu     sync.Mutex
-	claims map[*Pool]quotaClaim
+	mu       sync.Mutex
+	claims   map[*Pool]quotaClaim
+	degraded int // sandboxes that exist now with degraded limits, across the pools
 }
 
-// NewQuota caps the sum of MinReady (maxWarm) and of MaxSandboxes × memory
-// (maxMemory) over the pools that share it; zero turns a cap off.
-func NewQuota(maxWarm int, maxMemory int64) *Quota {
-	return &Quota{maxWarm: maxWarm, maxMemory: maxMemory, claims: map[*Pool]quotaClaim{}}
+// QuotaLimits are the caps a Quota enforces; zero turns a cap off.
+type QuotaLimits struct {
+	// MaxWarm caps the sum of MinReady over the pools.
+	MaxWarm int
+	// MaxMemory caps the sum of MaxSandboxes × memory over the pools.
+	MaxMemory int64
+	// MaxDegraded caps the sandboxes that may exist at once, across the pools, when no
+	// per-sandbox cgroup can be made (memory and processes are then bounded per process,
+	// not per sandbox, and CPU is not rate-limited). A pool over it waits for a slot.
+	MaxDegraded int
+}
+
+// NewQuota returns a ledger with these caps.
+func NewQuota(limits QuotaLimits) *Quota {
+	return &Quota{limits: limits, claims: map[*Pool]quotaClaim{}}
+}
+
+// maxDegraded is the degraded-sandbox cap (0: none, and for a nil Quota).
+func (q *Quota) maxDegraded() int {
+	if q == nil {
+		return 0
+	}
+	return q.limits.MaxDegraded
+}
+
+// reserveDegraded takes one degraded-sandbox slot, or says none is free.
+func (q *Quota) reserveDegraded() bool {
+	if q == nil {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.limits.MaxDegraded > 0 && q.degraded >= q.limits.MaxDegraded {
+		return false
+	}
+	q.degraded++
+	return true
+}
+
+// releaseDegraded frees a slot and wakes the degraded pools that may wait for one.
+func (q *Quota) releaseDegraded() {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	q.degraded--
+	var waiting []*Pool
+	for p := range q.claims {
+		if p.degraded != "" {
+			waiting = append(waiting, p)
+		}
+	}
+	q.mu.Unlock()
+	for _, p := range waiting {
+		p.wake()
+	}
 }
 
 type quotaClaim struct {
@@ -59,13 +114,13 @@ func (q *Quota) reserve(p *Pool, c quotaClaim) error {
 			memory += oc.memory
 		}
 	}
-	if q.maxWarm > 0 && warm+c.warm > q.maxWarm {
+	if q.limits.MaxWarm > 0 && warm+c.warm > q.limits.MaxWarm {
 		return fmt.Errorf("%w: minReady %d would keep %d warm sandboxes across all Local pools; this operator allows %d (--max-warm-sandboxes). Lower minReady here or in another pool",
-			sandbox.ErrQuotaExceeded, c.warm, warm+c.warm, q.maxWarm)
+			sandbox.ErrQuotaExceeded, c.warm, warm+c.warm, q.limits.MaxWarm)
 	}
-	if q.maxMemory > 0 && memory+c.memory > q.maxMemory {
+	if q.limits.MaxMemory > 0 && memory+c.memory > q.limits.MaxMemory {
 		return fmt.Errorf("%w: maxSandboxes × memory is %s, and all Local pools together would reach %s; this operator allows %s (--max-sandbox-memory). Lower maxSandboxes or memory",
-			sandbox.ErrQuotaExceeded, humanBytes(c.memory), humanBytes(memory+c.memory), humanBytes(q.maxMemory))
+			sandbox.ErrQuotaExceeded, humanBytes(c.memory), humanBytes(memory+c.memory), humanBytes(q.limits.MaxMemory))
 	}
 	q.claims[p] = c
 	return nil
@@ -88,7 +143,7 @@ const (
 	WarmSandboxBytes    = 160 << 20
 )
 
-// DefaultQuotas derives MaxWarmSandboxes and MaxTotalMemoryBytes from the memory
+// DefaultQuotas derives QuotaLimits' MaxWarm and MaxMemory from the memory
 // limit of the container the manager (and so every sandbox) runs in: the limit minus
 // ManagerReserveBytes goes to sandboxes, and a warm sandbox counts WarmSandboxBytes.
 // No limit (0) means no caps.

@@ -48,7 +48,7 @@ func TestParseMemoryLimit(t *testing.T) {
 }
 
 func TestQuotaAcrossPools(t *testing.T) {
-	opts := Options{Quota: NewQuota(1, 1<<30)}
+	opts := Options{Quota: NewQuota(QuotaLimits{MaxWarm: 1, MaxMemory: 1 << 30})}
 	res := sandbox.Resources{MemoryBytes: 512 << 20}
 	first := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2, Resources: res}, opts)
 
