@@ -54,6 +54,8 @@ func main() {
 		managerPodLabels       string
 		tokenKeySecret         string
 		localBackend           bool
+		kubeAPIQPS             float64
+		kubeAPIBurst           int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -74,12 +76,22 @@ func main() {
 	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
 	flag.IntVar(&maxWarm, "max-warm-sandboxes", -1, "Warm sandboxes (sum of minReady) across all Local pools; a pool over it gets Ready=False, QuotaExceeded. -1: derived from the container's memory limit (limit minus 512Mi, over 160Mi per warm sandbox); 0: no cap.")
 	flag.StringVar(&maxSandboxMemory, "max-sandbox-memory", "", "Sandbox memory (sum of maxSandboxes x memory) across all Local pools, e.g. 4Gi; a pool over it gets QuotaExceeded. Empty: the container's memory limit minus 512Mi; 0: no cap.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side limit on the manager's API requests per second. 0: none (controller-runtime's default), the API server's Priority and Fairness governs; a positive value also needs --kube-api-burst.")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Burst of API requests above --kube-api-qps. 0: twice --kube-api-qps.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	if kubeAPIQPS > 0 {
+		restConfig.QPS = float32(kubeAPIQPS)
+		restConfig.Burst = kubeAPIBurst
+		if restConfig.Burst <= 0 {
+			restConfig.Burst = int(2 * kubeAPIQPS)
+		}
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: scheme,
 		Metrics: metricsserver.Options{
 			BindAddress: metricsAddr,
