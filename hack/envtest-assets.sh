@@ -56,7 +56,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ ! -x "$machine_dir/kube-apiserver" ]; then
-  say "building kube-apiserver v$version from the Go module proxy (first time only: about 6 to 15 minutes on 2 cores, less when this project's packages are already compiled)"
+  say "building kube-apiserver v$version from the Go module proxy (first time only: about 7 minutes on 2 idle cores, longer under load)"
   started=$(date +%s)
   mkdir -p "$work/apiserver" && cd "$work/apiserver"
   go mod init envtest-apiserver >/dev/null 2>&1

@@ -117,7 +117,7 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	if assets == "" {
 		if controlplane.CachedAssets(root) == "" {
 			fmt.Fprintln(w, "First run: the envtest binaries (kube-apiserver, etcd) are not cached. Online they are downloaded")
-			fmt.Fprintln(w, "in a minute; offline, building kube-apiserver takes ~15-35 minutes once on 2 cores. Later runs")
+			fmt.Fprintln(w, "in a minute; offline, building kube-apiserver takes about 7 minutes once on 2 idle cores. Later runs")
 			fmt.Fprintln(w, "reuse bin/k8s/ and start in seconds.")
 		}
 		step("finding the envtest binaries (hack/envtest-assets.sh)")

@@ -201,7 +201,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	assets := cfg.assets
 	if assets == "" {
 		if assets = controlplane.CachedAssets(b.root); assets == "" {
-			b.step("finding the envtest binaries (hack/envtest-assets.sh; building kube-apiserver takes 15-35 minutes once)")
+			b.step("finding the envtest binaries (hack/envtest-assets.sh; building kube-apiserver takes about 7 minutes once)")
 			if assets, err = controlplane.FindAssets(b.root, os.Stderr); err != nil {
 				return err
 			}
