@@ -59,7 +59,16 @@ func Verify(want Expectation, charts []Chart) Verdict {
 	if !hasData {
 		return Verdict{Verified: true, Reason: vizv1.ReasonChartVerified, Message: fmt.Sprintf("the figure is a %s chart as asked; the request gives no data to compare", c.Type)}
 	}
-	main := c.mainSeries()
+	// One pie per series is drawn as one axes per pie: their figure's pies together
+	// are the chart.
+	group := []Chart{c}
+	if c.Type == TypePie {
+		group = sameFigure(charts, c)
+	}
+	var main []Series
+	for _, g := range group {
+		main = append(main, g.mainSeries()...)
+	}
 	switch c.Type {
 	case TypeBox:
 		if v, done := verifyBoxes(want, main); done {
@@ -74,10 +83,21 @@ func Verify(want Expectation, charts []Chart) Verdict {
 			return v
 		}
 	}
-	if missing := missingLabels(want.Labels, c); len(missing) > 0 {
+	if missing := missingLabels(want.Labels, group); len(missing) > 0 {
 		return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("the request names %s, but the chart does not label %s", quoteList(want.Labels), quoteList(missing))}
 	}
 	return Verdict{Verified: true, Reason: vizv1.ReasonChartVerified, Message: fmt.Sprintf("the %s chart plots every number the request gives (%d series)", c.Type, max(len(want.Series), 1))}
+}
+
+// sameFigure is the charts of c's type in c's figure (c, one of charts, among them).
+func sameFigure(charts []Chart, c Chart) []Chart {
+	var out []Chart
+	for _, o := range charts {
+		if o.Type == c.Type && o.Figure == c.Figure {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // primary is the chart with the most points: a figure's main axes.
@@ -133,7 +153,9 @@ func verifyValues(want Expectation, c Chart, main []Series) (Verdict, bool) {
 		return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("the request gives %s but the chart %s %s; missing: %s",
 			numList(given), what, numList(plotted), numList(missing))}, true
 	}
-	if n := len(want.Series); n > 1 && len(main) != n && !(c.Type == TypePie) {
+	// A pie per series is checked by its shares above; a heatmap is one matrix whose
+	// rows are the series, read back as one series of every cell.
+	if n := len(want.Series); n > 1 && len(main) != n && c.Type != TypePie && c.Type != TypeHeatmap {
 		return Verdict{Reason: vizv1.ReasonSeriesMismatch, Message: fmt.Sprintf("the request gives %d series (%s) but the chart draws %d", n, seriesNames(want.Series), len(main))}, true
 	}
 	return Verdict{}, false
@@ -180,16 +202,23 @@ func verifyHistogram(want Expectation, main []Series) (Verdict, bool) {
 	return Verdict{}, false
 }
 
-func missingLabels(labels []string, c Chart) []string {
+// missingLabels are the labels no series, category, box or title of the charts shows
+// (a pie per series is titled with the series' name).
+func missingLabels(labels []string, charts []Chart) []string {
 	have := map[string]bool{}
 	add := func(s string) { have[strings.ToLower(strings.TrimSpace(s))] = true }
-	for _, s := range c.Series {
-		add(s.Name)
-		for _, l := range s.Labels {
-			add(l)
+	for _, c := range charts {
+		if len(charts) > 1 {
+			add(c.Title)
 		}
-		for _, b := range s.Boxes {
-			add(b.Label)
+		for _, s := range c.Series {
+			add(s.Name)
+			for _, l := range s.Labels {
+				add(l)
+			}
+			for _, b := range s.Boxes {
+				add(b.Label)
+			}
 		}
 	}
 	var missing []string

@@ -58,6 +58,7 @@ type series struct {
 // extractData finds labelled values ("Hydroxyurea (85%), Voxelotor (70%)",
 // "Jan: 3, Feb: 2") or else a bare list of values ("3, 2, 4, 1") in the prompt.
 func extractData(prompt string) series {
+	prompt = decimalCommas(prompt)
 	if s, ok := extractSeries(prompt); ok {
 		return s
 	}
@@ -169,6 +170,47 @@ func cleanLabel(s string) string {
 	}
 	s = strings.Trim(s, " .-'’/&+")
 	return truncate(s, maxLabel)
+}
+
+// decimalCommas rewrites decimal commas as points ("12,5" → "12.5"), as Spanish,
+// German, French, Portuguese and Italian write them, keeping every byte offset. A comma
+// is decimal when it joins exactly two digit groups with nothing but non-digits around
+// them and the second group is not a thousands group of three ("1,200" stays a
+// thousand) or the first is 0 ("0,125"). Runs of several commas ("3,2,4") stay lists,
+// and "(1,5)" stays an x–y point.
+func decimalCommas(prompt string) string {
+	b := []byte(prompt)
+	isDigit := func(i int) bool { return i >= 0 && i < len(b) && b[i] >= '0' && b[i] <= '9' }
+	for i := 0; i < len(b); {
+		if !isDigit(i) || (i > 0 && (isDigit(i-1) || b[i-1] == ',' || b[i-1] == '.')) {
+			i++
+			continue
+		}
+		// A run of digit groups joined by commas, starting at i.
+		start, commas, comma := i, 0, -1
+		j := i
+		for isDigit(j) {
+			for isDigit(j) {
+				j++
+			}
+			if j < len(b) && b[j] == ',' && isDigit(j+1) {
+				commas++
+				comma = j
+				j++
+				continue
+			}
+			break
+		}
+		if commas == 1 && !(j < len(b) && b[j] == '.') {
+			first, second := string(b[start:comma]), string(b[comma+1:j])
+			point := start > 0 && b[start-1] == '(' && j < len(b) && b[j] == ')'
+			if !point && (len(second) != 3 || first == "0") {
+				b[comma] = '.'
+			}
+		}
+		i = j
+	}
+	return string(b)
 }
 
 // parseNumber reads one number written as num (with optional %), or reports false.

@@ -59,6 +59,10 @@ func TestExtractData(t *testing.T) {
 			prompt: "values 1.5, -2 and 3.25, 4",
 			want:   series{Values: []float64{1.5, -2, 3.25, 4}, Start: 7},
 		},
+		"decimal commas": {
+			prompt: "Hämoglobin: Montag 12,5, Dienstag 11,8; Mittwoch 0,125",
+			want:   series{Labels: []string{"Montag", "Dienstag", "Mittwoch"}, Values: []float64{12.5, 11.8, 0.125}, Start: 13},
+		},
 		"thousands separators and currency": {
 			prompt: "North: $1,200, South: $950",
 			want:   series{Labels: []string{"North", "South"}, Values: []float64{1200, 950}, Start: 0},
@@ -136,4 +140,32 @@ func ones(n int) []float64 {
 		v[i] = 1
 	}
 	return v
+}
+
+func TestDecimalCommas(t *testing.T) {
+	tests := map[string]string{
+		"12,5; 11,8":          "12.5; 11.8",
+		"4,5, 3,2 and 7":      "4.5, 3.2 and 7",
+		"1,200 patients":      "1,200 patients",
+		"0,125 mg":            "0.125 mg",
+		"3,2,4":               "3,2,4",
+		"points (1,5), (2,7)": "points (1,5), (2,7)",
+		"1,234,567":           "1,234,567",
+		"version 1.2,5":       "version 1.2,5",
+		"3, 2, 4":             "3, 2, 4",
+		"lundi 4,5, mardi 7":  "lundi 4.5, mardi 7",
+		"a1,5":                "a1.5",
+		"":                    "",
+		"12,50 €, 3,75 €":     "12.50 €, 3.75 €",
+		"1,5.2":               "1,5.2",
+		"x,5":                 "x,5",
+	}
+	for in, want := range tests {
+		if got := decimalCommas(in); got != want {
+			t.Errorf("decimalCommas(%q) = %q, want %q", in, got, want)
+		}
+		if len(decimalCommas(in)) != len(in) {
+			t.Errorf("decimalCommas(%q) changed the length", in)
+		}
+	}
 }

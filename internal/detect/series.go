@@ -194,12 +194,16 @@ var (
 		m["sept"] = 8
 		return m
 	}()
+	catName     = `\p{L}[\p{L}\p{N}'’\-]*(?:\s\p{L}[\p{L}\p{N}'’\-]*){0,2}`
 	monthWord   = `(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)`
 	monthRange  = regexp.MustCompile(`(?i)\b` + monthWord + `\s*(?:to|through|until|-|–)\s*` + monthWord + `\b`)
 	quarterRng  = regexp.MustCompile(`(?i)\bq([1-4])\s*(?:to|through|-|–)\s*q([1-4])\b`)
 	yearRange   = regexp.MustCompile(`\b((?:19|20)\d\d)\s*(?:to|through|until|-|–)\s*((?:19|20)\d\d)\b`)
 	unitRange   = regexp.MustCompile(`(?i)\b(days?|weeks?|months?|visits?|cycles?|hours?|sessions?|years?)\s+(\d{1,3})\s*(?:to|through|-|–)\s*(\d{1,3})\b`)
 	countedUnit = regexp.MustCompile(`(?i)\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\d{1,2})\s+(days|weeks|months|visits|cycles|hours|sessions|years|quarters|doses)\b`)
+	// namedCats is a closing list of names: "for HbSS, HbSC and HbS-beta".
+	namedCats   = regexp.MustCompile(`(?i)\b(?:for|across|by|among|in|over)\s+((?:` + catName + `\s*,\s*)+` + catName + `\s*,?\s+(?:and|&)\s+` + catName + `)\s*[.?!]?\s*$`)
+	catSplit    = regexp.MustCompile(`(?i)\s*,\s*(?:and\s+|&\s+)?|\s+(?:and|&)\s+`)
 	numberWords = map[string]int{"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 )
 
@@ -270,6 +274,17 @@ func categories(prompt string, n int) []string {
 					out = append(out, xLabelOf(m[2], float64(i)))
 				}
 			}
+			return out
+		}
+	}
+	if m := namedCats.FindStringSubmatch(prompt); m != nil {
+		out = nil
+		for _, name := range catSplit.Split(m[1], -1) {
+			if name = cleanLabel(name); name != "" {
+				out = append(out, name)
+			}
+		}
+		if len(out) == n {
 			return out
 		}
 	}

@@ -24,6 +24,16 @@ func TestExtractSeries(t *testing.T) {
 			want: series{Labels: []string{"Q1", "Q2", "Q3"}, Values: []float64{4, 6, 5}, Start: 13,
 				Series: []Series{{Name: "2022", Values: []float64{4, 6, 5}}, {Name: "2023", Values: []float64{3, 5, 2}}}},
 		},
+		"named series with a closing list of categories": {
+			prompt: "Pie charts of genotype counts in 2022 (60, 25, 15) and 2023 (55, 30, 15) for HbSS, HbSC and HbS-beta",
+			want: series{Labels: []string{"HbSS", "HbSC", "HbS-beta"}, Values: []float64{60, 25, 15}, Start: 33,
+				Series: []Series{{Name: "2022", Values: []float64{60, 25, 15}}, {Name: "2023", Values: []float64{55, 30, 15}}}},
+		},
+		"a closing list of another length is not the categories": {
+			prompt: "Bars of visits in 2022 (4, 6, 5) and 2023 (3, 5, 2) for north, east, south and west",
+			want: series{Values: []float64{4, 6, 5}, Start: 18,
+				Series: []Series{{Name: "2022", Values: []float64{4, 6, 5}}, {Name: "2023", Values: []float64{3, 5, 2}}}},
+		},
 		"two named pairs are series, not points": {
 			prompt: "visits in 2020 (30, 28) and 2021 (35, 33)",
 			want: series{Values: []float64{30, 28}, Start: 10,

@@ -117,7 +117,7 @@ func TestCorpusFidelity(t *testing.T) {
 				t.Logf("chart type miss: %q: figure is %s, want %s", c.Prompt, chart.Type, want)
 			}
 			if hasData {
-				if why := fidelity(c, chart); why == "" {
+				if why := fidelity(c, res.Charts); why == "" {
 					dataRight++
 				} else {
 					t.Logf("data miss: %q: %s (chart %+v)", c.Prompt, why, chart)
@@ -149,13 +149,24 @@ func chartTypeIs(want string, got chartdata.Type) bool {
 	return string(got) == want
 }
 
-// fidelity says what the chart misses of the case's numbers, labels, title and
-// count; empty when it shows them all.
-func fidelity(c corpusCase, chart chartdata.Chart) string {
-	var values []float64
+// fidelity says what the first chart misses of the case's numbers, labels, title and
+// count; empty when it shows them all. A pie per series is drawn as one axes each: the
+// other pies of the figure and their titles count too.
+func fidelity(c corpusCase, charts []chartdata.Chart) string {
+	chart := charts[0]
+	var series []chartdata.Series
 	have := map[string]bool{}
+	for _, o := range charts {
+		if o.Type == chart.Type && o.Figure == chart.Figure && (o.Type == chartdata.TypePie || len(series) == 0) {
+			series = append(series, o.Series...)
+			if o.Type == chartdata.TypePie {
+				have[strings.ToLower(o.Title)] = true
+			}
+		}
+	}
+	var values []float64
 	total := 0.0
-	for _, s := range chart.Series {
+	for _, s := range series {
 		values = append(values, s.Y...)
 		values = append(values, s.X...)
 		for _, v := range s.Y {

@@ -115,15 +115,23 @@ func TestTemplatesVerify(t *testing.T) {
 		if strings.HasPrefix(name, "plotly_") {
 			formats, sformats = []string{"html"}, []sandbox.Format{sandbox.FormatHTML}
 		}
-		for _, withData := range []bool{true, false} {
-			t.Run(name+map[bool]string{true: "/prompt data", false: "/illustrative"}[withData], func(t *testing.T) {
+		for _, data := range []string{"prompt data", "two series", "illustrative"} {
+			withData := data != "illustrative"
+			t.Run(name+"/"+data, func(t *testing.T) {
 				d := detect.Result{Visualization: true, Tool: detect.ToolCodeInterpreter, ChartType: chart, Source: detect.SourceKeywords}
-				if withData {
+				switch data {
+				case "prompt data":
 					d.Labels = []string{"A", "B", "C", "D"}
 					d.Values = []float64{4, 7, 5, 9}
 					if chart == detect.ChartBox || chart == detect.ChartHistogram {
 						d.Labels = nil
 					}
+				case "two series":
+					// Every series must be plotted, whatever the chart: grouped or
+					// stacked bars, a line, area or pie per series, a heatmap row each.
+					d.Labels = []string{"Q1", "Q2", "Q3"}
+					d.Series = []detect.Series{{Name: "2022", Values: []float64{4, 6, 5}}, {Name: "2023", Values: []float64{3, 8, 2}}}
+					d.Values = d.Series[0].Values
 				}
 				in := codegen.Input{Detection: d, Formats: formats}
 				res, err := Run(context.Background(), nil, Request{Input: in}, execIn(p, sformats...))
