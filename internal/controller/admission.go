@@ -160,7 +160,7 @@ func (p *positionRefresher) refresh() {
 			continue
 		}
 		if it, ok := r.Queue.Waiting(id); ok {
-			r.Executor.Wake(parseKey(it.Key))
+			r.Executor.WakeRoutine(parseKey(it.Key))
 		}
 	}
 	updateQueueGauges(r.Queue)

@@ -6,7 +6,13 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // Executor owns in-flight executions, so reconcile workers never wait on a sandbox
@@ -135,11 +141,44 @@ func (e *Executor) Len() int {
 	return len(e.jobs)
 }
 
-// Wake enqueues key's request without blocking the caller.
-func (e *Executor) Wake(key types.NamespacedName) {
+// Wake enqueues key's request without blocking the caller, ahead of other work
+// (wakePriority): an execution ended, or the request was admitted.
+func (e *Executor) Wake(key types.NamespacedName) { e.send(wakeEvent(key)) }
+
+// WakeRoutine enqueues key's request at the default priority, for work that may wait
+// behind new requests (a queue position to refresh).
+func (e *Executor) WakeRoutine(key types.NamespacedName) {
+	ev := wakeEvent(key)
+	ev.Object.SetAnnotations(map[string]string{routineWake: "true"})
+	e.send(ev)
+}
+
+func (e *Executor) send(ev event.GenericEvent) {
 	select {
-	case e.events <- wakeEvent(key):
+	case e.events <- ev:
 	default:
-		go func() { e.events <- wakeEvent(key) }()
+		go func() { e.events <- ev }()
 	}
+}
+
+// routineWake marks a wake event (never a stored object) that needs no priority.
+const routineWake = "viz.vizops.io/routine-wake"
+
+// wakePriority puts the executor's wakes (an execution ended; a waiting request was
+// admitted) ahead of new and changed requests in the controller's priority queue. The
+// requests they wake are the ones that free and take the slots: behind a burst of
+// thousands of new requests at the default priority, the pool would idle meanwhile.
+const wakePriority = 10
+
+// wakeHandler enqueues a wake event's request at wakePriority; routine wakes, and
+// every wake when the controller's queue is not a priority queue, go in plainly.
+var wakeHandler = handler.TypedFuncs[client.Object, reconcile.Request]{
+	GenericFunc: func(_ context.Context, e event.TypedGenericEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}
+		if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok && e.Object.GetAnnotations()[routineWake] == "" {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(wakePriority)}, req)
+			return
+		}
+		q.Add(req)
+	},
 }

@@ -268,7 +268,7 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&vizv1.VisualizationRequest{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesRawSource(source.Channel(r.Executor.events, &handler.TypedEnqueueRequestForObject[client.Object]{})).
+		WatchesRawSource(source.Channel(r.Executor.events, wakeHandler)).
 		Watches(&vizv1.SandboxPool{}, handler.EnqueueRequestsFromMapFunc(r.requestsForPool),
 			builder.WithPredicates(poolSpecOrReadinessChanged())).
 		Named("visualizationrequest").
