@@ -19,4 +19,5 @@ echo "$out" | awk '
   printf "cold seed chart          %8.1f ms   cold/bare   = %.2f    (target <= 1.2)\n", v["cold-ms"], v["cold/bare"]
   printf "2 hot pythons at once    %8.2f /s   (measured 2/floor)\n", v["floor-jobs/s@2"]
   printf "2 concurrent jobs        %8.2f /s   pool/2floor = %.2f    (target >= 0.8; vs 2/latency-floor %.2f)\n", v["jobs/s@2"], v["throughput/(2/floor)"], v["throughput/(2/floor-latency)"]
+  printf "page fault (first touch) %8.2f µs   (a job writes thousands of pages of a freshly forked process; well under 1 µs on bare metal)\n", v["fault-µs"]
 }'
