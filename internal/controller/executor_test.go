@@ -28,7 +28,7 @@ func TestWakesGoFirst(t *testing.T) {
 	// execution's goes first.
 	routine := wakeEvent(types.NamespacedName{Namespace: "ns", Name: "position"})
 	routine.Object.SetAnnotations(map[string]string{routineWake: "true"})
-	wakeHandler.Generic(context.Background(), event.TypedGenericEvent[client.Object]{Object: routine.Object}, q)
+	wakeHandler.Generic(context.Background(), routine, q)
 	finished := &vizv1.VisualizationRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "finished"}}
 	wakeHandler.Generic(context.Background(), event.TypedGenericEvent[client.Object]{Object: finished}, q)
 	got, _ := q.Get()
