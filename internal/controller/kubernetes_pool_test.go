@@ -131,6 +131,24 @@ func (f agentRun) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result
 	return f(ctx, req)
 }
 
+// kubeletNamespace is a new namespace (with labels) whose Pods the fake kubelet runs
+// until the spec ends.
+func kubeletNamespace(ctx context.Context, labels map[string]string) string {
+	ns := newNamespace(ctx, labels)
+	kctx, stopKubelet := context.WithCancel(ctx)
+	DeferCleanup(stopKubelet)
+	fakeKubelet(kctx, ns)
+	return ns
+}
+
+// waitPoolReady waits until the pool reports ready sandboxes.
+func waitPoolReady(ctx context.Context, ns, name string, ready int32) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(getPool(ctx, g, ns, name).Status.Ready).To(Equal(ready))
+	}, 30*time.Second).Should(Succeed())
+}
+
 func newKubePool(ns, name string, minReady, maxSandboxes int32, mutate ...func(*vizv1.SandboxPool)) *vizv1.SandboxPool {
 	return newPool(ns, name, maxSandboxes, append([]func(*vizv1.SandboxPool){func(p *vizv1.SandboxPool) {
 		p.Spec.Backend = vizv1.BackendKubernetes
@@ -177,10 +195,7 @@ var _ = Describe("Kubernetes backend", func() {
 		// The namespace enforces the restricted level: the API server's PodSecurity
 		// admission refuses any Pod that does not pass it (checked below with one that
 		// does not, so this test can fail).
-		ns := newNamespace(ctx, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
 		agent := newFakeAgent()
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: agent.runner})
 		defer h.stop()
@@ -276,10 +291,7 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("runs a VisualizationRequest in a warm Pod, returns its PNG, and replaces the Pod (one job per Pod)", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		agent := newFakeAgent()
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: agent.runner})
 		defer h.stop()
@@ -314,10 +326,7 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("never has more than maxSandboxes Pods, and gives each Pod one job at a time", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		agent := newFakeAgent()
 		agent.hold()
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: agent.runner, globalCap: 20})
@@ -325,7 +334,9 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "default", 0, 3))).To(Succeed())
 
 		// Sample the Pods the API server holds (terminating ones included) all along.
-		seen, sctx := 0, kctx
+		sctx, stopSampler := context.WithCancel(ctx)
+		defer stopSampler()
+		seen := 0
 		var smu sync.Mutex
 		go func() {
 			defer GinkgoRecover()
@@ -364,16 +375,11 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("never hands one Pod to two claims, across two managers", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
 		sp := newKubePool(ns, "race", 4, 4)
 		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(getPool(ctx, g, ns, "race").Status.Ready).To(Equal(int32(4)))
-		}, 30*time.Second).Should(Succeed())
+		waitPoolReady(ctx, ns, "race", 4)
 		// The controller stops, so that nothing but the two managers' claims touch the
 		// Pods (it would delete Pods claimed for requests that do not exist).
 		h.stop()
@@ -426,17 +432,12 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("adopts its Pods after a restart: warm ones stay, a busy one whose job was lost is deleted and its request retried", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		first := newFakeAgent()
 		first.hold()
 		h1 := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: first.runner})
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "default", 2, 3))).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(getPool(ctx, g, ns, "default").Status.Ready).To(Equal(int32(2)))
-		}, 30*time.Second).Should(Succeed())
+		waitPoolReady(ctx, ns, "default", 2)
 		Expect(k8sClient.Create(ctx, newRequest(ns, "interrupted", "print(1)"))).To(Succeed())
 		Eventually(first.busyNow, 30*time.Second).Should(Equal(1))
 		var busy, warm []corev1.Pod
@@ -479,18 +480,13 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("replaces warm Pods when the template changes, and lets a busy one finish its job first", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		agent := newFakeAgent()
 		agent.hold()
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: agent.runner})
 		defer h.stop()
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "default", 2, 4))).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(getPool(ctx, g, ns, "default").Status.Ready).To(Equal(int32(2)))
-		}, 30*time.Second).Should(Succeed())
+		waitPoolReady(ctx, ns, "default", 2)
 		Expect(k8sClient.Create(ctx, newRequest(ns, "long", "print(1)"))).To(Succeed())
 		Eventually(agent.busyNow, 30*time.Second).Should(Equal(1))
 		var busy []corev1.Pod
@@ -522,10 +518,7 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("removes its Pods, NetworkPolicy and Secret when the pool is deleted", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
 		defer h.stop()
 		sp := newKubePool(ns, "gone", 2, 2)
@@ -548,16 +541,11 @@ var _ = Describe("Kubernetes backend", func() {
 	})
 
 	It("removes its Pods, NetworkPolicy and Secret when the pool becomes a Local pool", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(2)), kubeRunner: newFakeAgent().runner})
 		defer h.stop()
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "switch", 2, 2))).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(getPool(ctx, g, ns, "switch").Status.Ready).To(Equal(int32(2)))
-		}, 30*time.Second).Should(Succeed())
+		waitPoolReady(ctx, ns, "switch", 2)
 		Eventually(func(g Gomega) {
 			sp := getPool(ctx, g, ns, "switch")
 			sp.Spec.Backend, sp.Spec.Kubernetes = vizv1.BackendLocal, nil
@@ -642,10 +630,7 @@ var _ = Describe("Kubernetes backend with the sandbox agent", func() {
 	ctx := context.Background()
 
 	It("ends VisualizationRequests Succeeded with the PNG of plt.show() and the HTML of a plotly figure", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 
 		var agentURL atomic.Value // set once the pool's token is known
 		var dialed sync.Map       // production URLs the runner was asked for
@@ -696,10 +681,7 @@ var _ = Describe("Kubernetes backend with the sandbox agent", func() {
 	})
 
 	It("fails the attempt, and replaces the Pod, when the agent refuses the token", func() {
-		ns := newNamespace(ctx, nil)
-		kctx, stopKubelet := context.WithCancel(ctx)
-		defer stopKubelet()
-		fakeKubelet(kctx, ns)
+		ns := kubeletNamespace(ctx, nil)
 		srv, err := agent.NewServer(agent.Options{Token: "another-pool's-token", Isolation: agent.IsolationNone, WorkDir: GinkgoT().TempDir(), WarmKernels: -1})
 		Expect(err).NotTo(HaveOccurred())
 		defer func() { _ = srv.Close() }()
