@@ -59,6 +59,7 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 	if err != nil {
 		return g.degrade(ctx, in, exec, out, "the model's answer was unusable", err)
 	}
+	mismatchRepaired := false
 	for {
 		res, err := exec(ctx, code)
 		out.Code = Code{Code: code, Source: SourceModel, Model: g.Client.Name()}
@@ -78,8 +79,19 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			return out, nil
 		}
 		f := failureOf(res)
+		if mismatch != "" && (mismatchRepaired || out.Repairs >= g.MaxRepairs) {
+			// One repair round with the verifier's message; then the request fails
+			// clearly rather than falling back to a template that may be as wrong.
+			what := "after a repair round"
+			if !mismatchRepaired {
+				what = "and repairs are off (maxRepairs 0)"
+			}
+			return out, &UnfaithfulError{Why: reasonDataNotAccounted,
+				Message: fmt.Sprintf("the model's chart does not show the request's data %s: %s", what, mismatch)}
+		}
 		switch {
 		case mismatch != "":
+			mismatchRepaired = true
 			// It drew a chart, but not the one asked for: as repairable as an error.
 			f = Failure{Name: "ChartMismatch", Value: mismatch + "; plot exactly the numbers and labels the request gives"}
 		case res.Success:

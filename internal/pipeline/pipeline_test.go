@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -71,9 +72,14 @@ func TestModelChartMismatchIsRepaired(t *testing.T) {
 		maxRepairs int
 		wantPath   codegen.Path
 		wantSource codegen.Source
+		// wantErr is the reason of the UnfaithfulError Run must return.
+		wantErr string
 	}{
 		"repaired from the difference": {answers: []string{wrongLDH, rightLDH}, maxRepairs: 2, wantPath: codegen.PathRepaired, wantSource: codegen.SourceModel},
-		"still wrong: the template":    {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 1, wantPath: codegen.PathTemplateFallback, wantSource: codegen.SourceTemplate},
+		// One repair round with the verifier's message, then a clear failure: no
+		// template fallback that could be as wrong.
+		"still wrong after one repair: fails": {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
+		"wrong, repairs off: fails":           {answers: []string{wrongLDH}, maxRepairs: 0, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
 		"right at once":                {answers: []string{rightLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel},
 	}
 	for name, tc := range tests {
@@ -81,6 +87,16 @@ func TestModelChartMismatchIsRepaired(t *testing.T) {
 			m := &scriptedModel{answers: append([]string{`{"visualization": true, "tool": "CodeInterpreter", "chartType": "line"}`}, tc.answers...)}
 			gen := &codegen.Generator{Client: m, MaxRepairs: tc.maxRepairs}
 			res, err := Run(context.Background(), gen, Request{Input: codegen.Input{Prompt: ldhPrompt, Packages: codegen.DefaultPackages}}, execIn(p))
+			if tc.wantErr != "" {
+				var ue *codegen.UnfaithfulError
+				if !errors.As(err, &ue) || ue.Reason() != tc.wantErr || !strings.Contains(ue.Error(), "520") {
+					t.Fatalf("err %v, want an UnfaithfulError %s naming the missing values", err, tc.wantErr)
+				}
+				if res.Outcome.Code.Source != codegen.SourceModel || len(m.answers) != 0 {
+					t.Fatalf("source %s, %d answers left: the model's answers must be used, and no template", res.Outcome.Code.Source, len(m.answers))
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
