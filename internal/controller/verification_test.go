@@ -74,4 +74,29 @@ var _ = Describe("Chart data and verification", func() {
 		Expect(bad.Message).To(ContainSubstring("missing: 521, 481, 431, 391"))
 		Expect(get(ctx, Default, ns, "none").Status.Artifacts[0].Chart).To(BeNil())
 	})
+
+	It("fails a request whose data the templates cannot read, naming the numbers, without running it", func() {
+		ns := newNamespace(ctx, nil)
+		fake := sandboxtest.NewPool(1)
+		ran := make(chan string, 4)
+		fake.SetBehavior(func(_ context.Context, req sandbox.Request) (*sandbox.Result, error) {
+			ran <- req.Code
+			return &sandbox.Result{Success: true, Files: []sandbox.Artifact{{Name: "figure_1.png", MIMEType: "image/png", Data: sandboxtest.PNG}}}, nil
+		})
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake)})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1))).To(Succeed())
+		// Two named series in one sentence: the templates read only the first.
+		prompt := "Line chart of systolic pressure for Ward A 120, 125, 130 and Ward B 110, 115, 118"
+		Expect(k8sClient.Create(ctx, newRequest(ns, "unread", "", func(vr *vizv1.VisualizationRequest) { vr.Spec.Prompt = prompt }))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "unread"), 30*time.Second).Should(Equal(vizv1.PhaseFailed))
+		vr := get(ctx, Default, ns, "unread")
+		ready := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady)
+		Expect(ready).NotTo(BeNil())
+		Expect(ready.Reason).To(Equal(vizv1.ReasonDataNotUnderstood))
+		Expect(ready.Message).To(ContainSubstring("110, 115, 118"))
+		Expect(ready.Message).To(ContainSubstring("spec.model"))
+		Expect(vr.Status.Artifacts).To(BeEmpty())
+		Expect(ran).To(BeEmpty(), "no chart is drawn")
+	})
 })
