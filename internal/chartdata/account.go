@@ -133,7 +133,7 @@ func Account(prompt string, charts []Chart, opt AccountOptions) Accounting {
 	used := make([]bool, len(data))
 	shown := func(v float64, pct bool) bool {
 		return containsNum(textNums, v, false) || containsNum(plotted, v, false) ||
-			(pct && containsNum(plotted, v/100, false)) || containsNum(plotted, v*100, false)
+			(pct && containsNum(plotted, v/100, false))
 	}
 	for i, n := range data {
 		if shown(n.Value, n.Percent) || (len(n.Parts) == 2 && shown(n.Parts[0], false) && shown(n.Parts[1], n.Percent)) {
