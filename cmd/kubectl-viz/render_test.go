@@ -72,8 +72,8 @@ func TestRenderCommand(t *testing.T) {
 				artifacts: []string{"figure_1.png"}, reasonHas: "server error (HTTP 503", serverCall: 6},
 		},
 		"templates refuse data they cannot read": {
-			args: []string{"--prompt", "Line chart of systolic pressure for Ward A 120, 125, 130 and Ward B 110, 115, 118"},
-			want: want{exit: 2, stderrHas: "DataNotUnderstood: the templates could not read the request's data: the request gives 110, 115, 118"},
+			args: []string{"--prompt", "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390"},
+			want: want{exit: 2, stderrHas: "DataNotUnderstood: the templates could not read the request's data: the request gives 520,"},
 		},
 		"model drops a value twice: one repair, then a clear failure": {
 			replies: []modelstest.Reply{{Content: refineReply}, {Content: droppedReply}, {Content: droppedReply}},

@@ -292,31 +292,40 @@ func matchRange(main []Series, data []PromptNumber, used []bool, hist bool) {
 	}
 }
 
-// chartText is the words (lower case) and numbers of every text of the charts.
+// chartText is the words (lower case) and numbers of every text of the charts. A
+// number counts from a series name or a category ("Bed 1", "2022"), but from a title
+// or an axis label only as a year ("Admissions 2023"): a title that repeats the
+// prompt's numbers ("LDH fell from 520 to 480") does not plot them.
 func chartText(charts []Chart) (map[string]bool, []float64) {
-	var texts []string
+	var names, titles []string
 	for _, c := range charts {
-		texts = append(texts, c.Title, c.XLabel, c.YLabel, c.XUnit, c.YUnit)
+		titles = append(titles, c.Title, c.XLabel, c.YLabel, c.XUnit, c.YUnit)
 		for _, s := range c.Series {
-			texts = append(texts, s.Name)
-			texts = append(texts, s.Labels...)
+			names = append(names, s.Name)
+			names = append(names, s.Labels...)
 			for _, b := range s.Boxes {
-				texts = append(texts, b.Label)
+				names = append(names, b.Label)
 			}
 		}
 	}
 	words := map[string]bool{}
 	var nums []float64
-	for _, t := range texts {
+	for i, t := range append(names, titles...) {
 		t = foldWidth(t)
 		for _, w := range splitWords(t) {
 			words[strings.ToLower(w)] = true
 		}
 		for _, n := range scanNumbers(t) {
-			nums = append(nums, n.Value)
+			if i < len(names) || isYear(n) {
+				nums = append(nums, n.Value)
+			}
 		}
 	}
 	return words, nums
+}
+
+func isYear(n PromptNumber) bool {
+	return !n.Percent && n.Value == math.Trunc(n.Value) && n.Value >= 1900 && n.Value <= 2100 && !strings.ContainsAny(n.Text, ".,")
 }
 
 // labelShown reports whether every word of label is a word of the chart's text.

@@ -130,6 +130,16 @@ func TestAccount(t *testing.T) {
 			charts:  []Chart{{Type: TypeHistogram, Series: []Series{{Type: TypeBar, X: []float64{12, 15}, Y: []float64{1, 2}}}}},
 			missing: []string{"12", "15", "15", "18", "21"},
 		},
+		"a title repeating the numbers does not plot them": {
+			prompt:  "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390",
+			charts:  []Chart{lines("LDH, which fell from 520 to 480, then 430 and finally 390", []float64{0, 1, 2}, map[string][]float64{"": {480, 430, 390}}, "")},
+			missing: []string{"520"},
+		},
+		"a year in the title is shown": {
+			prompt: "Bar chart of admissions in 2023: North 120, South 95",
+			charts: []Chart{bar("Admissions in 2023", []string{"North", "South"}, 120, 95)},
+			ok:     true,
+		},
 		"no data: illustrative is fine": {
 			prompt: "Plot monthly ER visits over the last 12 months",
 			charts: []Chart{bar("ER visits (illustrative data)", []string{"Jan", "Feb"}, 4, 7)},

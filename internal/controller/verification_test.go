@@ -86,15 +86,15 @@ var _ = Describe("Chart data and verification", func() {
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake)})
 		defer h.stop()
 		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1))).To(Succeed())
-		// Two named series in one sentence: the templates read only the first.
-		prompt := "Line chart of systolic pressure for Ward A 120, 125, 130 and Ward B 110, 115, 118"
+		// A value in the prose: the templates read only the list after it.
+		prompt := "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390"
 		Expect(k8sClient.Create(ctx, newRequest(ns, "unread", "", func(vr *vizv1.VisualizationRequest) { vr.Spec.Prompt = prompt }))).To(Succeed())
 		Eventually(phaseOf(ctx, ns, "unread"), 30*time.Second).Should(Equal(vizv1.PhaseFailed))
 		vr := get(ctx, Default, ns, "unread")
 		ready := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady)
 		Expect(ready).NotTo(BeNil())
 		Expect(ready.Reason).To(Equal(vizv1.ReasonDataNotUnderstood))
-		Expect(ready.Message).To(ContainSubstring("110, 115, 118"))
+		Expect(ready.Message).To(ContainSubstring("the request gives 520,"))
 		Expect(ready.Message).To(ContainSubstring("spec.model"))
 		Expect(vr.Status.Artifacts).To(BeEmpty())
 		Expect(ran).To(BeEmpty(), "no chart is drawn")
