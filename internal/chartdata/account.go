@@ -497,7 +497,7 @@ func scanNumbers(text string) []PromptNumber {
 				if text[start-1] == '-' {
 					v = -v
 				}
-				signed = text[start-1:j]
+				signed = text[start-1 : j]
 			case unicode.IsLetter(before):
 				// Part of a name: "COVID-19", "HbS-beta 2".
 				out = append(out, PromptNumber{Text: text[start-1 : j], Value: v, Explained: "name"})

@@ -115,8 +115,8 @@ func TestAccount(t *testing.T) {
 			ok:     true,
 		},
 		"pie missing a wedge": {
-			prompt:  "Pie chart of genotypes: HbSS 60, HbSC 30, other 30",
-			charts:  []Chart{{Type: TypePie, Library: "matplotlib", Series: []Series{{Type: TypePie, Labels: []string{"HbSS", "HbSC"}, Y: []float64{66.666667, 33.333333}}}}},
+			prompt: "Pie chart of genotypes: HbSS 60, HbSC 30, other 30",
+			charts: []Chart{{Type: TypePie, Library: "matplotlib", Series: []Series{{Type: TypePie, Labels: []string{"HbSS", "HbSC"}, Y: []float64{66.666667, 33.333333}}}}},
 			// 60 and 30 are the two wedges' shares; the last 30 is not drawn.
 			missing: []string{"30"},
 		},
@@ -187,12 +187,12 @@ func TestScanPrompt(t *testing.T) {
 		data   []string
 		labels []string
 	}{
-		"thousands in every position":   {prompt: "Plot 1,200, 3,400 and 5,600, then 12,000", data: []string{"1,200", "3,400", "5,600", "12,000"}},
-		"a list without spaces":         {prompt: "Plot 3,2,4", data: []string{"3,2", "4"}},
-		"names are not numbers":         {prompt: "Bar chart of HbA1c in Q1 and COVID-19 cases: 3, 4", data: []string{"3", "4"}},
+		"thousands in every position":    {prompt: "Plot 1,200, 3,400 and 5,600, then 12,000", data: []string{"1,200", "3,400", "5,600", "12,000"}},
+		"a list without spaces":          {prompt: "Plot 3,2,4", data: []string{"3,2", "4"}},
+		"names are not numbers":          {prompt: "Bar chart of HbA1c in Q1 and COVID-19 cases: 3, 4", data: []string{"3", "4"}},
 		"counts, sizes, ordinals, spans": {prompt: "Histogram in 10 bins, 300 dpi, 800x600, top 5, the 2nd panel over the last 12 months: 4, 5", data: []string{"4", "5"}},
-		"labels name values":            {prompt: "Plot sales: North 120, South (95), \"West coast\" 3. Thanks Bob", data: []string{"120", "95", "3"}, labels: []string{"West coast", "North", "South"}},
-		"a range":                       {prompt: "Transfusions 2019-2023: 40, 42", data: []string{"2019", "2023", "40", "42"}},
+		"labels name values":             {prompt: "Plot sales: North 120, South (95), \"West coast\" 3. Thanks Bob", data: []string{"120", "95", "3"}, labels: []string{"West coast", "North", "South"}},
+		"a range":                        {prompt: "Transfusions 2019-2023: 40, 42", data: []string{"2019", "2023", "40", "42"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

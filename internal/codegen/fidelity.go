@@ -14,6 +14,9 @@ type UnfaithfulError struct {
 func (e *UnfaithfulError) Error() string  { return e.Message }
 func (e *UnfaithfulError) Reason() string { return e.Why }
 
-// reasonDataNotAccounted is api/v1alpha1's ReasonDataNotAccounted (codegen does not
+// The reasons of api/v1alpha1 an UnfaithfulError carries (codegen does not
 // import the API package).
-const reasonDataNotAccounted = "DataNotAccounted"
+const (
+	reasonDataNotAccounted  = "DataNotAccounted"
+	reasonDataNotUnderstood = "DataNotUnderstood"
+)

@@ -99,14 +99,14 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			f = Failure{Name: "NoFigure", Value: "the program ran without errors but produced no chart; draw the chart and end with plt.show() (fig.show() for plotly)", Stderr: res.Stdout}
 		}
 		if res.TimedOut {
-			return fallback(ctx, in, exec, out, "the model's program timed out in the sandbox: "+f.Summary())
+			return g.fallback(ctx, in, exec, out, "the model's program timed out in the sandbox: "+f.Summary())
 		}
 		if out.Repairs >= g.MaxRepairs {
 			reason := fmt.Sprintf("the model's program failed (%s) and repairs are off (maxRepairs 0)", f.Summary())
 			if g.MaxRepairs > 0 {
 				reason = fmt.Sprintf("the model's program still failed after %d repairs: %s", out.Repairs, f.Summary())
 			}
-			return fallback(ctx, in, exec, out, reason)
+			return g.fallback(ctx, in, exec, out, reason)
 		}
 		out.Repairs++
 		answer, err := g.ask(ctx, &out, modelsRequest(SystemPrompt(in), RepairPrompt(in, code, f)))
@@ -135,12 +135,17 @@ func (g *Generator) degrade(ctx context.Context, in Input, exec Exec, out Outcom
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
-	return fallback(ctx, in, exec, out, what+": "+err.Error())
+	return g.fallback(ctx, in, exec, out, what+": "+err.Error())
 }
 
-func fallback(ctx context.Context, in Input, exec Exec, out Outcome, reason string) (Outcome, error) {
+func (g *Generator) fallback(ctx context.Context, in Input, exec Exec, out Outcome, reason string) (Outcome, error) {
 	out.Path = PathTemplateFallback
 	out.FallbackReason = reason
+	if g.Unreadable != nil {
+		if why := g.Unreadable(in); why != "" {
+			return out, &UnfaithfulError{Why: reasonDataNotUnderstood, Message: reason + "; and " + why}
+		}
+	}
 	return runTemplate(ctx, in, exec, out)
 }
 

@@ -83,6 +83,9 @@ func Run(ctx context.Context, gen *codegen.Generator, req Request, exec codegen.
 		}
 		return ""
 	}
+	// A model that fails falls back to a template only when the template can draw
+	// the request's data.
+	g.Unreadable = NotUnderstood
 	out, err := g.Run(ctx, in, exec)
 	res.Outcome = out
 	res.DataSource = codegen.DataSourceOf(in, out.Code.Source)

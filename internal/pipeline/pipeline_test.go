@@ -80,7 +80,7 @@ func TestModelChartMismatchIsRepaired(t *testing.T) {
 		// template fallback that could be as wrong.
 		"still wrong after one repair: fails": {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
 		"wrong, repairs off: fails":           {answers: []string{wrongLDH}, maxRepairs: 0, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
-		"right at once":                {answers: []string{rightLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel},
+		"right at once":                       {answers: []string{rightLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -205,4 +205,22 @@ func TestAnnotateFiles(t *testing.T) {
 		t.Error("a PNG was changed")
 	}
 	_ = vizv1.ReasonChartVerified
+}
+
+// TestFallbackRefusesUnreadableData: a model that fails falls back to a template only
+// when the template can draw the request's data; otherwise the request fails with
+// DataNotUnderstood, and nothing runs.
+func TestFallbackRefusesUnreadableData(t *testing.T) {
+	const prompt = "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390"
+	m := &scriptedModel{answers: []string{`{"visualization": true, "tool": "CodeInterpreter", "chartType": "line"}`, "I cannot write code for that."}}
+	ran := false
+	exec := func(context.Context, string) (*sandbox.Result, error) { ran = true; return nil, nil }
+	res, err := Run(context.Background(), &codegen.Generator{Client: m, MaxRepairs: 1}, Request{Input: codegen.Input{Prompt: prompt, Packages: codegen.DefaultPackages}}, exec)
+	var ue *codegen.UnfaithfulError
+	if !errors.As(err, &ue) || ue.Reason() != vizv1.ReasonDataNotUnderstood || !strings.Contains(ue.Error(), "the request gives 520,") {
+		t.Fatalf("err %v, want DataNotUnderstood naming 520", err)
+	}
+	if ran || res.Outcome.Path != codegen.PathTemplateFallback {
+		t.Fatalf("ran %v, path %s: no template may run", ran, res.Outcome.Path)
+	}
 }
