@@ -517,9 +517,9 @@ func scanNumbers(text string) []PromptNumber {
 		word := leadingWord(rest)
 		lw := strings.ToLower(word)
 		switch {
-		case !n.Percent && (lw == "st" || lw == "nd" || lw == "rd" || lw == "th") && len(word) == len(rest[:len(word)]) && k == j:
-			n.Explained = "ordinal"
-		case k == j && (lw == "d") && strings.HasPrefix(rest, word):
+		case k == j && (lw == "st" || lw == "nd" || lw == "rd" || lw == "th"):
+			n.Explained = "ordinal" // 2nd, 3rd: letters right after the digits
+		case k == j && lw == "d":
 			n.Explained = "name" // 2D, 3D
 		case strings.HasPrefix(rest, "x") && len(rest) > 1 && isDigit(rest[1]):
 			n.Explained = "size"
