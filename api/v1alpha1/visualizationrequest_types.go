@@ -674,3 +674,13 @@ type VisualizationRequestList struct {
 func init() {
 	SchemeBuilder.Register(&VisualizationRequest{}, &VisualizationRequestList{})
 }
+
+// Reasons of chart fidelity: the prompt's own text, read again apart from detection.
+const (
+	// ReasonDataNotAccounted (Verified=False): the prompt has a number or label the
+	// chart neither plots nor shows, or the chart plots numbers the prompt does not give.
+	ReasonDataNotAccounted = "DataNotAccounted"
+	// ReasonDataNotUnderstood (Failed): the templates could not read every number or
+	// label of the prompt, so no chart was drawn; spec.model would handle it.
+	ReasonDataNotUnderstood = "DataNotUnderstood"
+)

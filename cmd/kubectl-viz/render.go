@@ -251,6 +251,11 @@ func runRender(cmd *cobra.Command, o *renderOptions) error {
 		if models.IsTerminal(err) {
 			code = 2
 		}
+		// No chart rather than a wrong one: say why, as the operator's condition does.
+		var ue *codegen.UnfaithfulError
+		if errors.As(err, &ue) {
+			code, err = 2, fmt.Errorf("%s: %w", ue.Reason(), err)
+		}
 		out.Error = err.Error()
 		if o.asJSON {
 			_ = printRender(o, out)

@@ -14,11 +14,12 @@ import (
 )
 
 const (
-	barPrompt   = "Create a bar chart of treatment effectiveness: Hydroxyurea (85%), Voxelotor (70%), Crizanlizumab (75%)"
-	refineReply = "```json\n{\"visualization\": true, \"tool\": \"CodeInterpreter\", \"chartType\": \"bar\", \"title\": \"Treatment effectiveness\"}\n```"
-	brokenReply = "Here is the chart:\n```python\nimport matplotlib.pyplot as plt\nvalues = [85, 70, 75]\nplt.bar(['Hydroxyurea', 'Voxelotor', 'Crizanlizumab'], valuez)\nplt.title('Treatment effectiveness')\nplt.show()\n```"
-	fixedReply  = "Sorry, a typo. Fixed:\n```python\nvalues = [85, 70, 75]\nplt.bar(['Hydroxyurea', 'Voxelotor', 'Crizanlizumab'], values)\nplt.title('Treatment effectiveness')\nplt.show()\n```"
-	evilReply   = "```python\nimport socket\nimport matplotlib.pyplot as plt\nsocket.create_connection(('example.com', 80))\nplt.bar(['a'], [1])\nplt.show()\n```"
+	barPrompt    = "Create a bar chart of treatment effectiveness: Hydroxyurea (85%), Voxelotor (70%), Crizanlizumab (75%)"
+	refineReply  = "```json\n{\"visualization\": true, \"tool\": \"CodeInterpreter\", \"chartType\": \"bar\", \"title\": \"Treatment effectiveness\"}\n```"
+	brokenReply  = "Here is the chart:\n```python\nimport matplotlib.pyplot as plt\nvalues = [85, 70, 75]\nplt.bar(['Hydroxyurea', 'Voxelotor', 'Crizanlizumab'], valuez)\nplt.title('Treatment effectiveness')\nplt.show()\n```"
+	fixedReply   = "Sorry, a typo. Fixed:\n```python\nvalues = [85, 70, 75]\nplt.bar(['Hydroxyurea', 'Voxelotor', 'Crizanlizumab'], values)\nplt.title('Treatment effectiveness')\nplt.show()\n```"
+	droppedReply = "```python\nimport matplotlib.pyplot as plt\nplt.bar(['Hydroxyurea', 'Voxelotor'], [85, 70])\nplt.title('Treatment effectiveness')\nplt.show()\n```"
+	evilReply    = "```python\nimport socket\nimport matplotlib.pyplot as plt\nsocket.create_connection(('example.com', 80))\nplt.bar(['a'], [1])\nplt.show()\n```"
 )
 
 // End to end: keyword detection, model refinement and generation against a scripted
@@ -69,6 +70,15 @@ func TestRenderCommand(t *testing.T) {
 			args:    []string{"--prompt", barPrompt, "--model", "test/", "--json"},
 			want: want{success: true, detSource: "Keywords", chartType: "bar", path: "TemplateFallback", attempts: 1,
 				artifacts: []string{"figure_1.png"}, reasonHas: "server error (HTTP 503", serverCall: 6},
+		},
+		"templates refuse data they cannot read": {
+			args: []string{"--prompt", "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390"},
+			want: want{exit: 2, stderrHas: "DataNotUnderstood: the templates could not read the request's data: the request gives 520,"},
+		},
+		"model drops a value twice: one repair, then a clear failure": {
+			replies: []modelstest.Reply{{Content: refineReply}, {Content: droppedReply}, {Content: droppedReply}},
+			args:    []string{"--prompt", barPrompt, "--model", "test/"},
+			want:    want{exit: 2, stderrHas: "DataNotAccounted: the model's chart does not show the request's data after a repair round", serverCall: 3},
 		},
 		"not a visualization": {
 			args: []string{"--prompt", "What do recent clinical trials say about voxelotor efficacy?"},

@@ -21,8 +21,13 @@ type Generator struct {
 	MaxTokens int
 	// Check, when set, looks at a model program's successful result and returns what
 	// differs from the request (empty when nothing does). A difference goes back to
-	// the model like a traceback ("ChartMismatch"), then to the template.
+	// the model like a traceback ("ChartMismatch") once; still different, Run fails
+	// with an UnfaithfulError.
 	Check func(res *sandbox.Result) string
+	// Unreadable, when set, says why the templates cannot draw the request faithfully
+	// (empty when they can). A fallback to a template that cannot fails with an
+	// UnfaithfulError (DataNotUnderstood) instead of drawing a wrong chart.
+	Unreadable func(in Input) string
 }
 
 // NewGenerator builds the Generator for spec.model. An empty model gives a

@@ -59,6 +59,7 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 	if err != nil {
 		return g.degrade(ctx, in, exec, out, "the model's answer was unusable", err)
 	}
+	mismatchRepaired := false
 	for {
 		res, err := exec(ctx, code)
 		out.Code = Code{Code: code, Source: SourceModel, Model: g.Client.Name()}
@@ -78,8 +79,19 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			return out, nil
 		}
 		f := failureOf(res)
+		if mismatch != "" && (mismatchRepaired || out.Repairs >= g.MaxRepairs) {
+			// One repair round with the verifier's message; then the request fails
+			// clearly rather than falling back to a template that may be as wrong.
+			what := "after a repair round"
+			if !mismatchRepaired {
+				what = "and repairs are off (maxRepairs 0)"
+			}
+			return out, &UnfaithfulError{Why: reasonDataNotAccounted,
+				Message: fmt.Sprintf("the model's chart does not show the request's data %s: %s", what, mismatch)}
+		}
 		switch {
 		case mismatch != "":
+			mismatchRepaired = true
 			// It drew a chart, but not the one asked for: as repairable as an error.
 			f = Failure{Name: "ChartMismatch", Value: mismatch + "; plot exactly the numbers and labels the request gives"}
 		case res.Success:
@@ -87,14 +99,14 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			f = Failure{Name: "NoFigure", Value: "the program ran without errors but produced no chart; draw the chart and end with plt.show() (fig.show() for plotly)", Stderr: res.Stdout}
 		}
 		if res.TimedOut {
-			return fallback(ctx, in, exec, out, "the model's program timed out in the sandbox: "+f.Summary())
+			return g.fallback(ctx, in, exec, out, "the model's program timed out in the sandbox: "+f.Summary())
 		}
 		if out.Repairs >= g.MaxRepairs {
 			reason := fmt.Sprintf("the model's program failed (%s) and repairs are off (maxRepairs 0)", f.Summary())
 			if g.MaxRepairs > 0 {
 				reason = fmt.Sprintf("the model's program still failed after %d repairs: %s", out.Repairs, f.Summary())
 			}
-			return fallback(ctx, in, exec, out, reason)
+			return g.fallback(ctx, in, exec, out, reason)
 		}
 		out.Repairs++
 		answer, err := g.ask(ctx, &out, modelsRequest(SystemPrompt(in), RepairPrompt(in, code, f)))
@@ -123,12 +135,17 @@ func (g *Generator) degrade(ctx context.Context, in Input, exec Exec, out Outcom
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
-	return fallback(ctx, in, exec, out, what+": "+err.Error())
+	return g.fallback(ctx, in, exec, out, what+": "+err.Error())
 }
 
-func fallback(ctx context.Context, in Input, exec Exec, out Outcome, reason string) (Outcome, error) {
+func (g *Generator) fallback(ctx context.Context, in Input, exec Exec, out Outcome, reason string) (Outcome, error) {
 	out.Path = PathTemplateFallback
 	out.FallbackReason = reason
+	if g.Unreadable != nil {
+		if why := g.Unreadable(in); why != "" {
+			return out, &UnfaithfulError{Why: reasonDataNotUnderstood, Message: reason + "; and " + why}
+		}
+	}
 	return runTemplate(ctx, in, exec, out)
 }
 

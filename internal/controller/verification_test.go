@@ -12,6 +12,8 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
+	"github.com/vizops/viz-operator/internal/models"
+	"github.com/vizops/viz-operator/internal/models/modelstest"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
@@ -73,5 +75,70 @@ var _ = Describe("Chart data and verification", func() {
 		bad := meta.FindStatusCondition(get(ctx, Default, ns, "bad").Status.Conditions, vizv1.ConditionVerified)
 		Expect(bad.Message).To(ContainSubstring("missing: 521, 481, 431, 391"))
 		Expect(get(ctx, Default, ns, "none").Status.Artifacts[0].Chart).To(BeNil())
+	})
+
+	It("fails a request whose data the templates cannot read, naming the numbers, without running it", func() {
+		ns := newNamespace(ctx, nil)
+		fake := sandboxtest.NewPool(1)
+		ran := make(chan string, 4)
+		fake.SetBehavior(func(_ context.Context, req sandbox.Request) (*sandbox.Result, error) {
+			ran <- req.Code
+			return &sandbox.Result{Success: true, Files: []sandbox.Artifact{{Name: "figure_1.png", MIMEType: "image/png", Data: sandboxtest.PNG}}}, nil
+		})
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake)})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1))).To(Succeed())
+		// A value in the prose: the templates read only the list after it.
+		prompt := "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390"
+		Expect(k8sClient.Create(ctx, newRequest(ns, "unread", "", func(vr *vizv1.VisualizationRequest) { vr.Spec.Prompt = prompt }))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "unread"), 30*time.Second).Should(Equal(vizv1.PhaseFailed))
+		vr := get(ctx, Default, ns, "unread")
+		ready := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady)
+		Expect(ready).NotTo(BeNil())
+		Expect(ready.Reason).To(Equal(vizv1.ReasonDataNotUnderstood))
+		Expect(ready.Message).To(ContainSubstring("the request gives 520,"))
+		Expect(ready.Message).To(ContainSubstring("spec.model"))
+		Expect(vr.Status.Artifacts).To(BeEmpty())
+		Expect(ran).To(BeEmpty(), "no chart is drawn")
+	})
+
+	It("gives a model's chart that drops a value one repair round with the verifier's message, then fails with DataNotAccounted", func() {
+		ns := newNamespace(ctx, nil)
+		const dropped = "```python\nimport matplotlib.pyplot as plt\nplt.bar(['Hydroxyurea', 'Voxelotor'], [85, 70])\nplt.title('Treatment effectiveness')\nplt.show()\n```"
+		srv := modelstest.NewOpenAI(GinkgoT(),
+			modelstest.Reply{Content: `{"visualization": true, "tool": "CodeInterpreter", "chartType": "bar"}`},
+			modelstest.Reply{Content: dropped}, modelstest.Reply{Content: dropped})
+		reg := models.NewRegistry(&models.Config{Providers: []models.ProviderConfig{{
+			Name: "local", Type: models.TypeOpenAI, BaseURL: srv.BaseURL(), DefaultModel: "qwen",
+			APIKeySecretRef: &models.SecretRef{Name: "keys", Key: "local"},
+		}}}, models.Options{Secrets: func(context.Context, string, string) (string, error) { return "sk-test", nil }})
+		fake := sandboxtest.NewPool(1)
+		// The fake reads back what the model's code draws: two of the three bars.
+		fake.SetBehavior(func(_ context.Context, req sandbox.Request) (*sandbox.Result, error) {
+			res := &sandbox.Result{Success: true, Files: []sandbox.Artifact{{Name: "figure_1.png", MIMEType: "image/png", Data: sandboxtest.PNG}}}
+			if strings.Contains(req.Code, "[85, 70]") {
+				res.Charts = []chartdata.Chart{{Type: chartdata.TypeBar, Library: "matplotlib", Figure: "figure_1", Title: "Treatment effectiveness",
+					Series: []chartdata.Series{{Type: chartdata.TypeBar, Labels: []string{"Hydroxyurea", "Voxelotor"}, Y: []float64{85, 70}}}}}
+			}
+			return res, nil
+		})
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake), pipeline: CodegenPipeline{Models: reg}})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1))).To(Succeed())
+		Expect(k8sClient.Create(ctx, newRequest(ns, "dropped", "", func(vr *vizv1.VisualizationRequest) {
+			vr.Spec.Prompt = "Create a bar chart of SCD treatment effectiveness: Hydroxyurea (85%), Voxelotor (70%), Crizanlizumab (75%)"
+			vr.Spec.Model = "local/"
+		}))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "dropped"), 30*time.Second).Should(Equal(vizv1.PhaseFailed))
+		vr := get(ctx, Default, ns, "dropped")
+		ready := meta.FindStatusCondition(vr.Status.Conditions, vizv1.ConditionReady)
+		Expect(ready.Reason).To(Equal(vizv1.ReasonDataNotAccounted))
+		Expect(ready.Message).To(ContainSubstring("after a repair round"))
+		Expect(ready.Message).To(ContainSubstring("75"))
+		Expect(vr.Status.Artifacts).To(BeEmpty())
+		calls := srv.Calls()
+		Expect(calls).To(HaveLen(3), "refinement, the code, one repair: no more")
+		Expect(calls[2].User).To(ContainSubstring("ChartMismatch"))
+		Expect(calls[2].User).To(ContainSubstring("Crizanlizumab"))
 	})
 })

@@ -22,7 +22,16 @@ type chartCue struct {
 // explicitCues name a chart type; they win over implied ones ("a bar chart of the
 // share of patients" is a bar chart). Order matters: more specific names first.
 var explicitCues = []chartCue{
-	{regexp.MustCompile(`\bstacked (?:area|line)\b|\bstackplot\b`), ChartStackedArea},
+	{regexp.MustCompile(`\bstacked (?:area|line)\b|\bstackplot\b|堆叠面积图`), ChartStackedArea},
+	// Chinese chart names.
+	{regexp.MustCompile(`柱状图|条形图|條形圖|棒グラフ`), ChartBar},
+	{regexp.MustCompile(`折线图|折線圖|折れ線`), ChartLine},
+	{regexp.MustCompile(`饼图|餅圖|円グラフ`), ChartPie},
+	{regexp.MustCompile(`散点图|散點圖|散布図`), ChartScatter},
+	{regexp.MustCompile(`直方图|直方圖|ヒストグラム`), ChartHistogram},
+	{regexp.MustCompile(`箱线图|箱形图|箱ひげ図`), ChartBox},
+	{regexp.MustCompile(`热力图|熱力圖|ヒートマップ`), ChartHeatmap},
+	{regexp.MustCompile(`面积图|面積圖`), ChartArea},
 	// Spanish, German, French, Portuguese and Italian chart names.
 	{regexp.MustCompile(`\bbalkendiagramm\w*\b|\bs[äa]ulendiagramm\w*\b|\bde barras\b|\ben barres\b|\b(?:a|di) barre\b|\bà barres\b|\bhistogramme en barres\b`), ChartBar},
 	{regexp.MustCompile(`\b(?:kreis|torten)diagramm\w*\b|\bcircular\b|\bde (?:pastel|torta|pizza|setores)\b|\bcamembert\b|\ba torta\b|\bsectoriel\b|\bcirculaire\b`), ChartPie},

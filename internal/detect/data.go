@@ -31,6 +31,8 @@ var (
 		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
 		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                       // 2019: 3
 		regexp.MustCompile(`\b((?:19|20)\d\d)\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`),     // 2021 30%
+		// CJK names run into their values: "北区120，南区95".
+		regexp.MustCompile(`([\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+)\s*[:=]?\s*(` + num + `)\s*(%)?`),
 	}
 	// numberList is three or more numbers separated by commas or semicolons.
 	numberList = regexp.MustCompile(`(?:` + num + `%?(?:\s*[,;]\s*|\s*,?\s+and\s+)){2,}` + num + `%?`)

@@ -31,7 +31,9 @@ var (
 	vizStrong = regexp.MustCompile(`\b(?:visuali[sz](?:e|es|ed|ing|ation|ations)|charts?|charted|charting|graphs?|graphed|graphing|plots?|plotted|plotting|diagrams?|histograms?|heat ?maps?|scatter ?plots?|box ?plots?|box-and-whisker|infographics?|sparklines?|time series|scatter of)\b`)
 	// vizForeign are the same words in Spanish, German, French, Portuguese and
 	// Italian (German compounds: Balkendiagramm, Liniendiagramm, ...).
-	vizForeign = regexp.MustCompile(`(?:\b(?:gr[áa]fic[oa]s?|gr[áa]fica|grafici|diagramas?|diagrammes?|diagrammi|diagramma|graphiques?|graphe|\p{L}*diagramm(?:e|en)?|schaubild(?:er)?|histogramas?|histogrammes?|histogramm(?:e|en)?|istogramm[ai]|camembert|visualis(?:ez|er|ieren|iere|iert)|visualiz(?:a|ar|e|ate)|visualizza(?:re)?|plotte|plotten|zeichne|trace[rz]|dessine[rz]?|diagrama|grafico|gr[áa]fico)\b)`)
+	vizForeign = regexp.MustCompile(`(?:\b(?:gr[áa]fic[oa]s?|gr[áa]fica|grafici|diagramas?|diagrammes?|diagrammi|diagramma|graphiques?|graphe|\p{L}*diagramm(?:e|en)?|schaubild(?:er)?|histogramas?|histogrammes?|histogramm(?:e|en)?|istogramm[ai]|camembert|visualis(?:ez|er|ieren|iere|iert)|visualiz(?:a|ar|e|ate)|visualizza(?:re)?|plotte|plotten|zeichne|trace[rz]|dessine[rz]?|diagrama|grafico|gr[áa]fico)\b)` +
+		// Chinese, Japanese and Korean chart words (no word boundaries in CJK text).
+		`|(?:柱状图|條形圖|条形图|折线图|折線圖|饼图|餅圖|散点图|散點圖|直方图|直方圖|箱线图|箱形图|热力图|熱力圖|面积图|面積圖|图表|圖表|グラフ|チャート|차트|그래프)`)
 	// vizWeak ask for a visualization only after a creation verb ("draw a survival curve").
 	vizWeak = regexp.MustCompile(`\b(?:curves?|figures?|trend ?lines?)\b`)
 	// creation verbs make a weak keyword count and override the interpretation guard.
@@ -44,7 +46,7 @@ var (
 
 	// aboutCharts asks about charts rather than for one: "should I use a pie chart or
 	// a bar chart?", "which chart suits five categories?".
-	aboutCharts = regexp.MustCompile(`\b(?:why (?:do|does|are|is|would|should|did) |should (?:i|we|you) (?:use|choose|pick|go with)|which (?:chart|graph|plot|kind|type|one)|what (?:kind|type|sort) of (?:chart|graph|plot)|when (?:should (?:i|we|you) |to |do (?:i|we|you) )?use|difference between|pros and cons|is (?:a|an) \w+ (?:chart|graph|plot) (?:better|appropriate|suitable|good)|better (?:choice|option|than)|recommend(?:ed)? (?:a|an|the)? ?(?:chart|graph|plot)|best (?:chart|graph|plot|way to (?:show|visuali[sz]e|display)))\b`)
+	aboutCharts = regexp.MustCompile(`\b(?:why (?:do|does|are|is|would|should|did) |should (?:i|we|you) (?:use|choose|pick|go with)|which (?:chart|graph|plot|kind|type|one)|which (?:is|one is|would be|works) (?:better|best|more)|what (?:kind|type|sort) of (?:chart|graph|plot)|when (?:should (?:i|we|you) |to |do (?:i|we|you) )?use|difference between|pros and cons|is (?:a|an) \w+ (?:chart|graph|plot) (?:better|appropriate|suitable|good)|better (?:choice|option|than)|recommend(?:ed)? (?:a|an|the)? ?(?:chart|graph|plot)|best (?:chart|graph|plot|way to (?:show|visuali[sz]e|display)))\b`)
 	// explainOnly ends a question that wants words: "Explain briefly."
 	explainOnly = regexp.MustCompile(`\b(?:explain|tell me|answer|in (?:one|two|three|a few) (?:sentences?|words|lines)|briefly|in short)\b`)
 	// literaryPlot is a story's plot: "summarize the plot of Moby-Dick".
@@ -90,6 +92,8 @@ func Detect(prompt string) Result {
 		prompt = prompt[:maxPromptBytes]
 	}
 	res := Result{Tool: ToolNone, ChartType: ChartAuto, Source: SourceKeywords}
+	// Full-width digits and punctuation (CJK text) read as ASCII: "１２０，" is "120,".
+	prompt = foldWidth(prompt)
 	text := normalize(prompt)
 	kws := newKeywordSet()
 
@@ -140,16 +144,30 @@ func Detect(prompt string) Result {
 		res.Labels, res.Values, res.Unit = data.Labels, data.Values, data.Unit
 		res.X, res.Series = data.X, data.Series
 		res.Stacked = stackedBars.MatchString(text)
-		if t, a, b := quotedTitle(prompt); t != "" {
+		askedX, askedY, unquoted := axisLabels(prompt)
+		if t, a, b := quotedTitle(unquoted); t != "" {
 			// Axis labels come from the rest of the prompt.
 			start := data.Start
 			if start >= b {
 				start -= b - a
 			}
-			_, res.XLabel, res.YLabel = labels(prompt[:a]+prompt[b:], res, start)
+			_, res.XLabel, res.YLabel = labels(unquoted[:a]+unquoted[b:], res, start)
 			res.Title = t
 		} else {
-			res.Title, res.XLabel, res.YLabel = labels(prompt, res, data.Start)
+			res.Title, res.XLabel, res.YLabel = labels(unquoted, res, data.Start)
+		}
+		// Two named lists for a scatter are its x and y ("heights 150, 160 and
+		// weights 50, 58").
+		if res.ChartType == ChartScatter && len(res.Series) == 2 && len(res.X) == 0 && len(res.Series[0].Values) == len(res.Series[1].Values) {
+			sx, sy := res.Series[0], res.Series[1]
+			res.X, res.Values, res.Series, res.Labels = sx.Values, sy.Values, nil, nil
+			res.XLabel, res.YLabel = capitalize(sx.Name), capitalize(sy.Name)
+		}
+		if askedX != "" {
+			res.XLabel = askedX
+		}
+		if askedY != "" {
+			res.YLabel = askedY
 		}
 		// "over days 1 to 4" names the axis "Day", not "Days 1 to 4".
 		if m := axisRange.FindStringSubmatch(res.XLabel); m != nil {
@@ -251,7 +269,28 @@ func inSpans(m []int, spans [][]int) bool {
 // simple ("don’t" is "don't").
 func normalize(s string) string {
 	s = strings.ToLower(s)
-	return strings.NewReplacer("’", "'", "‘", "'", "–", "-", "—", " - ").Replace(s)
+	// "instead of a chart" negates the chart; clauseSplit cuts at a bare "instead".
+	return strings.NewReplacer("’", "'", "‘", "'", "–", "-", "—", " - ", "instead of", "rather than").Replace(s)
+}
+
+// foldWidth maps full-width ASCII forms (U+FF01–FF5E: "１２０", "：", "，") and the
+// ideographic space and comma to ASCII, so CJK prompts are read like others.
+func foldWidth(s string) string {
+	wide := func(r rune) bool { return r >= 0xFF01 && r <= 0xFF5E || r == 0x3000 || r == '、' }
+	if !strings.ContainsFunc(s, wide) {
+		return s // and invalid UTF-8 stays as it is
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 0xFF01 && r <= 0xFF5E:
+			return r - 0xFEE0
+		case r == 0x3000:
+			return ' '
+		case r == '、':
+			return ','
+		}
+		return r
+	}, s)
 }
 
 // keywordSet keeps first-seen order, drops duplicates and stops at maxKeywords.

@@ -25,6 +25,10 @@ var (
 	namedList = regexp.MustCompile(`([\p{L}\p{N}][\p{L}\p{N}'’.\- ]{0,40}?)\s*\(\s*((?:` + num + `%?\s*[,;]\s*)+` + num + `%?)\s*\)`)
 	// colonList is "arm A: 3, 5, 4; arm B: 2, 3, 3": a name, a colon, a list.
 	colonList = regexp.MustCompile(`([\p{L}][\p{L}\p{N}'’.\- ]{0,40}?)\s*:\s*((?:` + num + `%?\s*,\s*)+` + num + `%?)(?:\s*(?:;|\band\b|\.|$))`)
+	// bareList is "Ward A 120, 125, 130", "clinic B = 9, 13, 16", "heights 150, 160, 170":
+	// a name, an optional ":" or "=", and a list of two or more numbers with at least
+	// one comma (so "Q1 20 and 35" stays a row of pairRow).
+	bareList = regexp.MustCompile(`([\p{L}][\p{L}\p{N}'’.\-/+ ]{0,40}?)\s*[:=]?\s*((?:` + num + `%?\s*,\s*)+(?:` + num + `%?\s*,?\s+and\s+)?` + num + `%?)(?:\s*(?:;|,|\band\b|\.|$)|\s+(?:as|in|for|on|with)\b)`)
 	// pairRow is "Q1 20 and 35": a category and one value per series.
 	pairRow = regexp.MustCompile(`(\p{L}[\p{L}\p{N}]{0,15})\s*:?\s+(` + num + `)\s*(?:and|/|&|vs\.?)\s*(` + num + `)`)
 	// twoNames is "inpatient and outpatient" before such rows.
@@ -68,7 +72,7 @@ func extractSeries(prompt string) (series, bool) {
 			return s, true
 		}
 	}
-	for _, re := range []*regexp.Regexp{namedList, colonList} {
+	for _, re := range []*regexp.Regexp{namedList, colonList, bareList} {
 		m := re.FindAllStringSubmatchIndex(prompt, maxSeries)
 		if len(m) < 2 {
 			continue
@@ -294,10 +298,40 @@ func categories(prompt string, n int) []string {
 var (
 	stackedBars = regexp.MustCompile(`\bstacked (?:bar|column)s?\b|\bstacked (?:chart|graph)\b`)
 	// titled is "titled 'X'", "title: X", "called "X"", "with the title "X"".
-	titledQuoted = regexp.MustCompile(`(?i)\b(?:titled|entitled|called|named|with (?:the )?title|title(?:d)?\s*[:=]?)\s*["“'‘«]([^"”'’»\n]{1,120})["”'’»]`)
-	titledBare   = regexp.MustCompile(`(?i)\b(?:titled|entitled|with (?:the )?title|title:)\s+([^"“'‘,.;:\n][^,.;\n]{0,80})`)
+	titledQuoted = regexp.MustCompile(`(?i)\b(?:titled|entitled|called|named|title it|with (?:the )?title|title(?:d)?\s*[:=]?)\s*["“'‘«]([^"”'’»\n]{1,120})["”'’»]`)
+	titledBare   = regexp.MustCompile(`(?i)\b(?:titled|entitled|title it|with (?:the )?title|title:)\s+([^"“'‘,.;:\n][^,.;\n]{0,80})`)
 	anyQuoted    = regexp.MustCompile(`["“«]([^"”»\n]{3,120})["”»]`)
 )
+
+// axisQuoted is an axis label the prompt asks for in quotes: "label the y axis
+// 'g/dL'", "x-axis label: "Hour"", "y axis as 'Dose (mg)'".
+var axisQuoted = regexp.MustCompile(`(?i)\b(?:label (?:the )?([xy])[- ]?axis|([xy])[- ]?axis(?: label(?:led)?| title)?)(?: as| should be| to be)?\s*[:=]?\s*["“'‘]([^"”'’\n]{1,60})["”'’]`)
+
+// axisLabels returns the axis labels the prompt asks for in quotes, and the prompt
+// with those requests blanked (same length, so offsets stay) so they are not taken
+// for a title.
+func axisLabels(prompt string) (x, y, rest string) {
+	b := []byte(prompt)
+	for _, m := range axisQuoted.FindAllStringSubmatchIndex(prompt, 2) {
+		axis := ""
+		switch {
+		case m[2] >= 0:
+			axis = prompt[m[2]:m[3]]
+		case m[4] >= 0:
+			axis = prompt[m[4]:m[5]]
+		}
+		label := strings.TrimSpace(prompt[m[6]:m[7]])
+		if strings.EqualFold(axis, "x") {
+			x = label
+		} else {
+			y = label
+		}
+		for i := m[0]; i < m[1]; i++ {
+			b[i] = ' '
+		}
+	}
+	return x, y, string(b)
+}
 
 // quotedTitle is a title the prompt states: "titled 'Pain over time'", or a phrase in
 // double quotes, and where that phrase is in the prompt. Empty when there is none.

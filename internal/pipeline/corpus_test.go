@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"strings"
@@ -43,7 +44,45 @@ const minCorpusAccuracy = 0.95
 //
 // It prints the three figures and fails under 95% on any.
 func TestCorpusFidelity(t *testing.T) {
-	raw, err := os.ReadFile("../detect/testdata/corpus.yaml")
+	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2}, local.Options{})
+	if err != nil {
+		t.Fatalf("the Local sandbox cannot start (bubblewrap and Debian's python3 plotting libraries are needed): %v", err)
+	}
+	defer pool.Close()
+	dev := runCorpus(t, pool, "dev", "../detect/testdata/corpus.yaml")
+	test := runCorpus(t, pool, "test", "../detect/testdata/corpus_test.yaml")
+	if dev.cases < 120 || dev.dataCases < 30 {
+		t.Errorf("the development half has %d prompts and %d with data to check; keep at least 120 and 30", dev.cases, dev.dataCases)
+	}
+	for _, m := range []struct {
+		name       string
+		right, all int
+	}{{"detection accuracy", dev.detRight, dev.cases}, {"chart-type accuracy", dev.typeRight, dev.viz}, {"data fidelity", dev.dataRight, dev.dataCases}} {
+		if acc := float64(m.right) / float64(max(m.all, 1)); acc < minCorpusAccuracy {
+			t.Errorf("dev %s %.1f%% is below %.0f%%", m.name, 100*acc, 100*minCorpusAccuracy)
+		}
+	}
+	// The held-out half measures the language, not the corpus: its gap to the
+	// development half is reported (issue 19 asks for at most 5 points).
+	gap := 100 * (float64(dev.dataRight)/float64(max(dev.dataCases, 1)) - float64(test.dataRight)/float64(max(test.dataCases, 1)))
+	t.Logf("data fidelity gap dev - test: %.1f points (goal: at most 5)", gap)
+}
+
+// corpusScore counts one half of the corpus.
+type corpusScore struct {
+	cases, detRight, viz, typeRight, dataCases, dataRight, refused int
+}
+
+// runCorpus runs every prompt of a corpus file through Run with the real Local
+// sandbox and checks, on the chart data the runner reads back from the figure:
+//   - detection accuracy: visualization, tool and chart type as labelled;
+//   - chart-type accuracy: the figure is the chart the corpus expects;
+//   - data fidelity: every number, label and title the corpus lists for a prompt is
+//     plotted (a histogram counts every value);
+//   - safety, in every half: a chart that misses any of them is never Verified=True
+//     (it is Verified=False, or the request is refused with DataNotUnderstood).
+func runCorpus(t *testing.T, pool *local.Pool, half, file string) corpusScore {
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,14 +90,9 @@ func TestCorpusFidelity(t *testing.T) {
 	if err := yaml.UnmarshalStrict(raw, &cases); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := local.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2}, local.Options{})
-	if err != nil {
-		t.Fatalf("the Local sandbox cannot start (bubblewrap and Debian's python3 plotting libraries are needed): %v", err)
-	}
-	defer pool.Close()
-
+	var sc corpusScore
+	sc.cases = len(cases)
 	var mu sync.Mutex
-	var detRight, viz, typeRight, dataCases, dataRight int
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
 	for _, c := range cases {
@@ -82,29 +116,37 @@ func TestCorpusFidelity(t *testing.T) {
 				wantChart = detect.ChartAuto
 			}
 			if d.Visualization == c.Visualization && d.Tool == c.Tool && d.ChartType == wantChart {
-				detRight++
+				sc.detRight++
 			} else {
-				t.Logf("detection miss: %q: got viz=%v tool=%s chart=%s", c.Prompt, d.Visualization, d.Tool, d.ChartType)
+				t.Logf("%s: detection miss: %q: got viz=%v tool=%s chart=%s", half, c.Prompt, d.Visualization, d.Tool, d.ChartType)
 			}
 			if !c.Visualization {
 				return
 			}
-			viz++
+			sc.viz++
 			hasData := len(c.Numbers) > 0 || len(c.Labels) > 0 || c.Title != "" || c.Count > 0
 			if hasData {
-				dataCases++
+				sc.dataCases++
+			}
+			var ue *codegen.UnfaithfulError
+			if errors.As(err, &ue) {
+				sc.refused++
+				t.Logf("%s: refused (%s): %q: %s", half, ue.Reason(), c.Prompt, ue.Error())
+				return
 			}
 			if err != nil || res.Outcome.Result == nil || !res.Outcome.Result.Success {
-				t.Logf("run failed: %q: %v %+v", c.Prompt, err, res.Outcome.Result)
+				t.Logf("%s: run failed: %q: %v %+v", half, c.Prompt, err, res.Outcome.Result)
 				return
 			}
 			if len(res.Charts) == 0 {
-				t.Logf("no chart data: %q", c.Prompt)
+				t.Logf("%s: no chart data: %q", half, c.Prompt)
 				return
 			}
-			// A template's chart that does not verify is a template bug.
-			if r := ReasonMismatch(res.Verdict); r != "" {
-				t.Errorf("template %s: Verified=False (%s): %s: %q", res.Outcome.Code.Template, r, res.Verdict.Message, c.Prompt)
+			if half == "dev" {
+				// A template's chart that does not verify is a template bug.
+				if r := ReasonMismatch(res.Verdict); r != "" {
+					t.Errorf("template %s: Verified=False (%s): %s: %q", res.Outcome.Code.Template, r, res.Verdict.Message, c.Prompt)
+				}
 			}
 			chart := res.Charts[0]
 			want := string(c.ChartType)
@@ -112,33 +154,31 @@ func TestCorpusFidelity(t *testing.T) {
 				want = string(codegen.ResolveChart(codegen.Input{Prompt: c.Prompt, Detection: detect.Detect(c.Prompt)}))
 			}
 			if chartTypeIs(want, chart.Type) {
-				typeRight++
+				sc.typeRight++
 			} else {
-				t.Logf("chart type miss: %q: figure is %s, want %s", c.Prompt, chart.Type, want)
+				t.Logf("%s: chart type miss: %q: figure is %s, want %s", half, c.Prompt, chart.Type, want)
 			}
 			if hasData {
 				if why := fidelity(c, res.Charts); why == "" {
-					dataRight++
+					sc.dataRight++
 				} else {
-					t.Logf("data miss: %q: %s (chart %+v)", c.Prompt, why, chart)
+					t.Logf("%s: data miss: %q: %s (chart %+v; Verified=%v %s)", half, c.Prompt, why, chart, res.Verdict.Verified, res.Verdict.Message)
+					if res.Verdict.Verified {
+						t.Errorf("%s: a wrong chart is Verified=True: %q: %s: %s", half, c.Prompt, why, res.Verdict.Message)
+					}
 				}
 			}
 		}(c)
 	}
 	wg.Wait()
 	report := func(name string, right, total int) {
-		acc := float64(right) / float64(max(total, 1))
-		t.Logf("%s: %d/%d = %.1f%%", name, right, total, 100*acc)
-		if acc < minCorpusAccuracy {
-			t.Errorf("%s %.1f%% is below %.0f%%", name, 100*acc, 100*minCorpusAccuracy)
-		}
+		t.Logf("%s %s: %d/%d = %.1f%%", half, name, right, total, 100*float64(right)/float64(max(total, 1)))
 	}
-	if len(cases) < 120 || dataCases < 30 {
-		t.Errorf("the corpus has %d prompts and %d with data to check; keep at least 120 and 30", len(cases), dataCases)
-	}
-	report("detection accuracy", detRight, len(cases))
-	report("chart-type accuracy", typeRight, viz)
-	report("data fidelity", dataRight, dataCases)
+	report("detection accuracy", sc.detRight, sc.cases)
+	report("chart-type accuracy", sc.typeRight, sc.viz)
+	report("data fidelity", sc.dataRight, sc.dataCases)
+	t.Logf("%s refused (DataNotUnderstood): %d of %d chart requests", half, sc.refused, sc.viz)
+	return sc
 }
 
 func chartTypeIs(want string, got chartdata.Type) bool {

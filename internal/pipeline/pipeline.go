@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/codegen"
 	"github.com/vizops/viz-operator/internal/detect"
@@ -62,6 +63,13 @@ func Run(ctx context.Context, gen *codegen.Generator, req Request, exec codegen.
 	if !in.Detection.Visualization {
 		return res, nil
 	}
+	if gen == nil || gen.Client == nil {
+		// Templates only: a prompt whose numbers the templates cannot all place is
+		// refused rather than drawn plausibly wrong.
+		if msg := NotUnderstood(in); msg != "" {
+			return res, &codegen.UnfaithfulError{Why: vizv1.ReasonDataNotUnderstood, Message: msg}
+		}
+	}
 	g := codegen.Generator{}
 	if gen != nil {
 		g = *gen
@@ -69,12 +77,15 @@ func Run(ctx context.Context, gen *codegen.Generator, req Request, exec codegen.
 	// A model's chart that runs but does not show the request's data goes back to
 	// the model with the difference, like a traceback.
 	g.Check = func(r *sandbox.Result) string {
-		v := chartdata.Verify(Expect(in, ""), r.Charts)
+		v := Account(in, chartdata.Verify(Expect(in, ""), r.Charts), r.Charts)
 		if ReasonMismatch(v) != "" {
 			return v.Message
 		}
 		return ""
 	}
+	// A model that fails falls back to a template only when the template can draw
+	// the request's data.
+	g.Unreadable = NotUnderstood
 	out, err := g.Run(ctx, in, exec)
 	res.Outcome = out
 	res.DataSource = codegen.DataSourceOf(in, out.Code.Source)
@@ -102,7 +113,35 @@ func Verify(in codegen.Input, code codegen.Code, charts []chartdata.Chart) chart
 	if code.Source == codegen.SourceTemplate && code.Template != "" {
 		want = strings.TrimPrefix(code.Template, "plotly_")
 	}
-	return chartdata.Verify(Expect(in, want), charts)
+	return Account(in, chartdata.Verify(Expect(in, want), charts), charts)
+}
+
+// Account completes v with the independent check of the charts against the prompt's
+// raw text (chartdata.Account): a number or label of the prompt that the chart does
+// not account for, or a value it plots that the prompt does not give, makes the
+// verdict DataNotAccounted (added to a mismatch already found). A chart that passes
+// both is Verified even when detection found no data to compare.
+func Account(in codegen.Input, v chartdata.Verdict, charts []chartdata.Chart) chartdata.Verdict {
+	if len(charts) == 0 || in.Prompt == "" {
+		return v
+	}
+	acc := chartdata.Account(in.Prompt, charts, chartdata.AccountOptions{Attached: len(in.CSV) > 0})
+	if !acc.OK() {
+		if ReasonMismatch(v) != "" {
+			v.Message += "; and " + acc.Message()
+			return v
+		}
+		return chartdata.Verdict{Reason: vizv1.ReasonDataNotAccounted, Message: acc.Message()}
+	}
+	data := len(acc.Scan.Data())
+	switch {
+	case v.Verified && data > 0:
+		v.Message += fmt.Sprintf("; every number (%d) and label of the prompt is accounted for", data)
+	case !v.Verified && v.Reason == vizv1.ReasonNotVerifiable && data > 0 && strings.Contains(v.Message, "nothing to compare"):
+		v = chartdata.Verdict{Verified: true, Reason: vizv1.ReasonChartVerified,
+			Message: fmt.Sprintf("the chart accounts for every number (%d) and label of the prompt", data)}
+	}
+	return v
 }
 
 // ReasonMismatch returns v.Reason when the verdict says the chart differs from the
@@ -160,6 +199,39 @@ func Expect(in codegen.Input, chartType string) chartdata.Expectation {
 		}
 	}
 	return e
+}
+
+// NotUnderstood checks the data a template would plot (detection's reading of the
+// prompt) against the prompt's raw text, with the same independent rules that verify
+// a chart (chartdata.Account). It returns why the templates cannot draw the request
+// faithfully, naming the numbers and labels they would drop or invent, or "" when
+// they account for everything. With attached data (spec.data) the prompt's text is
+// not the chart's data, and nothing is checked here.
+func NotUnderstood(in codegen.Input) string {
+	if len(in.CSV) > 0 || in.Prompt == "" {
+		return ""
+	}
+	acc := chartdata.Account(in.Prompt, []chartdata.Chart{readChart(in.Detection)}, chartdata.AccountOptions{})
+	if acc.OK() {
+		return ""
+	}
+	return "the templates could not read the request's data: " + acc.Message() +
+		". No chart was drawn rather than a wrong one; set spec.model so a model writes the code, or write the data as \"label value, label value\" or in spec.data"
+}
+
+// readChart is the chart a template would draw from d, as chartdata would read it
+// back: every series with its values, x values and categories, and the titles.
+func readChart(d detect.Result) chartdata.Chart {
+	c := chartdata.Chart{Type: chartdata.TypeBar, Title: d.Title, XLabel: d.XLabel, YLabel: d.YLabel}
+	for _, s := range d.AllSeries() {
+		cs := chartdata.Series{Name: s.Name, Type: chartdata.TypeBar, Y: s.Values}
+		if len(d.X) > 0 {
+			cs.X = d.X
+		}
+		cs.Labels = d.Labels
+		c.Series = append(c.Series, cs)
+	}
+	return c
 }
 
 // FigureOf is the figure an artifact shows: its name without the extension

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -71,16 +72,31 @@ func TestModelChartMismatchIsRepaired(t *testing.T) {
 		maxRepairs int
 		wantPath   codegen.Path
 		wantSource codegen.Source
+		// wantErr is the reason of the UnfaithfulError Run must return.
+		wantErr string
 	}{
 		"repaired from the difference": {answers: []string{wrongLDH, rightLDH}, maxRepairs: 2, wantPath: codegen.PathRepaired, wantSource: codegen.SourceModel},
-		"still wrong: the template":    {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 1, wantPath: codegen.PathTemplateFallback, wantSource: codegen.SourceTemplate},
-		"right at once":                {answers: []string{rightLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel},
+		// One repair round with the verifier's message, then a clear failure: no
+		// template fallback that could be as wrong.
+		"still wrong after one repair: fails": {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
+		"wrong, repairs off: fails":           {answers: []string{wrongLDH}, maxRepairs: 0, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
+		"right at once":                       {answers: []string{rightLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			m := &scriptedModel{answers: append([]string{`{"visualization": true, "tool": "CodeInterpreter", "chartType": "line"}`}, tc.answers...)}
 			gen := &codegen.Generator{Client: m, MaxRepairs: tc.maxRepairs}
 			res, err := Run(context.Background(), gen, Request{Input: codegen.Input{Prompt: ldhPrompt, Packages: codegen.DefaultPackages}}, execIn(p))
+			if tc.wantErr != "" {
+				var ue *codegen.UnfaithfulError
+				if !errors.As(err, &ue) || ue.Reason() != tc.wantErr || !strings.Contains(ue.Error(), "520") {
+					t.Fatalf("err %v, want an UnfaithfulError %s naming the missing values", err, tc.wantErr)
+				}
+				if res.Outcome.Code.Source != codegen.SourceModel || len(m.answers) != 0 {
+					t.Fatalf("source %s, %d answers left: the model's answers must be used, and no template", res.Outcome.Code.Source, len(m.answers))
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,4 +205,22 @@ func TestAnnotateFiles(t *testing.T) {
 		t.Error("a PNG was changed")
 	}
 	_ = vizv1.ReasonChartVerified
+}
+
+// TestFallbackRefusesUnreadableData: a model that fails falls back to a template only
+// when the template can draw the request's data; otherwise the request fails with
+// DataNotUnderstood, and nothing runs.
+func TestFallbackRefusesUnreadableData(t *testing.T) {
+	const prompt = "Line chart of LDH, which fell from 520 to 480, then 430 and finally 390"
+	m := &scriptedModel{answers: []string{`{"visualization": true, "tool": "CodeInterpreter", "chartType": "line"}`, "I cannot write code for that."}}
+	ran := false
+	exec := func(context.Context, string) (*sandbox.Result, error) { ran = true; return nil, nil }
+	res, err := Run(context.Background(), &codegen.Generator{Client: m, MaxRepairs: 1}, Request{Input: codegen.Input{Prompt: prompt, Packages: codegen.DefaultPackages}}, exec)
+	var ue *codegen.UnfaithfulError
+	if !errors.As(err, &ue) || ue.Reason() != vizv1.ReasonDataNotUnderstood || !strings.Contains(ue.Error(), "the request gives 520,") {
+		t.Fatalf("err %v, want DataNotUnderstood naming 520", err)
+	}
+	if ran || res.Outcome.Path != codegen.PathTemplateFallback {
+		t.Fatalf("ran %v, path %s: no template may run", ran, res.Outcome.Path)
+	}
 }
