@@ -56,6 +56,7 @@ func main() {
 		localBackend           bool
 		kubeAPIQPS             float64
 		kubeAPIBurst           int
+		pprofAddr              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -78,6 +79,7 @@ func main() {
 	flag.StringVar(&maxSandboxMemory, "max-sandbox-memory", "", "Sandbox memory (sum of maxSandboxes x memory) across all Local pools, e.g. 4Gi; a pool over it gets QuotaExceeded. Empty: the container's memory limit minus 512Mi; 0: no cap.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side limit on the manager's API requests per second. 0: none (controller-runtime's default), the API server's Priority and Fairness governs; a positive value also needs --kube-api-burst.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Burst of API requests above --kube-api-qps. 0: twice --kube-api-qps.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address to serve Go's pprof profiles on (/debug/pprof/), e.g. 127.0.0.1:6060, for profiling the manager; \"0\" disables it (the default).")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -99,6 +101,7 @@ func main() {
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 		},
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		// The manager caches only the ConfigMaps it owns (artifact ConfigMaps carry the
 		// request-uid label) and the Pods, Secrets and NetworkPolicies of Kubernetes
 		// pools (labelled with their pool's UID), never every one of the cluster.

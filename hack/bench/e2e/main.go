@@ -93,7 +93,7 @@ func main() {
 	flag.IntVar(&cfg.drainN, "drain", 500, "requests created at once for the drain")
 	flag.IntVar(&cfg.poolCap, "cap", 4, "the pool's maxSandboxes (and minReady for drain and scale)")
 	flag.IntVar(&cfg.poolJobs, "pool-jobs", 0, "jobs of the direct-pool reference, half before and half after the drain (0: as many as -drain)")
-	flag.StringVar(&waiting, "waiting", "50,2000", "comma-separated numbers of waiting requests for the scale figures; the first is the reference")
+	flag.StringVar(&waiting, "waiting", "50,2000,10000", "comma-separated numbers of waiting requests for the scale figures; the first is the reference")
 	flag.IntVar(&cfg.window, "window", 40, "completions measured at each scale point")
 	flag.DurationVar(&cfg.drainCap, "drain-cap", 4*time.Minute, "stop the drain after this long and report the rate so far")
 	flag.DurationVar(&cfg.scaleCap, "scale-cap", 3*time.Minute, "stop a scale point this long after its requests were created and report the rate so far")
@@ -146,6 +146,10 @@ type results struct {
 	warmP50, warmP95              time.Duration
 	warmN                         int
 	execP50                       time.Duration
+	directP50                     time.Duration // the same chart on a direct warm pool, in the warm loop
+	api                           apiCounts     // the manager's API requests over the counted warm run
+	cpuProfile                    string        // the warm run's CPU profile
+	rss                           map[string]int64
 	pool2, floor2                 float64 // jobs/s
 	poolRate, drainRate           float64 // charts/s
 	poolRateBefore, poolRateAfter float64
@@ -309,10 +313,10 @@ func (b *bench) setMinReady(ctx context.Context, n int32) error {
 
 // startManager runs a fresh manager for phase and waits until its pool has want
 // sandboxes ready, then settles.
-func (b *bench) startManager(ctx context.Context, phase string, want int) (*controlplane.Manager, error) {
+func (b *bench) startManager(ctx context.Context, phase string, want int, args ...string) (*controlplane.Manager, error) {
 	log := filepath.Join(b.cfg.logDir, "manager-"+phase+".log")
 	started := time.Now().Truncate(time.Second)
-	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log)
+	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -354,9 +358,14 @@ func (b *bench) stopManager(m *controlplane.Manager, phase string) {
 		return
 	}
 	b.stopped[m] = true
-	if hwm := peakRSS(m.Pid()); hwm > b.res.peakRSS {
+	hwm := peakRSS(m.Pid())
+	if hwm > b.res.peakRSS {
 		b.res.peakRSS, b.res.peakPhase = hwm, phase
 	}
+	if b.res.rss == nil {
+		b.res.rss = map[string]int64{}
+	}
+	b.res.rss[phase] = hwm
 	if err := m.Stop(30 * time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 	}
@@ -438,7 +447,15 @@ func (b *bench) warm(ctx context.Context) error {
 	const uncounted = 3
 	b.res.warmUncounted = uncounted
 	b.res.loads = append(b.res.loads, "warm: "+loadavg())
-	m, err := b.startManager(ctx, "warm", 1)
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	m, err := b.startManager(ctx, "warm", 1, "--metrics-bind-address="+metricsAddr, "--pprof-bind-address="+pprofAddr)
 	if err != nil {
 		return err
 	}
@@ -448,14 +465,40 @@ func (b *bench) warm(ctx context.Context) error {
 		return err
 	}
 	defer floor.Close()
-	b.step("warm: %d requests one at a time (%d more first, not counted), each after a floor render and %s idle", b.cfg.warmN, uncounted, b.cfg.gap)
-	var floorT, warmT, execT []time.Duration
+	// The direct run: the same chart on a warm Local pool outside the operator, in the
+	// same loop, so warm minus direct is the controller's own cost.
+	direct, err := b.warmDirectPool(ctx, b.directPoolConfig(1, 1))
+	if err != nil {
+		return err
+	}
+	defer direct.Close()
+	b.step("warm: %d requests one at a time (%d more first, not counted), each after a floor render, a direct run and %s idle", b.cfg.warmN, uncounted, b.cfg.gap)
+	var floorT, warmT, execT, directT []time.Duration
+	var before apiCounts
+	profDone := make(chan error, 1)
 	for i := 0; i < uncounted+b.cfg.warmN; i++ {
+		if i == uncounted {
+			if before, err = scrapeAPICounts(ctx, metricsAddr); err != nil {
+				return err
+			}
+			// A CPU profile of the counted run (about 1 s a request here), saved beside the results.
+			secs := min(max(b.cfg.warmN, 5), 120)
+			b.res.cpuProfile = filepath.Join(b.cfg.logDir, "warm-cpu.pprof")
+			go func() { profDone <- saveCPUProfile(ctx, pprofAddr, secs, b.res.cpuProfile) }()
+		}
 		t0 := time.Now()
 		if err := floor.Render(local.SeedBarChart); err != nil {
 			return err
 		}
 		ft := time.Since(t0)
+		for direct.Status().Ready < 1 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		t0 = time.Now()
+		if err := b.runChart(ctx, direct); err != nil {
+			return err
+		}
+		dt := time.Since(t0)
 		time.Sleep(b.cfg.gap)
 		name := fmt.Sprintf("warm-%03d", i)
 		t0 = time.Now()
@@ -473,8 +516,19 @@ func (b *bench) warm(ctx context.Context) error {
 			floorT = append(floorT, ft)
 			warmT = append(warmT, o.at.Sub(t0))
 			execT = append(execT, o.exec)
+			directT = append(directT, dt)
 		}
 		time.Sleep(b.cfg.gap)
+	}
+	after, err := scrapeAPICounts(ctx, metricsAddr)
+	if err != nil {
+		return err
+	}
+	b.res.api = after.minus(before)
+	b.res.directP50 = percentile(directT, 0.5)
+	if err := <-profDone; err != nil {
+		b.step("warm: no CPU profile: %v", err)
+		b.res.cpuProfile = ""
 	}
 	b.res.floorP50, b.res.floorP95 = percentile(floorT, 0.5), percentile(floorT, 0.95)
 	b.res.warmP50, b.res.warmP95 = percentile(warmT, 0.5), percentile(warmT, 0.95)
@@ -1011,6 +1065,21 @@ func (b *bench) figures() []figure {
 		out = append(out, figure{"warm p50/floor", fmt.Sprintf("%.2f", v), "<= 1.5", check(v, 1.5, true),
 			fmt.Sprintf("warm p50 %s, p95 %s over %d requests (status.execution.durationMillis p50 %s); floor p50 %s, p95 %s", ms(r.warmP50), ms(r.warmP95), r.warmN, ms(r.execP50), ms(r.floorP50), ms(r.floorP95))})
 	}
+	if r.warmN > 0 && r.directP50 > 0 {
+		v := float64(r.warmP50-r.directP50) / float64(time.Millisecond)
+		out = append(out, figure{"warm p50 - direct p50", fmt.Sprintf("%.1f ms", v), "<= 15 ms", check(v, 15, true),
+			fmt.Sprintf("the controller's own cost: warm p50 %s against the same chart on a direct warm pool, p50 %s, in the same loop", ms(r.warmP50), ms(r.directP50))})
+	}
+	if r.warmN > 0 && r.api != nil {
+		n := float64(r.warmN)
+		v := r.api.writes() / n
+		detail := fmt.Sprintf("per request over %d: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE; %.1f reads (GET, watches included)",
+			r.warmN, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n, r.api["GET"]/n)
+		if r.cpuProfile != "" {
+			detail += "; CPU profile " + r.cpuProfile
+		}
+		out = append(out, figure{"API writes per request", fmt.Sprintf("%.1f", v), "<= 3", check(v, 3, true), detail})
+	}
 	if r.poolRate > 0 && r.drainElapsed > 0 {
 		v := r.drainRate / r.poolRate
 		capped := ""
@@ -1027,6 +1096,24 @@ func (b *bench) figures() []figure {
 			v := sp.rate / ref.rate
 			out = append(out, figure{fmt.Sprintf("drain %d/%d", sp.waiting, ref.waiting), fmt.Sprintf("%.2f", v), ">= 0.8", check(v, 0.8, false),
 				fmt.Sprintf("%s; %s", describeScale(sp, b.cfg), describeScale(ref, b.cfg))})
+		}
+	}
+	for _, sp := range r.scale {
+		if sp.waiting >= 2000 && sp.read > 0 {
+			// Intake: every request of the burst read and queued (the target is for 2,000).
+			v := sp.read.Seconds()
+			target, verdict := "reported", (*bool)(nil)
+			if sp.waiting == 2000 {
+				target, verdict = "<= 10 s", check(v, 10, true)
+			}
+			out = append(out, figure{fmt.Sprintf("intake of %d", sp.waiting), fmt.Sprintf("%.1f s", v), target, verdict,
+				fmt.Sprintf("from the first creation until the manager had written a phase for every request (created in %.1f s)", sp.created.Seconds())})
+		}
+		if sp.waiting >= 10000 {
+			if rss := r.rss[fmt.Sprintf("scale-%d", sp.waiting)]; rss > 0 {
+				v := float64(rss) / (1 << 20)
+				out = append(out, figure{fmt.Sprintf("manager peak RSS, %d waiting", sp.waiting), fmt.Sprintf("%.0f MiB", v), "<= 300 MiB", check(v, 300, true), "VmHWM of that scale point's manager"})
+			}
 		}
 	}
 	if r.peakRSS > 0 {

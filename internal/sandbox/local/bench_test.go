@@ -126,7 +126,15 @@ func BenchmarkThroughput2(b *testing.B) {
 type floorInterpreter struct{ f *Floor }
 
 func startFloor(tb testing.TB) *floorInterpreter {
-	f, err := StartFloor(Options{})
+	return startFloorWith(tb, StartFloor)
+}
+
+func startForkFloor(tb testing.TB) *floorInterpreter {
+	return startFloorWith(tb, StartForkFloor)
+}
+
+func startFloorWith(tb testing.TB, start func(Options) (*Floor, error)) *floorInterpreter {
+	f, err := start(Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -143,6 +151,16 @@ func (f *floorInterpreter) render(tb testing.TB) {
 // BenchmarkFloor is the seed chart rendered by a hot interpreter, no sandbox.
 func BenchmarkFloor(b *testing.B) {
 	f := startFloor(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.render(b)
+	}
+}
+
+// BenchmarkForkFloor is the seed chart rendered in a child forked from a hot
+// interpreter, its PNG sent back through a pipe: the floor plus process isolation.
+func BenchmarkForkFloor(b *testing.B) {
+	f := startForkFloor(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		f.render(b)
@@ -219,13 +237,15 @@ func BenchmarkRatios(b *testing.B) {
 	const pairs, coldPairs, throughputJobs = 21, 5, 30
 	ctx := context.Background()
 	floor := startFloor(b)
+	forkFloor := startForkFloor(b)
 	bare := newBareBwrap(b)
 	p := benchPool(b, 1, 1)
 	timeIt := func(f func()) time.Duration { t := time.Now(); f(); return time.Since(t) }
 
-	var floorT, warmT, claimT []time.Duration
+	var floorT, forkT, warmT, claimT []time.Duration
 	for i := 0; i < pairs; i++ {
 		floorT = append(floorT, timeIt(func() { floor.render(b) }))
+		forkT = append(forkT, timeIt(func() { forkFloor.render(b) }))
 		waitArmed(b, p)
 		warmT = append(warmT, timeIt(func() {
 			r, err := sandbox.Run(ctx, p, "bench", sandbox.Request{Code: seedBarChart})
@@ -266,6 +286,7 @@ func BenchmarkRatios(b *testing.B) {
 	// alternate with ours so both see the same competing load.
 	tp := benchPool(b, 2, 2)
 	floor2 := startFloor(b)
+	forkFloor2 := startForkFloor(b)
 	runConcurrently := func(n int, job func(worker int)) float64 {
 		jobs := make(chan struct{}, n)
 		for i := 0; i < n; i++ {
@@ -286,13 +307,20 @@ func BenchmarkRatios(b *testing.B) {
 		wg.Wait()
 		return float64(n) / time.Since(start).Seconds()
 	}
-	var oursPerSec, floorPerSec float64
+	var oursPerSec, floorPerSec, forkPerSec float64
 	for round := 0; round < 2; round++ {
 		floorPerSec += runConcurrently(throughputJobs, func(w int) {
 			if w == 0 {
 				floor.render(b)
 			} else {
 				floor2.render(b)
+			}
+		})
+		forkPerSec += runConcurrently(throughputJobs, func(w int) {
+			if w == 0 {
+				forkFloor.render(b)
+			} else {
+				forkFloor2.render(b)
 			}
 		})
 		oursPerSec += runConcurrently(throughputJobs, func(int) {
@@ -302,21 +330,25 @@ func BenchmarkRatios(b *testing.B) {
 		})
 		waitArmed(b, tp)
 	}
-	oursPerSec, floorPerSec = oursPerSec/2, floorPerSec/2
+	oursPerSec, floorPerSec, forkPerSec = oursPerSec/2, floorPerSec/2, forkPerSec/2
 
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fl, wm, cl := median(floorT), median(warmT), median(claimT)
+	fl, fk, wm, cl := median(floorT), median(forkT), median(warmT), median(claimT)
 	co, ba := median(coldT), median(bareT)
 	b.ReportMetric(ms(cl)*1000, "claim-µs")
 	b.ReportMetric(ms(fl), "floor-ms")
 	b.ReportMetric(ms(wm), "warm-ms")
 	b.ReportMetric(float64(wm)/float64(fl), "warm/floor")
+	b.ReportMetric(ms(fk), "fork-floor-ms")
+	b.ReportMetric(float64(wm)/float64(fk), "warm/fork-floor")
 	b.ReportMetric(ms(ba), "bare-bwrap-ms")
 	b.ReportMetric(ms(co), "cold-ms")
 	b.ReportMetric(float64(co)/float64(ba), "cold/bare")
 	b.ReportMetric(oursPerSec, "jobs/s@2")
 	b.ReportMetric(floorPerSec, "floor-jobs/s@2")
 	b.ReportMetric(oursPerSec/floorPerSec, "throughput/(2/floor)")
+	b.ReportMetric(forkPerSec, "fork-floor-jobs/s@2")
+	b.ReportMetric(oursPerSec/forkPerSec, "throughput/(2/fork-floor)")
 	b.ReportMetric(oursPerSec/(2/fl.Seconds()), "throughput/(2/floor-latency)")
 	b.ReportMetric(pageFaultMicros(b), "fault-µs")
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The controller's own cost per request: the manager's API requests (client-go's
+// rest_client_requests_total on its metrics endpoint, by HTTP method) counted over
+// the warm run, and a CPU profile of that run from its pprof endpoint.
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// apiCounts is the manager's API requests so far, by method (GET, POST, PUT, PATCH,
+// DELETE); watches are GETs.
+type apiCounts map[string]float64
+
+func (a apiCounts) writes() float64 { return a["POST"] + a["PUT"] + a["PATCH"] + a["DELETE"] }
+
+func (a apiCounts) minus(b apiCounts) apiCounts {
+	out := apiCounts{}
+	for k, v := range a {
+		out[k] = v - b[k]
+	}
+	return out
+}
+
+// scrapeAPICounts reads rest_client_requests_total from the metrics endpoint at addr.
+func scrapeAPICounts(ctx context.Context, addr string) (apiCounts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics endpoint: %s", resp.Status)
+	}
+	return parseAPICounts(resp.Body)
+}
+
+// parseAPICounts sums rest_client_requests_total's samples by their method label.
+func parseAPICounts(r io.Reader) (apiCounts, error) {
+	out := apiCounts{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		i := strings.Index(line, `method="`)
+		end := strings.LastIndexByte(line, '}')
+		if i < 0 || end < 0 {
+			continue
+		}
+		method := line[i+len(`method="`):]
+		method = method[:strings.IndexByte(method, '"')]
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %q: %w", line, err)
+		}
+		out[method] += v
+	}
+	return out, sc.Err()
+}
+
+// saveCPUProfile fetches a CPU profile of seconds from the pprof endpoint at addr into
+// path; run it in a goroutine while the measured work runs.
+func saveCPUProfile(ctx context.Context, addr string, seconds int, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds), nil)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: time.Duration(seconds+30) * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof endpoint: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
