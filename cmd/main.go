@@ -62,7 +62,7 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election, so only one replica runs executions.")
 	flag.IntVar(&globalCap, "max-concurrent-executions", 10, "Operator-wide cap on executions running at once, across all pools.")
 	flag.StringVar(&providersConfig, "providers-config", "", "Path of the model providers file (YAML). Empty: built-in templates only.")
-	flag.StringVar(&namespace, "operator-namespace", "", "Namespace of the model providers' Secrets. Default: POD_NAMESPACE, else the service account's namespace.")
+	flag.StringVar(&namespace, "operator-namespace", "", "Namespace of the operator: the only one whose Secrets it reads (model providers' keys, E2B keys that SandboxClasses name). Default: POD_NAMESPACE, else the service account's namespace.")
 	flag.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter of Local sandboxes (must have matplotlib, numpy, pandas, seaborn, plotly).")
 	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
@@ -183,6 +183,7 @@ func main() {
 		Pools:              pools,
 		DefaultPlotlyJSURL: plotlyJSURL,
 		Kubernetes:         kubePools,
+		OperatorNamespace:  operatorNamespace(namespace),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the SandboxPool controller")
 		os.Exit(1)

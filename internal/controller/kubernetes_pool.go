@@ -191,11 +191,11 @@ func sandboxObjectsSelector() labels.Selector {
 
 // settings resolves a Kubernetes pool's own settings: its template, and its token
 // from the Secret the pool owns (made on first use).
-func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
-	spec := ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{})
+func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
+	spec := ptr.Deref(class.Spec.Kubernetes, vizv1.KubernetesClass{})
 	s := kubernetes.Settings{
 		Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
-		Template:      kubernetes.PoolTemplate(cfg, spec),
+		Template:      kubernetes.PoolTemplate(cfg, spec, class.Spec.Egress),
 		MaxExecutions: int(max(spec.MaxExecutionsPerSandbox, 1)),
 	}
 	if len(k.TokenKey) == 0 {
@@ -346,7 +346,7 @@ func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *viz
 		return true, nil
 	}
 	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
-		Template: kubernetes.PoolTemplate(cfg, ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{}))}
+		Template: kubernetes.PoolTemplate(cfg, vizv1.KubernetesClass{}, nil)}
 	remaining, err := k.reconcilePods(ctx, r, s, 0, 1, true)
 	if err != nil {
 		return false, err

@@ -276,7 +276,6 @@ func (b *bench) poolObject(minReady int32) *vizv1.SandboxPool {
 	return &vizv1.SandboxPool{
 		ObjectMeta: metav1.ObjectMeta{Name: poolName, Namespace: namespace},
 		Spec: vizv1.SandboxPoolSpec{
-			Backend:      vizv1.BackendLocal,
 			MinReady:     ptr.To(minReady),
 			MaxSandboxes: int32(b.cfg.poolCap),
 			Resources: vizv1.SandboxResources{

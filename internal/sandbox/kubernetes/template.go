@@ -67,7 +67,21 @@ type Template struct {
 	Pids int64 `json:"pids,omitempty"`
 	// PlotlyJSURL is where the agent's plotly HTML loads plotly.js from.
 	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
+	// HostUsers false runs the Pod in its own user namespace (the class decides).
+	HostUsers *bool `json:"hostUsers,omitempty"`
+	// Egress is the class's allow-list; empty means no network at all.
+	Egress []EgressRule `json:"egress,omitempty"`
 }
+
+// EgressRule allows TCP from the sandboxes to a CIDR, on Ports (all when empty).
+type EgressRule struct {
+	CIDR   string   `json:"cidr"`
+	Except []string `json:"except,omitempty"`
+	Ports  []int32  `json:"ports,omitempty"`
+}
+
+// metadataAddress is the cloud metadata service, never reachable from a sandbox.
+const metadataAddress = "169.254.169.254/32"
 
 // Settings are the Kubernetes backend's own settings of one pool (the registry's
 // backendConfig), resolved by the controller: the pool's identity, its template and
@@ -103,29 +117,33 @@ func TemplateHash(t Template) string {
 	return hex.EncodeToString(sum[:5])
 }
 
-// PoolTemplate builds a pool's template from the backend-neutral config and its
-// spec.kubernetes. Requests and limits come from spec.kubernetes.resources when set,
-// else both from the pool's cpu and memory, so the kubelet enforces them per sandbox.
-func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesBackend) Template {
+// PoolTemplate builds a pool's template from the backend-neutral config (the pool's
+// sizes, resolved within its class's bounds) and its class: the class decides the
+// image, nodes, runtime class, user namespaces and egress; requests and limits are
+// both the pool's cpu and memory, so the kubelet enforces them per sandbox.
+func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesClass, egress []vizv1.EgressRule) Template {
 	t := Template{
 		Image:            k.Image,
 		RuntimeClassName: k.RuntimeClassName,
 		NodeSelector:     k.NodeSelector,
 		Tolerations:      k.Tolerations,
+		HostUsers:        k.HostUsers,
 		ScratchBytes:     cfg.Resources.ScratchBytes,
-		Network:          cfg.Network,
+		Network:          sandbox.NetworkNone,
 		Pids:             cfg.Resources.Pids,
 		PlotlyJSURL:      cfg.PlotlyJSURL,
+	}
+	if t.HostUsers == nil {
+		t.HostUsers = ptr.To(false)
 	}
 	if t.ScratchBytes == 0 {
 		t.ScratchBytes = defaultScratch
 	}
-	if t.Network == "" {
-		t.Network = sandbox.NetworkNone
+	for _, e := range egress {
+		t.Egress = append(t.Egress, EgressRule{CIDR: e.CIDR, Except: e.Except, Ports: e.Ports})
 	}
-	if k.Resources != nil {
-		t.Resources = *k.Resources.DeepCopy()
-		return t
+	if len(t.Egress) > 0 {
+		t.Network = sandbox.NetworkEgress
 	}
 	rl := corev1.ResourceList{}
 	if cfg.Resources.CPUMillis > 0 {
@@ -228,6 +246,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 				HostNetwork:                   false,
 				HostPID:                       false,
 				HostIPC:                       false,
+				HostUsers:                     t.HostUsers,
 				TerminationGracePeriodSeconds: ptr.To(int64(2)),
 				RuntimeClassName:              t.RuntimeClassName,
 				NodeSelector:                  t.NodeSelector,
@@ -346,10 +365,39 @@ func RenderNetworkPolicy(s Settings, mgr ManagerPeer) *networkingv1.NetworkPolic
 			}},
 		},
 	}
-	if s.Template.Network == sandbox.NetworkEgress {
-		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}} // any destination
-	}
+	np.Spec.Egress = egressRules(s.Template.Egress)
 	return np
+}
+
+// egressRules renders the class's allow-list: TCP to each CIDR on its ports, with the
+// metadata address excepted wherever a CIDR contains it. No rules: no egress at all
+// (the policy type Egress with no rule denies everything, DNS included).
+func egressRules(rules []EgressRule) []networkingv1.NetworkPolicyEgressRule {
+	_, meta, _ := net.ParseCIDR(metadataAddress)
+	var out []networkingv1.NetworkPolicyEgressRule
+	for _, r := range rules {
+		ip, cidr, err := net.ParseCIDR(r.CIDR)
+		if err != nil {
+			continue // the API validates CIDRs; one that still does not parse allows nothing
+		}
+		except := append([]string(nil), r.Except...)
+		if ip.To4() != nil && cidr.Contains(meta.IP) {
+			ones, _ := cidr.Mask.Size()
+			if ones == 32 {
+				continue // the metadata address itself: never
+			}
+			except = append(except, metadataAddress)
+		}
+		rule := networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{
+			IPBlock: &networkingv1.IPBlock{CIDR: cidr.String(), Except: except},
+		}}}
+		for _, p := range r.Ports {
+			port := intstr.FromInt32(p)
+			rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: &port})
+		}
+		out = append(out, rule)
+	}
+	return out
 }
 
 // AgentURL is the root of pod's agent: http://<podIP>:49999.
