@@ -346,7 +346,7 @@ func TestCloseEndsRunningJobsAndClaims(t *testing.T) {
 
 func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 	s := testSettings.WithToken("do-not-leak-me")
-	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesBackend{Image: "img"})
+	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesClass{Image: "img"}, nil)
 	p := RenderPod(s)(3)
 	raw, _ := json.Marshal(p)
 	if strings.Contains(string(raw), "do-not-leak-me") {
@@ -382,8 +382,12 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 	if TemplateHash(t2) == TemplateHash(s.Template) {
 		t.Errorf("the template hash ignores the image")
 	}
-	own := vizv1.KubernetesBackend{Image: "img", Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: c.Resources.Limits[corev1.ResourceCPU]}}}
-	if got := PoolTemplate(sandbox.PoolConfig{}, own).Resources; got.Requests != nil {
-		t.Errorf("spec.kubernetes.resources did not replace the derived ones: %+v", got)
+	// Nothing a class or pool sets removes the limits: requests and limits are always
+	// the pool's resolved cpu and memory.
+	if got := c.Resources; got.Limits.Memory().Value() != 512<<20 || got.Requests.Cpu().MilliValue() != 500 {
+		t.Errorf("resources %+v, want requests = limits from the pool", got)
+	}
+	if p.Spec.HostUsers == nil || *p.Spec.HostUsers {
+		t.Errorf("hostUsers %v, want false (a user namespace per Pod) by default", p.Spec.HostUsers)
 	}
 }
