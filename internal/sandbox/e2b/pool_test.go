@@ -92,7 +92,7 @@ func (e *env) config(uid string) e2b.Config {
 	return e2b.Config{
 		APIURL: e.f.API.URL, Domain: "unused.example", TemplateID: "code-interpreter-v1", APIKey: testKey,
 		KeySource: `Secret ns/e2b, key "api-key"`, SandboxTimeout: 300 * time.Second, MaxCreatesPerSecond: 100,
-		PoolKey: "ns/pool", PoolUID: uid,
+		PoolKey: "ns/pool", PoolUID: uid, AllowHTTP: true,
 	}
 }
 
@@ -306,7 +306,7 @@ func TestPoolStatusSaysWhenCreationFails(t *testing.T) {
 }
 
 func TestPoolKeyRejected(t *testing.T) {
-	for name, status := range map[string]int{"401": http.StatusUnauthorized, "403": http.StatusForbidden} {
+	for name, status := range map[string]int{"401": http.StatusUnauthorized} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			e.f.Fail(e2btest.OpCreate, 1, status, "")
@@ -473,7 +473,7 @@ func TestPoolRunsChartInAgent(t *testing.T) {
 	defer f.Close()
 	b := e2b.NewBackend(e2b.Options{SandboxURL: f.SandboxURL})
 	c := e2b.Config{APIURL: f.API.URL, Domain: e2btest.Domain, TemplateID: "code-interpreter-v1", APIKey: testKey,
-		KeySource: "test", SandboxTimeout: time.Minute, MaxCreatesPerSecond: 10, PoolKey: "ns/p", PoolUID: "u"}
+		KeySource: "test", SandboxTimeout: time.Minute, MaxCreatesPerSecond: 10, PoolKey: "ns/p", PoolUID: "u", AllowHTTP: true}
 	p, err := b.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2, Network: sandbox.NetworkNone}, c)
 	if err != nil {
 		t.Fatal(err)
