@@ -501,8 +501,23 @@ func TestPoolRunsChartInAgent(t *testing.T) {
 	if pngs != 1 || res.SandboxID == "" {
 		t.Fatalf("want one PNG from sandbox %q, got %d of %d files", res.SandboxID, pngs, len(res.Files))
 	}
-	// The wrong token is refused by the agent: the fake checks it at its edge too, so
-	// call the agent the way a stolen URL would, without the token.
+	// The code-interpreter client's requests reached the sandbox as the SDKs send
+	// them: the traffic token on each, X-Access-Token with POST /execute only.
+	var executes int
+	for _, r := range f.InterpHeaders() {
+		isExec := r.Method == http.MethodPost && r.Path == "/execute"
+		if isExec {
+			executes++
+		}
+		if r.TrafficToken == "" || (r.AccessToken != "") != isExec {
+			t.Errorf("%s %s: traffic token %t, X-Access-Token %t", r.Method, r.Path, r.TrafficToken != "", r.AccessToken != "")
+		}
+	}
+	if executes == 0 || len(f.InterpHeaders()) == executes {
+		t.Errorf("want /execute and other routes among the requests: %+v", f.InterpHeaders())
+	}
+	// A stolen URL without the traffic token is refused at E2B's proxy (the code
+	// interpreter behind it checks no token).
 	deadline := time.Now().Add(10 * time.Second)
 	for p.Status().Ready == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -515,7 +530,7 @@ func TestPoolRunsChartInAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a call without E2B's headers and token should be refused, got %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a call without E2B's headers and traffic token should be refused, got %d", resp.StatusCode)
 	}
 }

@@ -411,22 +411,32 @@ func TestClientHTTPSOnly(t *testing.T) {
 }
 
 func TestClientRedactsBeforeCut(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusBadRequest)
-		// Plain text: the key sits where a cut would split it, with control characters.
-		_, _ = w.Write([]byte(strings.Repeat("a\x1b[31m ", 61) + r.Header.Get("X-API-Key") + strings.Repeat("z", 600)))
-	}))
-	defer srv.Close()
-	c := &e2b.Client{AllowHTTP: true, APIURL: srv.URL, APIKey: testKey}
-	_, err := c.Create(context.Background(), e2b.NewSandbox{TemplateID: "t"})
-	var ae *e2b.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("want an APIError, got %v", err)
-	}
-	if strings.Contains(ae.Message, testKey[:len(testKey)/2]) || strings.Contains(ae.Message, testKey[len(testKey)/2:]) {
-		t.Errorf("part of the key survived: %q", ae.Message)
-	}
-	if len(ae.Message) > 300 || strings.ContainsAny(ae.Message, "\x1b\n\r") {
-		t.Errorf("the message should be short and without control characters (%d bytes): %q", len(ae.Message), ae.Message)
+	// The key is placed where a cut would split it: at the 256-byte bound of the
+	// message kept, and at the 512 bytes once kept, with control characters around.
+	for name, pad := range map[string]string{
+		"cut at 256": strings.Repeat("x", 240),
+		"cut at 512": strings.Repeat("a\x1b[31m ", 68),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(pad + r.Header.Get("X-API-Key") + strings.Repeat("z", 600)))
+			}))
+			defer srv.Close()
+			c := &e2b.Client{AllowHTTP: true, APIURL: srv.URL, APIKey: testKey}
+			_, err := c.Create(context.Background(), e2b.NewSandbox{TemplateID: "t"})
+			var ae *e2b.APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("want an APIError, got %v", err)
+			}
+			for i := 0; i+12 <= len(testKey); i++ {
+				if strings.Contains(ae.Message, testKey[i:i+12]) {
+					t.Fatalf("part of the key survived: %q", ae.Message)
+				}
+			}
+			if len(ae.Message) > 300 || strings.ContainsAny(ae.Message, "\x1b\n\r") {
+				t.Errorf("the message should be short and without control characters (%d bytes): %q", len(ae.Message), ae.Message)
+			}
+		})
 	}
 }

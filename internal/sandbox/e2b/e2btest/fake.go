@@ -169,6 +169,17 @@ func (s *Server) InterpHeaders() []InterpRequest {
 // everything); a handler that is an io.Closer is closed when its sandbox goes.
 // Agents makes one local sandbox-agent per sandbox.
 func New(apiKey string, handler func(sandboxID, accessToken string) http.Handler) *Server {
+	return newServer(apiKey, handler, false)
+}
+
+// NewTLS is New with the API served over https, as E2B's is: the backend then needs
+// no AllowHTTP, and its HTTP client must trust the fake (API.Client()). The
+// interpreters stay plain http.
+func NewTLS(apiKey string, handler func(sandboxID, accessToken string) http.Handler) *Server {
+	return newServer(apiKey, handler, true)
+}
+
+func newServer(apiKey string, handler func(sandboxID, accessToken string) http.Handler, tls bool) *Server {
 	s := &Server{
 		key: apiKey, now: time.Now, handler: handler,
 		sandboxes: map[string]*Sandbox{}, killed: map[string]bool{},
@@ -180,7 +191,11 @@ func New(apiKey string, handler func(sandboxID, accessToken string) http.Handler
 	mux.HandleFunc("DELETE /sandboxes/{sandboxID}", s.op(OpKill, s.kill))
 	mux.HandleFunc("POST /sandboxes/{sandboxID}/timeout", s.op(OpSetTimeout, s.setTimeout))
 	mux.HandleFunc("GET /v2/sandboxes", s.op(OpList, s.list))
-	s.API = httptest.NewServer(mux)
+	if tls {
+		s.API = httptest.NewTLSServer(mux)
+	} else {
+		s.API = httptest.NewServer(mux)
+	}
 	s.Interp = httptest.NewServer(http.HandlerFunc(s.proxy))
 	return s
 }
