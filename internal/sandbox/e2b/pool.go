@@ -334,8 +334,6 @@ type Pool struct {
 	// tick is how often warm sandboxes are looked after: Options.Maintain, or a third
 	// of the sandbox timeout when that is shorter.
 	tick time.Duration
-	// creating counts creations in flight, for Close to wait on.
-	creating sync.WaitGroup
 
 	mu        sync.Mutex
 	minReady  int
@@ -533,9 +531,9 @@ func (p *Pool) Status() sandbox.PoolStatus {
 
 // Close implements sandbox.Pool: it kills every sandbox of the pool and stops
 // replenishment. Running executions end with an error and are retried elsewhere.
-// It waits for creations in flight (each bounded by the request timeout), then lists
-// the pool object's sandboxes and kills any it did not know: those of a creation
-// whose answer was lost.
+// It then lists the pool object's sandboxes and kills any it did not know: those of a
+// creation whose answer was lost. A creation still in flight kills what it made when
+// its answer comes, or sweeps again when its answer is lost too.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -562,7 +560,6 @@ func (p *Pool) Close() error {
 		go func() { defer wg.Done(); p.kill(id) }()
 	}
 	wg.Wait()
-	p.creating.Wait()
 	if fatal == nil || errors.As(fatal, new(*PlanLimitError)) {
 		ctx, cancel := context.WithTimeout(context.Background(), p.b.opts.RequestTimeout)
 		if _, err := p.sweep(ctx, true); err != nil {
@@ -659,7 +656,6 @@ func (p *Pool) fill() {
 			if i := len(p.ready) + p.starting - 1; i < len(p.owners) {
 				owner = p.owners[i]
 			}
-			p.creating.Add(1)
 			p.mu.Unlock()
 			go p.create(owner)
 			continue
@@ -679,7 +675,6 @@ func (p *Pool) fill() {
 
 // create makes one sandbox and adds it to the warm list.
 func (p *Pool) create(owner string) {
-	defer p.creating.Done()
 	start := p.clock.Now()
 	md := map[string]string{MetaPool: p.c.PoolKey, MetaPoolUID: p.c.PoolUID, MetaInstance: p.instance}
 	if owner != "" {
@@ -704,8 +699,15 @@ func (p *Pool) create(owner string) {
 		if answerLost(err) {
 			p.lost = true
 		}
+		closed := p.closed
 		p.createFailedLocked(err, now)
 		p.mu.Unlock()
+		if closed && answerLost(err) {
+			// Close has swept already; this creation's sandbox may be there now.
+			ctx, cancel := context.WithTimeout(context.Background(), p.b.opts.RequestTimeout)
+			_, _ = p.sweep(ctx, true)
+			cancel()
+		}
 		return
 	}
 	if p.closed {

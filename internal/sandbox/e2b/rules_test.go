@@ -440,3 +440,22 @@ func TestClientRedactsBeforeCut(t *testing.T) {
 		})
 	}
 }
+
+// Close while a creation is in flight (its answer slow, then lost): nothing is left.
+func TestCloseDuringSlowCreateLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	b := e2b.NewBackend(e2b.Options{
+		Interpreter: func(ep e2b.Endpoint, hc *http.Client) e2b.Interpreter { return testInterpreter{ep, hc} },
+		SandboxURL:  e.f.SandboxURL, Clock: e.fc, RequestTimeout: 300 * time.Millisecond,
+	})
+	e.f.Slow(e2btest.OpCreate, 2*time.Second)
+	p, err := b.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2}, e.config("uid-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.until(t, 0, "a creation in flight", func() bool { return e.f.Calls(e2btest.OpCreate) == 1 })
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.until(t, 0, "no sandbox left", func() bool { return len(e.f.Alive()) == 0 })
+}
