@@ -442,7 +442,7 @@ func TestWarmSandboxesKeptAlive(t *testing.T) {
 	// Minutes later (fake time) the same sandbox is still there and warm.
 	for i := 0; i < 24; i++ {
 		e.fc.Step(5 * time.Second)
-		time.Sleep(3 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // time for the extension (and its endAt listing) to land
 	}
 	e.until(t, 0, "the same warm sandbox", func() bool {
 		a := e.f.Alive()

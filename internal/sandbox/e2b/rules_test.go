@@ -254,7 +254,7 @@ func TestPoolTimeoutAbovePlan(t *testing.T) {
 	e.f.SetPlan(time.Hour)
 	c := e.config("uid-1")
 	c.SandboxTimeout = 2 * time.Hour
-	p := e.pool(t, 1, 2, c)
+	p := e.pool(t, 1, 1, c) // one creation at a time: none is in flight after the refusal
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := p.Acquire(ctx, "ns/r")
@@ -265,7 +265,7 @@ func TestPoolTimeoutAbovePlan(t *testing.T) {
 	if !strings.Contains(err.Error(), "3600") || !strings.Contains(err.Error(), "sandboxTimeoutSeconds") {
 		t.Errorf("the message should name the field and the plan's limit: %v", err)
 	}
-	if err := p.Resize(1, 2); !errors.As(err, &pl) {
+	if err := p.Resize(1, 1); !errors.As(err, &pl) {
 		t.Errorf("Resize should report it for the pool's status: %v", err)
 	}
 	calls := e.f.Calls(e2btest.OpCreate)
@@ -288,7 +288,7 @@ func TestWarmSandboxesSurviveShortTimeout(t *testing.T) {
 	e.until(t, 10*time.Millisecond, "three warm sandboxes", func() bool { return p.Status().Ready == 3 })
 	for i := 0; i < 90; i++ { // 45 s of fake time
 		e.fc.Step(500 * time.Millisecond)
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(15 * time.Millisecond)
 	}
 	if got := e.f.Calls(e2btest.OpCreate); got != 3 {
 		t.Errorf("warm sandboxes expired and were replaced: %d creations, want 3", got)
