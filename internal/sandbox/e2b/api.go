@@ -357,7 +357,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 }
 
 // ErrInsecureURL is the answer to an API URL that is not https while AllowHTTP is off.
-var ErrInsecureURL = errors.New("the E2B API URL must be https (the API key would travel in clear text); set AllowHTTP for a trusted plain-http endpoint")
+var ErrInsecureURL = errors.New("the E2B API URL must be https, or the API key would travel in clear text (a platform team may allow plain http for a trusted self-hosted endpoint)")
 
 func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Values, body any, out any, hdr *http.Header) error {
 	base, err := url.Parse(c.APIURL)

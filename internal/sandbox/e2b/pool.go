@@ -614,7 +614,7 @@ func (p *Pool) fill() {
 			n = 0
 		}
 		hold := p.holdUntil.Sub(now)
-		sweep := p.lost && p.starting == 0
+		sweep := p.lost && p.starting == 0 && p.fatal == nil
 		if p.lost {
 			n = 0 // no creation until the sweep has run
 		}
