@@ -29,7 +29,10 @@
 //     missing or wrong (orchestrator pkg/proxy/proxy.go: every port but envd's
 //     49983). Nothing checks X-Access-Token on port 49999: E2B's code-interpreter
 //     server checks no token (e2b-dev/code-interpreter template/server); the fake
-//     records which requests carried it (InterpHeaders).
+//     records which requests carried it (InterpHeaders). The SDK
+//     (@e2b/code-interpreter 2.8.0, test/conformance/e2b-js) sends
+//     E2B-Traffic-Access-Token with runCode and every context call, and
+//     X-Access-Token with runCode (POST /execute) only.
 //   - The API finishes a creation whose client hung up (Slow delays the answer,
 //     not the work), so a create that timed out on the client still made a sandbox.
 //
