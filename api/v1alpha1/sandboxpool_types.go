@@ -192,8 +192,20 @@ const (
 	// ReasonAPIKeyMissing: the Secret or key named in spec.e2b.apiKeySecretRef does
 	// not exist (or is empty).
 	ReasonAPIKeyMissing = "APIKeyMissing"
-	// ReasonAPIKeyRejected: the provider answered 401 or 403 to the pool's API key.
+	// ReasonAPIKeyRejected: the provider answered 401 to the pool's API key.
 	ReasonAPIKeyRejected = "APIKeyRejected"
+	// ReasonTeamBlocked: E2B answered 403 "team is blocked" (or banned) to the key: it
+	// is valid, but its team may not use E2B now.
+	ReasonTeamBlocked = "TeamBlocked"
+	// ReasonTemplateForbidden: E2B answered 403 to spec.e2b.templateID: the template
+	// belongs to another team.
+	ReasonTemplateForbidden = "TemplateForbidden"
+	// ReasonProviderForbidden: any other 403 of the provider to the pool's requests
+	// (a feature the team's plan lacks).
+	ReasonProviderForbidden = "ProviderForbidden"
+	// ReasonPlanLimitExceeded: spec.e2b.sandboxTimeoutSeconds is above the longest
+	// sandbox the E2B team's plan allows; the pool refuses to run until it is lowered.
+	ReasonPlanLimitExceeded = "PlanLimitExceeded"
 	// ReasonRateLimited: the Throttled condition while the provider answers 429.
 	ReasonRateLimited = "RateLimited"
 	// ReasonNotThrottled: the Throttled condition when creation runs at full rate.

@@ -122,11 +122,23 @@ func (r *SandboxPoolReconciler) e2bSettings(ctx context.Context, sp *vizv1.Sandb
 func backendReason(err error) string {
 	var se *poolSettingsError
 	var rej *e2b.KeyRejectedError
+	var fe *e2b.ForbiddenError
+	var pl *e2b.PlanLimitError
 	switch {
 	case errors.As(err, &se):
 		return se.reason
 	case errors.As(err, &rej):
 		return vizv1.ReasonAPIKeyRejected
+	case errors.As(err, &fe):
+		switch fe.Kind {
+		case e2b.ForbiddenTeam:
+			return vizv1.ReasonTeamBlocked
+		case e2b.ForbiddenTemplate:
+			return vizv1.ReasonTemplateForbidden
+		}
+		return vizv1.ReasonProviderForbidden
+	case errors.As(err, &pl):
+		return vizv1.ReasonPlanLimitExceeded
 	}
 	return ""
 }

@@ -39,12 +39,13 @@ type e2bFake struct {
 }
 
 func newE2BFake() *e2bFake {
-	return &e2bFake{e2btest.New(e2bTestKey, e2btest.Agents(agent.Options{}))}
+	return &e2bFake{e2btest.NewTLS(e2bTestKey, e2btest.Agents(agent.Options{}))}
 }
 
 func (f *e2bFake) backend() *e2b.Backend {
 	return e2b.NewBackend(e2b.Options{
 		SandboxURL:  f.SandboxURL,
+		HTTP:        f.API.Client(), // trusts the fake's https API
 		Observe:     func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
 		Log:         GinkgoLogr,
 		BackoffBase: 200 * time.Millisecond,
@@ -238,6 +239,41 @@ var _ = Describe("E2B backend", func() {
 		sec.Data = map[string][]byte{"api-key": []byte(e2bTestKey)}
 		Expect(k8sClient.Update(ctx, sec)).To(Succeed())
 		Eventually(poolCondition(ctx, ns, "default", vizv1.PoolConditionReady), 30*time.Second).Should(HavePrefix("True/" + vizv1.ReasonPoolReady))
+	})
+
+	It("tells a template of another team from a rejected key, and keeps the key for other pools", func() {
+		ns := newNamespace(ctx, nil)
+		f := newE2BFake()
+		defer f.Close()
+		f.ForbidTemplate("someone-else/private")
+		h := startE2BManager([]string{ns}, f.backend())
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, e2bSecret(ns, "e2b", e2bTestKey, true))).To(Succeed())
+		foreign := newE2BPool(ns, "foreign", f.API.URL, 1)
+		foreign.Spec.E2B.TemplateID = "someone-else/private"
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		Eventually(poolCondition(ctx, ns, "foreign", vizv1.PoolConditionReady), 30*time.Second).Should(And(
+			HavePrefix("False/"+vizv1.ReasonTemplateForbidden+": "), ContainSubstring("someone-else/private")))
+		// The same key with a template of its own team still works.
+		Expect(k8sClient.Create(ctx, newE2BPool(ns, "default", f.API.URL, 1))).To(Succeed())
+		Eventually(poolCondition(ctx, ns, "default", vizv1.PoolConditionReady), 30*time.Second).Should(HavePrefix("True/" + vizv1.ReasonPoolReady))
+		keyNowhere(ctx, ns, e2bTestKey)
+	})
+
+	It("says the plan's limit when the sandbox timeout is above it, and does not retry", func() {
+		ns := newNamespace(ctx, nil)
+		f := newE2BFake()
+		defer f.Close()
+		f.SetPlan(time.Hour)
+		h := startE2BManager([]string{ns}, f.backend())
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, e2bSecret(ns, "e2b", e2bTestKey, true))).To(Succeed())
+		sp := newE2BPool(ns, "default", f.API.URL, 1)
+		sp.Spec.E2B.SandboxTimeoutSeconds = 7200
+		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
+		Eventually(poolCondition(ctx, ns, "default", vizv1.PoolConditionReady), 30*time.Second).Should(And(
+			HavePrefix("False/"+vizv1.ReasonPlanLimitExceeded+": "), ContainSubstring("3600"), ContainSubstring("sandboxTimeoutSeconds")))
+		Consistently(func() int { return f.Calls(e2btest.OpCreate) }, 3*time.Second).Should(Equal(1))
 	})
 
 	It("slows creation through a 429 storm without failing requests", func() {

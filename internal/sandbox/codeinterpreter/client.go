@@ -56,8 +56,11 @@ type Client struct {
 	// AccessToken is sent as X-Access-Token when non-empty. It is never logged or put
 	// in errors.
 	AccessToken string
-	// Header is sent with every request (E2B's cloud proxy wants
-	// E2B-Traffic-Access-Token on some sandboxes). Optional.
+	// Header is sent with every request. Optional. (The E2B backend adds its own
+	// headers in its transport instead: e2b-traffic-access-token, which E2B's proxy
+	// checks for sandboxes without public traffic, on every request, and
+	// X-Access-Token on POST /execute only, as E2B's SDKs send it; E2B's code
+	// interpreter checks no token itself.)
 	Header http.Header
 	// HTTP is the client used; nil means one with connect and header timeouts but no
 	// overall timeout (executions stream for as long as their context allows).
