@@ -16,6 +16,7 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -149,12 +150,44 @@ func waitPoolReady(ctx context.Context, ns, name string, ready int32) {
 	}, 30*time.Second).Should(Succeed())
 }
 
-func newKubePool(ns, name string, minReady, maxSandboxes int32, mutate ...func(*vizv1.SandboxPool)) *vizv1.SandboxPool {
-	return newPool(ns, name, maxSandboxes, append([]func(*vizv1.SandboxPool){func(p *vizv1.SandboxPool) {
-		p.Spec.Backend = vizv1.BackendKubernetes
+// kubeClassName is the class newKubePool makes for pool name of ns.
+func kubeClassName(ns, name string) string { return ns + "-" + name }
+
+// newKubePool makes a Kubernetes SandboxClass of the pool's own (kubeClassName; the
+// test image, hostUsers true as envtest has no node; mutate changes it first) and
+// returns a pool on it.
+func newKubePool(ns, name string, minReady, maxSandboxes int32, mutate ...func(*vizv1.SandboxClass)) *vizv1.SandboxPool {
+	class := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: kubeClassName(ns, name)}, Spec: vizv1.SandboxClassSpec{
+		Backend:    vizv1.BackendKubernetes,
+		Kubernetes: &vizv1.KubernetesClass{Image: "ghcr.io/vizops/viz-sandbox:test"},
+	}}
+	for _, m := range mutate {
+		m(class)
+	}
+	Expect(k8sClient.Create(context.Background(), class)).To(Succeed())
+	DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
+	return newPool(ns, name, maxSandboxes, func(p *vizv1.SandboxPool) {
+		p.Spec.ClassName = class.Name
 		p.Spec.MinReady = ptr.To(minReady)
-		p.Spec.Kubernetes = &vizv1.KubernetesBackend{Image: "ghcr.io/vizops/viz-sandbox:test"}
-	}}, mutate...)...)
+	})
+}
+
+// updateClass changes a class, retrying on conflicts.
+func updateClass(ctx context.Context, name string, change func(*vizv1.SandboxClass)) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		c := &vizv1.SandboxClass{}
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, c)).To(Succeed())
+		change(c)
+		g.Expect(k8sClient.Update(ctx, c)).To(Succeed())
+	}, 10*time.Second).Should(Succeed())
+}
+
+func getClass(ctx context.Context, name string) *vizv1.SandboxClass {
+	GinkgoHelper()
+	c := &vizv1.SandboxClass{}
+	Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, c)).To(Succeed())
+	return c
 }
 
 // sandboxPods lists a namespace's sandbox Pods from the API server (not a cache).
@@ -209,10 +242,10 @@ var _ = Describe("Kubernetes backend", func() {
 		// The API server refuses Pods of a RuntimeClass that does not exist.
 		rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor-" + ns}, Handler: "runsc"}
 		Expect(k8sClient.Create(ctx, rc)).To(Succeed())
-		sp := newKubePool(ns, "warm", 2, 3, func(p *vizv1.SandboxPool) {
-			p.Spec.Kubernetes.RuntimeClassName = ptr.To(rc.Name)
-			p.Spec.Kubernetes.NodeSelector = map[string]string{"sandbox": "true"}
-			p.Spec.Kubernetes.Tolerations = []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+		sp := newKubePool(ns, "warm", 2, 3, func(c *vizv1.SandboxClass) {
+			c.Spec.Kubernetes.RuntimeClassName = ptr.To(rc.Name)
+			c.Spec.Kubernetes.NodeSelector = map[string]string{"sandbox": "true"}
+			c.Spec.Kubernetes.Tolerations = []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 		})
 		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -276,12 +309,10 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(np.Ingress[0].From[0].PodSelector.MatchLabels).To(Equal(map[string]string{"control-plane": "controller-manager"}))
 		Expect(np.Ingress[0].From[0].NamespaceSelector.MatchLabels).To(Equal(map[string]string{"kubernetes.io/metadata.name": "vizops-system"}))
 
-		// network Egress opens egress, and the policy follows the pool.
-		Eventually(func(g Gomega) {
-			sp := getPool(ctx, g, ns, "warm")
-			sp.Spec.Network = vizv1.NetworkEgress
-			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
-		}, 10*time.Second).Should(Succeed())
+		// The class's egress allow-list opens egress, and the policy follows the class.
+		updateClass(ctx, kubeClassName(ns, "warm"), func(c *vizv1.SandboxClass) {
+			c.Spec.Egress = []vizv1.EgressRule{{CIDR: "0.0.0.0/0", Ports: []int32{443}}}
+		})
 		Eventually(func(g Gomega) []networkingv1.NetworkPolicyEgressRule {
 			var nps networkingv1.NetworkPolicyList
 			g.Expect(k8sClient.List(ctx, &nps, client.InNamespace(ns))).To(Succeed())
@@ -385,7 +416,7 @@ var _ = Describe("Kubernetes backend", func() {
 		h.stop()
 
 		s := kubernetes.Settings{Namespace: ns, PoolName: sp.Name, PoolUID: sp.UID,
-			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), *sp.Spec.Kubernetes)}.WithToken("t")
+			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), *getClass(ctx, kubeClassName(ns, "race")).Spec.Kubernetes, nil)}.WithToken("t")
 		var pools []*kubernetes.Pool
 		for i := range 2 {
 			// Each manager has a client of its own to the API server.
@@ -496,11 +527,9 @@ var _ = Describe("Kubernetes backend", func() {
 		}, 10*time.Second).Should(Succeed())
 		oldHash := busy[0].Labels[vizv1.LabelTemplateHash]
 
-		Eventually(func(g Gomega) {
-			sp := getPool(ctx, g, ns, "default")
-			sp.Spec.Kubernetes.Image = "ghcr.io/vizops/viz-sandbox:v2"
-			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
-		}, 10*time.Second).Should(Succeed())
+		updateClass(ctx, kubeClassName(ns, "default"), func(c *vizv1.SandboxClass) {
+			c.Spec.Kubernetes.Image = "ghcr.io/vizops/viz-sandbox:v2"
+		})
 		Eventually(func(g Gomega) {
 			pods := sandboxPods(ctx, g, ns)
 			warm := podsInState(pods, vizv1.SandboxWarm)
@@ -548,7 +577,7 @@ var _ = Describe("Kubernetes backend", func() {
 		waitPoolReady(ctx, ns, "switch", 2)
 		Eventually(func(g Gomega) {
 			sp := getPool(ctx, g, ns, "switch")
-			sp.Spec.Backend, sp.Spec.Kubernetes = vizv1.BackendLocal, nil
+			sp.Spec.ClassName = localClassName
 			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
 		}, 10*time.Second).Should(Succeed())
 		Eventually(func(g Gomega) {
@@ -588,8 +617,8 @@ var _ = Describe("Kubernetes backend", func() {
 			g.Expect(sp.Status.Sandboxes).To(ContainElement(HaveField("State", "Failed")))
 		}, 30*time.Second).Should(Succeed())
 		// A Pod the API server refuses is reported too.
-		Expect(k8sClient.Create(ctx, newKubePool(ns, "refused", 1, 1, func(p *vizv1.SandboxPool) {
-			p.Spec.Kubernetes.RuntimeClassName = ptr.To("no-such-runtime")
+		Expect(k8sClient.Create(ctx, newKubePool(ns, "refused", 1, 1, func(c *vizv1.SandboxClass) {
+			c.Spec.Kubernetes.RuntimeClassName = ptr.To("no-such-runtime")
 		}))).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(getPool(ctx, g, ns, "refused").Status.Conditions).To(ContainElement(And(
@@ -617,7 +646,7 @@ func podUID(pods []corev1.Pod, name string) string {
 }
 
 func mustPoolConfig(sp *vizv1.SandboxPool) sandbox.PoolConfig {
-	cfg, err := poolConfig(sp, "")
+	cfg, err := poolConfig(sp, nil, "")
 	Expect(err).NotTo(HaveOccurred())
 	return cfg
 }

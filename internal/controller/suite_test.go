@@ -210,8 +210,7 @@ func ctrlConfig(skip bool) config.Controller { return config.Controller{SkipName
 // pool makes a SandboxPool.
 func newPool(ns, name string, maxSandboxes int32, mutate ...func(*vizv1.SandboxPool)) *vizv1.SandboxPool {
 	p := &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	p.Spec.Backend = vizv1.BackendLocal
-	p.Spec.MaxSandboxes = maxSandboxes
+	p.Spec.MaxSandboxes = maxSandboxes // on the suite's default class: Local
 	p.Spec.MinReady = ptr.To(int32(0))
 	for _, m := range mutate {
 		m(p)
