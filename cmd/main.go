@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -15,6 +16,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -56,6 +58,7 @@ func main() {
 		localBackend           bool
 		kubeAPIQPS             float64
 		kubeAPIBurst           int
+		watchNamespaces        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -78,6 +81,7 @@ func main() {
 	flag.StringVar(&maxSandboxMemory, "max-sandbox-memory", "", "Sandbox memory (sum of maxSandboxes x memory) across all Local pools, e.g. 4Gi; a pool over it gets QuotaExceeded. Empty: the container's memory limit minus 512Mi; 0: no cap.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side limit on the manager's API requests per second. 0: none (controller-runtime's default), the API server's Priority and Fairness governs; a positive value also needs --kube-api-burst.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Burst of API requests above --kube-api-qps. 0: twice --kube-api-qps.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches and acts in (pools, requests, sandbox Pods); with the chart's watchNamespaces its RBAC is Roles in those namespaces only. Empty: every namespace.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -103,7 +107,7 @@ func main() {
 		// request-uid label) and the Pods, Secrets and NetworkPolicies of Kubernetes
 		// pools (labelled with their pool's UID), never every one of the cluster.
 		// Data ConfigMaps are read uncached (mgr.GetAPIReader()).
-		Cache:            controller.CacheOptions(),
+		Cache:            cacheOptions(watchNamespaces),
 		LeaderElection:   leaderElect,
 		LeaderElectionID: "viz-operator.vizops.io",
 	})
@@ -222,4 +226,20 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// cacheOptions are the manager's cache options, restricted to the namespaces of
+// --watch-namespaces when it names any (cluster-scoped SandboxClasses and Namespaces
+// are cached cluster-wide either way).
+func cacheOptions(watch string) cache.Options {
+	o := controller.CacheOptions()
+	for _, ns := range strings.Split(watch, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if o.DefaultNamespaces == nil {
+				o.DefaultNamespaces = map[string]cache.Config{}
+			}
+			o.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return o
 }
