@@ -587,7 +587,7 @@ var _ = Describe("Kubernetes backend", func() {
 			g.Expect(nps.Items).To(BeEmpty())
 			sp := getPool(ctx, g, ns, "switch")
 			g.Expect(sp.Finalizers).NotTo(ContainElement(vizv1.FinalizerSandboxPool))
-			g.Expect(sp.Status.Conditions).To(ContainElement(HaveField("Message", ContainSubstring("Local pool running"))))
+			g.Expect(sp.Status.Conditions).To(ContainElement(HaveField("Message", ContainSubstring("Local pool of class local running"))))
 		}, 30*time.Second).Should(Succeed())
 		Expect(k8sClient.Create(ctx, newRequest(ns, "local", "print(1)", func(vr *vizv1.VisualizationRequest) { vr.Spec.SandboxPoolRef.Name = "switch" }))).To(Succeed())
 		Eventually(phaseOf(ctx, ns, "local"), 30*time.Second).Should(Equal(vizv1.PhaseSucceeded))
