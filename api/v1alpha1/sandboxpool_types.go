@@ -255,6 +255,9 @@ const (
 	// before the Pod): the manager deletes that Secret with the Pod only if its UID
 	// still matches, so it never deletes an object it did not make.
 	AnnotationTokenSecretUID = "viz.vizops.io/token-secret-uid"
+	// AnnotationServedNamespace is the namespace whose requests a reused sandbox Pod
+	// (maxExecutionsPerSandbox > 1) has run: it is never claimed for another one.
+	AnnotationServedNamespace = "viz.vizops.io/served-namespace"
 	// FinalizerSandboxPool holds a Kubernetes pool until its Pods, NetworkPolicy and
 	// Secret are gone.
 	FinalizerSandboxPool = "viz.vizops.io/sandbox-pods"

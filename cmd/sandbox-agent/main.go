@@ -95,6 +95,10 @@ func run() error {
 		WarmKernels: warmKernels,
 		PlotlyJSURL: plotlyJS,
 		Log:         log,
+		// The agent's process starts nothing but kernels: what their code leaves
+		// behind when a context ends is killed (a PID namespace per kernel does it
+		// already where one can be made).
+		KillOrphans: true,
 	})
 	if err != nil {
 		return err

@@ -78,6 +78,15 @@ type Options struct {
 	PlotlyJSURL string
 	// Log receives the agent's logs (never code, output or tokens). Default: discard.
 	Log *slog.Logger
+	// KillOrphans makes the agent a child subreaper that, whenever a kernel ends,
+	// kills every child process it did not start as a kernel: what setsid children and
+	// double-forked daemons of ended contexts leave behind (procs.go). Set it only
+	// where the agent's process starts no other children (cmd/sandbox-agent does with
+	// isolation none); kernels without a PID namespace depend on it.
+	KillOrphans bool
+	// NoPIDNamespace starts IsolationNone kernels without a PID namespace of their own
+	// even where one can be made (tests of the orphan sweep).
+	NoPIDNamespace bool
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -214,7 +214,7 @@ func (p *Pool) tryClaim(ctx context.Context, c sandbox.Claimant) (*podSandbox, s
 	problem, hopeful := "", false
 	for _, v := range views {
 		switch {
-		case claimable(v):
+		case claimable(v) && servesNamespace(v.Pod, claimNamespace(c.Key)):
 			cands = append(cands, v)
 		case v.Current && !v.Terminating && v.State == sandbox.StateStarting:
 			hopeful = true

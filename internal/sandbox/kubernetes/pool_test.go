@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
@@ -287,6 +288,34 @@ func TestReleaseReusesUpToMaxExecutions(t *testing.T) {
 	}
 }
 
+// A reused Pod serves one namespace: after a job of namespace a, a request of
+// namespace b waits for (and makes the controller start) another Pod.
+func TestReuseStaysInOneNamespace(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false))
+	p := newTestPool(t, api, 5, okRunner)
+	as := func(ctx context.Context, key string) context.Context {
+		return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: key, UID: key, Attempt: 1})
+	}
+	sb, err := p.Acquire(as(claimCtx(t), "a/first"), "a/first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release(sb)
+	if got := api.get(sb.ID()); got == nil || got.Annotations[vizv1.AnnotationServedNamespace] != "a" {
+		t.Fatalf("after a job of namespace a the Pod is %+v", got)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if sb, err := p.Acquire(as(short, "b/other"), "b/other"); err == nil {
+		t.Fatalf("namespace b claimed %s, which ran a job of namespace a", sb.ID())
+	}
+	sb, err = p.Acquire(as(claimCtx(t), "a/second"), "a/second")
+	if err != nil {
+		t.Fatalf("namespace a cannot reuse its own Pod: %v", err)
+	}
+	p.Release(sb)
+}
+
 func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false))
 	var gotToken, gotIP, wantToken string
@@ -363,6 +392,7 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 		"no privilege escalation":            !*sc.AllowPrivilegeEscalation,
 		"drop ALL":                           len(sc.Capabilities.Drop) == 1 && sc.Capabilities.Drop[0] == "ALL" && len(sc.Capabilities.Add) == 0,
 		"no host namespaces":                 !p.Spec.HostNetwork && !p.Spec.HostPID && !p.Spec.HostIPC,
+		"a user namespace (hostUsers false)": p.Spec.HostUsers != nil && !*p.Spec.HostUsers,
 		"restartPolicy Never":                p.Spec.RestartPolicy == corev1.RestartPolicyNever,
 		"cpu limit 500m":                     c.Resources.Limits.Cpu().String() == "500m",
 		"memory request = limit 512Mi":       c.Resources.Requests.Memory().String() == "512Mi" && c.Resources.Limits.Memory().String() == "512Mi",
@@ -376,6 +406,12 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 		if !ok {
 			t.Errorf("rendered Pod: %s does not hold", what)
 		}
+	}
+	// A cluster without user namespaces opts out.
+	hostUsers := s
+	hostUsers.Template.HostUsers = ptr.To(true)
+	if hu := RenderPod(hostUsers)(0).Spec.HostUsers; hu == nil || !*hu {
+		t.Errorf("Template.HostUsers true: hostUsers = %v", hu)
 	}
 	// The template's hash changes with what the Pods are made from.
 	t2 := s.Template

@@ -65,8 +65,15 @@ type Template struct {
 	ScratchBytes     int64                       `json:"scratchBytes"`
 	Network          sandbox.Network             `json:"network"`
 	// Pids caps each kernel's processes (an rlimit: Kubernetes has no per-Pod pids
-	// limit of its own, only the node's podPidsLimit).
+	// limit of its own, only the node's podPidsLimit). RLIMIT_NPROC counts per user:
+	// with HostUsers false each Pod's user is its own on the node.
 	Pids int64 `json:"pids,omitempty"`
+	// HostUsers is the Pod's hostUsers; nil means false: the Pod runs in a user
+	// namespace of its own (Kubernetes user namespaces), so its uid 65532 is a uid no
+	// other Pod on the node has, and per-user limits such as the pids rlimit are per
+	// Pod. Set true only for clusters whose nodes cannot run user namespaces (Linux
+	// 6.3+ with idmapped mounts of tmpfs and a runtime that supports them).
+	HostUsers *bool `json:"hostUsers,omitempty"`
 	// PlotlyJSURL is where the agent's plotly HTML loads plotly.js from.
 	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
 }
@@ -272,6 +279,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 				HostNetwork:                   false,
 				HostPID:                       false,
 				HostIPC:                       false,
+				HostUsers:                     ptr.To(ptr.Deref(t.HostUsers, false)),
 				TerminationGracePeriodSeconds: ptr.To(int64(2)),
 				RuntimeClassName:              t.RuntimeClassName,
 				NodeSelector:                  t.NodeSelector,
