@@ -95,6 +95,9 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 				env[i] = "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")
 			}
 		}
+		if !o.NoPIDNamespace && pidNamespaces(o) {
+			cfg.HidePaths = o.HidePaths // the kernel has a mount namespace to cover them in
+		}
 		cfgJSON, _ := json.Marshal(cfg)
 		cmd = exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
 		cmd.Dir = work

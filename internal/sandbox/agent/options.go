@@ -84,6 +84,11 @@ type Options struct {
 	// where the agent's process starts no other children (cmd/sandbox-agent does with
 	// isolation none); kernels without a PID namespace depend on it.
 	KillOrphans bool
+	// HidePaths are directories IsolationNone kernels must not read (the token's,
+	// --token-file's directory): where kernels get namespaces of their own, each is
+	// covered by an empty read-only tmpfs in the kernel's mount namespace before any
+	// code runs. Without namespaces they stay readable (docs/security.md).
+	HidePaths []string
 	// NoPIDNamespace starts IsolationNone kernels without a PID namespace of their own
 	// even where one can be made (tests of the orphan sweep).
 	NoPIDNamespace bool

@@ -44,7 +44,7 @@ var pidNS struct {
 // starting python in one as a kernel would start).
 func pidNamespaces(o Options) bool {
 	pidNS.once.Do(func() {
-		cmd := exec.Command(o.Python, "-I", "-S", "-c", "import os; assert os.getpid() == 1")
+		cmd := exec.Command(o.Python, "-I", "-S", "-c", "import os; assert os.getpid() == 1 and int([l for l in open('/proc/self/status') if l.startswith('CapEff:')][0].split()[1], 16) & (1 << 21)")
 		cmd.Dir = "/"
 		cmd.SysProcAttr = kernelAttr(o, true)
 		pidNS.ok = cmd.Run() == nil
@@ -64,13 +64,22 @@ func kernelAttr(o Options, pidNS bool) *syscall.SysProcAttr {
 		attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
 	}
 	if pidNS {
-		attr.Cloneflags |= syscall.CLONE_NEWPID | syscall.CLONE_NEWUSER
+		// A mount namespace too, and CAP_SYS_ADMIN (and CAP_SETPCAP, to drop the rest
+		// later) in the new user namespace only, so that the kernel can cover the
+		// token directory before it drops every capability (kernel_hide_paths).
+		attr.Cloneflags |= syscall.CLONE_NEWPID | syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS
+		attr.AmbientCaps = []uintptr{capSysAdmin, capSetPCap}
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 	}
 	return attr
 }
+
+const (
+	capSetPCap  = 8  // CAP_SETPCAP, <linux/capability.h>
+	capSysAdmin = 21 // CAP_SYS_ADMIN
+)
 
 // becomeSubreaper makes orphaned descendants this process's children (KillOrphans).
 func becomeSubreaper() error {

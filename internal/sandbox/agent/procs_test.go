@@ -260,3 +260,54 @@ print(sum(p.wait() == 0 for p in procs))
 	}
 	_ = bomber.DeleteContext(testCtx(t), bombCtx.ID)
 }
+
+// Kernels with namespaces of their own cannot read the agent's token: its directory is
+// covered by an empty tmpfs the code cannot unmount. Without namespaces (a Pod whose
+// seccomp profile refuses user namespaces) it stays readable, as docs/security.md says.
+func TestKernelsCannotReadTheToken(t *testing.T) {
+	if !pidNamespaces(Options{Python: "/usr/bin/python3", UID: 65534, GID: 65534}) {
+		t.Skip("needs user namespaces")
+	}
+	tokenDir := t.TempDir()
+	_ = os.Chmod(filepath.Dir(tokenDir), 0o711)
+	_ = os.Chmod(tokenDir, 0o755)
+	tokenFile := filepath.Join(tokenDir, "token")
+	if err := os.WriteFile(tokenFile, []byte("the-agent-token"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := `import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+unmounted = libc.umount2(b"` + tokenDir + `", 2) == 0
+try:
+    got = open("` + tokenFile + `").read()
+except OSError as e:
+    got = type(e).__name__
+print(got, unmounted)
+`
+	for name, tc := range map[string]struct {
+		noNS bool
+		want string
+	}{
+		"own namespaces": {want: "FileNotFoundError False"},
+		"no namespaces":  {noNS: true, want: "the-agent-token False"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			work := t.TempDir()
+			_ = os.Chmod(filepath.Dir(work), 0o711)
+			srv, err := NewServer(Options{Token: "t", Isolation: IsolationNone, WorkDir: work, WarmKernels: -1, NoPIDNamespace: tc.noNS, HidePaths: []string{tokenDir}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			res, err := (&codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}).Run(testCtx(t), sandbox.Request{Code: code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(res.Stdout); got != tc.want {
+				t.Errorf("the code read %q, want %q (error %+v)", got, tc.want, res.Error)
+			}
+		})
+	}
+}
