@@ -169,6 +169,7 @@ func main() {
 	kubePools := &controller.KubernetesPools{
 		TokenKey:  tokenKey,
 		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Manager:   kubernetes.ManagerPeer{Namespace: operatorNamespace(namespace), PodLabels: peerLabels},
 		NewRunner: kubernetes.AgentClient,
 	}

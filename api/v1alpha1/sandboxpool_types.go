@@ -160,6 +160,17 @@ const (
 	AnnotationClaim = "viz.vizops.io/claim"
 	// AnnotationExecutions counts the jobs a sandbox Pod has run.
 	AnnotationExecutions = "viz.vizops.io/executions"
+	// AnnotationTokenNonce is a sandbox Pod's random token nonce: the manager derives
+	// the Pod's own agent token from its key, the pool's UID, the Pod's name and this
+	// (the nonce is not secret; the key is).
+	AnnotationTokenNonce = "viz.vizops.io/token-nonce"
+	// AnnotationTokenSecretUID is the UID of a sandbox Pod's token Secret (made
+	// before the Pod): the manager deletes that Secret with the Pod only if its UID
+	// still matches, so it never deletes an object it did not make.
+	AnnotationTokenSecretUID = "viz.vizops.io/token-secret-uid"
+	// AnnotationServedNamespace is the namespace whose requests a reused sandbox Pod
+	// (maxExecutionsPerSandbox > 1) has run: it is never claimed for another one.
+	AnnotationServedNamespace = "viz.vizops.io/served-namespace"
 	// FinalizerSandboxPool holds a Kubernetes pool until its Pods, NetworkPolicy and
 	// Secret are gone.
 	FinalizerSandboxPool = "viz.vizops.io/sandbox-pods"

@@ -151,6 +151,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	if o.kubeRunner != nil {
 		h.kube = &KubernetesPools{
 			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
 			Manager:   kubernetes.ManagerPeer{Namespace: "vizops-system", PodLabels: map[string]string{"control-plane": "controller-manager"}},
 			NewRunner: o.kubeRunner,
 			Poll:      100 * time.Millisecond,
