@@ -188,14 +188,16 @@ uninstall: manifests kustomize ## Remove the CRDs (and so every request and pool
 	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy config/default (image IMG) and the default SandboxPool to the current cluster.
+deploy: manifests kustomize ## Deploy config/default (image IMG), the default SandboxClass and the default SandboxPool to the current cluster.
 	@$(kustomize-default) | $(KUBECTL) apply --server-side -f -
-	$(KUBECTL) wait --for condition=established --timeout=60s crd/sandboxpools.viz.vizops.io
+	$(KUBECTL) wait --for condition=established --timeout=60s crd/sandboxpools.viz.vizops.io crd/sandboxclasses.viz.vizops.io
+	$(KUBECTL) apply --server-side -f config/samples/viz_v1alpha1_sandboxclass_kubernetes.yaml
 	$(KUBECTL) apply --server-side -n viz-system -f config/samples/viz_v1alpha1_sandboxpool_kubernetes.yaml
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove what deploy created. ignore-not-found=true to ignore missing objects.
 	-$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -n viz-system -f config/samples/viz_v1alpha1_sandboxpool_kubernetes.yaml
+	-$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f config/samples/viz_v1alpha1_sandboxclass_kubernetes.yaml
 	@$(kustomize-default) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Tools

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -15,6 +16,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -57,13 +59,14 @@ func main() {
 		kubeAPIQPS             float64
 		kubeAPIBurst           int
 		pprofAddr              string
+		watchNamespaces        string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Enable leader election, so only one replica runs executions.")
 	flag.IntVar(&globalCap, "max-concurrent-executions", 10, "Operator-wide cap on executions running at once, across all pools.")
 	flag.StringVar(&providersConfig, "providers-config", "", "Path of the model providers file (YAML). Empty: built-in templates only.")
-	flag.StringVar(&namespace, "operator-namespace", "", "Namespace of the model providers' Secrets. Default: POD_NAMESPACE, else the service account's namespace.")
+	flag.StringVar(&namespace, "operator-namespace", "", "Namespace of the operator: the only one whose Secrets it reads (model providers' keys, E2B keys that SandboxClasses name). Default: POD_NAMESPACE, else the service account's namespace.")
 	flag.StringVar(&python, "python", "/usr/bin/python3", "Python interpreter of Local sandboxes (must have matplotlib, numpy, pandas, seaborn, plotly).")
 	flag.StringVar(&bwrap, "bwrap", "bwrap", "bubblewrap binary for Local sandboxes.")
 	flag.StringVar(&plotlyJSURL, "plotlyjs-url", "", "Default URL interactive charts load plotly.js from (a pool's spec.plotlyJSURL overrides it). Empty: the public CDN.")
@@ -80,6 +83,7 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side limit on the manager's API requests per second. 0: none (controller-runtime's default), the API server's Priority and Fairness governs; a positive value also needs --kube-api-burst.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Burst of API requests above --kube-api-qps. 0: twice --kube-api-qps.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address to serve Go's pprof profiles on (/debug/pprof/), e.g. 127.0.0.1:6060, for profiling the manager; \"0\" disables it (the default).")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches and acts in (pools, requests, sandbox Pods); with the chart's watchNamespaces its RBAC is Roles in those namespaces only. Empty: every namespace.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -106,7 +110,7 @@ func main() {
 		// request-uid label) and the Pods, Secrets and NetworkPolicies of Kubernetes
 		// pools (labelled with their pool's UID), never every one of the cluster.
 		// Data ConfigMaps are read uncached (mgr.GetAPIReader()).
-		Cache:            controller.CacheOptions(),
+		Cache:            cacheOptions(watchNamespaces),
 		LeaderElection:   leaderElect,
 		LeaderElectionID: "viz-operator.vizops.io",
 	})
@@ -168,6 +172,7 @@ func main() {
 	kubePools := &controller.KubernetesPools{
 		TokenKey:  tokenKey,
 		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
 		Manager:   kubernetes.ManagerPeer{Namespace: operatorNamespace(namespace), PodLabels: peerLabels},
 		NewRunner: kubernetes.AgentClient,
 	}
@@ -186,6 +191,7 @@ func main() {
 		Pools:              pools,
 		DefaultPlotlyJSURL: plotlyJSURL,
 		Kubernetes:         kubePools,
+		OperatorNamespace:  operatorNamespace(namespace),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the SandboxPool controller")
 		os.Exit(1)
@@ -224,4 +230,20 @@ func main() {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// cacheOptions are the manager's cache options, restricted to the namespaces of
+// --watch-namespaces when it names any (cluster-scoped SandboxClasses and Namespaces
+// are cached cluster-wide either way).
+func cacheOptions(watch string) cache.Options {
+	o := controller.CacheOptions()
+	for _, ns := range strings.Split(watch, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if o.DefaultNamespaces == nil {
+				o.DefaultNamespaces = map[string]cache.Config{}
+			}
+			o.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return o
 }

@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -19,28 +18,18 @@ const (
 	BackendE2B Backend = "E2B"
 )
 
-// NetworkMode is the network a sandbox gets.
-// +kubebuilder:validation:Enum=None;Egress
-type NetworkMode string
-
-const (
-	NetworkNone   NetworkMode = "None"
-	NetworkEgress NetworkMode = "Egress"
-)
-
-// SandboxPoolSpec describes a warm pool of sandboxes.
+// SandboxPoolSpec describes a warm pool of sandboxes. Where and how they run is its
+// class's (SandboxClass, written by the platform team); the pool sets sizes and
+// timeouts within the class's bounds.
 // +kubebuilder:validation:XValidation:rule="self.minReady <= self.maxSandboxes",message="minReady must not exceed maxSandboxes"
-// +kubebuilder:validation:XValidation:rule="!has(self.kubernetes) || self.backend == 'Kubernetes'",message="spec.kubernetes is only allowed with backend Kubernetes"
-// +kubebuilder:validation:XValidation:rule="!has(self.e2b) || self.backend == 'E2B'",message="spec.e2b is only allowed with backend E2B"
-// +kubebuilder:validation:XValidation:rule="self.backend != 'E2B' || has(self.e2b)",message="backend E2B needs spec.e2b with at least apiKeySecretRef"
-// +kubebuilder:validation:XValidation:rule="self.backend != 'Kubernetes' || has(self.kubernetes)",message="backend Kubernetes needs spec.kubernetes with at least image"
-// +kubebuilder:validation:XValidation:rule="!(self.backend == 'Local' && has(self.network) && self.network == 'Egress')",message="network Egress is not supported by the Local backend (its sandboxes have no network at all); use network None, or backend Kubernetes"
 type SandboxPoolSpec struct {
-	// backend is where sandboxes run: Local (bubblewrap on the operator's node, the
-	// default), Kubernetes (hardened Pods) or E2B (the E2B cloud API).
+	// className names the SandboxClass (cluster-scoped) that decides the backend,
+	// image, nodes, network and bounds of this pool's sandboxes. Empty: the class
+	// annotated sandboxclass.viz.vizops.io/is-default-class=true.
 	// +optional
-	// +kubebuilder:default=Local
-	Backend Backend `json:"backend,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClassName string `json:"className,omitempty"`
 
 	// minReady is how many sandboxes are kept warm, ready to claim (0 to 100). A
 	// pointer, because 0 (no warm sandboxes) is a valid choice distinct from unset.
@@ -58,23 +47,14 @@ type SandboxPoolSpec struct {
 	// +kubebuilder:default=10
 	MaxSandboxes int32 `json:"maxSandboxes,omitempty"`
 
-	// resources limit each sandbox.
+	// resources limit each sandbox, within the class's maxResources. Unset fields take
+	// the class's defaultResources (never "no limit").
 	// +optional
 	Resources SandboxResources `json:"resources,omitempty"`
 
-	// network is the sandboxes' network: None (no network at all, the default) or
-	// Egress (outbound only; not supported by the Local backend).
+	// e2b sets the E2B backend's timeouts and rates, when the class's backend is E2B.
 	// +optional
-	// +kubebuilder:default=None
-	Network NetworkMode `json:"network,omitempty"`
-
-	// kubernetes configures the Kubernetes backend.
-	// +optional
-	Kubernetes *KubernetesBackend `json:"kubernetes,omitempty"`
-
-	// e2b configures the E2B backend.
-	// +optional
-	E2B *E2BBackend `json:"e2b,omitempty"`
+	E2B *E2BPool `json:"e2b,omitempty"`
 
 	// namespaceSelector picks the namespaces whose requests may use this pool. Unset
 	// means only requests in the pool's own namespace; an empty selector ({}) means
@@ -104,94 +84,28 @@ type SandboxPoolSpec struct {
 type SandboxResources struct {
 	// cpu a sandbox may use, e.g. "1" or "500m".
 	// +optional
-	// +kubebuilder:default="1"
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 	// memory a sandbox may use, e.g. "512Mi": 256Mi to 8Gi. An idle warm sandbox
 	// takes about 144Mi of it; sandboxes run within the operator's own memory, which
 	// also caps all pools together (QuotaExceeded).
 	// +optional
-	// +kubebuilder:default="1Gi"
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 268435456 && self <= 8589934592) : (isQuantity(self) && quantity(self).compareTo(quantity('256Mi')) >= 0 && quantity(self).compareTo(quantity('8Gi')) <= 0)",message="memory must be between 256Mi and 8Gi"
 	Memory *resource.Quantity `json:"memory,omitempty"`
 	// pids caps processes and threads in a sandbox.
 	// +optional
 	// +kubebuilder:validation:Minimum=8
 	// +kubebuilder:validation:Maximum=4096
-	// +kubebuilder:default=128
 	Pids *int32 `json:"pids,omitempty"`
 	// scratch is the size of the sandbox's only writable space: 1Mi to 1Gi. It is a
 	// tmpfs, so what the code writes there counts as memory too.
 	// +optional
-	// +kubebuilder:default="64Mi"
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1048576 && self <= 1073741824) : (isQuantity(self) && quantity(self).compareTo(quantity('1Mi')) >= 0 && quantity(self).compareTo(quantity('1Gi')) <= 0)",message="scratch must be between 1Mi and 1Gi"
 	Scratch *resource.Quantity `json:"scratch,omitempty"`
 }
 
-// KubernetesBackend configures sandbox Pods.
-type KubernetesBackend struct {
-	// image of the sandbox Pods; it must carry Python and the pool's packages.
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=512
-	// +required
-	Image string `json:"image,omitempty"`
-	// runtimeClassName for stronger isolation, e.g. gvisor or kata.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
-	// nodeSelector for the sandbox Pods.
-	// +optional
-	// +kubebuilder:validation:MaxProperties=32
-	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
-	// tolerations for the sandbox Pods.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=32
-	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
-	// resources of the sandbox container. Unset: requests and limits both from
-	// spec.resources (cpu, memory), so the kubelet enforces them per sandbox.
-	// +optional
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
-	// maxExecutionsPerSandbox is how many jobs one sandbox Pod runs before it is
-	// deleted and replaced (1 to 1000). 1, the default, gives every job a fresh Pod, as
-	// E2B kills a sandbox after use; more saves Pod starts for trusted tenants, whose
-	// later jobs may then see files an earlier job left in the scratch space.
-	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=1000
-	// +kubebuilder:default=1
-	MaxExecutionsPerSandbox int32 `json:"maxExecutionsPerSandbox,omitempty"`
-}
-
-// E2BBackend configures the E2B cloud backend.
-type E2BBackend struct {
-	// apiURL of the E2B API (the REST API that creates and kills sandboxes). Set it
-	// for self-hosted E2B or an E2B-compatible service.
-	// +optional
-	// +kubebuilder:default="https://api.e2b.app"
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^https?://`
-	APIURL string `json:"apiURL,omitempty"`
-	// domain under which sandboxes are reached: the code interpreter of sandbox ID
-	// runs at https://49999-ID.DOMAIN. Used when the API does not name a domain for
-	// the sandbox itself.
-	// +optional
-	// +kubebuilder:default="e2b.app"
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
-	Domain string `json:"domain,omitempty"`
-	// templateID of the E2B sandbox template. It must run E2B's code interpreter (on
-	// port 49999) with the pool's Python packages.
-	// +optional
-	// +kubebuilder:default=code-interpreter-v1
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	TemplateID string `json:"templateID,omitempty"`
-	// apiKeySecretRef is the Secret key, in the pool's namespace, holding the E2B API
-	// key. The Secret must be labelled viz.vizops.io/e2b-api-key=true.
-	// +required
-	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef,omitempty"`
+// E2BPool sets an E2B pool's timeouts and creation rate; the E2B service, template
+// and key are its class's.
+type E2BPool struct {
 	// sandboxTimeoutSeconds is how long E2B keeps a warm (idle) sandbox alive before
 	// it kills it on its own; the operator extends warm sandboxes before then. A
 	// sandbox running a request lives the request's timeout plus 30 seconds, so one
@@ -211,10 +125,9 @@ type E2BBackend struct {
 	MaxCreatesPerSecond int32 `json:"maxCreatesPerSecond,omitempty"`
 }
 
-// LabelE2BAPIKey marks a Secret as one a SandboxPool may take its E2B API key from
-// (spec.e2b.apiKeySecretRef). The operator uses no unlabelled Secret: a SandboxPool
-// chooses where the key is sent (spec.e2b.apiURL), so without the label anyone allowed
-// to create pools could send any Secret of the namespace to a server of their choice.
+// LabelE2BAPIKey marks a Secret of the operator's namespace as one a SandboxClass may
+// take its E2B API key from (spec.e2b.apiKeySecretRef): the operator sends no
+// unlabelled Secret anywhere.
 const LabelE2BAPIKey = "viz.vizops.io/e2b-api-key"
 
 // SecretKeyReference names one key of a Secret.
@@ -247,6 +160,17 @@ const (
 	AnnotationClaim = "viz.vizops.io/claim"
 	// AnnotationExecutions counts the jobs a sandbox Pod has run.
 	AnnotationExecutions = "viz.vizops.io/executions"
+	// AnnotationTokenNonce is a sandbox Pod's random token nonce: the manager derives
+	// the Pod's own agent token from its key, the pool's UID, the Pod's name and this
+	// (the nonce is not secret; the key is).
+	AnnotationTokenNonce = "viz.vizops.io/token-nonce"
+	// AnnotationTokenSecretUID is the UID of a sandbox Pod's token Secret (made
+	// before the Pod): the manager deletes that Secret with the Pod only if its UID
+	// still matches, so it never deletes an object it did not make.
+	AnnotationTokenSecretUID = "viz.vizops.io/token-secret-uid"
+	// AnnotationServedNamespace is the namespace whose requests a reused sandbox Pod
+	// (maxExecutionsPerSandbox > 1) has run: it is never claimed for another one.
+	AnnotationServedNamespace = "viz.vizops.io/served-namespace"
 	// FinalizerSandboxPool holds a Kubernetes pool until its Pods, NetworkPolicy and
 	// Secret are gone.
 	FinalizerSandboxPool = "viz.vizops.io/sandbox-pods"
@@ -279,8 +203,20 @@ const (
 	// ReasonAPIKeyMissing: the Secret or key named in spec.e2b.apiKeySecretRef does
 	// not exist (or is empty).
 	ReasonAPIKeyMissing = "APIKeyMissing"
-	// ReasonAPIKeyRejected: the provider answered 401 or 403 to the pool's API key.
+	// ReasonAPIKeyRejected: the provider answered 401 to the pool's API key.
 	ReasonAPIKeyRejected = "APIKeyRejected"
+	// ReasonTeamBlocked: E2B answered 403 "team is blocked" (or banned) to the key: it
+	// is valid, but its team may not use E2B now.
+	ReasonTeamBlocked = "TeamBlocked"
+	// ReasonTemplateForbidden: E2B answered 403 to spec.e2b.templateID: the template
+	// belongs to another team.
+	ReasonTemplateForbidden = "TemplateForbidden"
+	// ReasonProviderForbidden: any other 403 of the provider to the pool's requests
+	// (a feature the team's plan lacks).
+	ReasonProviderForbidden = "ProviderForbidden"
+	// ReasonPlanLimitExceeded: spec.e2b.sandboxTimeoutSeconds is above the longest
+	// sandbox the E2B team's plan allows; the pool refuses to run until it is lowered.
+	ReasonPlanLimitExceeded = "PlanLimitExceeded"
 	// ReasonRateLimited: the Throttled condition while the provider answers 429.
 	ReasonRateLimited = "RateLimited"
 	// ReasonNotThrottled: the Throttled condition when creation runs at full rate.
@@ -288,6 +224,14 @@ const (
 	// ReasonSandboxStartFailed: sandbox Pods of a Kubernetes pool cannot start (an image
 	// that cannot be pulled, a container that crashes, a Pod the cluster refuses).
 	ReasonSandboxStartFailed = "SandboxStartFailed"
+	// ReasonClassNotFound: the SandboxClass the pool names (or a default class) does
+	// not exist.
+	ReasonClassNotFound = "ClassNotFound"
+	// ReasonClassForbidsNamespace: the class's namespaceSelector does not admit the
+	// pool's namespace.
+	ReasonClassForbidsNamespace = "ClassForbidsNamespace"
+	// ReasonResourcesExceedClass: the pool asks for more than the class's maxResources.
+	ReasonResourcesExceedClass = "ResourcesExceedClass"
 )
 
 // SandboxPoolStatus is the pool's live state.
@@ -318,6 +262,13 @@ type SandboxPoolStatus struct {
 	// observedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// className is the SandboxClass the pool runs on (spec.className, or the default).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClassName string `json:"className,omitempty"`
+	// backend is the class's backend.
+	// +optional
+	Backend Backend `json:"backend,omitempty"`
 }
 
 // SandboxState is one sandbox's state.
@@ -342,7 +293,8 @@ type SandboxState struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=sbxpool,categories=vizops
-// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backend`
+// +kubebuilder:printcolumn:name="Class",type=string,JSONPath=`.status.className`
+// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.status.backend`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
 // +kubebuilder:printcolumn:name="Busy",type=integer,JSONPath=`.status.busy`
 // +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxSandboxes`

@@ -528,14 +528,12 @@ func TestPoolsCommand(t *testing.T) {
 	ctx := context.Background()
 	mk := func(name string, backend vizv1.Backend, maxSandboxes, ready, busy int32, cond *metav1.Condition) {
 		p := &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		p.Spec.Backend = backend
 		p.Spec.MaxSandboxes = maxSandboxes
-		if backend == vizv1.BackendKubernetes {
-			p.Spec.Kubernetes = &vizv1.KubernetesBackend{Image: "python:3.12"}
-		}
 		if err := k8s.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
+		// The backend is the class's; the manager writes it to status.
+		p.Status.Backend = backend
 		p.Status.Ready, p.Status.Busy, p.Status.Total = ready, busy, ready+busy
 		if cond != nil {
 			p.Status.Conditions = []metav1.Condition{*cond}

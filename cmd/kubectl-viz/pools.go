@@ -59,9 +59,9 @@ func printPools(w io.Writer, pools []vizv1.SandboxPool, withNamespace bool) {
 		if withNamespace {
 			fmt.Fprintf(tw, "%s\t", p.Namespace)
 		}
-		backend := string(p.Spec.Backend)
+		backend := string(p.Status.Backend)
 		if backend == "" {
-			backend = string(vizv1.BackendLocal)
+			backend = "-" // not yet resolved from its class
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", p.Name, backend, p.Status.Ready, p.Status.Busy, p.Spec.MaxSandboxes, poolMessage(p))
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -95,6 +96,12 @@ func run() error {
 		WarmKernels: warmKernels,
 		PlotlyJSURL: plotlyJS,
 		Log:         log,
+		// The agent's process starts nothing but kernels: what their code leaves
+		// behind when a context ends is killed (a PID namespace per kernel does it
+		// already where one can be made).
+		KillOrphans: true,
+		// Kernels with namespaces of their own cannot read the token's directory.
+		HidePaths: hideTokenDir(tokenFile),
 	})
 	if err != nil {
 		return err
@@ -152,4 +159,16 @@ func readToken(path, listen string) (string, error) {
 		return "", fmt.Errorf("the token file %s is empty", path)
 	}
 	return token, nil
+}
+
+// hideTokenDir is the directory of the token file, to cover in kernels ("" when none).
+func hideTokenDir(tokenFile string) []string {
+	if tokenFile == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(tokenFile)
+	if err != nil {
+		return nil
+	}
+	return []string{filepath.Dir(abs)}
 }

@@ -81,6 +81,7 @@ func TestLoadSamples(t *testing.T) {
 		}
 	}
 	want := []string{
+		"SandboxClass/local",
 		"SandboxPool/default",
 		"VisualizationRequest/treatment-effectiveness",
 		"VisualizationRequest/voe-per-month",

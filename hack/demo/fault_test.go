@@ -62,8 +62,11 @@ func TestManagerKilledMidRun(t *testing.T) {
 	ctx := context.Background()
 	const ns, n = "faults", 10
 	must(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	class := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: "local", Annotations: map[string]string{vizv1.AnnotationDefaultClass: "true"}}}
+	class.Spec.Backend = vizv1.BackendLocal
+	must(t, c.Create(ctx, class))
 	pool := &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}
-	pool.Spec.Backend, pool.Spec.MaxSandboxes, pool.Spec.MinReady = vizv1.BackendLocal, 1, ptr.To(int32(1))
+	pool.Spec.MaxSandboxes, pool.Spec.MinReady = 1, ptr.To(int32(1))
 	must(t, c.Create(ctx, pool))
 	// Each chart takes a moment, so the kill lands mid-run.
 	code := "import time, matplotlib.pyplot as plt\ntime.sleep(0.7)\nplt.bar(['a','b'],[1,2])\nplt.show()\n"

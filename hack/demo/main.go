@@ -194,7 +194,9 @@ func run(ctx context.Context, cfg config) (bool, error) {
 	var names []string
 	for _, u := range objs {
 		u = u.DeepCopy()
-		u.SetNamespace(cfg.namespace)
+		if u.GetKind() != "SandboxClass" { // cluster-scoped
+			u.SetNamespace(cfg.namespace)
+		}
 		if err := c.Create(ctx, u); err != nil {
 			if ctx.Err() != nil {
 				return false, interrupted()

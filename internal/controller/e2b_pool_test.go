@@ -39,12 +39,13 @@ type e2bFake struct {
 }
 
 func newE2BFake() *e2bFake {
-	return &e2bFake{e2btest.New(e2bTestKey, e2btest.Agents(agent.Options{}))}
+	return &e2bFake{e2btest.NewTLS(e2bTestKey, e2btest.Agents(agent.Options{}))}
 }
 
 func (f *e2bFake) backend() *e2b.Backend {
 	return e2b.NewBackend(e2b.Options{
 		SandboxURL:  f.SandboxURL,
+		HTTP:        f.API.Client(), // trusts the fake's https API
 		Observe:     func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
 		Log:         GinkgoLogr,
 		BackoffBase: 200 * time.Millisecond,
@@ -67,7 +68,7 @@ func startE2BManager(namespaces []string, b *e2b.Backend) *harness {
 	h.pools.Register(string(vizv1.BackendE2B), b.Factory())
 	Expect((&SandboxPoolReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
-		Pools: h.pools, StatusInterval: time.Second,
+		Pools: h.pools, StatusInterval: time.Second, OperatorNamespace: namespaces[0],
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&VisualizationRequestReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
@@ -93,11 +94,23 @@ func e2bSecret(ns, name, key string, labelled bool) *corev1.Secret {
 	return s
 }
 
-func newE2BPool(ns, name, apiURL string, minReady int32) *vizv1.SandboxPool {
+// newE2BPool makes an E2B SandboxClass of its own (apiURL, the key in Secret "e2b" of
+// the operator's namespace, which these specs' managers take to be ns; template, when
+// given) and returns a pool on it.
+func newE2BPool(ns, name, apiURL string, minReady int32, template ...string) *vizv1.SandboxPool {
+	class := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name}, Spec: vizv1.SandboxClassSpec{
+		Backend: vizv1.BackendE2B,
+		E2B:     &vizv1.E2BClass{APIURL: apiURL, Domain: e2btest.Domain, APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "api-key"}},
+	}}
+	if len(template) > 0 {
+		class.Spec.E2B.TemplateID = template[0]
+	}
+	Expect(k8sClient.Create(context.Background(), class)).To(Succeed())
+	DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
 	return newPool(ns, name, 3, func(p *vizv1.SandboxPool) {
-		p.Spec.Backend = vizv1.BackendE2B
+		p.Spec.ClassName = class.Name
 		p.Spec.MinReady = ptr.To(minReady)
-		p.Spec.E2B = &vizv1.E2BBackend{APIURL: apiURL, Domain: e2btest.Domain, APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "api-key"}}
+		p.Spec.E2B = &vizv1.E2BPool{}
 	})
 }
 
@@ -238,6 +251,40 @@ var _ = Describe("E2B backend", func() {
 		sec.Data = map[string][]byte{"api-key": []byte(e2bTestKey)}
 		Expect(k8sClient.Update(ctx, sec)).To(Succeed())
 		Eventually(poolCondition(ctx, ns, "default", vizv1.PoolConditionReady), 30*time.Second).Should(HavePrefix("True/" + vizv1.ReasonPoolReady))
+	})
+
+	It("tells a template of another team from a rejected key, and keeps the key for other pools", func() {
+		ns := newNamespace(ctx, nil)
+		f := newE2BFake()
+		defer f.Close()
+		f.ForbidTemplate("someone-else/private")
+		h := startE2BManager([]string{ns}, f.backend())
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, e2bSecret(ns, "e2b", e2bTestKey, true))).To(Succeed())
+		foreign := newE2BPool(ns, "foreign", f.API.URL, 1, "someone-else/private")
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		Eventually(poolCondition(ctx, ns, "foreign", vizv1.PoolConditionReady), 30*time.Second).Should(And(
+			HavePrefix("False/"+vizv1.ReasonTemplateForbidden+": "), ContainSubstring("someone-else/private")))
+		// The same key with a template of its own team still works.
+		Expect(k8sClient.Create(ctx, newE2BPool(ns, "default", f.API.URL, 1))).To(Succeed())
+		Eventually(poolCondition(ctx, ns, "default", vizv1.PoolConditionReady), 30*time.Second).Should(HavePrefix("True/" + vizv1.ReasonPoolReady))
+		keyNowhere(ctx, ns, e2bTestKey)
+	})
+
+	It("says the plan's limit when the sandbox timeout is above it, and does not retry", func() {
+		ns := newNamespace(ctx, nil)
+		f := newE2BFake()
+		defer f.Close()
+		f.SetPlan(time.Hour)
+		h := startE2BManager([]string{ns}, f.backend())
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, e2bSecret(ns, "e2b", e2bTestKey, true))).To(Succeed())
+		sp := newE2BPool(ns, "default", f.API.URL, 1)
+		sp.Spec.E2B.SandboxTimeoutSeconds = 7200
+		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
+		Eventually(poolCondition(ctx, ns, "default", vizv1.PoolConditionReady), 30*time.Second).Should(And(
+			HavePrefix("False/"+vizv1.ReasonPlanLimitExceeded+": "), ContainSubstring("3600"), ContainSubstring("sandboxTimeoutSeconds")))
+		Consistently(func() int { return f.Calls(e2btest.OpCreate) }, 3*time.Second).Should(Equal(1))
 	})
 
 	It("slows creation through a 429 storm without failing requests", func() {

@@ -2,9 +2,7 @@ package controller
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,6 +48,9 @@ type KubernetesPools struct {
 	// Client is the manager's client; its cache holds only objects labelled
 	// LabelSandboxPoolUID (CacheOptions).
 	Client client.Client
+	// APIReader reads uncached, to tell an object of a pool's name that is not in the
+	// cache yet from one that is not the pool's (nil: Client).
+	APIReader client.Reader
 	// Manager is where the manager's Pods run: the NetworkPolicy admits only them.
 	Manager kubernetes.ManagerPeer
 	// NewRunner returns the client of a Pod's agent.
@@ -58,16 +59,14 @@ type KubernetesPools struct {
 	ID string
 	// Poll is how often a waiting claim looks again without a Pod event.
 	Poll time.Duration
-	// TokenKey derives each pool's access token (HMAC of the pool's UID), so the
-	// manager writes the pools' token Secrets but never needs to read a Secret outside
-	// its own namespace (SandboxTokenKey).
+	// TokenKey derives each sandbox Pod's own access token (kubernetes.PodToken), so
+	// the manager writes the Pods' token Secrets but never needs to read a Secret
+	// outside its own namespace (SandboxTokenKey).
 	TokenKey []byte
 
-	mu sync.Mutex
-	// secrets are the pools whose token Secret this process has made or found.
-	secrets map[types.UID]bool
-	live    map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
-	events  chan event.GenericEvent
+	mu     sync.Mutex
+	live   map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
+	events chan event.GenericEvent
 }
 
 // kubePool is a kubernetes.Pool that the adapter tells about Pod events until closed.
@@ -92,7 +91,6 @@ func (k *KubernetesPools) init() {
 	defer k.mu.Unlock()
 	if k.live == nil {
 		k.live = map[types.UID]map[*kubePool]struct{}{}
-		k.secrets = map[types.UID]bool{}
 		k.events = make(chan event.GenericEvent, 1024)
 	}
 	if k.ID == "" {
@@ -189,35 +187,55 @@ func sandboxObjectsSelector() labels.Selector {
 	return labels.NewSelector().Add(*req)
 }
 
-// settings resolves a Kubernetes pool's own settings: its template, and its token
-// from the Secret the pool owns (made on first use).
-func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
-	spec := ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{})
+// settings resolves a Kubernetes pool's own settings: its template (from its class
+// and sizes), and the key its Pods' tokens are derived from (each Pod's token Secret is
+// made with the Pod).
+func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
+	spec := ptr.Deref(class.Spec.Kubernetes, vizv1.KubernetesClass{})
 	s := kubernetes.Settings{
 		Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
-		Template:      kubernetes.PoolTemplate(cfg, spec),
+		Template:      kubernetes.PoolTemplate(cfg, spec, class.Spec.Egress),
 		MaxExecutions: int(max(spec.MaxExecutionsPerSandbox, 1)),
 	}
 	if len(k.TokenKey) == 0 {
 		return s, fmt.Errorf("%w: the manager has no key to derive sandbox tokens from (its Secret in the operator's namespace could not be read or made at start; see the manager's log, check its Role, and restart it)", sandbox.ErrUnavailable)
 	}
-	mac := hmac.New(sha256.New, k.TokenKey)
-	mac.Write([]byte(sp.UID))
-	token := hex.EncodeToString(mac.Sum(nil))
-	k.mu.Lock()
-	made := k.secrets[sp.UID]
-	k.mu.Unlock()
-	if !made {
-		// Written, never read: AlreadyExists means it is there (made before a restart).
-		sec := kubernetes.RenderTokenSecret(s, token)
-		if err := k.Client.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
-			return s, fmt.Errorf("creating the pool's token Secret %s: %w", sec.Name, err)
+	return s.WithTokenKey(k.TokenKey), nil
+}
+
+// createPod makes a sandbox Pod and, before it, the Pod's own token Secret (owned by
+// the pool; its name holds the Pod's random nonce, so no earlier object can have it).
+// The Pod records the Secret's UID, so deleting it later checks that the Secret is
+// still the one made here. A Pod that cannot be made takes its Secret with it.
+func (k *KubernetesPools) createPod(ctx context.Context, s kubernetes.Settings, pod *corev1.Pod) error {
+	sec := kubernetes.RenderTokenSecret(s, pod)
+	if err := k.Client.Create(ctx, sec); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("the token Secret %s of sandbox Pod %s exists already and was not made by this pool; it is left alone", sec.Name, pod.Name)
 		}
-		k.mu.Lock()
-		k.secrets[sp.UID] = true
-		k.mu.Unlock()
+		return fmt.Errorf("creating the token Secret of sandbox Pod %s: %w", pod.Name, err)
 	}
-	return s.WithToken(token), nil
+	pod.Annotations[vizv1.AnnotationTokenSecretUID] = string(sec.UID)
+	if err := k.Client.Create(ctx, pod); err != nil {
+		_ = k.Client.Delete(ctx, sec, client.Preconditions{UID: &sec.UID})
+		return err
+	}
+	return nil
+}
+
+// deleteTokenSecret deletes a sandbox Pod's token Secret if it is still the one made
+// with the Pod (its UID, recorded on the Pod, matches).
+func deleteTokenSecret(ctx context.Context, c client.Client, pod *corev1.Pod) error {
+	uid := types.UID(pod.Annotations[vizv1.AnnotationTokenSecretUID])
+	if uid == "" || pod.Annotations[vizv1.AnnotationTokenNonce] == "" {
+		return nil // not made by this release's manager: nothing of ours to delete
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: kubernetes.PodTokenSecretName(pod)}}
+	err := c.Delete(ctx, sec, client.Preconditions{UID: &uid})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone, or another object took the name: not ours
+	}
+	return err
 }
 
 // SandboxTokenKey reads the key the pools' tokens are derived from, from a Secret in
@@ -250,6 +268,48 @@ func SandboxTokenKey(ctx context.Context, c client.Client, namespace, name strin
 	return sec.Data["key"], nil
 }
 
+// ownedBy reports whether obj's controller is the pool of uid.
+func ownedBy(obj metav1.Object, uid types.UID) bool {
+	ref := metav1.GetControllerOfNoCopy(obj)
+	return ref != nil && ref.UID == uid
+}
+
+// errNotOwned is an object of the name a pool uses that the pool does not own: the
+// manager neither overwrites nor deletes it, and the pool reports it.
+func errNotOwned(kind string, obj metav1.Object) error {
+	return fmt.Errorf("a %s named %s exists in namespace %s and is not owned by this pool; the manager leaves it alone. Delete or rename it, or re-create the pool under another name", kind, obj.GetName(), obj.GetNamespace())
+}
+
+// checkOwned reads obj uncached (the cache did not have it) and says whether the
+// pool owns it: nil when it does (the cache was behind), errNotOwned when not.
+func (k *KubernetesPools) checkOwned(ctx context.Context, uid types.UID, kind string, obj client.Object) error {
+	r := k.APIReader
+	if r == nil {
+		r = k.Client
+	}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return err
+	}
+	if !ownedBy(obj, uid) {
+		return errNotOwned(kind, obj)
+	}
+	return nil
+}
+
+// deleteOwned deletes obj (read from the cache) if the pool of uid owns it, with
+// its UID as precondition; anything else of that name is left alone.
+func (k *KubernetesPools) deleteOwned(ctx context.Context, uid types.UID, obj client.Object) error {
+	if err := k.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err) // not cached: not labelled as a pool's, so not ours
+	}
+	if !ownedBy(obj, uid) {
+		logf.FromContext(ctx).Info("leaving an object the pool does not own", "kind", fmt.Sprintf("%T", obj), "name", obj.GetName())
+		return nil
+	}
+	objUID := obj.GetUID()
+	return client.IgnoreNotFound(k.Client.Delete(ctx, obj, client.Preconditions{UID: &objUID}))
+}
+
 // reconcileNetworkPolicy makes the pool's NetworkPolicy, or puts it back as rendered.
 func (k *KubernetesPools) reconcileNetworkPolicy(ctx context.Context, s kubernetes.Settings) error {
 	want := kubernetes.RenderNetworkPolicy(s, k.Manager)
@@ -257,9 +317,16 @@ func (k *KubernetesPools) reconcileNetworkPolicy(ctx context.Context, s kubernet
 	err := k.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
 	switch {
 	case apierrors.IsNotFound(err):
-		return client.IgnoreAlreadyExists(k.Client.Create(ctx, want))
+		if err := k.Client.Create(ctx, want); apierrors.IsAlreadyExists(err) {
+			return k.checkOwned(ctx, s.PoolUID, "NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: want.ObjectMeta})
+		} else if err != nil {
+			return err
+		}
+		return nil
 	case err != nil:
 		return err
+	case !ownedBy(cur, s.PoolUID):
+		return errNotOwned("NetworkPolicy", cur)
 	case equality.Semantic.DeepEqual(cur.Spec, want.Spec):
 		return nil
 	}
@@ -286,7 +353,7 @@ func (k *KubernetesPools) reconcilePods(ctx context.Context, r client.Reader, s 
 	var errs []error
 	for _, slot := range plan.Create {
 		pod := render(slot)
-		if err := k.Client.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := k.createPod(ctx, s, pod); err != nil && !apierrors.IsAlreadyExists(err) {
 			// AlreadyExists: the slot's Pod is still there (terminating, or the cache
 			// is behind); its event brings us back.
 			errs = append(errs, fmt.Errorf("creating sandbox Pod %s: %w", pod.Name, err))
@@ -346,7 +413,7 @@ func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *viz
 		return true, nil
 	}
 	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
-		Template: kubernetes.PoolTemplate(cfg, ptr.Deref(sp.Spec.Kubernetes, vizv1.KubernetesBackend{}))}
+		Template: kubernetes.PoolTemplate(cfg, vizv1.KubernetesClass{}, nil)}
 	remaining, err := k.reconcilePods(ctx, r, s, 0, 1, true)
 	if err != nil {
 		return false, err
@@ -362,17 +429,13 @@ func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *viz
 	if len(left.Items) > 0 {
 		return false, nil
 	}
-	for _, o := range []client.Object{
-		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: sp.Namespace, Name: kubernetes.NetworkPolicyName(s)}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sp.Namespace, Name: kubernetes.TokenSecretName(s)}},
-	} {
-		if err := k.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
-			return false, err
-		}
+	// The NetworkPolicy goes only if it is this pool's (an object of the same name the
+	// pool does not own is left alone). Token Secrets of Pods that went while the
+	// manager was down, and the pool-wide token Secret of earlier releases, are the
+	// pool's: the garbage collector removes them with it.
+	if err := k.deleteOwned(ctx, sp.UID, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: sp.Namespace, Name: kubernetes.NetworkPolicyName(s)}}); err != nil {
+		return false, err
 	}
-	k.mu.Lock()
-	delete(k.secrets, sp.UID)
-	k.mu.Unlock()
 	before := sp.DeepCopy()
 	controllerutil.RemoveFinalizer(sp, vizv1.FinalizerSandboxPool)
 	return true, client.IgnoreNotFound(k.Client.Patch(ctx, sp, client.MergeFrom(before)))
@@ -399,9 +462,29 @@ func (k *KubernetesPools) setup(mgr ctrl.Manager) (<-chan event.GenericEvent, er
 			}
 			k.notify(n)
 		},
-		DeleteFunc: k.notify,
+		DeleteFunc: func(obj any) {
+			k.notify(obj)
+			k.podGone(obj)
+		},
 	})
 	return k.events, err
+}
+
+// podGone deletes the token Secret of a sandbox Pod that is gone, however it went
+// (the pool's own deletes do it at once; this catches evictions and kubectl delete).
+func (k *KubernetesPools) podGone(obj any) {
+	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Annotations[vizv1.AnnotationTokenSecretUID] == "" {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = deleteTokenSecret(ctx, k.Client, pod)
+	}()
 }
 
 // podAPI is kubernetes.PodAPI over the manager's client for one pool's Pods.
@@ -425,12 +508,16 @@ func (a *podAPI) Update(ctx context.Context, pod *corev1.Pod) error {
 	return a.c.Update(ctx, pod)
 }
 
+// Delete deletes the Pod, then its token Secret (the Pod's agent has read it at start).
 func (a *podAPI) Delete(ctx context.Context, pod *corev1.Pod) error {
 	pre := client.Preconditions{UID: &pod.UID}
 	if pod.ResourceVersion != "" {
 		pre.ResourceVersion = &pod.ResourceVersion
 	}
-	return client.IgnoreNotFound(a.c.Delete(ctx, pod, pre))
+	if err := client.IgnoreNotFound(a.c.Delete(ctx, pod, pre)); err != nil {
+		return err
+	}
+	return deleteTokenSecret(ctx, a.c, pod)
 }
 
 // kubernetesCacheObjects are the cache's label filters for what Kubernetes pools make.

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,7 +15,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -149,12 +151,44 @@ func waitPoolReady(ctx context.Context, ns, name string, ready int32) {
 	}, 30*time.Second).Should(Succeed())
 }
 
-func newKubePool(ns, name string, minReady, maxSandboxes int32, mutate ...func(*vizv1.SandboxPool)) *vizv1.SandboxPool {
-	return newPool(ns, name, maxSandboxes, append([]func(*vizv1.SandboxPool){func(p *vizv1.SandboxPool) {
-		p.Spec.Backend = vizv1.BackendKubernetes
+// kubeClassName is the class newKubePool makes for pool name of ns.
+func kubeClassName(ns, name string) string { return ns + "-" + name }
+
+// newKubePool makes a Kubernetes SandboxClass of the pool's own (kubeClassName; the
+// test image, hostUsers true as envtest has no node; mutate changes it first) and
+// returns a pool on it.
+func newKubePool(ns, name string, minReady, maxSandboxes int32, mutate ...func(*vizv1.SandboxClass)) *vizv1.SandboxPool {
+	class := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: kubeClassName(ns, name)}, Spec: vizv1.SandboxClassSpec{
+		Backend:    vizv1.BackendKubernetes,
+		Kubernetes: &vizv1.KubernetesClass{Image: "ghcr.io/vizops/viz-sandbox:test"},
+	}}
+	for _, m := range mutate {
+		m(class)
+	}
+	Expect(k8sClient.Create(context.Background(), class)).To(Succeed())
+	DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
+	return newPool(ns, name, maxSandboxes, func(p *vizv1.SandboxPool) {
+		p.Spec.ClassName = class.Name
 		p.Spec.MinReady = ptr.To(minReady)
-		p.Spec.Kubernetes = &vizv1.KubernetesBackend{Image: "ghcr.io/vizops/viz-sandbox:test"}
-	}}, mutate...)...)
+	})
+}
+
+// updateClass changes a class, retrying on conflicts.
+func updateClass(ctx context.Context, name string, change func(*vizv1.SandboxClass)) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		c := &vizv1.SandboxClass{}
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, c)).To(Succeed())
+		change(c)
+		g.Expect(k8sClient.Update(ctx, c)).To(Succeed())
+	}, 10*time.Second).Should(Succeed())
+}
+
+func getClass(ctx context.Context, name string) *vizv1.SandboxClass {
+	GinkgoHelper()
+	c := &vizv1.SandboxClass{}
+	Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, c)).To(Succeed())
+	return c
 }
 
 // sandboxPods lists a namespace's sandbox Pods from the API server (not a cache).
@@ -209,10 +243,10 @@ var _ = Describe("Kubernetes backend", func() {
 		// The API server refuses Pods of a RuntimeClass that does not exist.
 		rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor-" + ns}, Handler: "runsc"}
 		Expect(k8sClient.Create(ctx, rc)).To(Succeed())
-		sp := newKubePool(ns, "warm", 2, 3, func(p *vizv1.SandboxPool) {
-			p.Spec.Kubernetes.RuntimeClassName = ptr.To(rc.Name)
-			p.Spec.Kubernetes.NodeSelector = map[string]string{"sandbox": "true"}
-			p.Spec.Kubernetes.Tolerations = []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+		sp := newKubePool(ns, "warm", 2, 3, func(c *vizv1.SandboxClass) {
+			c.Spec.Kubernetes.RuntimeClassName = ptr.To(rc.Name)
+			c.Spec.Kubernetes.NodeSelector = map[string]string{"sandbox": "true"}
+			c.Spec.Kubernetes.Tolerations = []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 		})
 		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -252,16 +286,22 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(scratch).NotTo(BeNil())
 		Expect(scratch.SizeLimit.String()).To(Equal("64Mi"))
 
-		// The token: in the pool's Secret, mounted as a file, nowhere in the Pod.
+		// The token: each Pod's own, in its own Secret (the pool's), mounted as a file,
+		// nowhere in the Pod.
 		var secrets corev1.SecretList
 		Expect(k8sClient.List(ctx, &secrets, client.InNamespace(ns), client.MatchingLabels{vizv1.LabelSandboxPoolUID: string(sp.UID)})).To(Succeed())
-		Expect(secrets.Items).To(HaveLen(1))
-		token := string(secrets.Items[0].Data[kubernetes.TokenKey])
-		Expect(token).To(HaveLen(64))
+		Expect(secrets.Items).To(HaveLen(2))
+		tokens := map[string]bool{}
+		for _, pod := range pods {
+			token := podSecretToken(ctx, Default, &pod)
+			Expect(token).To(HaveLen(64))
+			tokens[token] = true
+			raw, err := json.Marshal(pod)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(raw)).NotTo(ContainSubstring(token))
+		}
+		Expect(tokens).To(HaveLen(2), "two Pods, two tokens")
 		Expect(secrets.Items[0].OwnerReferences).To(ContainElement(HaveField("UID", sp.UID)))
-		raw, err := json.Marshal(p)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(string(raw)).NotTo(ContainSubstring(token))
 		Expect(c.Env).NotTo(ContainElement(HaveField("ValueFrom", Not(BeNil()))))
 
 		var nps networkingv1.NetworkPolicyList
@@ -276,12 +316,10 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(np.Ingress[0].From[0].PodSelector.MatchLabels).To(Equal(map[string]string{"control-plane": "controller-manager"}))
 		Expect(np.Ingress[0].From[0].NamespaceSelector.MatchLabels).To(Equal(map[string]string{"kubernetes.io/metadata.name": "vizops-system"}))
 
-		// network Egress opens egress, and the policy follows the pool.
-		Eventually(func(g Gomega) {
-			sp := getPool(ctx, g, ns, "warm")
-			sp.Spec.Network = vizv1.NetworkEgress
-			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
-		}, 10*time.Second).Should(Succeed())
+		// The class's egress allow-list opens egress, and the policy follows the class.
+		updateClass(ctx, kubeClassName(ns, "warm"), func(c *vizv1.SandboxClass) {
+			c.Spec.Egress = []vizv1.EgressRule{{CIDR: "0.0.0.0/0", Ports: []int32{443}}}
+		})
 		Eventually(func(g Gomega) []networkingv1.NetworkPolicyEgressRule {
 			var nps networkingv1.NetworkPolicyList
 			g.Expect(k8sClient.List(ctx, &nps, client.InNamespace(ns))).To(Succeed())
@@ -303,6 +341,7 @@ var _ = Describe("Kubernetes backend", func() {
 			g.Expect(warm[0].Status.PodIP).NotTo(BeEmpty())
 		}, 30*time.Second).Should(Succeed())
 
+		token := podSecretToken(ctx, Default, &warm[0])
 		Expect(k8sClient.Create(ctx, newRequest(ns, "chart", "import matplotlib.pyplot as plt\nplt.plot([1,2])\nplt.show()"))).To(Succeed())
 		Eventually(phaseOf(ctx, ns, "chart"), 30*time.Second).Should(Equal(vizv1.PhaseSucceeded))
 		vr := get(ctx, Default, ns, "chart")
@@ -320,9 +359,11 @@ var _ = Describe("Kubernetes backend", func() {
 			g.Expect(pods[0].Labels[vizv1.LabelSandboxState]).To(Equal(vizv1.SandboxWarm))
 		}, 30*time.Second).Should(Succeed())
 
-		var secrets corev1.SecretList
-		Expect(k8sClient.List(ctx, &secrets, client.InNamespace(ns), client.HasLabels{vizv1.LabelSandboxPoolUID})).To(Succeed())
-		Expect(agent.tokens).To(Equal(map[string]bool{string(secrets.Items[0].Data[kubernetes.TokenKey]): true}), "the agent got the pool's token")
+		Expect(agent.tokens).To(Equal(map[string]bool{token: true}), "the agent got the token of the Pod's own Secret")
+		// The Pod's token Secret went with it.
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, keyOf(ns, warm[0].Spec.Volumes[1].Secret.SecretName), &corev1.Secret{}))
+		}, 30*time.Second).Should(BeTrue())
 	})
 
 	It("never has more than maxSandboxes Pods, and gives each Pod one job at a time", func() {
@@ -374,6 +415,53 @@ var _ = Describe("Kubernetes backend", func() {
 		Eventually(func(g Gomega) []corev1.Pod { return sandboxPods(ctx, g, ns) }, 30*time.Second).Should(BeEmpty())
 	})
 
+	It("leaves a NetworkPolicy of the pool's name that the pool does not own alone, says so, and still finalizes", func() {
+		ns := kubeletNamespace(ctx, nil)
+		// Two pools made before the manager runs, and in their way a NetworkPolicy of
+		// each one's name: one plain, one that even carries the pool's label (so the
+		// manager's cache holds it), both owned by no pool.
+		foreign := func(sp *vizv1.SandboxPool, labels map[string]string) *networkingv1.NetworkPolicy {
+			s := kubernetes.Settings{Namespace: ns, PoolName: sp.Name, PoolUID: sp.UID}
+			return &networkingv1.NetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: kubernetes.NetworkPolicyName(s), Labels: labels},
+				Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+			}
+		}
+		plain, labelled := newKubePool(ns, "plain", 0, 1), newKubePool(ns, "labelled", 0, 1)
+		Expect(k8sClient.Create(ctx, plain)).To(Succeed())
+		Expect(k8sClient.Create(ctx, labelled)).To(Succeed())
+		theirs := []*networkingv1.NetworkPolicy{foreign(plain, nil), foreign(labelled, kubernetes.Selector(labelled.UID))}
+		for _, np := range theirs {
+			Expect(k8sClient.Create(ctx, np)).To(Succeed())
+		}
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
+		defer h.stop()
+		for _, name := range []string{"plain", "labelled"} {
+			Eventually(func(g Gomega) {
+				cond := meta.FindStatusCondition(getPool(ctx, g, ns, name).Status.Conditions, vizv1.PoolConditionReady)
+				g.Expect(cond).NotTo(BeNil())
+				g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+				g.Expect(cond.Message).To(And(ContainSubstring("NetworkPolicy"), ContainSubstring("not owned by this pool")))
+			}, 30*time.Second).Should(Succeed(), name)
+		}
+		for _, np := range theirs {
+			cur := &networkingv1.NetworkPolicy{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(np), cur)).To(Succeed())
+			Expect(cur.Spec).To(Equal(np.Spec), "overwritten")
+			Expect(cur.OwnerReferences).To(BeEmpty())
+		}
+		// Deleting the pools finalizes them, and leaves the NetworkPolicies alone.
+		Expect(k8sClient.Delete(ctx, plain)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, labelled)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(plain), &vizv1.SandboxPool{})) &&
+				apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(labelled), &vizv1.SandboxPool{}))
+		}, 30*time.Second).Should(BeTrue())
+		for _, np := range theirs {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(np), &networkingv1.NetworkPolicy{})).To(Succeed(), "deleted by the finalizer")
+		}
+	})
+
 	It("never hands one Pod to two claims, across two managers", func() {
 		ns := kubeletNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
@@ -385,7 +473,7 @@ var _ = Describe("Kubernetes backend", func() {
 		h.stop()
 
 		s := kubernetes.Settings{Namespace: ns, PoolName: sp.Name, PoolUID: sp.UID,
-			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), *sp.Spec.Kubernetes)}.WithToken("t")
+			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), *getClass(ctx, kubeClassName(ns, "race")).Spec.Kubernetes, nil)}.WithTokenKey([]byte("envtest-sandbox-token-key"))
 		var pools []*kubernetes.Pool
 		for i := range 2 {
 			// Each manager has a client of its own to the API server.
@@ -496,11 +584,9 @@ var _ = Describe("Kubernetes backend", func() {
 		}, 10*time.Second).Should(Succeed())
 		oldHash := busy[0].Labels[vizv1.LabelTemplateHash]
 
-		Eventually(func(g Gomega) {
-			sp := getPool(ctx, g, ns, "default")
-			sp.Spec.Kubernetes.Image = "ghcr.io/vizops/viz-sandbox:v2"
-			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
-		}, 10*time.Second).Should(Succeed())
+		updateClass(ctx, kubeClassName(ns, "default"), func(c *vizv1.SandboxClass) {
+			c.Spec.Kubernetes.Image = "ghcr.io/vizops/viz-sandbox:v2"
+		})
 		Eventually(func(g Gomega) {
 			pods := sandboxPods(ctx, g, ns)
 			warm := podsInState(pods, vizv1.SandboxWarm)
@@ -548,7 +634,7 @@ var _ = Describe("Kubernetes backend", func() {
 		waitPoolReady(ctx, ns, "switch", 2)
 		Eventually(func(g Gomega) {
 			sp := getPool(ctx, g, ns, "switch")
-			sp.Spec.Backend, sp.Spec.Kubernetes = vizv1.BackendLocal, nil
+			sp.Spec.ClassName = localClassName
 			g.Expect(k8sClient.Update(ctx, sp)).To(Succeed())
 		}, 10*time.Second).Should(Succeed())
 		Eventually(func(g Gomega) {
@@ -558,7 +644,7 @@ var _ = Describe("Kubernetes backend", func() {
 			g.Expect(nps.Items).To(BeEmpty())
 			sp := getPool(ctx, g, ns, "switch")
 			g.Expect(sp.Finalizers).NotTo(ContainElement(vizv1.FinalizerSandboxPool))
-			g.Expect(sp.Status.Conditions).To(ContainElement(HaveField("Message", ContainSubstring("Local pool running"))))
+			g.Expect(sp.Status.Conditions).To(ContainElement(HaveField("Message", ContainSubstring("Local pool of class local running"))))
 		}, 30*time.Second).Should(Succeed())
 		Expect(k8sClient.Create(ctx, newRequest(ns, "local", "print(1)", func(vr *vizv1.VisualizationRequest) { vr.Spec.SandboxPoolRef.Name = "switch" }))).To(Succeed())
 		Eventually(phaseOf(ctx, ns, "local"), 30*time.Second).Should(Equal(vizv1.PhaseSucceeded))
@@ -588,8 +674,8 @@ var _ = Describe("Kubernetes backend", func() {
 			g.Expect(sp.Status.Sandboxes).To(ContainElement(HaveField("State", "Failed")))
 		}, 30*time.Second).Should(Succeed())
 		// A Pod the API server refuses is reported too.
-		Expect(k8sClient.Create(ctx, newKubePool(ns, "refused", 1, 1, func(p *vizv1.SandboxPool) {
-			p.Spec.Kubernetes.RuntimeClassName = ptr.To("no-such-runtime")
+		Expect(k8sClient.Create(ctx, newKubePool(ns, "refused", 1, 1, func(c *vizv1.SandboxClass) {
+			c.Spec.Kubernetes.RuntimeClassName = ptr.To("no-such-runtime")
 		}))).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(getPool(ctx, g, ns, "refused").Status.Conditions).To(ContainElement(And(
@@ -617,7 +703,7 @@ func podUID(pods []corev1.Pod, name string) string {
 }
 
 func mustPoolConfig(sp *vizv1.SandboxPool) sandbox.PoolConfig {
-	cfg, err := poolConfig(sp, "")
+	cfg, err := poolConfig(sp, nil, "")
 	Expect(err).NotTo(HaveOccurred())
 	return cfg
 }
@@ -632,36 +718,19 @@ var _ = Describe("Kubernetes backend with the sandbox agent", func() {
 	It("ends VisualizationRequests Succeeded with the PNG of plt.show() and the HTML of a plotly figure", func() {
 		ns := kubeletNamespace(ctx, nil)
 
-		var agentURL atomic.Value // set once the pool's token is known
-		var dialed sync.Map       // production URLs the runner was asked for
+		var dialed sync.Map // production URLs the runner was asked for
+		agents := &podAgents{}
+		defer agents.close()
 		runner := func(pod *corev1.Pod, token string) kubernetes.Runner {
 			c := kubernetes.AgentClient(pod, token).(*codeinterpreter.Client)
 			dialed.Store(c.BaseURL, true)
-			c.BaseURL = agentURL.Load().(string)
+			c.BaseURL = agents.url(ctx, pod)
 			return c
 		}
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: runner})
 		defer h.stop()
 		sp := newKubePool(ns, "default", 1, 2)
 		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
-
-		// The agent gets the token the Pods get: the pool's Secret.
-		var token string
-		Eventually(func(g Gomega) {
-			var secrets corev1.SecretList
-			g.Expect(k8sClient.List(ctx, &secrets, client.InNamespace(ns), client.HasLabels{vizv1.LabelSandboxPoolUID})).To(Succeed())
-			g.Expect(secrets.Items).To(HaveLen(1))
-			token = string(secrets.Items[0].Data[kubernetes.TokenKey])
-		}, 30*time.Second).Should(Succeed())
-		srv, err := agent.NewServer(agent.Options{Token: token, Isolation: agent.IsolationNone, WorkDir: GinkgoT().TempDir()})
-		Expect(err).NotTo(HaveOccurred())
-		defer func() { _ = srv.Close() }()
-		ts := httptest.NewServer(srv)
-		defer ts.Close()
-		agentURL.Store(ts.URL)
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		Expect(srv.WaitReady(wctx)).To(Succeed())
 
 		Expect(k8sClient.Create(ctx, newRequest(ns, "matplotlib", "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.title('k8s')\nplt.show()"))).To(Succeed())
 		Expect(k8sClient.Create(ctx, newRequest(ns, "plotly", "import plotly.express as px\nfig = px.bar(x=['a', 'b'], y=[3, 5])\nfig.show()",
@@ -678,6 +747,39 @@ var _ = Describe("Kubernetes backend with the sandbox agent", func() {
 			HaveField("Data", WithTransform(func(b []byte) string { return string(b) }, ContainSubstring("plotly"))))))
 		_, ok := dialed.Load("http://127.0.0.1:49999")
 		Expect(ok).To(BeTrue(), "production code dials the Pod's IP on 49999")
+	})
+
+	It("gives each Pod its own token: one Pod's token is refused by another Pod's agent, and its Secret goes with the Pod", func() {
+		ns := kubeletNamespace(ctx, nil)
+		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
+		defer h.stop()
+		Expect(k8sClient.Create(ctx, newKubePool(ns, "default", 2, 2))).To(Succeed())
+		waitPoolReady(ctx, ns, "default", 2)
+		pods := sandboxPods(ctx, Default, ns)
+		Expect(pods).To(HaveLen(2))
+		a, b := &pods[0], &pods[1]
+		tokenA, tokenB := podSecretToken(ctx, Default, a), podSecretToken(ctx, Default, b)
+		Expect(tokenA).NotTo(Equal(tokenB))
+		// The manager derives each Pod's token; it never reads the Secret back.
+		Expect(kubernetes.PodToken(h.kube.TokenKey, a)).To(Equal(tokenA))
+
+		// Pod B's agent, as the kubelet would start it with B's Secret.
+		srv, err := agent.NewServer(agent.Options{Token: tokenB, Isolation: agent.IsolationNone, WorkDir: GinkgoT().TempDir(), WarmKernels: -1})
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = srv.Close() }()
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		_, err = (&codeinterpreter.Client{BaseURL: ts.URL, AccessToken: tokenA}).ListContexts(ctx)
+		Expect(err).To(MatchError(codeinterpreter.ErrUnauthorized), "Pod A's token opens Pod B")
+		_, err = (&codeinterpreter.Client{BaseURL: ts.URL, AccessToken: tokenB}).ListContexts(ctx)
+		Expect(err).NotTo(HaveOccurred())
+
+		// Pod A deleted by someone else: its token Secret goes too; B's stays.
+		Expect(k8sClient.Delete(ctx, a)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, keyOf(ns, a.Spec.Volumes[1].Secret.SecretName), &corev1.Secret{}))
+		}, 30*time.Second).Should(BeTrue())
+		Expect(k8sClient.Get(ctx, keyOf(ns, b.Spec.Volumes[1].Secret.SecretName), &corev1.Secret{})).To(Succeed())
 	})
 
 	It("fails the attempt, and replaces the Pod, when the agent refuses the token", func() {
@@ -707,3 +809,63 @@ var _ = Describe("Kubernetes backend with the sandbox agent", func() {
 		Eventually(func(g Gomega) []string { return uids(sandboxPods(ctx, g, ns)) }, 30*time.Second).ShouldNot(ContainElement(string(first[0].UID)))
 	})
 })
+
+// podSecretToken reads the token a sandbox Pod's agent gets: the Secret its token
+// volume names.
+func podSecretToken(ctx context.Context, g Gomega, pod *corev1.Pod) string {
+	var name string
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil {
+			name = v.Secret.SecretName
+		}
+	}
+	sec := &corev1.Secret{}
+	g.Expect(k8sClient.Get(ctx, keyOf(pod.Namespace, name), sec)).To(Succeed())
+	g.Expect(sec.OwnerReferences).To(ContainElement(HaveField("Name", pod.OwnerReferences[0].Name)))
+	return string(sec.Data[kubernetes.TokenKey])
+}
+
+// podAgents runs one real agent per sandbox Pod, on loopback, started with the token
+// of the Pod's Secret, as the kubelet would start the Pod's container.
+type podAgents struct {
+	mu   sync.Mutex
+	urls map[string]string
+	stop []func()
+}
+
+func (p *podAgents) url(ctx context.Context, pod *corev1.Pod) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if u, ok := p.urls[string(pod.UID)]; ok {
+		return u
+	}
+	// Called from the manager's goroutines: failures make an unreachable agent (the
+	// request then fails, and the spec with it), never a panic here.
+	sec := &corev1.Secret{}
+	if err := k8sClient.Get(ctx, keyOf(pod.Namespace, pod.Spec.Volumes[1].Secret.SecretName), sec); err != nil {
+		return "http://127.0.0.1:1"
+	}
+	dir, err := os.MkdirTemp("", "pod-agent-")
+	if err != nil {
+		return "http://127.0.0.1:1"
+	}
+	srv, err := agent.NewServer(agent.Options{Token: string(sec.Data[kubernetes.TokenKey]), Isolation: agent.IsolationNone, WorkDir: dir})
+	if err != nil {
+		return "http://127.0.0.1:1"
+	}
+	ts := httptest.NewServer(srv)
+	p.stop = append(p.stop, func() { ts.Close(); _ = srv.Close(); _ = os.RemoveAll(dir) })
+	if p.urls == nil {
+		p.urls = map[string]string{}
+	}
+	p.urls[string(pod.UID)] = ts.URL
+	return ts.URL
+}
+
+func (p *podAgents) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.stop {
+		f()
+	}
+}

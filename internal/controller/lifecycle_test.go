@@ -300,9 +300,12 @@ var _ = Describe("Lifecycle", func() {
 		ns := newNamespace(ctx, nil)
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1))})
 		defer h.stop()
+		class := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: ns + "-e2b"}, Spec: vizv1.SandboxClassSpec{
+			Backend: vizv1.BackendE2B, E2B: &vizv1.E2BClass{APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "key"}}}}
+		Expect(k8sClient.Create(ctx, class)).To(Succeed())
+		DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
 		Expect(k8sClient.Create(ctx, newPool(ns, "default", 1, func(p *vizv1.SandboxPool) {
-			p.Spec.Backend = vizv1.BackendE2B
-			p.Spec.E2B = &vizv1.E2BBackend{APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "key"}}
+			p.Spec.ClassName = class.Name
 		}))).To(Succeed())
 		Expect(k8sClient.Create(ctx, newRequest(ns, "k8s", "print(1)"))).To(Succeed())
 		Eventually(readyReason(ctx, ns, "k8s"), 30*time.Second).Should(Equal(vizv1.ReasonBackendNotImplemented))

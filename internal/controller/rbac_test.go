@@ -47,10 +47,11 @@ func TestManagerRoleIsMinimal(t *testing.T) {
 		// API keys and the sandbox token key: only its own namespace, get (and create,
 		// for the token key on first start).
 		"Role(system) /secrets": "create,get",
-		// Cluster-wide: E2B API keys, one Secret by name in a pool's namespace, read
-		// uncached (get, no list or watch, so no Secret cache); Kubernetes pools' token
-		// Secrets, created and deleted, never read.
-		"ClusterRole /secrets": "create,delete,get",
+		// Cluster-wide: Kubernetes pools' token Secrets, created and deleted, never
+		// read. No get, list or watch on any tenant's Secret: E2B keys live in the
+		// operator's namespace, named by a SandboxClass.
+		"ClusterRole /secrets":                     "create,delete",
+		"ClusterRole viz.vizops.io/sandboxclasses": "get,list,watch",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("manager role (-want +got):\n%s", diff)

@@ -37,6 +37,9 @@ type SandboxPoolReconciler struct {
 	Pools    *sandbox.Registry
 	// APIReader reads backends' Secrets uncached (nil: the Client).
 	APIReader client.Reader
+	// OperatorNamespace holds the Secrets classes name (E2B API keys); the manager
+	// reads Secrets nowhere else.
+	OperatorNamespace string
 	// StatusInterval is how often a pool's live counts are written to status.
 	StatusInterval time.Duration
 	// DefaultPlotlyJSURL is used when a pool does not set spec.plotlyJSURL.
@@ -60,10 +63,21 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, err
 	}
-	kube := sp.Spec.Backend == vizv1.BackendKubernetes && r.Kubernetes != nil
+	// The class decides the backend and everything about where code runs; a class
+	// that cannot be used is reported below (classErr), a passing error retried.
+	class, classErr := r.resolveClass(ctx, sp)
+	var se *poolSettingsError
+	if classErr != nil && !errors.As(classErr, &se) && sp.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, classErr
+	}
+	var backend vizv1.Backend
+	if class != nil {
+		backend = class.Spec.Backend
+	}
+	kube := backend == vizv1.BackendKubernetes && r.Kubernetes != nil
 	if !sp.DeletionTimestamp.IsZero() {
 		if r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-			cfg, _ := poolConfig(sp, r.DefaultPlotlyJSURL)
+			cfg, _ := poolConfig(sp, class, r.DefaultPlotlyJSURL)
 			done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, r.Pools, req.String())
 			if err != nil || done {
 				return ctrl.Result{}, err
@@ -73,8 +87,9 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, r.Pools.Remove(req.String())
 	}
 	if !kube && r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-		// No longer a Kubernetes pool: its Pods, NetworkPolicy and Secret go first.
-		cfg, _ := poolConfig(sp, r.DefaultPlotlyJSURL)
+		// No longer a Kubernetes pool (another class, or none): its Pods,
+		// NetworkPolicy and Secret go first.
+		cfg, _ := poolConfig(sp, class, r.DefaultPlotlyJSURL)
 		if done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, nil, req.String()); err != nil || !done {
 			return ctrl.Result{RequeueAfter: r.StatusInterval}, err
 		}
@@ -90,23 +105,36 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	before := sp.DeepCopy()
 	now := metav1.NewTime(r.Clock.Now())
 
-	cfg, err := poolConfig(sp, r.DefaultPlotlyJSURL)
+	sp.Status.Backend = backend
+	sp.Status.ClassName = ""
+	if class != nil {
+		sp.Status.ClassName = class.Name
+	}
+	err := classErr
+	var cfg sandbox.PoolConfig
+	if err == nil {
+		cfg, err = poolConfig(sp, class, r.DefaultPlotlyJSURL)
+	}
+	if err != nil {
+		// A pool that cannot run on its class holds no sandboxes.
+		_ = r.Pools.Remove(req.String())
+	}
 	var pool sandbox.Pool
 	var podsErr error
 	switch {
 	case err != nil:
 	case kube:
-		pool, podsErr, err = r.ensureKubernetes(ctx, sp, cfg)
+		pool, podsErr, err = r.ensureKubernetes(ctx, sp, class, cfg)
 	default:
 		// Each backend's own settings (E2B: its API key, read from its Secret) are
 		// resolved here, before the registry sees them.
 		// A backend this operator does not run says so first, whatever its settings.
 		var settings any
-		if r.Pools.Has(string(sp.Spec.Backend)) {
-			settings, err = r.backendSettings(ctx, sp)
+		if r.Pools.Has(string(backend)) {
+			settings, err = r.backendSettings(ctx, sp, class)
 		}
 		if err == nil {
-			pool, err = r.Pools.Ensure(req.String(), string(sp.Spec.Backend), cfg, settings)
+			pool, err = r.Pools.Ensure(req.String(), string(backend), cfg, settings)
 		}
 	}
 	cond := metav1.Condition{Type: vizv1.PoolConditionReady, ObservedGeneration: sp.Generation, LastTransitionTime: now}
@@ -126,23 +154,23 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		cond.Message = err.Error()
 	default:
 		cond.Status, cond.Reason = metav1.ConditionTrue, vizv1.ReasonPoolReady
-		cond.Message = fmt.Sprintf("%s pool running: %d warm sandbox(es) wanted, at most %d", sp.Spec.Backend, ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes)
+		cond.Message = fmt.Sprintf("%s pool of class %s running: %d warm sandbox(es) wanted, at most %d", backend, class.Name, ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes)
 		st := pool.Status()
 		if st.Degraded != "" {
 			cond.Message += "; " + st.Degraded
 		}
 		writePoolStatus(&sp.Status, st)
-		r.setThrottled(sp, st.Throttled, now)
+		r.setThrottled(sp, backend, st.Throttled, now)
 		if kube && st.Degraded != "" && st.Ready == 0 && st.Busy == 0 && st.Starting == 0 {
 			// Every sandbox Pod is stuck: nothing will run until the cause is fixed.
 			cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonSandboxStartFailed
-			cond.Message = st.Degraded + "; fix the pool's spec.kubernetes (image, runtimeClassName, nodeSelector, tolerations) or the cluster, then the Pods are replaced"
+			cond.Message = st.Degraded + fmt.Sprintf("; the platform team fixes SandboxClass %s (image, runtimeClassName, nodeSelector, tolerations, hostUsers) or the cluster, then the Pods are replaced", class.Name)
 		}
 		if kube && st.Total == 0 && (apierrors.IsForbidden(podsErr) || apierrors.IsInvalid(podsErr)) {
 			// The API server refuses the Pods (a missing RuntimeClass, a Pod Security
 			// level or a quota of the namespace): no retry helps until that changes.
 			cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonSandboxStartFailed
-			cond.Message = fmt.Sprintf("the API server refuses the pool's sandbox Pods: %v; fix spec.kubernetes or the namespace's policies", podsErr)
+			cond.Message = fmt.Sprintf("the API server refuses the pool's sandbox Pods: %v; fix SandboxClass %s or the namespace's policies", podsErr, class.Name)
 		}
 	}
 	if err != nil {
@@ -181,16 +209,16 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // ensureKubernetes resolves a Kubernetes pool's settings (its token Secret), makes
 // or updates its live pool and NetworkPolicy, and creates and deletes its Pods.
 // podsErr is a failure of the Pod step only: the pool itself is up.
-func (r *SandboxPoolReconciler) ensureKubernetes(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (pool sandbox.Pool, podsErr, err error) {
+func (r *SandboxPoolReconciler) ensureKubernetes(ctx context.Context, sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg sandbox.PoolConfig) (pool sandbox.Pool, podsErr, err error) {
 	k := r.Kubernetes
-	s, err := k.settings(ctx, sp, cfg)
+	s, err := k.settings(ctx, sp, class, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := k.reconcileNetworkPolicy(ctx, s); err != nil {
 		return nil, nil, fmt.Errorf("the pool's NetworkPolicy cannot be made: %w", err)
 	}
-	pool, err = r.Pools.Ensure(client.ObjectKeyFromObject(sp).String(), string(sp.Spec.Backend), cfg, s)
+	pool, err = r.Pools.Ensure(client.ObjectKeyFromObject(sp).String(), string(vizv1.BackendKubernetes), cfg, s)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -198,38 +226,36 @@ func (r *SandboxPoolReconciler) ensureKubernetes(ctx context.Context, sp *vizv1.
 	return pool, podsErr, nil
 }
 
-// poolConfig turns a SandboxPool spec into the backend-neutral pool config.
-func poolConfig(sp *vizv1.SandboxPool, defaultPlotly string) (sandbox.PoolConfig, error) {
+// poolConfig turns a SandboxPool spec and its class into the backend-neutral pool
+// config: sizes from the pool, resources within the class's bounds, network from the
+// class (egress only where the class lists some). class may be nil (a pool being
+// deleted whose class is gone): built-in limits, no network.
+func poolConfig(sp *vizv1.SandboxPool, class *vizv1.SandboxClass, defaultPlotly string) (sandbox.PoolConfig, error) {
+	var backend vizv1.Backend
+	if class != nil {
+		backend = class.Spec.Backend
+	}
 	cfg := sandbox.PoolConfig{
 		MinReady:     int(ptr.Deref(sp.Spec.MinReady, 1)),
 		MaxSandboxes: int(sp.Spec.MaxSandboxes),
-		Network:      sandbox.Network(sp.Spec.Network),
+		Network:      sandbox.NetworkNone,
 		PlotlyJSURL:  sp.Spec.PlotlyJSURL,
 		OnSandboxStarted: func(d time.Duration) {
-			metrics.SandboxCreationSeconds.WithLabelValues(string(sp.Spec.Backend)).Observe(d.Seconds())
+			metrics.SandboxCreationSeconds.WithLabelValues(string(backend)).Observe(d.Seconds())
 		},
 	}
 	if cfg.PlotlyJSURL == "" {
 		cfg.PlotlyJSURL = defaultPlotly
 	}
-	if cfg.Network == "" {
-		cfg.Network = sandbox.NetworkNone
+	if class != nil && len(class.Spec.Egress) > 0 {
+		cfg.Network = sandbox.NetworkEgress
 	}
-	res := sp.Spec.Resources
-	if res.CPU != nil {
-		cfg.Resources.CPUMillis = res.CPU.MilliValue()
-	}
-	if res.Memory != nil {
-		cfg.Resources.MemoryBytes = res.Memory.Value()
-	}
-	if res.Pids != nil {
-		cfg.Resources.Pids = int64(*res.Pids)
-	}
-	if res.Scratch != nil {
-		cfg.Resources.ScratchBytes = res.Scratch.Value()
-	}
-	// Local has no Egress: the API refuses it (a CEL rule on SandboxPoolSpec).
-	return cfg, nil
+	res, err := effectiveResources(sp, class)
+	cfg.Resources.CPUMillis = res.CPU.MilliValue()
+	cfg.Resources.MemoryBytes = res.Memory.Value()
+	cfg.Resources.Pids = int64(*res.Pids)
+	cfg.Resources.ScratchBytes = res.Scratch.Value()
+	return cfg, err
 }
 
 // writePoolStatus copies live counts, listing at most 100 sandboxes.
@@ -255,6 +281,7 @@ func (r *SandboxPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vizv1.SandboxPool{}).
+		Watches(&vizv1.SandboxClass{}, handler.EnqueueRequestsFromMapFunc(r.poolsForClass)).
 		Named("sandboxpool")
 	if r.Kubernetes != nil {
 		wakes, err := r.Kubernetes.setup(mgr)

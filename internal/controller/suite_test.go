@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -64,6 +65,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
+	ensureLocalClass(context.Background())
 })
 
 var _ = AfterSuite(func() {
@@ -149,6 +151,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	if o.kubeRunner != nil {
 		h.kube = &KubernetesPools{
 			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
 			Manager:   kubernetes.ManagerPeer{Namespace: "vizops-system", PodLabels: map[string]string{"control-plane": "controller-manager"}},
 			NewRunner: o.kubeRunner,
 			Poll:      100 * time.Millisecond,
@@ -208,8 +211,7 @@ func ctrlConfig(skip bool) config.Controller { return config.Controller{SkipName
 // pool makes a SandboxPool.
 func newPool(ns, name string, maxSandboxes int32, mutate ...func(*vizv1.SandboxPool)) *vizv1.SandboxPool {
 	p := &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	p.Spec.Backend = vizv1.BackendLocal
-	p.Spec.MaxSandboxes = maxSandboxes
+	p.Spec.MaxSandboxes = maxSandboxes // on the suite's default class: Local
 	p.Spec.MinReady = ptr.To(int32(0))
 	for _, m := range mutate {
 		m(p)
@@ -256,4 +258,18 @@ type noWatch struct{ client.Client }
 
 func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
 	return nil, fmt.Errorf("watch is not supported by the manager's client")
+}
+
+// localClassName is the suite's default class: the Local backend, no bounds. Every
+// pool that names no class runs on it.
+const localClassName = "local"
+
+// ensureLocalClass makes the suite's default Local class (once; cluster-scoped).
+func ensureLocalClass(ctx context.Context) {
+	c := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: localClassName,
+		Annotations: map[string]string{vizv1.AnnotationDefaultClass: "true"}}}
+	c.Spec.Backend = vizv1.BackendLocal
+	if err := k8sClient.Create(ctx, c); err != nil && !apierrors.IsAlreadyExists(err) {
+		Expect(err).NotTo(HaveOccurred())
+	}
 }

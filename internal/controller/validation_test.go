@@ -6,7 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 
@@ -117,12 +117,12 @@ var _ = Describe("API validation", func() {
 		p := &vizv1.SandboxPool{}
 		p.Namespace, p.Name = ns, "defaults"
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		Expect(p.Spec.Backend).To(Equal(vizv1.BackendLocal))
+		Expect(p.Spec.ClassName).To(BeEmpty(), "empty: the default class")
 		Expect(p.Spec.MinReady).To(Equal(ptr.To(int32(1))))
 		Expect(p.Spec.MaxSandboxes).To(Equal(int32(10)))
-		Expect(p.Spec.Network).To(Equal(vizv1.NetworkNone))
 		Expect(p.Spec.PythonPackages).To(ConsistOf("matplotlib", "numpy", "pandas", "seaborn", "plotly"))
-		Expect(p.Spec.Resources.Memory.Equal(resource.MustParse("1Gi"))).To(BeTrue())
+		// Unset resources stay unset: they mean the class's defaults, never "none".
+		Expect(p.Spec.Resources.Memory).To(BeNil())
 	})
 
 	DescribeTable("rejects a bad SandboxPool with a clear message",
@@ -134,23 +134,29 @@ var _ = Describe("API validation", func() {
 		},
 		Entry("minReady > maxSandboxes", func(p *vizv1.SandboxPool) { p.Spec.MinReady, p.Spec.MaxSandboxes = ptr.To(int32(5)), 2 },
 			"minReady must not exceed maxSandboxes"),
-		Entry("an e2b block on a Local pool", func(p *vizv1.SandboxPool) {
-			p.Spec.E2B = &vizv1.E2BBackend{APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "key"}}
-		}, "spec.e2b is only allowed with backend E2B"),
-		Entry("a kubernetes block on a Local pool", func(p *vizv1.SandboxPool) {
-			p.Spec.Kubernetes = &vizv1.KubernetesBackend{Image: "x"}
-		}, "spec.kubernetes is only allowed with backend Kubernetes"),
-		Entry("an E2B pool without its block", func(p *vizv1.SandboxPool) { p.Spec.Backend = vizv1.BackendE2B },
-			"backend E2B needs spec.e2b"),
-		Entry("network Egress on a Local pool", func(p *vizv1.SandboxPool) { p.Spec.Network = vizv1.NetworkEgress },
-			"network Egress is not supported by the Local backend"),
-		Entry("a Kubernetes pool without its block", func(p *vizv1.SandboxPool) { p.Spec.Backend = vizv1.BackendKubernetes },
-			"backend Kubernetes needs spec.kubernetes"),
-		Entry("maxExecutionsPerSandbox -1", func(p *vizv1.SandboxPool) {
-			p.Spec.Backend = vizv1.BackendKubernetes
-			p.Spec.Kubernetes = &vizv1.KubernetesBackend{Image: "x", MaxExecutionsPerSandbox: -1}
-		}, "spec.kubernetes.maxExecutionsPerSandbox"),
 		Entry("maxSandboxes over 1000", func(p *vizv1.SandboxPool) { p.Spec.MaxSandboxes = 1001 },
 			"should be less than or equal to 1000"),
+	)
+
+	DescribeTable("rejects a bad SandboxClass with a clear message",
+		func(spec vizv1.SandboxClassSpec, wantMsg string) {
+			c := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-"}, Spec: spec}
+			err := k8sClient.Create(ctx, c)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(wantMsg))
+		},
+		Entry("an e2b block on a Local class", vizv1.SandboxClassSpec{Backend: vizv1.BackendLocal,
+			E2B: &vizv1.E2BClass{APIKeySecretRef: vizv1.SecretKeyReference{Name: "e2b", Key: "key"}}}, "spec.e2b is only allowed with backend E2B"),
+		Entry("a kubernetes block on a Local class", vizv1.SandboxClassSpec{Backend: vizv1.BackendLocal,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x"}}, "spec.kubernetes is only allowed with backend Kubernetes"),
+		Entry("an E2B class without its block", vizv1.SandboxClassSpec{Backend: vizv1.BackendE2B}, "backend E2B needs spec.e2b"),
+		Entry("a Kubernetes class without its block", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes}, "backend Kubernetes needs spec.kubernetes"),
+		Entry("egress on a Local class", vizv1.SandboxClassSpec{Backend: vizv1.BackendLocal,
+			Egress: []vizv1.EgressRule{{CIDR: "10.0.0.0/8"}}}, "spec.egress is only supported by backend Kubernetes"),
+		Entry("an egress rule that is no CIDR", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes, Kubernetes: &vizv1.KubernetesClass{Image: "x"},
+			Egress: []vizv1.EgressRule{{CIDR: "example.com"}}}, "cidr must be a CIDR"),
+		Entry("maxExecutionsPerSandbox -1", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", MaxExecutionsPerSandbox: -1}}, "spec.kubernetes.maxExecutionsPerSandbox"),
+		Entry("no backend", vizv1.SandboxClassSpec{}, "spec.backend"),
 	)
 })

@@ -243,6 +243,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
 		return err
 	}
+	localClass := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: "bench-local", Annotations: map[string]string{vizv1.AnnotationDefaultClass: "true"}},
+		Spec: vizv1.SandboxClassSpec{Backend: vizv1.BackendLocal}}
+	if err := b.c.Create(ctx, localClass); err != nil {
+		return err
+	}
 	if err := b.c.Create(ctx, b.poolObject(1)); err != nil {
 		return err
 	}
@@ -280,7 +285,6 @@ func (b *bench) poolObject(minReady int32) *vizv1.SandboxPool {
 	return &vizv1.SandboxPool{
 		ObjectMeta: metav1.ObjectMeta{Name: poolName, Namespace: namespace},
 		Spec: vizv1.SandboxPoolSpec{
-			Backend:      vizv1.BackendLocal,
 			MinReady:     ptr.To(minReady),
 			MaxSandboxes: int32(b.cfg.poolCap),
 			Resources: vizv1.SandboxResources{

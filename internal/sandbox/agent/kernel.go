@@ -30,6 +30,7 @@ type kernel struct {
 	exited chan struct{} // closed when fd 3 ends: the kernel is gone
 	done   chan struct{} // closed when the process has been reaped
 	cwd    string        // the working directory as the code sees it
+	sweep  bool          // kill the orphans left behind when it ends (Options.KillOrphans)
 
 	mu   sync.Mutex
 	sink func(kind, text string) // where raw fd 1/2 output goes during an execution
@@ -61,7 +62,7 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 	}
 	env := pyrunner.Env()
 	var cmd *exec.Cmd
-	k := &kernel{id: id, frames: make(chan []byte, 16), exited: make(chan struct{}), done: make(chan struct{})}
+	k := &kernel{id: id, frames: make(chan []byte, 16), exited: make(chan struct{}), done: make(chan struct{}), sweep: o.KillOrphans}
 	switch o.Isolation {
 	case IsolationBwrap:
 		cfg.Limits.FileBytes = o.Resources.ScratchBytes
@@ -94,14 +95,20 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 				env[i] = "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")
 			}
 		}
+		if !o.NoPIDNamespace && pidNamespaces(o) {
+			cfg.HidePaths = o.HidePaths // the kernel has a mount namespace to cover them in
+		}
 		cfgJSON, _ := json.Marshal(cfg)
 		cmd = exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
 		cmd.Dir = work
 	}
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID), Groups: []uint32{}}
+	if o.Isolation == IsolationNone {
+		// With a PID namespace the kernel is PID 1 of its own: everything it starts
+		// ends with it (procs.go).
+		cmd.SysProcAttr = kernelAttr(o, !o.NoPIDNamespace && pidNamespaces(o))
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	}
 	k.cmd = cmd
 
@@ -139,8 +146,11 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 		errR.Close()
 		return nil, fmt.Errorf("%w: start the kernel: %w", sandbox.ErrUnavailable, err)
 	}
+	pid := cmd.Process.Pid
+	kernelPIDs.Store(pid, struct{}{})
 	go func() {
 		_ = cmd.Wait()
+		kernelPIDs.Delete(pid)
 		close(k.done)
 	}()
 	diag := pyrunner.NewTailBuffer(8 << 10)
@@ -299,6 +309,9 @@ func (k *kernel) kill() {
 			case <-k.done:
 			case <-time.After(5 * time.Second):
 			}
+		}
+		if k.sweep {
+			sweepOrphans()
 		}
 	})
 }

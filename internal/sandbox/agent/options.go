@@ -78,6 +78,20 @@ type Options struct {
 	PlotlyJSURL string
 	// Log receives the agent's logs (never code, output or tokens). Default: discard.
 	Log *slog.Logger
+	// KillOrphans makes the agent a child subreaper that, whenever a kernel ends,
+	// kills every child process it did not start as a kernel: what setsid children and
+	// double-forked daemons of ended contexts leave behind (procs.go). Set it only
+	// where the agent's process starts no other children (cmd/sandbox-agent does with
+	// isolation none); kernels without a PID namespace depend on it.
+	KillOrphans bool
+	// HidePaths are directories IsolationNone kernels must not read (the token's,
+	// --token-file's directory): where kernels get namespaces of their own, each is
+	// covered by an empty read-only tmpfs in the kernel's mount namespace before any
+	// code runs. Without namespaces they stay readable (docs/security.md).
+	HidePaths []string
+	// NoPIDNamespace starts IsolationNone kernels without a PID namespace of their own
+	// even where one can be made (tests of the orphan sweep).
+	NoPIDNamespace bool
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -75,6 +75,11 @@ func NewServer(opts Options) (*Server, error) {
 			_ = os.Chmod(o.WorkDir, 0o711)
 		}
 	}
+	if o.KillOrphans {
+		if err := becomeSubreaper(); err != nil {
+			return nil, fmt.Errorf("%w: become a child subreaper: %w", sandbox.ErrUnavailable, err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts: o, ctx: ctx, cancel: cancel, closing: make(chan struct{}),

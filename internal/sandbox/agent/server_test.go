@@ -562,3 +562,41 @@ func TestHealthWaitsForTheFirstKernel(t *testing.T) {
 		})
 	}
 }
+
+// Code that redefines print, or writes result frames to the kernel's results pipe
+// itself, makes the real agent stream without end; the manager's client stops reading
+// at the request's budget and fails the request. (The heap bound is measured in
+// codeinterpreter's hostile-agent tests: here the agent shares the test's heap.)
+func TestClientStopsReadingAHostileKernel(t *testing.T) {
+	tests := map[string]string{
+		"print redefined": `import sys
+line = "x" * 65536
+def print(*a, **k):
+    sys.stdout.write(line + "\n")
+for i in range(1 << 20):
+    print(i)
+`,
+		"results pipe": `import sys
+emit = sys.modules["__main__"].kernel_emit
+chart = [{"type": "line", "title": "t", "series": [{"name": "s", "type": "line", "y": [1.5] * 20000}]}]
+for i in range(1 << 20):
+    emit({"type": "result", "png": "iVBORw0KGgo=", "is_main_result": False, "extra": {"vizops/chart": chart}})
+`,
+	}
+	for name, code := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := client()
+			c.MaxStreamBytes = 16 << 20
+			res, err := c.Run(testCtx(t), sandbox.Request{Code: code, Timeout: 2 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Success || res.Error == nil || res.Error.Name != codeinterpreter.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "16.0 MiB") {
+				t.Fatalf("success = %v, error = %+v; want OutputLimitExceeded at 16 MiB", res.Success, res.Error)
+			}
+			if len(res.Stdout) > 2<<20 || len(res.Charts) > chartdata.MaxCharts {
+				t.Errorf("kept stdout %d bytes, %d charts", len(res.Stdout), len(res.Charts))
+			}
+		})
+	}
+}

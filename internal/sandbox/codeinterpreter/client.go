@@ -56,8 +56,11 @@ type Client struct {
 	// AccessToken is sent as X-Access-Token when non-empty. It is never logged or put
 	// in errors.
 	AccessToken string
-	// Header is sent with every request (E2B's cloud proxy wants
-	// E2B-Traffic-Access-Token on some sandboxes). Optional.
+	// Header is sent with every request. Optional. (The E2B backend adds its own
+	// headers in its transport instead: e2b-traffic-access-token, which E2B's proxy
+	// checks for sandboxes without public traffic, on every request, and
+	// X-Access-Token on POST /execute only, as E2B's SDKs send it; E2B's code
+	// interpreter checks no token itself.)
 	Header http.Header
 	// HTTP is the client used; nil means one with connect and header timeouts but no
 	// overall timeout (executions stream for as long as their context allows).
@@ -73,6 +76,11 @@ type Client struct {
 	MaxArtifactBytes int64
 	// MaxMessageBytes bounds one message of the stream (default 64 MiB).
 	MaxMessageBytes int
+	// MaxStreamBytes bounds what Run reads from the sandbox for one request, every
+	// execution's stream together (default: twice MaxArtifactBytes plus eight times
+	// MaxOutputBytes plus 16 MiB, 88 MiB with the defaults). Past it Run stops reading
+	// and the Result fails with OutputLimitExceeded.
+	MaxStreamBytes int64
 	// DefaultTimeout applies when a Request has none (default 30s).
 	DefaultTimeout time.Duration
 }
@@ -179,6 +187,44 @@ func (c *Client) Health(ctx context.Context) error {
 // ends before it is sandbox.ErrSandboxLost, and a ctx that ends returns ctx's error
 // (the server then interrupts the execution).
 func (c *Client) Execute(ctx context.Context, req ExecuteRequest, onMessage func(Message)) error {
+	return c.execute(ctx, req, nil, func(m Message) error {
+		if onMessage != nil {
+			onMessage(m)
+		}
+		return nil
+	})
+}
+
+// streamBudget counts the bytes one Run reads from the sandbox, over all its
+// executions (prelude, code, file listing). Nil means no budget but MaxMessageBytes.
+type streamBudget struct {
+	limit, read int64
+}
+
+// OutputTooLargeError is what the stream reading returns once a request's sandbox
+// sent more than its budget (Limit bytes); Run turns it into an
+// OutputLimitExceeded result.
+type OutputTooLargeError struct {
+	Limit int64
+	// What names what went past it ("the output", "one message", "the file listing").
+	What string
+}
+
+func (e *OutputTooLargeError) Error() string {
+	return fmt.Sprintf("%s: the sandbox sent more than %s (%s); the manager stopped reading it", ErrNameOutputLimitExceeded, humanBytes(e.Limit), e.What)
+}
+
+func humanBytes(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// execute is Execute with a budget: every line read counts against b, and reading
+// stops (the connection is closed, so the server stops too) once it is spent, or
+// when onMessage returns an error (returned as is).
+func (c *Client) execute(ctx context.Context, req ExecuteRequest, b *streamBudget, onMessage func(Message) error) error {
 	resp, err := c.do(ctx, http.MethodPost, "/execute", req, true)
 	if err != nil {
 		return err
@@ -190,12 +236,23 @@ func (c *Client) Execute(ctx context.Context, req ExecuteRequest, onMessage func
 	}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	for {
-		line, err := readLine(br, limit)
+		lineLimit := limit
+		if b != nil {
+			lineLimit = int(min(int64(limit), max(b.limit-b.read, 0)))
+		}
+		line, err := readLine(br, lineLimit)
+		if b != nil {
+			b.read += int64(len(line))
+			if errors.Is(err, errLineTooLong) && lineLimit < limit {
+				return &OutputTooLargeError{Limit: b.limit, What: "stdout, stderr, results, charts and files together"}
+			}
+		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			var m Message
 			if jerr := json.Unmarshal(line, &m); jerr != nil {
 				return fmt.Errorf("%w: malformed message from %s: %w", sandbox.ErrSandboxLost, c.BaseURL, jerr)
 			}
+			line = nil
 			switch m.Type {
 			case TypeEndOfExecution:
 				return nil
@@ -204,7 +261,9 @@ func (c *Client) Execute(ctx context.Context, req ExecuteRequest, onMessage func
 				return fmt.Errorf("%w: the server lost the execution before it finished", sandbox.ErrSandboxLost)
 			default:
 				if onMessage != nil {
-					onMessage(m)
+					if err := onMessage(m); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -213,6 +272,9 @@ func (c *Client) Execute(ctx context.Context, req ExecuteRequest, onMessage func
 				return fmt.Errorf("execution abandoned: %w", ctx.Err())
 			}
 			if errors.Is(err, errLineTooLong) {
+				if b != nil {
+					return &OutputTooLargeError{Limit: int64(limit), What: "one message"}
+				}
 				return fmt.Errorf("%w: a message from %s is larger than %d bytes", sandbox.ErrSandboxLost, c.BaseURL, limit)
 			}
 			return fmt.Errorf("%w: the stream from %s ended before end_of_execution: %w", sandbox.ErrSandboxLost, c.BaseURL, streamCause(err))

@@ -11,7 +11,10 @@
 //	POST   /contexts/{id}/restart
 //	DELETE /contexts/{id}
 //
-// Every route but /health takes the sandbox's access token in X-Access-Token. The
+// vizops's sandbox-agent takes the sandbox's access token in X-Access-Token on every
+// route but /health. E2B's server checks no token: E2B's proxy checks the traffic
+// token (e2b-traffic-access-token) of sandboxes without public traffic, and the SDKs
+// send X-Access-Token with POST /execute only (the E2B backend does the same). The
 // /execute stream is one JSON object a line: stdout/stderr {text, timestamp}, result
 // {text, html, png, svg, json, ..., extra, is_main_result}, error {name, value,
 // traceback}, number_of_executions {execution_count}, keepalive, and finally

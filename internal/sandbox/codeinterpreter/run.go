@@ -99,11 +99,17 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 
 	m := newResultMapper(c, formats)
 	var preludeErr *Message
-	err = c.Execute(setupCtx, ExecuteRequest{Code: prelude, ContextID: cx.ID}, func(msg Message) {
+	err = c.execute(setupCtx, ExecuteRequest{Code: prelude, ContextID: cx.ID}, m.budget, func(msg Message) error {
 		if msg.Type == TypeError && preludeErr == nil {
+			msg.Name, msg.Value, msg.Traceback = capText(msg.Name, 256), capText(msg.Value, 4<<10), capText(msg.Traceback, 16<<10)
 			preludeErr = &msg
 		}
+		return nil
 	})
+	var tooLarge *OutputTooLargeError
+	if errors.As(err, &tooLarge) && ctx.Err() == nil {
+		return m.tooLarge(tooLarge), nil
+	}
 	if err != nil {
 		return nil, c.abandoned(ctx, err)
 	}
@@ -118,12 +124,16 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 	execCtx, cancelExec := context.WithTimeout(ctx, timeout)
 	defer cancelExec()
 	start := time.Now()
-	err = c.Execute(execCtx, ExecuteRequest{Code: req.Code, ContextID: cx.ID}, m.add)
+	err = c.execute(execCtx, ExecuteRequest{Code: req.Code, ContextID: cx.ID}, m.budget, m.add)
 	elapsed := time.Since(start)
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+	case errors.As(err, &tooLarge):
+		r := m.tooLarge(tooLarge)
+		r.ExecutionTime = elapsed
+		return r, nil
 	case errors.Is(execCtx.Err(), context.DeadlineExceeded):
 		m.timedOut = true
 	default:
@@ -135,6 +145,11 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 	if err := c.collectFiles(ctx, cx.ID, req.Files, m); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+		}
+		if errors.As(err, &tooLarge) {
+			r := m.tooLarge(tooLarge)
+			r.ExecutionTime = elapsed
+			return r, nil
 		}
 		m.stderr.write("\n[vizops] the files the code wrote could not be collected: " + err.Error())
 	}
@@ -236,6 +251,10 @@ type resultMapper struct {
 	maxN     int
 	maxBytes int64
 
+	// budget counts every byte read from the sandbox for this request; what is kept
+	// is bounded below it by the caps of each part.
+	budget *streamBudget
+
 	stdout, stderr capped
 	text           string
 	err            *sandbox.ExecError
@@ -243,6 +262,7 @@ type resultMapper struct {
 	charts         []chartdata.Chart
 	total          int64
 	omitted        []string
+	moreOmitted    int
 	figures, plots int
 	displays       int
 	timedOut       bool
@@ -263,10 +283,25 @@ func newResultMapper(c *Client, formats []string) *resultMapper {
 		m.maxBytes = defaultMaxArtifactBytes
 	}
 	m.stdout.limit, m.stderr.limit = m.maxOut, m.maxOut
+	limit := c.MaxStreamBytes
+	if limit <= 0 {
+		limit = 2*m.maxBytes + 8*int64(m.maxOut) + 16<<20
+	}
+	m.budget = &streamBudget{limit: limit}
 	return m
 }
 
-func (m *resultMapper) add(msg Message) {
+// tooLarge is the Result of a request whose sandbox sent more than its budget: what
+// was kept so far, failed with OutputLimitExceeded.
+func (m *resultMapper) tooLarge(e *OutputTooLargeError) *sandbox.Result {
+	r := m.result()
+	r.Success = false
+	r.Error = &sandbox.ExecError{Name: ErrNameOutputLimitExceeded,
+		Value: fmt.Sprintf("the sandbox sent more than %s of output (%s); the request's output is limited to that, so the rest was not read. Print less, and produce fewer or smaller figures and files.", humanBytes(e.Limit), e.What)}
+	return r
+}
+
+func (m *resultMapper) add(msg Message) error {
 	switch msg.Type {
 	case TypeStdout:
 		m.stdout.write(msg.Text)
@@ -279,6 +314,7 @@ func (m *resultMapper) add(msg Message) {
 	case TypeResult:
 		m.addResult(msg)
 	}
+	return nil
 }
 
 func (m *resultMapper) addResult(msg Message) {
@@ -326,12 +362,28 @@ func (m *resultMapper) addResult(msg Message) {
 	}
 }
 
+// addCharts keeps at most chartdata.MaxCharts charts, each cut to chartdata's bounds
+// as it comes, so a stream of chart descriptions keeps no more than that.
 func (m *resultMapper) addCharts(charts []chartdata.Chart, figure string) {
 	for _, ch := range charts {
+		if len(m.charts) >= chartdata.MaxCharts {
+			return
+		}
 		ch.Figure = figure
-		m.charts = append(m.charts, ch)
+		m.charts = append(m.charts, chartdata.Bound([]chartdata.Chart{ch})...)
 	}
 }
+
+// omit names a dropped artifact; past maxOmitted names only a count is kept.
+func (m *resultMapper) omit(name string) {
+	if len(m.omitted) >= maxOmitted {
+		m.moreOmitted++
+		return
+	}
+	m.omitted = append(m.omitted, capText(name, 512))
+}
+
+const maxOmitted = 20
 
 func (m *resultMapper) keep(name, mime string, data []byte) { m.add1(name, mime, data, true) }
 
@@ -339,7 +391,7 @@ func (m *resultMapper) keepFile(name, mime string, data []byte) { m.add1(name, m
 
 func (m *resultMapper) add1(name, mime string, data []byte, figure bool) {
 	if len(m.files) >= m.maxN || m.total+int64(len(data)) > m.maxBytes {
-		m.omitted = append(m.omitted, fmt.Sprintf("%s (%d bytes)", name, len(data)))
+		m.omit(fmt.Sprintf("%s (%d bytes)", name, len(data)))
 		return
 	}
 	m.total += int64(len(data))
@@ -358,8 +410,12 @@ func (m *resultMapper) result() *sandbox.Result {
 		SandboxID: m.c.SandboxID,
 	}
 	if len(m.omitted) > 0 {
+		dropped := strings.Join(m.omitted, ", ")
+		if m.moreOmitted > 0 {
+			dropped += fmt.Sprintf(" and %d more", m.moreOmitted)
+		}
 		msg := fmt.Sprintf("the code produced more than %d artifacts or %d bytes in total; dropped: %s. Produce fewer or smaller figures and files.",
-			m.maxN, m.maxBytes, strings.Join(m.omitted, ", "))
+			m.maxN, m.maxBytes, dropped)
 		if r.Error == nil {
 			r.Success = false
 			r.Error = &sandbox.ExecError{Name: ErrNameOutputLimitExceeded, Value: msg}
@@ -416,17 +472,25 @@ func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sa
 	}
 	cctx, cancel := context.WithTimeout(ctx, collectTimeout)
 	defer cancel()
+	// The listing holds at most the bytes left in base64, and names: anything longer
+	// is not the epilogue's honest answer.
+	listLimit := base64.StdEncoding.EncodedLen(int(max(m.maxBytes-m.total, 0))) + 1<<20
 	var out strings.Builder
 	var failure *Message
-	err = c.Execute(cctx, ExecuteRequest{Code: fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), ContextID: contextID}, func(msg Message) {
+	err = c.execute(cctx, ExecuteRequest{Code: fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), ContextID: contextID}, m.budget, func(msg Message) error {
 		switch msg.Type {
 		case TypeStdout:
+			if out.Len()+len(msg.Text) > listLimit {
+				return &OutputTooLargeError{Limit: int64(listLimit), What: "the listing of the files the code wrote"}
+			}
 			out.WriteString(msg.Text)
 		case TypeError:
 			if failure == nil {
+				msg.Name, msg.Value, msg.Traceback = capText(msg.Name, 256), capText(msg.Value, 1<<10), ""
 				failure = &msg
 			}
 		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -453,7 +517,9 @@ func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sa
 	for _, f := range got.Files {
 		m.keepFile(f.Name, mimeOf(f.Name), f.Data)
 	}
-	m.omitted = append(m.omitted, got.Omitted...)
+	for _, name := range got.Omitted {
+		m.omit(name)
+	}
 	return nil
 }
 

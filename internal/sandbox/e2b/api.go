@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // APIKey is an E2B API key. It never prints: every fmt verb shows "[redacted]", and
@@ -51,13 +52,27 @@ const (
 	OpList       = "list"
 )
 
+// RequestTimeout bounds one API call when the caller's client sets no timeout: the
+// official SDKs wait 60 s (e2b-dev/E2B js-sdk connectionConfig.ts REQUEST_TIMEOUT_MS,
+// python-sdk connection_config.py REQUEST_TIMEOUT); a creation can take tens of seconds.
+const RequestTimeout = 60 * time.Second
+
+// maxMessage bounds the server's message kept in an APIError (and so in status).
+const maxMessage = 256
+
 // Client calls E2B's REST API. The key is sent as X-API-Key on every call and never
-// appears in an error, even when the server echoes it.
+// appears in an error, even when the server echoes it. Redirects are never followed
+// (a redirect would carry the key elsewhere), and the URL must be https unless
+// AllowHTTP is set.
 type Client struct {
 	// APIURL is the API's base URL, e.g. https://api.e2b.app.
 	APIURL string
 	APIKey APIKey
-	// HTTP is the client used; its Timeout bounds each call (nil: 30 s).
+	// AllowHTTP lets APIURL be plain http (a self-hosted service on a trusted
+	// network, or a test); otherwise the key is only ever sent over https.
+	AllowHTTP bool
+	// HTTP is the client used; its Timeout bounds each call (nil or 0: RequestTimeout).
+	// Its CheckRedirect is replaced: no redirect is followed.
 	HTTP *http.Client
 	// Observe, if set, is told each call's operation and status code ("error" when
 	// no answer came), for metrics.
@@ -69,11 +84,22 @@ type NewSandbox struct {
 	TemplateID string `json:"templateID"`
 	// Timeout is the sandbox's time to live, in seconds.
 	Timeout int32 `json:"timeout"`
-	// Secure makes the API return an envdAccessToken that every call into the
-	// sandbox must carry.
+	// Secure makes the API return an envdAccessToken for envd (port 49983). The code
+	// interpreter (port 49999) does not check it; the API refuses a sandbox without
+	// public traffic unless it is secure.
 	Secure              bool              `json:"secure"`
 	AllowInternetAccess *bool             `json:"allow_internet_access,omitempty"`
+	Network             *NetworkConfig    `json:"network,omitempty"`
 	Metadata            map[string]string `json:"metadata,omitempty"`
+}
+
+// NetworkConfig is schema SandboxNetworkConfig (the field used here).
+type NetworkConfig struct {
+	// AllowPublicTraffic false makes E2B's proxy require the sandbox's
+	// trafficAccessToken as e2b-traffic-access-token on every request to any port
+	// but envd's (e2b-dev/infra orchestrator pkg/proxy/proxy.go); the spec's default
+	// is true: anyone with the URL reaches the port.
+	AllowPublicTraffic *bool `json:"allowPublicTraffic,omitempty"`
 }
 
 // Sandbox is the answer to POST /sandboxes (schema Sandbox).
@@ -125,10 +151,76 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.Err }
 
-// IsUnauthorized reports a 401 or 403: the key is wrong, revoked or not allowed.
+// IsUnauthorized reports a 401 or 403: the key is wrong or revoked, or the call is
+// not allowed. Forbidden tells the 403s apart.
 func IsUnauthorized(err error) bool {
 	var e *APIError
 	return errors.As(err, &e) && (e.Code == http.StatusUnauthorized || e.Code == http.StatusForbidden)
+}
+
+// Forbiddance is what a 401 or 403 of the API refuses.
+type Forbiddance int
+
+const (
+	// NotForbidden: not a 401 or 403.
+	NotForbidden Forbiddance = iota
+	// ForbiddenKey: 401, the key is wrong or revoked (the API answers 401 for a key
+	// it does not know: the auth middleware's security-requirements error).
+	ForbiddenKey
+	// ForbiddenTeam: 403 "team is blocked" or "team is banned" (e2b-dev/infra
+	// packages/api/internal/utils/error.go, db TeamBlockedError/TeamForbiddenError):
+	// every call with the key fails until E2B unblocks the team.
+	ForbiddenTeam
+	// ForbiddenTemplate: 403 "you don't have access to template ..." (e2b-dev/infra
+	// packages/api/internal/cache/templates/errors.go): this template only.
+	ForbiddenTemplate
+	// ForbiddenRequest: any other 403 (a feature the team does not have, a
+	// sandbox past its plan's uptime): this request's settings only.
+	ForbiddenRequest
+)
+
+// Forbidden classifies a 401 or 403 by its status and message.
+func Forbidden(err error) Forbiddance {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return NotForbidden
+	}
+	switch e.Code {
+	case http.StatusUnauthorized:
+		return ForbiddenKey
+	case http.StatusForbidden:
+	default:
+		return NotForbidden
+	}
+	m := strings.ToLower(e.Message)
+	switch {
+	case strings.Contains(m, "team is blocked"), strings.Contains(m, "team is banned"):
+		return ForbiddenTeam
+	case strings.Contains(m, "access to template"):
+		return ForbiddenTemplate
+	}
+	return ForbiddenRequest
+}
+
+// PlanMaxTimeout reads the API's 400 "Timeout cannot be greater than N hours" (the
+// team's plan, e2b-dev/infra packages/api/internal/handlers/sandbox_create.go) and
+// returns N hours.
+func PlanMaxTimeout(err error) (time.Duration, bool) {
+	var e *APIError
+	if !errors.As(err, &e) || e.Code != http.StatusBadRequest {
+		return 0, false
+	}
+	const prefix = "timeout cannot be greater than "
+	m := strings.ToLower(e.Message)
+	i := strings.Index(m, prefix)
+	if i < 0 {
+		return 0, false
+	}
+	var n int
+	if _, err := fmt.Sscanf(m[i+len(prefix):], "%d hour", &n); err != nil || n <= 0 {
+		return 0, false
+	}
+	return time.Duration(n) * time.Hour, true
 }
 
 // IsNotFound reports a 404 (the sandbox does not exist, or no longer).
@@ -264,7 +356,14 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 	return c.doHeader(ctx, op, method, path, q, body, out, nil)
 }
 
+// ErrInsecureURL is the answer to an API URL that is not https while AllowHTTP is off.
+var ErrInsecureURL = errors.New("the E2B API URL must be https, or the API key would travel in clear text (a platform team may allow plain http for a trusted self-hosted endpoint)")
+
 func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Values, body any, out any, hdr *http.Header) error {
+	base, err := url.Parse(c.APIURL)
+	if err != nil || base.Host == "" || (base.Scheme != "https" && !(c.AllowHTTP && base.Scheme == "http")) {
+		return &APIError{Op: op, Err: fmt.Errorf("%w (got scheme %q)", ErrInsecureURL, schemeOf(base))}
+	}
 	u := strings.TrimRight(c.APIURL, "/") + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -287,11 +386,7 @@ func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Va
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		c.observe(op, "error")
 		return c.scrub(&APIError{Op: op, Err: err})
@@ -307,14 +402,14 @@ func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Va
 		var eb struct {
 			Message string `json:"message"`
 		}
+		msg := strings.TrimSpace(string(data))
 		if json.Unmarshal(data, &eb) == nil && eb.Message != "" {
-			e.Message = eb.Message
-		} else {
-			e.Message = strings.TrimSpace(string(data))
+			msg = eb.Message
+		} else if resp.StatusCode/100 == 3 {
+			msg = "the API answered with a redirect, which is not followed"
 		}
-		if len(e.Message) > 512 {
-			e.Message = e.Message[:512] + "..."
-		}
+		// The key goes first, then the text is cut: a key cut in half would survive.
+		e.Message = c.sanitize(msg)
 		return c.scrub(e)
 	}
 	if hdr != nil {
@@ -326,6 +421,46 @@ func (c *Client) doHeader(ctx context.Context, op, method, path string, q url.Va
 		}
 	}
 	return nil
+}
+
+func schemeOf(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return u.Scheme
+}
+
+// httpClient is c.HTTP (or a default) with RequestTimeout when it has none, and
+// without redirects.
+func (c *Client) httpClient() *http.Client {
+	var cp http.Client
+	if c.HTTP != nil {
+		cp = *c.HTTP
+	}
+	if cp.Timeout == 0 {
+		cp.Timeout = RequestTimeout
+	}
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
+}
+
+// sanitize makes a server's text fit for a status condition: the key removed
+// (before anything is cut), control characters and runs of spaces folded, valid
+// UTF-8, at most maxMessage bytes.
+func (c *Client) sanitize(s string) string {
+	if c.APIKey != "" {
+		s = strings.ReplaceAll(s, string(c.APIKey), redacted)
+	}
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' }), " ")
+	if len(s) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	return s
 }
 
 func (c *Client) observe(op, code string) {

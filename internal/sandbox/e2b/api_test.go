@@ -22,7 +22,7 @@ func TestClientOperations(t *testing.T) {
 	f := e2btest.New(testKey, nil)
 	defer f.Close()
 	var observed []string
-	c := &e2b.Client{APIURL: f.API.URL, APIKey: testKey, Observe: func(op, code string) { observed = append(observed, op+":"+code) }}
+	c := &e2b.Client{AllowHTTP: true, APIURL: f.API.URL, APIKey: testKey, Observe: func(op, code string) { observed = append(observed, op+":"+code) }}
 	ctx := context.Background()
 
 	md := map[string]string{"vizops-pool-uid": "u-1", "vizops-pool": "ns/p one&two=3"}
@@ -82,7 +82,7 @@ func TestClientListPages(t *testing.T) {
 		f.Seed(map[string]string{"vizops-pool-uid": "u"}, time.Hour)
 	}
 	f.Seed(map[string]string{"vizops-pool-uid": "other"}, time.Hour)
-	c := &e2b.Client{APIURL: f.API.URL, APIKey: testKey}
+	c := &e2b.Client{AllowHTTP: true, APIURL: f.API.URL, APIKey: testKey}
 	list, err := c.List(context.Background(), map[string]string{"vizops-pool-uid": "u"})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestClientErrors(t *testing.T) {
 				ra = time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 			}
 			f.Fail(e2btest.OpCreate, 1, tc.status, ra)
-			c := &e2b.Client{APIURL: f.API.URL, APIKey: testKey}
+			c := &e2b.Client{AllowHTTP: true, APIURL: f.API.URL, APIKey: testKey}
 			_, err := c.Create(context.Background(), e2b.NewSandbox{TemplateID: "t"})
 			if err == nil {
 				t.Fatal("want an error")
@@ -160,7 +160,7 @@ func TestClientErrors(t *testing.T) {
 func TestClientWrongKeyIs401(t *testing.T) {
 	f := e2btest.New(testKey, nil)
 	defer f.Close()
-	c := &e2b.Client{APIURL: f.API.URL, APIKey: "e2b_wrong"}
+	c := &e2b.Client{AllowHTTP: true, APIURL: f.API.URL, APIKey: "e2b_wrong"}
 	if _, err := c.List(context.Background(), nil); !e2b.IsUnauthorized(err) {
 		t.Fatalf("want 401, got %v", err)
 	}
@@ -170,7 +170,7 @@ func TestClientSlowAnswerIsTransient(t *testing.T) {
 	f := e2btest.New(testKey, nil)
 	defer f.Close()
 	f.Slow(e2btest.OpCreate, 2*time.Second)
-	c := &e2b.Client{APIURL: f.API.URL, APIKey: testKey, HTTP: &http.Client{Timeout: 50 * time.Millisecond}}
+	c := &e2b.Client{AllowHTTP: true, APIURL: f.API.URL, APIKey: testKey, HTTP: &http.Client{Timeout: 50 * time.Millisecond}}
 	_, err := c.Create(context.Background(), e2b.NewSandbox{TemplateID: "t"})
 	if !e2b.IsTransient(err) || e2b.IsUnauthorized(err) {
 		t.Fatalf("a timeout should be transient: %v", err)
@@ -185,12 +185,12 @@ func TestKeyNeverInErrors(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"code": 401, "message": "bad key " + r.Header.Get("X-API-Key")})
 	}))
 	defer echo.Close()
-	c := &e2b.Client{APIURL: echo.URL, APIKey: testKey}
+	c := &e2b.Client{AllowHTTP: true, APIURL: echo.URL, APIKey: testKey}
 	_, err := c.Create(context.Background(), e2b.NewSandbox{TemplateID: "t"})
 	if err == nil || strings.Contains(err.Error(), testKey) || strings.Contains(fmt.Sprintf("%+v %#v", err, err), testKey) {
 		t.Fatalf("the key leaked into the error: %v", err)
 	}
-	dead := &e2b.Client{APIURL: "http://127.0.0.1:1/" + testKey, APIKey: testKey}
+	dead := &e2b.Client{AllowHTTP: true, APIURL: "http://127.0.0.1:1/" + testKey, APIKey: testKey}
 	if _, err := dead.List(context.Background(), nil); err == nil || strings.Contains(err.Error(), testKey) {
 		t.Fatalf("the key leaked into a transport error: %v", err)
 	}

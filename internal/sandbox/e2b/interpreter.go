@@ -8,11 +8,9 @@ import (
 
 // CodeInterpreter is the default InterpreterFunc: the code-interpreter protocol's
 // client (the one the Kubernetes backend uses for its sandbox-agent) at the sandbox's
-// address, with its access token.
+// address. hc carries E2B's headers (see InterpreterFunc): the traffic token on every
+// request, and the envd access token on POST /execute only, as the SDKs send them, so
+// the client itself is given no token.
 func CodeInterpreter(ep Endpoint, hc *http.Client) Interpreter {
-	c := &codeinterpreter.Client{BaseURL: ep.URL, AccessToken: ep.AccessToken, HTTP: hc, SandboxID: ep.SandboxID}
-	if ep.TrafficToken != "" {
-		c.Header = http.Header{"E2b-Traffic-Access-Token": []string{ep.TrafficToken}}
-	}
-	return c
+	return &codeinterpreter.Client{BaseURL: ep.URL, HTTP: hc, SandboxID: ep.SandboxID}
 }

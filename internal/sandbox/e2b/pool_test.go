@@ -92,7 +92,7 @@ func (e *env) config(uid string) e2b.Config {
 	return e2b.Config{
 		APIURL: e.f.API.URL, Domain: "unused.example", TemplateID: "code-interpreter-v1", APIKey: testKey,
 		KeySource: `Secret ns/e2b, key "api-key"`, SandboxTimeout: 300 * time.Second, MaxCreatesPerSecond: 100,
-		PoolKey: "ns/pool", PoolUID: uid,
+		PoolKey: "ns/pool", PoolUID: uid, AllowHTTP: true,
 	}
 }
 
@@ -306,7 +306,7 @@ func TestPoolStatusSaysWhenCreationFails(t *testing.T) {
 }
 
 func TestPoolKeyRejected(t *testing.T) {
-	for name, status := range map[string]int{"401": http.StatusUnauthorized, "403": http.StatusForbidden} {
+	for name, status := range map[string]int{"401": http.StatusUnauthorized} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			e.f.Fail(e2btest.OpCreate, 1, status, "")
@@ -442,7 +442,7 @@ func TestWarmSandboxesKeptAlive(t *testing.T) {
 	// Minutes later (fake time) the same sandbox is still there and warm.
 	for i := 0; i < 24; i++ {
 		e.fc.Step(5 * time.Second)
-		time.Sleep(3 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // time for the extension (and its endAt listing) to land
 	}
 	e.until(t, 0, "the same warm sandbox", func() bool {
 		a := e.f.Alive()
@@ -473,7 +473,7 @@ func TestPoolRunsChartInAgent(t *testing.T) {
 	defer f.Close()
 	b := e2b.NewBackend(e2b.Options{SandboxURL: f.SandboxURL})
 	c := e2b.Config{APIURL: f.API.URL, Domain: e2btest.Domain, TemplateID: "code-interpreter-v1", APIKey: testKey,
-		KeySource: "test", SandboxTimeout: time.Minute, MaxCreatesPerSecond: 10, PoolKey: "ns/p", PoolUID: "u"}
+		KeySource: "test", SandboxTimeout: time.Minute, MaxCreatesPerSecond: 10, PoolKey: "ns/p", PoolUID: "u", AllowHTTP: true}
 	p, err := b.NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2, Network: sandbox.NetworkNone}, c)
 	if err != nil {
 		t.Fatal(err)
@@ -501,8 +501,23 @@ func TestPoolRunsChartInAgent(t *testing.T) {
 	if pngs != 1 || res.SandboxID == "" {
 		t.Fatalf("want one PNG from sandbox %q, got %d of %d files", res.SandboxID, pngs, len(res.Files))
 	}
-	// The wrong token is refused by the agent: the fake checks it at its edge too, so
-	// call the agent the way a stolen URL would, without the token.
+	// The code-interpreter client's requests reached the sandbox as the SDKs send
+	// them: the traffic token on each, X-Access-Token with POST /execute only.
+	var executes int
+	for _, r := range f.InterpHeaders() {
+		isExec := r.Method == http.MethodPost && r.Path == "/execute"
+		if isExec {
+			executes++
+		}
+		if r.TrafficToken == "" || (r.AccessToken != "") != isExec {
+			t.Errorf("%s %s: traffic token %t, X-Access-Token %t", r.Method, r.Path, r.TrafficToken != "", r.AccessToken != "")
+		}
+	}
+	if executes == 0 || len(f.InterpHeaders()) == executes {
+		t.Errorf("want /execute and other routes among the requests: %+v", f.InterpHeaders())
+	}
+	// A stolen URL without the traffic token is refused at E2B's proxy (the code
+	// interpreter behind it checks no token).
 	deadline := time.Now().Add(10 * time.Second)
 	for p.Status().Ready == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -515,7 +530,7 @@ func TestPoolRunsChartInAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a call without E2B's headers and token should be refused, got %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a call without E2B's headers and traffic token should be refused, got %d", resp.StatusCode)
 	}
 }

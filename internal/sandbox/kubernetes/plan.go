@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,23 @@ func markClaimed(pod *corev1.Pod, c Claim) {
 	}
 	pod.Labels[vizv1.LabelSandboxState] = vizv1.SandboxBusy
 	pod.Annotations[vizv1.AnnotationClaim] = string(b)
+	if _, ok := pod.Annotations[vizv1.AnnotationServedNamespace]; !ok {
+		pod.Annotations[vizv1.AnnotationServedNamespace] = claimNamespace(c.Key)
+	}
+}
+
+// claimNamespace is the namespace of a claim's "namespace/name" key.
+func claimNamespace(key string) string {
+	ns, _, _ := strings.Cut(key, "/")
+	return ns
+}
+
+// servesNamespace reports whether pod may run a job of namespace ns: a Pod that ran
+// a job of one namespace runs no other namespace's (its processes and files are
+// gone with each context, but a Pod is the boundary tenants are promised).
+func servesNamespace(pod *corev1.Pod, ns string) bool {
+	served, ok := pod.Annotations[vizv1.AnnotationServedNamespace]
+	return !ok || served == ns
 }
 
 // markWarm turns a copy of a busy Pod back into a warm one after its job.

@@ -33,7 +33,8 @@ type Runner interface {
 
 // Options are a pool's process-wide settings.
 type Options struct {
-	// NewRunner returns the client of pod's agent (http://<podIP>:49999 with token).
+	// NewRunner returns the client of pod's agent (http://<podIP>:49999 with the
+	// Pod's own token, PodToken).
 	NewRunner func(pod *corev1.Pod, token string) Runner
 	// Wake asks the controller to reconcile the pool now (a claim waits for a Pod).
 	Wake func()
@@ -84,8 +85,8 @@ func NewPool(cfg sandbox.PoolConfig, s Settings, api PodAPI, opts Options) (*Poo
 	if s.Template.Image == "" {
 		return nil, fmt.Errorf("%w: spec.kubernetes.image is empty; set the sandbox image", sandbox.ErrUnavailable)
 	}
-	if s.Token == "" {
-		return nil, fmt.Errorf("%w: the pool's access token is not known yet", sandbox.ErrUnavailable)
+	if len(s.TokenKey) == 0 {
+		return nil, fmt.Errorf("%w: the key of the pool's access tokens is not known yet", sandbox.ErrUnavailable)
 	}
 	if s.MaxExecutions < 1 {
 		s.MaxExecutions = 1
@@ -213,7 +214,7 @@ func (p *Pool) tryClaim(ctx context.Context, c sandbox.Claimant) (*podSandbox, s
 	problem, hopeful := "", false
 	for _, v := range views {
 		switch {
-		case claimable(v):
+		case claimable(v) && servesNamespace(v.Pod, claimNamespace(c.Key)):
 			cands = append(cands, v)
 		case v.Current && !v.Terminating && v.State == sandbox.StateStarting:
 			hopeful = true
@@ -351,7 +352,7 @@ func (s *podSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandbox
 	defer cancel()
 	stop := context.AfterFunc(s.pool.ctx, cancel) // Close ends the job
 	defer stop()
-	res, err := s.pool.opts.NewRunner(s.pod, s.pool.s.Token).Run(ctx, req)
+	res, err := s.pool.opts.NewRunner(s.pod, PodToken(s.pool.s.TokenKey, s.pod)).Run(ctx, req)
 	if err != nil {
 		s.failed = true
 		if s.pool.ctx.Err() != nil {

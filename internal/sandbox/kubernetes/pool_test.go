@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
@@ -115,7 +116,7 @@ func okRunner(*corev1.Pod, string) Runner {
 
 func newTestPool(t *testing.T, api PodAPI, maxExec int, runner func(*corev1.Pod, string) Runner) *Pool {
 	t.Helper()
-	s := testSettings.WithToken("secret-token")
+	s := testSettings.WithTokenKey(testKey)
 	s.MaxExecutions = maxExec
 	p, err := NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 3}, s, api, Options{NewRunner: runner, Poll: 10 * time.Millisecond, Manager: "m1"})
 	if err != nil {
@@ -196,7 +197,7 @@ func TestAcquireSkipsWhatCannotBeClaimed(t *testing.T) {
 func TestAcquireWaitsAndCountsWaiting(t *testing.T) {
 	api := newFakeAPI()
 	woken := make(chan struct{}, 100)
-	s := testSettings.WithToken("t")
+	s := testSettings.WithTokenKey(testKey)
 	p, err := NewPool(sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1}, s, api, Options{NewRunner: okRunner, Poll: 10 * time.Millisecond,
 		Wake: func() { woken <- struct{}{} }})
 	if err != nil {
@@ -287,11 +288,39 @@ func TestReleaseReusesUpToMaxExecutions(t *testing.T) {
 	}
 }
 
+// A reused Pod serves one namespace: after a job of namespace a, a request of
+// namespace b waits for (and makes the controller start) another Pod.
+func TestReuseStaysInOneNamespace(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false))
+	p := newTestPool(t, api, 5, okRunner)
+	as := func(ctx context.Context, key string) context.Context {
+		return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: key, UID: key, Attempt: 1})
+	}
+	sb, err := p.Acquire(as(claimCtx(t), "a/first"), "a/first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release(sb)
+	if got := api.get(sb.ID()); got == nil || got.Annotations[vizv1.AnnotationServedNamespace] != "a" {
+		t.Fatalf("after a job of namespace a the Pod is %+v", got)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if sb, err := p.Acquire(as(short, "b/other"), "b/other"); err == nil {
+		t.Fatalf("namespace b claimed %s, which ran a job of namespace a", sb.ID())
+	}
+	sb, err = p.Acquire(as(claimCtx(t), "a/second"), "a/second")
+	if err != nil {
+		t.Fatalf("namespace a cannot reuse its own Pod: %v", err)
+	}
+	p.Release(sb)
+}
+
 func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false))
-	var gotToken, gotIP string
+	var gotToken, gotIP, wantToken string
 	p := newTestPool(t, api, 5, func(pod *corev1.Pod, token string) Runner {
-		gotToken, gotIP = token, pod.Status.PodIP
+		gotToken, gotIP, wantToken = token, pod.Status.PodIP, string(RenderTokenSecret(testSettings.WithTokenKey(testKey), pod).Data[TokenKey])
 		return runFunc(func(context.Context, sandbox.Request) (*sandbox.Result, error) {
 			return nil, errors.New("connection refused")
 		})
@@ -304,8 +333,8 @@ func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	if !errors.Is(err, sandbox.ErrSandboxLost) {
 		t.Fatalf("Execute = %v, want ErrSandboxLost", err)
 	}
-	if gotToken != "secret-token" || gotIP != "10.0.0.1" {
-		t.Errorf("runner made for token %q at %q, want the pool's token at the Pod's IP", gotToken, gotIP)
+	if gotToken == "" || gotToken != wantToken || gotIP != "10.0.0.1" {
+		t.Errorf("runner made for token %q at %q, want the Pod's own token %q (its Secret's) at the Pod's IP", gotToken, gotIP, wantToken)
 	}
 	p.Release(sb)
 	if api.get(sb.ID()) != nil {
@@ -345,12 +374,13 @@ func TestCloseEndsRunningJobsAndClaims(t *testing.T) {
 }
 
 func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
-	s := testSettings.WithToken("do-not-leak-me")
-	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesBackend{Image: "img"})
+	s := testSettings.WithTokenKey(testKey)
+	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesClass{Image: "img"}, nil)
 	p := RenderPod(s)(3)
+	token := PodToken(testKey, p)
 	raw, _ := json.Marshal(p)
-	if strings.Contains(string(raw), "do-not-leak-me") {
-		t.Fatalf("the token is in the Pod: %s", raw)
+	if len(token) != 64 || strings.Contains(string(raw), token) || strings.Contains(string(raw), string(testKey)) {
+		t.Fatalf("the token (%q) or its key is in the Pod: %s", token, raw)
 	}
 	c := p.Spec.Containers[0]
 	sc := c.SecurityContext
@@ -362,11 +392,12 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 		"no privilege escalation":            !*sc.AllowPrivilegeEscalation,
 		"drop ALL":                           len(sc.Capabilities.Drop) == 1 && sc.Capabilities.Drop[0] == "ALL" && len(sc.Capabilities.Add) == 0,
 		"no host namespaces":                 !p.Spec.HostNetwork && !p.Spec.HostPID && !p.Spec.HostIPC,
+		"a user namespace (hostUsers false)": p.Spec.HostUsers != nil && !*p.Spec.HostUsers,
 		"restartPolicy Never":                p.Spec.RestartPolicy == corev1.RestartPolicyNever,
 		"cpu limit 500m":                     c.Resources.Limits.Cpu().String() == "500m",
 		"memory request = limit 512Mi":       c.Resources.Requests.Memory().String() == "512Mi" && c.Resources.Limits.Memory().String() == "512Mi",
 		"scratch 32Mi in memory":             p.Spec.Volumes[0].EmptyDir.SizeLimit.String() == "32Mi" && p.Spec.Volumes[0].EmptyDir.Medium == corev1.StorageMediumMemory,
-		"token from the pool's Secret":       p.Spec.Volumes[1].Secret.SecretName == TokenSecretName(s),
+		"token from the Pod's own Secret":    p.Spec.Volumes[1].Secret.SecretName == PodTokenSecretName(p) && strings.HasPrefix(PodTokenSecretName(p), p.Name+"-"),
 		"agent reads the token file":         slices.Contains(c.Args, "--token-file="+TokenDir+"/"+TokenKey),
 		"agent isolation none, in scratch":   c.Command[0] == AgentBinary && slices.Contains(c.Args, "--isolation=none") && strings.HasPrefix(WorkDir, ScratchDir+"/"),
 		"named as its slot":                  p.Name == PodName(s, 3),
@@ -376,14 +407,68 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 			t.Errorf("rendered Pod: %s does not hold", what)
 		}
 	}
+	// A cluster without user namespaces opts out.
+	hostUsers := s
+	hostUsers.Template.HostUsers = ptr.To(true)
+	if hu := RenderPod(hostUsers)(0).Spec.HostUsers; hu == nil || !*hu {
+		t.Errorf("Template.HostUsers true: hostUsers = %v", hu)
+	}
 	// The template's hash changes with what the Pods are made from.
 	t2 := s.Template
 	t2.Image = "img:v2"
 	if TemplateHash(t2) == TemplateHash(s.Template) {
 		t.Errorf("the template hash ignores the image")
 	}
-	own := vizv1.KubernetesBackend{Image: "img", Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: c.Resources.Limits[corev1.ResourceCPU]}}}
-	if got := PoolTemplate(sandbox.PoolConfig{}, own).Resources; got.Requests != nil {
-		t.Errorf("spec.kubernetes.resources did not replace the derived ones: %+v", got)
+	// Nothing a class or pool sets removes the limits: requests and limits are always
+	// the pool's resolved cpu and memory.
+	if got := c.Resources; got.Limits.Memory().Value() != 512<<20 || got.Requests.Cpu().MilliValue() != 500 {
+		t.Errorf("resources %+v, want requests = limits from the pool", got)
+	}
+	if p.Spec.HostUsers == nil || *p.Spec.HostUsers {
+		t.Errorf("hostUsers %v, want false (a user namespace per Pod) by default", p.Spec.HostUsers)
+	}
+}
+
+var testKey = []byte("test-token-key-0123456789")
+
+// Every Pod has its own token: another Pod of the same pool, the same slot rendered
+// again (a replacement), another pool or another key all give another token, and the
+// Pod's Secret holds exactly the token the manager derives when it talks to the Pod.
+func TestPodTokensArePerPod(t *testing.T) {
+	s := testSettings.WithTokenKey(testKey)
+	render := RenderPod(s)
+	a, b, again := render(0), render(1), render(0)
+	other := testSettings
+	other.PoolUID = "99999999-0000"
+	otherPool := RenderPod(other.WithTokenKey(testKey))(0)
+	otherPool.Annotations = a.Annotations // even with the same nonce
+	tokens := map[string]string{
+		"pod 0":               PodToken(testKey, a),
+		"pod 1":               PodToken(testKey, b),
+		"pod 0 replaced":      PodToken(testKey, again),
+		"pod 0 of other pool": PodToken(testKey, otherPool),
+		"pod 0, another key":  PodToken([]byte("another-key-0123456789"), a),
+	}
+	seen := map[string]string{}
+	for what, tok := range tokens {
+		if len(tok) != 64 {
+			t.Errorf("%s: token %q", what, tok)
+		}
+		if prev, ok := seen[tok]; ok {
+			t.Errorf("%s and %s share a token", what, prev)
+		}
+		seen[tok] = what
+	}
+	sec := RenderTokenSecret(s, a)
+	if string(sec.Data[TokenKey]) != PodToken(testKey, a) || sec.Name != a.Spec.Volumes[1].Secret.SecretName || sec.Name == RenderTokenSecret(s, again).Name {
+		t.Errorf("Secret %s (%q) is not the Pod's own", sec.Name, sec.Data[TokenKey])
+	}
+	if len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].UID != s.PoolUID {
+		t.Errorf("Secret owners = %+v, want the pool", sec.OwnerReferences)
+	}
+	noNonce := a.DeepCopy()
+	delete(noNonce.Annotations, vizv1.AnnotationTokenNonce)
+	if PodToken(testKey, noNonce) != "" {
+		t.Errorf("a Pod without a nonce got a token")
 	}
 }

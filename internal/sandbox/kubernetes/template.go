@@ -8,6 +8,8 @@
 package kubernetes
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,9 +34,9 @@ import (
 const (
 	// AgentPort is where the sandbox agent listens in each Pod.
 	AgentPort = 49999
-	// TokenKey is the key of the access token in the pool's Secret.
+	// TokenKey is the key of the access token in a Pod's token Secret.
 	TokenKey = "token"
-	// TokenDir is where the token Secret is mounted; the agent reads TokenDir/TokenKey
+	// TokenDir is where the Pod's token Secret is mounted; the agent reads TokenDir/TokenKey
 	// (--token-file). The token is never in the Pod's spec or environment.
 	TokenDir = "/var/run/vizops/agent"
 	// ScratchDir is the Pod's only writable directory (a size-limited emptyDir); the
@@ -63,15 +65,38 @@ type Template struct {
 	ScratchBytes     int64                       `json:"scratchBytes"`
 	Network          sandbox.Network             `json:"network"`
 	// Pids caps each kernel's processes (an rlimit: Kubernetes has no per-Pod pids
-	// limit of its own, only the node's podPidsLimit).
+	// limit of its own, only the node's podPidsLimit). RLIMIT_NPROC counts per user:
+	// with HostUsers false each Pod's user is its own on the node.
 	Pids int64 `json:"pids,omitempty"`
+	// HostUsers is the Pod's hostUsers; nil means false: the Pod runs in a user
+	// namespace of its own (Kubernetes user namespaces), so its uid 65532 is a uid no
+	// other Pod on the node has, and per-user limits such as the pids rlimit are per
+	// Pod. Set true only for clusters whose nodes cannot run user namespaces (Linux
+	// 6.3+ with idmapped mounts of tmpfs and a runtime that supports them).
+	HostUsers *bool `json:"hostUsers,omitempty"`
 	// PlotlyJSURL is where the agent's plotly HTML loads plotly.js from.
 	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
+	// Egress is the class's allow-list; empty means no network at all.
+	Egress []EgressRule `json:"egress,omitempty"`
 }
+
+// EgressRule allows TCP from the sandboxes to a CIDR, on Ports (all when empty).
+type EgressRule struct {
+	CIDR   string   `json:"cidr"`
+	Except []string `json:"except,omitempty"`
+	Ports  []int32  `json:"ports,omitempty"`
+}
+
+// metadataAddress is the cloud metadata service, never reachable from a sandbox.
+const metadataAddress = "169.254.169.254/32"
+
+// podFormat names how RenderPod makes Pods beyond their template: "per-pod-token" since
+// each Pod has its own token Secret (a Pod of the pool-wide Secret is replaced).
+const podFormat = "\x00per-pod-token"
 
 // Settings are the Kubernetes backend's own settings of one pool (the registry's
 // backendConfig), resolved by the controller: the pool's identity, its template and
-// its access token, read from the Secret the pool owns.
+// the key its Pods' access tokens are derived from (PodToken).
 type Settings struct {
 	Namespace string    `json:"namespace"`
 	PoolName  string    `json:"poolName"`
@@ -79,53 +104,76 @@ type Settings struct {
 	Template  Template  `json:"template"`
 	// MaxExecutions is how many jobs one Pod runs before it is replaced (>= 1).
 	MaxExecutions int `json:"maxExecutions"`
-	// Token is the agent's access token. It is left out of JSON (the registry's change
-	// detection serializes settings); TokenHash stands for it there.
-	Token     string `json:"-"`
+	// TokenKey is the manager's key each Pod's agent token is derived from
+	// (PodToken): every Pod has its own token, so a token read inside one sandbox
+	// opens no other. It is left out of JSON (the registry's change detection
+	// serializes settings); TokenHash stands for it there.
+	TokenKey  []byte `json:"-"`
 	TokenHash string `json:"tokenHash"`
 }
 
-// WithToken returns s carrying token (and its hash, for change detection).
-func (s Settings) WithToken(token string) Settings {
-	s.Token = token
-	sum := sha256.Sum256([]byte(token))
+// WithTokenKey returns s carrying the token key (and its hash, for change detection).
+func (s Settings) WithTokenKey(key []byte) Settings {
+	s.TokenKey = key
+	sum := sha256.Sum256(key)
 	s.TokenHash = hex.EncodeToString(sum[:8])
 	return s
 }
 
-// TemplateHash identifies a template; Pods carry it in LabelTemplateHash.
+// PodToken is the agent token of one sandbox Pod: an HMAC, under the manager's key,
+// of the pool's UID, the Pod's name and the Pod's random nonce
+// (AnnotationTokenNonce). The manager derives it again when it talks to the Pod and
+// never reads the Pod's Secret back. "" when the Pod has no nonce (it was made
+// before tokens were per Pod: it is refused and replaced).
+func PodToken(key []byte, pod *corev1.Pod) string {
+	nonce := pod.Annotations[vizv1.AnnotationTokenNonce]
+	uid := pod.Labels[vizv1.LabelSandboxPoolUID]
+	if nonce == "" || uid == "" || len(key) == 0 {
+		return ""
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("vizops-sandbox-pod-token\x00" + uid + "\x00" + pod.Namespace + "/" + pod.Name + "\x00" + nonce))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// TemplateHash identifies a template; Pods carry it in LabelTemplateHash. It also
+// covers podFormat, so Pods rendered by an earlier release are replaced.
 func TemplateHash(t Template) string {
 	b, err := json.Marshal(t)
 	if err != nil {
 		panic(err) // plain values: cannot fail
 	}
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(append(b, podFormat...))
 	return hex.EncodeToString(sum[:5])
 }
 
-// PoolTemplate builds a pool's template from the backend-neutral config and its
-// spec.kubernetes. Requests and limits come from spec.kubernetes.resources when set,
-// else both from the pool's cpu and memory, so the kubelet enforces them per sandbox.
-func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesBackend) Template {
+// PoolTemplate builds a pool's template from the backend-neutral config (the pool's
+// sizes, resolved within its class's bounds) and its class: the class decides the
+// image, nodes, runtime class, user namespaces and egress; requests and limits are
+// both the pool's cpu and memory, so the kubelet enforces them per sandbox.
+func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesClass, egress []vizv1.EgressRule) Template {
 	t := Template{
 		Image:            k.Image,
 		RuntimeClassName: k.RuntimeClassName,
 		NodeSelector:     k.NodeSelector,
 		Tolerations:      k.Tolerations,
+		HostUsers:        k.HostUsers,
 		ScratchBytes:     cfg.Resources.ScratchBytes,
-		Network:          cfg.Network,
+		Network:          sandbox.NetworkNone,
 		Pids:             cfg.Resources.Pids,
 		PlotlyJSURL:      cfg.PlotlyJSURL,
+	}
+	if t.HostUsers == nil {
+		t.HostUsers = ptr.To(false)
 	}
 	if t.ScratchBytes == 0 {
 		t.ScratchBytes = defaultScratch
 	}
-	if t.Network == "" {
-		t.Network = sandbox.NetworkNone
+	for _, e := range egress {
+		t.Egress = append(t.Egress, EgressRule{CIDR: e.CIDR, Except: e.Except, Ports: e.Ports})
 	}
-	if k.Resources != nil {
-		t.Resources = *k.Resources.DeepCopy()
-		return t
+	if len(t.Egress) > 0 {
+		t.Network = sandbox.NetworkEgress
 	}
 	rl := corev1.ResourceList{}
 	if cfg.Resources.CPUMillis > 0 {
@@ -196,8 +244,20 @@ func OwnerReference(s Settings) metav1.OwnerReference {
 	}
 }
 
-// TokenSecretName is the name of the pool's token Secret.
+// TokenSecretName is the name of the pool's token Secret of releases before tokens
+// were per Pod; the pool's finalizer still deletes it (when the pool owns it).
 func TokenSecretName(s Settings) string { return namePrefix(s) + "token" }
+
+// PodTokenSecretName is the name of a Pod's token Secret: the Pod's name and the
+// start of its nonce, so the name is not known before the Pod is rendered and a
+// Secret of an earlier Pod in the same slot is never reused.
+func PodTokenSecretName(pod *corev1.Pod) string {
+	nonce := pod.Annotations[vizv1.AnnotationTokenNonce]
+	if len(nonce) > 10 {
+		nonce = nonce[:10]
+	}
+	return pod.Name + "-" + nonce + "-token"
+}
 
 // NetworkPolicyName is the name of the pool's NetworkPolicy.
 func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
@@ -206,7 +266,9 @@ func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
 // `restricted` Pod Security level: non-root, no privilege escalation, all
 // capabilities dropped, RuntimeDefault seccomp, read-only root filesystem, no host
 // namespaces, no service-account token. Its only writable space is a size-limited
-// in-memory emptyDir; the access token is a file from the pool's Secret.
+// in-memory emptyDir; the access token is a file from the Pod's own Secret
+// (PodTokenSecretName, RenderTokenSecret), named after a random nonce each render
+// draws.
 func RenderPod(s Settings) func(slot int) *corev1.Pod {
 	t := s.Template
 	hash := TemplateHash(t)
@@ -215,11 +277,16 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 		labels[vizv1.LabelSandboxState] = vizv1.SandboxWarm
 		labels[vizv1.LabelTemplateHash] = hash
 		scratch := resource.NewQuantity(t.ScratchBytes, resource.BinarySI)
+		var nonce [16]byte
+		_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+		meta := metav1.ObjectMeta{
+			Name: PodName(s, slot), Namespace: s.Namespace, Labels: labels,
+			Annotations:     map[string]string{vizv1.AnnotationTokenNonce: hex.EncodeToString(nonce[:])},
+			OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
+		}
+		tokenSecret := PodTokenSecretName(&corev1.Pod{ObjectMeta: meta})
 		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{
-				Name: PodName(s, slot), Namespace: s.Namespace, Labels: labels,
-				OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
-			},
+			ObjectMeta: meta,
 			Spec: corev1.PodSpec{
 				// One job per Pod: a crashed agent is replaced, never restarted in place.
 				RestartPolicy:                 corev1.RestartPolicyNever,
@@ -228,6 +295,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 				HostNetwork:                   false,
 				HostPID:                       false,
 				HostIPC:                       false,
+				HostUsers:                     ptr.To(ptr.Deref(t.HostUsers, false)),
 				TerminationGracePeriodSeconds: ptr.To(int64(2)),
 				RuntimeClassName:              t.RuntimeClassName,
 				NodeSelector:                  t.NodeSelector,
@@ -274,7 +342,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 						Medium: corev1.StorageMediumMemory, SizeLimit: scratch,
 					}}},
 					{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-						SecretName:  TokenSecretName(s),
+						SecretName:  tokenSecret,
 						Items:       []corev1.KeyToPath{{Key: TokenKey, Path: TokenKey}},
 						DefaultMode: ptr.To(int32(0o440)),
 					}}},
@@ -303,15 +371,18 @@ func agentArgs(t Template) []string {
 	return args
 }
 
-// RenderTokenSecret is the pool's token Secret.
-func RenderTokenSecret(s Settings, token string) *corev1.Secret {
+// RenderTokenSecret is pod's token Secret (pod as RenderPod renders it), holding
+// PodToken. It is made before the Pod, owned by the pool (the Pod has no UID yet),
+// and deleted with the Pod by the manager; the garbage collector removes any left
+// with the pool.
+func RenderTokenSecret(s Settings, pod *corev1.Pod) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: TokenSecretName(s), Namespace: s.Namespace, Labels: commonLabels(s),
+			Name: PodTokenSecretName(pod), Namespace: s.Namespace, Labels: commonLabels(s),
 			OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{TokenKey: []byte(token)},
+		Data: map[string][]byte{TokenKey: []byte(PodToken(s.TokenKey, pod))},
 	}
 }
 
@@ -346,10 +417,39 @@ func RenderNetworkPolicy(s Settings, mgr ManagerPeer) *networkingv1.NetworkPolic
 			}},
 		},
 	}
-	if s.Template.Network == sandbox.NetworkEgress {
-		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}} // any destination
-	}
+	np.Spec.Egress = egressRules(s.Template.Egress)
 	return np
+}
+
+// egressRules renders the class's allow-list: TCP to each CIDR on its ports, with the
+// metadata address excepted wherever a CIDR contains it. No rules: no egress at all
+// (the policy type Egress with no rule denies everything, DNS included).
+func egressRules(rules []EgressRule) []networkingv1.NetworkPolicyEgressRule {
+	_, meta, _ := net.ParseCIDR(metadataAddress)
+	var out []networkingv1.NetworkPolicyEgressRule
+	for _, r := range rules {
+		ip, cidr, err := net.ParseCIDR(r.CIDR)
+		if err != nil {
+			continue // the API validates CIDRs; one that still does not parse allows nothing
+		}
+		except := append([]string(nil), r.Except...)
+		if ip.To4() != nil && cidr.Contains(meta.IP) {
+			ones, _ := cidr.Mask.Size()
+			if ones == 32 {
+				continue // the metadata address itself: never
+			}
+			except = append(except, metadataAddress)
+		}
+		rule := networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{
+			IPBlock: &networkingv1.IPBlock{CIDR: cidr.String(), Except: except},
+		}}}
+		for _, p := range r.Ports {
+			port := intstr.FromInt32(p)
+			rule.Ports = append(rule.Ports, networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: &port})
+		}
+		out = append(out, rule)
+	}
+	return out
 }
 
 // AgentURL is the root of pod's agent: http://<podIP>:49999.
@@ -358,7 +458,7 @@ func AgentURL(pod *corev1.Pod) string {
 }
 
 // AgentClient is the production Options.NewRunner: E2B's code-interpreter protocol
-// spoken to the Pod's agent at AgentURL, with the pool's token.
+// spoken to the Pod's agent at AgentURL, with the Pod's own token.
 func AgentClient(pod *corev1.Pod, token string) Runner {
 	return &codeinterpreter.Client{BaseURL: AgentURL(pod), AccessToken: token, SandboxID: pod.Name}
 }

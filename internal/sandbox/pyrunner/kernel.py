@@ -211,6 +211,22 @@ def kernel_run(job):
         kernel_emit({"type": "done", "id": job["id"]})
 
 
+def kernel_hide_paths():
+    # An empty read-only tmpfs over each path (the agent's token directory), in the
+    # kernel's own mount namespace, before any code runs: the code cannot read what is
+    # below, nor unmount it (kernel_harden drops every capability, and the seccomp
+    # filter refuses umount). Mounts are made private first, so nothing propagates out.
+    paths = CONFIG.get("hide_paths") or []
+    if not paths:
+        return
+    ms_rdonly, ms_nosuid, ms_nodev, ms_noexec, ms_rec, ms_private = 1, 2, 4, 8, 16384, 1 << 18
+    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+        die_errno("make the kernel's mounts private")
+    for p in paths:
+        if os.path.exists(p) and libc.mount(b"tmpfs", p.encode(), b"tmpfs", ms_rdonly | ms_nosuid | ms_nodev | ms_noexec, b"size=4k,mode=0555") != 0:
+            die_errno("hide %s" % p)
+
+
 def kernel_harden():
     import resource
 
@@ -278,6 +294,7 @@ def kernel_main():
             if d:
                 os.makedirs(d, exist_ok=True)
         os.chdir(WORK)
+        kernel_hide_paths()
         import_rest()
         warm_up()
         kernel_harden()

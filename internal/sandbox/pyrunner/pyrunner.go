@@ -56,6 +56,10 @@ type Config struct {
 	// written; empty means the sandbox's /tmp/work and /tmp/.vizops/figures.
 	WorkDir string `json:"work_dir,omitempty"`
 	FigDir  string `json:"fig_dir,omitempty"`
+	// HidePaths are covered, in a kernel that has a mount namespace (and
+	// CAP_SYS_ADMIN in its user namespace until it hardens), by an empty read-only
+	// tmpfs each, before any code runs: the sandbox-agent's token directory.
+	HidePaths []string `json:"hide_paths,omitempty"`
 }
 
 // Limits are the runner's rlimits. Zero means none (the kernel then relies on the

@@ -4,16 +4,45 @@
 // GET /v2/sandboxes (metadata filter, state, limit/nextToken pages, X-Next-Token),
 // authenticated by X-API-Key, with answers in the spec's Error schema. Each created
 // sandbox gets a code interpreter (an http.Handler the test supplies, e.g. a local
-// sandbox-agent) behind a proxy that checks E2B's routing and auth headers
-// (E2b-Sandbox-Id, X-Access-Token) and answers 502 once the sandbox is gone.
+// sandbox-agent) behind a proxy that checks E2B's routing headers (E2b-Sandbox-Id,
+// E2b-Sandbox-Port) and answers 502 once the sandbox is gone.
 //
-// Faults can be injected per operation: any status (401, 404, 429 with Retry-After,
-// 5xx) for the next n calls, slow answers, and a concurrent-sandbox limit answered with
-// 429 as E2B's plans do.
+// The service's rules it models, each from its source:
+//   - A wrong key is 401 (the auth middleware's security-requirements error,
+//     e2b-dev/infra packages/api/internal/utils/error.go); a blocked or banned team
+//     is 403 "team is blocked" / "team is banned" on every call (same file, db
+//     TeamBlockedError/TeamForbiddenError): BlockTeam.
+//   - A template of another team is 403 "you don't have access to template 'x'"
+//     (packages/api/internal/cache/templates/errors.go): ForbidTemplate; other 403s
+//     (a feature the team lacks): Fail with 403.
+//   - The plan's maximum sandbox length (SetPlan): a create whose timeout exceeds it
+//     is 400 "Timeout cannot be greater than N hours" (handlers/sandbox_create.go); a
+//     set-timeout past it is silently capped at start+max (orchestrator KeepAliveFor,
+//     getMaxAllowedTTL), and one after it is 400 "Sandbox has reached maximum allowed
+//     uptime". The real end time shows as endAt in GET /v2/sandboxes.
+//   - The concurrent-sandbox limit (LimitConcurrent) is 429 "you have reached the
+//     maximum number of concurrent E2B sandboxes (N)" with no Retry-After (the
+//     orchestrator's reservation); only injected faults (Fail) carry Retry-After.
+//   - network.allowPublicTraffic false needs secure true (else 400, sandbox_create.go)
+//     and gives the sandbox a trafficAccessToken; the proxy then requires it as
+//     e2b-traffic-access-token on every request to the interpreter port, 403 when
+//     missing or wrong (orchestrator pkg/proxy/proxy.go: every port but envd's
+//     49983). Nothing checks X-Access-Token on port 49999: E2B's code-interpreter
+//     server checks no token (e2b-dev/code-interpreter template/server); the fake
+//     records which requests carried it (InterpHeaders). The SDK
+//     (@e2b/code-interpreter 2.8.0, test/conformance/e2b-js) sends
+//     E2B-Traffic-Access-Token with runCode and every context call, and
+//     X-Access-Token with runCode (POST /execute) only.
+//   - The API finishes a creation whose client hung up (Slow delays the answer,
+//     not the work), so a create that timed out on the client still made a sandbox.
 //
-// Not covered: templates, pause/resume, snapshots, volumes, network rules, logs,
-// metrics, the envd API (files, processes) and the sandbox.<domain> proxy host; the
-// sandboxes' code interpreter is reached at a local URL (SandboxURL), not at
+// Faults can be injected per operation: any status (401, 403, 404, 429 with
+// Retry-After, 5xx) for the next n calls, and slow answers.
+//
+// Not covered: templates, pause/resume, snapshots, volumes, network egress rules, logs,
+// metrics, GET /sandboxes/{id}, the envd API (files, processes), the API's own
+// request timeout (70 s) and the sandbox.<domain> proxy host; the sandboxes' code
+// interpreter is reached at a local URL (SandboxURL), not at
 // https://49999-<id>.<domain>.
 package e2btest
 
@@ -51,8 +80,10 @@ type Sandbox struct {
 	AccessToken string
 	Secure      bool
 	Internet    bool
-	StartedAt   time.Time
-	EndAt       time.Time
+	// TrafficToken is set for a sandbox created with network.allowPublicTraffic false.
+	TrafficToken string
+	StartedAt    time.Time
+	EndAt        time.Time
 	// Timeouts are the timeouts set on it (create's, then each set-timeout's), in seconds.
 	Timeouts []int32
 	handler  http.Handler
@@ -71,21 +102,69 @@ type Server struct {
 	// Interp serves every sandbox's code interpreter.
 	Interp *httptest.Server
 
-	mu        sync.Mutex
-	key       string
-	now       func() time.Time
-	handler   func(id, accessToken string) http.Handler
-	seq       int
-	sandboxes map[string]*Sandbox
-	killed    map[string]bool
-	faults    map[string][]*fault
-	delay     map[string]time.Duration
-	calls     map[string]int
-	callTimes map[string][]time.Time
-	keysSeen  []string
-	maxAlive  int
-	concLimit int
-	creates   []time.Time
+	mu         sync.Mutex
+	key        string
+	now        func() time.Time
+	handler    func(id, accessToken string) http.Handler
+	seq        int
+	sandboxes  map[string]*Sandbox
+	killed     map[string]bool
+	faults     map[string][]*fault
+	delay      map[string]time.Duration
+	calls      map[string]int
+	callTimes  map[string][]time.Time
+	keysSeen   []string
+	maxAlive   int
+	concLimit  int
+	creates    []time.Time
+	blocked    string
+	forbidden  map[string]bool
+	maxLength  time.Duration
+	interpHdr  []InterpRequest
+	createdIDs []string
+	ops        []string
+}
+
+// Ops are the operations called, in the order they reached the fake.
+func (s *Server) Ops() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ops...)
+}
+
+// InterpRequest is one request that reached a sandbox's interpreter port.
+type InterpRequest struct {
+	Method, Path string
+	// AccessToken and TrafficToken are the X-Access-Token and
+	// e2b-traffic-access-token headers it carried.
+	AccessToken, TrafficToken string
+}
+
+// BlockTeam makes every authenticated call answer 403 with msg ("team is blocked" or
+// "team is banned"); "" unblocks.
+func (s *Server) BlockTeam(msg string) { s.mu.Lock(); s.blocked = msg; s.mu.Unlock() }
+
+// ForbidTemplate makes creations of templateID answer 403, as for another team's
+// template.
+func (s *Server) ForbidTemplate(templateID string) {
+	s.mu.Lock()
+	s.forbidden[templateID] = true
+	s.mu.Unlock()
+}
+
+// SetPlan sets the plan's maximum sandbox length (whole hours in the messages; 0: no
+// limit).
+func (s *Server) SetPlan(maxLength time.Duration) {
+	s.mu.Lock()
+	s.maxLength = maxLength
+	s.mu.Unlock()
+}
+
+// InterpHeaders are the requests that reached the interpreter port, in order.
+func (s *Server) InterpHeaders() []InterpRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]InterpRequest(nil), s.interpHdr...)
 }
 
 // New starts a fake accepting apiKey. handler makes each created sandbox's code
@@ -93,18 +172,33 @@ type Server struct {
 // everything); a handler that is an io.Closer is closed when its sandbox goes.
 // Agents makes one local sandbox-agent per sandbox.
 func New(apiKey string, handler func(sandboxID, accessToken string) http.Handler) *Server {
+	return newServer(apiKey, handler, false)
+}
+
+// NewTLS is New with the API served over https, as E2B's is: the backend then needs
+// no AllowHTTP, and its HTTP client must trust the fake (API.Client()). The
+// interpreters stay plain http.
+func NewTLS(apiKey string, handler func(sandboxID, accessToken string) http.Handler) *Server {
+	return newServer(apiKey, handler, true)
+}
+
+func newServer(apiKey string, handler func(sandboxID, accessToken string) http.Handler, tls bool) *Server {
 	s := &Server{
 		key: apiKey, now: time.Now, handler: handler,
 		sandboxes: map[string]*Sandbox{}, killed: map[string]bool{},
 		faults: map[string][]*fault{}, delay: map[string]time.Duration{}, calls: map[string]int{},
-		callTimes: map[string][]time.Time{},
+		callTimes: map[string][]time.Time{}, forbidden: map[string]bool{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sandboxes", s.op(OpCreate, s.create))
 	mux.HandleFunc("DELETE /sandboxes/{sandboxID}", s.op(OpKill, s.kill))
 	mux.HandleFunc("POST /sandboxes/{sandboxID}/timeout", s.op(OpSetTimeout, s.setTimeout))
 	mux.HandleFunc("GET /v2/sandboxes", s.op(OpList, s.list))
-	s.API = httptest.NewServer(mux)
+	if tls {
+		s.API = httptest.NewTLSServer(mux)
+	} else {
+		s.API = httptest.NewServer(mux)
+	}
 	s.Interp = httptest.NewServer(http.HandlerFunc(s.proxy))
 	return s
 }
@@ -154,7 +248,8 @@ func (s *Server) Fail(op string, n, status int, retryAfter string) {
 	s.faults[op] = append(s.faults[op], &fault{status: status, retryAfter: retryAfter, n: n})
 }
 
-// Slow delays every answer of op by d.
+// Slow delays every answer of op by d. The operation itself is done at once, as the
+// real API finishes what it started when the client hangs up.
 func (s *Server) Slow(op string, d time.Duration) { s.mu.Lock(); s.delay[op] = d; s.mu.Unlock() }
 
 // LimitConcurrent answers creation with 429 while n sandboxes run (0: no limit).
@@ -175,6 +270,19 @@ func (s *Server) CreateTimes() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Time(nil), s.creates...)
+}
+
+// Created maps every sandbox ever created through the API to whether it still runs.
+func (s *Server) Created() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked()
+	out := map[string]bool{}
+	for _, id := range s.createdIDs {
+		_, alive := s.sandboxes[id]
+		out[id] = alive
+	}
+	return out
 }
 
 // MaxAlive is the most sandboxes that ran at once.
@@ -243,6 +351,7 @@ func (s *Server) op(name string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.calls[name]++
+		s.ops = append(s.ops, name)
 		s.callTimes[name] = append(s.callTimes[name], s.now())
 		s.keysSeen = append(s.keysSeen, r.Header.Get("X-API-Key"))
 		d := s.delay[name]
@@ -254,37 +363,47 @@ func (s *Server) op(name string, h http.HandlerFunc) http.HandlerFunc {
 				s.faults[name] = q[1:]
 			}
 		}
-		key := s.key
+		key, blocked := s.key, s.blocked
 		s.mu.Unlock()
+		rec := httptest.NewRecorder()
+		switch {
+		case r.Header.Get("X-API-Key") != key:
+			writeError(rec, http.StatusUnauthorized, "Invalid API key, please visit https://e2b.dev/docs/api-key")
+		case blocked != "":
+			writeError(rec, http.StatusForbidden, blocked)
+		case f != nil:
+			if f.retryAfter != "" {
+				rec.Header().Set("Retry-After", f.retryAfter)
+			}
+			writeError(rec, f.status, fmt.Sprintf("injected %d", f.status))
+		default:
+			h(rec, r)
+		}
 		if d > 0 {
 			select {
 			case <-time.After(d):
 			case <-r.Context().Done():
-				return
+				return // the work is done; only the answer is lost
 			}
 		}
-		if r.Header.Get("X-API-Key") != key {
-			writeError(w, http.StatusUnauthorized, "Invalid API key, please visit https://e2b.dev/docs/api-key")
-			return
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
 		}
-		if f != nil {
-			if f.retryAfter != "" {
-				w.Header().Set("Retry-After", f.retryAfter)
-			}
-			writeError(w, f.status, fmt.Sprintf("injected %d", f.status))
-			return
-		}
-		h(w, r)
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
 	}
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		TemplateID          string            `json:"templateID"`
-		Timeout             *int32            `json:"timeout"`
-		Secure              bool              `json:"secure"`
-		AllowInternetAccess *bool             `json:"allow_internet_access"`
-		Metadata            map[string]string `json:"metadata"`
+		TemplateID          string `json:"templateID"`
+		Timeout             *int32 `json:"timeout"`
+		Secure              bool   `json:"secure"`
+		AllowInternetAccess *bool  `json:"allow_internet_access"`
+		Network             *struct {
+			AllowPublicTraffic *bool `json:"allowPublicTraffic"`
+		} `json:"network"`
+		Metadata map[string]string `json:"metadata"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid body: "+err.Error())
@@ -298,11 +417,27 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	if body.Timeout != nil {
 		timeout = *body.Timeout
 	}
+	private := body.Network != nil && body.Network.AllowPublicTraffic != nil && !*body.Network.AllowPublicTraffic
+	if private && !body.Secure {
+		writeError(w, http.StatusBadRequest, "You cannot create a sandbox without public access unless you enable secure envd access via 'secure' flag.")
+		return
+	}
 	s.mu.Lock()
 	s.expireLocked()
+	if s.forbidden[body.TemplateID] {
+		s.mu.Unlock()
+		writeError(w, http.StatusForbidden, fmt.Sprintf("you don't have access to template '%s'", body.TemplateID))
+		return
+	}
+	if s.maxLength > 0 && time.Duration(timeout)*time.Second > s.maxLength {
+		h := int(s.maxLength / time.Hour)
+		s.mu.Unlock()
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("Timeout cannot be greater than %d hours", h))
+		return
+	}
 	if s.concLimit > 0 && len(s.sandboxes) >= s.concLimit {
 		s.mu.Unlock()
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("You have reached the maximum number of concurrent E2B sandboxes (%d)", s.concLimit))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("you have reached the maximum number of concurrent E2B sandboxes (%d). If you need more, please contact us at 'https://e2b.dev/docs/getting-help'", s.concLimit))
 		return
 	}
 	s.seq++
@@ -316,11 +451,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	if body.Secure {
 		sb.AccessToken = fmt.Sprintf("envd-token-%d", s.seq)
 	}
+	if private {
+		sb.TrafficToken = fmt.Sprintf("traffic-token-%d", s.seq)
+	}
 	if s.handler != nil {
 		sb.handler = s.handler(id, sb.AccessToken)
 	}
 	s.sandboxes[id] = sb
 	s.creates = append(s.creates, now)
+	s.createdIDs = append(s.createdIDs, id)
 	s.maxAlive = max(s.maxAlive, len(s.sandboxes))
 	s.mu.Unlock()
 	out := map[string]any{
@@ -329,6 +468,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Secure {
 		out["envdAccessToken"] = sb.AccessToken
+	}
+	if private {
+		out["trafficAccessToken"] = sb.TrafficToken
 	}
 	writeJSON(w, http.StatusCreated, out)
 }
@@ -362,8 +504,18 @@ func (s *Server) setTimeout(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.expireLocked()
 	sb, ok := s.sandboxes[id]
+	if ok && s.maxLength > 0 && s.now().Sub(sb.StartedAt) > s.maxLength {
+		s.mu.Unlock()
+		writeError(w, http.StatusBadRequest, "Sandbox has reached maximum allowed uptime")
+		return
+	}
 	if ok {
-		sb.EndAt = s.now().Add(time.Duration(*body.Timeout) * time.Second)
+		now := s.now()
+		end := now.Add(time.Duration(*body.Timeout) * time.Second)
+		if s.maxLength > 0 && end.After(sb.StartedAt.Add(s.maxLength)) {
+			end = sb.StartedAt.Add(s.maxLength) // capped without a word, as the service does
+		}
+		sb.EndAt = end
 		sb.Timeouts = append(sb.Timeouts, *body.Timeout)
 	}
 	s.mu.Unlock()
@@ -442,15 +594,21 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, items)
 }
 
+// TrafficTokenHeader is the header E2B's proxy reads the traffic access token from
+// (e2b-dev/infra shared grpc/proxy MetadataTrafficAccessToken).
+const TrafficTokenHeader = "e2b-traffic-access-token"
+
 // proxy routes /<sandboxID>/... to the sandbox's interpreter, as E2B's edge does by
-// host: it checks E2b-Sandbox-Id and the access token, and answers 502 for a sandbox
-// that is gone.
+// host: it checks E2b-Sandbox-Id and, for a sandbox without public traffic, the
+// traffic access token, and answers 502 for a sandbox that is gone.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/")
 	id, path, _ := strings.Cut(rest, "/")
 	s.mu.Lock()
 	s.expireLocked()
 	sb, ok := s.sandboxes[id]
+	s.interpHdr = append(s.interpHdr, InterpRequest{Method: r.Method, Path: "/" + path,
+		AccessToken: r.Header.Get("X-Access-Token"), TrafficToken: r.Header.Get(TrafficTokenHeader)})
 	s.mu.Unlock()
 	switch {
 	case !ok:
@@ -462,8 +620,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	case r.Header.Get("E2b-Sandbox-Port") != strconv.Itoa(e2b.InterpreterPort):
 		writeError(w, http.StatusBadRequest, "E2b-Sandbox-Port is not the interpreter's")
 		return
-	case sb.Secure && r.Header.Get("X-Access-Token") != sb.AccessToken:
-		writeError(w, http.StatusUnauthorized, "missing or wrong X-Access-Token")
+	case sb.TrafficToken != "" && r.Header.Get(TrafficTokenHeader) == "":
+		writeError(w, http.StatusForbidden, "missing traffic access token")
+		return
+	case sb.TrafficToken != "" && r.Header.Get(TrafficTokenHeader) != sb.TrafficToken:
+		writeError(w, http.StatusForbidden, "invalid traffic access token")
 		return
 	case sb.handler == nil:
 		http.NotFound(w, r)
