@@ -142,7 +142,7 @@ e2e-images: e2e-deps ## Build the sandbox image (Dockerfile.sandbox's recipe, wi
 	go run ./hack/images/build -out $(E2E_DIR)/images
 
 .PHONY: e2e
-e2e: e2e-deps manifests e2e-binaries e2e-images ## Run the e2e suite on a real one-node cluster (kubelet, containerd, runc, CNI bridge) started and torn down here; needs root. Logs and timings: bin/e2e/logs/.
+e2e: e2e-deps conformance-deps manifests e2e-binaries e2e-images ## Run the e2e suite on a real one-node cluster (kubelet, containerd, runc, CNI bridge) started and torn down here; needs root. Logs and timings: bin/e2e/logs/.
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e runs containerd and a kubelet: run it as root"; exit 1; }
 	go build -o $(LOCALBIN)/manager ./cmd
 	@mkdir -p $(E2E_DIR)/logs

@@ -113,6 +113,12 @@ type descriptor struct {
 	Digest      string            `json:"digest"`
 	Size        int64             `json:"size"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    *platform         `json:"platform,omitempty"`
+}
+
+type platform struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
 }
 
 // writeOCIArchive writes an OCI image layout as a tar (what `ctr images import`
@@ -160,6 +166,7 @@ func writeOCIArchive(out, name string, cfg ImageConfig, layers []layer) (string,
 		"manifests": []descriptor{{
 			MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: mDigest, Size: int64(len(manifest)),
 			Annotations: map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
+			Platform:    &platform{Architecture: runtime.GOARCH, OS: "linux"},
 		}},
 	})
 	if err != nil {

@@ -123,11 +123,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.startKubelet(kubeletKC); err != nil {
 		return c, err
 	}
-	if err := c.start("kube-scheduler", o.Scheduler, "--kubeconfig="+admin, "--leader-elect=false", "--secure-port=0", "--v=1"); err != nil {
-		return c, err
-	}
-	if err := c.start("kube-controller-manager", o.ControllerManager, "--kubeconfig="+admin, "--leader-elect=false",
-		"--secure-port=0", "--controllers=garbagecollector,namespace,serviceaccount", "--v=1"); err != nil {
+	if o.Scheduler == "" || o.ControllerManager == "" {
+		o.Log("no kube-scheduler or kube-controller-manager given: Pods are not scheduled, owned objects not collected")
+	} else if err := c.startControllers(admin); err != nil {
 		return c, err
 	}
 	t = time.Now()
@@ -136,6 +134,18 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 	o.Log("node %s Ready %s after the kubelet started", o.NodeName, time.Since(t).Round(time.Millisecond))
 	return c, nil
+}
+
+func (c *Cluster) startControllers(admin string) error {
+	o := c.opts
+	if err := c.start("kube-scheduler", o.Scheduler, "--kubeconfig="+admin, "--leader-elect=false", "--secure-port=0", "--v=1"); err != nil {
+		return err
+	}
+	if err := c.start("kube-controller-manager", o.ControllerManager, "--kubeconfig="+admin, "--leader-elect=false",
+		"--secure-port=0", "--controllers=garbagecollector,namespace,serviceaccount", "--v=1"); err != nil {
+		return err
+	}
+	return nil
 }
 
 func (c *Cluster) kubeconfig(file, user string, groups ...string) (string, error) {
@@ -199,7 +209,7 @@ state = %q
 	o.Log("containerd up in %s", time.Since(t).Round(time.Millisecond))
 	for _, img := range o.Images {
 		t := time.Now()
-		out, err := c.ctr("images", "import", "--no-unpack=false", img)
+		out, err := c.ctr("images", "import", img)
 		if err != nil {
 			return fmt.Errorf("ctr images import %s: %w\n%s", img, err, out)
 		}
