@@ -80,6 +80,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
 	}
+	SweepStale(filepath.Dir(o.RunDir), o.Log)
 	c = &Cluster{opts: o, netnsStart: netnsSet()}
 	defer func() {
 		if err != nil {
@@ -142,7 +143,7 @@ func (c *Cluster) startControllers(admin string) error {
 		return err
 	}
 	if err := c.start("kube-controller-manager", o.ControllerManager, "--kubeconfig="+admin, "--leader-elect=false",
-		"--secure-port=0", "--controllers=garbagecollector,namespace,serviceaccount", "--v=1"); err != nil {
+		"--secure-port=0", "--controllers=garbagecollector,namespace,serviceaccount,nodelifecycle", "--v=1"); err != nil {
 		return err
 	}
 	return nil
@@ -181,6 +182,10 @@ state = %q
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %q
   enable_unprivileged_ports = false
+  # This machine does not let a process lower its oom_score_adj below its own (runc
+  # fails with "failed to update /proc/self/oom_score_adj: Permission denied" for the
+  # Pod sandbox's -998): clamp to containerd's own instead.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -424,6 +429,7 @@ func (c *Cluster) sweepContainerd() {
 // sweepHost removes the network namespaces this run made, the bridge, mounts under
 // the run directory, and the kubelet's cgroups.
 func (c *Cluster) sweepHost() {
+	killCgroupTree("/sys/fs/cgroup/pids/kubepods")
 	for ns := range netnsSet() {
 		if !c.netnsStart[ns] && strings.HasPrefix(ns, "cni-") {
 			_ = exec.Command("ip", "netns", "delete", ns).Run()
@@ -524,4 +530,66 @@ func (c *Cluster) Pods(ctx context.Context) string {
 		fmt.Fprintf(&b, "%s/%s %s node=%q ip=%s\n", p.Namespace, p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP)
 	}
 	return b.String()
+}
+
+// SweepStale cleans up after runs whose process died without Stop (killed test
+// binaries): for each directory under parent (one per run, named by the run's pid)
+// whose process is gone, it kills the containerd shims that served it and their
+// containers, unmounts what is mounted below it and removes it.
+func SweepStale(parent string, log func(string, ...any)) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil {
+			continue // still running
+		}
+		dir := filepath.Join(parent, e.Name())
+		log("sweeping the stale run %s", dir)
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+			if err != nil {
+				continue
+			}
+			if strings.Contains(string(cmdline), "containerd-shim") && strings.Contains(string(cmdline), dir) {
+				var spid int
+				if _, err := fmt.Sscanf(p.Name(), "%d", &spid); err == nil {
+					// The shim's children are the containers; killing its process
+					// group (the shim is a group leader) ends them too.
+					_ = syscall.Kill(-spid, syscall.SIGKILL)
+					_ = syscall.Kill(spid, syscall.SIGKILL)
+				}
+			}
+		}
+		// What is left of the Pods: every process in the kubelet's cgroups (only this
+		// suite's kubelet makes "kubepods" on this machine).
+		killCgroupTree("/sys/fs/cgroup/pids/kubepods")
+		mounts := mountsUnder(dir)
+		for i := len(mounts) - 1; i >= 0; i-- {
+			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+		}
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func killCgroupTree(dir string) {
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		for _, f := range strings.Fields(string(data)) {
+			var pid int
+			if _, err := fmt.Sscanf(f, "%d", &pid); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		return nil
+	})
 }
