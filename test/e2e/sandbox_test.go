@@ -118,6 +118,13 @@ var _ = Describe("Kubernetes sandbox Pods on a real node", Label("e2e"), func() 
 		} {
 			Expect(out).To(ContainSubstring(want), "stdout:\n%s", out)
 		}
+		// Every other attempt is refused too (the raw socket's errno depends on the
+		// kernel: EPERM, or EAFNOSUPPORT where AF_PACKET is not built in).
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasSuffix(line, ": ok") {
+				Expect(line).To(Equal("write scratch: ok"), "stdout:\n%s", out)
+			}
+		}
 	})
 
 	It("ends a request past its time limit TimedOut and replaces its Pod", func(ctx SpecContext) {
@@ -143,7 +150,11 @@ var _ = Describe("Kubernetes sandbox Pods on a real node", Label("e2e"), func() 
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 	})
 
-	It("ends a request past its memory limit Failed, killed by the kernel in the Pod's cgroup", func(ctx SpecContext) {
+	// The kernel's OOM killer picks the largest process in the Pod's memory cgroup: the
+	// Python kernel (the agent gives it oom_score_adj 1000), not the agent. The container
+	// keeps running, so the kubelet reports no OOMKilled; the request fails with what
+	// the agent saw (signal 9). docs/e2e.md has more.
+	It("ends a request past its memory limit Failed, its kernel killed in the Pod's cgroup", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		pool := createKubernetesPool(ctx, ns, "small", sandboxImage, poolOptions{minReady: 1, maxSandboxes: 1, memory: "256Mi"})
 		waitPoolReady(ctx, pool, 1)
@@ -154,8 +165,16 @@ var _ = Describe("Kubernetes sandbox Pods on a real node", Label("e2e"), func() 
 		Expect(got.Status.Phase).To(Equal(vizv1.PhaseFailed), brief(got))
 		Expect(got.Status.Execution.Stdout).NotTo(ContainSubstring("survived"), brief(got))
 		GinkgoWriter.Printf("memory limit: %s\n", brief(got))
-		fmtOut := strings.ToLower(brief(got))
-		Expect(fmtOut).To(Or(ContainSubstring("memory"), ContainSubstring("oom"), ContainSubstring("killed")), brief(got))
+		Expect(got.Status.Conditions).To(ContainElement(And(HaveField("Type", vizv1.ConditionExecuted), HaveField("Reason", vizv1.ReasonCodeError))), brief(got))
+		Expect(got.Status.Execution.Error).NotTo(BeNil(), brief(got))
+		Expect(got.Status.Execution.Error.Value).To(ContainSubstring("signal 9"), brief(got))
+		// The agent (PID 1 of the container) survived: the kubelet saw no restart.
+		var pod corev1.Pod
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: got.Status.Execution.SandboxID}, &pod); err == nil {
+			for _, cs := range pod.Status.ContainerStatuses {
+				Expect(cs.RestartCount).To(BeZero())
+			}
+		}
 	})
 
 	It("removes a pool's Pods when the pool is deleted", func(ctx SpecContext) {
@@ -241,6 +260,8 @@ attempt("write /", lambda: write("/vizops-escape"))
 attempt("write /usr/local/bin", lambda: write("/usr/local/bin/vizops-escape"))
 attempt("setuid(0)", lambda: os.setuid(0))
 attempt("packet socket", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
+attempt("raw IP socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
+attempt("nice(-5)", lambda: os.nice(-5))
 attempt("raise CAP_NET_RAW", prctl_raise)
 write("mine")
 attempt("write scratch", lambda: None)

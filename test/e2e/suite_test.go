@@ -170,6 +170,11 @@ func newNamespace(ctx context.Context) string {
 			"pod-security.kubernetes.io/enforce-version": "latest",
 		},
 	}})).To(Succeed())
+	// Deleting the namespace ends its Pods (the namespace controller deletes them, the
+	// kubelet stops them), so they do not hold the node's CPU for the next spec.
+	DeferCleanup(func(ctx context.Context) {
+		_ = k8sClient.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	})
 	return name
 }
 
@@ -190,7 +195,9 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 		o.memory = "512Mi"
 	}
 	mem := mustQuantity(o.memory)
-	cpu := mustQuantity("1")
+	// Half a core: the node has 2, and a spec's warm and busy Pods must fit beside
+	// the next spec's (requests equal limits, so the Pods are Guaranteed).
+	cpu := mustQuantity("500m")
 	p := &vizv1.SandboxPool{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: vizv1.SandboxPoolSpec{
