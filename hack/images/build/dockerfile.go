@@ -15,8 +15,10 @@ import (
 type Recipe struct {
 	// Suite is the Debian release of the base image (debian:<suite>-slim).
 	Suite string
-	// Packages are installed with apt, without recommends.
-	Packages []string
+	// Packages are installed with apt; Recommends too unless the Dockerfile says
+	// --no-install-recommends.
+	Packages   []string
+	Recommends bool
 	// Run are the other RUN steps, in order, run with sh -c in the root filesystem.
 	Run []string
 	// AgentPath is where the sandbox-agent binary goes (COPY --from=build /out/sandbox-agent ...).
@@ -73,6 +75,7 @@ func ParseDockerfile(r io.Reader) (*Recipe, error) {
 					return nil, fmt.Errorf("more than one apt-get install RUN step")
 				}
 				rec.Packages = pkgs
+				rec.Recommends = !strings.Contains(arg, "--no-install-recommends")
 				continue
 			}
 			rec.Run = append(rec.Run, arg)

@@ -43,6 +43,9 @@ func TestDockerfileSandboxAgrees(t *testing.T) {
 			t.Errorf("the image lacks python3-%s, a default pythonPackage", p)
 		}
 	}
+	if rec.Recommends {
+		t.Errorf("the Dockerfile installs Recommends; the image is meant to carry only what it names")
+	}
 	if rec.Suite != "bookworm" {
 		t.Errorf("suite %q: the e2e node's sources are bookworm's", rec.Suite)
 	}

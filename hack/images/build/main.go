@@ -130,7 +130,7 @@ func goBuild(out, pkg string) error {
 // packages).
 func debianRootfs(rec *Recipe, cache, sourcesPath string, sources []byte) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "suite=%s\nrecommends=false\npackages=%q\nrun=%q\nsources=%s\n", rec.Suite, rec.Packages, rec.Run, sources)
+	fmt.Fprintf(h, "suite=%s\nrecommends=%t\npackages=%q\nrun=%q\nsources=%s\n", rec.Suite, rec.Recommends, rec.Packages, rec.Run, sources)
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 	path := filepath.Join(cache, "sandbox-rootfs-"+key+".tar")
 	if _, err := os.Stat(path); err == nil {
@@ -142,9 +142,9 @@ func debianRootfs(rec *Recipe, cache, sourcesPath string, sources []byte) (strin
 	}
 	say("first run: building the Debian %s root filesystem with mmdebstrap (%d packages; a few minutes)", rec.Suite, len(rec.Packages))
 	started := time.Now()
-	// --no-install-recommends, as the Dockerfile's apt-get install: mmdebstrap installs
-	// Recommends by default (gcc, boost headers: 1.4 GB instead of about 0.5).
-	args := []string{"--variant=minbase", "--mode=root", "--format=tar", "--aptopt=APT::Install-Recommends \"false\"",
+	// As the Dockerfile's apt-get install: mmdebstrap installs Recommends by default
+	// (with them, gcc and the boost headers make the image 1.4 GB).
+	args := []string{"--variant=minbase", "--mode=root", "--format=tar", fmt.Sprintf("--aptopt=APT::Install-Recommends \"%t\"", rec.Recommends),
 		"--include=" + strings.Join(rec.Packages, ",")}
 	for _, r := range rec.Run {
 		args = append(args, "--customize-hook=chroot \"$1\" sh -ec "+shellQuote(r))
