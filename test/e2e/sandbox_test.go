@@ -271,5 +271,13 @@ with open("/proc/self/status") as f:
     for line in f:
         if line.startswith(("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp:")):
             print(line.rstrip("\n"))
+# Diagnostics, not checked: what the container sees of its memory cgroup (where an
+# agent could read the OOM-kill count, /work/notes/21-agent-oom-reason.patch).
+for p in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+    try:
+        with open(p) as f:
+            print(p, f.read().replace("\n", "; "))
+    except OSError as e:
+        print(p, "errno=%d" % e.errno)
 plt.bar(["refused"], [1])
 `
