@@ -78,6 +78,10 @@ func ParseDockerfile(r io.Reader) (*Recipe, error) {
 				rec.Recommends = !strings.Contains(arg, "--no-install-recommends")
 				continue
 			}
+			if len(rec.Packages) == 0 {
+				// mmdebstrap installs the packages first and runs the other steps after.
+				return nil, fmt.Errorf("RUN %q comes before the apt-get install step; hack/images/build runs such steps after it", arg)
+			}
 			rec.Run = append(rec.Run, arg)
 		case "COPY":
 			f := strings.Fields(arg)

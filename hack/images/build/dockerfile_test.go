@@ -83,6 +83,9 @@ ENTRYPOINT ["/usr/local/bin/sandbox-agent", "--listen", ":49999"]
 		"a base that is not Debian slim": {
 			in: strings.Replace(good, "debian:bookworm-slim", "ubuntu:24.04", 1), wantErr: "only debian:<suite>-slim",
 		},
+		"a RUN step before the apt step": {
+			in: strings.Replace(good, "FROM debian:bookworm-slim\n", "FROM debian:bookworm-slim\nRUN echo hi\n", 1), wantErr: "comes before the apt-get install step",
+		},
 		"a COPY of something else": {
 			in: strings.Replace(good, "USER", "COPY extra /extra\nUSER", 1), wantErr: "only COPY --from=build",
 		},
