@@ -150,7 +150,7 @@ e2e: e2e-deps conformance-deps manifests e2e-binaries e2e-images ## Run the e2e 
 	E2E_KUBELET=$(E2E_DIR)/kubelet E2E_KUBE_SCHEDULER=$(E2E_DIR)/kube-scheduler \
 	E2E_KUBE_CONTROLLER_MANAGER=$(E2E_DIR)/kube-controller-manager \
 	E2E_IMAGES=$(E2E_DIR)/images E2E_MANAGER=$(LOCALBIN)/manager E2E_LOG_DIR=$(E2E_DIR)/logs \
-	go test -count=1 -timeout 60m ./test/e2e/ -ginkgo.label-filter=e2e -ginkgo.v $(E2E_GINKGO_FLAGS) 2>&1 | tee $(E2E_DIR)/test.log
+	go test -count=1 -v -timeout 60m ./test/e2e/ -ginkgo.label-filter=e2e -ginkgo.v $(E2E_GINKGO_FLAGS) 2>&1 | tee $(E2E_DIR)/test.log
 	@echo "timings: $(E2E_DIR)/logs/report.txt"; cat $(E2E_DIR)/logs/report.txt
 
 ##@ First run
