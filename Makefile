@@ -209,7 +209,7 @@ docker-push: ## Push the manager image IMG.
 	$(CONTAINER_TOOL) push $(IMG)
 
 .PHONY: docker-build-sandbox
-docker-build-sandbox: ## Build the sandbox Pod image SANDBOX_IMG (Dockerfile.sandbox) with CONTAINER_TOOL. Needs a container engine; none runs on the development VM, so no test builds it.
+docker-build-sandbox: ## Build the sandbox Pod image SANDBOX_IMG (Dockerfile.sandbox) with CONTAINER_TOOL. Needs a container engine; none runs on the development VM (make e2e builds the same recipe without one).
 	$(CONTAINER_TOOL) build -f Dockerfile.sandbox -t $(SANDBOX_IMG) .
 
 .PHONY: docker-push-sandbox
