@@ -184,9 +184,9 @@ type poolOptions struct {
 	memory                 string
 }
 
-// createKubernetesPool makes a Kubernetes SandboxPool running image. It is the one
-// place that knows how a pool names its image (spec.kubernetes today; a SandboxClass
-// once that API lands), so adapting the suite is a change here only.
+// createKubernetesPool makes a Kubernetes SandboxClass of the pool's own running image
+// (hostUsers true: containerd 1.6 runs no Pod in a user namespace) and a SandboxPool
+// on it. It is the one place that knows how a pool gets its image.
 func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOptions) *vizv1.SandboxPool {
 	if o.maxSandboxes == 0 {
 		o.maxSandboxes = 2
@@ -198,14 +198,23 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 	// Half a core: the node has 2, and a spec's warm and busy Pods must fit beside
 	// the next spec's (requests equal limits, so the Pods are Guaranteed).
 	cpu := mustQuantity("500m")
+	hostUsers := true
+	class := &vizv1.SandboxClass{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
+		Spec: vizv1.SandboxClassSpec{
+			Backend:    vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: image, MaxExecutionsPerSandbox: 1, HostUsers: &hostUsers},
+		},
+	}
+	Expect(k8sClient.Create(ctx, class)).To(Succeed())
+	DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
 	p := &vizv1.SandboxPool{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: vizv1.SandboxPoolSpec{
-			Backend:      vizv1.BackendKubernetes,
+			ClassName:    class.Name,
 			MinReady:     &o.minReady,
 			MaxSandboxes: o.maxSandboxes,
 			Resources:    vizv1.SandboxResources{CPU: &cpu, Memory: &mem},
-			Kubernetes:   &vizv1.KubernetesBackend{Image: image, MaxExecutionsPerSandbox: 1},
 		},
 	}
 	Expect(k8sClient.Create(ctx, p)).To(Succeed())
