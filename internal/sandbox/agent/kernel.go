@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,8 @@ type kernel struct {
 	done   chan struct{} // closed when the process has been reaped
 	cwd    string        // the working directory as the code sees it
 	sweep  bool          // kill the orphans left behind when it ends (Options.KillOrphans)
+	// oomKills is the container's OOM-kill count when the kernel started (-1: unknown).
+	oomKills int64
 
 	mu   sync.Mutex
 	sink func(kind, text string) // where raw fd 1/2 output goes during an execution
@@ -135,6 +138,7 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 	stdin, err := cmd.StdinPipe()
 	if err == nil {
 		k.stdin = stdin
+		k.oomKills = oomKillCount()
 		err = cmd.Start()
 	}
 	resW.Close()
@@ -287,6 +291,10 @@ func (k *kernel) exitStatus() string {
 	switch {
 	case !ok:
 		return "it exited"
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && k.oomKills >= 0 && oomKillCount() > k.oomKills:
+		// In a Pod the kernel, not the container, is what the OOM killer picks (its
+		// oom_score_adj is 1000), so the kubelet reports nothing: say it here.
+		return "the kernel's OOM killer ended it: the sandbox reached its memory limit"
 	case ws.Signaled():
 		return fmt.Sprintf("it was killed by signal %d (%s), for example for using more memory than allowed", ws.Signal(), ws.Signal())
 	default:
@@ -314,4 +322,28 @@ func (k *kernel) kill() {
 			sweepOrphans()
 		}
 	})
+}
+
+// oomKillCount is how many processes the OOM killer has ended in this container's
+// memory cgroup (cgroup v2 memory.events, or v1 memory.oom_control, both "oom_kill N";
+// v1 needs kernel 4.13+), or -1 when neither can be read (bwrap on a host).
+func oomKillCount() int64 {
+	return readOOMKills([]string{"/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"})
+}
+
+func readOOMKills(paths []string) int64 {
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				if v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64); err == nil {
+					return v
+				}
+			}
+		}
+	}
+	return -1
 }
