@@ -83,7 +83,7 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side limit on the manager's API requests per second. 0: none (controller-runtime's default), the API server's Priority and Fairness governs; a positive value also needs --kube-api-burst.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Burst of API requests above --kube-api-qps. 0: twice --kube-api-qps.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address to serve Go's pprof profiles on (/debug/pprof/), e.g. 127.0.0.1:6060, for profiling the manager; \"0\" disables it (the default).")
-	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches and acts in (pools, requests, sandbox Pods); with the chart's watchNamespaces its RBAC is Roles in those namespaces only. Empty: every namespace.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches and acts in (pools, requests, sandbox Pods). Empty: every namespace. (Its RBAC stays cluster-wide: bind the role with RoleBindings yourself to narrow it.)")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))

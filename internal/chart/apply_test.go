@@ -7,9 +7,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
 
 // TestInstallsApply applies every object of each install to a real API server: schema
@@ -55,9 +59,10 @@ func TestInstallsApply(t *testing.T) {
 			namespace: "viz-system",
 			render: func(t *testing.T) []*unstructured.Unstructured {
 				objs := kustomizeBuild(t, "config/default")
+				class := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxclass_kubernetes.yaml"))[0]
 				pool := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxpool_kubernetes.yaml"))[0]
 				pool.SetNamespace("viz-system")
-				return append(objs, pool)
+				return append(objs, class, pool)
 			},
 			wantBackend: "Kubernetes",
 		},
@@ -67,13 +72,14 @@ func TestInstallsApply(t *testing.T) {
 				objs := mustHelmTemplate(t, "vizops", "demo", localValues)
 				var out []*unstructured.Unstructured
 				for _, o := range objs {
-					if o.GetKind() != "SandboxPool" {
+					if o.GetKind() != "SandboxPool" && o.GetKind() != "SandboxClass" {
 						out = append(out, o)
 					}
 				}
+				class := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxclass_local.yaml"))[0]
 				pool := decode(t, readFile(t, "config/samples/viz_v1alpha1_sandboxpool.yaml"))[0]
 				pool.SetNamespace("demo")
-				return append(out, pool)
+				return append(out, class, pool)
 			},
 			wantBackend: "Local", local: true,
 		},
@@ -82,6 +88,13 @@ func TestInstallsApply(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			objs := tc.render(t)
+			// Classes are cluster-scoped and the cases share their names: start each
+			// case from none, so one case's fields do not stay in the next's.
+			for _, c := range ofKind(objs, "SandboxClass") {
+				if err := k8sClient.Delete(ctx, c.DeepCopy()); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) && !discovery.IsGroupDiscoveryFailedError(err) {
+					t.Fatal(err)
+				}
+			}
 			apply(ctx, t, "test-"+tc.namespace, tc.namespace, objs)
 
 			for _, o := range objs {
@@ -118,9 +131,20 @@ func TestInstallsApply(t *testing.T) {
 				t.Fatalf("pools %v, want a default pool: %v", names(pools), tc.wantBackend != "")
 			}
 			if tc.wantBackend != "" {
-				got := readBack(ctx, t, pools[0])
+				// The backend is the class's: the pool names it.
+				classes := ofKind(objs, "SandboxClass")
+				if len(classes) != 1 {
+					t.Fatalf("classes %v, want the default pool's", names(classes))
+				}
+				got := readBack(ctx, t, classes[0])
 				if b, _, _ := unstructured.NestedString(got.Object, "spec", "backend"); b != tc.wantBackend {
-					t.Errorf("default pool backend %q, want %q", b, tc.wantBackend)
+					t.Errorf("default class backend %q, want %q", b, tc.wantBackend)
+				}
+				if got.GetAnnotations()[vizv1.AnnotationDefaultClass] != "true" {
+					t.Errorf("the default pool's class is not annotated as the default: %v", got.GetAnnotations())
+				}
+				if c, _, _ := unstructured.NestedString(readBack(ctx, t, pools[0]).Object, "spec", "className"); c != "" && c != got.GetName() {
+					t.Errorf("default pool names class %q, not %q", c, got.GetName())
 				}
 			}
 		})

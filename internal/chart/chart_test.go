@@ -192,8 +192,24 @@ func TestChartDefaults(t *testing.T) {
 	if pool.Namespace != "viz-system" {
 		t.Errorf("default pool in namespace %q, want the release namespace", pool.Namespace)
 	}
+	class := typed[vizv1.SandboxClass](t, find(t, objs, "SandboxClass", "-default"))
+	sample.Spec.ClassName = class.Name // the chart names its class after the release
 	if diff := cmp.Diff(sample.Spec, pool.Spec); diff != "" {
 		t.Errorf("default pool spec vs config/samples (-sample +chart):\n%s", diff)
+	}
+	sampleClass := &vizv1.SandboxClass{}
+	if err := yaml.UnmarshalStrict(readFile(t, "config/samples/viz_v1alpha1_sandboxclass_kubernetes.yaml"), sampleClass); err != nil {
+		t.Fatal(err)
+	}
+	if class.Spec.Kubernetes == nil || !strings.HasPrefix(class.Spec.Kubernetes.Image, "ghcr.io/vizops/viz-sandbox:") {
+		t.Fatalf("default class %+v, want the sandbox image", class.Spec.Kubernetes)
+	}
+	sampleClass.Spec.Kubernetes.Image = class.Spec.Kubernetes.Image // the chart's tag is its appVersion
+	if diff := cmp.Diff(sampleClass.Spec, class.Spec); diff != "" {
+		t.Errorf("default class spec vs config/samples (-sample +chart):\n%s", diff)
+	}
+	if class.Annotations[vizv1.AnnotationDefaultClass] != "true" {
+		t.Errorf("the chart's class is not the default: %v", class.Annotations)
 	}
 }
 
@@ -362,13 +378,15 @@ func TestChartLocalMode(t *testing.T) {
 		t.Errorf("args %v turn the Local backend off", c.Args)
 	}
 	pool := typed[vizv1.SandboxPool](t, find(t, objs, "SandboxPool", "default"))
-	if pool.Spec.Backend != vizv1.BackendLocal || pool.Spec.Kubernetes != nil {
-		t.Errorf("default pool %+v, want Local without spec.kubernetes", pool.Spec)
+	class := typed[vizv1.SandboxClass](t, find(t, objs, "SandboxClass", "-default"))
+	if class.Spec.Backend != vizv1.BackendLocal || class.Spec.Kubernetes != nil || pool.Spec.ClassName != class.Name {
+		t.Errorf("default class %+v (pool's className %q), want Local without spec.kubernetes", class.Spec, pool.Spec.ClassName)
 	}
 	sample := &vizv1.SandboxPool{}
 	if err := yaml.UnmarshalStrict(readFile(t, "config/samples/viz_v1alpha1_sandboxpool.yaml"), sample); err != nil {
 		t.Fatal(err)
 	}
+	sample.Spec.ClassName = pool.Spec.ClassName // the sample takes the default class
 	if diff := cmp.Diff(sample.Spec, pool.Spec); diff != "" {
 		t.Errorf("Local default pool vs config/samples (-sample +chart):\n%s", diff)
 	}
@@ -391,9 +409,9 @@ defaultPool:
     tolerations: [{key: sandbox, operator: Exists, effect: NoSchedule}]
     maxExecutionsPerSandbox: 3
 `)
-	k := typed[vizv1.SandboxPool](t, find(t, objs, "SandboxPool", "default")).Spec.Kubernetes
-	want := &vizv1.KubernetesBackend{
-		Image: "registry.example/sandbox:v2", RuntimeClassName: ptr.To("gvisor"),
+	k := typed[vizv1.SandboxClass](t, find(t, objs, "SandboxClass", "-default")).Spec.Kubernetes
+	want := &vizv1.KubernetesClass{
+		Image: "registry.example/sandbox:v2", RuntimeClassName: ptr.To("gvisor"), HostUsers: ptr.To(false),
 		NodeSelector:            map[string]string{"sandbox": "true"},
 		Tolerations:             []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 		MaxExecutionsPerSandbox: 3,
@@ -502,7 +520,7 @@ func TestChartCRDsAreConfigCRDs(t *testing.T) {
 		rendered = append(rendered, o.GetName())
 	}
 	slices.Sort(rendered)
-	if diff := cmp.Diff([]string{"sandboxpools.viz.vizops.io", "visualizationrequests.viz.vizops.io"}, rendered); diff != "" {
+	if diff := cmp.Diff([]string{"sandboxclasses.viz.vizops.io", "sandboxpools.viz.vizops.io", "visualizationrequests.viz.vizops.io"}, rendered); diff != "" {
 		t.Errorf("rendered CRDs (-want +got):\n%s", diff)
 	}
 }
@@ -617,9 +635,9 @@ func TestChartAndConfigDefaultDeployTheSame(t *testing.T) {
 		}
 		return m
 	}
-	// Helm creates the namespace (--create-namespace); make deploy applies the pool
-	// separately (TestChartDefaults compares it with the sample).
-	c, k := index(chart, "SandboxPool"), index(kust, "Namespace")
+	// Helm creates the namespace (--create-namespace); make deploy applies the class
+	// and pool separately (TestChartDefaults compares them with the samples).
+	c, k := index(chart, "SandboxPool", "SandboxClass"), index(kust, "Namespace")
 	keys := func(m map[string]*unstructured.Unstructured) []string {
 		var out []string
 		for key := range m {
