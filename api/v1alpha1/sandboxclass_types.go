@@ -21,7 +21,7 @@ type SandboxClassSpec struct {
 	// backend is where the sandboxes of this class's pools run: Local (bubblewrap on
 	// the operator's node), Kubernetes (hardened sandbox Pods) or E2B (the E2B cloud).
 	// +required
-	Backend Backend `json:"backend"`
+	Backend Backend `json:"backend,omitempty"`
 
 	// namespaceSelector picks the namespaces whose SandboxPools may use this class.
 	// Unset: every namespace. A pool in another namespace reports ClassForbidsNamespace.
@@ -65,7 +65,7 @@ type EgressRule struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="cidr must be a CIDR, e.g. 203.0.113.0/24"
-	CIDR string `json:"cidr"`
+	CIDR string `json:"cidr,omitempty"`
 	// except are CIDRs inside cidr that stay unreachable.
 	// +optional
 	// +listType=atomic
@@ -88,12 +88,12 @@ type KubernetesClass struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image"`
+	Image string `json:"image,omitempty"`
 	// runtimeClassName for stronger isolation, e.g. gvisor or kata.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
+	RuntimeClassName string `json:"runtimeClassName,omitempty"`
 	// nodeSelector for the sandbox Pods.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
@@ -132,7 +132,7 @@ type E2BClass struct {
 	// allowHTTP permits a plain http:// apiURL (a self-hosted E2B inside the
 	// cluster). Off: only https.
 	// +optional
-	AllowHTTP bool `json:"allowHTTP,omitempty"`
+	AllowHTTP *bool `json:"allowHTTP,omitempty"`
 	// domain under which sandboxes are reached (https://49999-ID.DOMAIN).
 	// +optional
 	// +kubebuilder:default="e2b.app"
@@ -150,7 +150,7 @@ type E2BClass struct {
 	// namespace (tenants cannot read or name it). The Secret must be labelled
 	// viz.vizops.io/e2b-api-key=true.
 	// +required
-	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef"`
+	APIKeySecretRef SecretKeyReference `json:"apiKeySecretRef,omitempty"`
 }
 
 // SandboxClassStatus is empty for now: a class is configuration, its pools report.
@@ -183,7 +183,7 @@ type SandboxClass struct {
 
 	// spec is the class.
 	// +required
-	Spec SandboxClassSpec `json:"spec"`
+	Spec SandboxClassSpec `json:"spec,omitempty"`
 	// status is reserved.
 	// +optional
 	Status SandboxClassStatus `json:"status,omitempty"`

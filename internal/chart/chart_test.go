@@ -411,7 +411,7 @@ defaultPool:
 `)
 	k := typed[vizv1.SandboxClass](t, find(t, objs, "SandboxClass", "-default")).Spec.Kubernetes
 	want := &vizv1.KubernetesClass{
-		Image: "registry.example/sandbox:v2", RuntimeClassName: ptr.To("gvisor"), HostUsers: ptr.To(false),
+		Image: "registry.example/sandbox:v2", RuntimeClassName: "gvisor", HostUsers: ptr.To(false),
 		NodeSelector:            map[string]string{"sandbox": "true"},
 		Tolerations:             []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
 		MaxExecutionsPerSandbox: 3,

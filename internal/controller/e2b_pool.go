@@ -96,7 +96,7 @@ func (r *SandboxPoolReconciler) e2bSettings(ctx context.Context, sp *vizv1.Sandb
 	}
 	c := e2b.Config{
 		APIURL:              spec.APIURL,
-		AllowHTTP:           spec.AllowHTTP,
+		AllowHTTP:           ptr.Deref(spec.AllowHTTP, false),
 		Domain:              spec.Domain,
 		TemplateID:          spec.TemplateID,
 		APIKey:              e2b.APIKey(key),

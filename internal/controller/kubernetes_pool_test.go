@@ -244,7 +244,7 @@ var _ = Describe("Kubernetes backend", func() {
 		rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor-" + ns}, Handler: "runsc"}
 		Expect(k8sClient.Create(ctx, rc)).To(Succeed())
 		sp := newKubePool(ns, "warm", 2, 3, func(c *vizv1.SandboxClass) {
-			c.Spec.Kubernetes.RuntimeClassName = ptr.To(rc.Name)
+			c.Spec.Kubernetes.RuntimeClassName = rc.Name
 			c.Spec.Kubernetes.NodeSelector = map[string]string{"sandbox": "true"}
 			c.Spec.Kubernetes.Tolerations = []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 		})
@@ -675,7 +675,7 @@ var _ = Describe("Kubernetes backend", func() {
 		}, 30*time.Second).Should(Succeed())
 		// A Pod the API server refuses is reported too.
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "refused", 1, 1, func(c *vizv1.SandboxClass) {
-			c.Spec.Kubernetes.RuntimeClassName = ptr.To("no-such-runtime")
+			c.Spec.Kubernetes.RuntimeClassName = "no-such-runtime"
 		}))).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(getPool(ctx, g, ns, "refused").Status.Conditions).To(ContainElement(And(

@@ -252,7 +252,6 @@ func (c *Client) execute(ctx context.Context, req ExecuteRequest, b *streamBudge
 			if jerr := json.Unmarshal(line, &m); jerr != nil {
 				return fmt.Errorf("%w: malformed message from %s: %w", sandbox.ErrSandboxLost, c.BaseURL, jerr)
 			}
-			line = nil
 			switch m.Type {
 			case TypeEndOfExecution:
 				return nil

@@ -154,7 +154,7 @@ func TemplateHash(t Template) string {
 func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesClass, egress []vizv1.EgressRule) Template {
 	t := Template{
 		Image:            k.Image,
-		RuntimeClassName: k.RuntimeClassName,
+		RuntimeClassName: nonEmpty(k.RuntimeClassName),
 		NodeSelector:     k.NodeSelector,
 		Tolerations:      k.Tolerations,
 		HostUsers:        k.HostUsers,
@@ -461,4 +461,12 @@ func AgentURL(pod *corev1.Pod) string {
 // spoken to the Pod's agent at AgentURL, with the Pod's own token.
 func AgentClient(pod *corev1.Pod, token string) Runner {
 	return &codeinterpreter.Client{BaseURL: AgentURL(pod), AccessToken: token, SandboxID: pod.Name}
+}
+
+// nonEmpty is s as an optional field: nil when empty.
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
