@@ -346,4 +346,3 @@ func TestTokens(t *testing.T) {
 		t.Error("the same inputs derive another token: a restarted gateway could not")
 	}
 }
-
