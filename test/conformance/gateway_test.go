@@ -98,8 +98,8 @@ func TestE2BJSClientThroughGateway(t *testing.T) {
 			id = strings.TrimSpace(rest)
 		}
 	}
-	if passed != 9 {
-		t.Errorf("%d checks passed, want 9", passed)
+	if passed != 10 {
+		t.Errorf("%d checks passed, want 10", passed)
 	}
 	if id == "" {
 		t.Fatal("the script named no sandbox")

@@ -61,6 +61,16 @@ await check('stdout streams through the gateway', async () => {
   assert(!ex.error, show(ex))
 })
 
+await check('a code context of its own: createCodeContext, then runCode in it', async () => {
+  const ctx = await sbx.createCodeContext()
+  const a = await sbx.runCode('y = 7', { context: ctx })
+  assert(!a.error, show(a))
+  const b = await sbx.runCode('y * 6', { context: ctx })
+  assert(b.text === '42', `text = ${JSON.stringify(b.text)}: ${show(b)}`)
+  const other = await sbx.runCode('"y" in globals()')
+  assert(other.text === 'False', `the default context sees y: ${show(other)}`)
+})
+
 await check('Sandbox.getInfo and Sandbox.list see it with its metadata', async () => {
   const info = await Sandbox.getInfo(sbx.sandboxId)
   assert(info.sandboxId === sbx.sandboxId, `getInfo: ${JSON.stringify(info)}`)
