@@ -104,7 +104,7 @@ func run() error {
 		DefaultMaxSandboxes: maxSandboxes, MaxTimeout: maxTimeout,
 		Logf: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
 	})
-	srv := &http.Server{Addr: listen, Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Addr: listen, Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: gateway.IdleTimeout}
 	if certFile != "" {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: (&gateway.CertFiles{CertFile: certFile, KeyFile: keyFile}).GetCertificate}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -25,6 +26,11 @@ const (
 	DefaultTimeoutV2 = 300 * time.Second
 	// maxBody caps a control request's body.
 	maxBody = 1 << 20
+	// KeepAliveTimeout is the idle time advertised to clients; the server's
+	// IdleTimeout must be longer (cmd/gateway: IdleTimeout).
+	KeepAliveTimeout = 120 * time.Second
+	// IdleTimeout is how long the gateway's server keeps an idle connection.
+	IdleTimeout = KeepAliveTimeout + 30*time.Second
 	// maxPage is E2B's largest page of GET /v2/sandboxes, and its default.
 	maxPage = 100
 )
@@ -95,6 +101,11 @@ func New(o Options) *Server {
 
 // ServeHTTP sends sandbox traffic to the proxy and the rest to the control API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Tell HTTP/1.1 clients how long an idle connection stays open (the server's
+	// IdleTimeout is longer). Without it Node's fetch (undici, which the JS SDKs use)
+	// assumes 4 s and can destroy a pooled connection just as it reuses it for the
+	// next request, which the SDK reports as a killed sandbox.
+	w.Header().Set("Keep-Alive", fmt.Sprintf("timeout=%d", int(KeepAliveTimeout/time.Second)))
 	if port, id, ok := ParseSandboxHost(r.Host, s.o.Domain); ok {
 		s.serveSandbox(w, r, id, port)
 		return

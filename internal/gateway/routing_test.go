@@ -188,3 +188,28 @@ func TestProxyNotReady(t *testing.T) {
 		t.Errorf("status %d, want 502", resp.StatusCode)
 	}
 }
+
+// TestKeepAliveAdvertised: every answer tells clients how long an idle connection
+// lives. Without it, Node's fetch assumed 4 s and destroyed a pooled connection as it
+// reused it (one run in two of the official JS client through the gateway failed with
+// "The sandbox was killed while the request was in progress").
+func TestKeepAliveAdvertised(t *testing.T) {
+	_, stub, gw, sb := newRoutingEnv(t)
+	close(stub.release)
+	for name, host := range map[string]string{"the API": "api.e2b.example.com", "a sandbox": "49999-sbx1.e2b.example.com"} {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/execute", strings.NewReader(`{}`))
+		req.Host = host
+		req.Header.Set(HeaderAccessToken, sb.EnvdToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Keep-Alive"); got != "timeout=120" {
+			t.Errorf("%s: Keep-Alive %q", name, got)
+		}
+	}
+	if IdleTimeout <= KeepAliveTimeout {
+		t.Errorf("the server's IdleTimeout %s must outlast the advertised %s", IdleTimeout, KeepAliveTimeout)
+	}
+}
