@@ -191,7 +191,7 @@ func TestProxyNotReady(t *testing.T) {
 
 // TestKeepAliveAdvertised: every answer tells clients how long an idle connection
 // lives. Without it, Node's fetch assumed 4 s and destroyed a pooled connection as it
-// reused it (one run in two of the official JS client through the gateway failed with
+// reused it (about one run in three of the official JS client through the gateway failed with
 // "The sandbox was killed while the request was in progress").
 func TestKeepAliveAdvertised(t *testing.T) {
 	_, stub, gw, sb := newRoutingEnv(t)
