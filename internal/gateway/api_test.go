@@ -319,12 +319,12 @@ func TestCapUnderConcurrentCreates(t *testing.T) {
 }
 
 func TestExpired(t *testing.T) {
-	sbs := []Sandbox{{ID: "past", EndAt: t0.Add(-time.Second)}, {ID: "now", EndAt: t0}, {ID: "later", EndAt: t0.Add(time.Second)}}
+	sbs := []Sandbox{{ID: "past", EndAt: t0.Add(-time.Second)}, {ID: "now", EndAt: t0}, {ID: "later", EndAt: t0.Add(time.Second)}, {ID: "crashed", EndAt: t0.Add(time.Hour), Ended: true}}
 	var ids []string
 	for _, sb := range Expired(sbs, t0) {
 		ids = append(ids, sb.ID)
 	}
-	if d := cmp.Diff([]string{"past", "now"}, ids); d != "" {
+	if d := cmp.Diff([]string{"past", "now", "crashed"}, ids); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
 }

@@ -53,7 +53,10 @@ type Sandbox struct {
 	MemoryMB   int
 	DiskSizeMB int
 	// Ready is true when the agent answers; AgentURL is where (http://<podIP>:49999).
-	Ready    bool
+	Ready bool
+	// Ended is true when the sandbox can never serve again (its Pod failed or
+	// finished: a crashed agent is not restarted); the reaper deletes it at once.
+	Ended    bool
 	AgentURL string
 	// AgentToken is what the agent itself requires in X-Access-Token. Clients never
 	// see it: the gateway checks their token (EnvdToken or TrafficToken) and sends
@@ -133,11 +136,12 @@ func Tokens(key []byte, namespace, id, nonce string) (envd, traffic string) {
 	return derive("envd"), derive("traffic")
 }
 
-// Expired is the sandboxes whose end time has passed at now: the reaper deletes them.
+// Expired is the sandboxes whose end time has passed at now, and those that ended:
+// the reaper deletes them.
 func Expired(sbs []Sandbox, now time.Time) []Sandbox {
 	var out []Sandbox
 	for _, sb := range sbs {
-		if !sb.EndAt.IsZero() && !now.Before(sb.EndAt) {
+		if sb.Ended || (!sb.EndAt.IsZero() && !now.Before(sb.EndAt)) {
 			out = append(out, sb)
 		}
 	}

@@ -372,8 +372,8 @@ func (s *Store) SetEnd(ctx context.Context, sb gateway.Sandbox, end time.Time) e
 	return err
 }
 
-// Reap deletes every sandbox past its end time at now, and returns how many it
-// deleted.
+// Reap deletes every sandbox past its end time at now, and every one whose Pod ended
+// (a crashed agent is never restarted), and returns how many it deleted.
 func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
 	all, err := s.All(ctx)
 	if err != nil {
@@ -422,7 +422,8 @@ func (s *Store) sandbox(pod *corev1.Pod) (gateway.Sandbox, bool) {
 			sb.DiskSizeMB = int(v.EmptyDir.SizeLimit.Value() >> 20)
 		}
 	}
-	sb.Ready = pod.Status.PodIP != "" && podReady(pod)
+	sb.Ended = pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
+	sb.Ready = !sb.Ended && pod.Status.PodIP != "" && podReady(pod)
 	if sb.Ready {
 		if s.AgentURL != nil {
 			sb.AgentURL = s.AgentURL(pod)

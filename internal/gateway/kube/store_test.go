@@ -157,6 +157,11 @@ func TestSandboxFromPod(t *testing.T) {
 	if sb, ok := s.sandbox(notReady); !ok || sb.Ready || sb.AgentURL != "" {
 		t.Errorf("a Pod without an IP: %+v", sb)
 	}
+	failed := pod.DeepCopy()
+	failed.Status.Phase = corev1.PodFailed
+	if sb, ok := s.sandbox(failed); !ok || sb.Ready || !sb.Ended {
+		t.Errorf("a failed Pod: %+v", sb)
+	}
 	deleting := pod.DeepCopy()
 	deleting.DeletionTimestamp = ptr.To(metav1.Now())
 	if _, ok := s.sandbox(deleting); ok {
