@@ -24,8 +24,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -120,9 +122,11 @@ func TestE2BJSClientThroughGateway(t *testing.T) {
 	}
 }
 
-// TestGatewayRestartAndReaper: the state of a sandbox is its Pod. A second Store (a
-// restarted gateway with the same key and no memory) finds the sandbox with the same
-// tokens, and its reaper deletes the Pod once the end time has passed, not before.
+// TestGatewayRestartAndReaper: a key's cap (its Secret's annotation) is a 429; the
+// sandbox Pod's Secret and NetworkPolicy are owned by it and admit only the gateway. The
+// state of a sandbox is its Pod: a second Store (a restarted gateway with the same key
+// and no memory) finds the sandbox with the same tokens, and its reaper deletes the Pod
+// once the end time has passed, not before.
 func TestGatewayRestartAndReaper(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test starts an API server")
@@ -130,19 +134,56 @@ func TestGatewayRestartAndReaper(t *testing.T) {
 	env := startGatewayEnv(t)
 	ctx := t.Context()
 
+	// The key may have one sandbox at once (its Secret's annotation).
+	key := &corev1.Secret{}
+	must(t, env.client.Get(ctx, client.ObjectKey{Namespace: env.namespace, Name: "app-key"}, key))
+	key.Annotations = map[string]string{vizv1.AnnotationGatewayMaxSandboxes: "1"}
+	must(t, env.client.Update(ctx, key))
+
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.caPool, ServerName: "api." + testDomain}}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.url+"/sandboxes", strings.NewReader(`{"templateID":"code-interpreter-v1","timeout":600,"metadata":{"k":"v"}}`))
-	req.Header.Set("X-API-Key", env.apiKey)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	create := func() (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.url+"/sandboxes", strings.NewReader(`{"templateID":"code-interpreter-v1","timeout":600,"metadata":{"k":"v"}}`))
+		req.Header.Set("X-API-Key", env.apiKey)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := readAll(resp)
+		return resp.StatusCode, body
 	}
 	var created struct {
 		SandboxID, EnvdAccessToken, TrafficAccessToken string
 	}
-	body, _ := readAll(resp)
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &created) != nil {
-		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	deadline := time.Now().Add(30 * time.Second)
+	code, body := create()
+	for code == http.StatusTooManyRequests && time.Now().Before(deadline) { // the cache has not seen the annotation
+		time.Sleep(100 * time.Millisecond)
+		code, body = create()
+	}
+	if code != http.StatusCreated || json.Unmarshal(body, &created) != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if code, body := create(); code != http.StatusTooManyRequests || !strings.Contains(string(body), `"code":429`) {
+		t.Errorf("a second sandbox over the key's cap of 1: %d %s", code, body)
+	}
+
+	// The Pod's token Secret and NetworkPolicy are the Pod's (the garbage collector
+	// removes them with it), and only the gateway's Pods may reach its agent.
+	pod := &corev1.Pod{}
+	must(t, env.client.Get(ctx, client.ObjectKey{Namespace: env.namespace, Name: created.SandboxID}, pod))
+	sec := &corev1.Secret{}
+	must(t, env.client.Get(ctx, client.ObjectKey{Namespace: env.namespace, Name: pod.Spec.Volumes[1].Secret.SecretName}, sec))
+	np := &networkingv1.NetworkPolicy{}
+	must(t, env.client.Get(ctx, client.ObjectKey{Namespace: env.namespace, Name: created.SandboxID + "-sandbox"}, np))
+	for _, o := range []metav1.Object{sec, np} {
+		if refs := o.GetOwnerReferences(); len(refs) != 1 || refs[0].UID != pod.UID {
+			t.Errorf("%s is not owned by the sandbox Pod: %v", o.GetName(), refs)
+		}
+	}
+	if from := np.Spec.Ingress[0].From[0]; from.PodSelector.MatchLabels["app.kubernetes.io/name"] != "vizops-gateway" ||
+		from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "vizops-system" ||
+		!labels.SelectorFromSet(np.Spec.PodSelector.MatchLabels).Matches(labels.Set(pod.Labels)) {
+		t.Errorf("the NetworkPolicy does not admit only the gateway to the Pod: %+v", np.Spec)
 	}
 
 	restarted := &kube.Store{Client: env.client, TokenKey: env.tokenKey}
