@@ -60,8 +60,9 @@ type Server struct {
 	o     Options
 	mux   *http.ServeMux
 	proxy http.Handler
-	// keyLocks serialise creates of one key, so two at once cannot both pass its cap.
-	keyLocks sync.Map
+	// keys hold each key's creates in flight, so creates at once cannot pass its cap
+	// together (the Backend lists a sandbox only once its create has returned).
+	keys sync.Map // namespace/key → *keyState
 }
 
 // New returns the gateway's handler.
@@ -221,26 +222,12 @@ func (s *Server) create(defaultTimeout time.Duration) tenantHandler {
 			return
 		}
 
-		lock, _ := s.keyLocks.LoadOrStore(t.Namespace+"/"+t.KeyName, &sync.Mutex{})
-		lock.(*sync.Mutex).Lock()
-		defer lock.(*sync.Mutex).Unlock()
-		existing, err := s.o.Backend.List(r.Context(), t.Namespace)
-		if err != nil {
-			writeError(w, asError(err, ""))
+		release, e := s.reserve(r, t)
+		if e != nil {
+			writeError(w, e)
 			return
 		}
-		n := 0
-		for _, sb := range existing {
-			if sb.KeyName == t.KeyName {
-				n++
-			}
-		}
-		if n >= t.MaxSandboxes {
-			writeError(w, Errorf(http.StatusTooManyRequests,
-				"You have reached the maximum number of concurrent sandboxes of this API key (%d, Secret %s/%s). Kill one (Sandbox.kill), or ask for a higher %s",
-				t.MaxSandboxes, t.Namespace, t.KeyName, "cap"))
-			return
-		}
+		defer release()
 		now := s.o.Now()
 		sb, err := s.o.Backend.Create(r.Context(), t, Spec{
 			ID: s.o.NewID(), TemplateID: body.TemplateID, Metadata: body.Metadata,
@@ -257,6 +244,38 @@ func (s *Server) create(defaultTimeout time.Duration) tenantHandler {
 			TrafficAccessToken: sb.TrafficToken, Domain: s.domain(),
 		})
 	}
+}
+
+type keyState struct {
+	mu      sync.Mutex
+	pending int
+}
+
+// reserve counts one more sandbox of the key against its cap (the Backend's sandboxes
+// of the key and its creates in flight), or answers 429. release gives the place back
+// once the create has returned, when the Backend lists the sandbox (or it failed).
+func (s *Server) reserve(r *http.Request, t Tenant) (release func(), e *Error) {
+	v, _ := s.keys.LoadOrStore(t.Namespace+"/"+t.KeyName, &keyState{})
+	ks := v.(*keyState)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	existing, err := s.o.Backend.List(r.Context(), t.Namespace)
+	if err != nil {
+		return nil, asError(err, "")
+	}
+	n := ks.pending
+	for _, sb := range existing {
+		if sb.KeyName == t.KeyName {
+			n++
+		}
+	}
+	if n >= t.MaxSandboxes {
+		return nil, Errorf(http.StatusTooManyRequests,
+			"You have reached the maximum number of concurrent sandboxes of this API key (%d, Secret %s/%s). Kill one (Sandbox.kill), or raise the Secret's %s annotation",
+			t.MaxSandboxes, t.Namespace, t.KeyName, "viz.vizops.io/gateway-max-sandboxes")
+	}
+	ks.pending++
+	return func() { ks.mu.Lock(); ks.pending--; ks.mu.Unlock() }, nil
 }
 
 // clientID is E2B's deprecated clientID: there is no client machine here.

@@ -23,6 +23,9 @@ type memBackend struct {
 	sandboxes map[string]Sandbox
 	createErr error
 	agentURL  string
+	// arrived and hold, when set, make Create say it started and wait for hold.
+	arrived chan string
+	hold    chan struct{}
 }
 
 func newMem() *memBackend {
@@ -43,6 +46,10 @@ func (m *memBackend) Authenticate(_ context.Context, key string) (Tenant, error)
 }
 
 func (m *memBackend) Create(_ context.Context, t Tenant, spec Spec) (Sandbox, error) {
+	if m.arrived != nil {
+		m.arrived <- spec.ID
+		<-m.hold
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.createErr != nil {
@@ -344,5 +351,44 @@ func TestTokens(t *testing.T) {
 	}
 	if e, _ := Tokens([]byte("key"), "ns", "id", "nonce"); e != envd {
 		t.Error("the same inputs derive another token: a restarted gateway could not")
+	}
+}
+
+// TestCreatesRunTogether: creates of one key wait for their Pods side by side (not one
+// after the other), and those in flight count against the key's cap.
+func TestCreatesRunTogether(t *testing.T) {
+	m := newMem()
+	m.keys["key-a"] = Tenant{Namespace: "team-a", KeyName: "a", MaxSandboxes: 2}
+	m.arrived, m.hold = make(chan string, 4), make(chan struct{})
+	var mu sync.Mutex
+	ids := 0
+	s := New(Options{Backend: m, Domain: "e2b.example.com", NewID: func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		ids++
+		return fmt.Sprintf("sbx%d", ids)
+	}})
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() { codes <- do(t, s, "POST", "/v2/sandboxes", "key-a", `{"templateID":"python"}`).Code }()
+	}
+	for range 2 {
+		select {
+		case <-m.arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second create of the key did not start while the first waited: creates are serialised")
+		}
+	}
+	if rec := do(t, s, "POST", "/v2/sandboxes", "key-a", `{"templateID":"python"}`); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("a third create while two are in flight, cap 2: %d", rec.Code)
+	}
+	close(m.hold)
+	for range 2 {
+		if c := <-codes; c != http.StatusCreated {
+			t.Errorf("status %d", c)
+		}
+	}
+	if rec := do(t, s, "POST", "/v2/sandboxes", "key-a", `{"templateID":"python"}`); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("a third create after two were made, cap 2: %d", rec.Code)
 	}
 }
