@@ -20,7 +20,9 @@ ARG TARGETARCH
 RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
       go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd && \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-      go build -trimpath -ldflags="-s -w" -o /out/kubectl-viz ./cmd/kubectl-viz
+      go build -trimpath -ldflags="-s -w" -o /out/kubectl-viz ./cmd/kubectl-viz && \
+    CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
+      go build -trimpath -ldflags="-s -w" -o /out/vizops-gateway ./cmd/gateway
 
 FROM debian:bookworm-slim
 # bubblewrap and python3-* are the Local backend (the sandbox sees /usr and a few /etc
@@ -35,6 +37,8 @@ RUN apt-get update && \
     rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/manager /manager
 COPY --from=build /out/kubectl-viz /usr/local/bin/kubectl-viz
+# The E2B-compatible gateway (docs/gateway.md): the chart's gateway Deployment runs it.
+COPY --from=build /out/vizops-gateway /usr/local/bin/vizops-gateway
 # The Deployment sets the user too (runAsUser 65532, or 0 with the chart's
 # sandboxing.separateSandboxUser); this default keeps `docker run` non-root.
 USER 65532:65532
