@@ -37,6 +37,10 @@ help: ## Show the targets.
 manifests: controller-gen ## Generate the CRDs and the manager's RBAC role.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 
+.PHONY: seccomp-profile
+seccomp-profile: ## Write the sandbox agent's Localhost seccomp profile (config/seccomp/sandbox-agent.json) from internal/sandbox/seccompprofile.
+	go run ./hack/seccomp-profile
+
 .PHONY: generate
 generate: controller-gen ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."

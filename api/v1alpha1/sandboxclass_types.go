@@ -110,6 +110,16 @@ type KubernetesClass struct {
 	// +optional
 	// +kubebuilder:default=false
 	HostUsers *bool `json:"hostUsers,omitempty"`
+	// seccompProfile of the sandbox container. Unset means RuntimeDefault, the
+	// container runtime's own profile, which refuses user namespaces: the agent then
+	// cannot give each context a PID namespace of its own and falls back to sweeping
+	// orphaned processes (docs/security.md). Localhost names vizops's agent profile
+	// (config/seccomp/sandbox-agent.json, installed on every node in the kubelet's
+	// seccomp directory), which is RuntimeDefault plus the one thing the agent needs:
+	// a new user, PID and mount namespace for each context, before the sandbox code
+	// runs under its own, stricter filter.
+	// +optional
+	SeccompProfile *SandboxSeccompProfile `json:"seccompProfile,omitempty"`
 	// maxExecutionsPerSandbox is how many jobs one sandbox Pod runs before it is
 	// replaced (1 to 1000). 1, the default, gives every job a fresh Pod; more saves
 	// Pod starts, and a Pod is then reused only by requests of one namespace.
@@ -118,6 +128,37 @@ type KubernetesClass struct {
 	// +kubebuilder:validation:Maximum=1000
 	// +kubebuilder:default=1
 	MaxExecutionsPerSandbox int32 `json:"maxExecutionsPerSandbox,omitempty"`
+}
+
+// SeccompProfileType is where a sandbox container's seccomp profile comes from.
+// +kubebuilder:validation:Enum=RuntimeDefault;Localhost
+type SeccompProfileType string
+
+const (
+	// SeccompRuntimeDefault is the container runtime's default profile.
+	SeccompRuntimeDefault SeccompProfileType = "RuntimeDefault"
+	// SeccompLocalhost is a profile file on the node.
+	SeccompLocalhost SeccompProfileType = "Localhost"
+)
+
+// SandboxSeccompProfile is a sandbox container's seccomp profile: the runtime's
+// default or a file on the node. Unconfined is not offered: the restricted Pod
+// Security Standard forbids it.
+// +kubebuilder:validation:XValidation:rule="self.type == 'Localhost' ? has(self.localhostProfile) : !has(self.localhostProfile)",message="localhostProfile is required with type Localhost and not allowed otherwise"
+type SandboxSeccompProfile struct {
+	// type is RuntimeDefault or Localhost.
+	// +required
+	Type SeccompProfileType `json:"type,omitempty"`
+	// localhostProfile is the profile's path relative to the kubelet's seccomp
+	// directory (/var/lib/kubelet/seccomp by default), e.g.
+	// vizops/sandbox-agent.json. The file must exist on every node the class's Pods
+	// may run on, or their containers fail to start.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..' || s == '.')",message="localhostProfile must not contain . or .. segments"
+	LocalhostProfile string `json:"localhostProfile,omitempty"`
 }
 
 // E2BClass is the E2B service the class's pools use, and its key.

@@ -27,6 +27,7 @@ func TestInstallsApply(t *testing.T) {
 		render      func(t *testing.T) []*unstructured.Unstructured
 		wantBackend string // of the default pool; "" for none
 		local       bool   // the manager carries the Local backend's settings
+		seccomp     string // the default class's Localhost seccomp profile; "" for RuntimeDefault
 	}{
 		"chart defaults": {
 			namespace: "chart-defaults",
@@ -54,6 +55,13 @@ func TestInstallsApply(t *testing.T) {
 				return mustHelmTemplate(t, "vizops", "nobody", "sandboxing: {local: {enabled: true}, separateSandboxUser: true}")
 			},
 			wantBackend: "Kubernetes", local: true,
+		},
+		"chart with the agent's Localhost seccomp profile": {
+			namespace: "seccomp",
+			render: func(t *testing.T) []*unstructured.Unstructured {
+				return mustHelmTemplate(t, "vizops", "seccomp", "defaultPool: {kubernetes: {seccompProfile: {type: Localhost, localhostProfile: vizops/sandbox-agent.json}}}")
+			},
+			wantBackend: "Kubernetes", seccomp: "vizops/sandbox-agent.json",
 		},
 		"config/default and its default pool as make deploy applies them": {
 			namespace: "viz-system",
@@ -142,6 +150,9 @@ func TestInstallsApply(t *testing.T) {
 				}
 				if got.GetAnnotations()[vizv1.AnnotationDefaultClass] != "true" {
 					t.Errorf("the default pool's class is not annotated as the default: %v", got.GetAnnotations())
+				}
+				if lp, _, _ := unstructured.NestedString(got.Object, "spec", "kubernetes", "seccompProfile", "localhostProfile"); lp != tc.seccomp {
+					t.Errorf("default class seccomp localhostProfile %q, want %q", lp, tc.seccomp)
 				}
 				if c, _, _ := unstructured.NestedString(readBack(ctx, t, pools[0]).Object, "spec", "className"); c != "" && c != got.GetName() {
 					t.Errorf("default pool names class %q, not %q", c, got.GetName())

@@ -158,5 +158,27 @@ var _ = Describe("API validation", func() {
 		Entry("maxExecutionsPerSandbox -1", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
 			Kubernetes: &vizv1.KubernetesClass{Image: "x", MaxExecutionsPerSandbox: -1}}, "spec.kubernetes.maxExecutionsPerSandbox"),
 		Entry("no backend", vizv1.SandboxClassSpec{}, "spec.backend"),
+		Entry("a Localhost seccomp profile without its path", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost}}},
+			"localhostProfile is required with type Localhost"),
+		Entry("a path with RuntimeDefault", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompRuntimeDefault, LocalhostProfile: "a.json"}}},
+			"not allowed otherwise"),
+		Entry("an Unconfined seccomp profile", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: "Unconfined"}}},
+			"spec.kubernetes.seccompProfile.type"),
+		Entry("a profile path leaving the seccomp directory", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: "../../etc/x.json"}}},
+			"must not contain . or .. segments"),
+		Entry("an absolute profile path", vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: "/etc/x.json"}}},
+			"spec.kubernetes.seccompProfile.localhostProfile"),
 	)
+
+	It("accepts the agent's Localhost seccomp profile", func() {
+		c := &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{GenerateName: "seccomp-"}, Spec: vizv1.SandboxClassSpec{Backend: vizv1.BackendKubernetes,
+			Kubernetes: &vizv1.KubernetesClass{Image: "x", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: "vizops/sandbox-agent.json"}}}}
+		Expect(k8sClient.Create(ctx, c)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, c)).To(Succeed()) })
+	})
 })

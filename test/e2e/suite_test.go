@@ -182,6 +182,8 @@ func newNamespace(ctx context.Context) string {
 type poolOptions struct {
 	minReady, maxSandboxes int32
 	memory                 string
+	// seccompProfile is the class's Localhost seccomp profile; "" for RuntimeDefault.
+	seccompProfile string
 }
 
 // createKubernetesPool makes a Kubernetes SandboxClass of the pool's own running image
@@ -205,6 +207,9 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 			Backend:    vizv1.BackendKubernetes,
 			Kubernetes: &vizv1.KubernetesClass{Image: image, MaxExecutionsPerSandbox: 1, HostUsers: &hostUsers},
 		},
+	}
+	if o.seccompProfile != "" {
+		class.Spec.Kubernetes.SeccompProfile = &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: o.seccompProfile}
 	}
 	Expect(k8sClient.Create(ctx, class)).To(Succeed())
 	DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })

@@ -429,6 +429,33 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 	}
 }
 
+// A class's Localhost seccomp profile reaches the Pod and its container, changes the
+// template's hash (Pods are replaced), and a class without one keeps the hash it had
+// before the field existed (no Pod replaced by the upgrade).
+func TestRenderPodSeccompProfile(t *testing.T) {
+	cfg := sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20}}
+	plain := PoolTemplate(cfg, vizv1.KubernetesClass{Image: "img"}, nil)
+	runtimeDefault := PoolTemplate(cfg, vizv1.KubernetesClass{Image: "img", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompRuntimeDefault}}, nil)
+	local := PoolTemplate(cfg, vizv1.KubernetesClass{Image: "img", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: "vizops/sandbox-agent.json"}}, nil)
+	if TemplateHash(plain) != TemplateHash(runtimeDefault) {
+		t.Errorf("an explicit RuntimeDefault changes the template hash")
+	}
+	if TemplateHash(plain) == TemplateHash(local) {
+		t.Errorf("a Localhost profile does not change the template hash")
+	}
+	if b, _ := json.Marshal(plain); strings.Contains(string(b), "seccomp") {
+		t.Errorf("a RuntimeDefault template serializes a seccomp field (the hash of existing pools would change): %s", b)
+	}
+	s := testSettings.WithTokenKey(testKey)
+	s.Template = local
+	p := RenderPod(s)(0)
+	for where, sp := range map[string]*corev1.SeccompProfile{"Pod": p.Spec.SecurityContext.SeccompProfile, "container": p.Spec.Containers[0].SecurityContext.SeccompProfile} {
+		if sp == nil || sp.Type != corev1.SeccompProfileTypeLocalhost || sp.LocalhostProfile == nil || *sp.LocalhostProfile != "vizops/sandbox-agent.json" {
+			t.Errorf("%s seccompProfile %+v, want Localhost vizops/sandbox-agent.json", where, sp)
+		}
+	}
+}
+
 var testKey = []byte("test-token-key-0123456789")
 
 // Every Pod has its own token: another Pod of the same pool, the same slot rendered

@@ -74,6 +74,10 @@ type Template struct {
 	// Pod. Set true only for clusters whose nodes cannot run user namespaces (Linux
 	// 6.3+ with idmapped mounts of tmpfs and a runtime that supports them).
 	HostUsers *bool `json:"hostUsers,omitempty"`
+	// SeccompLocalhostProfile is the container's Localhost seccomp profile (a path
+	// in the kubelet's seccomp directory); "" means RuntimeDefault. omitempty keeps
+	// the TemplateHash of RuntimeDefault pools what it was.
+	SeccompLocalhostProfile string `json:"seccompLocalhostProfile,omitempty"`
 	// PlotlyJSURL is where the agent's plotly HTML loads plotly.js from.
 	PlotlyJSURL string `json:"plotlyJSURL,omitempty"`
 	// Egress is the class's allow-list; empty means no network at all.
@@ -165,6 +169,9 @@ func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesClass, egress []vizv
 	}
 	if t.HostUsers == nil {
 		t.HostUsers = ptr.To(false)
+	}
+	if sp := k.SeccompProfile; sp != nil && sp.Type == vizv1.SeccompLocalhost {
+		t.SeccompLocalhostProfile = sp.LocalhostProfile
 	}
 	if t.ScratchBytes == 0 {
 		t.ScratchBytes = defaultScratch
@@ -264,7 +271,8 @@ func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
 
 // RenderPod is the sandbox Pod of slot, warm, from s's template. It passes the
 // `restricted` Pod Security level: non-root, no privilege escalation, all
-// capabilities dropped, RuntimeDefault seccomp, read-only root filesystem, no host
+// capabilities dropped, RuntimeDefault seccomp (or the class's Localhost profile),
+// read-only root filesystem, no host
 // namespaces, no service-account token. Its only writable space is a size-limited
 // in-memory emptyDir; the access token is a file from the Pod's own Secret
 // (PodTokenSecretName, RenderTokenSecret), named after a random nonce each render
@@ -272,6 +280,12 @@ func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
 func RenderPod(s Settings) func(slot int) *corev1.Pod {
 	t := s.Template
 	hash := TemplateHash(t)
+	seccomp := func() *corev1.SeccompProfile {
+		if t.SeccompLocalhostProfile != "" {
+			return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To(t.SeccompLocalhostProfile)}
+		}
+		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
 	return func(slot int) *corev1.Pod {
 		labels := commonLabels(s)
 		labels[vizv1.LabelSandboxState] = vizv1.SandboxWarm
@@ -305,7 +319,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 					RunAsUser:      ptr.To(int64(SandboxUID)),
 					RunAsGroup:     ptr.To(int64(SandboxUID)),
 					FSGroup:        ptr.To(int64(SandboxUID)),
-					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					SeccompProfile: seccomp(),
 				},
 				Containers: []corev1.Container{{
 					Name:    ContainerName,
@@ -330,7 +344,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 						Privileged:               ptr.To(false),
 						ReadOnlyRootFilesystem:   ptr.To(true),
 						Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						SeccompProfile:           seccomp(),
 					},
 					VolumeMounts: []corev1.VolumeMount{
 						{Name: "scratch", MountPath: ScratchDir},

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vizops/viz-operator/internal/sandbox/seccompprofile"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -257,6 +258,15 @@ func cniConfig(o Options) string {
 func (c *Cluster) startKubelet(kubeconfig string) error {
 	o := c.opts
 	root := filepath.Join(o.RunDir, "kubelet")
+	// vizops's agent seccomp profile, where a node keeps Localhost profiles (the
+	// kubelet's seccomp directory), as docs/security.md tells platform teams to.
+	profile := filepath.Join(root, "seccomp", seccompprofile.LocalhostProfile)
+	if err := os.MkdirAll(filepath.Dir(profile), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(profile, seccompprofile.JSON(), 0o644); err != nil {
+		return err
+	}
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://%s
