@@ -114,6 +114,9 @@ type harnessOptions struct {
 	// kubeRunner, when set, makes the Kubernetes backend available with this agent
 	// client (tests point Pod IPs at a fake or a loopback agent).
 	kubeRunner func(pod *corev1.Pod, token string) kubernetes.Runner
+	// restConfig, when set, is the manager's instead of the suite's admin one (a
+	// manager that impersonates its ServiceAccount, under the RBAC a test applied).
+	restConfig *rest.Config
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -133,7 +136,11 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = nsMap
 	skipNameValidation := true
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	restConfig := cfg
+	if o.restConfig != nil {
+		restConfig = o.restConfig
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cacheOpts,
