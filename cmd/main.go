@@ -206,6 +206,7 @@ func main() {
 		Pipeline:           pipeline,
 		RequireDataLabel:   requireDataLabel,
 		DefaultPlotlyJSURL: plotlyJSURL,
+		WatchNamespaces:    splitNamespaces(watchNamespaces),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the VisualizationRequest controller")
 		os.Exit(1)
@@ -237,13 +238,22 @@ func main() {
 // are cached cluster-wide either way).
 func cacheOptions(watch string) cache.Options {
 	o := controller.CacheOptions()
-	for _, ns := range strings.Split(watch, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			if o.DefaultNamespaces == nil {
-				o.DefaultNamespaces = map[string]cache.Config{}
-			}
-			o.DefaultNamespaces[ns] = cache.Config{}
+	for _, ns := range splitNamespaces(watch) {
+		if o.DefaultNamespaces == nil {
+			o.DefaultNamespaces = map[string]cache.Config{}
 		}
+		o.DefaultNamespaces[ns] = cache.Config{}
 	}
 	return o
+}
+
+// splitNamespaces reads --watch-namespaces: the names, without blanks; nil for none.
+func splitNamespaces(watch string) []string {
+	var out []string
+	for _, ns := range strings.Split(watch, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
@@ -168,9 +169,10 @@ var _ = Describe("The chart's namespace-scoped mode (watchNamespaces)", func() {
 
 		agent := newFakeAgent()
 		h := startManager([]string{watched}, harnessOptions{
-			restConfig: m.restConfig(),
-			factory:    fakeFactory(sandboxtest.NewPool(1)),
-			kubeRunner: agent.runner,
+			restConfig:      m.restConfig(),
+			watchNamespaces: []string{watched},
+			factory:         fakeFactory(sandboxtest.NewPool(1)),
+			kubeRunner:      agent.runner,
 		})
 		defer h.stop()
 
@@ -198,6 +200,17 @@ var _ = Describe("The chart's namespace-scoped mode (watchNamespaces)", func() {
 			g.Expect(k8sClient.List(ctx, &evs, client.InNamespace(watched))).To(Succeed())
 			g.Expect(evs.Items).NotTo(BeEmpty())
 		}, 10*time.Second).Should(Succeed(), "the manager's Events in the watched namespace")
+
+		// A request in the watched namespace naming the pool of the unwatched one fails
+		// at once, saying why (that pool is not in the manager's cache).
+		Expect(k8sClient.Create(ctx, newRequest(watched, "elsewhere", "print(1)", func(vr *vizv1.VisualizationRequest) {
+			vr.Spec.SandboxPoolRef = vizv1.SandboxPoolReference{Namespace: unwatched, Name: "default"}
+		}))).To(Succeed())
+		Eventually(phaseOf(ctx, watched, "elsewhere"), 10*time.Second).Should(Equal(vizv1.PhaseFailed))
+		c := meta.FindStatusCondition(get(ctx, Default, watched, "elsewhere").Status.Conditions, vizv1.ConditionAdmitted)
+		Expect(c).NotTo(BeNil())
+		Expect(c.Reason).To(Equal(vizv1.ReasonPoolNotFound))
+		Expect(c.Message).To(ContainSubstring("which this operator does not watch"))
 
 		// Unwatched: nothing at all, neither status nor Pods.
 		Consistently(func(g Gomega) {

@@ -117,6 +117,9 @@ type harnessOptions struct {
 	// restConfig, when set, is the manager's instead of the suite's admin one (a
 	// manager that impersonates its ServiceAccount, under the RBAC a test applied).
 	restConfig *rest.Config
+	// watchNamespaces is the request controller's WatchNamespaces (--watch-namespaces):
+	// it refuses pools outside them.
+	watchNamespaces []string
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -184,7 +187,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		Clock: o.clock, Pools: h.pools, Queue: h.queue, Executor: h.executor, Pipeline: o.pipeline,
 		PoolNotFoundGrace: 2 * time.Second, BackoffBase: 5 * time.Second, BackoffMax: time.Minute,
 		StatusBudgetBytes: o.statusBudget, RequireDataLabel: o.requireDataLabel, Workers: o.workers,
-		PositionInterval: 500 * time.Millisecond,
+		PositionInterval: 500 * time.Millisecond, WatchNamespaces: o.watchNamespaces,
 	}).SetupWithManager(mgr)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
