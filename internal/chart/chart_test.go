@@ -679,13 +679,18 @@ func hasEnvFromField(c corev1.Container, name, path string) bool {
 	return false
 }
 
-// TestChartLints: helm lint --strict, with the defaults and the custom values.
+// TestChartLints: helm lint --strict, with the defaults, the custom values and the
+// namespace-scoped mode.
 func TestChartLints(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "custom.yaml")
 	if err := os.WriteFile(f, []byte(customValues), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{}, {"--values", f}} {
+	ns := filepath.Join(t.TempDir(), "namespaced.yaml")
+	if err := os.WriteFile(ns, []byte("{watchNamespaces: [team-a], defaultPool: {enabled: false}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{}, {"--values", f}, {"--values", ns}} {
 		if _, err := run(t, tool(t, "helm"), append([]string{"lint", "--strict", "charts/viz-operator"}, args...)...); err != nil {
 			t.Error(err)
 		}
