@@ -83,7 +83,7 @@ func main() {
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side limit on the manager's API requests per second. 0: none (controller-runtime's default), the API server's Priority and Fairness governs; a positive value also needs --kube-api-burst.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Burst of API requests above --kube-api-qps. 0: twice --kube-api-qps.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address to serve Go's pprof profiles on (/debug/pprof/), e.g. 127.0.0.1:6060, for profiling the manager; \"0\" disables it (the default).")
-	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches and acts in (pools, requests, sandbox Pods). Empty: every namespace. (Its RBAC stays cluster-wide: bind the role with RoleBindings yourself to narrow it.)")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces the manager watches and acts in (pools, requests, sandbox Pods, NetworkPolicies, token Secrets, artifact ConfigMaps); it lists and watches namespaced objects only there, so its rights on them may be Roles in these namespaces (the chart's watchNamespaces renders them), with only SandboxClasses and Namespaces read cluster-wide. Empty: every namespace, with a ClusterRole.")
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
@@ -206,6 +206,7 @@ func main() {
 		Pipeline:           pipeline,
 		RequireDataLabel:   requireDataLabel,
 		DefaultPlotlyJSURL: plotlyJSURL,
+		WatchNamespaces:    splitNamespaces(watchNamespaces),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the VisualizationRequest controller")
 		os.Exit(1)
@@ -237,13 +238,22 @@ func main() {
 // are cached cluster-wide either way).
 func cacheOptions(watch string) cache.Options {
 	o := controller.CacheOptions()
-	for _, ns := range strings.Split(watch, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			if o.DefaultNamespaces == nil {
-				o.DefaultNamespaces = map[string]cache.Config{}
-			}
-			o.DefaultNamespaces[ns] = cache.Config{}
+	for _, ns := range splitNamespaces(watch) {
+		if o.DefaultNamespaces == nil {
+			o.DefaultNamespaces = map[string]cache.Config{}
 		}
+		o.DefaultNamespaces[ns] = cache.Config{}
 	}
 	return o
+}
+
+// splitNamespaces reads --watch-namespaces: the names, without blanks; nil for none.
+func splitNamespaces(watch string) []string {
+	var out []string
+	for _, ns := range strings.Split(watch, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }

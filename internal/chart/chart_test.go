@@ -475,6 +475,10 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"Local pool with Local off": {"defaultPool: {backend: Local}", "defaultPool.backend Local needs sandboxing.local.enabled=true"},
 		"unknown pool backend":      {"defaultPool: {backend: E2B}", "/defaultPool/backend"},
 		"executions per Pod 0":      {"defaultPool: {kubernetes: {maxExecutionsPerSandbox: 0}}", "maxExecutionsPerSandbox"},
+		"watch ns not a name":       {"watchNamespaces: [Team_A]", "/watchNamespaces/0"},
+		"watch ns twice":            {"watchNamespaces: [team-a, team-a]", "/watchNamespaces"},
+		"watch ns empty":            {`watchNamespaces: [""]`, "/watchNamespaces/0"},
+		"default pool not watched":  {"watchNamespaces: [team-a]", "defaultPool is created in the release namespace viz-system, which watchNamespaces does not list"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -675,15 +679,157 @@ func hasEnvFromField(c corev1.Container, name, path string) bool {
 	return false
 }
 
-// TestChartLints: helm lint --strict, with the defaults and the custom values.
+// TestChartLints: helm lint --strict, with the defaults, the custom values and the
+// namespace-scoped mode.
 func TestChartLints(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "custom.yaml")
 	if err := os.WriteFile(f, []byte(customValues), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{}, {"--values", f}} {
+	ns := filepath.Join(t.TempDir(), "namespaced.yaml")
+	if err := os.WriteFile(ns, []byte("{watchNamespaces: [team-a], defaultPool: {enabled: false}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{}, {"--values", f}, {"--values", ns}} {
 		if _, err := run(t, tool(t, "helm"), append([]string{"lint", "--strict", "charts/viz-operator"}, args...)...); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// flatRules flattens rules into "group/resource" -> sorted verbs, so that rules split or
+// merged differently compare equal when they grant the same.
+func flatRules(rules []rbacv1.PolicyRule) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range rules {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				k := g + "/" + res
+				for _, v := range r.Verbs {
+					if !slices.Contains(out[k], v) {
+						out[k] = append(out[k], v)
+					}
+				}
+				slices.Sort(out[k])
+			}
+		}
+	}
+	return out
+}
+
+// TestChartNamespaceMode: with watchNamespaces the manager gets --watch-namespaces, the
+// ClusterRole keeps only cluster-scoped resources, and each listed namespace gets a Role
+// with the rest, bound to the manager's service account; together they grant exactly
+// config/rbac/role.yaml's ClusterRole, and the operator's own Role is untouched.
+func TestChartNamespaceMode(t *testing.T) {
+	const prefix = "vizops-viz-operator-"
+	watched := []string{"viz-system", "team-a", "team-b"}
+	objs := mustHelmTemplate(t, "vizops", "viz-system", "watchNamespaces: [viz-system, team-a, team-b]")
+	_, c := manager(t, objs)
+	var flags []string
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--watch-namespaces") {
+			flags = append(flags, a)
+		}
+	}
+	if diff := cmp.Diff([]string{"--watch-namespaces=viz-system,team-a,team-b"}, flags); diff != "" {
+		t.Errorf("--watch-namespaces (-want +got):\n%s", diff)
+	}
+
+	// Cluster-wide: only what is cluster-scoped.
+	cluster := map[string][]string{}
+	for _, o := range ofKind(objs, "ClusterRole") {
+		for k, v := range flatRules(typed[rbacv1.ClusterRole](t, o).Rules) {
+			cluster[k] = v
+		}
+	}
+	wantCluster := map[string][]string{
+		"/namespaces":                  {"get", "list", "watch"},
+		"viz.vizops.io/sandboxclasses": {"get", "list", "watch"},
+	}
+	if diff := cmp.Diff(wantCluster, cluster); diff != "" {
+		t.Errorf("ClusterRole rules in namespace mode (-want +got):\n%s", diff)
+	}
+
+	// Per watched namespace: a Role with the namespaced rest, bound to the manager.
+	sa := rbacv1.Subject{Kind: "ServiceAccount", Name: prefix + "controller-manager", Namespace: "viz-system"}
+	roles := map[string]*rbacv1.Role{}
+	for _, o := range ofKind(objs, "Role") {
+		if strings.HasSuffix(o.GetName(), "-watched-namespace-role") {
+			if _, dup := roles[o.GetNamespace()]; dup {
+				t.Errorf("two watched-namespace Roles in %s", o.GetNamespace())
+			}
+			roles[o.GetNamespace()] = typed[rbacv1.Role](t, o)
+		}
+	}
+	var got []string
+	for ns := range roles {
+		got = append(got, ns)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(watched))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("namespaces with a watched-namespace Role (-want +got):\n%s", diff)
+	}
+	generated := flatRules(roleRules(t)["ClusterRole/manager-role"])
+	for _, ns := range watched {
+		role := roles[ns]
+		rules := flatRules(role.Rules)
+		for _, res := range []string{"/pods", "networking.k8s.io/networkpolicies", "/secrets", "/configmaps", "events.k8s.io/events", "viz.vizops.io/sandboxpools", "viz.vizops.io/visualizationrequests/status"} {
+			if diff := cmp.Diff(generated[res], rules[res]); diff != "" || len(rules[res]) == 0 {
+				t.Errorf("Role in %s, %s (-generated +chart):\n%s", ns, res, diff)
+			}
+		}
+		// Together with the ClusterRole: exactly the generated ClusterRole.
+		union := map[string][]string{}
+		for k, v := range rules {
+			union[k] = v
+		}
+		for k, v := range cluster {
+			if _, both := union[k]; both {
+				t.Errorf("%s is granted both in the Role of %s and cluster-wide", k, ns)
+			}
+			union[k] = v
+		}
+		if diff := cmp.Diff(generated, union); diff != "" {
+			t.Errorf("Role in %s + ClusterRole vs config/rbac/role.yaml's ClusterRole (-generated +chart):\n%s", ns, diff)
+		}
+		bound := 0
+		for _, b := range ofKind(objs, "RoleBinding") {
+			rb := typed[rbacv1.RoleBinding](t, b)
+			if rb.Namespace == ns && rb.RoleRef.Kind == "Role" && rb.RoleRef.Name == role.Name {
+				bound++
+				if diff := cmp.Diff([]rbacv1.Subject{sa}, rb.Subjects); diff != "" {
+					t.Errorf("RoleBinding %s/%s subjects (-want +got):\n%s", ns, rb.Name, diff)
+				}
+			}
+		}
+		if bound != 1 {
+			t.Errorf("Role %s/%s has %d RoleBindings, want 1", ns, role.Name, bound)
+		}
+	}
+	// Every ClusterRole is bound to the manager, and nothing else is cluster-wide.
+	for _, b := range ofKind(objs, "ClusterRoleBinding") {
+		crb := typed[rbacv1.ClusterRoleBinding](t, b)
+		if !strings.HasPrefix(crb.RoleRef.Name, prefix) || find(t, objs, "ClusterRole", crb.RoleRef.Name) == nil {
+			t.Errorf("ClusterRoleBinding %s binds %s", crb.Name, crb.RoleRef.Name)
+		}
+	}
+	// The operator's own Role (Secrets get and create in the release namespace) stays.
+	opRole := typed[rbacv1.Role](t, find(t, objs, "Role", prefix+"manager-role"))
+	if diff := cmp.Diff(roleRules(t)["Role/manager-role"], opRole.Rules); diff != "" || opRole.Namespace != "viz-system" {
+		t.Errorf("the operator's Role in %s (-config +chart):\n%s", opRole.Namespace, diff)
+	}
+
+	// Without the default pool, the release namespace need not be watched, and gets no
+	// watched-namespace Role.
+	objs = mustHelmTemplate(t, "vizops", "viz-system", "{watchNamespaces: [team-a], defaultPool: {enabled: false}}")
+	for _, o := range ofKind(objs, "Role") {
+		if strings.HasSuffix(o.GetName(), "-watched-namespace-role") && o.GetNamespace() != "team-a" {
+			t.Errorf("watched-namespace Role in %s, which is not watched", o.GetNamespace())
+		}
+	}
+	if len(ofKind(objs, "SandboxPool")) != 0 {
+		t.Errorf("defaultPool.enabled=false rendered a pool")
 	}
 }

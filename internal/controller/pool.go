@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,6 +33,12 @@ func poolKey(vr *vizv1.VisualizationRequest) types.NamespacedName {
 // then the request fails with PoolNotFound.
 func (r *VisualizationRequestReconciler) reconcilePool(ctx context.Context, s *scope) (bool, error) {
 	key := poolKey(s.vr)
+	if len(r.WatchNamespaces) > 0 && !slices.Contains(r.WatchNamespaces, key.Namespace) {
+		msg := fmt.Sprintf("SandboxPool %s is in namespace %q, which this operator does not watch (its --watch-namespaces, the chart's watchNamespaces); use a pool in a watched namespace, or ask the platform team to watch %q", key, key.Namespace, key.Namespace)
+		s.setCondition(vizv1.ConditionAdmitted, metav1.ConditionFalse, vizv1.ReasonPoolNotFound, msg, true)
+		s.finish(vizv1.PhaseFailed, vizv1.ReasonPoolNotFound, msg)
+		return true, nil
+	}
 	pool := &vizv1.SandboxPool{}
 	if err := r.Get(ctx, key, pool); err != nil {
 		if !apierrors.IsNotFound(err) {

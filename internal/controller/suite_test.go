@@ -114,6 +114,12 @@ type harnessOptions struct {
 	// kubeRunner, when set, makes the Kubernetes backend available with this agent
 	// client (tests point Pod IPs at a fake or a loopback agent).
 	kubeRunner func(pod *corev1.Pod, token string) kubernetes.Runner
+	// restConfig, when set, is the manager's instead of the suite's admin one (a
+	// manager that impersonates its ServiceAccount, under the RBAC a test applied).
+	restConfig *rest.Config
+	// watchNamespaces is the request controller's WatchNamespaces (--watch-namespaces):
+	// it refuses pools outside them.
+	watchNamespaces []string
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -133,7 +139,11 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = nsMap
 	skipNameValidation := true
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	restConfig := cfg
+	if o.restConfig != nil {
+		restConfig = o.restConfig
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cacheOpts,
@@ -177,7 +187,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		Clock: o.clock, Pools: h.pools, Queue: h.queue, Executor: h.executor, Pipeline: o.pipeline,
 		PoolNotFoundGrace: 2 * time.Second, BackoffBase: 5 * time.Second, BackoffMax: time.Minute,
 		StatusBudgetBytes: o.statusBudget, RequireDataLabel: o.requireDataLabel, Workers: o.workers,
-		PositionInterval: 500 * time.Millisecond,
+		PositionInterval: 500 * time.Millisecond, WatchNamespaces: o.watchNamespaces,
 	}).SetupWithManager(mgr)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel

@@ -72,6 +72,10 @@ type VisualizationRequestReconciler struct {
 	// DefaultPlotlyJSURL is where plotly HTML loads plotly.js from when the pool sets
 	// no spec.plotlyJSURL; it goes into each HTML artifact's Content-Security-Policy.
 	DefaultPlotlyJSURL string
+	// WatchNamespaces are the namespaces the manager watches (--watch-namespaces);
+	// empty: every namespace. A request naming a pool in another namespace fails at
+	// once with PoolNotFound: that pool is not in the cache, and never will be.
+	WatchNamespaces []string
 
 	seed    seeder
 	tracker *tracker
