@@ -81,6 +81,7 @@ var (
 		regexp.MustCompile(`^[,;:\-\s]+`),
 		regexp.MustCompile(`(?i)^(?:please|kindly|hey|hi|ok(?:ay)?|so|now|also)\b[,!]?\s*`),
 		regexp.MustCompile(`(?i)^(?:can|could|would|will) you\s+(?:please\s+)?`),
+		regexp.MustCompile(`(?i)^(?:can|could|may) (?:i|we) (?:get|have|see)\s+`),
 		regexp.MustCompile(`(?i)^(?:i\s+(?:want|need|would like)|i'd like|let's|lets|help me)\s+(?:to\s+)?(?:see\s+)?`),
 		regexp.MustCompile(`(?i)^(?:show|make|create|generate|draw|plot|chart|graph|visuali[sz]e|build|produce|render|display|give|sketch|prepare|use|compare)\s+(?:me\s+|us\s+)?`),
 		regexp.MustCompile(`(?i)^(?:a|an|the|some|my)\s+`),

@@ -87,11 +87,11 @@ var (
 		// "5 mL: 12", "0.5 mg/kg 10", "18-30 years 40%" (dose-response, timed
 		// readings). First, so it wins a tie with "mg 20%" read as a word label.
 		regexp.MustCompile(unitLabel + `\s*[:=]?\s*(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b|\s*\.(?:\s|$))`),
-		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                             // Hydroxyurea (85%)
-		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                                // Jan: 3, HbF = 12
-		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
-		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                       // 2019: 3
-		regexp.MustCompile(`\b((?:19|20)\d\d)\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`),     // 2021 30%
+		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                                      // Hydroxyurea (85%)
+		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                                         // Jan: 3, HbF = 12
+		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*[.?!]?[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                                // 2019: 3
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`),              // 2021 30%
 		// CJK names run into their values: "北区120，南区95".
 		regexp.MustCompile(`([\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+)\s*[:=]?\s*(` + num + `)\s*(%)?`),
 	}

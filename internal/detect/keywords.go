@@ -52,13 +52,14 @@ var (
 	// plots more informative than box plots?", "how is a violin plot different from a
 	// box plot?", "can a pie chart show negative values?". It counts only in a
 	// question (a "?") with no request in it (requestForm).
-	chartQuestion = regexp.MustCompile(`\b(?:better|best|worse|worst|preferable|prefer(?:red)?|more (?:suitable|appropriate|informative|useful|readable|accurate|honest|effective)|less (?:suitable|appropriate|informative|useful|readable|misleading)|(?:suitable|appropriate|suited|ideal|advisable|misleading|enough|fine) (?:for|to|when|here|with)|suit(?:s|ed)?|differ(?:s|ent)? from|difference|instead|or (?:as )?(?:a|an) (?:\w+[- ])?(?:chart|graph|plot|curve|heat ?map|histogram|box ?plot)s?|(?:a|an) (?:\w+ )?(?:chart|graph|plot|heat ?map|histogram|box ?plot)s? (?:or|vs\.?|versus) (?:a|an) )`)
+	chartQuestion = regexp.MustCompile(`\b(?:better|best|worse|worst|preferable|prefer(?:red)?|more (?:suitable|appropriate|informative|useful|readable|accurate|honest|effective)|less (?:suitable|appropriate|informative|useful|readable|misleading)|(?:suitable|appropriate|suited|ideal|advisable|misleading|enough|fine) (?:for|to|when|here|with)|suit(?:s|ed)?|differ(?:s|ent)? from|difference|instead|(?:ok|okay|fine|wise|a good idea|a bad idea|necessary|acceptable|valid|correct|wrong|a mistake|allowed|misleading) to|or (?:as )?(?:a|an) (?:\w+[- ])?(?:chart|graph|plot|curve|heat ?map|histogram|box ?plot)s?|(?:a|an) (?:\w+ )?(?:chart|graph|plot|heat ?map|histogram|box ?plot)s? (?:or|vs\.?|versus) (?:a|an) )`)
 	// chartQuestionLead starts a question that is about charts in general ("can a pie
 	// chart show ...", "is a box plot ...", "should I show ... as ...").
-	chartQuestionLead = regexp.MustCompile(`^\s*(?:is|are|was|were|should|would|could|can|does|do|did|will|which|what|when|why|how|whether)\b`)
+	chartQuestionLead = regexp.MustCompile(`^\s*(?:(?:i'd like to know|i would like to know|i wonder|i'm wondering|tell me|do you know|any idea)\s+)?(?:is|are|was|were|should|would|could|can|does|do|did|will|which|what|when|why|how|whether|if)\b`)
 	// requestForm is a request, whatever question sits beside it: "can you plot",
-	// "please draw", a clause that starts with a drawing verb ("Plot a bar chart").
-	requestForm = regexp.MustCompile(`\b(?:can|could|would|will) you\b|\bplease\b|(?:^|[.;!?:]\s+)(?:plot|chart|graph|draw|make|create|generate|build|render|sketch|show me|give me|display|visuali[sz]e)\b`)
+	// "could I get", a clause that starts with a drawing verb ("Plot a bar chart",
+	// "if so, plot 3, 5, 8").
+	requestForm = regexp.MustCompile(`\b(?:can|could|would|will) you (?:please )?(?:plot|chart|graph|draw|make|create|generate|build|render|sketch|show|give|display|visuali[sz]e|put|turn)\b|\b(?:can|could|may) (?:i|we) (?:get|have|see)\b|\bi(?:'d| would)? (?:want|need|like) (?:a|an|to (?:see|get|have))\b|(?:^|[.;!?:,]\s*)(?:please\s+)?(?:plot|chart|graph|draw|make|create|generate|build|render|sketch|show me|give me|display|visuali[sz]e)\b`)
 	// tableRequest asks for a table or list: with only the chart it refers to ("the
 	// values of the bar chart as a table"), it is not a chart request.
 	tableRequest = regexp.MustCompile(`\b(?:in|as|into) (?:a |an )?(?:table|list|spreadsheet)\b|\btabulate\b|\btable (?:of|with|listing)\b|\b(?:make|create|give me) (?:a |an )?table\b`)
@@ -144,7 +145,7 @@ func Detect(prompt string) Result {
 
 	// A question about charts ("should I use a pie chart or a bar chart? Explain
 	// briefly.") and a story's plot are answered in words.
-	if res.Visualization && !creation.MatchString(text) {
+	if res.Visualization && !creation.MatchString(text) && !requestForm.MatchString(text) {
 		if (aboutCharts.MatchString(text) && (strings.Contains(text, "?") || explainOnly.MatchString(text))) || literaryPlot.MatchString(text) {
 			res.Visualization = false
 			kws = newKeywordSet()
@@ -383,7 +384,7 @@ func questionAboutCharts(text string) bool {
 
 // genericChartSubject is a question whose subject is a kind of chart: "can a pie
 // chart show negative values?", "does a histogram need equal bins?".
-var genericChartSubject = regexp.MustCompile(`^\s*(?:can|could|does|do|is|are|should|must|may|will|would) (?:a|an|all|most) (?:\w+[- ])?(?:charts?|graphs?|plots?|histograms?|heat ?maps?|box ?plots?|pies?)\b`).MatchString
+var genericChartSubject = regexp.MustCompile(`^\s*(?:can|could|does|do|is|are|should|must|may|will|would) (?:(?:a|an|all|most)\s+)?(?:\w+[- ])?(?:charts?|graphs?|plots?|histograms?|heat ?maps?|box ?plots?|pies?)\b`).MatchString
 
 // tableOfChart reports whether the request asks for a table of a chart that is
 // already there ("list the values shown in the bar chart as a table"): every chart
