@@ -56,7 +56,7 @@ var impliedCues = []chartCue{
 	{regexp.MustCompile(`\bdistribution\b|\bdistributed\b|\bfrequency of values\b`), ChartHistogram},
 	{regexp.MustCompile(`\b(?:vs\.?|versus|against|over) (?:time|dates?|months?|years?|days?|weeks?|quarters?)\b`), ChartLine},
 	{regexp.MustCompile(`\bcorrelat\w*|\brelationship\b|\bassociation between\b|\bvs\.?(?:\s|$)|\bversus\b|\bagainst\b`), ChartScatter},
-	{regexp.MustCompile(`\bcurves?\b|\bsurvival\b|\bkaplan|\bper (?:day|week|month|quarter|year)\b|\bover time\b|\bover the (?:past|last|next|years|months|weeks|decade)\b|\btrends?\b|\bmonthly\b|\bweekly\b|\bdaily\b|\byearly\b|\bannual(?:ly)?\b|\bquarterly\b|\btime course\b|\btimeline\b|\bby (?:month|year|week|day|quarter|date)\b|\bover \d+ (?:years|months|weeks|days)\b|\bprogression\b`), ChartLine},
+	{regexp.MustCompile(`\bcurves?\b|\bsurvival\b|\bkaplan|\bper (?:day|week|month|quarter|year)\b|\bover time\b|\bover the (?:past|last|next|years|months|weeks|decade)\b|\bover (?:the|a|an|one|each|her|his|their) (?:shift|day|night|week|month|year|admission|stay|hospital stay|course|follow-up|session|infusion)\b|\btrends?\b|\bmonthly\b|\bweekly\b|\bdaily\b|\byearly\b|\bannual(?:ly)?\b|\bquarterly\b|\btime course\b|\btimeline\b|\bby (?:month|year|week|day|quarter|date)\b|\bover \d+ (?:years|months|weeks|days)\b|\bprogression\b`), ChartLine},
 	{regexp.MustCompile(`\bshares?\b|\bproportions?\b|\bbreakdown\b|\bpercentage of (?:total|all)\b|\bcomposition\b|\bmakeup\b|\bfraction of\b`), ChartPie},
 	{regexp.MustCompile(`\bcompar(?:e|es|ed|ing|ison)\b|\branking\b|\btop \d+\b|\bby (?:genotype|group|category|type|country|region|age group|sex|gender|treatment|drug|site|hospital|department)\b`), ChartBar},
 }
@@ -81,6 +81,7 @@ var (
 		regexp.MustCompile(`^[,;:\-\s]+`),
 		regexp.MustCompile(`(?i)^(?:please|kindly|hey|hi|ok(?:ay)?|so|now|also)\b[,!]?\s*`),
 		regexp.MustCompile(`(?i)^(?:can|could|would|will) you\s+(?:please\s+)?`),
+		regexp.MustCompile(`(?i)^(?:can|could|may) (?:i|we) (?:get|have|see)\s+`),
 		regexp.MustCompile(`(?i)^(?:i\s+(?:want|need|would like)|i'd like|let's|lets|help me)\s+(?:to\s+)?(?:see\s+)?`),
 		regexp.MustCompile(`(?i)^(?:show|make|create|generate|draw|plot|chart|graph|visuali[sz]e|build|produce|render|display|give|sketch|prepare|use|compare)\s+(?:me\s+|us\s+)?`),
 		regexp.MustCompile(`(?i)^(?:a|an|the|some|my)\s+`),

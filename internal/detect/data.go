@@ -2,6 +2,7 @@ package detect
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -22,15 +23,75 @@ const num = `[-+]?[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?`
 // item.
 const label = `(\p{L}[\p{L}\p{N}'’./&+\- ]{0,60}?)`
 
+// unitLabel is a number (or a range) and a unit word, as a label: "10 mg",
+// "0.5 mg/kg", "5 min", "18-30 years". unitPair drops a match whose "unit" is a
+// joining word ("from 40 to 55").
+const unitLabel = `(\d+(?:\.\d+)?(?:\s*[-–]\s*\d+(?:\.\d+)?)?\s*[\p{L}µμ°][\p{L}µμ°]{0,11}(?:/[\p{L}µμ]{1,6}){0,2})`
+
+// notUnit are words that follow a number without being its unit.
+var notUnit = map[string]bool{
+	"in": true, "on": true, "at": true, "to": true, "and": true, "or": true, "of": true, "for": true, "by": true,
+	"from": true, "with": true, "the": true, "a": true, "an": true, "per": true, "vs": true, "versus": true,
+	"is": true, "are": true, "was": true, "were": true, "than": true, "then": true, "until": true, "till": true,
+	"through": true, "every": true, "each": true, "x": true, "en": true, "y": true, "und": true, "et": true, "e": true,
+	"bis": true, "de": true, "a.m": true, "st": true, "nd": true, "rd": true, "th": true,
+}
+
+// unitPair reports whether a label of unitLabel ends in a unit rather than a joining word.
+func unitPair(lab string) bool {
+	w := strings.Fields(strings.TrimLeft(lab, "0123456789.-– "))
+	if len(w) == 0 {
+		return false
+	}
+	u := strings.ToLower(w[len(w)-1])
+	if i := strings.IndexAny(u, "0123456789"); i == 0 {
+		return false
+	}
+	return !notUnit[u]
+}
+
+// afterNumber is text that ends with a number (and spaces).
+var afterNumber = regexp.MustCompile(`\d[ \t]*$`)
+
+// leadWord is the word before a unit label ("dose 10 mg").
+var leadWord = regexp.MustCompile(`(\p{L}+)\s+$`)
+
+// sharedLead widens unit labels to the word before each of them when every one has
+// the same ("dose 10 mg 22%, dose 20 mg 35%" are labelled "dose 10 mg"), so the word
+// is neither lost nor taken for the title.
+func sharedLead(prompt string, m [][]int) [][]int {
+	if len(m) < 2 {
+		return m
+	}
+	word := ""
+	for _, p := range m {
+		w := leadWord.FindStringSubmatch(prompt[max(0, p[2]-30):p[2]])
+		if w == nil || (word != "" && !strings.EqualFold(w[1], word)) {
+			return m
+		}
+		word = w[1]
+	}
+	for _, p := range m {
+		l := leadWord.FindStringIndex(prompt[max(0, p[2]-30):p[2]])
+		p[2] = max(0, p[2]-30) + l[0]
+		p[0] = min(p[0], p[2])
+	}
+	return m
+}
+
 var (
 	// pairPatterns are the ways a labelled value is written. The kind with the most
 	// matches wins, so a prompt mixing "values: 3" with a list is not read as pairs.
 	pairPatterns = []*regexp.Regexp{
-		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                             // Hydroxyurea (85%)
-		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                                // Jan: 3, HbF = 12
-		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
-		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                       // 2019: 3
-		regexp.MustCompile(`\b((?:19|20)\d\d)\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`),     // 2021 30%
+		// A label that is a number and its unit, then the value: "10 mg 20%",
+		// "5 mL: 12", "0.5 mg/kg 10", "18-30 years 40%" (dose-response, timed
+		// readings). First, so it wins a tie with "mg 20%" read as a word label.
+		regexp.MustCompile(unitLabel + `\s*[:=]?\s*(` + num + `)\s*(%)?(?:\s*[,;]|[ \t]*(?:\r?\n|$)|\s+and\b|\s*\.(?:\s|$))`),
+		regexp.MustCompile(label + `\s*\(\s*(` + num + `)\s*(%)?\s*\)`),                                      // Hydroxyurea (85%)
+		regexp.MustCompile(label + `\s*[:=]\s*(` + num + `)\s*(%)?`),                                         // Jan: 3, HbF = 12
+		regexp.MustCompile(label + `\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*[.?!]?[ \t]*(?:\r?\n|$)|\s+and\b)`), // North 120, Voxelotor 70%
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s*[:=]\s*(` + num + `)\s*(%)?`),                                // 2019: 3
+		regexp.MustCompile(`\b((?:19|20)\d\d)\s+(` + num + `)\s*(%)?(?:\s*[,;]|\s*$|\s+and\b)`),              // 2021 30%
 		// CJK names run into their values: "北区120，南区95".
 		regexp.MustCompile(`([\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+)\s*[:=]?\s*(` + num + `)\s*(%)?`),
 	}
@@ -78,8 +139,17 @@ func extractData(prompt string) series {
 
 func extractPairs(prompt string) (series, bool) {
 	var best [][]int
-	for _, re := range pairPatterns {
-		if m := re.FindAllStringSubmatchIndex(prompt, maxPoints); len(m) > len(best) {
+	for i, re := range pairPatterns {
+		m := re.FindAllStringSubmatchIndex(prompt, maxPoints)
+		if i == 0 {
+			m = slices.DeleteFunc(m, func(p []int) bool { return !unitPair(prompt[p[2]:p[3]]) })
+			m = sharedLead(prompt, m)
+		} else {
+			// A word right after a number is that number's unit ("5 mL: 12"), not
+			// a label of its own.
+			m = slices.DeleteFunc(m, func(p []int) bool { return afterNumber.MatchString(prompt[:p[2]]) })
+		}
+		if len(m) > len(best) {
 			best = m
 		}
 	}

@@ -108,6 +108,22 @@ func TestExtractData(t *testing.T) {
 			prompt: "2019: 3, 2020: 4, 2021: 5",
 			want:   series{Labels: []string{"2019", "2020", "2021"}, Values: []float64{3, 4, 5}, Start: 0},
 		},
+		"labels that are a number and a unit": {
+			prompt: "nausea at 25 mg 4%, 50 mg 9% and 75 mg 17%",
+			want:   series{Labels: []string{"25 mg", "50 mg", "75 mg"}, Values: []float64{4, 9, 17}, Unit: "%", Start: 10},
+		},
+		"unit labels with a colon, not the unit as a label": {
+			prompt: "levels by volume: 2 L: 5.5, 4 L: 7.25",
+			want:   series{Labels: []string{"2 L", "4 L"}, Values: []float64{5.5, 7.25}, Start: 18},
+		},
+		"unit labels with a shared word": {
+			prompt: "arm 1 g 30, arm 2 g 45",
+			want:   series{Labels: []string{"arm 1 g", "arm 2 g"}, Values: []float64{30, 45}, Start: 0},
+		},
+		"ranges with units": {
+			prompt: "by age 0-17 yrs 12%, 18-64 yrs 60%, 65-99 yrs 28%",
+			want:   series{Labels: []string{"0-17 yrs", "18-64 yrs", "65-99 yrs"}, Values: []float64{12, 60, 28}, Unit: "%", Start: 7},
+		},
 		"other numbers are not labels": {
 			prompt: "12: 3, 15: 4",
 			want:   series{Start: -1},
@@ -166,6 +182,17 @@ func TestDecimalCommas(t *testing.T) {
 		}
 		if len(decimalCommas(in)) != len(in) {
 			t.Errorf("decimalCommas(%q) changed the length", in)
+		}
+	}
+}
+
+func TestUnitPair(t *testing.T) {
+	for lab, want := range map[string]bool{
+		"10 mg": true, "0.5 mg/kg": true, "18-30 years": true, "5 min": true, "250 ml": true,
+		"40 to": false, "40 in": false, "3 and": false, "12 x": false, "2nd": false,
+	} {
+		if got := unitPair(lab); got != want {
+			t.Errorf("unitPair(%q) = %v, want %v", lab, got, want)
 		}
 	}
 }

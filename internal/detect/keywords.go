@@ -47,6 +47,26 @@ var (
 	// aboutCharts asks about charts rather than for one: "should I use a pie chart or
 	// a bar chart?", "which chart suits five categories?".
 	aboutCharts = regexp.MustCompile(`\b(?:why (?:do|does|are|is|would|should|did) |should (?:i|we|you) (?:use|choose|pick|go with)|which (?:chart|graph|plot|kind|type|one)|which (?:is|one is|would be|works) (?:better|best|more)|what (?:kind|type|sort) of (?:chart|graph|plot)|when (?:should (?:i|we|you) |to |do (?:i|we|you) )?use|difference between|pros and cons|is (?:a|an) \w+ (?:chart|graph|plot) (?:better|appropriate|suitable|good)|better (?:choice|option|than)|recommend(?:ed)? (?:a|an|the)? ?(?:chart|graph|plot)|best (?:chart|graph|plot|way to (?:show|visuali[sz]e|display)))\b`)
+	// chartQuestion is a question that weighs or explains charts rather than asking
+	// for one: "is a histogram or a box plot better for skewed data?", "are violin
+	// plots more informative than box plots?", "how is a violin plot different from a
+	// box plot?", "can a pie chart show negative values?". It counts only in a
+	// question (a "?") with no request in it (requestForm).
+	chartQuestion = regexp.MustCompile(`\b(?:better|best|worse|worst|preferable|prefer(?:red)?|more (?:suitable|appropriate|informative|useful|readable|accurate|honest|effective)|less (?:suitable|appropriate|informative|useful|readable|misleading)|(?:suitable|appropriate|suited|ideal|advisable|misleading|enough|fine) (?:for|to|when|here|with)|suit(?:s|ed)?|differ(?:s|ent)? from|difference|instead|(?:ok|okay|fine|wise|a good idea|a bad idea|necessary|acceptable|valid|correct|wrong|a mistake|allowed|misleading) to|or (?:as )?(?:a|an) (?:\w+[- ])?(?:chart|graph|plot|curve|heat ?map|histogram|box ?plot)s?|(?:a|an) (?:\w+ )?(?:chart|graph|plot|heat ?map|histogram|box ?plot)s? (?:or|vs\.?|versus) (?:a|an) )`)
+	// chartQuestionLead starts a question that is about charts in general ("can a pie
+	// chart show ...", "is a box plot ...", "should I show ... as ...").
+	chartQuestionLead = regexp.MustCompile(`^\s*(?:(?:i'd like to know|i would like to know|i wonder|i'm wondering|tell me|do you know|any idea)\s+)?(?:is|are|was|were|should|would|could|can|does|do|did|will|which|what|when|why|how|whether|if)\b`)
+	// requestForm is a request, whatever question sits beside it: "can you plot",
+	// "could I get", a clause that starts with a drawing verb ("Plot a bar chart",
+	// "if so, plot 3, 5, 8").
+	requestForm = regexp.MustCompile(`\b(?:can|could|would|will) you (?:please )?(?:plot|chart|graph|draw|make|create|generate|build|render|sketch|show|give|display|visuali[sz]e|put|turn)\b|\b(?:can|could|may) (?:i|we) (?:get|have|see)\b|\bi(?:'d| would)? (?:want|need|like) (?:a|an|to (?:see|get|have))\b|(?:^|[.;!?:,]\s*)(?:please\s+)?(?:plot|chart|graph|draw|make|create|generate|build|render|sketch|show me|give me|display|visuali[sz]e)\b`)
+	// tableRequest asks for a table or list: with only the chart it refers to ("the
+	// values of the bar chart as a table"), it is not a chart request.
+	tableRequest = regexp.MustCompile(`\b(?:in|as|into) (?:a |an )?(?:table|list|spreadsheet)\b|\btabulate\b|\btable (?:of|with|listing)\b|\b(?:make|create|give me) (?:a |an )?table\b`)
+	// definiteChart is a chart word that refers to a chart already there ("the bar
+	// chart", "this graph").
+	definiteChart = regexp.MustCompile(`\b(?:the|this|that|these|those|my|our|your|its|their) (?:\w+ ){0,2}$`)
+
 	// explainOnly ends a question that wants words: "Explain briefly."
 	explainOnly = regexp.MustCompile(`\b(?:explain|tell me|answer|in (?:one|two|three|a few) (?:sentences?|words|lines)|briefly|in short)\b`)
 	// literaryPlot is a story's plot: "summarize the plot of Moby-Dick".
@@ -75,6 +95,9 @@ var (
 		regexp.MustCompile(`\bwho plotted\b|\bplott(?:ed|ing) (?:to|against|revenge|an? (?:escape|coup|murder))\b|\bplots? (?:to|against) (?:kill|overthrow|assassinate|murder|destroy|steal|the)\b|\bplotted (?:the|a|an|his|her|their) (?:novel|story|book|film|movie|murder|coup|escape|series)\b`),
 		regexp.MustCompile(`\b(?:gunpowder|assassination|murder|terror|terrorist|coup|garden|burial|vegetable|cemetery|grave|allotment|evil) plots?\b`),
 		regexp.MustCompile(`\b(?:patient'?s?|patients'|medical|hospital|nursing|clinical|health) charts?\b|\bcharts? (?:reviews?|notes?|audits?|abstraction|documentation)\b|\bcharting (?:in|for) (?:nursing|the patient)\b`),
+		// The medical record: "her chart notes", "as documented in the chart", "the
+		// nurse charted a pulse of 112".
+		regexp.MustCompile(`\b(?:the|his|her|their|my|your|our) (?:medical |paper |electronic )?charts? (?:says?|said|notes?|noted|shows? (?:a|an|that|no)|showed|lists?|listed|documents?|documented|indicates?|indicated|records?|recorded|mentions?|mentioned|reads?|states?|stated)\b|\b(?:documented|noted|recorded|written|entered|logged|charted|filed|found) (?:in|on) (?:the|his|her|their|a|my|our) (?:\w+'s )?charts?\b|\b(?:nurses?|staff|doctors?|physicians?|residents?|clinicians?|i|we|she|he|they) (?:had |have |has )?charted\b`),
 		regexp.MustCompile(`\bchart(?:ed|ing|s)? (?:a|the|our|my|your|their|his|her) (?:course|path|way|future|waters)\b|\b(?:top|topped|topping|top of) the charts?\b|\bchart-topping\b|\b(?:billboard|music|album|singles) charts?\b|\boff the charts?\b`),
 		regexp.MustCompile(`\b(?:learning|bell|demand|supply|yield) curves?\b|\bfigures? (?:out|skating)\b|\bpublic figures?\b|\bfigured\b`),
 	}
@@ -82,7 +105,12 @@ var (
 	// Tool routing for prompts that are not visualizations. Literature wins over
 	// current events: "latest trials of voxelotor" is a PubMed question.
 	literature = regexp.MustCompile(`\b(?:stud(?:y|ies)|trials?|rcts?|evidence|evidence-based|literature|meta-analys[ie]s|systematic reviews?|research(?:ers)?|papers?|publications?|published|pubmed|medline|cohorts?|guidelines?|efficacy|side effects?|adverse (?:events?|effects?)|contraindications?|prognosis|mortality|dosing|pharmacokinetics|mechanism of action|clinical)\b`)
-	current    = regexp.MustCompile(`\b(?:news|headlines?|latest|today|today's|tonight|yesterday|this (?:week|month|year|morning)|right now|currently|current(?:ly)? (?:price|status|ceo|president)|prices?|stock|stocks|share price|weather|forecast|score|scores|who won|election|announced|announcement|release date|breaking|trending|recent(?:ly)?|update on|approved (?:this|last))\b`)
+	current    = regexp.MustCompile(`\b(?:news|headlines?|latest|current(?:ly)? (?:price|status|ceo|president)|prices?|stock|stocks|share price|weather|forecast|score|scores|who won|election|announced|announcement|release date|breaking|trending|update on|approved (?:this|last))\b`)
+	// currentTime are words of time that make a question about current events, unless
+	// it is about a patient ("a fever of 39.2 yesterday").
+	currentTime = regexp.MustCompile(`\b(?:today|today's|tonight|yesterday|this (?:week|month|year|morning|afternoon|evening)|right now|currently|recent(?:ly)?)\b`)
+	// clinicalCase is a question about a patient in one's care.
+	clinicalCase = regexp.MustCompile(`\b(?:patient'?s?|patients'|(?:his|her|their) (?:chart|fever|temperature|pulse|blood pressure|bp|labs?|potassium|sodium|glucose|hemoglobin|haemoglobin|inr|creatinine|symptoms?|pain|dose|medications?|vitals)|(?:the|a|our) (?:nurse|ward|icu|unit)|charted|documented|on rounds|at the bedside|admitted|discharged|bp|hr|spo2|tachycardi\w*|bradycardi\w*|hypertensi\w*|fever|febrile)\b`)
 )
 
 // Detect decides from keywords and patterns alone whether prompt asks for a chart,
@@ -117,11 +145,15 @@ func Detect(prompt string) Result {
 
 	// A question about charts ("should I use a pie chart or a bar chart? Explain
 	// briefly.") and a story's plot are answered in words.
-	if res.Visualization && !creation.MatchString(text) {
+	if res.Visualization && !creation.MatchString(text) && !requestForm.MatchString(text) {
 		if (aboutCharts.MatchString(text) && (strings.Contains(text, "?") || explainOnly.MatchString(text))) || literaryPlot.MatchString(text) {
 			res.Visualization = false
 			kws = newKeywordSet()
 		}
+	}
+	if res.Visualization && (questionAboutCharts(text) || tableOfChart(text, positive)) {
+		res.Visualization = false
+		kws = newKeywordSet()
 	}
 	// Given numbers and a question about their change over time: a line chart.
 	if !res.Visualization && len(negated) == 0 && trendCue.MatchString(text) {
@@ -188,6 +220,9 @@ func Detect(prompt string) Result {
 		res.Tool = ToolPubMedSearch
 		kws.add(m...)
 	} else if m := current.FindAllString(text, -1); len(m) > 0 {
+		res.Tool = ToolWebSearch
+		kws.add(m...)
+	} else if m := currentTime.FindAllString(text, -1); len(m) > 0 && !clinicalCase.MatchString(text) {
 		res.Tool = ToolWebSearch
 		kws.add(m...)
 	}
@@ -318,4 +353,54 @@ func (k *keywordSet) list() []string {
 		return nil
 	}
 	return k.order
+}
+
+// questionAboutCharts reports whether text asks about charts (which is better, how
+// one differs, what one can show) without asking for one: a question, led by a
+// question word, that weighs or compares charts, and no request beside it ("Which
+// month was best? Plot a bar chart: ..." is a request).
+func questionAboutCharts(text string) bool {
+	if !strings.Contains(text, "?") || requestForm.MatchString(text) {
+		return false
+	}
+	for _, q := range strings.SplitAfter(text, "?") {
+		if !strings.Contains(q, "?") {
+			continue
+		}
+		// The question itself: the last sentence before the "?".
+		if i := strings.LastIndexAny(strings.TrimSuffix(q, "?"), ".!;\n"); i >= 0 {
+			q = q[i+1:]
+		}
+		found, _ := vizKeywords(q)
+		if len(found) == 0 || !chartQuestionLead.MatchString(q) {
+			continue
+		}
+		if chartQuestion.MatchString(q) || genericChartSubject(q) {
+			return true
+		}
+	}
+	return false
+}
+
+// genericChartSubject is a question whose subject is a kind of chart: "can a pie
+// chart show negative values?", "does a histogram need equal bins?".
+var genericChartSubject = regexp.MustCompile(`^\s*(?:can|could|does|do|is|are|should|must|may|will|would) (?:(?:a|an|all|most)\s+)?(?:\w+[- ])?(?:charts?|graphs?|plots?|histograms?|heat ?maps?|box ?plots?|pies?)\b`).MatchString
+
+// tableOfChart reports whether the request asks for a table of a chart that is
+// already there ("list the values shown in the bar chart as a table"): every chart
+// word refers to that chart.
+func tableOfChart(text string, positive []string) bool {
+	if !tableRequest.MatchString(text) {
+		return false
+	}
+	for _, clause := range positive {
+		for _, m := range append(vizStrong.FindAllStringIndex(clause, -1), vizForeign.FindAllStringIndex(clause, -1)...) {
+			// The chart word and the words naming its kind ("bar chart"): look before them.
+			before := clause[:m[0]]
+			if !definiteChart.MatchString(before) {
+				return false
+			}
+		}
+	}
+	return true
 }

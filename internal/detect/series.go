@@ -41,6 +41,9 @@ var (
 // extractSeries finds the richer shapes of data: x–y points, x values then y values,
 // several named series. It reports false when the prompt has none of them.
 func extractSeries(prompt string) (series, bool) {
+	if s, ok := extractTrend(prompt); ok {
+		return s, true
+	}
 	if m := xyPair.FindAllStringSubmatchIndex(prompt, maxPoints); len(m) >= 2 && !allNamed(prompt, m) {
 		s := series{Start: m[0][0]}
 		for _, p := range m {
@@ -360,4 +363,70 @@ func allNamed(prompt string, pairs [][]int) bool {
 		}
 	}
 	return true
+}
+
+// A narrative trend gives each value with its time or place: "rose from 40 in
+// January to 55 in February and 70 in March", "fell from 11.2 on Monday to 9.8 on
+// Wednesday", "went from 35 in week 1 to 42 in week 2", "subieron de 40 en enero a
+// 55 en febrero y 70 en marzo".
+const (
+	// trendAt is "40 in January", "2.5% in Q1", "82 kg in January", "35 in week 1":
+	// a value, an optional unit word, a preposition and the period or place.
+	trendAt = `(` + num + `)\s*(%)?(?:\s*[\p{L}µμ°/]{1,12})?\s+(?:in|on|at|by|during|for|en|em|im|am|au|no|na|nel|nella)\s+` +
+		`((?:the\s+)?(?:(?:week|day|month|visit|cycle|hour|quarter|year|session|phase|wave|round|stage|shift|semana|d[ií]a|woche|tag|semaine|jour)s?\s+\d{1,4}|(?:19|20)\d\d|\p{L}[\p{L}\p{N}'’\-]*(?:\s+(?:(?:19|20)\d\d|(?-i:\p{Lu})\b))?))`
+	// trendJoin joins two of them: "to", ", then", "and then to", "before falling to".
+	trendJoin = `\s*,?\s*(?:(?:and|then|to|before|after|but|back|again|finally|eventually|up|down|y|e|et|und|a|à|auf|bis|hasta|até|\p{L}{2,}(?:ing|ed))\s+){0,4}`
+)
+
+var (
+	// trendChain is "from" (or "de", "von", ...) and two or more values with their
+	// periods.
+	trendChain = regexp.MustCompile(`(?i)\b(?:from|de|desde|von|depuis|da|were|was|stood at)\s+` + trendAt + `(?:` + trendJoin + trendAt + `)+`)
+	trendItem  = regexp.MustCompile(`(?i)` + trendAt)
+	// periodFirst is the same narrative with the period first: "in January
+	// admissions were 40, in February 55 and in March 70".
+	periodFirst     = `\b(?:in|on|at|during|for|en|im|am)\s+((?:the\s+)?(?:(?:week|day|month|visit|cycle|hour|quarter|year|session|shift)s?\s+\d{1,4}|(?:19|20)\d\d|\p{L}[\p{L}\p{N}'’\-]*(?:\s+(?:(?:19|20)\d\d|(?-i:\p{Lu})\b))?))\s*,?\s+(?:\p{L}+\s+){0,3}?(` + num + `)\s*(%)?`
+	periodChain     = regexp.MustCompile(`(?i)` + periodFirst + `(?:\s*(?:,|;|\band\b|\bthen\b)\s*(?:(?:and|then)\s+)?` + periodFirst + `)+`)
+	periodFirstItem = regexp.MustCompile(`(?i)` + periodFirst)
+	// trendLead is the verb phrase before the values ("that rose", ", which
+	// dropped"): the data, and not the title, starts there.
+	trendLead = regexp.MustCompile(`(?i)(?:,?\s*\b(?:that|which|who)\s+)?(?:\b(?:has|have|had)\s+)?\b(?:rose|risen|rising|rises|rise|increased|increasing|increases|grew|grown|growing|climbed|climbing|jumped|went(?:\s+(?:up|down))?|gone|going|fell|fallen|falling|falls|dropped|dropping|drops|declined|declining|decreased|decreasing|dipped|improved|worsened|changed|moved|shifted|subieron|subi[óo]|bajaron|baj[óo]|aumentaron|aument[óo]|cayeron|cay[óo]|stieg(?:en)?|sank(?:en)?|fiel(?:en)?|augment[ée]|baiss[ée]|pass[ée])?\s*$`)
+)
+
+// extractTrend reads a narrative trend: its values, labelled by their periods.
+func extractTrend(prompt string) (series, bool) {
+	// Groups of an item: value, percent, period; the period comes first in
+	// periodFirst.
+	item, value, pct, per := trendItem, 2, 4, 6
+	loc := trendChain.FindStringIndex(prompt)
+	if loc == nil {
+		if loc = periodChain.FindStringIndex(prompt); loc == nil {
+			return series{Start: -1}, false
+		}
+		item, value, pct, per = periodFirstItem, 4, 6, 2
+	}
+	s := series{Start: loc[0]}
+	if l := trendLead.FindStringIndex(prompt[:loc[0]]); l != nil && l[0] < l[1] {
+		s.Start = l[0]
+	}
+	percent := 0
+	for _, m := range item.FindAllStringSubmatchIndex(prompt[loc[0]:loc[1]], maxPoints) {
+		v, ok := parseNumber(prompt[loc[0]+m[value] : loc[0]+m[value+1]])
+		if !ok {
+			continue
+		}
+		if m[pct] >= 0 {
+			percent++
+		}
+		period := leadArticle.ReplaceAllString(prompt[loc[0]+m[per]:loc[0]+m[per+1]], "")
+		s.Labels = append(s.Labels, capitalize(truncate(period, maxLabel)))
+		s.Values = append(s.Values, v)
+	}
+	if len(s.Values) < 2 {
+		return series{Start: -1}, false
+	}
+	if percent == len(s.Values) {
+		s.Unit = "%"
+	}
+	return s, true
 }

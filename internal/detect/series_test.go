@@ -61,6 +61,30 @@ func TestExtractSeries(t *testing.T) {
 			prompt: "bilirubin over four visits: 2.1, 2.6, 3.0, 2.4",
 			want:   series{Labels: []string{"Visit 1", "Visit 2", "Visit 3", "Visit 4"}, Values: []float64{2.1, 2.6, 3, 2.4}, Start: 28},
 		},
+		"narrative trend: from, to, and": {
+			prompt: "clinic visits that grew from 210 in June to 260 in July and 300 in August",
+			want:   series{Labels: []string{"June", "July", "August"}, Values: []float64{210, 260, 300}, Start: 13},
+		},
+		"narrative trend with units, years and then": {
+			prompt: "dose fell from 4.5 mg in 2020 to 3 mg in 2021, then to 2.5 mg in 2022",
+			want:   series{Labels: []string{"2020", "2021", "2022"}, Values: []float64{4.5, 3, 2.5}, Start: 5},
+		},
+		"narrative trend of percentages by numbered period": {
+			prompt: "occupancy went from 70% in week 2 to 85% in week 5",
+			want:   series{Labels: []string{"Week 2", "Week 5"}, Values: []float64{70, 85}, Unit: "%", Start: 10},
+		},
+		"narrative trend in Spanish": {
+			prompt: "las altas bajaron de 90 en abril a 75 en mayo",
+			want:   series{Labels: []string{"Abril", "Mayo"}, Values: []float64{90, 75}, Start: 10},
+		},
+		"narrative with the period first": {
+			prompt: "on Monday we saw 12, on Tuesday 18 and on Wednesday 9",
+			want:   series{Labels: []string{"Monday", "Tuesday", "Wednesday"}, Values: []float64{12, 18, 9}, Start: 0},
+		},
+		"a from-to range is not a trend": {
+			prompt: "ages from 20 to 40",
+			want:   series{Start: -1},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -91,6 +115,17 @@ func TestDetectQuestionsAndLanguages(t *testing.T) {
 		chart  ChartType
 	}{
 		"question about charts":    {"Should I use a pie chart or a bar chart for five categories? Explain briefly.", false, ChartAuto},
+		"which of two is better":   {"Is a dot plot or a bar chart better for three groups?", false, ChartAuto},
+		"more suitable than":       {"Are stacked bars more suitable than pies for budgets?", false, ChartAuto},
+		"how do they differ":       {"How does a density plot differ from a histogram?", false, ChartAuto},
+		"what a kind of chart can": {"Can a line chart have gaps?", false, ChartAuto},
+		"is it fine to":            {"Is it fine to use a 3D pie chart?", false, ChartAuto},
+		"a table of a chart":       {"Put the numbers of the line graph into a table", false, ChartAuto},
+		"a table and a chart":      {"Make a table and a bar chart of A 3, B 4", true, ChartBar},
+		"question, then plot":      {"Would bars be better? If yes, plot A 2, B 6", true, ChartBar},
+		"best month, then a chart": {"Which quarter was worst? Draw a line chart: Q1 8, Q2 5, Q3 7", true, ChartLine},
+		"the medical record":       {"His chart lists a sodium of 128 from yesterday; how fast should we correct it?", false, ChartAuto},
+		"charted by a nurse":       {"We charted a heart rate of 130 overnight; is that concerning?", false, ChartAuto},
 		"question, then a request": {"Should I use a pie chart? Make a pie chart of A 1, B 2, C 3", true, ChartPie},
 		"a story's plot":           {"Summarize the plot of Moby-Dick in two sentences.", false, ChartAuto},
 		"trend of given numbers":   {"How did bilirubin change over four visits: 2.1, 2.6, 3.0, 2.4", true, ChartLine},
