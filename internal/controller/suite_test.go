@@ -3,7 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -114,6 +115,9 @@ type harnessOptions struct {
 	// kubeRunner, when set, makes the Kubernetes backend available with this agent
 	// client (tests point Pod IPs at a fake or a loopback agent).
 	kubeRunner func(pod *corev1.Pod, token string) kubernetes.Runner
+	// transport wraps the manager's HTTP transport (every client of the manager: the
+	// cached client, the API reader, the Event recorder), to count its API requests.
+	transport func(http.RoundTripper) http.RoundTripper
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -133,7 +137,12 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = nsMap
 	skipNameValidation := true
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	restCfg := cfg
+	if o.transport != nil {
+		restCfg = rest.CopyConfig(cfg)
+		restCfg.Wrap(o.transport)
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cacheOpts,
