@@ -15,6 +15,7 @@ package admission
 
 import (
 	"container/heap"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -192,7 +193,9 @@ func (q *Queue) Positions() map[string]int {
 		}
 	}
 	q.positions = out
-	return out
+	// A copy: the queue goes on changing its own map (admissions delete from it) after
+	// the lock is released, while the caller iterates.
+	return maps.Clone(out)
 }
 
 // Waiting returns the item waiting under id.

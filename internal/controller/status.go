@@ -62,6 +62,35 @@ func (s *scope) setCondition(condType string, status metav1.ConditionStatus, rea
 	s.events = append(s.events, eventRecord{kind: kind, reason: reason, action: condType, message: truncate(message, 1024)})
 }
 
+// eventsToRecord coalesces the Events the pass collected, so that a request costs an
+// Event per thing a person would act on, not one per step: every Warning (trouble: a
+// failed attempt, a dropped artifact, a chart that does not match), once per reason, and
+// the outcome (Ready's Event) in the pass that finishes the request. Progress that the
+// phase and conditions already show (Detected, Admitted, Running, CodeGenerated,
+// Executed, ArtifactsStored, a Verified that is not False) records no Event: a request
+// admitted at once costs two status patches and one Event.
+func (s *scope) eventsToRecord() []eventRecord {
+	finishing := s.vr.Status.Phase.Finished() && !s.before.Status.Phase.Finished()
+	last := map[string]int{} // a Warning's reason → its last index
+	for i, e := range s.events {
+		if e.kind == corev1.EventTypeWarning {
+			last[e.reason] = i
+		}
+	}
+	var out []eventRecord
+	for i, e := range s.events {
+		switch {
+		case e.kind == corev1.EventTypeWarning:
+			if last[e.reason] == i { // the latest message of a reason (Ready's, when finishing)
+				out = append(out, e)
+			}
+		case finishing && e.action == vizv1.ConditionReady:
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // finish ends the request: phase is derived from the Ready condition.
 func (s *scope) finish(phase vizv1.Phase, reason, message string) {
 	status := metav1.ConditionFalse

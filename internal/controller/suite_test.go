@@ -3,7 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -120,6 +121,9 @@ type harnessOptions struct {
 	// watchNamespaces is the request controller's WatchNamespaces (--watch-namespaces):
 	// it refuses pools outside them.
 	watchNamespaces []string
+	// transport wraps the manager's HTTP transport (every client of the manager: the
+	// cached client, the API reader, the Event recorder), to count its API requests.
+	transport func(http.RoundTripper) http.RoundTripper
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -139,11 +143,15 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	cacheOpts := CacheOptions()
 	cacheOpts.DefaultNamespaces = nsMap
 	skipNameValidation := true
-	restConfig := cfg
+	restCfg := cfg
 	if o.restConfig != nil {
-		restConfig = o.restConfig
+		restCfg = o.restConfig
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	if o.transport != nil {
+		restCfg = rest.CopyConfig(restCfg)
+		restCfg.Wrap(o.transport)
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      cacheOpts,

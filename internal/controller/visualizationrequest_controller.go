@@ -193,8 +193,10 @@ func (r *VisualizationRequestReconciler) patchStatus(ctx context.Context, s *sco
 	return r.Status().Patch(ctx, s.vr, client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{}))
 }
 
+// emit records the pass's Events, coalesced (see scope.eventsToRecord): a Warning
+// for each trouble and one Event for the outcome, not one per step.
 func (r *VisualizationRequestReconciler) emit(s *scope) {
-	for _, e := range s.events {
+	for _, e := range s.eventsToRecord() {
 		r.Recorder.Eventf(s.vr, nil, e.kind, e.reason, e.action, "%s", e.message)
 	}
 }

@@ -74,6 +74,7 @@ type config struct {
 	warmN, drainN, poolCap, poolJobs     int
 	throughputJobs, window               int
 	waiting                              []int
+	phases                               map[string]bool // empty: all
 	gap, settle                          time.Duration
 	drainCap, scaleCap, timeout          time.Duration
 }
@@ -100,7 +101,15 @@ func main() {
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a pool is ready, for its background imports")
 	flag.DurationVar(&cfg.timeout, "timeout", 40*time.Minute, "bound on the whole run")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every watch event of the warm requests (where the time goes)")
+	var phases string
+	flag.StringVar(&phases, "phases", "", "comma-separated phases to run (warm, pool2floor, drain, scale); empty: all. E.g. -phases scale -waiting 2000 for the intake of 2,000 alone")
 	flag.Parse()
+	cfg.phases = map[string]bool{}
+	for _, p := range strings.Split(phases, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.phases[p] = true
+		}
+	}
 	for _, f := range strings.Split(waiting, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -261,12 +270,15 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"warm latency", b.warm},
-		{"pool/2floor", b.pool2},
+		{"warm", b.warm},
+		{"pool2floor", b.pool2},
 		{"drain", b.drain},
 		{"scale", b.scale},
 	}
 	for _, ph := range phases {
+		if len(cfg.phases) > 0 && !cfg.phases[ph.name] {
+			continue
+		}
 		if err := ph.fn(ctx); err != nil {
 			if ctx.Err() != nil {
 				err = fmt.Errorf("%s: %w (-timeout %s)", ph.name, ctx.Err(), cfg.timeout)
