@@ -121,22 +121,28 @@ bench: deps manifests ## Run the benchmarks: the sandbox ratios, then the operat
 # may be 3 minors older than the API server), kube-scheduler and kube-controller-manager
 # of the API server's version. docs/e2e.md explains every choice.
 E2E_KUBELET_VERSION ?= 1.34.4
-E2E_APT_PACKAGES ?= containerd runc containernetworking-plugins mmdebstrap iptables
+# kube-router's network-policy firewall enforces the sandboxes' NetworkPolicies (the
+# newest version the Go module proxy serves); it needs iptables, ipset, and kmod's
+# modprobe where br_netfilter is a module.
+E2E_KUBE_ROUTER_VERSION ?= 2.1.0
+E2E_APT_PACKAGES ?= containerd runc containernetworking-plugins mmdebstrap iptables ipset kmod
 E2E_DIR ?= $(LOCALBIN)/e2e
 E2E_GINKGO_FLAGS ?=
 
 .PHONY: e2e-deps
-e2e-deps: deps ## Install what the e2e cluster needs: containerd, runc, CNI plugins, mmdebstrap (apt, skipped when present).
+e2e-deps: deps ## Install what the e2e cluster needs: containerd, runc, CNI plugins, mmdebstrap, iptables, ipset (apt, skipped when present).
 	@$(call apt-install,$(E2E_APT_PACKAGES),about 1 minute)
 
 .PHONY: e2e-binaries
-e2e-binaries: ## Find or build the e2e cluster's Kubernetes binaries into the machine-wide cache and link them into bin/e2e/ (first time 30 to 50 minutes on 2 cores; then instant).
+e2e-binaries: ## Find or build the e2e cluster's Kubernetes binaries and kube-router into the machine-wide cache and link them into bin/e2e/ (first time 35 to 55 minutes on 2 cores; then instant).
 	@mkdir -p $(E2E_DIR)
 	@assets=$$(hack/envtest-assets.sh) && \
 	k8s=$$(basename "$$assets") && \
 	node=$$(hack/e2e/build-k8s.sh $(E2E_KUBELET_VERSION) kubelet) && \
 	cp=$$(hack/e2e/build-k8s.sh "$$k8s" kube-scheduler kube-controller-manager) && \
+	kr=$$(hack/e2e/build-kube-router.sh $(E2E_KUBE_ROUTER_VERSION)) && \
 	ln -sfn "$$assets" $(E2E_DIR)/assets && \
+	ln -sf "$$kr/kube-router" $(E2E_DIR)/kube-router && \
 	ln -sf "$$node/kubelet" $(E2E_DIR)/kubelet && \
 	ln -sf "$$cp/kube-scheduler" $(E2E_DIR)/kube-scheduler && \
 	ln -sf "$$cp/kube-controller-manager" $(E2E_DIR)/kube-controller-manager
@@ -146,13 +152,13 @@ e2e-images: e2e-deps ## Build the sandbox image (Dockerfile.sandbox's recipe, wi
 	go run ./hack/images/build -out $(E2E_DIR)/images
 
 .PHONY: e2e
-e2e: e2e-deps conformance-deps manifests e2e-binaries e2e-images ## Run the e2e suite on a real one-node cluster (kubelet, containerd, runc, CNI bridge) started and torn down here; needs root. Logs and timings: bin/e2e/logs/.
+e2e: e2e-deps conformance-deps manifests e2e-binaries e2e-images ## Run the e2e suite on a real one-node cluster (kubelet, containerd, runc, CNI bridge, kube-router's NetworkPolicy firewall) started and torn down here; needs root. Logs and timings: bin/e2e/logs/.
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e runs containerd and a kubelet: run it as root"; exit 1; }
 	go build -o $(LOCALBIN)/manager ./cmd
 	@mkdir -p $(E2E_DIR)/logs
 	VIZOPS_E2E=1 KUBEBUILDER_ASSETS=$$(readlink -f $(E2E_DIR)/assets) \
 	E2E_KUBELET=$(E2E_DIR)/kubelet E2E_KUBE_SCHEDULER=$(E2E_DIR)/kube-scheduler \
-	E2E_KUBE_CONTROLLER_MANAGER=$(E2E_DIR)/kube-controller-manager \
+	E2E_KUBE_CONTROLLER_MANAGER=$(E2E_DIR)/kube-controller-manager E2E_KUBE_ROUTER=$(E2E_DIR)/kube-router \
 	E2E_IMAGES=$(E2E_DIR)/images E2E_MANAGER=$(LOCALBIN)/manager E2E_LOG_DIR=$(E2E_DIR)/logs \
 	go test -count=1 -v -timeout 60m ./test/e2e/ -ginkgo.label-filter=e2e -ginkgo.v $(E2E_GINKGO_FLAGS) 2>&1 | tee $(E2E_DIR)/test.log
 	@echo "timings: $(E2E_DIR)/logs/report.txt"; cat $(E2E_DIR)/logs/report.txt

@@ -88,6 +88,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Kubelet:           need("E2E_KUBELET"),
 		Scheduler:         need("E2E_KUBE_SCHEDULER"),
 		ControllerManager: need("E2E_KUBE_CONTROLLER_MANAGER"),
+		KubeRouter:        need("E2E_KUBE_ROUTER"),
 		CRDs:              filepath.Join(root, "config", "crd", "bases"),
 		Images:            []string{filepath.Join(images, "pause.tar"), filepath.Join(images, "sandbox.tar")},
 		PauseImage:        env("E2E_PAUSE_IMAGE", "vizops.local/pause:e2e"),
@@ -181,7 +182,9 @@ func newNamespace(ctx context.Context) string {
 // poolOptions are what specs vary in a Kubernetes pool.
 type poolOptions struct {
 	minReady, maxSandboxes int32
-	memory                 string
+	memory, cpu            string
+	// egress is the class's allow-list (none: no network at all).
+	egress []vizv1.EgressRule
 	// seccompProfile is the class's Localhost seccomp profile; "" for RuntimeDefault.
 	seccompProfile string
 }
@@ -199,12 +202,16 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 	mem := mustQuantity(o.memory)
 	// Half a core: the node has 2, and a spec's warm and busy Pods must fit beside
 	// the next spec's (requests equal limits, so the Pods are Guaranteed).
-	cpu := mustQuantity("500m")
+	if o.cpu == "" {
+		o.cpu = "500m"
+	}
+	cpu := mustQuantity(o.cpu)
 	hostUsers := true
 	class := &vizv1.SandboxClass{
 		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
 		Spec: vizv1.SandboxClassSpec{
 			Backend:    vizv1.BackendKubernetes,
+			Egress:     o.egress,
 			Kubernetes: &vizv1.KubernetesClass{Image: image, MaxExecutionsPerSandbox: 1, HostUsers: &hostUsers},
 		},
 	}

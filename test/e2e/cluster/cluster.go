@@ -52,6 +52,9 @@ type Options struct {
 	PodCIDR string
 	// Bridge is the CNI bridge's interface name.
 	Bridge string
+	// KubeRouter is kube-router's binary (hack/e2e/build-kube-router.sh); when set, its
+	// network-policy firewall enforces NetworkPolicies on the node. Empty: nothing does.
+	KubeRouter string
 	// Log reports progress.
 	Log func(format string, args ...any)
 }
@@ -66,6 +69,8 @@ type Cluster struct {
 	procs      []*proc
 	containerd string // its socket
 	netnsStart map[string]bool
+	// restoreBridgeNF is net.bridge.bridge-nf-call-iptables before the run changed it.
+	restoreBridgeNF string
 }
 
 type proc struct {
@@ -135,6 +140,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	o.Log("node %s Ready %s after the kubelet started", o.NodeName, time.Since(t).Round(time.Millisecond))
+	if o.KubeRouter == "" {
+		o.Log("no kube-router given: NetworkPolicies are not enforced")
+	} else if err := c.startKubeRouter(ctx); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -377,6 +387,9 @@ func (c *Cluster) Stop() {
 		}
 		stopProc(p, 20*time.Second)
 		o.Log("stopped %s", p.name)
+	}
+	if c.opts.KubeRouter != "" {
+		c.stopKubeRouter()
 	}
 	c.sweepHost()
 	if c.env != nil {
