@@ -1,7 +1,8 @@
 // Package cluster runs a one-node Kubernetes cluster on this machine for the e2e tests:
 // etcd and kube-apiserver (envtest's, from hack/envtest-assets.sh), kube-scheduler and
-// kube-controller-manager (garbage collection, namespaces, service accounts), and a
-// kubelet with containerd, runc and a CNI bridge. Every part is a pinned binary from
+// kube-controller-manager (garbage collection, namespaces, service accounts), a
+// kubelet with containerd, runc and a CNI bridge, and kube-router's firewall enforcing
+// NetworkPolicies (netpol.go). Every part is a pinned binary from
 // a cache (hack/e2e/build-k8s.sh, Debian packages); images come from OCI archives
 // built by hack/images/build and imported into containerd. Stop tears all of it down,
 // containers, network namespaces and mounts included. docs/e2e.md explains each choice.
