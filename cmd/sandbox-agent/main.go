@@ -24,9 +24,6 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox/agent"
 )
 
-// prSetDumpable is PR_SET_DUMPABLE of prctl(2).
-const prSetDumpable = 4
-
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-agent:", err)
@@ -56,24 +53,12 @@ func run() error {
 	flag.Int64Var(&pids, "pids", 0, "per-kernel process rlimit (0: none; a Pod's pids limit applies)")
 	flag.Parse()
 
-	// Kernels run as this process's user inside a Pod: keep them out of its memory
-	// (/proc/<pid>/mem, environ), which holds the token.
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
-		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", errno)
-	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	token, err := readToken(tokenFile, listen)
-	if err != nil {
-		return err
-	}
-	if token == "" {
-		log.Warn("no --token-file: serving without an access token, on a loopback address only")
-	}
 	iso := agent.Isolation(isolation)
 	if isolation == "auto" {
 		iso = agent.IsolationBwrap
@@ -84,8 +69,7 @@ func run() error {
 	if network != string(sandbox.NetworkNone) && network != string(sandbox.NetworkEgress) {
 		return fmt.Errorf("--network must be %s or %s", sandbox.NetworkNone, sandbox.NetworkEgress)
 	}
-	srv, err := agent.NewServer(agent.Options{
-		Token:       token,
+	opts := agent.Options{
 		Isolation:   iso,
 		Python:      python,
 		Bwrap:       bwrap,
@@ -102,7 +86,28 @@ func run() error {
 		KillOrphans: true,
 		// Kernels with namespaces of their own cannot read the token's directory.
 		HidePaths: hideTokenDir(tokenFile),
-	})
+	}
+	// Before the token is in memory.
+	kernelNS, err := agent.ProtectMemory(opts)
+	if err != nil {
+		return err
+	}
+	if iso == agent.IsolationNone {
+		if kernelNS {
+			log.Info("each kernel runs as PID 1 of its own PID, user and mount namespaces")
+		} else {
+			log.Warn("kernels share the agent's namespaces: no user namespace can be made here (a runtime's default seccomp profile refuses them; docs/security.md says what that costs and how vizops's profile allows them)")
+		}
+	}
+	token, err := readToken(tokenFile, listen)
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		log.Warn("no --token-file: serving without an access token, on a loopback address only")
+	}
+	opts.Token = token
+	srv, err := agent.NewServer(opts)
 	if err != nil {
 		return err
 	}

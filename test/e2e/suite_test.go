@@ -187,6 +187,8 @@ type poolOptions struct {
 	egress []vizv1.EgressRule
 	// seccompProfile is the class's Localhost seccomp profile; "" for RuntimeDefault.
 	seccompProfile string
+	// pids is the pool's process limit per sandbox (0: the default).
+	pids int32
 }
 
 // createKubernetesPool makes a Kubernetes SandboxClass of the pool's own running image
@@ -228,6 +230,9 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 			MaxSandboxes: o.maxSandboxes,
 			Resources:    vizv1.SandboxResources{CPU: &cpu, Memory: &mem},
 		},
+	}
+	if o.pids > 0 {
+		p.Spec.Resources.Pids = &o.pids
 	}
 	Expect(k8sClient.Create(ctx, p)).To(Succeed())
 	return p

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +51,35 @@ func pidNamespaces(o Options) bool {
 		pidNS.ok = cmd.Run() == nil
 	})
 	return pidNS.ok
+}
+
+// ProtectMemory keeps kernel code out of this process's memory (/proc/<pid>/mem,
+// environ), which will hold the token; call it before the token is read and before
+// any kernel starts. It reports whether kernels get namespaces of their own.
+//
+// Kernels in a user namespace of their own cannot reach this process's memory: Linux
+// refuses ptrace-mode access from a child user namespace to a process unless the
+// caller holds CAP_SYS_PTRACE in the target's namespace. Kernels that share this
+// process's user namespace (bubblewrap isolation, or no user namespace could be made)
+// are kept out by making this process non-dumpable. That is not done where kernels get
+// user namespaces and this process is not root: a non-dumpable process's children
+// start non-dumpable, their /proc/<pid>/uid_map then belongs to root, and this process
+// could not write the ID maps, so no kernel would get its namespaces (as seen on a
+// real node under vizops's seccomp profile).
+func ProtectMemory(o Options) (kernelNamespaces bool, err error) {
+	o, err = o.withDefaults()
+	if err != nil {
+		return false, err
+	}
+	kernelNamespaces = o.Isolation == IsolationNone && !o.NoPIDNamespace && pidNamespaces(o)
+	if kernelNamespaces && os.Geteuid() != 0 {
+		return true, nil
+	}
+	const prSetDumpable = 4 // PR_SET_DUMPABLE, <linux/prctl.h>
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
+		return kernelNamespaces, fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", errno)
+	}
+	return kernelNamespaces, nil
 }
 
 // kernelAttr is how an IsolationNone kernel is started: in a process group of its own,

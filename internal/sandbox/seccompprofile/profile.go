@@ -21,6 +21,7 @@ package seccompprofile
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -93,12 +94,69 @@ func Profile() *seccomp.Seccomp {
 	return p
 }
 
-// JSON is Profile as the file a node keeps (indented, newline-terminated).
+// Arches are the node architectures the file is made for (Go's names, as moby's
+// rules name them), and their seccomp architectures.
+var Arches = map[string][]specs.Arch{
+	"amd64": {specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+	"arm64": {specs.ArchAARCH64, specs.ArchARM},
+}
+
+// Resolved is Profile as the runtime-spec's plain seccomp (the format containerd reads
+// a Localhost profile in, verbatim, and CRI-O reads too): moby's conditions decided
+// for a restricted container, which holds no capability, on the architectures of
+// Arches, with any kernel (its one kernel condition, ptrace from 4.8, holds on every
+// kernel Kubernetes supports). containerd does not decide moby's conditions: given
+// Profile's own format, it drops "includes" and "excludes" and so allows every rule
+// meant for a capability (unshare, setns, bpf, mount, ...) to everyone.
+func Resolved() *specs.LinuxSeccomp {
+	p := Profile()
+	out := &specs.LinuxSeccomp{
+		DefaultAction:    p.DefaultAction,
+		DefaultErrnoRet:  p.DefaultErrnoRet,
+		ListenerPath:     p.ListenerPath,
+		ListenerMetadata: p.ListenerMetadata,
+		Flags:            p.Flags,
+	}
+	for _, a := range []string{"amd64", "arm64"} {
+		out.Architectures = append(out.Architectures, Arches[a]...)
+	}
+	for _, s := range p.Syscalls {
+		for _, arch := range []string{"amd64", "arm64"} {
+			if applies(s, arch) {
+				out.Syscalls = append(out.Syscalls, s.LinuxSyscall)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// applies reports whether rule s holds for a container without capabilities on arch.
+func applies(s *seccomp.Syscall, arch string) bool {
+	if in := s.Includes; in != nil {
+		if len(in.Caps) > 0 {
+			return false
+		}
+		if len(in.Arches) > 0 && !slices.Contains(in.Arches, arch) {
+			return false
+		}
+	}
+	if ex := s.Excludes; ex != nil {
+		if slices.Contains(ex.Arches, arch) {
+			return false
+		}
+		// Excludes.Caps name capabilities the container would need to lose the
+		// rule; it has none. Excludes.MinKernel is not used by the default.
+	}
+	return true
+}
+
+// JSON is Resolved as the file a node keeps (indented, newline-terminated).
 func JSON() []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(Profile()); err != nil {
+	if err := enc.Encode(Resolved()); err != nil {
 		panic(err) // plain values: cannot fail
 	}
 	return b.Bytes()

@@ -12,20 +12,42 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// compiled is a profile as a runtime applies it to a restricted container (no
-// capabilities at all).
+// restricted is a restricted container's process: no capabilities at all.
+var restricted = &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
+
+// compiled is a moby-format profile as a runtime applies it to a restricted container
+// (how RuntimeDefault is made).
 func compiled(t *testing.T, p *seccomp.Seccomp) *specs.LinuxSeccomp {
 	t.Helper()
 	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
-	oci, err := seccomp.LoadProfile(string(b), spec)
+	oci, err := seccomp.LoadProfile(string(b), restricted)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return oci
+}
+
+// readers are the two ways runtimes read a Localhost profile's file: containerd
+// unmarshals it as the runtime-spec's seccomp, verbatim; CRI-O (and moby) parse it
+// in moby's format and decide its conditions for the container.
+var readers = map[string]func(t *testing.T, file []byte) *specs.LinuxSeccomp{
+	"as containerd reads it": func(t *testing.T, file []byte) *specs.LinuxSeccomp {
+		var s specs.LinuxSeccomp
+		if err := json.Unmarshal(file, &s); err != nil {
+			t.Fatal(err)
+		}
+		return &s
+	},
+	"as CRI-O reads it": func(t *testing.T, file []byte) *specs.LinuxSeccomp {
+		s, err := seccomp.LoadProfile(string(file), restricted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	},
 }
 
 // allows reports whether the compiled profile lets name run with args.
@@ -62,7 +84,17 @@ func allows(s *specs.LinuxSeccomp, name string, args ...uint64) bool {
 const sigchld = 17
 
 func TestProfileAllowsTheAgentsNamespacesOnly(t *testing.T) {
-	agent := compiled(t, Profile())
+	// The committed file, which nodes get (TestCommittedProfileIsCurrent: it is JSON()).
+	file, err := os.ReadFile(filepath.Join("..", "..", "..", Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for reader, read := range readers {
+		t.Run(reader, func(t *testing.T) { testProfileAllows(t, read(t, file)) })
+	}
+}
+
+func testProfileAllows(t *testing.T, agent *specs.LinuxSeccomp) {
 	def := compiled(t, seccomp.DefaultProfile())
 	kernel := uint64(cloneNewUser | cloneNewPID | cloneNewNS | sigchld)
 	thread := uint64(0x3d0f00) // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
@@ -80,6 +112,9 @@ func TestProfileAllowsTheAgentsNamespacesOnly(t *testing.T) {
 		{"clone into new IPC and cgroup namespaces", "clone", []uint64{cloneNewIPC | cloneNewCgroup | sigchld}, false, false},
 		{"mount (the kernel still checks the caller's user namespace)", "mount", nil, true, false},
 		{"unshare", "unshare", []uint64{cloneNewUser}, false, false},
+		{"clone3 (refused, so that the C library falls back to clone)", "clone3", nil, false, false},
+		{"perf_event_open", "perf_event_open", nil, false, false},
+		{"sethostname", "sethostname", nil, false, false},
 		{"setns", "setns", []uint64{0, 0}, false, false},
 		{"umount2", "umount2", []uint64{0, 0}, false, false},
 		{"pivot_root", "pivot_root", nil, false, false},
