@@ -261,5 +261,24 @@ func recordVerification(s *scope, out Outcome, res *sandbox.Result) {
 	if out.Code.DataSource == codegen.DataIllustrative {
 		msg += "; the request gave no data, so the chart shows illustrative data (said so on the chart)"
 	}
-	s.setCondition(vizv1.ConditionVerified, status, v.Reason, msg, status == metav1.ConditionFalse)
+	s.setCondition(vizv1.ConditionVerified, status, verifiedReason(v.Reason), msg, status == metav1.ConditionFalse)
+}
+
+// verifiedReason is the Verified condition's reason for a verdict's reason.
+func verifiedReason(r chartdata.Reason) string {
+	switch r {
+	case chartdata.ReasonChartVerified:
+		return vizv1.ReasonChartVerified
+	case chartdata.ReasonChartTypeMismatch:
+		return vizv1.ReasonChartTypeMismatch
+	case chartdata.ReasonDataMismatch:
+		return vizv1.ReasonDataMismatch
+	case chartdata.ReasonSeriesMismatch:
+		return vizv1.ReasonSeriesMismatch
+	case chartdata.ReasonNotVerifiable:
+		return vizv1.ReasonNotVerifiable
+	case chartdata.ReasonDataNotAccounted:
+		return vizv1.ReasonDataNotAccounted
+	}
+	return string(r) // not reached: TestVerifiedReason checks every chartdata.Reason has a case
 }
