@@ -65,9 +65,9 @@ type Options struct {
 	// WarmKernels is how many started kernels wait for new contexts (default 1), so
 	// a context starts without the plotting stack's import time.
 	WarmKernels int
-	// StartTimeout bounds a kernel's start (default sandbox.DefaultLimits', 60s). InterruptGrace is how long
-	// an interrupted execution may take to stop before its kernel is killed and
-	// restarted (default 3s). KeepaliveInterval is how often a silent execution's
+	// StartTimeout bounds a kernel's start (default sandbox.DefaultLimits', 60s).
+	// InterruptGrace is how long an interrupted execution may take to stop before its
+	// kernel is killed and restarted (default 3s). KeepaliveInterval is how often a silent execution's
 	// stream gets a keepalive, so a vanished client is noticed (default 5s).
 	StartTimeout, InterruptGrace, KeepaliveInterval time.Duration
 	// MaxOutputBytes caps the text of a cell's value (default 1 MiB);
