@@ -244,7 +244,7 @@ func runRender(cmd *cobra.Command, o *renderOptions) error {
 		case pipeline.ReasonMismatch(v) != "":
 			status = "False"
 		}
-		out.Verified = &renderVerified{Status: status, Reason: v.Reason, Message: v.Message}
+		out.Verified = &renderVerified{Status: status, Reason: string(v.Reason), Message: v.Message}
 	}
 	if err != nil {
 		code := 1

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
 
 var scdBar = Chart{Type: TypeBar, Library: "matplotlib", Title: "SCD Treatment Effectiveness", Series: []Series{
@@ -83,53 +81,53 @@ func TestVerify(t *testing.T) {
 	tests := map[string]struct {
 		want       Expectation
 		charts     []Chart
-		reason     string
+		reason     Reason
 		msgContain string
 	}{
-		"bar matches":        {Expectation{Type: "bar", Labels: []string{"Hydroxyurea"}, Series: []ExpectedSeries{{Y: []float64{85, 70, 75}}}}, []Chart{scdBar}, vizv1.ReasonChartVerified, ""},
-		"float tolerance":    {Expectation{Type: "bar", Series: []ExpectedSeries{{Y: []float64{85.0000000001, 70, 75}}}}, []Chart{scdBar}, vizv1.ReasonChartVerified, ""},
-		"wrong type":         {Expectation{Type: "pie"}, []Chart{scdBar}, vizv1.ReasonChartTypeMismatch, "pie"},
-		"days plotted as y":  {Expectation{Type: "line", Series: []ExpectedSeries{{X: []float64{1, 3, 5, 7}, Y: []float64{520, 480, 430, 390}}}}, []Chart{daysAsValues}, vizv1.ReasonDataMismatch, "missing: 520, 480, 430, 390"},
-		"x then y":           {Expectation{Type: "line", Series: []ExpectedSeries{{X: []float64{1, 3, 5, 7}, Y: []float64{520, 480, 430, 390}}}}, []Chart{ldh}, vizv1.ReasonChartVerified, ""},
-		"grouped":            {Expectation{Type: "bar", Labels: []string{"Q1", "Q2", "Q3"}, Series: twoSeries}, []Chart{grouped}, vizv1.ReasonChartVerified, ""},
-		"first series only":  {Expectation{Type: "bar", Series: twoSeries}, []Chart{{Type: TypeBar, Series: grouped.Series[:1]}}, vizv1.ReasonDataMismatch, "missing: 3, 2"},
-		"series merged":      {Expectation{Type: "bar", Series: twoSeries}, []Chart{{Type: TypeBar, Series: []Series{{Type: TypeBar, Y: []float64{4, 6, 5, 3, 5, 2}}}}}, vizv1.ReasonSeriesMismatch, "2 series"},
-		"label missing":      {Expectation{Type: "bar", Labels: []string{"Q1", "Q4"}, Series: twoSeries}, []Chart{grouped}, vizv1.ReasonDataMismatch, `"Q4"`},
-		"no chart data":      {Expectation{Type: "bar"}, nil, vizv1.ReasonNotVerifiable, "no chart data"},
-		"nothing to compare": {Expectation{Type: "auto"}, []Chart{scdBar}, vizv1.ReasonNotVerifiable, "nothing to compare"},
-		"type only":          {Expectation{Type: "bar"}, []Chart{scdBar}, vizv1.ReasonChartVerified, ""},
+		"bar matches":        {Expectation{Type: "bar", Labels: []string{"Hydroxyurea"}, Series: []ExpectedSeries{{Y: []float64{85, 70, 75}}}}, []Chart{scdBar}, ReasonChartVerified, ""},
+		"float tolerance":    {Expectation{Type: "bar", Series: []ExpectedSeries{{Y: []float64{85.0000000001, 70, 75}}}}, []Chart{scdBar}, ReasonChartVerified, ""},
+		"wrong type":         {Expectation{Type: "pie"}, []Chart{scdBar}, ReasonChartTypeMismatch, "pie"},
+		"days plotted as y":  {Expectation{Type: "line", Series: []ExpectedSeries{{X: []float64{1, 3, 5, 7}, Y: []float64{520, 480, 430, 390}}}}, []Chart{daysAsValues}, ReasonDataMismatch, "missing: 520, 480, 430, 390"},
+		"x then y":           {Expectation{Type: "line", Series: []ExpectedSeries{{X: []float64{1, 3, 5, 7}, Y: []float64{520, 480, 430, 390}}}}, []Chart{ldh}, ReasonChartVerified, ""},
+		"grouped":            {Expectation{Type: "bar", Labels: []string{"Q1", "Q2", "Q3"}, Series: twoSeries}, []Chart{grouped}, ReasonChartVerified, ""},
+		"first series only":  {Expectation{Type: "bar", Series: twoSeries}, []Chart{{Type: TypeBar, Series: grouped.Series[:1]}}, ReasonDataMismatch, "missing: 3, 2"},
+		"series merged":      {Expectation{Type: "bar", Series: twoSeries}, []Chart{{Type: TypeBar, Series: []Series{{Type: TypeBar, Y: []float64{4, 6, 5, 3, 5, 2}}}}}, ReasonSeriesMismatch, "2 series"},
+		"label missing":      {Expectation{Type: "bar", Labels: []string{"Q1", "Q4"}, Series: twoSeries}, []Chart{grouped}, ReasonDataMismatch, `"Q4"`},
+		"no chart data":      {Expectation{Type: "bar"}, nil, ReasonNotVerifiable, "no chart data"},
+		"nothing to compare": {Expectation{Type: "auto"}, []Chart{scdBar}, ReasonNotVerifiable, "nothing to compare"},
+		"type only":          {Expectation{Type: "bar"}, []Chart{scdBar}, ReasonChartVerified, ""},
 		"matplotlib pie shares": {Expectation{Type: "pie", Series: []ExpectedSeries{{Y: []float64{30, 70}}}},
-			[]Chart{{Type: TypePie, Library: "matplotlib", Series: []Series{{Type: TypePie, Y: []float64{30, 70}}}}}, vizv1.ReasonChartVerified, ""},
+			[]Chart{{Type: TypePie, Library: "matplotlib", Series: []Series{{Type: TypePie, Y: []float64{30, 70}}}}}, ReasonChartVerified, ""},
 		"pie of other values": {Expectation{Type: "pie", Series: []ExpectedSeries{{Y: []float64{1, 3}}}},
-			[]Chart{{Type: TypePie, Library: "matplotlib", Series: []Series{{Type: TypePie, Y: []float64{50, 50}}}}}, vizv1.ReasonDataMismatch, "75"},
+			[]Chart{{Type: TypePie, Library: "matplotlib", Series: []Series{{Type: TypePie, Y: []float64{50, 50}}}}}, ReasonDataMismatch, "75"},
 		"a pie per series, one axes each": {Expectation{Type: "pie", Labels: []string{"2022", "2023"}, Series: []ExpectedSeries{{Name: "2022", Y: []float64{1, 3}}, {Name: "2023", Y: []float64{1, 1}}}},
 			[]Chart{
 				{Type: TypePie, Library: "matplotlib", Figure: "figure_1", Title: "2022", Series: []Series{{Type: TypePie, Y: []float64{25, 75}}}},
 				{Type: TypePie, Library: "matplotlib", Figure: "figure_1", Title: "2023", Series: []Series{{Type: TypePie, Y: []float64{50, 50}}}},
-			}, vizv1.ReasonChartVerified, ""},
+			}, ReasonChartVerified, ""},
 		"the second pie missing": {Expectation{Type: "pie", Series: []ExpectedSeries{{Name: "2022", Y: []float64{1, 3}}, {Name: "2023", Y: []float64{1, 4}}}},
-			[]Chart{{Type: TypePie, Library: "matplotlib", Figure: "figure_1", Series: []Series{{Type: TypePie, Y: []float64{25, 75}}}}}, vizv1.ReasonDataMismatch, "missing: 20, 80"},
+			[]Chart{{Type: TypePie, Library: "matplotlib", Figure: "figure_1", Series: []Series{{Type: TypePie, Y: []float64{25, 75}}}}}, ReasonDataMismatch, "missing: 20, 80"},
 		"a pie of another figure does not count": {Expectation{Type: "pie", Series: []ExpectedSeries{{Name: "2022", Y: []float64{1, 3}}, {Name: "2023", Y: []float64{1, 4}}}},
 			[]Chart{
 				{Type: TypePie, Library: "matplotlib", Figure: "figure_1", Series: []Series{{Type: TypePie, Y: []float64{25, 75}}}},
 				{Type: TypePie, Library: "matplotlib", Figure: "figure_2", Series: []Series{{Type: TypePie, Y: []float64{20, 80}}}},
-			}, vizv1.ReasonDataMismatch, "missing: 20, 80"},
+			}, ReasonDataMismatch, "missing: 20, 80"},
 		"a heatmap's rows are its series": {Expectation{Type: "heatmap", Series: twoSeries},
-			[]Chart{{Type: TypeHeatmap, Series: []Series{{Type: TypeHeatmap, Y: []float64{4, 6, 5, 3, 5, 2}}}}}, vizv1.ReasonChartVerified, ""},
+			[]Chart{{Type: TypeHeatmap, Series: []Series{{Type: TypeHeatmap, Y: []float64{4, 6, 5, 3, 5, 2}}}}}, ReasonChartVerified, ""},
 		"a heatmap of one row of two": {Expectation{Type: "heatmap", Series: twoSeries},
-			[]Chart{{Type: TypeHeatmap, Series: []Series{{Type: TypeHeatmap, Y: []float64{4, 6, 5}}}}}, vizv1.ReasonDataMismatch, "missing: 3, 2"},
+			[]Chart{{Type: TypeHeatmap, Series: []Series{{Type: TypeHeatmap, Y: []float64{4, 6, 5}}}}}, ReasonDataMismatch, "missing: 3, 2"},
 		"box medians": {Expectation{Type: "box", Series: []ExpectedSeries{{Name: "A", Y: []float64{1, 2, 3, 4, 10}}}},
-			[]Chart{{Type: TypeBox, Series: []Series{{Type: TypeBox, Boxes: []Box{{Label: "A", Min: 1, Q1: 2, Median: 3, Q3: 4, Max: 4}}}}}}, vizv1.ReasonChartVerified, ""},
+			[]Chart{{Type: TypeBox, Series: []Series{{Type: TypeBox, Boxes: []Box{{Label: "A", Min: 1, Q1: 2, Median: 3, Q3: 4, Max: 4}}}}}}, ReasonChartVerified, ""},
 		"box of other data": {Expectation{Type: "box", Series: []ExpectedSeries{{Name: "A", Y: []float64{1, 2, 3}}, {Name: "B", Y: []float64{5, 6, 7}}}},
-			[]Chart{{Type: TypeBox, Series: []Series{{Type: TypeBox, Boxes: []Box{{Label: "A", Median: 2, Min: 1, Max: 3}}}}}}, vizv1.ReasonSeriesMismatch, "2 group"},
+			[]Chart{{Type: TypeBox, Series: []Series{{Type: TypeBox, Boxes: []Box{{Label: "A", Median: 2, Min: 1, Max: 3}}}}}}, ReasonSeriesMismatch, "2 group"},
 		"histogram count": {Expectation{Type: "histogram", Series: []ExpectedSeries{{Y: []float64{1, 2, 2, 3}}}},
-			[]Chart{{Type: TypeHistogram, Series: []Series{{Type: TypeHistogram, Y: []float64{1, 2, 1}}}}}, vizv1.ReasonChartVerified, ""},
-		"stackedarea is area": {Expectation{Type: "stackedarea"}, []Chart{{Type: TypeArea, Series: []Series{{Type: TypeArea, Y: []float64{1}}}}}, vizv1.ReasonChartVerified, ""},
+			[]Chart{{Type: TypeHistogram, Series: []Series{{Type: TypeHistogram, Y: []float64{1, 2, 1}}}}}, ReasonChartVerified, ""},
+		"stackedarea is area": {Expectation{Type: "stackedarea"}, []Chart{{Type: TypeArea, Series: []Series{{Type: TypeArea, Y: []float64{1}}}}}, ReasonChartVerified, ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			v := Verify(tc.want, tc.charts)
-			if v.Reason != tc.reason || v.Verified != (tc.reason == vizv1.ReasonChartVerified) {
+			if v.Reason != tc.reason || v.Verified != (tc.reason == ReasonChartVerified) {
 				t.Fatalf("Verify = %+v, want reason %s", v, tc.reason)
 			}
 			if !strings.Contains(v.Message, tc.msgContain) {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 )
 
 // Expectation is what a request asked a chart to show.
@@ -29,14 +27,39 @@ type ExpectedSeries struct {
 	Y    []float64
 }
 
-// Verdict is the outcome of Verify. Reason is a reason of the Verified condition
-// (vizv1.ReasonChartVerified, ...); Message says what differs, for a person or a model
-// to act on.
+// Verdict is the outcome of Verify. Reason says which way it went; Message says what
+// differs, for a person or a model to act on.
 type Verdict struct {
 	Verified bool
-	Reason   string
+	Reason   Reason
 	Message  string
 }
+
+// Reason is why a Verdict is what it is. chartdata knows no API: the controller maps
+// each Reason to a reason of the Verified condition (the values are alike, so the
+// CLI's `render --local` prints the same words).
+type Reason string
+
+const (
+	// ReasonChartVerified: the chart plots what was asked for.
+	ReasonChartVerified Reason = "ChartVerified"
+	// ReasonChartTypeMismatch: the figure is another kind of chart than the one asked for.
+	ReasonChartTypeMismatch Reason = "ChartTypeMismatch"
+	// ReasonDataMismatch: a number or label the request gave is not plotted.
+	ReasonDataMismatch Reason = "DataMismatch"
+	// ReasonSeriesMismatch: the chart has another number of series than the data.
+	ReasonSeriesMismatch Reason = "SeriesMismatch"
+	// ReasonNotVerifiable: there was nothing to compare (no chart data could be read
+	// back, or the request gave no data and no chart type).
+	ReasonNotVerifiable Reason = "NotVerifiable"
+	// ReasonDataNotAccounted: the prompt's raw text has a number or label the chart
+	// neither plots nor shows, or the chart plots numbers the prompt does not give
+	// (Account, read apart from detection).
+	ReasonDataNotAccounted Reason = "DataNotAccounted"
+)
+
+// Reasons lists every Reason a Verdict can carry (for mappings to check they cover all).
+var Reasons = []Reason{ReasonChartVerified, ReasonChartTypeMismatch, ReasonDataMismatch, ReasonSeriesMismatch, ReasonNotVerifiable, ReasonDataNotAccounted}
 
 // Verify compares the charts read back from a figure with what the request asked for:
 // the chart type, every number and label the request gave (float tolerance), and the
@@ -44,20 +67,20 @@ type Verdict struct {
 // NotVerifiable and says why.
 func Verify(want Expectation, charts []Chart) Verdict {
 	if len(charts) == 0 {
-		return Verdict{Reason: vizv1.ReasonNotVerifiable, Message: "no chart data could be read back from the figures (no matplotlib or plotly figure was captured)"}
+		return Verdict{Reason: ReasonNotVerifiable, Message: "no chart data could be read back from the figures (no matplotlib or plotly figure was captured)"}
 	}
 	c := primary(charts)
 	typ := strings.ToLower(want.Type)
 	checkType := typ != "" && typ != "auto"
 	hasData := len(want.Series) > 0 || len(want.Labels) > 0
 	if !checkType && !hasData {
-		return Verdict{Reason: vizv1.ReasonNotVerifiable, Message: "the request names no chart type and gives no data: there is nothing to compare the chart with"}
+		return Verdict{Reason: ReasonNotVerifiable, Message: "the request names no chart type and gives no data: there is nothing to compare the chart with"}
 	}
 	if checkType && !typeMatches(typ, c.Type) {
-		return Verdict{Reason: vizv1.ReasonChartTypeMismatch, Message: fmt.Sprintf("the request asks for a %s chart, but the figure is a %s chart", typ, c.Type)}
+		return Verdict{Reason: ReasonChartTypeMismatch, Message: fmt.Sprintf("the request asks for a %s chart, but the figure is a %s chart", typ, c.Type)}
 	}
 	if !hasData {
-		return Verdict{Verified: true, Reason: vizv1.ReasonChartVerified, Message: fmt.Sprintf("the figure is a %s chart as asked; the request gives no data to compare", c.Type)}
+		return Verdict{Verified: true, Reason: ReasonChartVerified, Message: fmt.Sprintf("the figure is a %s chart as asked; the request gives no data to compare", c.Type)}
 	}
 	// One pie per series is drawn as one axes per pie: their figure's pies together
 	// are the chart.
@@ -84,9 +107,9 @@ func Verify(want Expectation, charts []Chart) Verdict {
 		}
 	}
 	if missing := missingLabels(want.Labels, group); len(missing) > 0 {
-		return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("the request names %s, but the chart does not label %s", quoteList(want.Labels), quoteList(missing))}
+		return Verdict{Reason: ReasonDataMismatch, Message: fmt.Sprintf("the request names %s, but the chart does not label %s", quoteList(want.Labels), quoteList(missing))}
 	}
-	return Verdict{Verified: true, Reason: vizv1.ReasonChartVerified, Message: fmt.Sprintf("the %s chart plots every number the request gives (%d series)", c.Type, max(len(want.Series), 1))}
+	return Verdict{Verified: true, Reason: ReasonChartVerified, Message: fmt.Sprintf("the %s chart plots every number the request gives (%d series)", c.Type, max(len(want.Series), 1))}
 }
 
 // sameFigure is the charts of c's type in c's figure (c, one of charts, among them).
@@ -150,13 +173,13 @@ func verifyValues(want Expectation, c Chart, main []Series) (Verdict, bool) {
 		if pieShares {
 			what = "shows shares (%) of"
 		}
-		return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("the request gives %s but the chart %s %s; missing: %s",
+		return Verdict{Reason: ReasonDataMismatch, Message: fmt.Sprintf("the request gives %s but the chart %s %s; missing: %s",
 			numList(given), what, numList(plotted), numList(missing))}, true
 	}
 	// A pie per series is checked by its shares above; a heatmap is one matrix whose
 	// rows are the series, read back as one series of every cell.
 	if n := len(want.Series); n > 1 && len(main) != n && c.Type != TypePie && c.Type != TypeHeatmap {
-		return Verdict{Reason: vizv1.ReasonSeriesMismatch, Message: fmt.Sprintf("the request gives %d series (%s) but the chart draws %d", n, seriesNames(want.Series), len(main))}, true
+		return Verdict{Reason: ReasonSeriesMismatch, Message: fmt.Sprintf("the request gives %d series (%s) but the chart draws %d", n, seriesNames(want.Series), len(main))}, true
 	}
 	return Verdict{}, false
 }
@@ -167,7 +190,7 @@ func verifyBoxes(want Expectation, main []Series) (Verdict, bool) {
 		boxes = append(boxes, s.Boxes...)
 	}
 	if len(want.Series) != len(boxes) {
-		return Verdict{Reason: vizv1.ReasonSeriesMismatch, Message: fmt.Sprintf("the request gives %d group(s) (%s) but the chart draws %d box(es)", len(want.Series), seriesNames(want.Series), len(boxes))}, true
+		return Verdict{Reason: ReasonSeriesMismatch, Message: fmt.Sprintf("the request gives %d group(s) (%s) but the chart draws %d box(es)", len(want.Series), seriesNames(want.Series), len(boxes))}, true
 	}
 	for i, es := range want.Series {
 		if len(es.Y) == 0 {
@@ -175,11 +198,11 @@ func verifyBoxes(want Expectation, main []Series) (Verdict, bool) {
 		}
 		m := median(es.Y)
 		if !near(boxes[i].Median, m) {
-			return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("group %q has median %s, but its box shows %s", es.Name, FormatNumber(m), FormatNumber(boxes[i].Median))}, true
+			return Verdict{Reason: ReasonDataMismatch, Message: fmt.Sprintf("group %q has median %s, but its box shows %s", es.Name, FormatNumber(m), FormatNumber(boxes[i].Median))}, true
 		}
 		lo, hi := slices.Min(es.Y), slices.Max(es.Y)
 		if boxes[i].Min < lo-tol(lo) || boxes[i].Max > hi+tol(hi) {
-			return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("group %q ranges from %s to %s, but its whiskers reach %s to %s", es.Name, FormatNumber(lo), FormatNumber(hi), FormatNumber(boxes[i].Min), FormatNumber(boxes[i].Max))}, true
+			return Verdict{Reason: ReasonDataMismatch, Message: fmt.Sprintf("group %q ranges from %s to %s, but its whiskers reach %s to %s", es.Name, FormatNumber(lo), FormatNumber(hi), FormatNumber(boxes[i].Min), FormatNumber(boxes[i].Max))}, true
 		}
 	}
 	return Verdict{}, false
@@ -197,7 +220,7 @@ func verifyHistogram(want Expectation, main []Series) (Verdict, bool) {
 		}
 	}
 	if n > 0 && !near(total, float64(n)) {
-		return Verdict{Reason: vizv1.ReasonDataMismatch, Message: fmt.Sprintf("the request gives %d values, but the histogram counts %s", n, FormatNumber(total))}, true
+		return Verdict{Reason: ReasonDataMismatch, Message: fmt.Sprintf("the request gives %d values, but the histogram counts %s", n, FormatNumber(total))}, true
 	}
 	return Verdict{}, false
 }

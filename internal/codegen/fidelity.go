@@ -5,8 +5,7 @@ package codegen
 // DataNotUnderstood), or a model's chart still differs from the request after its
 // repair round (DataNotAccounted). No retry fixes it: the request fails with Reason.
 type UnfaithfulError struct {
-	// Why is the condition reason (api/v1alpha1's ReasonDataNotUnderstood or
-	// ReasonDataNotAccounted).
+	// Why is ReasonDataNotUnderstood or ReasonDataNotAccounted.
 	Why     string
 	Message string
 }
@@ -14,9 +13,10 @@ type UnfaithfulError struct {
 func (e *UnfaithfulError) Error() string  { return e.Message }
 func (e *UnfaithfulError) Reason() string { return e.Why }
 
-// The reasons of api/v1alpha1 an UnfaithfulError carries (codegen does not
-// import the API package).
+// The reasons an UnfaithfulError carries. codegen does not import the API package;
+// the values are the API's condition reasons of the same names, which the controller
+// uses as they are (a test there checks they agree).
 const (
-	reasonDataNotAccounted  = "DataNotAccounted"
-	reasonDataNotUnderstood = "DataNotUnderstood"
+	ReasonDataNotAccounted  = "DataNotAccounted"
+	ReasonDataNotUnderstood = "DataNotUnderstood"
 )

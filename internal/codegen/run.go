@@ -86,7 +86,7 @@ func (g *Generator) Run(ctx context.Context, in Input, exec Exec) (Outcome, erro
 			if !mismatchRepaired {
 				what = "and repairs are off (maxRepairs 0)"
 			}
-			return out, &UnfaithfulError{Why: reasonDataNotAccounted,
+			return out, &UnfaithfulError{Why: ReasonDataNotAccounted,
 				Message: fmt.Sprintf("the model's chart does not show the request's data %s: %s", what, mismatch)}
 		}
 		switch {
@@ -143,7 +143,7 @@ func (g *Generator) fallback(ctx context.Context, in Input, exec Exec, out Outco
 	out.FallbackReason = reason
 	if g.Unreadable != nil {
 		if why := g.Unreadable(in); why != "" {
-			return out, &UnfaithfulError{Why: reasonDataNotUnderstood, Message: reason + "; and " + why}
+			return out, &UnfaithfulError{Why: ReasonDataNotUnderstood, Message: reason + "; and " + why}
 		}
 	}
 	return runTemplate(ctx, in, exec, out)

@@ -113,7 +113,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 			s.vr.Spec.TimeoutSeconds, len(s.vr.Status.Artifacts))
 		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, vizv1.ReasonTimeout, msg, true)
 		s.finish(vizv1.PhaseFailed, vizv1.ReasonTimeout, msg)
-	case !res.Success && res.Error != nil && res.Error.Name == vizv1.ReasonOutputLimitExceeded:
+	case !res.Success && res.Error != nil && res.Error.Name == sandbox.ErrNameOutputLimitExceeded:
 		msg := fmt.Sprintf("%s: %s; %d artifact(s) were kept", vizv1.ReasonOutputLimitExceeded, truncate(res.Error.Value, 1024), len(s.vr.Status.Artifacts))
 		s.setCondition(vizv1.ConditionExecuted, metav1.ConditionFalse, vizv1.ReasonOutputLimitExceeded, msg, true)
 		s.finish(vizv1.PhaseFailed, vizv1.ReasonOutputLimitExceeded, msg)
@@ -261,5 +261,23 @@ func recordVerification(s *scope, out Outcome, res *sandbox.Result) {
 	if out.Code.DataSource == codegen.DataIllustrative {
 		msg += "; the request gave no data, so the chart shows illustrative data (said so on the chart)"
 	}
-	s.setCondition(vizv1.ConditionVerified, status, v.Reason, msg, status == metav1.ConditionFalse)
+	s.setCondition(vizv1.ConditionVerified, status, verifiedReason(v.Reason), msg, status == metav1.ConditionFalse)
+}
+
+// verifiedReasons maps a verdict's reason to the Verified condition's.
+var verifiedReasons = map[chartdata.Reason]string{
+	chartdata.ReasonChartVerified:     vizv1.ReasonChartVerified,
+	chartdata.ReasonChartTypeMismatch: vizv1.ReasonChartTypeMismatch,
+	chartdata.ReasonDataMismatch:      vizv1.ReasonDataMismatch,
+	chartdata.ReasonSeriesMismatch:    vizv1.ReasonSeriesMismatch,
+	chartdata.ReasonNotVerifiable:     vizv1.ReasonNotVerifiable,
+	chartdata.ReasonDataNotAccounted:  vizv1.ReasonDataNotAccounted,
+}
+
+// verifiedReason is the Verified condition's reason for a verdict's reason.
+func verifiedReason(r chartdata.Reason) string {
+	if reason, ok := verifiedReasons[r]; ok {
+		return reason
+	}
+	return string(r) // not reached: TestVerifiedReason checks every chartdata.Reason is mapped
 }

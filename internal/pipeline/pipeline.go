@@ -12,7 +12,6 @@ import (
 	"path"
 	"strings"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/codegen"
 	"github.com/vizops/viz-operator/internal/detect"
@@ -67,7 +66,7 @@ func Run(ctx context.Context, gen *codegen.Generator, req Request, exec codegen.
 		// Templates only: a prompt whose numbers the templates cannot all place is
 		// refused rather than drawn plausibly wrong.
 		if msg := NotUnderstood(in); msg != "" {
-			return res, &codegen.UnfaithfulError{Why: vizv1.ReasonDataNotUnderstood, Message: msg}
+			return res, &codegen.UnfaithfulError{Why: codegen.ReasonDataNotUnderstood, Message: msg}
 		}
 	}
 	g := codegen.Generator{}
@@ -131,14 +130,14 @@ func Account(in codegen.Input, v chartdata.Verdict, charts []chartdata.Chart) ch
 			v.Message += "; and " + acc.Message()
 			return v
 		}
-		return chartdata.Verdict{Reason: vizv1.ReasonDataNotAccounted, Message: acc.Message()}
+		return chartdata.Verdict{Reason: chartdata.ReasonDataNotAccounted, Message: acc.Message()}
 	}
 	data := len(acc.Scan.Data())
 	switch {
 	case v.Verified && data > 0:
 		v.Message += fmt.Sprintf("; every number (%d) and label of the prompt is accounted for", data)
-	case !v.Verified && v.Reason == vizv1.ReasonNotVerifiable && data > 0 && strings.Contains(v.Message, "nothing to compare"):
-		v = chartdata.Verdict{Verified: true, Reason: vizv1.ReasonChartVerified,
+	case !v.Verified && v.Reason == chartdata.ReasonNotVerifiable && data > 0 && strings.Contains(v.Message, "nothing to compare"):
+		v = chartdata.Verdict{Verified: true, Reason: chartdata.ReasonChartVerified,
 			Message: fmt.Sprintf("the chart accounts for every number (%d) and label of the prompt", data)}
 	}
 	return v
@@ -146,7 +145,7 @@ func Account(in codegen.Input, v chartdata.Verdict, charts []chartdata.Chart) ch
 
 // ReasonMismatch returns v.Reason when the verdict says the chart differs from the
 // request (not when it could not be checked), else "".
-func ReasonMismatch(v chartdata.Verdict) string {
+func ReasonMismatch(v chartdata.Verdict) chartdata.Reason {
 	if v.Verified || v.Reason == "" || strings.HasPrefix(v.Message, "no chart data") || strings.Contains(v.Message, "nothing to compare") {
 		return ""
 	}

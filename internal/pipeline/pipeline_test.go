@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/codegen"
 	"github.com/vizops/viz-operator/internal/detect"
@@ -78,8 +77,8 @@ func TestModelChartMismatchIsRepaired(t *testing.T) {
 		"repaired from the difference": {answers: []string{wrongLDH, rightLDH}, maxRepairs: 2, wantPath: codegen.PathRepaired, wantSource: codegen.SourceModel},
 		// One repair round with the verifier's message, then a clear failure: no
 		// template fallback that could be as wrong.
-		"still wrong after one repair: fails": {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
-		"wrong, repairs off: fails":           {answers: []string{wrongLDH}, maxRepairs: 0, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: vizv1.ReasonDataNotAccounted},
+		"still wrong after one repair: fails": {answers: []string{wrongLDH, wrongLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: codegen.ReasonDataNotAccounted},
+		"wrong, repairs off: fails":           {answers: []string{wrongLDH}, maxRepairs: 0, wantPath: codegen.PathModel, wantSource: codegen.SourceModel, wantErr: codegen.ReasonDataNotAccounted},
 		"right at once":                       {answers: []string{rightLDH}, maxRepairs: 2, wantPath: codegen.PathModel, wantSource: codegen.SourceModel},
 	}
 	for name, tc := range tests {
@@ -204,7 +203,6 @@ func TestAnnotateFiles(t *testing.T) {
 	if string(files[2].Data) != "png" {
 		t.Error("a PNG was changed")
 	}
-	_ = vizv1.ReasonChartVerified
 }
 
 // TestFallbackRefusesUnreadableData: a model that fails falls back to a template only
@@ -217,7 +215,7 @@ func TestFallbackRefusesUnreadableData(t *testing.T) {
 	exec := func(context.Context, string) (*sandbox.Result, error) { ran = true; return nil, nil }
 	res, err := Run(context.Background(), &codegen.Generator{Client: m, MaxRepairs: 1}, Request{Input: codegen.Input{Prompt: prompt, Packages: codegen.DefaultPackages}}, exec)
 	var ue *codegen.UnfaithfulError
-	if !errors.As(err, &ue) || ue.Reason() != vizv1.ReasonDataNotUnderstood || !strings.Contains(ue.Error(), "the request gives 520,") {
+	if !errors.As(err, &ue) || ue.Reason() != codegen.ReasonDataNotUnderstood || !strings.Contains(ue.Error(), "the request gives 520,") {
 		t.Fatalf("err %v, want DataNotUnderstood naming 520", err)
 	}
 	if ran || res.Outcome.Path != codegen.PathTemplateFallback {

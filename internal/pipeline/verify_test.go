@@ -3,7 +3,6 @@ package pipeline
 import (
 	"testing"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/codegen"
 	"github.com/vizops/viz-operator/internal/detect"
@@ -23,7 +22,7 @@ func TestVerifyWrongCharts(t *testing.T) {
 		det    *detect.Result // nil: detect.Detect(prompt)
 		code   codegen.Code
 		charts []chartdata.Chart
-		want   string // reason; "" means Verified
+		want   chartdata.Reason // "" means Verified
 	}{
 		"right": {
 			prompt: "Bar chart of admissions by site: North 120, South 95, East 60",
@@ -34,7 +33,7 @@ func TestVerifyWrongCharts(t *testing.T) {
 			det:    &detect.Result{Visualization: true, ChartType: detect.ChartBar, Title: "Visits"},
 			code:   codegen.Code{Source: codegen.SourceTemplate, Template: "bar", DataSource: codegen.DataIllustrative},
 			charts: []chartdata.Chart{barChart("Visits (illustrative data)", []string{"A", "B", "C"}, 4, 7, 5)},
-			want:   vizv1.ReasonDataNotAccounted,
+			want:   chartdata.ReasonDataNotAccounted,
 		},
 		"the parser missed a series, the chart dropped it": {
 			prompt: "Line chart of pain for placebo 6, 7, 5 and Drug 3, 4, 2",
@@ -42,14 +41,14 @@ func TestVerifyWrongCharts(t *testing.T) {
 			code:   codegen.Code{Source: codegen.SourceTemplate, Template: "line"},
 			charts: []chartdata.Chart{{Type: chartdata.TypeLine, Library: "matplotlib", Title: "Pain", Series: []chartdata.Series{
 				{Type: chartdata.TypeLine, X: []float64{0, 1, 2}, Y: []float64{6, 7, 5}}}}},
-			want: vizv1.ReasonDataNotAccounted,
+			want: chartdata.ReasonDataNotAccounted,
 		},
 		"the parser missed a value, the chart dropped it": {
 			prompt: "Bar chart of admissions by site: North 120, South 95, East 60",
 			det:    &detect.Result{Visualization: true, ChartType: detect.ChartBar, Labels: []string{"North", "South"}, Values: []float64{120, 95}},
 			code:   codegen.Code{Source: codegen.SourceTemplate, Template: "bar"},
 			charts: []chartdata.Chart{barChart("Admissions by site", []string{"North", "South"}, 120, 95)},
-			want:   vizv1.ReasonDataNotAccounted,
+			want:   chartdata.ReasonDataNotAccounted,
 		},
 		"detection found nothing, the chart accounts for everything": {
 			prompt: "Bar chart of visits: 1,200, 3,400 and 5,600",
@@ -60,7 +59,7 @@ func TestVerifyWrongCharts(t *testing.T) {
 			prompt: "Line chart of LDH at days 1, 3, 5, 7: 520, 480, 430, 390",
 			charts: []chartdata.Chart{{Type: chartdata.TypeLine, Library: "matplotlib", Title: "LDH", Series: []chartdata.Series{
 				{Type: chartdata.TypeLine, X: []float64{1, 2, 3, 4}, Y: []float64{1, 3, 5, 7}}}}},
-			want: vizv1.ReasonDataMismatch,
+			want: chartdata.ReasonDataMismatch,
 		},
 	}
 	for name, tc := range tests {

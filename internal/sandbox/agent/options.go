@@ -65,13 +65,14 @@ type Options struct {
 	// WarmKernels is how many started kernels wait for new contexts (default 1), so
 	// a context starts without the plotting stack's import time.
 	WarmKernels int
-	// StartTimeout bounds a kernel's start (default 60s). InterruptGrace is how long
-	// an interrupted execution may take to stop before its kernel is killed and
-	// restarted (default 3s). KeepaliveInterval is how often a silent execution's
+	// StartTimeout bounds a kernel's start (default sandbox.DefaultLimits', 60s).
+	// InterruptGrace is how long an interrupted execution may take to stop before its
+	// kernel is killed and restarted (default 3s). KeepaliveInterval is how often a silent execution's
 	// stream gets a keepalive, so a vanished client is noticed (default 5s).
 	StartTimeout, InterruptGrace, KeepaliveInterval time.Duration
 	// MaxOutputBytes caps the text of a cell's value (default 1 MiB);
-	// MaxFigureBytes one figure (default 32 MiB).
+	// MaxFigureBytes one figure (default 32 MiB, what a job may return in all): both
+	// from sandbox.DefaultLimits.
 	MaxOutputBytes int
 	MaxFigureBytes int64
 	// PlotlyJSURL is where plotly HTML loads plotly.js from ("" = CDN, "inline").
@@ -128,7 +129,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.WarmKernels = 1
 	}
 	if o.StartTimeout <= 0 {
-		o.StartTimeout = 60 * time.Second
+		o.StartTimeout = sandbox.DefaultLimits.StartTimeout
 	}
 	if o.InterruptGrace <= 0 {
 		o.InterruptGrace = 3 * time.Second
@@ -137,10 +138,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.KeepaliveInterval = 5 * time.Second
 	}
 	if o.MaxOutputBytes <= 0 {
-		o.MaxOutputBytes = 1 << 20
+		o.MaxOutputBytes = sandbox.DefaultLimits.MaxOutputBytes
 	}
 	if o.MaxFigureBytes <= 0 {
-		o.MaxFigureBytes = 32 << 20
+		o.MaxFigureBytes = sandbox.DefaultLimits.MaxArtifactBytes
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -487,7 +487,7 @@ func TestClientRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !res.TimedOut || res.Success || res.Error == nil || res.Error.Name != codeinterpreter.ErrNameTimeout || res.Stdout != "before\n" || len(res.Files) != 1 {
+		if !res.TimedOut || res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameTimeout || res.Stdout != "before\n" || len(res.Files) != 1 {
 			t.Errorf("result = %+v", res)
 		}
 	})
@@ -591,7 +591,7 @@ for i in range(1 << 20):
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Success || res.Error == nil || res.Error.Name != codeinterpreter.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "16.0 MiB") {
+			if res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "16.0 MiB") {
 				t.Fatalf("success = %v, error = %+v; want OutputLimitExceeded at 16 MiB", res.Success, res.Error)
 			}
 			if len(res.Stdout) > 2<<20 || len(res.Charts) > chartdata.MaxCharts {

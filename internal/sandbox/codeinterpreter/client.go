@@ -67,8 +67,9 @@ type Client struct {
 	HTTP *http.Client
 	// SandboxID is copied into Result.SandboxID by Run. Optional.
 	SandboxID string
-	// MaxOutputBytes caps Run's Stdout, Stderr and Text each (default 1 MiB); a
-	// truncated stream ends with a visible marker.
+	// MaxOutputBytes caps Run's Stdout, Stderr and Text each (default 1 MiB, from
+	// sandbox.DefaultLimits like the caps below); a truncated stream ends with a
+	// visible marker.
 	MaxOutputBytes int
 	// MaxArtifacts and MaxArtifactBytes cap the number and total size of the figures
 	// Run keeps (defaults 32 and 32 MiB); the rest are dropped and named in Stderr.
@@ -211,7 +212,7 @@ type OutputTooLargeError struct {
 }
 
 func (e *OutputTooLargeError) Error() string {
-	return fmt.Sprintf("%s: the sandbox sent more than %s (%s); the manager stopped reading it", ErrNameOutputLimitExceeded, humanBytes(e.Limit), e.What)
+	return fmt.Sprintf("%s: the sandbox sent more than %s (%s); the manager stopped reading it", sandbox.ErrNameOutputLimitExceeded, humanBytes(e.Limit), e.What)
 }
 
 func humanBytes(n int64) string {

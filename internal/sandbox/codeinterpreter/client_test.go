@@ -170,7 +170,7 @@ func TestRunTimeoutKeepsPartialResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.TimedOut || res.Success || res.Error == nil || res.Error.Name != ErrNameTimeout || res.Stdout != "started\n" {
+	if !res.TimedOut || res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameTimeout || res.Stdout != "started\n" {
 		t.Errorf("result = %+v", res)
 	}
 	select {
@@ -357,7 +357,7 @@ func TestOutputCaps(t *testing.T) {
 	if res.Stdout != "0123456789ab\u2026 [truncated: 4 bytes omitted]" {
 		t.Errorf("stdout = %q", res.Stdout)
 	}
-	if len(res.Files) != 1 || res.Error == nil || res.Error.Name != ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "figure_2.png") {
+	if len(res.Files) != 1 || res.Error == nil || res.Error.Name != sandbox.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "figure_2.png") {
 		t.Errorf("files = %d, error = %+v", len(res.Files), res.Error)
 	}
 }
@@ -375,7 +375,7 @@ func TestRunCollectsWrittenFiles(t *testing.T) {
 	if len(res.Files) != 1 || res.Files[0].Name != "outputs/table.csv" || res.Files[0].Figure || res.Files[0].MIMEType != "text/csv" || string(res.Files[0].Data) != "a,b\n1,2\n" {
 		t.Errorf("files = %+v", res.Files)
 	}
-	if res.Success || res.Error == nil || res.Error.Name != ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "huge.bin") {
+	if res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "huge.bin") {
 		t.Errorf("error = %+v", res.Error)
 	}
 	// The epilogue was told which files were inputs.

@@ -192,8 +192,8 @@ func TestHostileAgentKeepsTheHeapBounded(t *testing.T) {
 				}
 				return
 			}
-			if res.Success || res.Error == nil || res.Error.Name != ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, tc.wantFail) {
-				t.Fatalf("success = %v, error = %+v; want %s naming %q", res.Success, res.Error, ErrNameOutputLimitExceeded, tc.wantFail)
+			if res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, tc.wantFail) {
+				t.Fatalf("success = %v, error = %+v; want %s naming %q", res.Success, res.Error, sandbox.ErrNameOutputLimitExceeded, tc.wantFail)
 			}
 			if w := tc.agent.written.Load(); w > gib {
 				t.Errorf("the agent wrote %d bytes: the client kept reading past its budget", w)

@@ -9,16 +9,8 @@ import (
 	"strings"
 	"time"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/sandbox"
-)
-
-// Names of the ExecErrors Run reports itself (as the Local backend names them).
-const (
-	ErrNameTimeout             = "Timeout"
-	ErrNameOutputLimitExceeded = vizv1.ReasonOutputLimitExceeded
-	ErrNameInputFiles          = "InputFilesFailed"
 )
 
 // EnvFigureFormats is the environment variable the prelude sets to the figure formats
@@ -27,10 +19,6 @@ const (
 const EnvFigureFormats = "VIZOPS_FIGURE_FORMATS"
 
 const (
-	defaultMaxOutputBytes   = 1 << 20
-	defaultMaxArtifacts     = 32
-	defaultMaxArtifactBytes = 32 << 20
-	defaultTimeout          = 30 * time.Second
 	// setupTimeout bounds creating the context and writing the input files.
 	setupTimeout = 60 * time.Second
 	// cleanupTimeout bounds deleting the context after the job.
@@ -68,7 +56,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		timeout = c.DefaultTimeout
 	}
 	if timeout <= 0 {
-		timeout = defaultTimeout
+		timeout = sandbox.DefaultLimits.Timeout
 	}
 	formats, err := figureFormats(req.Formats)
 	if err != nil {
@@ -115,7 +103,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 	}
 	if preludeErr != nil {
 		r := m.result()
-		r.Error = &sandbox.ExecError{Name: ErrNameInputFiles,
+		r.Error = &sandbox.ExecError{Name: sandbox.ErrNameInputFiles,
 			Value: fmt.Sprintf("writing the input files into the sandbox failed: %s: %s. Send smaller or fewer files.",
 				preludeErr.Name, capText(preludeErr.Value, 4<<10)), Traceback: capText(preludeErr.Traceback, 16<<10)}
 		return r, nil
@@ -160,7 +148,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		if r.Error != nil {
 			tb = r.Error.Traceback
 		}
-		r.Error = &sandbox.ExecError{Name: ErrNameTimeout, Traceback: tb,
+		r.Error = &sandbox.ExecError{Name: sandbox.ErrNameTimeout, Traceback: tb,
 			Value: fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout)}
 		r.TimedOut, r.Success = true, false
 	}
@@ -274,13 +262,13 @@ func newResultMapper(c *Client, formats []string) *resultMapper {
 		m.formats[f] = true
 	}
 	if m.maxOut <= 0 {
-		m.maxOut = defaultMaxOutputBytes
+		m.maxOut = sandbox.DefaultLimits.MaxOutputBytes
 	}
 	if m.maxN <= 0 {
-		m.maxN = defaultMaxArtifacts
+		m.maxN = sandbox.DefaultLimits.MaxArtifacts
 	}
 	if m.maxBytes <= 0 {
-		m.maxBytes = defaultMaxArtifactBytes
+		m.maxBytes = sandbox.DefaultLimits.MaxArtifactBytes
 	}
 	m.stdout.limit, m.stderr.limit = m.maxOut, m.maxOut
 	limit := c.MaxStreamBytes
@@ -296,7 +284,7 @@ func newResultMapper(c *Client, formats []string) *resultMapper {
 func (m *resultMapper) tooLarge(e *OutputTooLargeError) *sandbox.Result {
 	r := m.result()
 	r.Success = false
-	r.Error = &sandbox.ExecError{Name: ErrNameOutputLimitExceeded,
+	r.Error = &sandbox.ExecError{Name: sandbox.ErrNameOutputLimitExceeded,
 		Value: fmt.Sprintf("the sandbox sent more than %s of output (%s); the request's output is limited to that, so the rest was not read. Print less, and produce fewer or smaller figures and files.", humanBytes(e.Limit), e.What)}
 	return r
 }
@@ -418,7 +406,7 @@ func (m *resultMapper) result() *sandbox.Result {
 			m.maxN, m.maxBytes, dropped)
 		if r.Error == nil {
 			r.Success = false
-			r.Error = &sandbox.ExecError{Name: ErrNameOutputLimitExceeded, Value: msg}
+			r.Error = &sandbox.ExecError{Name: sandbox.ErrNameOutputLimitExceeded, Value: msg}
 		} else {
 			r.Stderr += "\n[vizops] " + msg
 		}

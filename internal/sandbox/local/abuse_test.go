@@ -82,12 +82,12 @@ print('env-done')`, 0, outcome{stdout: "env-done"}, nil},
 		{"connect outside", "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)", 0, outcome{anyError: true}, nil},
 		{"cloud metadata endpoint", "import socket\nsocket.create_connection(('169.254.169.254', 80), timeout=3)", 0, outcome{anyError: true}, nil},
 		{"DNS lookup", "import socket\nsocket.getaddrinfo('example.com', 80)", 0, outcome{errName: "gaierror"}, nil},
-		{"fork bomb", "import os\nwhile True:\n    os.fork()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}, nil},
-		{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()", 20 * time.Second, outcome{errName: ErrNameProcessLimitExceeded}, nil},
-		{"memory bomb", "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", 30 * time.Second, outcome{errName: ErrNameMemoryLimitExceeded}, nil},
-		{"infinite loop", "while True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}, nil},
-		{"infinite loop that ignores the alarm", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass", 2 * time.Second, outcome{errName: ErrNameTimeout}, nil},
-		{"disk fill", "with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", 20 * time.Second, outcome{errName: ErrNameScratchLimitExceeded}, nil},
+		{"fork bomb", "import os\nwhile True:\n    os.fork()", 20 * time.Second, outcome{errName: sandbox.ErrNameProcessLimitExceeded}, nil},
+		{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()", 20 * time.Second, outcome{errName: sandbox.ErrNameProcessLimitExceeded}, nil},
+		{"memory bomb", "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", 30 * time.Second, outcome{errName: sandbox.ErrNameMemoryLimitExceeded}, nil},
+		{"infinite loop", "while True:\n    pass", 2 * time.Second, outcome{errName: sandbox.ErrNameTimeout}, nil},
+		{"infinite loop that ignores the alarm", "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass", 2 * time.Second, outcome{errName: sandbox.ErrNameTimeout}, nil},
+		{"disk fill", "with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", 20 * time.Second, outcome{errName: sandbox.ErrNameScratchLimitExceeded}, nil},
 		{"write outside scratch", `import os
 for path in ['/usr/evil', '/etc/evil', '/evil', '/dev/evil', '/dev/shm/evil', '/opt/vizops/mplcache/evil', '/proc/sys/kernel/hostname']:
     try:
@@ -136,7 +136,7 @@ for i in range(1100):
     os.mkdir('d')
     os.chdir('d')
 open('deep.txt', 'w').write('x')
-print('nested')`, 0, outcome{errName: ErrNameOutputLimitExceeded, stdout: "nested"}, func(t *testing.T, r *sandbox.Result) {
+print('nested')`, 0, outcome{errName: sandbox.ErrNameOutputLimitExceeded, stdout: "nested"}, func(t *testing.T, r *sandbox.Result) {
 			if !strings.Contains(r.Error.Value, "nested deeper than") {
 				t.Errorf("error does not say the tree was too deep: %s", r.Error.Value)
 			}
@@ -147,7 +147,7 @@ print('nested')`, 0, outcome{errName: ErrNameOutputLimitExceeded, stdout: "neste
 os.makedirs('outputs/many', exist_ok=True)
 for i in range(30000):
     open('outputs/many/%05d.txt' % i, 'w').close()
-print('many')`, 60 * time.Second, outcome{errName: ErrNameOutputLimitExceeded, stdout: "many"}, func(t *testing.T, r *sandbox.Result) {
+print('many')`, 60 * time.Second, outcome{errName: sandbox.ErrNameOutputLimitExceeded, stdout: "many"}, func(t *testing.T, r *sandbox.Result) {
 			if len(r.Error.Value) > 4096 {
 				t.Errorf("the error is %d bytes; the list of omitted files is not capped", len(r.Error.Value))
 			}
@@ -171,7 +171,7 @@ for fd in range(3, 256):
                 os.write(fd, b'x' * (1 << 20))
     except OSError:
         pass
-os._exit(0)`, 0, outcome{errName: ErrNameOutputLimitExceeded}, nil},
+os._exit(0)`, 0, outcome{errName: sandbox.ErrNameOutputLimitExceeded}, nil},
 		{"plant a FIFO and a symlink as outputs", "import os\nos.mkfifo('plot.png')\nos.symlink('/etc/passwd', 'passwd.txt')\nprint('planted')", 0, outcome{stdout: "planted"}, nil},
 		{"leave a process and files behind", fmt.Sprintf(`import subprocess, os
 subprocess.Popen(['/usr/bin/python3', '-c', 'import time; time.sleep(600)', %q], start_new_session=True)
@@ -267,9 +267,9 @@ func TestAbuseWithoutCgroups(t *testing.T) {
 		code string
 		want string
 	}{
-		"memory bomb": {"chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", ErrNameMemoryLimitExceeded},
-		"fork bomb":   {"import os\nwhile True:\n    os.fork()", ErrNameProcessLimitExceeded},
-		"disk fill":   {"with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", ErrNameScratchLimitExceeded},
+		"memory bomb": {"chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", sandbox.ErrNameMemoryLimitExceeded},
+		"fork bomb":   {"import os\nwhile True:\n    os.fork()", sandbox.ErrNameProcessLimitExceeded},
+		"disk fill":   {"with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", sandbox.ErrNameScratchLimitExceeded},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

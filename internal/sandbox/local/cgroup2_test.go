@@ -209,7 +209,7 @@ func checkForkedMemory(t *testing.T, r *sandbox.Result) {
 	if strings.Contains(r.Stdout, "at once: 4") {
 		t.Errorf("four children held 800 MB under a 512 MiB sandbox limit; stdout %q", r.Stdout)
 	}
-	if !r.Success && errName(r) != ErrNameMemoryLimitExceeded && errName(r) != ErrNameTimeout {
+	if !r.Success && errName(r) != sandbox.ErrNameMemoryLimitExceeded && errName(r) != sandbox.ErrNameTimeout {
 		t.Errorf("failed with %q (%+v), want MemoryLimitExceeded or a partial count", errName(r), r.Error)
 	}
 }

@@ -10,21 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
 	"github.com/vizops/viz-operator/internal/sandbox"
-)
-
-// Names of the ExecErrors the Local backend reports for limits, so callers can
-// match them. Timeout also sets Result.TimedOut.
-const (
-	ErrNameTimeout              = "Timeout"
-	ErrNameMemoryLimitExceeded  = "MemoryLimitExceeded"
-	ErrNameProcessLimitExceeded = "ProcessLimitExceeded"
-	ErrNameScratchLimitExceeded = "ScratchLimitExceeded"
-	ErrNameCPUTimeLimitExceeded = "CPUTimeLimitExceeded"
-	ErrNameOutputLimitExceeded  = vizv1.ReasonOutputLimitExceeded
-	ErrNameKilled               = "Killed"
 )
 
 // maxCodeBytes bounds Request.Code (the runner reads the code in one frame of 1 MiB).
@@ -186,17 +173,17 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 	switch {
 	case !failed:
 	case jr.TimedOut:
-		limitErr(ErrNameTimeout, fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout))
+		limitErr(sandbox.ErrNameTimeout, fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout))
 	case after.oomKills > before.oomKills || jr.MemoryError || (killed && jr.Signal == int(syscall.SIGKILL) && after.memFail > before.memFail):
-		limitErr(ErrNameMemoryLimitExceeded, fmt.Sprintf("the code used more than its memory limit of %s and was stopped. Use less data or raise the memory limit.", humanBytes(res.MemoryBytes)))
+		limitErr(sandbox.ErrNameMemoryLimitExceeded, fmt.Sprintf("the code used more than its memory limit of %s and was stopped. Use less data or raise the memory limit.", humanBytes(res.MemoryBytes)))
 	case after.pidsLimit > before.pidsLimit || (jr.PidsExhausted && s.z.cg == nil):
-		limitErr(ErrNameProcessLimitExceeded, fmt.Sprintf("the code tried to run more than %d processes or threads. Start fewer.", res.Pids))
+		limitErr(sandbox.ErrNameProcessLimitExceeded, fmt.Sprintf("the code tried to run more than %d processes or threads. Start fewer.", res.Pids))
 	case jr.ScratchFull:
-		limitErr(ErrNameScratchLimitExceeded, fmt.Sprintf("the code filled its %s scratch space. Write less data.", humanBytes(res.ScratchBytes)))
+		limitErr(sandbox.ErrNameScratchLimitExceeded, fmt.Sprintf("the code filled its %s scratch space. Write less data.", humanBytes(res.ScratchBytes)))
 	case killed && jr.Signal == int(syscall.SIGXCPU):
-		limitErr(ErrNameCPUTimeLimitExceeded, fmt.Sprintf("the code used more CPU time than allowed for a %s timeout and was stopped.", timeout))
+		limitErr(sandbox.ErrNameCPUTimeLimitExceeded, fmt.Sprintf("the code used more CPU time than allowed for a %s timeout and was stopped.", timeout))
 	case killed:
-		limitErr(ErrNameKilled, fmt.Sprintf("the code was killed by signal %d (%s).", jr.Signal, syscall.Signal(jr.Signal)))
+		limitErr(sandbox.ErrNameKilled, fmt.Sprintf("the code was killed by signal %d (%s).", jr.Signal, syscall.Signal(jr.Signal)))
 	case r.Error == nil && !r.Success && jr.ExitCode != 0:
 		limitErr("ProcessExited", fmt.Sprintf("the code ended the interpreter with exit status %d before finishing.", jr.ExitCode))
 	case r.Error == nil && !r.Success:
@@ -214,7 +201,7 @@ func (s *localSandbox) toResult(jr jobResult, before, after cgroupCounters, time
 		}
 		msg := strings.Join(parts, "; ") + ". Produce fewer or smaller files, in a shallow folder."
 		if r.Error == nil {
-			limitErr(ErrNameOutputLimitExceeded, msg)
+			limitErr(sandbox.ErrNameOutputLimitExceeded, msg)
 		} else {
 			r.Stderr += "\n[vizops] " + msg
 		}

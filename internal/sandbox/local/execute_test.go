@@ -154,11 +154,11 @@ func TestExecuteResults(t *testing.T) {
 		},
 		"too many artifacts": {
 			req:  sandbox.Request{Code: "for i in range(10):\n    open(f'f{i}.txt', 'w').write('x')"},
-			want: resultSummary{ErrName: ErrNameOutputLimitExceeded, Files: []string{"f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt", "f5.txt"}},
+			want: resultSummary{ErrName: sandbox.ErrNameOutputLimitExceeded, Files: []string{"f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt", "f5.txt"}},
 		},
 		"timeout keeps partial results": {
 			req:  sandbox.Request{Code: "import matplotlib.pyplot as plt, time\nplt.plot([1,2])\nplt.show()\nopen('early.txt','w').write('x')\nplt.plot([2,1])\nwhile True: time.sleep(0.01)", Timeout: 2 * time.Second},
-			want: resultSummary{ErrName: ErrNameTimeout, TimedOut: true, Files: []string{"figure_1.png", "figure_2.png", "early.txt"}},
+			want: resultSummary{ErrName: sandbox.ErrNameTimeout, TimedOut: true, Files: []string{"figure_1.png", "figure_2.png", "early.txt"}},
 		},
 	}
 	for name, tc := range tests {

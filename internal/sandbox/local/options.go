@@ -29,15 +29,18 @@ type Options struct {
 	// (without it every sandbox spends seconds rebuilding it). Default
 	// $TMPDIR/vizops-local-cache.
 	CacheDir string
-	// DefaultTimeout applies when a Request has none. Default 30s.
+	// DefaultTimeout applies when a Request has none. Default
+	// sandbox.DefaultLimits.Timeout (30s).
 	DefaultTimeout time.Duration
-	// MaxOutputBytes caps each of stdout, stderr and the last-expression text. Default 1 MiB.
+	// MaxOutputBytes caps each of stdout, stderr and the last-expression text.
+	// Default sandbox.DefaultLimits.MaxOutputBytes (1 MiB).
 	MaxOutputBytes int
 	// MaxArtifacts and MaxArtifactBytes cap the number and total size of artifacts.
-	// Defaults 32 and 32 MiB.
+	// Defaults sandbox.DefaultLimits' (32 and 32 MiB).
 	MaxArtifacts     int
 	MaxArtifactBytes int64
-	// StartTimeout bounds a sandbox's start (imports included). Default 60s.
+	// StartTimeout bounds a sandbox's start (imports included). Default
+	// sandbox.DefaultLimits.StartTimeout (60s).
 	StartTimeout time.Duration
 	// IdleTTL is how long ready sandboxes beyond MinReady are kept after a burst
 	// before they are destroyed. Default 2m.
@@ -87,19 +90,19 @@ func (o Options) withDefaults() Options {
 		o.CacheDir = filepath.Join(os.TempDir(), "vizops-local-cache")
 	}
 	if o.DefaultTimeout == 0 {
-		o.DefaultTimeout = 30 * time.Second
+		o.DefaultTimeout = sandbox.DefaultLimits.Timeout
 	}
 	if o.MaxOutputBytes == 0 {
-		o.MaxOutputBytes = 1 << 20
+		o.MaxOutputBytes = sandbox.DefaultLimits.MaxOutputBytes
 	}
 	if o.MaxArtifacts == 0 {
-		o.MaxArtifacts = 32
+		o.MaxArtifacts = sandbox.DefaultLimits.MaxArtifacts
 	}
 	if o.MaxArtifactBytes == 0 {
-		o.MaxArtifactBytes = 32 << 20
+		o.MaxArtifactBytes = sandbox.DefaultLimits.MaxArtifactBytes
 	}
 	if o.StartTimeout == 0 {
-		o.StartTimeout = 60 * time.Second
+		o.StartTimeout = sandbox.DefaultLimits.StartTimeout
 	}
 	if o.IdleTTL == 0 {
 		o.IdleTTL = 2 * time.Minute
