@@ -36,6 +36,7 @@ type Pool struct {
 	closed      bool
 	changed     chan struct{} // closed and replaced on every change, to wake Acquire
 	failures    int           // consecutive start failures
+	retry       bool          // a claim was refused for them: start one more (after the backoff)
 	lastErr     error
 	lastFailure time.Time
 	nextID      int
@@ -118,7 +119,9 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, erro
 		}
 		if p.failures >= startFailuresBeforeUnavailable && p.starting == 0 {
 			err := p.lastErr
+			p.retry = true // one more start, after the backoff, so the pool can recover
 			p.mu.Unlock()
+			p.wake()
 			return nil, fmt.Errorf("%w: the last %d sandbox starts failed: %v", sandbox.ErrUnavailable, startFailuresBeforeUnavailable, err)
 		}
 		p.waiting++
@@ -321,6 +324,9 @@ func (p *Pool) replenish() {
 		// Grow, with exponential backoff after failed starts so a broken environment
 		// or crashing sandboxes cannot turn into a start loop.
 		n := min(p.minReady+p.waiting-len(p.ready)-p.starting, p.max-len(p.all))
+		if p.retry && p.starting == 0 {
+			n = max(n, min(1, p.max-len(p.all))) // a claim failed fast: try once more
+		}
 		if p.failures > 0 {
 			wait := min(100*time.Millisecond<<min(p.failures, 7), 10*time.Second)
 			if left := wait - time.Since(p.lastFailure); left > 0 {
@@ -336,6 +342,7 @@ func (p *Pool) replenish() {
 				}
 				degradedSlot = true
 			}
+			p.retry = false
 			p.nextID++
 			s := &localSandbox{id: fmt.Sprintf("%s-%d", p.tag, p.nextID), pool: p, state: sandbox.StateStarting, since: time.Now(), degradedSlot: degradedSlot}
 			p.all[s.id] = s
