@@ -143,15 +143,27 @@ func (k *KubernetesPools) notify(obj any) {
 	if !ok {
 		return
 	}
-	uid := types.UID(pod.Labels[vizv1.LabelSandboxPoolUID])
+	for _, p := range k.pools(types.UID(pod.Labels[vizv1.LabelSandboxPoolUID])) {
+		p.Notify()
+	}
+}
+
+// pools are the live pool objects of the SandboxPool of uid.
+func (k *KubernetesPools) pools(uid types.UID) []*kubePool {
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	pools := make([]*kubePool, 0, len(k.live[uid]))
 	for p := range k.live[uid] {
 		pools = append(pools, p)
 	}
-	k.mu.Unlock()
-	for _, p := range pools {
-		p.Notify()
+	return pools
+}
+
+// observe tells the pool objects of uid what a list of their Pods showed: their
+// Status reports from it, without an API call.
+func (k *KubernetesPools) observe(uid types.UID, pods []corev1.Pod) {
+	for _, p := range k.pools(uid) {
+		p.Observe(pods)
 	}
 }
 
@@ -342,6 +354,7 @@ func (k *KubernetesPools) reconcilePods(ctx context.Context, r client.Reader, s 
 	if err != nil {
 		return 0, err
 	}
+	k.observe(s.PoolUID, pods)
 	views := kubernetes.Classify(pods, kubernetes.TemplateHash(s.Template))
 	plan := kubernetes.Decide(s, views, kubernetes.Want{
 		MinReady: minReady, MaxSandboxes: maxSandboxes,

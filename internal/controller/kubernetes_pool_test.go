@@ -469,8 +469,9 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
 		waitPoolReady(ctx, ns, "race", 4)
 		// The controller stops, so that nothing but the two managers' claims touch the
-		// Pods (it would delete Pods claimed for requests that do not exist).
-		h.stop()
+		// Pods (it would delete Pods claimed for requests that do not exist). It
+		// crashes: a manager that stops cleanly closes its pools, deleting their Pods.
+		h.crash()
 
 		s := kubernetes.Settings{Namespace: ns, PoolName: sp.Name, PoolUID: sp.UID,
 			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), *getClass(ctx, kubeClassName(ns, "race")).Spec.Kubernetes, nil)}.WithTokenKey([]byte("envtest-sandbox-token-key"))
@@ -541,7 +542,7 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(claim).NotTo(BeNil())
 		Expect(claim.Key).To(Equal(ns + "/interrupted"))
 		Expect(claim.Attempt).To(Equal(int32(1)))
-		h1.stop() // the manager dies mid-job: the job is lost
+		h1.crash() // the manager dies mid-job, its pools not closed: the job is lost
 
 		second := newFakeAgent()
 		second.hold()

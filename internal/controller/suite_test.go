@@ -96,6 +96,7 @@ type harness struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	stopped  sync.Once
+	crashed  sync.Once
 }
 
 type harnessOptions struct {
@@ -210,13 +211,22 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	return h
 }
 
-// stop stops the manager and waits for it, as a crash or a rollout would.
-// It is idempotent.
+// stop stops the manager and waits for it, as a rollout would: its pools are
+// closed, which destroys their sandboxes. It is idempotent.
 func (h *harness) stop() {
 	h.stopped.Do(func() {
+		h.crash()
+		_ = h.pools.Close()
+	})
+}
+
+// crash stops the manager and waits for it, as a crash would: its pools are not
+// closed, so their sandboxes (Kubernetes Pods) outlive it. It is idempotent; a
+// later stop closes the pools.
+func (h *harness) crash() {
+	h.crashed.Do(func() {
 		h.cancel()
 		<-h.done
-		_ = h.pools.Close()
 	})
 }
 

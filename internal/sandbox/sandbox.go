@@ -93,27 +93,41 @@ type Result struct {
 
 // Sandbox is one claimed, isolated environment.
 type Sandbox interface {
-	// ID is unique within its pool and stable for the sandbox's life.
+	// ID is unique among the pool's sandboxes at one time and stable for the
+	// sandbox's life; a replacement may reuse a gone sandbox's ID (a Pod's slot).
 	ID() string
 	// Execute runs one job. A non-nil error means the sandbox failed (transient);
 	// the code's own failures are reported in the Result.
 	Execute(ctx context.Context, req Request) (*Result, error)
 }
 
-// Pool is a warm pool of sandboxes of one backend.
+// Pool is a warm pool of sandboxes of one backend. Every backend's pool passes the
+// same contract suite (internal/sandbox/pooltest), which checks what is documented
+// here.
 type Pool interface {
 	// Acquire claims a ready sandbox for owner (a label shown in the pool's status,
-	// e.g. "namespace/name" of a request). It blocks until one is ready, ctx ends,
-	// or the pool is closed. It never lets more than MaxSandboxes exist.
+	// e.g. "namespace/name" of a request): the one that has been Ready longest
+	// (first ready, first claimed), and a replacement is started behind it while
+	// fewer than minReady are ready. It blocks until one is ready, ctx ends (ctx's
+	// error), or the pool is closed (ErrPoolClosed). It never lets more than
+	// MaxSandboxes exist. When the backend cannot start sandboxes (every recent start
+	// failed) it may return at once with an error wrapping ErrUnavailable; starts
+	// are retried with a backoff, never in a loop.
 	Acquire(ctx context.Context, owner string) (Sandbox, error)
 	// Release returns a sandbox after its job. The pool destroys or recycles it;
-	// either way the next owner starts clean.
+	// either way the next owner starts clean. A second Release, or one after Close,
+	// is ignored.
 	Release(sb Sandbox)
-	// Resize changes the warm target and the cap without dropping busy sandboxes.
+	// Resize changes the warm target and the cap without dropping busy sandboxes
+	// (idle ones over the new cap go). An invalid size (ValidSize) is rejected with
+	// ErrInvalidSize and the pool keeps its old one; nothing is clamped.
 	Resize(minReady, maxSandboxes int) error
-	// Status reports live counts and per-sandbox state.
+	// Status reports live counts and per-sandbox state, from the pool's memory: it
+	// makes no call to the backend's provider (API server, E2B API).
 	Status() PoolStatus
-	// Close destroys every sandbox and stops replenishment.
+	// Close destroys every sandbox the pool holds, ready and busy (running jobs end
+	// with ErrSandboxLost), and stops replenishment. Later claims fail with
+	// ErrPoolClosed; a second Close does nothing.
 	Close() error
 }
 

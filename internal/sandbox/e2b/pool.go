@@ -260,8 +260,11 @@ func (b *Backend) NewPool(cfg sandbox.PoolConfig, c Config) (*Pool, error) {
 	if c.MaxCreatesPerSecond <= 0 {
 		c.MaxCreatesPerSecond = 1
 	}
-	if cfg.MaxSandboxes < 1 {
-		cfg.MaxSandboxes = 1
+	if cfg.MaxSandboxes == 0 {
+		cfg.MaxSandboxes = max(cfg.MinReady, 1)
+	}
+	if err := sandbox.ValidSize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
+		return nil, err
 	}
 	apiHTTP := b.opts.HTTP
 	if apiHTTP.Timeout == 0 {
@@ -341,6 +344,7 @@ type Pool struct {
 	ready     []*box
 	busy      map[string]*box
 	starting  int
+	killing   int // sandboxes being killed: they still exist, and count against max
 	waiters   int
 	owners    []string // of the waiting Acquires, oldest first
 	closed    bool
@@ -473,22 +477,25 @@ func (p *Pool) Release(sb sandbox.Sandbox) {
 		return
 	}
 	p.mu.Lock()
-	_, mine := p.busy[s.ep.SandboxID]
-	delete(p.busy, s.ep.SandboxID)
+	if _, mine := p.busy[s.ep.SandboxID]; mine {
+		delete(p.busy, s.ep.SandboxID)
+		p.killLocked(s.ep.SandboxID)
+	}
 	p.kick()
 	p.mu.Unlock()
-	if mine {
-		go p.kill(s.ep.SandboxID)
-	}
 }
 
-// Resize implements sandbox.Pool. It returns the key's rejection, if E2B rejected it
+// Resize implements sandbox.Pool: an invalid size is rejected (sandbox.ErrInvalidSize)
+// and the pool keeps its old one. It returns the key's rejection, if E2B rejected it
 // while the pool ran, so the caller's status shows it.
 func (p *Pool) Resize(minReady, maxSandboxes int) error {
+	if err := sandbox.ValidSize(minReady, maxSandboxes); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if maxSandboxes < 1 {
-		maxSandboxes = 1
+	if p.closed {
+		return sandbox.ErrPoolClosed
 	}
 	p.minReady, p.max = minReady, maxSandboxes
 	var extra []*box
@@ -498,7 +505,7 @@ func (p *Pool) Resize(minReady, maxSandboxes int) error {
 		p.ready = p.ready[:len(p.ready)-1]
 	}
 	for _, s := range extra {
-		go p.kill(s.ep.SandboxID)
+		p.killLocked(s.ep.SandboxID)
 	}
 	p.kick()
 	return p.fatal
@@ -591,7 +598,7 @@ func (p *Pool) broadcast() {
 // waiting Acquire, within maxSandboxes.
 func (p *Pool) deficitLocked() int {
 	want := p.minReady + p.waiters - len(p.ready) - p.starting
-	room := p.max - len(p.ready) - len(p.busy) - p.starting
+	room := p.max - len(p.ready) - len(p.busy) - p.starting - p.killing
 	return max(0, min(want, room))
 }
 
@@ -903,7 +910,7 @@ func (p *Pool) retireLocked(s *box) {
 	for i, r := range p.ready {
 		if r == s {
 			p.ready = append(p.ready[:i], p.ready[i+1:]...)
-			go p.kill(s.ep.SandboxID)
+			p.killLocked(s.ep.SandboxID)
 			break
 		}
 	}
@@ -996,6 +1003,20 @@ func (p *Pool) reap(ctx context.Context) error {
 		p.log.Info("killed an orphaned E2B sandbox", "sandbox", sb.SandboxID)
 	}
 	return nil
+}
+
+// killLocked kills a sandbox the pool no longer holds, in the background. Until
+// E2B has answered it counts against maxSandboxes, so no replacement is made while
+// it may still exist.
+func (p *Pool) killLocked(id string) {
+	p.killing++
+	go func() {
+		p.kill(id)
+		p.mu.Lock()
+		p.killing--
+		p.mu.Unlock()
+		p.kick()
+	}()
 }
 
 // kill kills a sandbox; a 404 means it is gone already.

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -66,6 +67,9 @@ type Pool struct {
 	closed   bool
 	changed  chan struct{}
 	inflight map[string]*podSandbox // by Pod name
+	// pods are the pool's Pods as last seen (by name): the lists the controller and
+	// claims make, and this pool's own writes. Status reads them, not the API.
+	pods map[string]corev1.Pod
 }
 
 var (
@@ -104,6 +108,7 @@ func NewPool(cfg sandbox.PoolConfig, s Settings, api PodAPI, opts Options) (*Poo
 		min: cfg.MinReady, max: cfg.MaxSandboxes,
 		changed:  make(chan struct{}),
 		inflight: map[string]*podSandbox{},
+		pods:     map[string]corev1.Pod{},
 	}, nil
 }
 
@@ -113,6 +118,38 @@ func (p *Pool) Notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
+}
+
+// Observe records the pool's Pods as a list of them shows them (the controller
+// calls it with each list it makes): Status reports from what was observed last.
+func (p *Pool) Observe(pods []corev1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observeLocked(pods)
+}
+
+func (p *Pool) observeLocked(pods []corev1.Pod) {
+	if p.closed {
+		return
+	}
+	p.pods = make(map[string]corev1.Pod, len(pods))
+	for i := range pods {
+		p.pods[pods[i].Name] = pods[i]
+	}
+}
+
+// wrote records a Pod as this pool wrote it (nil: deleted).
+func (p *Pool) wrote(name string, pod *corev1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if pod == nil {
+		delete(p.pods, name)
+		return
+	}
+	p.pods[name] = *pod.DeepCopy()
 }
 
 // Waiting is how many claims wait for a sandbox.
@@ -209,6 +246,7 @@ func (p *Pool) tryClaim(ctx context.Context, c sandbox.Claimant) (*podSandbox, s
 	if err != nil {
 		return nil, "", fmt.Errorf("listing the pool's sandbox Pods: %w", err)
 	}
+	p.Observe(pods)
 	views := Classify(pods, p.hash)
 	var cands []View
 	problem, hopeful := "", false
@@ -239,6 +277,7 @@ func (p *Pool) tryClaim(ctx context.Context, c sandbox.Claimant) (*podSandbox, s
 			}
 			p.inflight[pod.Name] = sb
 			p.mu.Unlock()
+			p.wrote(pod.Name, pod)
 			return sb, "", nil
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 			continue // another claim won this Pod, or it went away
@@ -281,7 +320,9 @@ func (p *Pool) Release(sb sandbox.Sandbox) {
 	defer cancel()
 	if err := p.api.Update(ctx, pod); err != nil {
 		p.deletePod(ps.pod)
+		return
 	}
+	p.wrote(pod.Name, pod)
 }
 
 // deletePod deletes a Pod this pool holds, whatever the kubelet wrote to it since
@@ -292,44 +333,84 @@ func (p *Pool) deletePod(pod *corev1.Pod) {
 	defer cancel()
 	pod = pod.DeepCopy()
 	pod.ResourceVersion = ""
-	_ = p.api.Delete(ctx, pod)
+	if err := p.api.Delete(ctx, pod); err == nil || apierrors.IsNotFound(err) {
+		p.wrote(pod.Name, nil)
+	}
 }
 
 // Resize changes the warm target and the cap; the controller acts on it.
 func (p *Pool) Resize(minReady, maxSandboxes int) error {
-	if minReady < 0 || maxSandboxes < 1 || minReady > maxSandboxes {
-		return fmt.Errorf("invalid pool size: minReady %d, maxSandboxes %d", minReady, maxSandboxes)
+	if err := sandbox.ValidSize(minReady, maxSandboxes); err != nil {
+		return err
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return sandbox.ErrPoolClosed
+	}
 	p.min, p.max = minReady, maxSandboxes
-	p.mu.Unlock()
 	return nil
 }
 
-// Status reports the pool's Pods as the cache sees them (all managers' claims).
+// Status reports the pool's Pods (all managers' claims) as last observed: from
+// memory, with no API call.
 func (p *Pool) Status() sandbox.PoolStatus {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
-	defer cancel()
-	pods, err := p.api.List(ctx)
-	if err != nil {
-		return sandbox.PoolStatus{Degraded: "the pool's Pods cannot be listed: " + err.Error()}
+	p.mu.Lock()
+	pods := make([]corev1.Pod, 0, len(p.pods))
+	for _, pod := range p.pods {
+		pods = append(pods, pod)
 	}
+	p.mu.Unlock()
 	return Status(Classify(pods, p.hash))
 }
 
-// Close stops claims and ends this pool object's running jobs (they fail with
-// sandbox.ErrSandboxLost and are retried); their Pods are deleted on Release. Pods
-// themselves are the controller's: Close deletes no warm Pod.
+// Close stops claims, ends this pool object's running jobs (they fail with
+// sandbox.ErrSandboxLost and are retried) and deletes its sandboxes: the Pods it
+// runs jobs in, and every Pod of its template that no claim holds (warm, starting
+// or stuck). A Pod another pool object or manager has claimed is left to it; one
+// claimed while Close runs is left too (the delete's resourceVersion precondition
+// fails). The controller makes new Pods for a pool that lives on.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		close(p.changed)
-		p.changed = make(chan struct{})
+	if p.closed {
+		p.mu.Unlock()
+		return nil
 	}
+	p.closed = true
+	close(p.changed)
+	p.changed = make(chan struct{})
+	var mine []*corev1.Pod
+	for _, sb := range p.inflight {
+		mine = append(mine, sb.pod)
+	}
+	p.inflight = map[string]*podSandbox{}
+	p.pods = map[string]corev1.Pod{}
 	p.mu.Unlock()
 	p.cancel()
-	return nil
+
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
+	defer cancel()
+	var errs []error
+	for _, pod := range mine {
+		pod = pod.DeepCopy()
+		pod.ResourceVersion = "" // the kubelet may have written it since the claim
+		if err := p.api.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", pod.Name, err))
+		}
+	}
+	pods, err := p.api.List(ctx)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("listing the pool's sandbox Pods: %w", err))...)
+	}
+	for _, v := range Classify(pods, p.hash) {
+		if !v.Current || v.Terminating || v.Pod.Labels[vizv1.LabelSandboxState] == vizv1.SandboxBusy {
+			continue
+		}
+		if err := p.api.Delete(ctx, v.Pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", v.Pod.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // podSandbox is a claimed Pod.

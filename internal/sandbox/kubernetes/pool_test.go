@@ -342,7 +342,7 @@ func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	}
 }
 
-func TestCloseEndsRunningJobsAndClaims(t *testing.T) {
+func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
 	started := make(chan struct{})
 	p := newTestPool(t, api, 1, func(*corev1.Pod, string) Runner {
@@ -368,8 +368,8 @@ func TestCloseEndsRunningJobsAndClaims(t *testing.T) {
 	if _, err := p.Acquire(claimCtx(t), "ns/req"); !errors.Is(err, sandbox.ErrPoolClosed) {
 		t.Errorf("Acquire after Close = %v, want ErrPoolClosed", err)
 	}
-	if api.get("pool-0123a-1") == nil {
-		t.Errorf("Close deleted a warm Pod: Pods are the controller's")
+	if api.get(sb.ID()) != nil || api.get("pool-0123a-1") != nil {
+		t.Errorf("Close left a sandbox Pod: it destroys the busy and the warm ones")
 	}
 }
 

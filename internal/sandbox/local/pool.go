@@ -30,12 +30,13 @@ type Pool struct {
 	minReady    int
 	max         int
 	all         map[string]*localSandbox // every sandbox that exists, starting ones included
-	ready       []*localSandbox          // a stack: the most recently used is the warmest
+	ready       []*localSandbox          // a queue: the one ready longest first
 	starting    int
 	waiting     int
 	closed      bool
 	changed     chan struct{} // closed and replaced on every change, to wake Acquire
 	failures    int           // consecutive start failures
+	retry       bool          // a claim was refused for them: start one more (after the backoff)
 	lastErr     error
 	lastFailure time.Time
 	nextID      int
@@ -57,7 +58,7 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	if cfg.MaxSandboxes == 0 {
 		cfg.MaxSandboxes = max(cfg.MinReady, 1)
 	}
-	if err := validSize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
+	if err := sandbox.ValidSize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
 		return nil, err
 	}
 	if cfg.Network == "" {
@@ -101,13 +102,6 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	return p, nil
 }
 
-func validSize(minReady, maxSandboxes int) error {
-	if minReady < 0 || maxSandboxes < 1 || minReady > maxSandboxes {
-		return fmt.Errorf("invalid pool size: minReady %d, maxSandboxes %d (want 0 <= minReady <= maxSandboxes, maxSandboxes >= 1)", minReady, maxSandboxes)
-	}
-	return nil
-}
-
 // Acquire claims a ready sandbox, in O(1) when one is warm. It waits for one otherwise,
 // asking the replenisher for more within MaxSandboxes.
 func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, error) {
@@ -125,7 +119,9 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, erro
 		}
 		if p.failures >= startFailuresBeforeUnavailable && p.starting == 0 {
 			err := p.lastErr
+			p.retry = true // one more start, after the backoff, so the pool can recover
 			p.mu.Unlock()
+			p.wake()
 			return nil, fmt.Errorf("%w: the last %d sandbox starts failed: %v", sandbox.ErrUnavailable, startFailuresBeforeUnavailable, err)
 		}
 		p.waiting++
@@ -146,13 +142,13 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, erro
 	}
 }
 
-// claimLocked takes a ready sandbox off the stack: the most recent one whose next job
-// process is already warm, else the most recent. The stack is at most MaxSandboxes
-// long, so this is constant time for a given pool size.
+// claimLocked takes a ready sandbox off the queue, first ready first claimed (the
+// pool contract's order): the one ready longest whose next job process is already
+// forked, else the one ready longest. The queue is at most MaxSandboxes long, so this
+// is constant time for a given pool size.
 func (p *Pool) claimLocked() *localSandbox {
 	pick := -1
-	for i := len(p.ready) - 1; i >= 0; i-- {
-		s := p.ready[i]
+	for i, s := range p.ready {
 		if !s.z.alive() {
 			continue // died while idle; its watcher removes it
 		}
@@ -172,7 +168,7 @@ func (p *Pool) claimLocked() *localSandbox {
 	return s
 }
 
-// Release returns a sandbox after its job. A healthy one goes back to the ready stack:
+// Release returns a sandbox after its job. A healthy one goes to the back of the queue:
 // its zygote has already forked a fresh job process, so the next owner starts clean.
 func (p *Pool) Release(sb sandbox.Sandbox) {
 	s, ok := sb.(*localSandbox)
@@ -199,7 +195,7 @@ func (p *Pool) Release(sb sandbox.Sandbox) {
 // Resize changes the warm target and the cap. Busy sandboxes are never interrupted;
 // when over the new cap, idle ones go now and busy ones on release.
 func (p *Pool) Resize(minReady, maxSandboxes int) error {
-	if err := validSize(minReady, maxSandboxes); err != nil {
+	if err := sandbox.ValidSize(minReady, maxSandboxes); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -328,6 +324,9 @@ func (p *Pool) replenish() {
 		// Grow, with exponential backoff after failed starts so a broken environment
 		// or crashing sandboxes cannot turn into a start loop.
 		n := min(p.minReady+p.waiting-len(p.ready)-p.starting, p.max-len(p.all))
+		if p.retry && p.starting == 0 {
+			n = max(n, min(1, p.max-len(p.all))) // a claim failed fast: try once more
+		}
 		if p.failures > 0 {
 			wait := min(100*time.Millisecond<<min(p.failures, 7), 10*time.Second)
 			if left := wait - time.Since(p.lastFailure); left > 0 {
@@ -343,6 +342,7 @@ func (p *Pool) replenish() {
 				}
 				degradedSlot = true
 			}
+			p.retry = false
 			p.nextID++
 			s := &localSandbox{id: fmt.Sprintf("%s-%d", p.tag, p.nextID), pool: p, state: sandbox.StateStarting, since: time.Now(), degradedSlot: degradedSlot}
 			p.all[s.id] = s

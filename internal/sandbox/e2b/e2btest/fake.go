@@ -248,6 +248,13 @@ func (s *Server) Fail(op string, n, status int, retryAfter string) {
 	s.faults[op] = append(s.faults[op], &fault{status: status, retryAfter: retryAfter, n: n})
 }
 
+// ClearFaults drops the faults Fail injected that have not fired yet.
+func (s *Server) ClearFaults() { s.mu.Lock(); s.faults = map[string][]*fault{}; s.mu.Unlock() }
+
+// End ends a sandbox without an API call, as E2B does when a sandbox dies or
+// reaches its timeout: later calls about it answer 404, its interpreter 502.
+func (s *Server) End(id string) { s.mu.Lock(); s.removeLocked(id); s.mu.Unlock() }
+
 // Slow delays every answer of op by d. The operation itself is done at once, as the
 // real API finishes what it started when the client hangs up.
 func (s *Server) Slow(op string, d time.Duration) { s.mu.Lock(); s.delay[op] = d; s.mu.Unlock() }
