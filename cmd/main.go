@@ -148,7 +148,9 @@ func main() {
 		Observe: func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
 		Log:     ctrl.Log.WithName("e2b"),
 	}).Factory())
-	defer pools.Close()
+	// A clean stop leaves Kubernetes pools' Pods to the next manager (a rollout keeps
+	// its warm Pods); other pools are closed.
+	defer pools.Shutdown()
 	peerLabels, err := labels.ConvertSelectorToLabelsMap(managerPodLabels)
 	if err != nil || len(peerLabels) == 0 {
 		log.Error(err, "invalid --manager-pod-labels: want k=v[,k=v]", "value", managerPodLabels)

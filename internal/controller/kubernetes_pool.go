@@ -77,13 +77,24 @@ type kubePool struct {
 }
 
 func (p *kubePool) Close() error {
+	p.forget()
+	return p.Pool.Close()
+}
+
+// Detach leaves the Pods to the next manager (sandbox.Detacher).
+func (p *kubePool) Detach() {
+	p.forget()
+	p.Pool.Detach()
+}
+
+// forget stops telling this pool object about Pod events.
+func (p *kubePool) forget() {
 	p.k.mu.Lock()
 	delete(p.k.live[p.uid], p)
 	if len(p.k.live[p.uid]) == 0 {
 		delete(p.k.live, p.uid)
 	}
 	p.k.mu.Unlock()
-	return p.Pool.Close()
 }
 
 func (k *KubernetesPools) init() {

@@ -568,6 +568,28 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(uids(warm)).To(ContainElement(podUID(warm, vr.Status.Execution.SandboxID)), "the retry ran in a Pod the first manager made")
 	})
 
+	It("keeps its warm Pods across a clean stop (a rollout): the next manager adopts the same Pods", func() {
+		ns := kubeletNamespace(ctx, nil)
+		h1 := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
+		Expect(k8sClient.Create(ctx, newKubePool(ns, "default", 2, 3))).To(Succeed())
+		waitPoolReady(ctx, ns, "default", 2)
+		var warm []corev1.Pod
+		Eventually(func(g Gomega) {
+			warm = podsInState(sandboxPods(ctx, g, ns), vizv1.SandboxWarm)
+			g.Expect(warm).To(HaveLen(2))
+		}, 30*time.Second).Should(Succeed())
+		h1.shutdown()
+		Expect(uids(podsInState(sandboxPods(ctx, Default, ns), vizv1.SandboxWarm))).To(ConsistOf(uids(warm)),
+			"a clean stop deleted warm Pods")
+
+		h2 := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
+		defer h2.stop()
+		Expect(k8sClient.Create(ctx, newRequest(ns, "after", "print(1)"))).To(Succeed())
+		Eventually(phaseOf(ctx, ns, "after"), 30*time.Second).Should(Equal(vizv1.PhaseSucceeded))
+		vr := get(ctx, Default, ns, "after")
+		Expect(uids(warm)).To(ContainElement(podUID(warm, vr.Status.Execution.SandboxID)), "the request ran in a Pod the first manager made")
+	})
+
 	It("replaces warm Pods when the template changes, and lets a busy one finish its job first", func() {
 		ns := kubeletNamespace(ctx, nil)
 		agent := newFakeAgent()

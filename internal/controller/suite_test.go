@@ -211,12 +211,22 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	return h
 }
 
-// stop stops the manager and waits for it, as a rollout would: its pools are
-// closed, which destroys their sandboxes. It is idempotent.
+// stop stops the manager and waits for it, and closes its pools, which destroys
+// their sandboxes (a spec's cleanup). It is idempotent.
 func (h *harness) stop() {
 	h.stopped.Do(func() {
 		h.crash()
 		_ = h.pools.Close()
+	})
+}
+
+// shutdown stops the manager and waits for it, as cmd/main.go stops cleanly (a
+// rollout): pools that can detach (Kubernetes) leave their Pods to the next manager,
+// the others are closed. It is idempotent, and a later stop does nothing.
+func (h *harness) shutdown() {
+	h.stopped.Do(func() {
+		h.crash()
+		_ = h.pools.Shutdown()
 	})
 }
 

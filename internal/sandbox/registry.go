@@ -183,7 +183,33 @@ func (r *Registry) Remove(key string) error {
 	return cur.pool.Close()
 }
 
-// Close closes every pool.
+// Detacher is a pool whose sandboxes may outlive this process (Kubernetes Pods):
+// Detach stops it as Close does but leaves its sandboxes for whoever runs next.
+type Detacher interface {
+	Detach()
+}
+
+// Shutdown is the registry's end when the manager stops cleanly: pools that can
+// detach leave their sandboxes to the next manager (warm Pods survive a rollout);
+// the others are closed, which destroys theirs (Local's processes die with the
+// manager anyway; E2B's sandboxes cost money while they live).
+func (r *Registry) Shutdown() error {
+	r.mu.Lock()
+	pools := r.pools
+	r.pools = map[string]*registered{}
+	r.mu.Unlock()
+	var errs []error
+	for _, p := range pools {
+		if d, ok := p.pool.(Detacher); ok {
+			d.Detach()
+			continue
+		}
+		errs = append(errs, p.pool.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every pool, destroying their sandboxes.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	pools := r.pools

@@ -181,3 +181,50 @@ func TestRegistryHas(t *testing.T) {
 		}
 	}
 }
+
+// detaching is a pool whose sandboxes outlive the process (as Kubernetes Pods do).
+type detaching struct {
+	*sandboxtest.Pool
+	detached, closed bool
+}
+
+func (d *detaching) Detach()      { d.detached = true }
+func (d *detaching) Close() error { d.closed = true; return d.Pool.Close() }
+
+// A clean stop detaches pools that can (their sandboxes stay for the next manager)
+// and closes the others; Close closes every pool.
+func TestRegistryShutdownDetachesWhatCan(t *testing.T) {
+	for _, tc := range []struct {
+		name                      string
+		end                       func(*sandbox.Registry) error
+		wantDetached, wantClosedK bool
+	}{
+		{name: "Shutdown", end: (*sandbox.Registry).Shutdown, wantDetached: true},
+		{name: "Close", end: (*sandbox.Registry).Close, wantClosedK: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kube := &detaching{Pool: sandboxtest.NewPool(1)}
+			local := sandboxtest.NewPool(1)
+			reg := sandbox.NewRegistry()
+			reg.Register("Kubernetes", func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return kube, nil })
+			reg.Register("Local", func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return local, nil })
+			for key, backend := range map[string]string{"ns/k": "Kubernetes", "ns/l": "Local"} {
+				if _, err := reg.Ensure(key, backend, sandbox.PoolConfig{MaxSandboxes: 1}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.end(reg); err != nil {
+				t.Fatal(err)
+			}
+			if kube.detached != tc.wantDetached || kube.closed != tc.wantClosedK {
+				t.Errorf("the detachable pool: detached %v, closed %v; want %v, %v", kube.detached, kube.closed, tc.wantDetached, tc.wantClosedK)
+			}
+			if _, err := local.Acquire(context.Background(), "ns/r"); !errors.Is(err, sandbox.ErrPoolClosed) {
+				t.Errorf("the other pool was not closed: Acquire = %v", err)
+			}
+			if _, _, ok := reg.Get("ns/k"); ok {
+				t.Errorf("the registry still holds a pool after %s", tc.name)
+			}
+		})
+	}
+}

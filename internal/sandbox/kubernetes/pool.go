@@ -371,23 +371,10 @@ func (p *Pool) Status() sandbox.PoolStatus {
 // claimed while Close runs is left too (the delete's resourceVersion precondition
 // fails). The controller makes new Pods for a pool that lives on.
 func (p *Pool) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	mine, ok := p.stop()
+	if !ok {
 		return nil
 	}
-	p.closed = true
-	close(p.changed)
-	p.changed = make(chan struct{})
-	var mine []*corev1.Pod
-	for _, sb := range p.inflight {
-		mine = append(mine, sb.pod)
-	}
-	p.inflight = map[string]*podSandbox{}
-	p.pods = map[string]corev1.Pod{}
-	p.mu.Unlock()
-	p.cancel()
-
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
 	defer cancel()
 	var errs []error
@@ -411,6 +398,37 @@ func (p *Pool) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Detach stops this pool object as Close does (claims refused, its running jobs end
+// with sandbox.ErrSandboxLost and are retried) but deletes no Pod: the Pods outlive
+// the manager, and the next one adopts the warm ones and cleans up the busy ones (the
+// manager detaches its pools when it stops cleanly, as in a rollout, so that warm Pods
+// survive it). A Close after Detach does nothing.
+func (p *Pool) Detach() {
+	p.stop()
+}
+
+// stop refuses later claims and ends this object's running jobs; it returns the Pods
+// those ran in, and false when the pool was stopped already.
+func (p *Pool) stop() ([]*corev1.Pod, bool) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, false
+	}
+	p.closed = true
+	close(p.changed)
+	p.changed = make(chan struct{})
+	var mine []*corev1.Pod
+	for _, sb := range p.inflight {
+		mine = append(mine, sb.pod)
+	}
+	p.inflight = map[string]*podSandbox{}
+	p.pods = map[string]corev1.Pod{}
+	p.mu.Unlock()
+	p.cancel()
+	return mine, true
 }
 
 // podSandbox is a claimed Pod.

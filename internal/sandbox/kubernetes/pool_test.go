@@ -373,6 +373,39 @@ func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
 	}
 }
 
+func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
+	started := make(chan struct{})
+	p := newTestPool(t, api, 1, func(*corev1.Pod, string) Runner {
+		return runFunc(func(ctx context.Context, _ sandbox.Request) (*sandbox.Result, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+	})
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := sb.Execute(context.Background(), sandbox.Request{}); errc <- err }()
+	<-started
+	var d sandbox.Detacher = p
+	d.Detach()
+	if err := <-errc; !errors.Is(err, sandbox.ErrSandboxLost) {
+		t.Errorf("Execute after Detach = %v, want ErrSandboxLost", err)
+	}
+	if _, err := p.Acquire(claimCtx(t), "ns/req"); !errors.Is(err, sandbox.ErrPoolClosed) {
+		t.Errorf("Acquire after Detach = %v, want ErrPoolClosed", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close after Detach = %v", err)
+	}
+	if api.get(sb.ID()) == nil || api.get("pool-0123a-1") == nil {
+		t.Errorf("Detach (or a Close after it) deleted a sandbox Pod: they are left to the next manager")
+	}
+}
+
 func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 	s := testSettings.WithTokenKey(testKey)
 	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesClass{Image: "img"}, nil)
