@@ -77,6 +77,7 @@ type config struct {
 	phases                               map[string]bool // empty: all
 	gap, settle                          time.Duration
 	drainCap, scaleCap, timeout          time.Duration
+	readyWait, intakeProfile             time.Duration
 }
 
 func main() {
@@ -98,6 +99,8 @@ func main() {
 	flag.IntVar(&cfg.window, "window", 40, "completions measured at each scale point")
 	flag.DurationVar(&cfg.drainCap, "drain-cap", 4*time.Minute, "stop the drain after this long and report the rate so far")
 	flag.DurationVar(&cfg.scaleCap, "scale-cap", 3*time.Minute, "stop a scale point this long after its requests were created and report the rate so far")
+	flag.DurationVar(&cfg.readyWait, "ready-wait", 3*time.Minute, "bound on the wait for a fresh manager's pool to have its sandboxes ready")
+	flag.DurationVar(&cfg.intakeProfile, "intake-profile", 40*time.Second, "length of the CPU profile taken from the first creation of each scale point")
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a pool is ready, for its background imports")
 	flag.DurationVar(&cfg.timeout, "timeout", 40*time.Minute, "bound on the whole run")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every watch event of the warm requests (where the time goes)")
@@ -181,6 +184,8 @@ type scalePoint struct {
 	created           time.Duration // how long creating the initial requests took
 	read              time.Duration // until the manager had read (queued) every initial request
 	failed            int
+	intakeAPI         apiCounts // the manager's API requests from the first creation until all were read
+	intakeProfile     string    // a CPU profile of the manager over the intake
 }
 
 func (b *bench) step(format string, args ...any) {
@@ -337,7 +342,8 @@ func (b *bench) startManager(ctx context.Context, phase string, want int, args .
 		return nil, err
 	}
 	b.step("%s: manager started (pid %d, log %s); waiting for %d ready sandboxes", phase, m.Pid(), log, want)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(b.cfg.readyWait)
+	var seen string // the pool as last read, for the error
 	for {
 		sp := &vizv1.SandboxPool{}
 		if err := b.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: poolName}, sp); err == nil {
@@ -347,6 +353,8 @@ func (b *bench) startManager(ctx context.Context, phase string, want int, args .
 					n++
 				}
 			}
+			seen = fmt.Sprintf("spec.minReady %d, maxSandboxes %d; status: %d ready (%d since this manager started), %d busy, %d starting",
+				ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes, sp.Status.Ready, n, sp.Status.Busy, sp.Status.Starting)
 			if n >= want {
 				break
 			}
@@ -361,7 +369,7 @@ func (b *bench) startManager(ctx context.Context, phase string, want int, args .
 		}
 		if time.Now().After(deadline) {
 			b.stopManager(m, phase)
-			return nil, fmt.Errorf("the pool did not have %d ready sandboxes within 3 minutes; the manager's log: %s", want, log)
+			return nil, fmt.Errorf("the pool did not have %d ready sandboxes within %s (-ready-wait); the pool as last read: %s; the manager's log: %s", want, b.cfg.readyWait, seen, log)
 		}
 	}
 	time.Sleep(b.cfg.settle)
@@ -775,7 +783,21 @@ func (b *bench) scale(ctx context.Context) error {
 func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
 	phase := fmt.Sprintf("scale-%d", w)
 	b.res.loads = append(b.res.loads, phase+": "+loadavg())
-	m, err := b.startManager(ctx, phase, b.cfg.poolCap)
+	// The pool keeps -cap sandboxes warm, as in the drain. The scale phase sets it
+	// itself: run alone (-phases scale), the pool still has the warm phase's minReady
+	// of 1, and the manager would never make the cap's worth of ready sandboxes.
+	if err := b.setMinReady(ctx, int32(b.cfg.poolCap)); err != nil {
+		return scalePoint{}, err
+	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return scalePoint{}, err
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return scalePoint{}, err
+	}
+	m, err := b.startManager(ctx, phase, b.cfg.poolCap, "--metrics-bind-address="+metricsAddr, "--pprof-bind-address="+pprofAddr)
 	if err != nil {
 		return scalePoint{}, err
 	}
@@ -800,6 +822,15 @@ func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
 	finished := b.tr.subscribe(prefix)
 	defer b.tr.unsubscribe()
 	b.step("%s: creating %d requests (%d waiting, %d running), then one for each that finishes", phase, total, w, b.cfg.poolCap)
+	apiBefore, err := scrapeAPICounts(ctx, metricsAddr)
+	if err != nil {
+		return scalePoint{}, err
+	}
+	// A CPU profile of the intake (the burst of creations until all are read), saved
+	// beside the manager's log.
+	profDone := make(chan error, 1)
+	profPath := filepath.Join(b.cfg.logDir, phase+"-intake-cpu.pprof")
+	go func() { profDone <- saveCPUProfile(ctx, pprofAddr, int(b.cfg.intakeProfile.Seconds()), profPath) }()
 	start := time.Now()
 	// The feeder: one new request for each that finishes, from the start.
 	refill := make(chan struct{}, total+1<<16)
@@ -845,7 +876,11 @@ loop:
 			if !created.IsZero() && read.IsZero() && b.tr.readAll(names) {
 				read = time.Now()
 				sp.read = read.Sub(start)
-				b.step("%s: the manager has read all %d requests, %.1fs after creation began", phase, total, sp.read.Seconds())
+				if after, err := scrapeAPICounts(ctx, metricsAddr); err == nil {
+					sp.intakeAPI = after.minus(apiBefore)
+				}
+				b.step("%s: the manager has read all %d requests, %.1fs after creation began (%.1fs after the last was created); its API requests meanwhile: %.0f writes, %.0f reads (%v)",
+					phase, total, sp.read.Seconds(), read.Sub(created).Seconds(), sp.intakeAPI.writes(), sp.intakeAPI["GET"], map[string]float64(sp.intakeAPI))
 			}
 		case o := <-finished:
 			done++
@@ -890,6 +925,11 @@ loop:
 		case <-m.Exited():
 			return sp, fmt.Errorf("the manager exited during %s: %w", phase, m.ExitErr())
 		}
+	}
+	if err := <-profDone; err != nil {
+		b.step("%s: no CPU profile of the intake: %v", phase, err)
+	} else {
+		sp.intakeProfile = profPath
 	}
 	sp.measured, sp.elapsed = measured, last.Sub(windowStart)
 	sp.rate = float64(measured) / sp.elapsed.Seconds()
@@ -1123,7 +1163,8 @@ func (b *bench) figures() []figure {
 				target, verdict = "<= 10 s", check(v, 10, true)
 			}
 			out = append(out, figure{fmt.Sprintf("intake of %d", sp.waiting), fmt.Sprintf("%.1f s", v), target, verdict,
-				fmt.Sprintf("from the first creation until the manager had written a phase for every request (created in %.1f s)", sp.created.Seconds())})
+				fmt.Sprintf("from the first creation until the manager had written a phase for every request (created in %.1f s; manager's API requests meanwhile: %.0f writes, %.0f GETs; CPU profile %s)",
+					sp.created.Seconds(), sp.intakeAPI.writes(), sp.intakeAPI["GET"], sp.intakeProfile)})
 		}
 		if sp.waiting >= 10000 {
 			if rss := r.rss[fmt.Sprintf("scale-%d", sp.waiting)]; rss > 0 {
