@@ -78,6 +78,7 @@ type config struct {
 	gap, settle                          time.Duration
 	drainCap, scaleCap, timeout          time.Duration
 	readyWait, intakeProfile             time.Duration
+	managerFlags                         []string // passed to every manager
 }
 
 func main() {
@@ -106,7 +107,10 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "print every watch event of the warm requests (where the time goes)")
 	var phases string
 	flag.StringVar(&phases, "phases", "", "comma-separated phases to run (warm, pool2floor, drain, scale); empty: all. E.g. -phases scale -waiting 2000 for the intake of 2,000 alone")
+	var managerFlags string
+	flag.StringVar(&managerFlags, "manager-flags", "", "extra flags for every manager, space-separated (e.g. \"--request-workers=16\")")
 	flag.Parse()
+	cfg.managerFlags = strings.Fields(managerFlags)
 	cfg.phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -337,7 +341,7 @@ func (b *bench) setMinReady(ctx context.Context, n int32) error {
 func (b *bench) startManager(ctx context.Context, phase string, want int, args ...string) (*controlplane.Manager, error) {
 	log := filepath.Join(b.cfg.logDir, "manager-"+phase+".log")
 	started := time.Now().Truncate(time.Second)
-	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log, args...)
+	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log, append(args, b.cfg.managerFlags...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -879,6 +883,9 @@ loop:
 				if after, err := scrapeAPICounts(ctx, metricsAddr); err == nil {
 					sp.intakeAPI = after.minus(apiBefore)
 				}
+				// Every metric as it stood then (reconcile and request latencies, the
+				// work queue), beside the profile.
+				_ = saveMetrics(ctx, metricsAddr, filepath.Join(b.cfg.logDir, phase+"-intake-metrics.txt"))
 				b.step("%s: the manager has read all %d requests, %.1fs after creation began (%.1fs after the last was created); its API requests meanwhile: %.0f writes, %.0f reads (%v)",
 					phase, total, sp.read.Seconds(), read.Sub(created).Seconds(), sp.intakeAPI.writes(), sp.intakeAPI["GET"], map[string]float64(sp.intakeAPI))
 			}
@@ -1247,8 +1254,12 @@ func flagLine(cfg config) string {
 	for i, n := range cfg.waiting {
 		ws[i] = strconv.Itoa(n)
 	}
-	return fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s",
+	line := fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s",
 		cfg.warmN, cfg.drainN, cfg.poolCap, strings.Join(ws, ","), cfg.window, cfg.drainCap, cfg.scaleCap)
+	if len(cfg.managerFlags) > 0 {
+		line += fmt.Sprintf(" -manager-flags %q", strings.Join(cfg.managerFlags, " "))
+	}
+	return line
 }
 
 func metWord(m *bool) string {
