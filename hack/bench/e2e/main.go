@@ -73,6 +73,7 @@ type config struct {
 	noBuild, verbose                     bool
 	warmN, drainN, poolCap, poolJobs     int
 	throughputJobs, window               int
+	creators                             int
 	waiting                              []int
 	phases                               map[string]bool // empty: all
 	gap, settle                          time.Duration
@@ -97,6 +98,7 @@ func main() {
 	flag.IntVar(&cfg.poolCap, "cap", 4, "the pool's maxSandboxes (and minReady for drain and scale)")
 	flag.IntVar(&cfg.poolJobs, "pool-jobs", 0, "jobs of the direct-pool reference, half before and half after the drain (0: as many as -drain)")
 	flag.StringVar(&waiting, "waiting", "50,2000,10000", "comma-separated numbers of waiting requests for the scale figures; the first is the reference")
+	flag.IntVar(&cfg.creators, "creators", 8, "clients creating a burst of requests in parallel (drain and scale)")
 	flag.IntVar(&cfg.window, "window", 40, "completions measured at each scale point")
 	flag.DurationVar(&cfg.drainCap, "drain-cap", 4*time.Minute, "stop the drain after this long and report the rate so far")
 	flag.DurationVar(&cfg.scaleCap, "scale-cap", 3*time.Minute, "stop a scale point this long after its requests were created and report the rate so far")
@@ -164,6 +166,7 @@ type results struct {
 	execP50                       time.Duration
 	directP50                     time.Duration // the same chart on a direct warm pool, in the warm loop
 	api                           apiCounts     // the manager's API requests over the counted warm run
+	poolWrites                    int           // of which writes to the SandboxPool (its live counts in status)
 	cpuProfile                    string        // the warm run's CPU profile
 	rss                           map[string]int64
 	pool2, floor2                 float64 // jobs/s
@@ -190,6 +193,7 @@ type scalePoint struct {
 	failed            int
 	intakeAPI         apiCounts // the manager's API requests from the first creation until all were read
 	intakeProfile     string    // a CPU profile of the manager over the intake
+	windowAPI         apiCounts // the manager's API requests over the measured window
 }
 
 func (b *bench) step(format string, args ...any) {
@@ -432,12 +436,12 @@ func chartRequest(name string) *vizv1.VisualizationRequest {
 	}
 }
 
-// createAll creates the named requests with a few creators in parallel.
+// createAll creates the named requests with -creators clients in parallel.
 func (b *bench) createAll(ctx context.Context, names []string) error {
 	work := make(chan string)
-	errs := make(chan error, 8)
+	errs := make(chan error, b.cfg.creators)
 	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
+	for i := 0; i < b.cfg.creators; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -503,12 +507,28 @@ func (b *bench) warm(ctx context.Context) error {
 	b.step("warm: %d requests one at a time (%d more first, not counted), each after a floor render, a direct run and %s idle", b.cfg.warmN, uncounted, b.cfg.gap)
 	var floorT, warmT, execT, directT []time.Duration
 	var before apiCounts
+	var poolWatch watch.Interface
+	poolWrites := make(chan int, 1)
 	profDone := make(chan error, 1)
 	for i := 0; i < uncounted+b.cfg.warmN; i++ {
 		if i == uncounted {
 			if before, err = scrapeAPICounts(ctx, metricsAddr); err != nil {
 				return err
 			}
+			// The pool's status writes (live counts, at most every 5 s) are the
+			// manager's too, but not any request's: counted apart from the watch.
+			if poolWatch, err = b.c.Watch(ctx, &vizv1.SandboxPoolList{}, client.InNamespace(namespace)); err != nil {
+				return err
+			}
+			go func() {
+				n := 0
+				for ev := range poolWatch.ResultChan() {
+					if ev.Type == watch.Modified {
+						n++
+					}
+				}
+				poolWrites <- n
+			}()
 			// A CPU profile of the counted run (about 1 s a request here), saved beside the results.
 			secs := min(max(b.cfg.warmN, 5), 120)
 			b.res.cpuProfile = filepath.Join(b.cfg.logDir, "warm-cpu.pprof")
@@ -553,6 +573,8 @@ func (b *bench) warm(ctx context.Context) error {
 		return err
 	}
 	b.res.api = after.minus(before)
+	poolWatch.Stop()
+	b.res.poolWrites = <-poolWrites
 	b.res.directP50 = percentile(directT, 0.5)
 	if err := <-profDone; err != nil {
 		b.step("warm: no CPU profile: %v", err)
@@ -870,6 +892,7 @@ func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
 	// manager and the API server are still taking in the burst of creations, which is
 	// not what "W waiting" measures; that time is reported apart (sp.read).
 	var created, read, windowStart, last time.Time
+	var windowBefore apiCounts
 	done, measured := 0, -1 // measured counts completions after windowStart
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
@@ -899,6 +922,9 @@ loop:
 			if !read.IsZero() {
 				if measured < 0 {
 					windowStart, measured = o.at, 0
+					if c, err := scrapeAPICounts(ctx, metricsAddr); err == nil {
+						windowBefore = c
+					}
 				} else {
 					measured++
 					last = o.at
@@ -932,6 +958,11 @@ loop:
 		case <-m.Exited():
 			return sp, fmt.Errorf("the manager exited during %s: %w", phase, m.ExitErr())
 		}
+	}
+	if c, err := scrapeAPICounts(ctx, metricsAddr); err == nil && windowBefore != nil && measured > 0 {
+		sp.windowAPI = c.minus(windowBefore)
+		b.step("%s: the manager's writes over the window: %.0f (%.1f per completion: each costs its own 2 status patches and an Event, and its refill's Queued patch; the rest are queue positions and the pool's status)",
+			phase, sp.windowAPI.writes(), sp.windowAPI.writes()/float64(measured))
 	}
 	if err := <-profDone; err != nil {
 		b.step("%s: no CPU profile of the intake: %v", phase, err)
@@ -1136,8 +1167,9 @@ func (b *bench) figures() []figure {
 	if r.warmN > 0 && r.api != nil {
 		n := float64(r.warmN)
 		v := r.api.writes() / n
-		detail := fmt.Sprintf("per request over %d: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE; %.1f reads (GET, watches included)",
-			r.warmN, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n, r.api["GET"]/n)
+		detail := fmt.Sprintf("per request over %d: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE; %.1f reads (GET, watches included); of the writes, %d (%.1f per request) are the SandboxPool's status (live counts, at most every 5 s), so %.1f per request are the request's own",
+			r.warmN, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n, r.api["GET"]/n,
+			r.poolWrites, float64(r.poolWrites)/n, (r.api.writes()-float64(r.poolWrites))/n)
 		if r.cpuProfile != "" {
 			detail += "; CPU profile " + r.cpuProfile
 		}
@@ -1201,7 +1233,11 @@ func describeScale(sp scalePoint, cfg config) string {
 	if sp.failed > 0 {
 		s += fmt.Sprintf(", %d failed", sp.failed)
 	}
-	return s + fmt.Sprintf("; created in %.1fs, all read by the manager %.1fs after creation began)", sp.created.Seconds(), sp.read.Seconds())
+	s += fmt.Sprintf("; created in %.1fs, all read by the manager %.1fs after creation began", sp.created.Seconds(), sp.read.Seconds())
+	if sp.windowAPI != nil && sp.measured > 0 {
+		s += fmt.Sprintf("; %.1f manager writes per completion in the window", sp.windowAPI.writes()/float64(sp.measured))
+	}
+	return s + ")"
 }
 
 func (b *bench) report() {
@@ -1254,8 +1290,8 @@ func flagLine(cfg config) string {
 	for i, n := range cfg.waiting {
 		ws[i] = strconv.Itoa(n)
 	}
-	line := fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s",
-		cfg.warmN, cfg.drainN, cfg.poolCap, strings.Join(ws, ","), cfg.window, cfg.drainCap, cfg.scaleCap)
+	line := fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s -creators %d",
+		cfg.warmN, cfg.drainN, cfg.poolCap, strings.Join(ws, ","), cfg.window, cfg.drainCap, cfg.scaleCap, cfg.creators)
 	if len(cfg.managerFlags) > 0 {
 		line += fmt.Sprintf(" -manager-flags %q", strings.Join(cfg.managerFlags, " "))
 	}
