@@ -60,6 +60,7 @@ func main() {
 		kubeAPIBurst           int
 		pprofAddr              string
 		watchNamespaces        string
+		requestWorkers         int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&managerPodLabels, "manager-pod-labels", "control-plane=controller-manager", "Labels of the manager's Pods (k=v,k=v): the NetworkPolicy of each Kubernetes pool admits connections to its sandbox Pods only from Pods so labelled in the operator's namespace.")
 	flag.BoolVar(&localBackend, "local-backend", true, "Run Local pools (bubblewrap in the manager's own container), which needs the privileged settings of docs/deploy.md. Off: Local pools report BackendNotImplemented, and the manager runs under the restricted Pod Security level.")
 	flag.StringVar(&tokenKeySecret, "sandbox-token-key-secret", "viz-operator-sandbox-token-key", "Secret in the operator's namespace holding the key that Kubernetes pools' access tokens are derived from; made on first start.")
+	flag.IntVar(&requestWorkers, "request-workers", controller.DefaultRequestWorkers, "VisualizationRequests reconciled at once. A reconcile mostly waits for its status patch, so this bounds how fast a burst of new requests is read and queued.")
 	opts := zap.Options{}
 	flag.IntVar(&maxDegraded, "max-degraded-sandboxes", 1, "Local sandboxes that may exist at once, across all pools, where no per-sandbox cgroup can be made (memory and processes then bounded per process, CPU not rate-limited); 0: no cap.")
 	flag.IntVar(&maxWarm, "max-warm-sandboxes", -1, "Warm sandboxes (sum of minReady) across all Local pools; a pool over it gets Ready=False, QuotaExceeded. -1: derived from the container's memory limit (limit minus 512Mi, over 160Mi per warm sandbox); 0: no cap.")
@@ -209,6 +211,7 @@ func main() {
 		RequireDataLabel:   requireDataLabel,
 		DefaultPlotlyJSURL: plotlyJSURL,
 		WatchNamespaces:    splitNamespaces(watchNamespaces),
+		Workers:            requestWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the VisualizationRequest controller")
 		os.Exit(1)

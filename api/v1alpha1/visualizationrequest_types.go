@@ -315,7 +315,9 @@ type VisualizationRequestStatus struct {
 	// +optional
 	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
 
-	// queuePosition is the request's place in its pool's queue (1 is next) while Queued.
+	// queuePosition is the request's place in its pool's queue (1 is next) while Queued:
+	// exact for places 1 to 10; further back it is rewritten only when the place has
+	// halved or doubled since written, so it is within a factor of two of the true place.
 	// +optional
 	QueuePosition *int32 `json:"queuePosition,omitempty"`
 

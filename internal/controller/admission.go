@@ -107,7 +107,7 @@ func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s
 	}
 	pk := poolKey(s.vr)
 	pos := int32(r.Queue.Position(string(uid)))
-	if cur := s.vr.Status.QueuePosition; cur == nil || positionBucket(int(*cur)) != positionBucket(int(pos)) {
+	if cur := s.vr.Status.QueuePosition; cur == nil || positionOutdated(int(*cur), int(pos)) {
 		s.vr.Status.QueuePosition = &pos
 	}
 	// The message does not carry the position, so a move in the queue is one field
@@ -117,22 +117,31 @@ func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s
 	return true, nil
 }
 
-// positionBucket groups queue positions so that a long queue is not rewritten on every
-// completion: 1 to 10 exactly, then in tens up to 100, hundreds up to 1,000, and so on.
-func positionBucket(p int) int {
-	if p <= 10 {
-		return p
+// PositionWindow is how many places at the head of a pool's queue have their exact
+// position written on every change.
+const PositionWindow = 10
+
+// positionOutdated reports whether a waiting request whose status says written must be
+// rewritten now that its place is pos. Within the first PositionWindow places, on every
+// change: those are the requests about to run. Further back, only when the place has
+// halved or doubled since it was written, so status.queuePosition stays within a factor
+// of two of the true place while a request walks down a long queue in about log2(P/10)
+// writes. (Buckets of tens, hundreds, ... cost one write per bucket crossed, 9 a
+// decade: every completion rewrote about one request per bucket boundary.)
+func positionOutdated(written, pos int) bool {
+	switch {
+	case written == pos:
+		return false
+	case written <= 0, pos <= PositionWindow:
+		return true
+	default:
+		return 2*pos <= written || pos >= 2*written
 	}
-	step := 10
-	for p > step*10 {
-		step *= 10
-	}
-	return (p + step - 1) / step * step
 }
 
 // positionRefresher recomputes queue positions every PositionInterval and wakes only the
-// waiting requests whose position left the bucket they last wrote, so positions are
-// written in batches, not once per waiter per completion.
+// waiting requests whose written position is outdated (positionOutdated), so positions
+// are written in batches, in proportion to the work, not once per waiter per completion.
 type positionRefresher struct {
 	r *VisualizationRequestReconciler
 }
@@ -156,7 +165,7 @@ func (p *positionRefresher) refresh() {
 	r := p.r
 	for id, pos := range r.Queue.Positions() {
 		prev, ok := r.tracker.reportedPosition(types.UID(id))
-		if ok && positionBucket(prev) == positionBucket(pos) {
+		if ok && !positionOutdated(prev, pos) {
 			continue
 		}
 		if it, ok := r.Queue.Waiting(id); ok {

@@ -111,3 +111,25 @@ func saveCPUProfile(ctx context.Context, addr string, seconds int, path string) 
 	}
 	return f.Close()
 }
+
+// saveMetrics writes the metrics endpoint's text at addr to path.
+func saveMetrics(ctx context.Context, addr, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -73,10 +73,13 @@ type config struct {
 	noBuild, verbose                     bool
 	warmN, drainN, poolCap, poolJobs     int
 	throughputJobs, window               int
+	creators                             int
 	waiting                              []int
 	phases                               map[string]bool // empty: all
 	gap, settle                          time.Duration
 	drainCap, scaleCap, timeout          time.Duration
+	readyWait, intakeProfile             time.Duration
+	managerFlags                         []string // passed to every manager
 }
 
 func main() {
@@ -95,15 +98,21 @@ func main() {
 	flag.IntVar(&cfg.poolCap, "cap", 4, "the pool's maxSandboxes (and minReady for drain and scale)")
 	flag.IntVar(&cfg.poolJobs, "pool-jobs", 0, "jobs of the direct-pool reference, half before and half after the drain (0: as many as -drain)")
 	flag.StringVar(&waiting, "waiting", "50,2000,10000", "comma-separated numbers of waiting requests for the scale figures; the first is the reference")
+	flag.IntVar(&cfg.creators, "creators", 8, "clients creating a burst of requests in parallel (drain and scale)")
 	flag.IntVar(&cfg.window, "window", 40, "completions measured at each scale point")
 	flag.DurationVar(&cfg.drainCap, "drain-cap", 4*time.Minute, "stop the drain after this long and report the rate so far")
 	flag.DurationVar(&cfg.scaleCap, "scale-cap", 3*time.Minute, "stop a scale point this long after its requests were created and report the rate so far")
+	flag.DurationVar(&cfg.readyWait, "ready-wait", 3*time.Minute, "bound on the wait for a fresh manager's pool to have its sandboxes ready")
+	flag.DurationVar(&cfg.intakeProfile, "intake-profile", 40*time.Second, "length of the CPU profile taken from the first creation of each scale point")
 	flag.DurationVar(&cfg.settle, "settle", 5*time.Second, "wait after a pool is ready, for its background imports")
 	flag.DurationVar(&cfg.timeout, "timeout", 40*time.Minute, "bound on the whole run")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every watch event of the warm requests (where the time goes)")
 	var phases string
 	flag.StringVar(&phases, "phases", "", "comma-separated phases to run (warm, pool2floor, drain, scale); empty: all. E.g. -phases scale -waiting 2000 for the intake of 2,000 alone")
+	var managerFlags string
+	flag.StringVar(&managerFlags, "manager-flags", "", "extra flags for every manager, space-separated (e.g. \"--request-workers=16\")")
 	flag.Parse()
+	cfg.managerFlags = strings.Fields(managerFlags)
 	cfg.phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -157,6 +166,7 @@ type results struct {
 	execP50                       time.Duration
 	directP50                     time.Duration // the same chart on a direct warm pool, in the warm loop
 	api                           apiCounts     // the manager's API requests over the counted warm run
+	poolWrites                    int           // of which writes to the SandboxPool (its live counts in status)
 	cpuProfile                    string        // the warm run's CPU profile
 	rss                           map[string]int64
 	pool2, floor2                 float64 // jobs/s
@@ -181,6 +191,9 @@ type scalePoint struct {
 	created           time.Duration // how long creating the initial requests took
 	read              time.Duration // until the manager had read (queued) every initial request
 	failed            int
+	intakeAPI         apiCounts // the manager's API requests from the first creation until all were read
+	intakeProfile     string    // a CPU profile of the manager over the intake
+	windowAPI         apiCounts // the manager's API requests over the measured window
 }
 
 func (b *bench) step(format string, args ...any) {
@@ -332,12 +345,13 @@ func (b *bench) setMinReady(ctx context.Context, n int32) error {
 func (b *bench) startManager(ctx context.Context, phase string, want int, args ...string) (*controlplane.Manager, error) {
 	log := filepath.Join(b.cfg.logDir, "manager-"+phase+".log")
 	started := time.Now().Truncate(time.Second)
-	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log, args...)
+	m, err := controlplane.StartManager(b.mgrBin, b.cp.Kubeconfig, log, append(args, b.cfg.managerFlags...)...)
 	if err != nil {
 		return nil, err
 	}
 	b.step("%s: manager started (pid %d, log %s); waiting for %d ready sandboxes", phase, m.Pid(), log, want)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(b.cfg.readyWait)
+	var seen string // the pool as last read, for the error
 	for {
 		sp := &vizv1.SandboxPool{}
 		if err := b.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: poolName}, sp); err == nil {
@@ -347,6 +361,8 @@ func (b *bench) startManager(ctx context.Context, phase string, want int, args .
 					n++
 				}
 			}
+			seen = fmt.Sprintf("spec.minReady %d, maxSandboxes %d; status: %d ready (%d since this manager started), %d busy, %d starting",
+				ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes, sp.Status.Ready, n, sp.Status.Busy, sp.Status.Starting)
 			if n >= want {
 				break
 			}
@@ -361,7 +377,7 @@ func (b *bench) startManager(ctx context.Context, phase string, want int, args .
 		}
 		if time.Now().After(deadline) {
 			b.stopManager(m, phase)
-			return nil, fmt.Errorf("the pool did not have %d ready sandboxes within 3 minutes; the manager's log: %s", want, log)
+			return nil, fmt.Errorf("the pool did not have %d ready sandboxes within %s (-ready-wait); the pool as last read: %s; the manager's log: %s", want, b.cfg.readyWait, seen, log)
 		}
 	}
 	time.Sleep(b.cfg.settle)
@@ -420,12 +436,12 @@ func chartRequest(name string) *vizv1.VisualizationRequest {
 	}
 }
 
-// createAll creates the named requests with a few creators in parallel.
+// createAll creates the named requests with -creators clients in parallel.
 func (b *bench) createAll(ctx context.Context, names []string) error {
 	work := make(chan string)
-	errs := make(chan error, 8)
+	errs := make(chan error, b.cfg.creators)
 	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
+	for i := 0; i < b.cfg.creators; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -491,12 +507,28 @@ func (b *bench) warm(ctx context.Context) error {
 	b.step("warm: %d requests one at a time (%d more first, not counted), each after a floor render, a direct run and %s idle", b.cfg.warmN, uncounted, b.cfg.gap)
 	var floorT, warmT, execT, directT []time.Duration
 	var before apiCounts
+	var poolWatch watch.Interface
+	poolWrites := make(chan int, 1)
 	profDone := make(chan error, 1)
 	for i := 0; i < uncounted+b.cfg.warmN; i++ {
 		if i == uncounted {
 			if before, err = scrapeAPICounts(ctx, metricsAddr); err != nil {
 				return err
 			}
+			// The pool's status writes (live counts, at most every 5 s) are the
+			// manager's too, but not any request's: counted apart from the watch.
+			if poolWatch, err = b.c.Watch(ctx, &vizv1.SandboxPoolList{}, client.InNamespace(namespace)); err != nil {
+				return err
+			}
+			go func() {
+				n := 0
+				for ev := range poolWatch.ResultChan() {
+					if ev.Type == watch.Modified {
+						n++
+					}
+				}
+				poolWrites <- n
+			}()
 			// A CPU profile of the counted run (about 1 s a request here), saved beside the results.
 			secs := min(max(b.cfg.warmN, 5), 120)
 			b.res.cpuProfile = filepath.Join(b.cfg.logDir, "warm-cpu.pprof")
@@ -541,6 +573,8 @@ func (b *bench) warm(ctx context.Context) error {
 		return err
 	}
 	b.res.api = after.minus(before)
+	poolWatch.Stop()
+	b.res.poolWrites = <-poolWrites
 	b.res.directP50 = percentile(directT, 0.5)
 	if err := <-profDone; err != nil {
 		b.step("warm: no CPU profile: %v", err)
@@ -775,7 +809,21 @@ func (b *bench) scale(ctx context.Context) error {
 func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
 	phase := fmt.Sprintf("scale-%d", w)
 	b.res.loads = append(b.res.loads, phase+": "+loadavg())
-	m, err := b.startManager(ctx, phase, b.cfg.poolCap)
+	// The pool keeps -cap sandboxes warm, as in the drain. The scale phase sets it
+	// itself: run alone (-phases scale), the pool still has the warm phase's minReady
+	// of 1, and the manager would never make the cap's worth of ready sandboxes.
+	if err := b.setMinReady(ctx, int32(b.cfg.poolCap)); err != nil {
+		return scalePoint{}, err
+	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return scalePoint{}, err
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return scalePoint{}, err
+	}
+	m, err := b.startManager(ctx, phase, b.cfg.poolCap, "--metrics-bind-address="+metricsAddr, "--pprof-bind-address="+pprofAddr)
 	if err != nil {
 		return scalePoint{}, err
 	}
@@ -800,6 +848,15 @@ func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
 	finished := b.tr.subscribe(prefix)
 	defer b.tr.unsubscribe()
 	b.step("%s: creating %d requests (%d waiting, %d running), then one for each that finishes", phase, total, w, b.cfg.poolCap)
+	apiBefore, err := scrapeAPICounts(ctx, metricsAddr)
+	if err != nil {
+		return scalePoint{}, err
+	}
+	// A CPU profile of the intake (the burst of creations until all are read), saved
+	// beside the manager's log.
+	profDone := make(chan error, 1)
+	profPath := filepath.Join(b.cfg.logDir, phase+"-intake-cpu.pprof")
+	go func() { profDone <- saveCPUProfile(ctx, pprofAddr, int(b.cfg.intakeProfile.Seconds()), profPath) }()
 	start := time.Now()
 	// The feeder: one new request for each that finishes, from the start.
 	refill := make(chan struct{}, total+1<<16)
@@ -835,6 +892,7 @@ func (b *bench) scalePoint(ctx context.Context, w int) (scalePoint, error) {
 	// manager and the API server are still taking in the burst of creations, which is
 	// not what "W waiting" measures; that time is reported apart (sp.read).
 	var created, read, windowStart, last time.Time
+	var windowBefore apiCounts
 	done, measured := 0, -1 // measured counts completions after windowStart
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
@@ -845,7 +903,14 @@ loop:
 			if !created.IsZero() && read.IsZero() && b.tr.readAll(names) {
 				read = time.Now()
 				sp.read = read.Sub(start)
-				b.step("%s: the manager has read all %d requests, %.1fs after creation began", phase, total, sp.read.Seconds())
+				if after, err := scrapeAPICounts(ctx, metricsAddr); err == nil {
+					sp.intakeAPI = after.minus(apiBefore)
+				}
+				// Every metric as it stood then (reconcile and request latencies, the
+				// work queue), beside the profile.
+				_ = saveMetrics(ctx, metricsAddr, filepath.Join(b.cfg.logDir, phase+"-intake-metrics.txt"))
+				b.step("%s: the manager has read all %d requests, %.1fs after creation began (%.1fs after the last was created); its API requests meanwhile: %.0f writes, %.0f reads (%v)",
+					phase, total, sp.read.Seconds(), read.Sub(created).Seconds(), sp.intakeAPI.writes(), sp.intakeAPI["GET"], map[string]float64(sp.intakeAPI))
 			}
 		case o := <-finished:
 			done++
@@ -857,6 +922,9 @@ loop:
 			if !read.IsZero() {
 				if measured < 0 {
 					windowStart, measured = o.at, 0
+					if c, err := scrapeAPICounts(ctx, metricsAddr); err == nil {
+						windowBefore = c
+					}
 				} else {
 					measured++
 					last = o.at
@@ -890,6 +958,16 @@ loop:
 		case <-m.Exited():
 			return sp, fmt.Errorf("the manager exited during %s: %w", phase, m.ExitErr())
 		}
+	}
+	if c, err := scrapeAPICounts(ctx, metricsAddr); err == nil && windowBefore != nil && measured > 0 {
+		sp.windowAPI = c.minus(windowBefore)
+		b.step("%s: the manager's writes over the window: %.0f (%.1f per completion: each costs its own 2 status patches and an Event, and its refill's Queued patch; the rest are queue positions and the pool's status)",
+			phase, sp.windowAPI.writes(), sp.windowAPI.writes()/float64(measured))
+	}
+	if err := <-profDone; err != nil {
+		b.step("%s: no CPU profile of the intake: %v", phase, err)
+	} else {
+		sp.intakeProfile = profPath
 	}
 	sp.measured, sp.elapsed = measured, last.Sub(windowStart)
 	sp.rate = float64(measured) / sp.elapsed.Seconds()
@@ -1089,8 +1167,9 @@ func (b *bench) figures() []figure {
 	if r.warmN > 0 && r.api != nil {
 		n := float64(r.warmN)
 		v := r.api.writes() / n
-		detail := fmt.Sprintf("per request over %d: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE; %.1f reads (GET, watches included)",
-			r.warmN, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n, r.api["GET"]/n)
+		detail := fmt.Sprintf("per request over %d: %.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE; %.1f reads (GET, watches included); of the writes, %d (%.1f per request) are the SandboxPool's status (live counts, at most every 5 s), so %.1f per request are the request's own",
+			r.warmN, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n, r.api["GET"]/n,
+			r.poolWrites, float64(r.poolWrites)/n, (r.api.writes()-float64(r.poolWrites))/n)
 		if r.cpuProfile != "" {
 			detail += "; CPU profile " + r.cpuProfile
 		}
@@ -1123,7 +1202,8 @@ func (b *bench) figures() []figure {
 				target, verdict = "<= 10 s", check(v, 10, true)
 			}
 			out = append(out, figure{fmt.Sprintf("intake of %d", sp.waiting), fmt.Sprintf("%.1f s", v), target, verdict,
-				fmt.Sprintf("from the first creation until the manager had written a phase for every request (created in %.1f s)", sp.created.Seconds())})
+				fmt.Sprintf("from the first creation until the manager had written a phase for every request (created in %.1f s; manager's API requests meanwhile: %.0f writes, %.0f GETs; CPU profile %s)",
+					sp.created.Seconds(), sp.intakeAPI.writes(), sp.intakeAPI["GET"], sp.intakeProfile)})
 		}
 		if sp.waiting >= 10000 {
 			if rss := r.rss[fmt.Sprintf("scale-%d", sp.waiting)]; rss > 0 {
@@ -1153,7 +1233,11 @@ func describeScale(sp scalePoint, cfg config) string {
 	if sp.failed > 0 {
 		s += fmt.Sprintf(", %d failed", sp.failed)
 	}
-	return s + fmt.Sprintf("; created in %.1fs, all read by the manager %.1fs after creation began)", sp.created.Seconds(), sp.read.Seconds())
+	s += fmt.Sprintf("; created in %.1fs, all read by the manager %.1fs after creation began", sp.created.Seconds(), sp.read.Seconds())
+	if sp.windowAPI != nil && sp.measured > 0 {
+		s += fmt.Sprintf("; %.1f manager writes per completion in the window", sp.windowAPI.writes()/float64(sp.measured))
+	}
+	return s + ")"
 }
 
 func (b *bench) report() {
@@ -1206,8 +1290,12 @@ func flagLine(cfg config) string {
 	for i, n := range cfg.waiting {
 		ws[i] = strconv.Itoa(n)
 	}
-	return fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s",
-		cfg.warmN, cfg.drainN, cfg.poolCap, strings.Join(ws, ","), cfg.window, cfg.drainCap, cfg.scaleCap)
+	line := fmt.Sprintf("-warm %d -drain %d -cap %d -waiting %s -window %d -drain-cap %s -scale-cap %s -creators %d",
+		cfg.warmN, cfg.drainN, cfg.poolCap, strings.Join(ws, ","), cfg.window, cfg.drainCap, cfg.scaleCap, cfg.creators)
+	if len(cfg.managerFlags) > 0 {
+		line += fmt.Sprintf(" -manager-flags %q", strings.Join(cfg.managerFlags, " "))
+	}
+	return line
 }
 
 func metWord(m *bool) string {
