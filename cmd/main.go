@@ -152,7 +152,7 @@ func main() {
 	}).Factory())
 	// A clean stop leaves Kubernetes pools' Pods to the next manager (a rollout keeps
 	// its warm Pods); other pools are closed.
-	defer pools.Shutdown()
+	defer func() { _ = pools.Shutdown() }()
 	peerLabels, err := labels.ConvertSelectorToLabelsMap(managerPodLabels)
 	if err != nil || len(peerLabels) == 0 {
 		log.Error(err, "invalid --manager-pod-labels: want k=v[,k=v]", "value", managerPodLabels)
