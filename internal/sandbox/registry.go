@@ -193,30 +193,24 @@ type Detacher interface {
 // detach leave their sandboxes to the next manager (warm Pods survive a rollout);
 // the others are closed, which destroys theirs (Local's processes die with the
 // manager anyway; E2B's sandboxes cost money while they live).
-func (r *Registry) Shutdown() error {
+func (r *Registry) Shutdown() error { return r.end(true) }
+
+// Close closes every pool, destroying their sandboxes.
+func (r *Registry) Close() error { return r.end(false) }
+
+// end forgets every pool, detaching those that can when detach is set and closing
+// the rest.
+func (r *Registry) end(detach bool) error {
 	r.mu.Lock()
 	pools := r.pools
 	r.pools = map[string]*registered{}
 	r.mu.Unlock()
 	var errs []error
 	for _, p := range pools {
-		if d, ok := p.pool.(Detacher); ok {
+		if d, ok := p.pool.(Detacher); ok && detach {
 			d.Detach()
 			continue
 		}
-		errs = append(errs, p.pool.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// Close closes every pool, destroying their sandboxes.
-func (r *Registry) Close() error {
-	r.mu.Lock()
-	pools := r.pools
-	r.pools = map[string]*registered{}
-	r.mu.Unlock()
-	var errs []error
-	for _, p := range pools {
 		errs = append(errs, p.pool.Close())
 	}
 	return errors.Join(errs...)

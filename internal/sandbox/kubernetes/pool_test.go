@@ -342,7 +342,10 @@ func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	}
 }
 
-func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
+// runningJob is a pool of two warm Pods with one of them claimed and running a job
+// that waits until it is ended; the job's Execute error arrives on the channel.
+func runningJob(t *testing.T) (*Pool, *fakeAPI, sandbox.Sandbox, <-chan error) {
+	t.Helper()
 	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
 	started := make(chan struct{})
 	p := newTestPool(t, api, 1, func(*corev1.Pod, string) Runner {
@@ -359,6 +362,11 @@ func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { _, err := sb.Execute(context.Background(), sandbox.Request{}); errc <- err }()
 	<-started
+	return p, api, sb, errc
+}
+
+func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
+	p, api, sb, errc := runningJob(t)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -374,22 +382,7 @@ func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
 }
 
 func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
-	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
-	started := make(chan struct{})
-	p := newTestPool(t, api, 1, func(*corev1.Pod, string) Runner {
-		return runFunc(func(ctx context.Context, _ sandbox.Request) (*sandbox.Result, error) {
-			close(started)
-			<-ctx.Done()
-			return nil, ctx.Err()
-		})
-	})
-	sb, err := p.Acquire(claimCtx(t), "ns/req")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { _, err := sb.Execute(context.Background(), sandbox.Request{}); errc <- err }()
-	<-started
+	p, api, sb, errc := runningJob(t)
 	var d sandbox.Detacher = p
 	d.Detach()
 	if err := <-errc; !errors.Is(err, sandbox.ErrSandboxLost) {
