@@ -155,11 +155,12 @@ e2e-images: e2e-deps ## Build the sandbox image (Dockerfile.sandbox's recipe, wi
 e2e: e2e-deps conformance-deps manifests e2e-binaries e2e-images ## Run the e2e suite on a real one-node cluster (kubelet, containerd, runc, CNI bridge, kube-router's NetworkPolicy firewall) started and torn down here; needs root. Logs and timings: bin/e2e/logs/.
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e runs containerd and a kubelet: run it as root"; exit 1; }
 	go build -o $(LOCALBIN)/manager ./cmd
+	go build -o $(LOCALBIN)/gateway ./cmd/gateway
 	@mkdir -p $(E2E_DIR)/logs
 	VIZOPS_E2E=1 KUBEBUILDER_ASSETS=$$(readlink -f $(E2E_DIR)/assets) \
 	E2E_KUBELET=$(E2E_DIR)/kubelet E2E_KUBE_SCHEDULER=$(E2E_DIR)/kube-scheduler \
 	E2E_KUBE_CONTROLLER_MANAGER=$(E2E_DIR)/kube-controller-manager E2E_KUBE_ROUTER=$(E2E_DIR)/kube-router \
-	E2E_IMAGES=$(E2E_DIR)/images E2E_MANAGER=$(LOCALBIN)/manager E2E_LOG_DIR=$(E2E_DIR)/logs \
+	E2E_IMAGES=$(E2E_DIR)/images E2E_MANAGER=$(LOCALBIN)/manager E2E_GATEWAY=$(LOCALBIN)/gateway E2E_LOG_DIR=$(E2E_DIR)/logs \
 	go test -count=1 -v -timeout 60m ./test/e2e/ -ginkgo.label-filter=e2e -ginkgo.v $(E2E_GINKGO_FLAGS) 2>&1 | tee $(E2E_DIR)/test.log
 	@echo "timings: $(E2E_DIR)/logs/report.txt"; cat $(E2E_DIR)/logs/report.txt
 

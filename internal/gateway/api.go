@@ -105,8 +105,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Tell HTTP/1.1 clients how long an idle connection stays open (the server's
 	// IdleTimeout is longer). Without it Node's fetch (undici, which the JS SDKs use)
 	// assumes 4 s and can destroy a pooled connection just as it reuses it for the
-	// next request, which the SDK reports as a killed sandbox.
-	w.Header().Set("Keep-Alive", fmt.Sprintf("timeout=%d", int(KeepAliveTimeout/time.Second)))
+	// next request, which the SDK reports as a killed sandbox. Never over HTTP/2,
+	// which the SDKs negotiate over TLS: there Keep-Alive is a connection-specific
+	// header the protocol forbids (RFC 9113, 8.2.2), and Node refuses the whole
+	// response (NGHTTP2_PROTOCOL_ERROR, "fetch failed").
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Keep-Alive", fmt.Sprintf("timeout=%d", int(KeepAliveTimeout/time.Second)))
+	}
 	if port, id, ok := ParseSandboxHost(r.Host, s.o.Domain); ok {
 		s.serveSandbox(w, r, id, port)
 		return

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -75,5 +76,40 @@ func TestCertFilesReload(t *testing.T) {
 	}
 	if _, err := (&CertFiles{CertFile: c.CertFile, KeyFile: c.KeyFile}).GetCertificate(nil); err == nil {
 		t.Error("a bad pair at start is not an error")
+	}
+}
+
+// TestSelfSigned: the certificate verifies against its CA for the names it was made for
+// (a wildcard covers a sandbox's host), and for no other.
+func TestSelfSigned(t *testing.T) {
+	caPEM, certPEM, keyPEM, err := SelfSigned("*.e2b.test", "api.e2b.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the CA is not PEM")
+	}
+	for name, want := range map[string]bool{
+		"api.e2b.test":                        true,
+		"49999-abcdefghij0123456789.e2b.test": true,
+		"e2b.test":                            false,
+		"api.other.test":                      false,
+	} {
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name})
+		if (err == nil) != want {
+			t.Errorf("%s: verify error %v, want valid %v", name, err, want)
+		}
+	}
+	if _, _, _, err := SelfSigned(); err == nil {
+		t.Error("no names: no error")
 	}
 }

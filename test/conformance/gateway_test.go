@@ -3,16 +3,11 @@ package conformance
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,31 +72,15 @@ func TestE2BJSClientThroughGateway(t *testing.T) {
 
 	runCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	run := exec.CommandContext(runCtx, node, "--require", "./resolve-test-domain.cjs", "gateway.mjs")
-	run.Dir = dir
-	run.Env = append(os.Environ(),
-		"E2B_API_URL=https://api."+env.domain,
-		"E2B_DOMAIN="+env.domain,
-		"E2B_API_KEY="+env.apiKey,
-		"NODE_EXTRA_CA_CERTS="+env.caFile,
-		"VIZOPS_TEST_DOMAIN="+testDomain,
-		"E2B_DEBUG=", "E2B_SANDBOX_URL=", "E2B_ACCESS_TOKEN=")
+	run := GatewayClient{Domain: testDomain, Port: env.port, APIKey: env.apiKey, CAFile: env.caFile}.Command(runCtx, node, dir)
 	out, err := run.CombinedOutput()
 	t.Logf("gateway.mjs:\n%s", out)
 	if err != nil {
 		t.Errorf("E2B's JS client failed through the gateway (%v); see the FAIL lines above%s", err, nodeVersionNote(node))
 	}
-	passed, id := 0, ""
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, "ok   ") {
-			passed++
-		}
-		if rest, ok := strings.CutPrefix(line, "sandbox "); ok {
-			id = strings.TrimSpace(rest)
-		}
-	}
-	if passed != 10 {
-		t.Errorf("%d checks passed, want 10", passed)
+	passed, id := ParseOutput(out)
+	if passed != GatewayChecks {
+		t.Errorf("%d checks passed, want %d", passed, GatewayChecks)
 	}
 	if id == "" {
 		t.Fatal("the script named no sandbox")
@@ -215,7 +194,7 @@ type gatewayEnv struct {
 	caFile    string
 	caPool    *x509.CertPool
 	url       string // https://127.0.0.1:<port>
-	domain    string // testDomain:<port>, the clients' E2B_DOMAIN
+	port      string // the gateway's
 	kubelet   *fakeKubelet
 }
 
@@ -301,10 +280,11 @@ func startGatewayEnv(t *testing.T) *gatewayEnv {
 		Backend: store, Domain: testDomain, Logf: t.Logf,
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	srv.EnableHTTP2 = true // as cmd/gateway's server: the SDKs negotiate HTTP/2 over TLS
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	env.url = srv.URL
-	env.domain = testDomain + ":" + srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	env.port = srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	return env
 }
 
@@ -406,31 +386,9 @@ func (k *fakeKubelet) close() {
 // testCertificates makes a CA and a server certificate for names, signed by it.
 func testCertificates(t *testing.T, names ...string) (caPEM, certPEM, keyPEM []byte) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caPEM, certPEM, keyPEM, err := gateway.SelfSigned(names...)
 	must(t, err)
-	ca := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vizops gateway test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	must(t, err)
-	caCert, err := x509.ParseCertificate(caDER)
-	must(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	must(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	return caPEM, certPEM, keyPEM
 }
 
 func randomHex(n int) string {

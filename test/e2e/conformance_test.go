@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/test/conformance"
 )
 
 // agentLoopback is where E2B's SDK in debug mode looks for the code interpreter; it
@@ -24,12 +25,7 @@ const agentLoopback = "127.0.0.1:49999"
 
 var _ = Describe("E2B's official client against a real sandbox Pod", Label("e2e"), func() {
 	It("passes test/conformance's checks through a warm Pod of a pool", func(ctx SpecContext) {
-		node, err := exec.LookPath("node")
-		Expect(err).NotTo(HaveOccurred(), "node is needed (make conformance-deps)")
-		dir := filepath.Join(root, "test", "conformance", "e2b-js")
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "@e2b", "code-interpreter"))
-		Expect(err).NotTo(HaveOccurred(), "E2B's JS client is not installed: make conformance-deps")
-
+		node, dir := e2bJSClient()
 		ns := newNamespace(ctx)
 		pool := createKubernetesPool(ctx, ns, "conformance", sandboxImage, poolOptions{minReady: 1, maxSandboxes: 1})
 		pod := waitPoolReady(ctx, pool, 1)[0]
@@ -52,15 +48,20 @@ var _ = Describe("E2B's official client against a real sandbox Pod", Label("e2e"
 		out, err := run.CombinedOutput()
 		GinkgoWriter.Printf("conformance.mjs against Pod %s (%s):\n%s\n", pod.Name, pod.Status.PodIP, out)
 		Expect(err).NotTo(HaveOccurred(), "E2B's JS client failed against the sandbox Pod; see the FAIL lines")
-		Expect(strings.Count(string(out), "\nok   ") + boolInt(strings.HasPrefix(string(out), "ok   "))).To(Equal(8))
+		passed, _ := conformance.ParseOutput(out)
+		Expect(passed).To(Equal(8))
 	})
 })
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+// e2bJSClient is node and the folder of test/conformance's scripts with E2B's official
+// JS client (@e2b/code-interpreter, pinned there) installed.
+func e2bJSClient() (node, dir string) {
+	node, err := exec.LookPath("node")
+	Expect(err).NotTo(HaveOccurred(), "node is needed (make conformance-deps)")
+	dir = filepath.Join(root, "test", "conformance", "e2b-js")
+	_, err = os.Stat(filepath.Join(dir, "node_modules", "@e2b", "code-interpreter"))
+	Expect(err).NotTo(HaveOccurred(), "E2B's JS client is not installed: make conformance-deps")
+	return node, dir
 }
 
 // forward listens on from (loopback) and copies each connection to to (a Pod IP on

@@ -192,8 +192,8 @@ type poolOptions struct {
 }
 
 // createKubernetesPool makes a Kubernetes SandboxClass of the pool's own running image
-// (hostUsers true: containerd 1.6 runs no Pod in a user namespace) and a SandboxPool
-// on it. It is the one place that knows how a pool gets its image.
+// (kubernetesClass) and a SandboxPool on it. With kubernetesClass it is the one place
+// that knows how a pool gets its image.
 func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOptions) *vizv1.SandboxPool {
 	if o.maxSandboxes == 0 {
 		o.maxSandboxes = 2
@@ -208,18 +208,7 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 		o.cpu = "500m"
 	}
 	cpu := mustQuantity(o.cpu)
-	hostUsers := true
-	class := &vizv1.SandboxClass{
-		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
-		Spec: vizv1.SandboxClassSpec{
-			Backend:    vizv1.BackendKubernetes,
-			Egress:     o.egress,
-			Kubernetes: &vizv1.KubernetesClass{Image: image, MaxExecutionsPerSandbox: 1, HostUsers: &hostUsers},
-		},
-	}
-	if o.seccompProfile != "" {
-		class.Spec.Kubernetes.SeccompProfile = &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: o.seccompProfile}
-	}
+	class := kubernetesClass(ns+"-"+name, image, o)
 	Expect(k8sClient.Create(ctx, class)).To(Succeed())
 	DeferCleanup(func() { _ = k8sClient.Delete(context.Background(), class) })
 	p := &vizv1.SandboxPool{
@@ -236,6 +225,25 @@ func createKubernetesPool(ctx context.Context, ns, name, image string, o poolOpt
 	}
 	Expect(k8sClient.Create(ctx, p)).To(Succeed())
 	return p
+}
+
+// kubernetesClass is a Kubernetes SandboxClass of image (hostUsers true: containerd
+// 1.6 runs no Pod in a user namespace) with o's egress and seccomp profile, for a pool
+// or the gateway; the caller creates it.
+func kubernetesClass(name, image string, o poolOptions) *vizv1.SandboxClass {
+	hostUsers := true
+	class := &vizv1.SandboxClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: vizv1.SandboxClassSpec{
+			Backend:    vizv1.BackendKubernetes,
+			Egress:     o.egress,
+			Kubernetes: &vizv1.KubernetesClass{Image: image, MaxExecutionsPerSandbox: 1, HostUsers: &hostUsers},
+		},
+	}
+	if o.seccompProfile != "" {
+		class.Spec.Kubernetes.SeccompProfile = &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: o.seccompProfile}
+	}
+	return class
 }
 
 // sandboxPods are the Pods of a pool.

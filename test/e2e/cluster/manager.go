@@ -19,7 +19,8 @@ type Manager struct {
 }
 
 // StartManager runs bin with the cluster's admin kubeconfig, metrics and probes off,
-// its output to logPath; args are extra flags.
+// its output to logPath; args are extra flags. The gateway (cmd/gateway) takes the same
+// flags and runs the same way.
 func (c *Cluster) StartManager(bin, logPath string, args ...string) (*Manager, error) {
 	log, err := os.Create(logPath)
 	if err != nil {
