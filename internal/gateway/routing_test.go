@@ -203,7 +203,7 @@ func TestProxyFullDuplex(t *testing.T) {
 	req.Header.Set(HeaderAccessToken, sb.EnvdToken)
 	got := make(chan *http.Response, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // the test closes it once it has the response
 		if err != nil {
 			t.Error(err)
 			close(got)
