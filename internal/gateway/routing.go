@@ -92,6 +92,14 @@ func (s *Server) serveSandbox(w http.ResponseWriter, r *http.Request, id string,
 		writeError(w, Errorf(http.StatusInternalServerError, "sandbox %s has no usable address: %v", id, err))
 		return
 	}
+	// Full duplex: the agent answers /execute as soon as it has the code, and the
+	// client's request may not be all sent (or closed by the proxy's transport) yet.
+	// Without it, net/http's server consumes and closes the rest of the request body
+	// when the proxy writes the answer's header, racing the transport that still reads
+	// it; the transport then drops the agent's connection mid-stream ("use of closed
+	// network connection"), which E2B's SDK reports as a killed sandbox. HTTP/2 is
+	// full duplex already (the call reports it is not supported there).
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, target{url: u, token: sb.AgentToken})))
 }
 

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +169,71 @@ func TestProxyStreams(t *testing.T) {
 	close(stub.release) // only now does the agent end the stream
 	if !lines.Scan() || !strings.Contains(lines.Text(), "end_of_execution") {
 		t.Fatalf("second line: %q %v", lines.Text(), lines.Err())
+	}
+}
+
+// TestProxyFullDuplex: the agent answers before it has read the whole request, and
+// the client sends the rest only after the answer's header came back. A gateway that
+// first consumes the request body (net/http's default when a handler answers) never
+// answers here; on a real node the same race dropped the agent's connection mid-stream.
+func TestProxyFullDuplex(t *testing.T) {
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex() // it answers first, then reads
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_, _ = w.Write([]byte(`{"type":"stdout","text":"first\n"}` + "\n"))
+		w.(http.Flusher).Flush()
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		_, _ = w.Write([]byte(`{"type":"stdout","text":"` + strconv.Itoa(len(body)) + `"}` + "\n"))
+	}))
+	t.Cleanup(agent.Close)
+	m := newMem()
+	m.agentURL = agent.URL
+	gw := httptest.NewServer(newTestServer(m))
+	t.Cleanup(gw.Close)
+	sb, err := m.Create(context.Background(), m.keys["key-a"], Spec{ID: "sbx1", TemplateID: "python", EndAt: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/execute", pr)
+	req.Host = "49999-sbx1.e2b.example.com"
+	req.Header.Set(HeaderAccessToken, sb.EnvdToken)
+	got := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // the test closes it once it has the response
+		if err != nil {
+			t.Error(err)
+			close(got)
+			return
+		}
+		got <- resp
+	}()
+	if _, err := pw.Write([]byte(`{"code":`)); err != nil { // the first half of the body
+		t.Fatal(err)
+	}
+	var resp *http.Response
+	select {
+	case resp = <-got:
+	case <-time.After(30 * time.Second): // a deadlock guard, not a latency bound
+		_ = pw.CloseWithError(errors.New("test over"))
+		t.Fatal("the answer's header never came back while the request was still being sent")
+	}
+	if resp == nil {
+		return
+	}
+	defer resp.Body.Close()
+	if _, err := pw.Write([]byte(`"1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = pw.Close()
+	lines := bufio.NewScanner(resp.Body)
+	for _, want := range []string{"first", `"12"`} {
+		if !lines.Scan() || !strings.Contains(lines.Text(), want) {
+			t.Fatalf("line %q, want one with %s (%v)", lines.Text(), want, lines.Err())
+		}
 	}
 }
 
