@@ -23,6 +23,7 @@ import (
 // customValues exercise every non-default path of the chart.
 const customValues = `
 maxConcurrentExecutions: 3
+requestWorkers: 32
 dataConfigMapLabelRequired: true
 leaderElection: true
 image:
@@ -129,6 +130,7 @@ func TestChartDefaults(t *testing.T) {
 		"--health-probe-bind-address=:8081",
 		"--metrics-bind-address=:8080",
 		"--max-concurrent-executions=10",
+		"--request-workers=16",
 		"--local-backend=false",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
@@ -223,6 +225,9 @@ func TestChartCustomValues(t *testing.T) {
 	}
 	if slices.Contains(c.Args, "--max-concurrent-executions=10") {
 		t.Errorf("args %v still carry the default cap", c.Args)
+	}
+	if !slices.Contains(c.Args, "--request-workers=32") {
+		t.Errorf("args %v lack --request-workers=32", c.Args)
 	}
 	if !slices.Contains(c.Args, "--zap-log-level=debug") {
 		t.Errorf("args %v lack extraArgs", c.Args)
@@ -470,6 +475,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"secret ref without key":    {"providers: [{name: x, type: openai, apiKeySecretRef: {name: k}}]", "key"},
 		"api key in values":         {"providers: [{name: x, type: openai, apiKey: sk-123}]", "apiKey"},
 		"cap zero":                  {"maxConcurrentExecutions: 0", "maxConcurrentExecutions"},
+		"no request workers":        {"requestWorkers: 0", "requestWorkers"},
 		"minReady above max":        {"defaultPool: {minReady: 5, maxSandboxes: 2}", "minReady"},
 		"unknown sandboxing key":    {"sandboxing: {privileged: true}", "privileged"},
 		"Local pool with Local off": {"defaultPool: {backend: Local}", "defaultPool.backend Local needs sandboxing.local.enabled=true"},
