@@ -78,15 +78,23 @@ func newRoutingEnv(t *testing.T) (*memBackend, *agentStub, *httptest.Server, San
 			close(stub.release)
 		}
 	})
+	m, gw, sb := newGatewayTo(t, agent.URL)
+	return m, stub, gw, sb
+}
+
+// newGatewayTo is a gateway whose one sandbox, sbx1 of key-a, is served by the agent
+// at agentURL.
+func newGatewayTo(t *testing.T, agentURL string) (*memBackend, *httptest.Server, Sandbox) {
+	t.Helper()
 	m := newMem()
-	m.agentURL = agent.URL
+	m.agentURL = agentURL
 	gw := httptest.NewServer(newTestServer(m))
 	t.Cleanup(gw.Close)
 	sb, err := m.Create(context.Background(), m.keys["key-a"], Spec{ID: "sbx1", TemplateID: "python", EndAt: t0.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, stub, gw, sb
+	return m, gw, sb
 }
 
 func TestProxyTokens(t *testing.T) {
@@ -189,14 +197,7 @@ func TestProxyFullDuplex(t *testing.T) {
 		_, _ = w.Write([]byte(`{"type":"stdout","text":"` + strconv.Itoa(len(body)) + `"}` + "\n"))
 	}))
 	t.Cleanup(agent.Close)
-	m := newMem()
-	m.agentURL = agent.URL
-	gw := httptest.NewServer(newTestServer(m))
-	t.Cleanup(gw.Close)
-	sb, err := m.Create(context.Background(), m.keys["key-a"], Spec{ID: "sbx1", TemplateID: "python", EndAt: t0.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, gw, sb := newGatewayTo(t, agent.URL)
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/execute", pr)
 	req.Host = "49999-sbx1.e2b.example.com"

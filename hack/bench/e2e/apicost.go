@@ -101,15 +101,7 @@ func saveCPUProfile(ctx context.Context, addr string, seconds int, path string) 
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("pprof endpoint: %s", resp.Status)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return saveBody(resp, path)
 }
 
 // saveMetrics writes the metrics endpoint's text at addr to path.
@@ -123,6 +115,11 @@ func saveMetrics(ctx context.Context, addr, path string) error {
 		return err
 	}
 	defer resp.Body.Close()
+	return saveBody(resp, path)
+}
+
+// saveBody writes resp's body to path.
+func saveBody(resp *http.Response, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
