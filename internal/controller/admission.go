@@ -19,6 +19,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/controller/state"
 	"github.com/vizops/viz-operator/internal/metrics"
 )
 
@@ -52,19 +53,18 @@ func (s *seeder) once(ctx context.Context, r *VisualizationRequestReconciler) er
 		return fmt.Errorf("listing requests to seed the admission queue: %w", err)
 	}
 	now := r.Clock.Now()
-	var waiting []admission.Item
-	running := 0
+	seen := map[types.NamespacedName]types.UID{}
+	var running, waiting []admission.Item
 	for i := range list.Items {
 		vr := &list.Items[i]
 		st := vr.Status
 		if st.Phase.Finished() || !vr.DeletionTimestamp.IsZero() {
 			continue
 		}
-		r.tracker.see(reqKey(vr), vr.UID)
+		seen[reqKey(vr)] = vr.UID
 		switch {
 		case meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted):
-			r.Queue.MarkRunning(queueItem(vr))
-			running++
+			running = append(running, queueItem(vr))
 		case meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionDetected) &&
 			(st.NextRetryTime == nil || !st.NextRetryTime.After(now)):
 			waiting = append(waiting, queueItem(vr))
@@ -77,8 +77,8 @@ func (s *seeder) once(ctx context.Context, r *VisualizationRequestReconciler) er
 		}
 		return waiting[i].Key < waiting[j].Key
 	})
-	r.Queue.Add(waiting...)
-	logf.FromContext(ctx).Info("admission queue seeded from live state", "running", running, "waiting", len(waiting))
+	r.mem.Seed(seen, running, waiting)
+	logf.FromContext(ctx).Info("admission queue seeded from live state", "running", len(running), "waiting", len(waiting))
 	s.done = true
 	return nil
 }
@@ -88,26 +88,12 @@ func (s *seeder) once(ctx context.Context, r *VisualizationRequestReconciler) er
 // admitted (no polling), or when its position moves into another bucket.
 func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s *scope) (bool, error) {
 	uid := s.vr.UID
-	if r.Executor.Running(uid) || r.Queue.Admitted(string(uid)) {
-		return false, nil
-	}
-	admitted := r.Queue.Enqueue(queueItem(s.vr))
-	others := admitted[:0:0]
-	self := false
-	for _, it := range admitted {
-		if it.ID == string(uid) {
-			self = true
-		} else {
-			others = append(others, it)
-		}
-	}
-	r.wake(others)
-	if self {
+	if r.mem.Admit(queueItem(s.vr)) {
 		return false, nil
 	}
 	pk := poolKey(s.vr)
-	pos := int32(r.Queue.Position(string(uid)))
-	if cur := s.vr.Status.QueuePosition; cur == nil || positionOutdated(int(*cur), int(pos)) {
+	pos := int32(r.mem.Position(uid))
+	if cur := s.vr.Status.QueuePosition; cur == nil || state.PositionOutdated(int(*cur), int(pos)) {
 		s.vr.Status.QueuePosition = &pos
 	}
 	// The message does not carry the position, so a move in the queue is one field
@@ -117,30 +103,8 @@ func (r *VisualizationRequestReconciler) reconcileAdmission(_ context.Context, s
 	return true, nil
 }
 
-// PositionWindow is how many places at the head of a pool's queue have their exact
-// position written on every change.
-const PositionWindow = 10
-
-// positionOutdated reports whether a waiting request whose status says written must be
-// rewritten now that its place is pos. Within the first PositionWindow places, on every
-// change: those are the requests about to run. Further back, only when the place has
-// halved or doubled since it was written, so status.queuePosition stays within a factor
-// of two of the true place while a request walks down a long queue in about log2(P/10)
-// writes. (Buckets of tens, hundreds, ... cost one write per bucket crossed, 9 a
-// decade: every completion rewrote about one request per bucket boundary.)
-func positionOutdated(written, pos int) bool {
-	switch {
-	case written == pos:
-		return false
-	case written <= 0, pos <= PositionWindow:
-		return true
-	default:
-		return 2*pos <= written || pos >= 2*written
-	}
-}
-
 // positionRefresher recomputes queue positions every PositionInterval and wakes only the
-// waiting requests whose written position is outdated (positionOutdated), so positions
+// waiting requests whose written position is outdated (state.PositionOutdated), so positions
 // are written in batches, in proportion to the work, not once per waiter per completion.
 type positionRefresher struct {
 	r *VisualizationRequestReconciler
@@ -161,19 +125,7 @@ func (p *positionRefresher) Start(ctx context.Context) error {
 	}
 }
 
-func (p *positionRefresher) refresh() {
-	r := p.r
-	for id, pos := range r.Queue.Positions() {
-		prev, ok := r.tracker.reportedPosition(types.UID(id))
-		if ok && !positionOutdated(prev, pos) {
-			continue
-		}
-		if it, ok := r.Queue.Waiting(id); ok {
-			r.Executor.WakeRoutine(parseKey(it.Key))
-		}
-	}
-	updateQueueGauges(r.Queue)
-}
+func (p *positionRefresher) refresh() { p.r.mem.RefreshPositions() }
 
 func queueItem(vr *vizv1.VisualizationRequest) admission.Item {
 	return admission.Item{
@@ -190,15 +142,6 @@ func updateQueueGauges(q *admission.Queue) {
 	metrics.ExecutionsInFlight.Set(float64(total))
 }
 
-func parseKey(k string) types.NamespacedName {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '/' {
-			return types.NamespacedName{Namespace: k[:i], Name: k[i+1:]}
-		}
-	}
-	return types.NamespacedName{Name: k}
-}
-
 // CacheOptions is the manager's cache: ConfigMaps only with the artifact label, and
 // Pods and NetworkPolicies only with a Kubernetes pool's label, so an accidental
 // cached read can never make the manager hold every ConfigMap or Pod of the cluster.
@@ -212,3 +155,5 @@ func CacheOptions() cache.Options {
 	byObject[&corev1.ConfigMap{}] = cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	return cache.Options{ByObject: byObject}
 }
+
+func parseKey(k string) types.NamespacedName { return state.ParseKey(k) }

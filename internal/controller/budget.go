@@ -13,6 +13,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/controller/state"
 )
 
 // DefaultStatusBudgetBytes bounds a request as stored (metadata, spec and status). etcd
@@ -123,7 +124,7 @@ func (r *VisualizationRequestReconciler) failTooLarge(ctx context.Context, s *sc
 		return ctrl.Result{}, err
 	}
 	r.emit(fs)
-	r.settle(fs, memoryBefore{}, nil)
+	r.settle(fs, state.Before{}, nil)
 	return ctrl.Result{}, nil
 }
 

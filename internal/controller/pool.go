@@ -69,7 +69,7 @@ func (r *VisualizationRequestReconciler) reconcilePool(ctx context.Context, s *s
 		s.finish(vizv1.PhaseFailed, vizv1.ReasonPoolNotAllowed, msg)
 		return true, nil
 	}
-	r.wake(r.Queue.SetPoolCap(key.String(), int(pool.Spec.MaxSandboxes)))
+	r.mem.SetPoolCap(key.String(), int(pool.Spec.MaxSandboxes))
 	s.pool = pool
 	return false, nil
 }

@@ -24,6 +24,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/controller/state"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -65,7 +66,7 @@ type VisualizationRequestReconciler struct {
 	// BackoffBase and BackoffMax shape the retry backoff.
 	BackoffBase, BackoffMax time.Duration
 	// PositionInterval is how often queue positions are recomputed; a waiting request
-	// is rewritten only when its written position is outdated (see positionOutdated).
+	// is rewritten only when its written position is outdated (see state.PositionOutdated).
 	PositionInterval time.Duration
 	// RequireDataLabel restricts spec.data.configMapKeyRef to ConfigMaps labelled
 	// viz.vizops.io/data: "true".
@@ -84,8 +85,10 @@ type VisualizationRequestReconciler struct {
 	// once with PoolNotFound: that pool is not in the cache, and never will be.
 	WatchNamespaces []string
 
-	seed    seeder
-	tracker *tracker
+	seed seeder
+	// mem is the memory of requests between reconciles (queue places and slots, names,
+	// written positions), kept in step with the status written.
+	mem *state.Memory
 }
 
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=visualizationrequests,verbs=get;list;watch;delete
@@ -106,35 +109,33 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 	if err := r.Get(ctx, req.NamespacedName, vr); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Deleted: stop its execution and free its slot.
-			r.drop(r.tracker.gone(req.NamespacedName))
+			r.mem.Gone(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	if old := r.tracker.see(req.NamespacedName, vr.UID); old != "" {
+	if old := r.mem.See(req.NamespacedName, vr.UID); old != "" {
 		// The name now holds a new object: the old one was deleted without a reconcile
-		// seeing it gone (kubectl replace --force, GitOps). Its job and slot go.
-		log.Info("request re-created under the same name; stopping the earlier one's work", "oldUID", old, "uid", vr.UID)
-		r.drop(old)
+		// seeing it gone (kubectl replace --force, GitOps). Its job and slot went.
+		log.Info("request re-created under the same name; stopped the earlier one's work", "oldUID", old, "uid", vr.UID)
 	}
 	if !vr.DeletionTimestamp.IsZero() {
-		r.drop(vr.UID)
+		r.mem.Drop(vr.UID)
 		return ctrl.Result{}, nil
 	}
 
 	s := newScope(vr, r.Clock.Now())
 	if vr.Status.Phase.Finished() {
-		r.drop(vr.UID)
-		r.tracker.markFinished(vr.UID)
+		r.mem.Finish(vr.UID)
 		return r.reconcileTTL(ctx, s)
 	}
-	if r.tracker.isFinished(vr.UID) {
+	if r.mem.Finished(vr.UID) {
 		// This process wrote the request finished; the cache has not caught up. Acting
 		// on the stale copy could admit or start it again.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 
-	mem := r.remember(vr.UID)
+	mem := r.mem.Remember(vr.UID)
 	steps := []func(context.Context, *scope) (bool, error){
 		r.reconcileDetection,
 		r.reconcilePool,
@@ -158,7 +159,7 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 	s.computePhase()
 	r.fitStatus(s)
 	if err := r.patchStatus(ctx, s); err != nil {
-		r.rollback(vr.UID, mem)
+		r.mem.Rollback(vr.UID, mem)
 		switch {
 		case apierrors.IsConflict(err):
 			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
@@ -208,39 +209,6 @@ func (r *VisualizationRequestReconciler) emit(s *scope) {
 	}
 }
 
-// settle brings memory in line with the status just written: a finished request lets
-// go of everything; a request with a job here (running, or finished and not yet
-// recorded) keeps its slot; a request whose status does not say Admitted holds no slot (an
-// admission that could not start gives its slot back, keeping its place when the cause
-// was a passing error); a request in backoff leaves the queue.
-func (r *VisualizationRequestReconciler) settle(s *scope, mem memoryBefore, stepErr error) {
-	uid := s.vr.UID
-	id := string(uid)
-	st := &s.vr.Status
-	if st.Phase.Finished() {
-		r.drop(uid)
-		r.tracker.markFinished(uid)
-		return
-	}
-	if st.QueuePosition != nil {
-		r.tracker.setReported(uid, int(*st.QueuePosition))
-	} else {
-		r.tracker.setReported(uid, 0)
-	}
-	if meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted) || r.Executor.Running(uid) {
-		// A job held here keeps its slot until its result is recorded, whatever a
-		// stale copy of the status says.
-		return
-	}
-	switch {
-	case r.Queue.Admitted(id) && (s.keepPlace || (stepErr != nil && !mem.admitted)):
-		r.Queue.Unadmit(id)
-		updateQueueGauges(r.Queue)
-	case r.Queue.Admitted(id), st.NextRetryTime != nil && st.NextRetryTime.After(s.now) && r.Queue.Known(id):
-		r.release(uid)
-	}
-}
-
 // SetupWithManager wires the controller: it watches requests, is woken by finished
 // executions and freed slots (a channel source), and by pool changes.
 func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -268,7 +236,7 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.StatusBudgetBytes == 0 {
 		r.StatusBudgetBytes = DefaultStatusBudgetBytes
 	}
-	r.tracker = newTracker()
+	r.mem = state.New(r.Queue, r.Executor, updateQueueGauges)
 	if err := SetupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -295,7 +263,7 @@ func (r *VisualizationRequestReconciler) SetupWithManager(mgr ctrl.Manager) erro
 func (r *VisualizationRequestReconciler) requestsForPool(ctx context.Context, obj client.Object) []ctrl.Request {
 	pk := client.ObjectKeyFromObject(obj).String()
 	if sp, ok := obj.(*vizv1.SandboxPool); ok {
-		r.wake(r.Queue.SetPoolCap(pk, int(sp.Spec.MaxSandboxes)))
+		r.mem.SetPoolCap(pk, int(sp.Spec.MaxSandboxes))
 	}
 	var list vizv1.VisualizationRequestList
 	if err := r.List(ctx, &list, client.MatchingFields{IndexPool: pk}, client.UnsafeDisableDeepCopy); err != nil {

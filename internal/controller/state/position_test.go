@@ -1,4 +1,4 @@
-package controller
+package state
 
 import (
 	"fmt"
@@ -27,8 +27,8 @@ func TestPositionOutdated(t *testing.T) {
 		{40, 80, true},   // doubled (requests re-queued ahead)
 		{40, 79, false},
 	} {
-		if got := positionOutdated(tc.written, tc.pos); got != tc.want {
-			t.Errorf("positionOutdated(%d, %d) = %v, want %v", tc.written, tc.pos, got, tc.want)
+		if got := PositionOutdated(tc.written, tc.pos); got != tc.want {
+			t.Errorf("PositionOutdated(%d, %d) = %v, want %v", tc.written, tc.pos, got, tc.want)
 		}
 	}
 }
@@ -41,8 +41,8 @@ func TestPositionOutdated(t *testing.T) {
 // about 29 each here.
 func TestPositionWritesPerCompletion(t *testing.T) {
 	const waiting = 2000
-	r := &VisualizationRequestReconciler{Queue: admission.NewQueue(1), Executor: NewExecutor(), tracker: newTracker()}
-	p := &positionRefresher{r: r}
+	e := newFakeExecutor()
+	m := New(admission.NewQueue(1), e, nil)
 	created := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
 	ids := map[string]string{} // key -> id
 	item := func(i int) admission.Item {
@@ -51,38 +51,38 @@ func TestPositionWritesPerCompletion(t *testing.T) {
 		return admission.Item{ID: ids[key], Key: key, Pool: "ns/pool", Created: created.Add(time.Duration(i) * time.Second)}
 	}
 	running := item(0).ID
-	if got := r.Queue.Enqueue(item(0)); len(got) != 1 {
-		t.Fatalf("the first request was not admitted: %v", got)
+	if !m.Admit(item(0)) {
+		t.Fatal("the first request was not admitted")
 	}
 	// Intake: each request is written once, with its place then.
 	for i := 1; i <= waiting; i++ {
 		it := item(i)
-		r.Queue.Enqueue(it)
-		r.tracker.setReported(types.UID(it.ID), r.Queue.Position(it.ID))
+		m.Admit(it)
+		m.Settle(types.UID(it.ID), Written{QueuePosition: m.Position(types.UID(it.ID))}, Before{})
 	}
 	writes, completions := 0, 0
-	for r.Queue.Depth() > 0 {
-		admitted := r.Queue.Release(running)
+	for m.Queue.Depth() > 0 {
+		admitted := m.Queue.Release(running)
 		if len(admitted) != 1 {
 			t.Fatalf("a completion admitted %v", admitted)
 		}
 		running = admitted[0].ID
-		r.tracker.setReported(types.UID(running), 0) // admitted: no position any more
+		m.Settle(types.UID(running), Written{Admitted: true}, Before{Known: true, Admitted: true})
 		completions++
-		p.refresh()
+		e.routine = nil
+		m.RefreshPositions()
 		// Each wake is a reconcile that writes the position when it is outdated.
-		for len(r.Executor.events) > 0 {
-			ev := <-r.Executor.events
-			id := ids[ev.Object.GetNamespace()+"/"+ev.Object.GetName()]
-			prev, _ := r.tracker.reportedPosition(types.UID(id))
-			if pos := r.Queue.Position(id); pos > 0 && positionOutdated(prev, pos) {
+		for _, key := range e.routine {
+			id := ids[key]
+			prev, _ := m.ReportedPosition(types.UID(id))
+			if pos := m.Position(types.UID(id)); pos > 0 && PositionOutdated(prev, pos) {
 				writes++
-				r.tracker.setReported(types.UID(id), pos)
+				m.Settle(types.UID(id), Written{QueuePosition: pos}, Before{Known: true})
 			}
 		}
 		// What kubectl shows: exact in the window, within a factor of two further back.
-		for id, pos := range r.Queue.Positions() {
-			shown, _ := r.tracker.reportedPosition(types.UID(id))
+		for id, pos := range m.Queue.Positions() {
+			shown, _ := m.ReportedPosition(types.UID(id))
 			if pos <= PositionWindow && shown != pos {
 				t.Fatalf("after %d completions a request at place %d shows %d", completions, pos, shown)
 			}
