@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/detect"
 )
 
 // Executor is what memory needs of the executor: whether a request has a job here
@@ -41,6 +42,9 @@ type Memory struct {
 	names    map[types.NamespacedName]types.UID
 	finished map[types.UID]struct{}
 	reported map[types.UID]int
+	// detections are unfinished requests' detections, run once at intake and taken by
+	// the pipeline, so a request is not detected again on every pass.
+	detections map[types.UID]detect.Result
 }
 
 // New returns an empty memory over q and e; changed (may be nil) is called after each
@@ -50,12 +54,13 @@ func New(q *admission.Queue, e Executor, changed func(*admission.Queue)) *Memory
 		changed = func(*admission.Queue) {}
 	}
 	return &Memory{
-		Queue:    q,
-		exec:     e,
-		changed:  changed,
-		names:    map[types.NamespacedName]types.UID{},
-		finished: map[types.UID]struct{}{},
-		reported: map[types.UID]int{},
+		Queue:      q,
+		exec:       e,
+		changed:    changed,
+		names:      map[types.NamespacedName]types.UID{},
+		finished:   map[types.UID]struct{}{},
+		reported:   map[types.UID]int{},
+		detections: map[types.UID]detect.Result{},
 	}
 }
 
@@ -89,6 +94,7 @@ func (m *Memory) Gone(key types.NamespacedName) {
 func (m *Memory) forgetLocked(uid types.UID) {
 	delete(m.finished, uid)
 	delete(m.reported, uid)
+	delete(m.detections, uid)
 }
 
 // Finish lets go of everything uid holds and remembers that this process wrote it
@@ -98,7 +104,27 @@ func (m *Memory) Finish(uid types.UID) {
 	m.mu.Lock()
 	m.finished[uid] = struct{}{}
 	delete(m.reported, uid)
+	delete(m.detections, uid)
 	m.mu.Unlock()
+}
+
+// Detection returns uid's detection, if this process has run it.
+func (m *Memory) Detection(uid types.UID) (detect.Result, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.detections[uid]
+	return d, ok
+}
+
+// SetDetection remembers uid's detection until the request finishes or goes; a
+// finished request's is not kept.
+func (m *Memory) SetDetection(uid types.UID, d detect.Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, done := m.finished[uid]; done {
+		return
+	}
+	m.detections[uid] = d
 }
 
 // Finished reports whether this process wrote uid finished.

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/detect"
 )
 
 // fakeExecutor stands in for the executor: jobs are a set, a cancelled job winds down
@@ -314,5 +315,37 @@ func TestParseKey(t *testing.T) {
 		if got := ParseKey(in); got != want {
 			t.Errorf("ParseKey(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// A detection is kept while the request is unfinished, and never for a finished,
+// deleted or replaced one.
+func TestDetections(t *testing.T) {
+	key := types.NamespacedName{Namespace: "ns", Name: "a"}
+	d := detect.Result{Visualization: true, ChartType: "bar"}
+	m := New(admission.NewQueue(1), newFakeExecutor(), nil)
+	m.See(key, "uid-a")
+	m.SetDetection("uid-a", d)
+	if got, ok := m.Detection("uid-a"); !ok || got.ChartType != "bar" {
+		t.Fatalf("Detection = %+v, %v", got, ok)
+	}
+	m.See(key, "uid-a2")
+	if _, ok := m.Detection("uid-a"); ok {
+		t.Fatal("a replaced request's detection is kept")
+	}
+	m.SetDetection("uid-a2", d)
+	m.Finish("uid-a2")
+	if _, ok := m.Detection("uid-a2"); ok {
+		t.Fatal("a finished request's detection is kept")
+	}
+	m.SetDetection("uid-a2", d) // a late pass over a stale copy
+	if _, ok := m.Detection("uid-a2"); ok {
+		t.Fatal("a detection was remembered for a request written finished")
+	}
+	m.See(types.NamespacedName{Namespace: "ns", Name: "b"}, "uid-b")
+	m.SetDetection("uid-b", d)
+	m.Gone(types.NamespacedName{Namespace: "ns", Name: "b"})
+	if _, ok := m.Detection("uid-b"); ok {
+		t.Fatal("a deleted request's detection is kept")
 	}
 }
