@@ -16,6 +16,7 @@ const module = "github.com/vizops/viz-operator"
 // capability and must not reach the API package or Kubernetes.
 var kubernetesPackages = map[string]string{
 	module + "/internal/controller":         "the reconcilers",
+	module + "/internal/requeststatus":      "maps a pipeline result to the request's status (controller and kubectl viz render share it)",
 	module + "/internal/gateway/kube":       "the gateway's sandboxes as Pods",
 	module + "/internal/vizclient":          "reads a request's artifacts through the API",
 	module + "/internal/metrics":            "registers on controller-runtime's registry",

@@ -6,24 +6,28 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/detect"
 )
 
 // tracker is the manager's memory of requests, beyond the queue and the executor: which
 // UID lives under a name (so a name re-used by a new object frees the old one's slot and
 // job), which UIDs this process has written as finished (so a stale cache read of one
-// never acts on it again), and the queue position each waiting request last wrote.
+// never acts on it again), the queue position each waiting request last wrote, and
+// each unfinished request's detection (run once, at intake; the pipeline takes it).
 type tracker struct {
-	mu       sync.Mutex
-	names    map[types.NamespacedName]types.UID
-	finished map[types.UID]struct{}
-	reported map[types.UID]int
+	mu         sync.Mutex
+	names      map[types.NamespacedName]types.UID
+	finished   map[types.UID]struct{}
+	reported   map[types.UID]int
+	detections map[types.UID]detect.Result
 }
 
 func newTracker() *tracker {
 	return &tracker{
-		names:    map[types.NamespacedName]types.UID{},
-		finished: map[types.UID]struct{}{},
-		reported: map[types.UID]int{},
+		names:      map[types.NamespacedName]types.UID{},
+		finished:   map[types.UID]struct{}{},
+		reported:   map[types.UID]int{},
+		detections: map[types.UID]detect.Result{},
 	}
 }
 
@@ -36,6 +40,7 @@ func (t *tracker) see(key types.NamespacedName, uid types.UID) (replaced types.U
 	if ok && old != uid {
 		delete(t.finished, old)
 		delete(t.reported, old)
+		delete(t.detections, old)
 		return old
 	}
 	return ""
@@ -49,6 +54,7 @@ func (t *tracker) gone(key types.NamespacedName) types.UID {
 	delete(t.names, key)
 	delete(t.finished, uid)
 	delete(t.reported, uid)
+	delete(t.detections, uid)
 	return uid
 }
 
@@ -57,6 +63,26 @@ func (t *tracker) markFinished(uid types.UID) {
 	defer t.mu.Unlock()
 	t.finished[uid] = struct{}{}
 	delete(t.reported, uid)
+	delete(t.detections, uid)
+}
+
+// detection returns uid's detection, if this process has run it.
+func (t *tracker) detection(uid types.UID) (detect.Result, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d, ok := t.detections[uid]
+	return d, ok
+}
+
+// setDetection remembers uid's detection until the request finishes or goes. A
+// finished request's is not kept.
+func (t *tracker) setDetection(uid types.UID, d detect.Result) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, done := t.finished[uid]; done {
+		return
+	}
+	t.detections[uid] = d
 }
 
 func (t *tracker) isFinished(uid types.UID) bool {

@@ -10,6 +10,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/pipeline"
 )
 
 // settle decides from the status a pass wrote, which can be a stale copy when the pass
@@ -70,15 +71,15 @@ func TestSettle(t *testing.T) {
 			defer close(block)
 			switch tc.job {
 			case "running":
-				r.Executor.Submit(vr.UID, types.NamespacedName{Namespace: "ns", Name: "a"}, 1, func(ctx context.Context) (Outcome, error) {
+				r.Executor.Submit(vr.UID, types.NamespacedName{Namespace: "ns", Name: "a"}, 1, func(ctx context.Context) (pipeline.Result, error) {
 					select {
 					case <-block:
 					case <-ctx.Done():
 					}
-					return Outcome{}, nil
+					return pipeline.Result{}, nil
 				})
 			case "done":
-				r.Executor.Submit(vr.UID, types.NamespacedName{Namespace: "ns", Name: "a"}, 1, func(context.Context) (Outcome, error) { return Outcome{}, nil })
+				r.Executor.Submit(vr.UID, types.NamespacedName{Namespace: "ns", Name: "a"}, 1, func(context.Context) (pipeline.Result, error) { return pipeline.Result{}, nil })
 				for i := 0; i < 1000; i++ {
 					if _, ok := r.Executor.Finished(vr.UID); ok {
 						break
