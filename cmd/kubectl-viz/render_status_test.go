@@ -68,16 +68,16 @@ func TestRenderResultIsTheStatus(t *testing.T) {
 // "pie" for a bar chart prompt, and the pie template draws it.
 func TestRenderDetectsOnce(t *testing.T) {
 	calls := map[string]int{}
-	real := detectPrompt
+	keywords := detectPrompt
 	detectPrompt = func(p string) detect.Result {
 		calls[p]++
-		d := real(p)
+		d := keywords(p)
 		if d.Visualization {
 			d.ChartType = detect.ChartPie
 		}
 		return d
 	}
-	defer func() { detectPrompt = real }()
+	defer func() { detectPrompt = keywords }()
 	const prompt = "Create a bar chart of visits: Monday 3, Tuesday 5, Wednesday 4"
 	stdout, stderr, exit := runCLI(t, "render", "--local", "--prompt", prompt, "--json", "-o", filepath.Join(t.TempDir(), "out"))
 	if exit != 0 {
