@@ -10,6 +10,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/pipeline"
 )
 
@@ -104,6 +105,36 @@ func TestSettle(t *testing.T) {
 			}
 			if got := r.Queue.Admitted("uid-b"); got != tc.wantNextIn {
 				t.Errorf("next admitted = %v, want %v", got, tc.wantNextIn)
+			}
+		})
+	}
+}
+
+// TestTrackerForgetsDetections: a request's detection is kept from intake until the
+// request finishes, is deleted, or its name holds a new object; never after.
+func TestTrackerForgetsDetections(t *testing.T) {
+	d := detect.Result{Visualization: true, Source: detect.SourceKeywords}
+	key := types.NamespacedName{Namespace: "ns", Name: "a"}
+	tests := map[string]func(tr *tracker){
+		"finished": func(tr *tracker) { tr.markFinished("u1") },
+		"deleted":  func(tr *tracker) { tr.gone(key) },
+		"replaced": func(tr *tracker) { tr.see(key, "u2") },
+	}
+	for name, end := range tests {
+		t.Run(name, func(t *testing.T) {
+			tr := newTracker()
+			tr.see(key, "u1")
+			tr.setDetection("u1", d)
+			if _, ok := tr.detection("u1"); !ok {
+				t.Fatal("the detection was not kept")
+			}
+			end(tr)
+			if _, ok := tr.detection("u1"); ok {
+				t.Error("the detection outlived the request")
+			}
+			tr.setDetection("u1", d)
+			if _, ok := tr.detection("u1"); ok && name == "finished" {
+				t.Error("a finished request's detection was kept")
 			}
 		})
 	}
