@@ -22,6 +22,7 @@ import (
 	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/models"
 	"github.com/vizops/viz-operator/internal/pipeline"
+	"github.com/vizops/viz-operator/internal/requeststatus"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
@@ -189,9 +190,9 @@ func runRender(cmd *cobra.Command, o *renderOptions) error {
 		}
 	}
 
-	// Detection is the pipeline's: keywords, refined by the model when one is given
-	// (on the model's failure the keywords decide).
-	det := detect.Detect(o.prompt)
+	// Detection runs once, here; the pipeline takes it as decided (refined by the
+	// model when one is given; on the model's failure the keywords decide).
+	det := detectPrompt(o.prompt)
 	out.Artifacts = []renderArtifact{}
 	var pool *local.Pool
 	defer func() {
@@ -220,47 +221,20 @@ func runRender(cmd *cobra.Command, o *renderOptions) error {
 	in := codegen.Input{Prompt: o.prompt, Detection: det, CSV: csv, Formats: formats, Packages: codegen.DefaultPackages}
 	// The same path as the operator's: detection (refined by the model), generation,
 	// execution, chart read-back, verification.
-	pres, err := pipeline.Run(ctx, gen, pipeline.Request{Input: in}, exec)
-	det = pres.Detection
-	out.Detection = renderDetection{Visualization: det.Visualization, ChartType: string(det.ChartType), Tool: string(det.Tool),
-		Keywords: det.Keywords, Source: string(det.Source)}
-	if out.Detection.Keywords == nil {
-		out.Detection.Keywords = []string{}
-	}
-	if err == nil && !det.Visualization {
-		out.Message = fmt.Sprintf("not a visualization (tool: %s)", det.Tool)
+	pres, err := pipeline.Run(ctx, gen, pipeline.Request{Input: in, Model: o.model}, exec)
+	rendered, code := renderResult(pres, err)
+	out.Detection, out.CodeGeneration, out.Verified = rendered.Detection, rendered.CodeGeneration, rendered.Verified
+	if err == nil && !pres.Detection.Visualization {
+		out.Message = fmt.Sprintf("not a visualization (tool: %s)", pres.Detection.Tool)
 		return printRender(o, out)
 	}
 	outcome := pres.Outcome
-	if outcome.Path != "" {
-		out.CodeGeneration = &renderCodegen{DataSource: string(pres.DataSource), Source: string(outcome.Code.Source), Path: string(outcome.Path), Template: outcome.Code.Template,
-			Model: outcome.Code.Model, Attempts: outcome.Attempts, Repairs: outcome.Repairs, FallbackReason: outcome.FallbackReason, Code: outcome.Code.Code}
-	}
-	if v := pres.Verdict; v.Reason != "" {
-		status := "Unknown"
-		switch {
-		case v.Verified:
-			status = "True"
-		case pipeline.ReasonMismatch(v) != "":
-			status = "False"
-		}
-		out.Verified = &renderVerified{Status: status, Reason: string(v.Reason), Message: v.Message}
-	}
 	if err != nil {
-		code := 1
-		if models.IsTerminal(err) {
-			code = 2
-		}
-		// No chart rather than a wrong one: say why, as the operator's condition does.
-		var ue *codegen.UnfaithfulError
-		if errors.As(err, &ue) {
-			code, err = 2, fmt.Errorf("%s: %w", ue.Reason(), err)
-		}
-		out.Error = err.Error()
+		out.Error = rendered.Error
 		if o.asJSON {
 			_ = printRender(o, out)
 		}
-		return &exitError{code: code, err: err}
+		return &exitError{code: code, err: errors.New(rendered.Error)}
 	}
 	if outcome.FallbackReason != "" {
 		warn("used the %s template: %s", outcome.Code.Template, outcome.FallbackReason)
@@ -314,6 +288,41 @@ func runRender(cmd *cobra.Command, o *renderOptions) error {
 		return &exitError{code: 1, err: errors.New(msg)}
 	}
 	return nil
+}
+
+// detectPrompt is the keyword detection render runs, once per request (a variable so
+// that a test counts its calls).
+var detectPrompt = detect.Detect
+
+// renderResult maps the pipeline's result with internal/requeststatus, as the
+// controller maps it into the request's status: the detection, code generation and
+// Verified condition render prints, and for an error the message and exit code (2 when
+// no retry can help, the request's reason first, as the Ready condition reads).
+func renderResult(pres pipeline.Result, err error) (renderOutput, int) {
+	rs := requeststatus.Of(pres, err)
+	var out renderOutput
+	d := requeststatus.Detection(pres.Detection)
+	out.Detection = renderDetection{Visualization: d.Visualization, ChartType: d.ChartType, Tool: d.Tool, Keywords: d.Keywords, Source: d.Source}
+	if out.Detection.Keywords == nil {
+		out.Detection.Keywords = []string{}
+	}
+	if cg := rs.CodeGeneration; cg != nil {
+		out.CodeGeneration = &renderCodegen{DataSource: string(cg.DataSource), Source: string(cg.Source), Path: cg.Path, Template: cg.Template,
+			Model: cg.Model, Attempts: int(cg.Attempts), Repairs: pres.Outcome.Repairs, FallbackReason: cg.FallbackReason, Code: cg.Code}
+	}
+	if v := rs.Verified; v != nil {
+		out.Verified = &renderVerified{Status: string(v.Status), Reason: v.Reason, Message: v.Message}
+	}
+	if err == nil {
+		return out, 0
+	}
+	// No chart rather than a wrong one: say why, as the operator's condition does.
+	if f := rs.Failed; f != nil {
+		out.Error = fmt.Sprintf("%s: %s", f.Reason, f.Message)
+		return out, 2
+	}
+	out.Error = err.Error()
+	return out, 1
 }
 
 func printRender(o *renderOptions, out renderOutput) error {

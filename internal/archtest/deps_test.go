@@ -15,12 +15,14 @@ const module = "github.com/vizops/viz-operator"
 // that take the API's types on purpose); every other package under internal/ is a
 // capability and must not reach the API package or Kubernetes.
 var kubernetesPackages = map[string]string{
-	module + "/internal/controller":         "the reconcilers",
-	module + "/internal/controller/state":   "the reconcilers' memory, keyed by object UID and name",
-	module + "/internal/gateway/kube":       "the gateway's sandboxes as Pods",
-	module + "/internal/vizclient":          "reads a request's artifacts through the API",
-	module + "/internal/metrics":            "registers on controller-runtime's registry",
-	module + "/internal/sandbox/kubernetes": "takes the KubernetesClass and the Pod labels of api/v1alpha1 (issue 22: the backend resolving its own typed options removes this)",
+	module + "/internal/controller":               "the reconcilers",
+	module + "/internal/controller/state":         "the reconcilers' memory, keyed by object UID and name",
+	module + "/internal/requeststatus":            "maps a pipeline result to the request's status (controller and kubectl viz render share it)",
+	module + "/internal/requeststatus/statustest": "the results and the statuses they must become, for the mapping's users' tests",
+	module + "/internal/gateway/kube":             "the gateway's sandboxes as Pods",
+	module + "/internal/vizclient":                "reads a request's artifacts through the API",
+	module + "/internal/metrics":                  "registers on controller-runtime's registry",
+	module + "/internal/sandbox/kubernetes":       "takes the KubernetesClass and the Pod labels of api/v1alpha1 (issue 22: the backend resolving its own typed options removes this)",
 }
 
 // apiOnly forbids the API package and Kubernetes' API machinery and clients, the

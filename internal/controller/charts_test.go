@@ -8,7 +8,6 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/chartdata"
-	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
 // TestRecordChartsBudget: the chart data of a request stays under its status budget
@@ -29,7 +28,7 @@ func TestRecordChartsBudget(t *testing.T) {
 	vr := &vizv1.VisualizationRequest{}
 	vr.Status.Artifacts = []vizv1.ArtifactStatus{{Name: "figure_1.png"}, {Name: "figure_1.svg"}, {Name: "figure_2.png"}, {Name: "data.csv"}}
 	s := newScope(vr, time.Now())
-	recordCharts(s, &sandbox.Result{Charts: []chartdata.Chart{big, small}})
+	recordCharts(s, []chartdata.Chart{big, small})
 
 	arts := vr.Status.Artifacts
 	b, err := json.Marshal(arts[0].Chart)

@@ -10,7 +10,11 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/requeststatus"
 )
+
+// userDetection is a spec.code request's detection: no detection ran.
+var userDetection = detect.Result{Visualization: true, Tool: detect.ToolCodeInterpreter, Source: detect.SourceUser}
 
 // reconcileDetection classifies the prompt once (keywords; a model may refine it
 // during execution). A prompt that is not a visualization ends Skipped with the tool
@@ -19,13 +23,11 @@ func (r *VisualizationRequestReconciler) reconcileDetection(_ context.Context, s
 	if meta.IsStatusConditionTrue(s.vr.Status.Conditions, vizv1.ConditionDetected) {
 		return false, nil
 	}
-	var d detect.Result
-	if s.vr.Spec.Code != "" {
-		d = detect.Result{Visualization: true, Tool: detect.ToolCodeInterpreter, Source: detect.SourceUser}
-	} else {
-		d = detect.Detect(s.vr.Spec.Prompt)
+	d := userDetection
+	if s.vr.Spec.Code == "" {
+		d = r.detection(s.vr)
 	}
-	s.vr.Status.Detection = detectionStatus(d)
+	s.vr.Status.Detection = requeststatus.Detection(d)
 	metrics.ChartRequestsTotal.WithLabelValues(string(d.ChartType), string(d.Tool)).Inc()
 	if !d.Visualization {
 		msg := fmt.Sprintf("the prompt does not ask for a chart; route it to the %s tool instead", d.Tool)
@@ -41,21 +43,22 @@ func (r *VisualizationRequestReconciler) reconcileDetection(_ context.Context, s
 	return false, nil
 }
 
-func detectionStatus(d detect.Result) *vizv1.DetectionStatus {
-	kw := d.Keywords
-	if len(kw) > 10 {
-		kw = kw[:10]
+// detection is the request's keyword detection of spec.prompt, run once per request:
+// intake records its summary in status, and the execution hands the whole of it to the
+// pipeline, which does not detect again. The spec is immutable, so it is remembered by
+// UID until the request finishes or goes (internal/controller/state); a manager restarted in
+// between reads the prompt once more.
+func (r *VisualizationRequestReconciler) detection(vr *vizv1.VisualizationRequest) detect.Result {
+	if d, ok := r.mem.Detection(vr.UID); ok {
+		return d
 	}
-	out := &vizv1.DetectionStatus{
-		Visualization: d.Visualization,
-		Tool:          string(d.Tool),
-		ChartType:     string(d.ChartType),
-		Source:        string(d.Source),
+	detectFn := r.Detect
+	if detectFn == nil {
+		detectFn = detect.Detect
 	}
-	for _, k := range kw {
-		out.Keywords = append(out.Keywords, truncate(k, 64))
-	}
-	return out
+	d := detectFn(vr.Spec.Prompt)
+	r.mem.SetDetection(vr.UID, d)
+	return d
 }
 
 func chartName(c detect.ChartType) string {

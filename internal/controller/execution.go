@@ -16,37 +16,17 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/codegen"
-	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/pipeline"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
-// ExecFunc runs code in a claimed sandbox.
-type ExecFunc func(ctx context.Context, code string) (*sandbox.Result, error)
-
-// Job is what a Pipeline works from.
-type Job struct {
-	Input codegen.Input
-	// Model is spec.model ("provider/model"); empty means templates only.
-	Model string
-}
-
-// Outcome is what a Pipeline produced.
-type Outcome struct {
-	Code           codegen.Code
-	Path           codegen.Path
-	ModelAttempts  int
-	FallbackReason string
-	Result         *sandbox.Result
-	// Detection is set when a model refined the keyword detection.
-	Detection *detect.Result
-}
-
-// Pipeline generates code for a job and runs it with exec (repairing and falling back
-// as codegen decides). Errors satisfying terminalError end the request; others are
+// Pipeline runs one request's pipeline (detection as decided, code generation with
+// repair and fallback, execution with exec, verification) and returns its one Result.
+// Errors that internal/requeststatus calls terminal end the request; others are
 // transient (retried).
 type Pipeline interface {
-	Run(ctx context.Context, job Job, exec ExecFunc) (Outcome, error)
+	Run(ctx context.Context, req pipeline.Request, exec pipeline.Exec) (pipeline.Result, error)
 }
 
 // reconcileExecution starts the request's execution once it holds a slot, or notices
@@ -93,7 +73,7 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 		fmt.Sprintf("running in pool %s (attempt %d of %d)", pk, st.Attempts, s.vr.Spec.MaxAttempts), false)
 	s.setCondition(vizv1.ConditionExecuted, metav1.ConditionUnknown, vizv1.ReasonRunning, "the code is being generated and run", false)
 
-	job := r.job(s.vr, s.pool, files)
+	req := r.request(s.vr, s.pool, files)
 	owner := key.String()
 	timeout := secondsDuration(s.vr.Spec.TimeoutSeconds)
 	formats := sandboxFormats(s.vr.Spec.OutputFormats)
@@ -117,14 +97,10 @@ func (r *VisualizationRequestReconciler) reconcileExecution(ctx context.Context,
 		}
 		return res, err
 	}
-	pipeline, userCode := r.Pipeline, s.vr.Spec.Code
+	pl := r.Pipeline
 	s.afterPatch = append(s.afterPatch, func() {
-		r.Executor.Submit(uid, key, attempt, func(ctx context.Context) (Outcome, error) {
-			if userCode != "" {
-				res, err := exec(ctx, userCode)
-				return Outcome{Code: codegen.Code{Code: userCode, Source: codegen.SourceUser}, Path: codegen.PathUser, Result: res}, err
-			}
-			return pipeline.Run(ctx, job, exec)
+		r.Executor.Submit(uid, key, attempt, func(ctx context.Context) (pipeline.Result, error) {
+			return pl.Run(ctx, req, exec)
 		})
 	})
 	logf.FromContext(ctx).V(1).Info("execution starting", "pool", pk.String(), "attempt", attempt, "backend", backend)
@@ -160,12 +136,17 @@ func (r *VisualizationRequestReconciler) poolNotLive(ctx context.Context, s *sco
 	return true, nil
 }
 
-// job builds the pipeline's input from the spec and the pool's packages.
-func (r *VisualizationRequestReconciler) job(vr *vizv1.VisualizationRequest, pool *vizv1.SandboxPool, files []sandbox.File) Job {
+// request builds the pipeline's request from the spec, the request's detection as
+// decided at intake (r.detection: not detected again) and the pool's packages.
+func (r *VisualizationRequestReconciler) request(vr *vizv1.VisualizationRequest, pool *vizv1.SandboxPool, files []sandbox.File) pipeline.Request {
 	in := codegen.Input{Prompt: vr.Spec.Prompt}
-	if vr.Spec.Prompt != "" {
-		// Status keeps a summary; templates need the full result (labels, values).
-		in.Detection = detect.Detect(vr.Spec.Prompt)
+	switch {
+	case vr.Spec.Prompt != "":
+		// Status keeps a summary; templates and verification need the full result
+		// (labels, values). With spec.code it is what the chart is verified against.
+		in.Detection = r.detection(vr)
+	case vr.Spec.Code != "":
+		in.Detection = userDetection
 	}
 	for _, f := range files {
 		if f.Name == codegen.DataFile {
@@ -178,7 +159,7 @@ func (r *VisualizationRequestReconciler) job(vr *vizv1.VisualizationRequest, poo
 	if pool != nil {
 		in.Packages = pool.Spec.PythonPackages
 	}
-	return Job{Input: in, Model: vr.Spec.Model}
+	return pipeline.Request{Input: in, Model: vr.Spec.Model, Code: vr.Spec.Code}
 }
 
 // inputFiles loads spec.data as data.csv. A missing ConfigMap or key, or a CSV that

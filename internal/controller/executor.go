@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vizops/viz-operator/internal/pipeline"
 )
 
 // Executor owns in-flight executions, so reconcile workers never wait on a sandbox
@@ -34,7 +36,7 @@ type job struct {
 	cancel   context.CancelFunc
 	ended    chan struct{} // closed when fn has returned
 	done     bool
-	outcome  Outcome
+	result   pipeline.Result
 	err      error
 	started  time.Time
 	finished time.Time
@@ -64,7 +66,7 @@ func (e *Executor) Start(ctx context.Context) error {
 func (e *Executor) NeedLeaderElection() bool { return true }
 
 // Submit starts fn for the request's attempt in the background.
-func (e *Executor) Submit(uid types.UID, key types.NamespacedName, attempt int32, fn func(ctx context.Context) (Outcome, error)) {
+func (e *Executor) Submit(uid types.UID, key types.NamespacedName, attempt int32, fn func(ctx context.Context) (pipeline.Result, error)) {
 	e.mu.Lock()
 	ctx, cancel := context.WithCancel(e.base)
 	j := &job{key: key, attempt: attempt, cancel: cancel, started: time.Now(), ended: make(chan struct{})}
@@ -77,7 +79,7 @@ func (e *Executor) Submit(uid types.UID, key types.NamespacedName, attempt int32
 		out, err := fn(ctx)
 		close(j.ended)
 		e.mu.Lock()
-		j.done, j.outcome, j.err, j.finished = true, out, err, time.Now()
+		j.done, j.result, j.err, j.finished = true, out, err, time.Now()
 		current := e.jobs[uid] == j
 		e.mu.Unlock()
 		cancel()

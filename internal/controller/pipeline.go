@@ -11,7 +11,7 @@ import (
 // CodegenPipeline is the production Pipeline: internal/pipeline's Run (model
 // refinement of the detection, code generation with repair, verification of the chart
 // against the request, template fallback), the same path `kubectl viz render --local`
-// takes.
+// takes. spec.code runs as it is, with no model.
 type CodegenPipeline struct {
 	// Models resolves spec.model; nil means no providers are configured, and a request
 	// that names a model fails with ProviderUnavailable.
@@ -19,22 +19,14 @@ type CodegenPipeline struct {
 }
 
 // Run implements Pipeline.
-func (p CodegenPipeline) Run(ctx context.Context, job Job, exec ExecFunc) (Outcome, error) {
-	gen, err := codegen.NewGenerator(ctx, p.Models, job.Model)
-	if err != nil {
-		return Outcome{}, err
+func (p CodegenPipeline) Run(ctx context.Context, req pipeline.Request, exec pipeline.Exec) (pipeline.Result, error) {
+	var gen *codegen.Generator
+	if req.Code == "" {
+		g, err := codegen.NewGenerator(ctx, p.Models, req.Model)
+		if err != nil {
+			return pipeline.Result{Detection: req.Input.Detection}, err
+		}
+		gen = g
 	}
-	res, err := pipeline.Run(ctx, gen, pipeline.Request{Input: job.Input}, codegen.Exec(exec))
-	out := Outcome{
-		Code:           res.Outcome.Code,
-		Path:           res.Outcome.Path,
-		ModelAttempts:  res.Outcome.Attempts,
-		FallbackReason: res.Outcome.FallbackReason,
-		Result:         res.Outcome.Result,
-	}
-	if res.Refined {
-		d := res.Detection
-		out.Detection = &d
-	}
-	return out, err
+	return pipeline.Run(ctx, gen, req, exec)
 }

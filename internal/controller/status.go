@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +10,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/metrics"
+	"github.com/vizops/viz-operator/internal/requeststatus"
 )
 
 // scope is one reconcile pass over one request: the object as read, the object as it
@@ -164,20 +164,4 @@ func observeFinished(vr *vizv1.VisualizationRequest) {
 }
 
 // truncate cuts s to at most n bytes with a visible marker.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	marker := fmt.Sprintf("\n… [truncated: %d bytes omitted]", len(s)-n)
-	cut := n - len(marker)
-	if cut < 0 {
-		cut = 0
-	}
-	// Do not split a UTF-8 sequence.
-	for cut > 0 && !utf8Start(s[cut]) {
-		cut--
-	}
-	return s[:cut] + marker
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+func truncate(s string, n int) string { return requeststatus.Truncate(s, n) }

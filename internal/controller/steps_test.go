@@ -19,6 +19,7 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
 	"github.com/vizops/viz-operator/internal/controller/state"
+	"github.com/vizops/viz-operator/internal/pipeline"
 )
 
 // Reconcile steps against a fake client, one table per step (as kueue and jobset test
@@ -140,7 +141,7 @@ func TestReconcilePoolStep(t *testing.T) {
 			if tc.running {
 				block := make(chan struct{})
 				defer close(block)
-				r.Executor.Submit(tc.vr.UID, reqKey(tc.vr), 1, func(context.Context) (Outcome, error) { <-block; return Outcome{}, nil })
+				r.Executor.Submit(tc.vr.UID, reqKey(tc.vr), 1, func(context.Context) (pipeline.Result, error) { <-block; return pipeline.Result{}, nil })
 			}
 			s := newScope(tc.vr, stepNow)
 			stop, err := r.reconcilePool(context.Background(), s)

@@ -34,6 +34,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 )
@@ -125,6 +126,8 @@ type harnessOptions struct {
 	// transport wraps the manager's HTTP transport (every client of the manager: the
 	// cached client, the API reader, the Event recorder), to count its API requests.
 	transport func(http.RoundTripper) http.RoundTripper
+	// detect is the request controller's keyword detection (nil: detect.Detect).
+	detect func(prompt string) detect.Result
 }
 
 func startManager(namespaces []string, o harnessOptions) *harness {
@@ -197,6 +200,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		PoolNotFoundGrace: 2 * time.Second, BackoffBase: 5 * time.Second, BackoffMax: time.Minute,
 		StatusBudgetBytes: o.statusBudget, RequireDataLabel: o.requireDataLabel, Workers: o.workers,
 		PositionInterval: 500 * time.Millisecond, WatchNamespaces: o.watchNamespaces,
+		Detect: o.detect,
 	}).SetupWithManager(mgr)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel

@@ -25,6 +25,7 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
 	"github.com/vizops/viz-operator/internal/controller/state"
+	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -60,6 +61,9 @@ type VisualizationRequestReconciler struct {
 	Executor *Executor
 	// Pipeline generates code (templates or models) and runs it with repair.
 	Pipeline Pipeline
+	// Detect is the keyword detection of a prompt, run once per request (see
+	// detection); nil means detect.Detect. Tests count its calls.
+	Detect func(prompt string) detect.Result
 	// PoolNotFoundGrace is how long a request waits for its pool to appear before it
 	// fails with PoolNotFound (a pool and its requests are often applied together).
 	PoolNotFoundGrace time.Duration

@@ -2,7 +2,12 @@
 // detection (keywords, refined by a model when one is configured), code generation
 // (template or model, with repair and template fallback), execution through the
 // caller's exec, the chart data read back from the figures, alt text and verification
-// against the request. The controller and `kubectl viz render --local` both call Run.
+// against the request. The controller and `kubectl viz render --local` both call Run,
+// and both turn its one Result into status with internal/requeststatus.
+//
+// Detection runs once per request: the caller decides it (the controller at intake,
+// the CLI before Run) and passes it in Request.Input.Detection; Run detects only when
+// it is given none. The verdict is decided here, once, and recorded as it is.
 package pipeline
 
 import (
@@ -18,14 +23,27 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
-// Request is one chart request.
+// Exec runs code in a sandbox (codegen's: the caller adds data files, formats and
+// timeout). Its error means the sandbox failed, not the code.
+type Exec = codegen.Exec
+
+// Request is one chart request: what the controller's executor and the CLI hand to Run.
 type Request struct {
-	// Input is the prompt, detection, data, formats and packages. When
-	// Input.Detection is the zero value it is computed from Input.Prompt.
+	// Input is the prompt, detection, data, formats and packages. Input.Detection is
+	// the request's detection as decided; when it is the zero value Run computes it
+	// from Input.Prompt.
 	Input codegen.Input
+	// Model is spec.model ("provider/model"); empty means templates only. Run takes
+	// the generator built from it (codegen.NewGenerator); the controller's pipeline
+	// builds it.
+	Model string
+	// Code is spec.code: run as it is, with no generation and no model. Its charts
+	// are verified against the prompt when there is one.
+	Code string
 }
 
-// Result is what Run produced.
+// Result is what Run produced: everything status records about the request's
+// detection, code, execution, charts and verdict (see internal/requeststatus).
 type Result struct {
 	// Detection is the decision the code was generated from.
 	Detection detect.Result
@@ -37,7 +55,8 @@ type Result struct {
 	DataSource codegen.DataSource
 	// Charts are what the figures plot, read back by the sandbox.
 	Charts []chartdata.Chart
-	// Verdict compares Charts with the request.
+	// Verdict compares Charts with the request. Set only when the last run succeeded;
+	// its zero value (no Reason) means nothing was verified.
 	Verdict chartdata.Verdict
 }
 
@@ -45,13 +64,17 @@ type Result struct {
 // without a Client (templates only). Errors are codegen's (a terminal model
 // configuration error, the sandbox failing, the context ending, an unfillable
 // template); the Result is filled as far as it got. A prompt that is not a chart
-// request returns with Outcome empty.
-func Run(ctx context.Context, gen *codegen.Generator, req Request, exec codegen.Exec) (Result, error) {
+// request returns with Outcome empty. With req.Code the code runs as it is (gen is not
+// used) and its charts are verified against the prompt.
+func Run(ctx context.Context, gen *codegen.Generator, req Request, exec Exec) (Result, error) {
 	in := req.Input
-	if in.Detection.Source == "" {
+	if in.Detection.Source == "" && in.Prompt != "" {
 		in.Detection = detect.Detect(in.Prompt)
 	}
 	var res Result
+	if req.Code != "" {
+		return runUserCode(ctx, in, req.Code, exec)
+	}
 	if gen != nil && gen.Client != nil {
 		// On any error the keyword decision stands.
 		if d, err := detect.Refine(ctx, gen.Client, in.Prompt, in.Detection); err == nil && d.Source == detect.SourceModel {
@@ -96,11 +119,30 @@ func Run(ctx context.Context, gen *codegen.Generator, req Request, exec codegen.
 	}
 	res.Outcome.Code.DataSource = res.DataSource
 	res.Charts = out.Result.Charts
-	res.Verdict = Verify(in, out.Code, res.Charts)
-	if res.DataSource == codegen.DataIllustrative && res.Verdict.Verified {
-		res.Verdict.Message += "; the data is illustrative (the request gave none)"
+	if out.Result.Success {
+		res.Verdict = Verify(in, out.Code, res.Charts)
+		if res.DataSource == codegen.DataIllustrative && res.Verdict.Verified {
+			res.Verdict.Message += "; the data is illustrative (the request gave none)"
+		}
 	}
 	AnnotateFiles(out.Result.Files, res.Charts)
+	return res, nil
+}
+
+// runUserCode runs spec.code as it is and verifies what it drew against the prompt
+// (in.Detection): no generation, no model, no alt text embedded in its files.
+func runUserCode(ctx context.Context, in codegen.Input, code string, exec Exec) (Result, error) {
+	res := Result{Detection: in.Detection}
+	res.Outcome = codegen.Outcome{Code: codegen.Code{Code: code, Source: codegen.SourceUser}, Path: codegen.PathUser}
+	r, err := exec(ctx, code)
+	res.Outcome.Result = r
+	if err != nil || r == nil {
+		return res, err
+	}
+	res.Charts = r.Charts
+	if r.Success {
+		res.Verdict = Verify(in, res.Outcome.Code, r.Charts)
+	}
 	return res, nil
 }
 
