@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -390,7 +389,7 @@ func (p *Pool) Close() error {
 		return errors.Join(append(errs, fmt.Errorf("listing the pool's sandbox Pods: %w", err))...)
 	}
 	for _, v := range Classify(pods, p.hash) {
-		if !v.Current || v.Terminating || v.Pod.Labels[vizv1.LabelSandboxState] == vizv1.SandboxBusy {
+		if !v.Current || v.Terminating || v.Pod.Labels[LabelState] == StateBusy {
 			continue
 		}
 		if err := p.api.Delete(ctx, v.Pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
