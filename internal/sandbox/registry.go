@@ -70,7 +70,7 @@ func Ensure[O any](r *Registry, key, backend string, cfg PoolConfig, opts O, new
 	return r.ensure(key, backend, cfg, fp, func() (Pool, error) { return newPool(cfg, opts) })
 }
 
-func (r *Registry) ensure(key, backend string, cfg PoolConfig, fp string, make func() (Pool, error)) (Pool, error) {
+func (r *Registry) ensure(key, backend string, cfg PoolConfig, fp string, newPool func() (Pool, error)) (Pool, error) {
 	kl := r.keyLock(key)
 	kl.Lock()
 	defer kl.Unlock()
@@ -84,7 +84,7 @@ func (r *Registry) ensure(key, backend string, cfg PoolConfig, fp string, make f
 		}
 		return cur.pool, nil
 	}
-	p, err := make()
+	p, err := newPool()
 	if err != nil {
 		if ok {
 			r.retire(key, cur)

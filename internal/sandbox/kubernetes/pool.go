@@ -15,7 +15,8 @@ import (
 )
 
 // PodAPI is what a pool needs of the API server, for its own Pods only. The
-// controller implements it over the manager's label-filtered cache and client.
+// controller's adapter (internal/backends/kubernetes) implements it over the manager's
+// label-filtered cache and client.
 type PodAPI interface {
 	// List returns the pool's Pods as the cache sees them.
 	List(ctx context.Context) ([]corev1.Pod, error)

@@ -2,9 +2,10 @@
 // running the sandbox agent (cmd/sandbox-agent), which serves E2B's code-interpreter
 // protocol on AgentPort. This package renders the objects a pool needs (Pods, their
 // NetworkPolicy and token Secret), decides which Pods to create and delete (plan.go),
-// and claims and releases Pods (pool.go) through a small PodAPI the controller
-// implements. It uses client-go's types but never controller-runtime's client, so its
-// decisions are tested without an API server.
+// and claims and releases Pods (pool.go) through a small PodAPI its adapter
+// (internal/backends/kubernetes) implements. It uses k8s.io/api's types but no client
+// and no type of the operator's API (its own Class, Settings and label keys; archtest
+// checks), so its decisions are tested without an API server.
 package kubernetes
 
 import (
@@ -98,7 +99,7 @@ const metadataAddress = "169.254.169.254/32"
 const podFormat = "\x00per-pod-token"
 
 // Settings are the Kubernetes backend's own settings of one pool (the registry's
-// backendConfig), resolved by the controller: the pool's identity, its template and
+// typed options), resolved by its adapter: the pool's identity, its template and
 // the key its Pods' access tokens are derived from (PodToken).
 type Settings struct {
 	Namespace string    `json:"namespace"`
