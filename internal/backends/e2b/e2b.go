@@ -78,6 +78,9 @@ func (b *Backend) Options(ctx context.Context, sp *vizv1.SandboxPool, class *viz
 	if spec == nil {
 		return e2b.Config{}, &backends.SettingsError{Reason: vizv1.ReasonAPIKeyMissing, Message: fmt.Sprintf("SandboxClass %s has backend E2B but no spec.e2b.apiKeySecretRef naming the Secret that holds the E2B API key", class.Name)}
 	}
+	if b.Reader == nil {
+		return e2b.Config{}, fmt.Errorf("%w: the E2B backend was registered without a reader for its Secrets", sandbox.ErrUnavailable)
+	}
 	ns := b.Namespace
 	ref := spec.APIKeySecretRef
 	source := fmt.Sprintf("Secret %s/%s, key %q (SandboxClass %s)", ns, ref.Name, ref.Key, class.Name)
