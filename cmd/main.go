@@ -24,6 +24,10 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/backends"
+	e2bbackend "github.com/vizops/viz-operator/internal/backends/e2b"
+	kubebackend "github.com/vizops/viz-operator/internal/backends/kubernetes"
+	localbackend "github.com/vizops/viz-operator/internal/backends/local"
 	"github.com/vizops/viz-operator/internal/controller"
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
@@ -99,28 +103,6 @@ func main() {
 			restConfig.Burst = int(2 * kubeAPIQPS)
 		}
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme: scheme,
-		Metrics: metricsserver.Options{
-			BindAddress: metricsAddr,
-			// HTTP/2 is off: it has had rapid-reset CVEs, and metrics do not need it.
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
-		},
-		HealthProbeBindAddress: probeAddr,
-		PprofBindAddress:       pprofAddr,
-		// The manager caches only the ConfigMaps it owns (artifact ConfigMaps carry the
-		// request-uid label) and the Pods, Secrets and NetworkPolicies of Kubernetes
-		// pools (labelled with their pool's UID), never every one of the cluster.
-		// Data ConfigMaps are read uncached (mgr.GetAPIReader()).
-		Cache:            cacheOptions(watchNamespaces),
-		LeaderElection:   leaderElect,
-		LeaderElectionID: "viz-operator.vizops.io",
-	})
-	if err != nil {
-		log.Error(err, "unable to create the manager")
-		os.Exit(1)
-	}
-
 	pools := sandbox.NewRegistry()
 	localOpts := local.Options{Python: python, Bwrap: bwrap}
 	// Quotas over all Local pools: SandboxPool is namespaced, so tenants create them,
@@ -139,17 +121,21 @@ func main() {
 	}
 	localOpts.Quota = local.NewQuota(local.QuotaLimits{MaxWarm: quotaWarm, MaxMemory: quotaMemory, MaxDegraded: maxDegraded})
 	log.Info("Local sandbox quotas", "maxWarmSandboxes", quotaWarm, "maxSandboxMemoryBytes", quotaMemory, "maxDegradedSandboxes", maxDegraded)
+	// The backends this manager runs: one registration each (internal/backends).
+	backendSet := backends.NewSet()
 	if localBackend {
-		pools.Register(string(vizv1.BackendLocal), func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
-			return local.NewPool(cfg, localOpts)
-		})
+		backendSet.Register(localbackend.New(localOpts))
 	}
-	// E2B pools: each pool's settings (its API key, read from its Secret) come from the
-	// SandboxPool controller.
-	pools.Register(string(vizv1.BackendE2B), e2b.NewBackend(e2b.Options{
-		Observe: func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
-		Log:     ctrl.Log.WithName("e2b"),
-	}).Factory())
+	// E2B pools: each pool's API key is read from the Secret its class names, in the
+	// operator's namespace, uncached (the manager's API reader, set below).
+	e2bBackend := &e2bbackend.Backend{
+		E2B: e2b.NewBackend(e2b.Options{
+			Observe: func(op, code string) { metrics.E2BAPIRequestsTotal.WithLabelValues(op, code).Inc() },
+			Log:     ctrl.Log.WithName("e2b"),
+		}),
+		Namespace: operatorNamespace(namespace),
+	}
+	backendSet.Register(e2bBackend)
 	// A clean stop leaves Kubernetes pools' Pods to the next manager (a rollout keeps
 	// its warm Pods); other pools are closed.
 	defer func() { _ = pools.Shutdown() }()
@@ -161,26 +147,48 @@ func main() {
 	// Kubernetes pools: sandbox Pods made by the SandboxPool controller, reached at
 	// http://<podIP>:49999 with the pool's token, derived from a key in the operator's
 	// namespace (read uncached, before the manager's cache starts).
-	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme})
+	direct, err := client.New(restConfig, client.Options{Scheme: scheme})
 	if err != nil {
 		log.Error(err, "unable to create a client")
 		os.Exit(1)
 	}
 	keyCtx, keyCancel := context.WithTimeout(context.Background(), 30*time.Second)
-	tokenKey, err := controller.SandboxTokenKey(keyCtx, direct, operatorNamespace(namespace), tokenKeySecret)
+	tokenKey, err := kubebackend.SandboxTokenKey(keyCtx, direct, operatorNamespace(namespace), tokenKeySecret)
 	keyCancel()
 	if err != nil {
 		// Not fatal: Local pools still run; Kubernetes pools report BackendUnavailable.
 		log.Error(err, "the Kubernetes sandbox backend has no token key; Kubernetes pools will not start")
 	}
-	kubePools := &controller.KubernetesPools{
+	// Its client and API reader are the manager's (set when the controller starts).
+	backendSet.Register(&kubebackend.Backend{
 		TokenKey:  tokenKey,
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
 		Manager:   kubernetes.ManagerPeer{Namespace: operatorNamespace(namespace), PodLabels: peerLabels},
 		NewRunner: kubernetes.AgentClient,
+	})
+
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme: scheme,
+		Metrics: metricsserver.Options{
+			BindAddress: metricsAddr,
+			// HTTP/2 is off: it has had rapid-reset CVEs, and metrics do not need it.
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		},
+		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
+		// The manager caches only the ConfigMaps it owns (artifact ConfigMaps carry the
+		// request-uid label) and the Pods, Secrets and NetworkPolicies of Kubernetes
+		// pools (labelled with their pool's UID), never every one of the cluster.
+		// Data ConfigMaps are read uncached (mgr.GetAPIReader()).
+		Cache:            cacheOptions(watchNamespaces, backendSet),
+		LeaderElection:   leaderElect,
+		LeaderElectionID: "viz-operator.vizops.io",
+	})
+	if err != nil {
+		log.Error(err, "unable to create the manager")
+		os.Exit(1)
 	}
-	pools.Register(string(vizv1.BackendKubernetes), kubePools.Factory())
+
+	e2bBackend.Reader = mgr.GetAPIReader()
 
 	pipeline, err := newPipeline(providersConfig, operatorNamespace(namespace), mgr.GetAPIReader())
 	if err != nil {
@@ -190,12 +198,10 @@ func main() {
 
 	if err := (&controller.SandboxPoolReconciler{
 		Client:             mgr.GetClient(),
-		APIReader:          mgr.GetAPIReader(),
 		Recorder:           mgr.GetEventRecorder("sandboxpool-controller"),
 		Pools:              pools,
+		Backends:           backendSet,
 		DefaultPlotlyJSURL: plotlyJSURL,
-		Kubernetes:         kubePools,
-		OperatorNamespace:  operatorNamespace(namespace),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the SandboxPool controller")
 		os.Exit(1)
@@ -241,8 +247,8 @@ func main() {
 // cacheOptions are the manager's cache options, restricted to the namespaces of
 // --watch-namespaces when it names any (cluster-scoped SandboxClasses and Namespaces
 // are cached cluster-wide either way).
-func cacheOptions(watch string) cache.Options {
-	o := controller.CacheOptions()
+func cacheOptions(watch string, bs *backends.Set) cache.Options {
+	o := controller.CacheOptions(bs)
 	for _, ns := range splitNamespaces(watch) {
 		if o.DefaultNamespaces == nil {
 			o.DefaultNamespaces = map[string]cache.Config{}

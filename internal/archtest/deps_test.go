@@ -3,6 +3,7 @@ package archtest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -22,7 +23,29 @@ var kubernetesPackages = map[string]string{
 	module + "/internal/gateway/kube":             "the gateway's sandboxes as Pods",
 	module + "/internal/vizclient":                "reads a request's artifacts through the API",
 	module + "/internal/metrics":                  "registers on controller-runtime's registry",
-	module + "/internal/sandbox/kubernetes":       "takes the KubernetesClass and the Pod labels of api/v1alpha1 (issue 22: the backend resolving its own typed options removes this)",
+	module + "/internal/backends":                 "the interface backends plug into the SandboxPool controller by: resolves API types into each backend's own options",
+	module + "/internal/backends/e2b":             "the E2B backend's adapter: reads its API key's Secret",
+	module + "/internal/backends/kubernetes":      "the Kubernetes backend's adapter: Pods, Secrets and NetworkPolicies through the manager's client",
+	module + "/internal/backends/local":           "the Local backend's adapter",
+}
+
+// typedPackages build Kubernetes objects from k8s.io/api's types, but take no type of
+// the operator's API and use no client: their adapter under internal/backends resolves
+// the API's types into their own options and talks to the API server for them.
+var typedPackages = map[string]string{
+	module + "/internal/sandbox/kubernetes": "renders sandbox Pods, their token Secrets and NetworkPolicy, and decides on Pods, in its own terms (Class, Settings, its label keys)",
+}
+
+// typesOnly forbids the API package and Kubernetes' clients: the rule for
+// typedPackages.
+func typesOnly(dep string) string {
+	switch {
+	case dep == module+"/api" || strings.HasPrefix(dep, module+"/api/"):
+		return "the API package"
+	case strings.HasPrefix(dep, "k8s.io/client-go/"), strings.HasPrefix(dep, "sigs.k8s.io/controller-runtime"):
+		return "a Kubernetes client"
+	}
+	return ""
 }
 
 // apiOnly forbids the API package and Kubernetes' API machinery and clients, the
@@ -128,9 +151,53 @@ func TestCapabilitiesImportNoAPI(t *testing.T) {
 			t.Fatalf("go list did not list %s: the check reads the wrong tree", module+must)
 		}
 	}
-	for _, v := range violations(graph, kubernetesPackages, apiOnly) {
+	skip := maps.Clone(kubernetesPackages)
+	maps.Copy(skip, typedPackages)
+	for _, v := range violations(graph, skip, apiOnly) {
 		t.Error(v)
 	}
+}
+
+// TestBackendsTakeNoAPITypes: a pure backend package that builds Kubernetes objects
+// (internal/sandbox/kubernetes) takes no API type and no client, and neither do its
+// tests: the API's types are resolved into its own by its adapter in
+// internal/backends.
+func TestBackendsTakeNoAPITypes(t *testing.T) {
+	graph := deps(t, module+"/internal/...")
+	typed := map[string][]string{}
+	for pkg := range typedPackages {
+		if _, ok := graph[pkg]; !ok {
+			t.Fatalf("%s is listed in typedPackages but does not exist: drop it", pkg)
+		}
+		typed[pkg] = graph[pkg]
+	}
+	for _, v := range violations(typed, nil, typesOnly) {
+		t.Error(v)
+	}
+	for pkg, imports := range testImports(t, slices.Collect(maps.Keys(typedPackages))...) {
+		for _, imp := range imports {
+			if why := typesOnly(imp); why != "" {
+				t.Errorf("the tests of %s import %s (%s)", pkg, imp, why)
+			}
+		}
+	}
+}
+
+// testImports lists the direct imports of each package's tests (in-package and _test).
+func testImports(t *testing.T, pkgs ...string) map[string][]string {
+	t.Helper()
+	args := append([]string{"list", "-f", `{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}`}, pkgs...)
+	out, err := exec.Command("go", args...).Output()
+	if err != nil {
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+	}
+	m := map[string][]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			m[f[0]] = f[1:]
+		}
+	}
+	return m
 }
 
 // TestViolationsFindsThem: the checks report a package that reaches the API or
@@ -151,12 +218,17 @@ func TestViolationsFindsThem(t *testing.T) {
 		"utils":   {"k8s.io/utils/clock"},
 		"nothing": {"strings", module + "/apiary"},
 	}
+	// A package that builds Pods may use k8s.io/api, never the API package (the
+	// Kubernetes backend re-importing api/v1alpha1 fails here) nor a client.
+	graph["pods"] = []string{"k8s.io/api/core/v1", "k8s.io/apimachinery/pkg/types"}
+	graph["runtime"] = []string{"sigs.k8s.io/controller-runtime/pkg/client"}
 	for _, tc := range []struct {
 		rule func(string) string
 		want []string
 	}{
-		{apiOnly, []string{"api", "client"}},
-		{anyKubernetes, []string{"api", "client", "utils", "yaml"}},
+		{apiOnly, []string{"api", "client", "pods", "runtime"}},
+		{anyKubernetes, []string{"api", "client", "pods", "runtime", "utils", "yaml"}},
+		{typesOnly, []string{"api", "client", "runtime"}},
 	} {
 		var got []string
 		for _, v := range violations(graph, nil, tc.rule) {

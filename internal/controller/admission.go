@@ -19,6 +19,7 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/backends"
 	"github.com/vizops/viz-operator/internal/controller/state"
 	"github.com/vizops/viz-operator/internal/metrics"
 )
@@ -143,17 +144,16 @@ func updateQueueGauges(q *admission.Queue) {
 }
 
 // CacheOptions is the manager's cache: ConfigMaps only with the artifact label, and
-// Pods and NetworkPolicies only with a Kubernetes pool's label, so an accidental
-// cached read can never make the manager hold every ConfigMap or Pod of the cluster.
-// (Secrets are never cached: pools' token Secrets are written, not read.)
-func CacheOptions() cache.Options {
+// what the backends bs cache only with their own filters (Kubernetes: Pods and
+// NetworkPolicies only with a pool's label), so an accidental cached read can never
+// make the manager hold every ConfigMap or Pod of the cluster. (Secrets are never
+// cached: pools' token Secrets are written, not read.)
+func CacheOptions(bs *backends.Set) cache.Options {
 	req, err := labels.NewRequirement(vizv1.LabelRequestUID, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant key: cannot fail
 	}
-	byObject := kubernetesCacheObjects()
+	byObject := bs.CacheObjects(nil)
 	byObject[&corev1.ConfigMap{}] = cache.ByObject{Label: labels.NewSelector().Add(*req)}
 	return cache.Options{ByObject: byObject}
 }
-
-func parseKey(k string) types.NamespacedName { return state.ParseKey(k) }

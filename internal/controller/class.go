@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/backends"
 )
 
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxclasses,verbs=get;list;watch
@@ -31,14 +32,14 @@ var builtinResources = vizv1.SandboxResources{
 
 // resolveClass finds the pool's SandboxClass (spec.className, else the default class)
 // and checks that it admits the pool's namespace. A class that cannot be used is a
-// poolSettingsError (its reason becomes the pool's Ready reason); other errors are
+// backends.SettingsError (its reason becomes the pool's Ready reason); other errors are
 // passing (the API server) and retried.
 func (r *SandboxPoolReconciler) resolveClass(ctx context.Context, sp *vizv1.SandboxPool) (*vizv1.SandboxClass, error) {
 	class := &vizv1.SandboxClass{}
 	if name := sp.Spec.ClassName; name != "" {
 		if err := r.Get(ctx, types.NamespacedName{Name: name}, class); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, &poolSettingsError{vizv1.ReasonClassNotFound, fmt.Sprintf(
+				return nil, &backends.SettingsError{Reason: vizv1.ReasonClassNotFound, Message: fmt.Sprintf(
 					"SandboxClass %q named in spec.className does not exist; list the classes with kubectl get sandboxclasses, or ask the platform team for one", name)}
 			}
 			return nil, err
@@ -49,7 +50,7 @@ func (r *SandboxPoolReconciler) resolveClass(ctx context.Context, sp *vizv1.Sand
 			return nil, err
 		}
 		if def == nil {
-			return nil, &poolSettingsError{vizv1.ReasonClassNotFound, fmt.Sprintf(
+			return nil, &backends.SettingsError{Reason: vizv1.ReasonClassNotFound, Message: fmt.Sprintf(
 				"the pool names no class (spec.className) and no SandboxClass is annotated %s=true; name a class (kubectl get sandboxclasses), or ask the platform team to mark a default",
 				vizv1.AnnotationDefaultClass)}
 		}
@@ -66,7 +67,7 @@ func (r *SandboxPoolReconciler) resolveClass(ctx context.Context, sp *vizv1.Sand
 			ok = s.Matches(labels.Set(ns.Labels))
 		}
 		if !ok {
-			return nil, &poolSettingsError{vizv1.ReasonClassForbidsNamespace, fmt.Sprintf(
+			return nil, &backends.SettingsError{Reason: vizv1.ReasonClassForbidsNamespace, Message: fmt.Sprintf(
 				"SandboxClass %q does not admit pools in namespace %q (its spec.namespaceSelector); use another class, or ask the platform team to admit the namespace", class.Name, sp.Namespace)}
 		}
 	}
@@ -138,7 +139,7 @@ func effectiveResources(sp *vizv1.SandboxPool, class *vizv1.SandboxClass) (vizv1
 		if class != nil {
 			name = class.Name
 		}
-		return out, &poolSettingsError{vizv1.ReasonResourcesExceedClass, fmt.Sprintf(
+		return out, &backends.SettingsError{Reason: vizv1.ReasonResourcesExceedClass, Message: fmt.Sprintf(
 			"spec.resources asks for more than SandboxClass %q allows (%s); lower them, or use a class with higher maxResources", name, strings.Join(over, ", "))}
 	}
 	return out, nil

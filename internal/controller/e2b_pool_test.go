@@ -22,6 +22,8 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/backends"
+	e2bbackend "github.com/vizops/viz-operator/internal/backends/e2b"
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/agent"
@@ -58,17 +60,20 @@ func startE2BManager(namespaces []string, b *e2b.Backend) *harness {
 	for _, ns := range namespaces {
 		nsMap[ns] = cache.Config{}
 	}
-	cacheOpts := CacheOptions()
+	set := backends.NewSet(&e2bbackend.Backend{E2B: b, Namespace: namespaces[0]})
+	cacheOpts := CacheOptions(set)
 	cacheOpts.DefaultNamespaces = nsMap
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: cacheOpts, Controller: ctrlConfig(true),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	h := &harness{pools: sandbox.NewRegistry(), queue: admission.NewQueue(10), executor: NewExecutor(), done: make(chan struct{})}
-	h.pools.Register(string(vizv1.BackendE2B), b.Factory())
+	for _, be := range set.All() {
+		be.(*e2bbackend.Backend).Reader = mgr.GetAPIReader()
+	}
 	Expect((&SandboxPoolReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
-		Pools: h.pools, StatusInterval: time.Second, OperatorNamespace: namespaces[0],
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
+		Pools: h.pools, StatusInterval: time.Second, Backends: set,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&VisualizationRequestReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	kubebackend "github.com/vizops/viz-operator/internal/backends/kubernetes"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/agent"
 	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
@@ -474,14 +475,14 @@ var _ = Describe("Kubernetes backend", func() {
 		h.crash()
 
 		s := kubernetes.Settings{Namespace: ns, PoolName: sp.Name, PoolUID: sp.UID,
-			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), *getClass(ctx, kubeClassName(ns, "race")).Spec.Kubernetes, nil)}.WithTokenKey([]byte("envtest-sandbox-token-key"))
+			Template: kubernetes.PoolTemplate(mustPoolConfig(sp), kubebackend.ClassOf(getClass(ctx, kubeClassName(ns, "race"))))}.WithTokenKey([]byte("envtest-sandbox-token-key"))
 		var pools []*kubernetes.Pool
 		for i := range 2 {
 			// Each manager has a client of its own to the API server.
 			c, err := client.New(cfg, client.Options{Scheme: scheme})
 			Expect(err).NotTo(HaveOccurred())
 			p, err := kubernetes.NewPool(sandbox.PoolConfig{MinReady: 4, MaxSandboxes: 4}, s,
-				&podAPI{c: c, ns: ns, uid: sp.UID}, kubernetes.Options{Manager: fmt.Sprintf("m%d", i), Poll: 50 * time.Millisecond})
+				kubebackend.NewPodAPI(c, ns, sp.UID), kubernetes.Options{Manager: fmt.Sprintf("m%d", i), Poll: 50 * time.Millisecond})
 			Expect(err).NotTo(HaveOccurred())
 			pools = append(pools, p)
 		}

@@ -113,7 +113,7 @@ var _ = Describe("Load", Label("load"), func() {
 			patches.Add(1)
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		}}
-		factory := func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		factory := func(cfg sandbox.PoolConfig) (sandbox.Pool, error) {
 			f := byCap[cfg.MaxSandboxes]
 			_ = f.Resize(cfg.MinReady, cfg.MaxSandboxes)
 			return f, nil

@@ -53,7 +53,7 @@ var _ = Describe("SandboxPool hardening", func() {
 
 	It("reports QuotaExceeded for a pool over the operator's quotas", func() {
 		ns := newNamespace(ctx, nil)
-		factory := func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		factory := func(cfg sandbox.PoolConfig) (sandbox.Pool, error) {
 			if cfg.MinReady > 1 {
 				return nil, fmt.Errorf("%w: minReady %d would keep %d warm sandboxes across all Local pools; this operator allows 1 (--max-warm-sandboxes)", sandbox.ErrQuotaExceeded, cfg.MinReady, cfg.MinReady)
 			}

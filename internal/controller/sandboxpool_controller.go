@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -21,83 +20,81 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/backends"
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
 // SandboxPoolReconciler keeps a live sandbox pool for each SandboxPool and reports its
-// state in status.
+// state in status. It knows no backend: each is an adapter registered in Backends
+// (internal/backends), which it asks to resolve the pool's own options, keep its live
+// pool, map its errors to reasons and, through the optional interfaces, finalize,
+// watch and throttle.
 type SandboxPoolReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Pools    *sandbox.Registry
-	// APIReader reads backends' Secrets uncached (nil: the Client).
-	APIReader client.Reader
-	// OperatorNamespace holds the Secrets classes name (E2B API keys); the manager
-	// reads Secrets nowhere else.
-	OperatorNamespace string
+	// Backends are the backends this manager runs; a pool of any other reports
+	// BackendNotImplemented.
+	Backends *backends.Set
 	// StatusInterval is how often a pool's live counts are written to status.
 	StatusInterval time.Duration
 	// DefaultPlotlyJSURL is used when a pool does not set spec.plotlyJSURL.
 	DefaultPlotlyJSURL string
-	// Kubernetes is the Kubernetes backend's adapter (nil: that backend is not
-	// available, and its pools report BackendNotImplemented).
-	Kubernetes *KubernetesPools
 }
 
-// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools/finalizers,verbs=update
 
 // Reconcile makes or resizes the pool's sandboxes and writes its status.
 func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
+	key := req.String()
 	sp := &vizv1.SandboxPool{}
 	if err := r.Get(ctx, req.NamespacedName, sp); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Deleted: its sandboxes go; running executions fail and are retried.
-			return ctrl.Result{}, r.Pools.Remove(req.String())
+			return ctrl.Result{}, r.Pools.Remove(key)
 		}
 		return ctrl.Result{}, err
 	}
 	// The class decides the backend and everything about where code runs; a class
 	// that cannot be used is reported below (classErr), a passing error retried.
 	class, classErr := r.resolveClass(ctx, sp)
-	var se *poolSettingsError
+	var se *backends.SettingsError
 	if classErr != nil && !errors.As(classErr, &se) && sp.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, classErr
 	}
-	var backend vizv1.Backend
+	var name vizv1.Backend
 	if class != nil {
-		backend = class.Spec.Backend
+		name = class.Spec.Backend
 	}
-	kube := backend == vizv1.BackendKubernetes && r.Kubernetes != nil
+	backend, known := r.Backends.Get(name)
 	if !sp.DeletionTimestamp.IsZero() {
-		if r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-			cfg, _ := poolConfig(sp, class, r.DefaultPlotlyJSURL)
-			done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, r.Pools, req.String())
-			if err != nil || done {
-				return ctrl.Result{}, err
-			}
-			return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
+		// Its live pool stops claiming at once; then what backends made in the
+		// cluster goes, and with it their finalizers.
+		if err := r.Pools.Remove(key); err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, r.Pools.Remove(req.String())
-	}
-	if !kube && r.Kubernetes != nil && controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-		// No longer a Kubernetes pool (another class, or none): its Pods,
-		// NetworkPolicy and Secret go first.
-		cfg, _ := poolConfig(sp, class, r.DefaultPlotlyJSURL)
-		if done, err := r.Kubernetes.finalize(ctx, r.Client, sp, cfg, nil, req.String()); err != nil || !done {
-			return ctrl.Result{RequeueAfter: r.StatusInterval}, err
+		done, err := r.finalize(ctx, sp, class, nil)
+		if err != nil || done {
+			return ctrl.Result{}, err
 		}
+		return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
 	}
-	if kube && !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-		// Before any Pod exists: the pool's deletion then waits until they are gone.
+	// A pool that is no longer of a backend with a finalizer (another class, or
+	// none): what that backend made goes first.
+	if done, err := r.finalize(ctx, sp, class, backend); err != nil || !done {
+		return ctrl.Result{RequeueAfter: r.StatusInterval}, err
+	}
+	if f, ok := backend.(backends.Finalizer); ok && !controllerutil.ContainsFinalizer(sp, f.FinalizerName()) {
+		// Before the backend makes anything: the pool's deletion then waits for it.
 		base := sp.DeepCopy()
-		controllerutil.AddFinalizer(sp, vizv1.FinalizerSandboxPool)
+		controllerutil.AddFinalizer(sp, f.FinalizerName())
 		if err := r.Patch(ctx, sp, client.MergeFrom(base)); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -105,7 +102,7 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	before := sp.DeepCopy()
 	now := metav1.NewTime(r.Clock.Now())
 
-	sp.Status.Backend = backend
+	sp.Status.Backend = name
 	sp.Status.ClassName = ""
 	if class != nil {
 		sp.Status.ClassName = class.Name
@@ -117,60 +114,52 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if err != nil {
 		// A pool that cannot run on its class holds no sandboxes.
-		_ = r.Pools.Remove(req.String())
+		_ = r.Pools.Remove(key)
 	}
-	var pool sandbox.Pool
-	var podsErr error
+	in := backends.Input{Key: key, Pool: sp, Class: class, Config: cfg, Pools: r.Pools}
+	var ensured backends.Ensured
 	switch {
 	case err != nil:
-	case kube:
-		pool, podsErr, err = r.ensureKubernetes(ctx, sp, class, cfg)
+	case !known:
+		// A backend this operator does not run says so, whatever its settings; a
+		// pool it had goes once its running jobs end.
+		err = r.Backends.NotImplemented(name)
+		r.Pools.Retire(key)
 	default:
-		// Each backend's own settings (E2B: its API key, read from its Secret) are
-		// resolved here, before the registry sees them.
-		// A backend this operator does not run says so first, whatever its settings.
-		var settings any
-		if r.Pools.Has(string(backend)) {
-			settings, err = r.backendSettings(ctx, sp, class)
-		}
-		if err == nil {
-			pool, err = r.Pools.Ensure(req.String(), string(backend), cfg, settings)
+		ensured, err = backend.Ensure(ctx, in)
+		if errors.As(err, &se) {
+			// Its settings went away (a Secret deleted): the live pool must not keep
+			// running on settings that no longer exist.
+			_ = r.Pools.Remove(key)
 		}
 	}
 	cond := metav1.Condition{Type: vizv1.PoolConditionReady, ObservedGeneration: sp.Generation, LastTransitionTime: now}
 	switch {
 	case errors.Is(err, sandbox.ErrBackendNotImplemented):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendNotImplemented
-		// The registry names the backends this operator runs (Local only when enabled).
 		cond.Message = strings.TrimPrefix(err.Error(), sandbox.ErrBackendNotImplemented.Error()+": ") + "; use one of the available backends"
 	case errors.Is(err, sandbox.ErrQuotaExceeded):
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonQuotaExceeded
 		cond.Message = err.Error()
-	case backendReason(err) != "":
-		cond.Status, cond.Reason = metav1.ConditionFalse, backendReason(err)
+	case backends.ReasonOf(backend, err) != "":
+		cond.Status, cond.Reason = metav1.ConditionFalse, backends.ReasonOf(backend, err)
 		cond.Message = err.Error()
 	case err != nil:
 		cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonBackendUnavailable
 		cond.Message = err.Error()
 	default:
 		cond.Status, cond.Reason = metav1.ConditionTrue, vizv1.ReasonPoolReady
-		cond.Message = fmt.Sprintf("%s pool of class %s running: %d warm sandbox(es) wanted, at most %d", backend, class.Name, ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes)
-		st := pool.Status()
+		cond.Message = fmt.Sprintf("%s pool of class %s running: %d warm sandbox(es) wanted, at most %d", name, class.Name, ptr.Deref(sp.Spec.MinReady, 1), sp.Spec.MaxSandboxes)
+		st := ensured.Pool.Status()
 		if st.Degraded != "" {
 			cond.Message += "; " + st.Degraded
 		}
 		writePoolStatus(&sp.Status, st)
 		r.setThrottled(sp, backend, st.Throttled, now)
-		if kube && st.Degraded != "" && st.Ready == 0 && st.Busy == 0 && st.Starting == 0 {
-			// Every sandbox Pod is stuck: nothing will run until the cause is fixed.
-			cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonSandboxStartFailed
-			cond.Message = st.Degraded + fmt.Sprintf("; the platform team fixes SandboxClass %s (image, runtimeClassName, nodeSelector, tolerations, hostUsers) or the cluster, then the Pods are replaced", class.Name)
-		}
-		if kube && st.Total == 0 && (apierrors.IsForbidden(podsErr) || apierrors.IsInvalid(podsErr)) {
-			// The API server refuses the Pods (a missing RuntimeClass, a Pod Security
-			// level or a quota of the namespace): no retry helps until that changes.
-			cond.Status, cond.Reason = metav1.ConditionFalse, vizv1.ReasonSandboxStartFailed
-			cond.Message = fmt.Sprintf("the API server refuses the pool's sandbox Pods: %v; fix SandboxClass %s or the namespace's policies", podsErr, class.Name)
+		if o, ok := backend.(backends.ReadyOverrider); ok {
+			if reason, msg := o.NotReady(in, st, ensured.StepErr); reason != "" {
+				cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, msg
+			}
 		}
 	}
 	if err != nil {
@@ -194,8 +183,8 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 	}
-	if podsErr != nil {
-		return ctrl.Result{}, podsErr
+	if ensured.StepErr != nil {
+		return ctrl.Result{}, ensured.StepErr
 	}
 	if err != nil {
 		// A backend may come back (a package installed, an API up again): try again,
@@ -206,24 +195,57 @@ func (r *SandboxPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: r.StatusInterval}, nil
 }
 
-// ensureKubernetes resolves a Kubernetes pool's settings (its token Secret), makes
-// or updates its live pool and NetworkPolicy, and creates and deletes its Pods.
-// podsErr is a failure of the Pod step only: the pool itself is up.
-func (r *SandboxPoolReconciler) ensureKubernetes(ctx context.Context, sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg sandbox.PoolConfig) (pool sandbox.Pool, podsErr, err error) {
-	k := r.Kubernetes
-	s, err := k.settings(ctx, sp, class, cfg)
-	if err != nil {
-		return nil, nil, err
+// finalize runs the finalizers of the registered backends that sp carries, but
+// keep's (the pool's own backend, nil when it is deleted or has none), and removes
+// each that is done. done: none is left to wait for.
+func (r *SandboxPoolReconciler) finalize(ctx context.Context, sp *vizv1.SandboxPool, class *vizv1.SandboxClass, keep backends.Backend) (done bool, err error) {
+	done = true
+	for _, b := range r.Backends.All() {
+		f, ok := b.(backends.Finalizer)
+		if !ok || b == keep || !controllerutil.ContainsFinalizer(sp, f.FinalizerName()) {
+			continue
+		}
+		cfg, _ := poolConfig(sp, class, r.DefaultPlotlyJSURL)
+		ok, err := f.Finalize(ctx, sp, cfg)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			done = false
+			continue
+		}
+		before := sp.DeepCopy()
+		controllerutil.RemoveFinalizer(sp, f.FinalizerName())
+		if err := client.IgnoreNotFound(r.Patch(ctx, sp, client.MergeFrom(before))); err != nil {
+			return false, err
+		}
 	}
-	if err := k.reconcileNetworkPolicy(ctx, s); err != nil {
-		return nil, nil, fmt.Errorf("the pool's NetworkPolicy cannot be made: %w", err)
+	return done, nil
+}
+
+// setThrottled writes the Throttled condition of a pool whose backend may be
+// throttled (backends.Throttler), or that has one, with an Event when it changes.
+func (r *SandboxPoolReconciler) setThrottled(sp *vizv1.SandboxPool, b backends.Backend, throttled string, now metav1.Time) {
+	prev := meta.FindStatusCondition(sp.Status.Conditions, vizv1.PoolConditionThrottled)
+	t, ok := b.(backends.Throttler)
+	if (!ok || !t.Throttles()) && prev == nil && throttled == "" {
+		return
 	}
-	pool, err = r.Pools.Ensure(client.ObjectKeyFromObject(sp).String(), string(vizv1.BackendKubernetes), cfg, s)
-	if err != nil {
-		return nil, nil, err
+	cond := metav1.Condition{Type: vizv1.PoolConditionThrottled, ObservedGeneration: sp.Generation, LastTransitionTime: now,
+		Status: metav1.ConditionFalse, Reason: vizv1.ReasonNotThrottled, Message: "sandboxes are created at full rate"}
+	if throttled != "" {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, vizv1.ReasonRateLimited, throttled
 	}
-	_, podsErr = k.reconcilePods(ctx, r.Client, s, cfg.MinReady, cfg.MaxSandboxes, false)
-	return pool, podsErr, nil
+	if prev != nil && prev.Status != cond.Status {
+		kind := corev1.EventTypeNormal
+		if cond.Status == metav1.ConditionTrue {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(sp, nil, kind, cond.Reason, "Reconcile", "%s", cond.Message)
+	} else if prev == nil && cond.Status == metav1.ConditionTrue {
+		r.Recorder.Eventf(sp, nil, corev1.EventTypeWarning, cond.Reason, "Reconcile", "%s", cond.Message)
+	}
+	meta.SetStatusCondition(&sp.Status.Conditions, cond)
 }
 
 // poolConfig turns a SandboxPool spec and its class into the backend-neutral pool
@@ -271,7 +293,7 @@ func writePoolStatus(st *vizv1.SandboxPoolStatus, ps sandbox.PoolStatus) {
 	}
 }
 
-// SetupWithManager wires the controller.
+// SetupWithManager wires the controller, with each backend's own watches.
 func (r *SandboxPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
@@ -283,14 +305,13 @@ func (r *SandboxPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&vizv1.SandboxPool{}).
 		Watches(&vizv1.SandboxClass{}, handler.EnqueueRequestsFromMapFunc(r.poolsForClass)).
 		Named("sandboxpool")
-	if r.Kubernetes != nil {
-		wakes, err := r.Kubernetes.setup(mgr)
-		if err != nil {
-			return err
+	for _, be := range r.Backends.All() {
+		if w, ok := be.(backends.Watcher); ok {
+			var err error
+			if b, err = w.Watch(mgr, b); err != nil {
+				return fmt.Errorf("the %s backend's watches: %w", be.Name(), err)
+			}
 		}
-		b = b.Owns(&corev1.Pod{}).
-			Owns(&networkingv1.NetworkPolicy{}).
-			WatchesRawSource(source.Channel(wakes, &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
 }

@@ -37,7 +37,7 @@ var _ = Describe("A request end to end in the Local sandbox", Ordered, func() {
 
 	BeforeAll(func() {
 		ns = newNamespace(ctx, nil)
-		h = startManager([]string{ns}, harnessOptions{factory: func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+		h = startManager([]string{ns}, harnessOptions{factory: func(cfg sandbox.PoolConfig) (sandbox.Pool, error) {
 			return local.NewPool(cfg, local.Options{})
 		}})
 		Expect(k8sClient.Create(ctx, newPool(ns, "default", 2))).To(Succeed())

@@ -34,6 +34,9 @@ import (
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/admission"
+	"github.com/vizops/viz-operator/internal/backends"
+	kubebackend "github.com/vizops/viz-operator/internal/backends/kubernetes"
+	localbackend "github.com/vizops/viz-operator/internal/backends/local"
 	"github.com/vizops/viz-operator/internal/detect"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
@@ -92,7 +95,7 @@ type harness struct {
 	pools    *sandbox.Registry
 	queue    *admission.Queue
 	executor *Executor
-	kube     *KubernetesPools
+	kube     *kubebackend.Backend
 	cache    cache.Cache
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -102,9 +105,12 @@ type harness struct {
 
 type harnessOptions struct {
 	globalCap int
-	factory   sandbox.Factory // the "Local" backend
-	pipeline  Pipeline
-	clock     *clocktesting.FakeClock
+	factory   poolFactory // the "Local" backend
+	// backends are registered after the Local and Kubernetes ones (a test backend
+	// of the same name replaces one).
+	backends []backends.Backend
+	pipeline Pipeline
+	clock    *clocktesting.FakeClock
 	// intercept wraps the reconcilers' client (fault injection: conflicts, an API
 	// server that stops answering).
 	intercept *interceptor.Funcs
@@ -144,7 +150,21 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	for _, ns := range namespaces {
 		nsMap[ns] = cache.Config{}
 	}
-	cacheOpts := CacheOptions()
+	set := backends.NewSet(&localbackend.Backend{NewPool: o.factory})
+	var kube *kubebackend.Backend
+	if o.kubeRunner != nil {
+		kube = &kubebackend.Backend{
+			Manager:   kubernetes.ManagerPeer{Namespace: "vizops-system", PodLabels: map[string]string{"control-plane": "controller-manager"}},
+			NewRunner: o.kubeRunner,
+			Poll:      100 * time.Millisecond,
+			TokenKey:  []byte("envtest-sandbox-token-key"),
+		}
+		set.Register(kube)
+	}
+	for _, b := range o.backends {
+		set.Register(b)
+	}
+	cacheOpts := CacheOptions(set)
 	cacheOpts.DefaultNamespaces = nsMap
 	skipNameValidation := true
 	restCfg := cfg
@@ -167,19 +187,8 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 		pools:    sandbox.NewRegistry(),
 		queue:    admission.NewQueue(o.globalCap),
 		executor: NewExecutor(),
+		kube:     kube,
 		done:     make(chan struct{}),
-	}
-	h.pools.Register(string(vizv1.BackendLocal), o.factory)
-	if o.kubeRunner != nil {
-		h.kube = &KubernetesPools{
-			Client:    mgr.GetClient(),
-			APIReader: mgr.GetAPIReader(),
-			Manager:   kubernetes.ManagerPeer{Namespace: "vizops-system", PodLabels: map[string]string{"control-plane": "controller-manager"}},
-			NewRunner: o.kubeRunner,
-			Poll:      100 * time.Millisecond,
-			TokenKey:  []byte("envtest-sandbox-token-key"),
-		}
-		h.pools.Register(string(vizv1.BackendKubernetes), h.kube.Factory())
 	}
 	h.cache = mgr.GetCache()
 	c := mgr.GetClient()
@@ -192,7 +201,7 @@ func startManager(namespaces []string, o harnessOptions) *harness {
 	}
 	Expect((&SandboxPoolReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("sandboxpool-controller"),
-		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second, Kubernetes: h.kube,
+		Clock: o.clock, Pools: h.pools, StatusInterval: time.Second, Backends: set,
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&VisualizationRequestReconciler{
 		Client: c, APIReader: reader, Recorder: mgr.GetEventRecorder("visualizationrequest-controller"),
@@ -244,8 +253,11 @@ func (h *harness) crash() {
 	})
 }
 
-func fakeFactory(p sandbox.Pool) sandbox.Factory {
-	return func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return p, nil }
+// poolFactory makes the pools of the harness's Local backend.
+type poolFactory = func(sandbox.PoolConfig) (sandbox.Pool, error)
+
+func fakeFactory(p sandbox.Pool) poolFactory {
+	return func(sandbox.PoolConfig) (sandbox.Pool, error) { return p, nil }
 }
 
 func ctrlConfig(skip bool) config.Controller { return config.Controller{SkipNameValidation: &skip} }

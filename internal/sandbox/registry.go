@@ -4,31 +4,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 )
 
-// Factory makes a pool of one backend. backendConfig is that backend's own settings
-// (nil for Local), already resolved (Secrets read) by the caller.
-type Factory func(cfg PoolConfig, backendConfig any) (Pool, error)
-
-// ErrBackendNotImplemented is returned for a backend no factory is registered for.
+// ErrBackendNotImplemented is returned for a backend this operator does not run.
 var ErrBackendNotImplemented = errors.New("sandbox backend not implemented")
 
-// Registry holds the live pools by key (the SandboxPool's "namespace/name") and the
-// factories that make them, so a new backend plugs in by registering a Factory.
+// Registry holds the live pools by key (the SandboxPool's "namespace/name"). It knows
+// no backend: each backend's adapter (internal/backends) hands Ensure its own typed
+// options and the function that makes a pool from them.
 //
 // No lock is held while a pool is made, resized or closed (a backend's preflight can
 // take long): the registry's own lock guards only its maps, and a per-key lock keeps
 // two callers from making the same pool twice. Requests of other pools are never held
 // up by one pool's start.
 type Registry struct {
-	mu        sync.Mutex
-	factories map[string]Factory
-	pools     map[string]*registered
-	keyLocks  map[string]*sync.Mutex
+	mu       sync.Mutex
+	pools    map[string]*registered
+	keyLocks map[string]*sync.Mutex
 	// DrainPoll is how often a replaced pool is checked for running jobs before it is
 	// closed; DrainTimeout is the longest it is kept for them.
 	DrainPoll, DrainTimeout time.Duration
@@ -43,19 +37,11 @@ type registered struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
 	return &Registry{
-		factories:    map[string]Factory{},
 		pools:        map[string]*registered{},
 		keyLocks:     map[string]*sync.Mutex{},
 		DrainPoll:    100 * time.Millisecond,
 		DrainTimeout: 11 * time.Minute, // past the longest execution timeout (600 s)
 	}
-}
-
-// Register makes backend available.
-func (r *Registry) Register(backend string, f Factory) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.factories[backend] = f
 }
 
 func (r *Registry) keyLock(key string) *sync.Mutex {
@@ -69,23 +55,28 @@ func (r *Registry) keyLock(key string) *sync.Mutex {
 	return l
 }
 
-// Ensure returns the pool for key, creating it on first use. A change of minReady or
-// maxSandboxes resizes the live pool; any other change replaces it: new jobs go to the
-// new pool at once, and the old one is closed when its running jobs have finished, so
-// a settings change costs no running request an attempt.
-func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any) (Pool, error) {
+// Ensure returns the pool for key, making it with newPool on first use. opts are the
+// backend's own typed options, resolved by its adapter (Secrets read): newPool gets
+// them as they are, and their JSON with cfg (less the sizes) is the fingerprint that
+// tells a change. A change of minReady or maxSandboxes resizes the live pool; any other
+// change replaces it: new jobs go to the new pool at once, and the old one is closed
+// when its running jobs have finished, so a settings change costs no running request an
+// attempt. A pool of another backend under the same key is replaced the same way.
+func Ensure[O any](r *Registry, key, backend string, cfg PoolConfig, opts O, newPool func(PoolConfig, O) (Pool, error)) (Pool, error) {
+	fp, err := fingerprint(backend, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.ensure(key, backend, cfg, fp, func() (Pool, error) { return newPool(cfg, opts) })
+}
+
+func (r *Registry) ensure(key, backend string, cfg PoolConfig, fp string, newPool func() (Pool, error)) (Pool, error) {
 	kl := r.keyLock(key)
 	kl.Lock()
 	defer kl.Unlock()
 
-	fp, err := fingerprint(backend, cfg, backendConfig)
-	if err != nil {
-		return nil, err
-	}
 	r.mu.Lock()
 	cur, ok := r.pools[key]
-	f, known := r.factories[backend]
-	available := r.backendsLocked()
 	r.mu.Unlock()
 	if ok && cur.fingerprint == fp {
 		if err := cur.pool.Resize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
@@ -93,14 +84,7 @@ func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any
 		}
 		return cur.pool, nil
 	}
-	if !known {
-		if ok {
-			r.retire(key, cur)
-		}
-		return nil, fmt.Errorf("%w: backend %q is not available in this operator (available: %s)",
-			ErrBackendNotImplemented, backend, strings.Join(available, ", "))
-	}
-	p, err := f(cfg, backendConfig)
+	p, err := newPool()
 	if err != nil {
 		if ok {
 			r.retire(key, cur)
@@ -114,6 +98,20 @@ func (r *Registry) Ensure(key, backend string, cfg PoolConfig, backendConfig any
 		go r.drainAndClose(cur.pool)
 	}
 	return p, nil
+}
+
+// Retire forgets key's pool (its settings are no longer valid, or its backend is not
+// run here) and closes it once its running jobs have finished.
+func (r *Registry) Retire(key string) {
+	kl := r.keyLock(key)
+	kl.Lock()
+	defer kl.Unlock()
+	r.mu.Lock()
+	cur, ok := r.pools[key]
+	r.mu.Unlock()
+	if ok {
+		r.retire(key, cur)
+	}
 }
 
 // retire drops key's pool (its settings are no longer valid) and drains it.
@@ -146,14 +144,6 @@ func (r *Registry) drainAndClose(p Pool) {
 		time.Sleep(r.DrainPoll)
 	}
 	_ = p.Close()
-}
-
-// Has reports whether a factory is registered for backend.
-func (r *Registry) Has(backend string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, ok := r.factories[backend]
-	return ok
 }
 
 // Get returns the live pool for key, its backend, and whether there is one.
@@ -216,24 +206,15 @@ func (r *Registry) end(detach bool) error {
 	return errors.Join(errs...)
 }
 
-func (r *Registry) backendsLocked() []string {
-	out := make([]string, 0, len(r.factories))
-	for b := range r.factories {
-		out = append(out, b)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // fingerprint identifies the settings that need a new pool when they change: the
-// serialized config (values, not pointers) less the sizes and callbacks.
-func fingerprint(backend string, cfg PoolConfig, backendConfig any) (string, error) {
+// serialized config and options (values, not pointers) less the sizes and callbacks.
+func fingerprint[O any](backend string, cfg PoolConfig, opts O) (string, error) {
 	cfg.MinReady, cfg.MaxSandboxes, cfg.OnSandboxStarted = 0, 0, nil
 	b, err := json.Marshal(struct {
 		Backend  string
 		Config   PoolConfig
-		Settings any
-	}{backend, cfg, backendConfig})
+		Settings O
+	}{backend, cfg, opts})
 	if err != nil {
 		return "", fmt.Errorf("pool settings cannot be compared: %w", err)
 	}

@@ -11,37 +11,49 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
+// localOpts stands for a backend's own typed options.
+type localOpts struct {
+	Image string
+}
+
 func TestRegistry(t *testing.T) {
 	var made []*sandboxtest.Pool
+	var got []localOpts
 	reg := sandbox.NewRegistry()
-	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+	local := func(cfg sandbox.PoolConfig, o localOpts) (sandbox.Pool, error) {
 		p := sandboxtest.NewPool(cfg.MaxSandboxes)
 		_ = p.Resize(cfg.MinReady, cfg.MaxSandboxes)
 		made = append(made, p)
+		got = append(got, o)
 		return p, nil
-	})
-	reg.Register("Broken", func(sandbox.PoolConfig, any) (sandbox.Pool, error) {
+	}
+	broken := func(sandbox.PoolConfig, localOpts) (sandbox.Pool, error) {
 		return nil, errors.New("bwrap not found")
-	})
+	}
 	cfg := sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2}
+	big := sandbox.PoolConfig{MinReady: 3, MaxSandboxes: 4}
 
 	steps := []struct {
 		name      string
 		backend   string
 		cfg       sandbox.PoolConfig
+		opts      localOpts
+		newPool   func(sandbox.PoolConfig, localOpts) (sandbox.Pool, error)
 		wantMade  int
 		wantErr   string
 		wantReady int
+		wantLive  bool
 	}{
-		{name: "first use creates", backend: "Local", cfg: cfg, wantMade: 1, wantReady: 1},
-		{name: "same config reuses", backend: "Local", cfg: cfg, wantMade: 1, wantReady: 1},
-		{name: "a size change resizes in place", backend: "Local", cfg: sandbox.PoolConfig{MinReady: 3, MaxSandboxes: 4}, wantMade: 1, wantReady: 3},
-		{name: "another change replaces", backend: "Local", cfg: sandbox.PoolConfig{MinReady: 3, MaxSandboxes: 4, Network: sandbox.NetworkEgress}, wantMade: 2, wantReady: 3},
-		{name: "an unknown backend names the known ones", backend: "E2B", cfg: cfg, wantMade: 2, wantErr: "backend \"E2B\" is not available in this operator (available: Broken, Local)"},
-		{name: "a factory error passes through", backend: "Broken", cfg: cfg, wantMade: 2, wantErr: "bwrap not found"},
+		{name: "first use creates", backend: "Local", cfg: cfg, newPool: local, wantMade: 1, wantReady: 1, wantLive: true},
+		{name: "same config reuses", backend: "Local", cfg: cfg, newPool: local, wantMade: 1, wantReady: 1, wantLive: true},
+		{name: "a size change resizes in place", backend: "Local", cfg: big, newPool: local, wantMade: 1, wantReady: 3, wantLive: true},
+		{name: "another config replaces", backend: "Local", cfg: sandbox.PoolConfig{MinReady: 3, MaxSandboxes: 4, Network: sandbox.NetworkEgress}, newPool: local, wantMade: 2, wantReady: 3, wantLive: true},
+		{name: "other options replace", backend: "Local", cfg: big, opts: localOpts{Image: "b"}, newPool: local, wantMade: 3, wantReady: 3, wantLive: true},
+		{name: "another backend replaces", backend: "Other", cfg: big, opts: localOpts{Image: "b"}, newPool: local, wantMade: 4, wantReady: 3, wantLive: true},
+		{name: "a factory error passes through and retires the live pool", backend: "Broken", cfg: cfg, newPool: broken, wantMade: 4, wantErr: "bwrap not found"},
 	}
 	for _, s := range steps {
-		p, err := reg.Ensure("ns/pool", s.backend, s.cfg, nil)
+		p, err := sandbox.Ensure(reg, "ns/pool", s.backend, s.cfg, s.opts, s.newPool)
 		if s.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), s.wantErr) {
 				t.Fatalf("%s: err = %v, want %q", s.name, err, s.wantErr)
@@ -54,16 +66,35 @@ func TestRegistry(t *testing.T) {
 		if len(made) != s.wantMade {
 			t.Fatalf("%s: %d pools made, want %d", s.name, len(made), s.wantMade)
 		}
+		if _, _, ok := reg.Get("ns/pool"); ok != s.wantLive {
+			t.Fatalf("%s: a live pool: %v, want %v", s.name, ok, s.wantLive)
+		}
 	}
-	if _, err := reg.Ensure("x/y", "E2B", cfg, nil); !errors.Is(err, sandbox.ErrBackendNotImplemented) {
-		t.Fatalf("unknown backend error %v is not ErrBackendNotImplemented", err)
+	if got[len(got)-1] != (localOpts{Image: "b"}) {
+		t.Errorf("the pool was made from %+v, want the options Ensure was given", got[len(got)-1])
 	}
-	// The replaced pool was closed once idle (at once: nothing ran there); Remove
-	// closes the live one.
-	waitFor(t, "the replaced pool closed", func() bool {
-		_, err := made[0].Acquire(t.Context(), "o")
+	// The replaced pools were closed once idle (at once: nothing ran there).
+	for _, p := range made[:len(made)-1] {
+		waitFor(t, "a replaced pool closed", func() bool {
+			_, err := p.Acquire(t.Context(), "o")
+			return errors.Is(err, sandbox.ErrPoolClosed)
+		})
+	}
+	// Retire drains and closes; Remove closes the live one.
+	if _, err := sandbox.Ensure(reg, "ns/pool", "Local", cfg, localOpts{}, local); err != nil {
+		t.Fatal(err)
+	}
+	reg.Retire("ns/pool")
+	if _, _, ok := reg.Get("ns/pool"); ok {
+		t.Fatal("pool still registered after Retire")
+	}
+	waitFor(t, "the retired pool closed", func() bool {
+		_, err := made[len(made)-1].Acquire(t.Context(), "o")
 		return errors.Is(err, sandbox.ErrPoolClosed)
 	})
+	if _, err := sandbox.Ensure(reg, "ns/pool", "Local", cfg, localOpts{}, local); err != nil {
+		t.Fatal(err)
+	}
 	if err := reg.Remove("ns/pool"); err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +120,12 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 	var made []*sandboxtest.Pool
 	reg := sandbox.NewRegistry()
 	reg.DrainPoll = time.Millisecond
-	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+	local := func(cfg sandbox.PoolConfig, _ struct{}) (sandbox.Pool, error) {
 		p := sandboxtest.NewPool(cfg.MaxSandboxes)
 		made = append(made, p)
 		return p, nil
-	})
-	old, err := reg.Ensure("ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1}, nil)
+	}
+	old, err := sandbox.Ensure(reg, "ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1}, struct{}{}, local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +136,7 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, "the job to start", func() bool { return made[0].Busy() == 1 })
-	cur, err := reg.Ensure("ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1, PlotlyJSURL: "inline"}, nil)
+	cur, err := sandbox.Ensure(reg, "ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1, PlotlyJSURL: "inline"}, struct{}{}, local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,17 +160,17 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 func TestRegistryDoesNotLockAcrossPools(t *testing.T) {
 	reg := sandbox.NewRegistry()
 	release := make(chan struct{})
-	reg.Register("Slow", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+	slow := func(sandbox.PoolConfig, struct{}) (sandbox.Pool, error) {
 		<-release
 		return sandboxtest.NewPool(1), nil
-	})
-	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+	}
+	fast := func(sandbox.PoolConfig, struct{}) (sandbox.Pool, error) {
 		return sandboxtest.NewPool(1), nil
-	})
-	go func() { _, _ = reg.Ensure("ns/slow", "Slow", sandbox.PoolConfig{}, nil) }()
+	}
+	go func() { _, _ = sandbox.Ensure(reg, "ns/slow", "Slow", sandbox.PoolConfig{}, struct{}{}, slow) }()
 	ok := make(chan struct{})
 	go func() {
-		if _, err := reg.Ensure("ns/fast", "Local", sandbox.PoolConfig{}, nil); err == nil {
+		if _, err := sandbox.Ensure(reg, "ns/fast", "Local", sandbox.PoolConfig{}, struct{}{}, fast); err == nil {
 			_, _, _ = reg.Get("ns/slow")
 			close(ok)
 		}
@@ -156,29 +187,19 @@ func TestRegistryDoesNotLockAcrossPools(t *testing.T) {
 func TestRegistryComparesValuesNotPointers(t *testing.T) {
 	made := 0
 	reg := sandbox.NewRegistry()
-	reg.Register("Local", func(cfg sandbox.PoolConfig, _ any) (sandbox.Pool, error) {
+	type settings struct{ Template *string }
+	newPool := func(sandbox.PoolConfig, *settings) (sandbox.Pool, error) {
 		made++
 		return sandboxtest.NewPool(1), nil
-	})
-	type settings struct{ Template *string }
+	}
 	a, b := "x", "x"
 	for _, s := range []*settings{{Template: &a}, {Template: &b}} {
-		if _, err := reg.Ensure("ns/p", "Local", sandbox.PoolConfig{}, s); err != nil {
+		if _, err := sandbox.Ensure(reg, "ns/p", "Local", sandbox.PoolConfig{}, s, newPool); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if made != 1 {
 		t.Fatalf("%d pools made for equal settings, want 1", made)
-	}
-}
-
-func TestRegistryHas(t *testing.T) {
-	r := sandbox.NewRegistry()
-	r.Register("Local", func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return nil, nil })
-	for backend, want := range map[string]bool{"Local": true, "E2B": false, "": false} {
-		if got := r.Has(backend); got != want {
-			t.Errorf("Has(%q) = %v, want %v", backend, got, want)
-		}
 	}
 }
 
@@ -206,10 +227,9 @@ func TestRegistryShutdownDetachesWhatCan(t *testing.T) {
 			kube := &detaching{Pool: sandboxtest.NewPool(1)}
 			local := sandboxtest.NewPool(1)
 			reg := sandbox.NewRegistry()
-			reg.Register("Kubernetes", func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return kube, nil })
-			reg.Register("Local", func(sandbox.PoolConfig, any) (sandbox.Pool, error) { return local, nil })
-			for key, backend := range map[string]string{"ns/k": "Kubernetes", "ns/l": "Local"} {
-				if _, err := reg.Ensure(key, backend, sandbox.PoolConfig{MaxSandboxes: 1}, nil); err != nil {
+			for key, p := range map[string]sandbox.Pool{"ns/k": kube, "ns/l": local} {
+				if _, err := sandbox.Ensure(reg, key, "any", sandbox.PoolConfig{MaxSandboxes: 1}, struct{}{},
+					func(sandbox.PoolConfig, struct{}) (sandbox.Pool, error) { return p, nil }); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	kubebackend "github.com/vizops/viz-operator/internal/backends/kubernetes"
 	"github.com/vizops/viz-operator/internal/gateway"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
@@ -122,7 +123,7 @@ func (s *Store) Create(ctx context.Context, t gateway.Tenant, spec gateway.Spec)
 	}
 	settings := kubernetes.Settings{
 		Namespace: t.Namespace, PoolName: spec.ID, PoolUID: types.UID("gateway-" + spec.ID),
-		Template:      kubernetes.PoolTemplate(sandbox.PoolConfig{Resources: res, PlotlyJSURL: s.PlotlyJSURL}, ptr.Deref(class.Spec.Kubernetes, vizv1.KubernetesClass{}), class.Spec.Egress),
+		Template:      kubernetes.PoolTemplate(sandbox.PoolConfig{Resources: res, PlotlyJSURL: s.PlotlyJSURL}, kubebackend.ClassOf(class)),
 		MaxExecutions: 1,
 	}.WithTokenKey(s.TokenKey)
 	pod := kubernetes.RenderPod(settings)(0)

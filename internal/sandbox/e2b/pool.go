@@ -215,17 +215,6 @@ func NewBackend(opts Options) *Backend {
 	return &Backend{opts: opts, live: map[string]bool{}, rejected: map[string]error{}}
 }
 
-// Factory adapts the backend to the sandbox registry; backendConfig must be a Config.
-func (b *Backend) Factory() sandbox.Factory {
-	return func(cfg sandbox.PoolConfig, backendConfig any) (sandbox.Pool, error) {
-		c, ok := backendConfig.(Config)
-		if !ok {
-			return nil, fmt.Errorf("%w: the E2B backend got no E2B settings", sandbox.ErrUnavailable)
-		}
-		return b.NewPool(cfg, c)
-	}
-}
-
 func rejectionKey(c Config) string {
 	d, _ := c.APIKey.MarshalJSON()
 	return c.APIURL + " " + string(d)

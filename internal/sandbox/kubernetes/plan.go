@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -25,7 +24,7 @@ type Claim struct {
 
 // ClaimOf returns a busy Pod's claim (nil when it has none or it cannot be read).
 func ClaimOf(pod *corev1.Pod) *Claim {
-	v, ok := pod.Annotations[vizv1.AnnotationClaim]
+	v, ok := pod.Annotations[AnnotationClaim]
 	if !ok {
 		return nil
 	}
@@ -38,7 +37,7 @@ func ClaimOf(pod *corev1.Pod) *Claim {
 
 // Executions is how many jobs pod has run.
 func Executions(pod *corev1.Pod) int {
-	n, _ := strconv.Atoi(pod.Annotations[vizv1.AnnotationExecutions])
+	n, _ := strconv.Atoi(pod.Annotations[AnnotationExecutions])
 	return n
 }
 
@@ -52,10 +51,10 @@ func markClaimed(pod *corev1.Pod, c Claim) {
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Labels[vizv1.LabelSandboxState] = vizv1.SandboxBusy
-	pod.Annotations[vizv1.AnnotationClaim] = string(b)
-	if _, ok := pod.Annotations[vizv1.AnnotationServedNamespace]; !ok {
-		pod.Annotations[vizv1.AnnotationServedNamespace] = claimNamespace(c.Key)
+	pod.Labels[LabelState] = StateBusy
+	pod.Annotations[AnnotationClaim] = string(b)
+	if _, ok := pod.Annotations[AnnotationServedNamespace]; !ok {
+		pod.Annotations[AnnotationServedNamespace] = claimNamespace(c.Key)
 	}
 }
 
@@ -69,18 +68,18 @@ func claimNamespace(key string) string {
 // a job of one namespace runs no other namespace's (its processes and files are
 // gone with each context, but a Pod is the boundary tenants are promised).
 func servesNamespace(pod *corev1.Pod, ns string) bool {
-	served, ok := pod.Annotations[vizv1.AnnotationServedNamespace]
+	served, ok := pod.Annotations[AnnotationServedNamespace]
 	return !ok || served == ns
 }
 
 // markWarm turns a copy of a busy Pod back into a warm one after its job.
 func markWarm(pod *corev1.Pod, executions int) {
-	pod.Labels[vizv1.LabelSandboxState] = vizv1.SandboxWarm
-	delete(pod.Annotations, vizv1.AnnotationClaim)
+	pod.Labels[LabelState] = StateWarm
+	delete(pod.Annotations, AnnotationClaim)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[vizv1.AnnotationExecutions] = strconv.Itoa(executions)
+	pod.Annotations[AnnotationExecutions] = strconv.Itoa(executions)
 }
 
 // startFailures are container waiting reasons that mean the Pod will not start by
@@ -112,14 +111,14 @@ func Classify(pods []corev1.Pod, templateHash string) []View {
 	out := make([]View, 0, len(pods))
 	for i := range pods {
 		p := &pods[i]
-		v := View{Pod: p, Current: p.Labels[vizv1.LabelTemplateHash] == templateHash,
+		v := View{Pod: p, Current: p.Labels[LabelTemplateHash] == templateHash,
 			Terminating: p.DeletionTimestamp != nil, Since: p.CreationTimestamp.Time}
 		ready := podReady(p)
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
 			v.State, v.Exited = sandbox.StateFailed, true
 			v.Problem = fmt.Sprintf("sandbox Pod %s exited (phase %s)%s", p.Name, p.Status.Phase, reasonSuffix(p.Status.Reason, p.Status.Message))
-		case p.Labels[vizv1.LabelSandboxState] == vizv1.SandboxBusy:
+		case p.Labels[LabelState] == StateBusy:
 			v.State = sandbox.StateBusy
 			v.Claim = ClaimOf(p)
 			if v.Claim != nil {
@@ -185,7 +184,7 @@ func startProblem(p *corev1.Pod) string {
 // claimable reports whether v can be claimed now.
 func claimable(v View) bool {
 	return v.State == sandbox.StateReady && v.Current && !v.Terminating &&
-		v.Pod.Labels[vizv1.LabelSandboxState] == vizv1.SandboxWarm
+		v.Pod.Labels[LabelState] == StateWarm
 }
 
 // Status is the pool status of views.

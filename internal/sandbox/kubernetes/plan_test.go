@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -20,7 +19,7 @@ var testSettings = Settings{Namespace: "ns", PoolName: "pool", PoolUID: "0123abc
 func pod(slot int, state string, stale bool) corev1.Pod {
 	p := RenderPod(testSettings)(slot)
 	if stale {
-		p.Labels[vizv1.LabelTemplateHash] = "old"
+		p.Labels[LabelTemplateHash] = "old"
 	}
 	ready := func() {
 		p.Status.Phase = corev1.PodRunning

@@ -11,12 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
 // PodAPI is what a pool needs of the API server, for its own Pods only. The
-// controller implements it over the manager's label-filtered cache and client.
+// controller's adapter (internal/backends/kubernetes) implements it over the manager's
+// label-filtered cache and client.
 type PodAPI interface {
 	// List returns the pool's Pods as the cache sees them.
 	List(ctx context.Context) ([]corev1.Pod, error)
@@ -390,7 +390,7 @@ func (p *Pool) Close() error {
 		return errors.Join(append(errs, fmt.Errorf("listing the pool's sandbox Pods: %w", err))...)
 	}
 	for _, v := range Classify(pods, p.hash) {
-		if !v.Current || v.Terminating || v.Pod.Labels[vizv1.LabelSandboxState] == vizv1.SandboxBusy {
+		if !v.Current || v.Terminating || v.Pod.Labels[LabelState] == StateBusy {
 			continue
 		}
 		if err := p.api.Delete(ctx, v.Pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {

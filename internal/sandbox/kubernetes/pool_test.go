@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
@@ -158,8 +157,8 @@ func TestAcquireClaimsWithPrecondition(t *testing.T) {
 	if c == nil || c.Key != "ns/req" || c.UID != "req-uid" || c.Attempt != 2 || c.Manager != "m1" {
 		t.Fatalf("claim of %s = %+v, want ns/req, req-uid, attempt 2, manager m1", sb.ID(), c)
 	}
-	if got.Labels[vizv1.LabelSandboxState] != vizv1.SandboxBusy {
-		t.Errorf("state label = %q, want busy", got.Labels[vizv1.LabelSandboxState])
+	if got.Labels[LabelState] != StateBusy {
+		t.Errorf("state label = %q, want busy", got.Labels[LabelState])
 	}
 	var rival int
 	for _, name := range []string{"pool-0123a-0", "pool-0123a-1"} {
@@ -277,7 +276,7 @@ func TestReleaseReusesUpToMaxExecutions(t *testing.T) {
 		got := api.get(sb.ID())
 		switch run {
 		case 1:
-			if got == nil || got.Labels[vizv1.LabelSandboxState] != vizv1.SandboxWarm || Executions(got) != 1 || ClaimOf(got) != nil {
+			if got == nil || got.Labels[LabelState] != StateWarm || Executions(got) != 1 || ClaimOf(got) != nil {
 				t.Fatalf("after run 1 the Pod is %+v, want warm with 1 execution and no claim", got)
 			}
 		case 2:
@@ -301,7 +300,7 @@ func TestReuseStaysInOneNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Release(sb)
-	if got := api.get(sb.ID()); got == nil || got.Annotations[vizv1.AnnotationServedNamespace] != "a" {
+	if got := api.get(sb.ID()); got == nil || got.Annotations[AnnotationServedNamespace] != "a" {
 		t.Fatalf("after a job of namespace a the Pod is %+v", got)
 	}
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -401,7 +400,7 @@ func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
 
 func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 	s := testSettings.WithTokenKey(testKey)
-	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, vizv1.KubernetesClass{Image: "img"}, nil)
+	s.Template = PoolTemplate(sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20, ScratchBytes: 32 << 20}}, Class{Image: "img"})
 	p := RenderPod(s)(3)
 	token := PodToken(testKey, p)
 	raw, _ := json.Marshal(p)
@@ -457,15 +456,12 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 
 // A class's Localhost seccomp profile reaches the Pod and its container, changes the
 // template's hash (Pods are replaced), and a class without one keeps the hash it had
-// before the field existed (no Pod replaced by the upgrade).
+// before the field existed (no Pod replaced by the upgrade). An explicit RuntimeDefault
+// is resolved to "" by internal/backends/kubernetes (tested there).
 func TestRenderPodSeccompProfile(t *testing.T) {
 	cfg := sandbox.PoolConfig{Resources: sandbox.Resources{CPUMillis: 500, MemoryBytes: 512 << 20}}
-	plain := PoolTemplate(cfg, vizv1.KubernetesClass{Image: "img"}, nil)
-	runtimeDefault := PoolTemplate(cfg, vizv1.KubernetesClass{Image: "img", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompRuntimeDefault}}, nil)
-	local := PoolTemplate(cfg, vizv1.KubernetesClass{Image: "img", SeccompProfile: &vizv1.SandboxSeccompProfile{Type: vizv1.SeccompLocalhost, LocalhostProfile: "vizops/sandbox-agent.json"}}, nil)
-	if TemplateHash(plain) != TemplateHash(runtimeDefault) {
-		t.Errorf("an explicit RuntimeDefault changes the template hash")
-	}
+	plain := PoolTemplate(cfg, Class{Image: "img"})
+	local := PoolTemplate(cfg, Class{Image: "img", SeccompLocalhostProfile: "vizops/sandbox-agent.json"})
 	if TemplateHash(plain) == TemplateHash(local) {
 		t.Errorf("a Localhost profile does not change the template hash")
 	}
@@ -520,7 +516,7 @@ func TestPodTokensArePerPod(t *testing.T) {
 		t.Errorf("Secret owners = %+v, want the pool", sec.OwnerReferences)
 	}
 	noNonce := a.DeepCopy()
-	delete(noNonce.Annotations, vizv1.AnnotationTokenNonce)
+	delete(noNonce.Annotations, AnnotationTokenNonce)
 	if PodToken(testKey, noNonce) != "" {
 		t.Errorf("a Pod without a nonce got a token")
 	}

@@ -2,9 +2,10 @@
 // running the sandbox agent (cmd/sandbox-agent), which serves E2B's code-interpreter
 // protocol on AgentPort. This package renders the objects a pool needs (Pods, their
 // NetworkPolicy and token Secret), decides which Pods to create and delete (plan.go),
-// and claims and releases Pods (pool.go) through a small PodAPI the controller
-// implements. It uses client-go's types but never controller-runtime's client, so its
-// decisions are tested without an API server.
+// and claims and releases Pods (pool.go) through a small PodAPI its adapter
+// (internal/backends/kubernetes) implements. It uses k8s.io/api's types but no client
+// and no type of the operator's API (its own Class, Settings and label keys; archtest
+// checks), so its decisions are tested without an API server.
 package kubernetes
 
 import (
@@ -26,7 +27,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 )
@@ -99,7 +99,7 @@ const metadataAddress = "169.254.169.254/32"
 const podFormat = "\x00per-pod-token"
 
 // Settings are the Kubernetes backend's own settings of one pool (the registry's
-// backendConfig), resolved by the controller: the pool's identity, its template and
+// typed options), resolved by its adapter: the pool's identity, its template and
 // the key its Pods' access tokens are derived from (PodToken).
 type Settings struct {
 	Namespace string    `json:"namespace"`
@@ -130,8 +130,8 @@ func (s Settings) WithTokenKey(key []byte) Settings {
 // never reads the Pod's Secret back. "" when the Pod has no nonce (it was made
 // before tokens were per Pod: it is refused and replaced).
 func PodToken(key []byte, pod *corev1.Pod) string {
-	nonce := pod.Annotations[vizv1.AnnotationTokenNonce]
-	uid := pod.Labels[vizv1.LabelSandboxPoolUID]
+	nonce := pod.Annotations[AnnotationTokenNonce]
+	uid := pod.Labels[LabelPoolUID]
 	if nonce == "" || uid == "" || len(key) == 0 {
 		return ""
 	}
@@ -151,32 +151,46 @@ func TemplateHash(t Template) string {
 	return hex.EncodeToString(sum[:5])
 }
 
+// Class is what the platform team decides about a pool's Pods: the SandboxClass's
+// spec.kubernetes and spec.egress, in this backend's own terms
+// (internal/backends/kubernetes resolves them).
+type Class struct {
+	Image            string
+	RuntimeClassName string
+	NodeSelector     map[string]string
+	Tolerations      []corev1.Toleration
+	// HostUsers is the Pods' hostUsers; nil means false (a user namespace per Pod).
+	HostUsers *bool
+	// SeccompLocalhostProfile is a Localhost seccomp profile; "" means RuntimeDefault.
+	SeccompLocalhostProfile string
+	// Egress is the allow-list; empty means no network at all.
+	Egress []EgressRule
+}
+
 // PoolTemplate builds a pool's template from the backend-neutral config (the pool's
 // sizes, resolved within its class's bounds) and its class: the class decides the
 // image, nodes, runtime class, user namespaces and egress; requests and limits are
 // both the pool's cpu and memory, so the kubelet enforces them per sandbox.
-func PoolTemplate(cfg sandbox.PoolConfig, k vizv1.KubernetesClass, egress []vizv1.EgressRule) Template {
+func PoolTemplate(cfg sandbox.PoolConfig, k Class) Template {
 	t := Template{
-		Image:            k.Image,
-		RuntimeClassName: nonEmpty(k.RuntimeClassName),
-		NodeSelector:     k.NodeSelector,
-		Tolerations:      k.Tolerations,
-		HostUsers:        k.HostUsers,
-		ScratchBytes:     cfg.Resources.ScratchBytes,
-		Network:          sandbox.NetworkNone,
-		Pids:             cfg.Resources.Pids,
-		PlotlyJSURL:      cfg.PlotlyJSURL,
+		Image:                   k.Image,
+		RuntimeClassName:        nonEmpty(k.RuntimeClassName),
+		NodeSelector:            k.NodeSelector,
+		Tolerations:             k.Tolerations,
+		HostUsers:               k.HostUsers,
+		ScratchBytes:            cfg.Resources.ScratchBytes,
+		Network:                 sandbox.NetworkNone,
+		Pids:                    cfg.Resources.Pids,
+		PlotlyJSURL:             cfg.PlotlyJSURL,
+		SeccompLocalhostProfile: k.SeccompLocalhostProfile,
 	}
 	if t.HostUsers == nil {
 		t.HostUsers = ptr.To(false)
 	}
-	if sp := k.SeccompProfile; sp != nil && sp.Type == vizv1.SeccompLocalhost {
-		t.SeccompLocalhostProfile = sp.LocalhostProfile
-	}
 	if t.ScratchBytes == 0 {
 		t.ScratchBytes = defaultScratch
 	}
-	for _, e := range egress {
+	for _, e := range k.Egress {
 		t.Egress = append(t.Egress, EgressRule{CIDR: e.CIDR, Except: e.Except, Ports: e.Ports})
 	}
 	if len(t.Egress) > 0 {
@@ -230,12 +244,12 @@ func Slot(s Settings, podName string) int {
 
 // Selector is the label selector of every object a pool makes.
 func Selector(uid types.UID) map[string]string {
-	return map[string]string{vizv1.LabelSandboxPoolUID: string(uid)}
+	return map[string]string{LabelPoolUID: string(uid)}
 }
 
 func commonLabels(s Settings) map[string]string {
 	return map[string]string{
-		vizv1.LabelSandboxPoolUID:      string(s.PoolUID),
+		LabelPoolUID:                   string(s.PoolUID),
 		"app.kubernetes.io/name":       "vizops-sandbox",
 		"app.kubernetes.io/managed-by": "viz-operator",
 	}
@@ -245,7 +259,7 @@ func commonLabels(s Settings) map[string]string {
 // garbage collector removes it with the pool even if the manager is gone.
 func OwnerReference(s Settings) metav1.OwnerReference {
 	return metav1.OwnerReference{
-		APIVersion: vizv1.GroupVersion.String(), Kind: "SandboxPool",
+		APIVersion: PoolAPIVersion, Kind: "SandboxPool",
 		Name: s.PoolName, UID: s.PoolUID,
 		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 	}
@@ -259,7 +273,7 @@ func TokenSecretName(s Settings) string { return namePrefix(s) + "token" }
 // start of its nonce, so the name is not known before the Pod is rendered and a
 // Secret of an earlier Pod in the same slot is never reused.
 func PodTokenSecretName(pod *corev1.Pod) string {
-	nonce := pod.Annotations[vizv1.AnnotationTokenNonce]
+	nonce := pod.Annotations[AnnotationTokenNonce]
 	if len(nonce) > 10 {
 		nonce = nonce[:10]
 	}
@@ -288,14 +302,14 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 	}
 	return func(slot int) *corev1.Pod {
 		labels := commonLabels(s)
-		labels[vizv1.LabelSandboxState] = vizv1.SandboxWarm
-		labels[vizv1.LabelTemplateHash] = hash
+		labels[LabelState] = StateWarm
+		labels[LabelTemplateHash] = hash
 		scratch := resource.NewQuantity(t.ScratchBytes, resource.BinarySI)
 		var nonce [16]byte
 		_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
 		meta := metav1.ObjectMeta{
 			Name: PodName(s, slot), Namespace: s.Namespace, Labels: labels,
-			Annotations:     map[string]string{vizv1.AnnotationTokenNonce: hex.EncodeToString(nonce[:])},
+			Annotations:     map[string]string{AnnotationTokenNonce: hex.EncodeToString(nonce[:])},
 			OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
 		}
 		tokenSecret := PodTokenSecretName(&corev1.Pod{ObjectMeta: meta})

@@ -1,4 +1,9 @@
-package controller
+// Package kubernetes is the Kubernetes backend's adapter (internal/backends): the
+// sandbox registry's pools of hardened Pods (internal/sandbox/kubernetes decides; this
+// package talks to the API server), their token Secrets and NetworkPolicy, the
+// SandboxPool's finalizer that removes them, the Pod watch that wakes waiting claims,
+// and the Ready condition's SandboxStartFailed when the Pods cannot start.
+package kubernetes
 
 import (
 	"context"
@@ -6,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,36 +26,37 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/backends"
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 )
 
-// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools,verbs=patch
-// +kubebuilder:rbac:groups=viz.vizops.io,resources=sandboxpools/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=create;delete
 // +kubebuilder:rbac:groups="",namespace=system,resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;delete
 
-// KubernetesPools is the Kubernetes backend's adapter: the registry's factory for
-// Kubernetes pools, their PodAPI over the manager's label-filtered cache, and the
-// SandboxPool controller's steps for the Pods, token Secret and NetworkPolicy of a
+// Backend is the Kubernetes backend's adapter: it makes Kubernetes pools in the
+// registry, gives them a PodAPI over the manager's label-filtered cache, and runs the
+// SandboxPool controller's steps for the Pods, token Secrets and NetworkPolicy of a
 // pool. The decisions are internal/sandbox/kubernetes's.
-type KubernetesPools struct {
+type Backend struct {
 	// Client is the manager's client; its cache holds only objects labelled
-	// LabelSandboxPoolUID (CacheOptions).
+	// LabelSandboxPoolUID (CacheObjects). nil: Watch sets the manager's.
 	Client client.Client
 	// APIReader reads uncached, to tell an object of a pool's name that is not in the
-	// cache yet from one that is not the pool's (nil: Client).
+	// cache yet from one that is not the pool's (nil: Watch sets the manager's).
 	APIReader client.Reader
 	// Manager is where the manager's Pods run: the NetworkPolicy admits only them.
 	Manager kubernetes.ManagerPeer
@@ -69,10 +76,21 @@ type KubernetesPools struct {
 	events chan event.GenericEvent
 }
 
+var (
+	_ backends.Backend        = (*Backend)(nil)
+	_ backends.Finalizer      = (*Backend)(nil)
+	_ backends.Watcher        = (*Backend)(nil)
+	_ backends.Cacher         = (*Backend)(nil)
+	_ backends.ReadyOverrider = (*Backend)(nil)
+)
+
+// Name is Kubernetes.
+func (k *Backend) Name() vizv1.Backend { return vizv1.BackendKubernetes }
+
 // kubePool is a kubernetes.Pool that the adapter tells about Pod events until closed.
 type kubePool struct {
 	*kubernetes.Pool
-	k   *KubernetesPools
+	k   *Backend
 	uid types.UID
 }
 
@@ -97,7 +115,7 @@ func (p *kubePool) forget() {
 	p.k.mu.Unlock()
 }
 
-func (k *KubernetesPools) init() {
+func (k *Backend) init() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.live == nil {
@@ -111,33 +129,84 @@ func (k *KubernetesPools) init() {
 	}
 }
 
-// Factory makes Kubernetes pools; backendConfig is a kubernetes.Settings.
-func (k *KubernetesPools) Factory() sandbox.Factory {
+// newPool makes one Kubernetes pool object from its settings.
+func (k *Backend) newPool(cfg sandbox.PoolConfig, s kubernetes.Settings) (sandbox.Pool, error) {
 	k.init()
-	return func(cfg sandbox.PoolConfig, backendConfig any) (sandbox.Pool, error) {
-		s, ok := backendConfig.(kubernetes.Settings)
-		if !ok {
-			return nil, fmt.Errorf("%w: the Kubernetes backend got no settings", sandbox.ErrUnavailable)
-		}
-		key := types.NamespacedName{Namespace: s.Namespace, Name: s.PoolName}
-		p, err := kubernetes.NewPool(cfg, s, &podAPI{c: k.Client, ns: s.Namespace, uid: s.PoolUID},
-			kubernetes.Options{NewRunner: k.NewRunner, Manager: k.ID, Poll: k.Poll, Wake: func() { k.wake(key) }})
-		if err != nil {
-			return nil, err
-		}
-		kp := &kubePool{Pool: p, k: k, uid: s.PoolUID}
-		k.mu.Lock()
-		if k.live[s.PoolUID] == nil {
-			k.live[s.PoolUID] = map[*kubePool]struct{}{}
-		}
-		k.live[s.PoolUID][kp] = struct{}{}
-		k.mu.Unlock()
-		return kp, nil
+	key := types.NamespacedName{Namespace: s.Namespace, Name: s.PoolName}
+	p, err := kubernetes.NewPool(cfg, s, NewPodAPI(k.Client, s.Namespace, s.PoolUID),
+		kubernetes.Options{NewRunner: k.NewRunner, Manager: k.ID, Poll: k.Poll, Wake: func() { k.wake(key) }})
+	if err != nil {
+		return nil, err
 	}
+	kp := &kubePool{Pool: p, k: k, uid: s.PoolUID}
+	k.mu.Lock()
+	if k.live[s.PoolUID] == nil {
+		k.live[s.PoolUID] = map[*kubePool]struct{}{}
+	}
+	k.live[s.PoolUID][kp] = struct{}{}
+	k.mu.Unlock()
+	return kp, nil
+}
+
+// Ensure resolves the pool's settings (its template, from its class; the key its
+// Pods' tokens are derived from), makes or updates its NetworkPolicy and live pool,
+// and creates and deletes its Pods. A failure of the Pod step is StepErr: the pool
+// itself is up.
+func (k *Backend) Ensure(ctx context.Context, in backends.Input) (backends.Ensured, error) {
+	s, err := k.settings(in.Pool, in.Class, in.Config)
+	if err != nil {
+		return backends.Ensured{}, err
+	}
+	if err := k.reconcileNetworkPolicy(ctx, s); err != nil {
+		return backends.Ensured{}, fmt.Errorf("the pool's NetworkPolicy cannot be made: %w", err)
+	}
+	pool, err := sandbox.Ensure(in.Pools, in.Key, string(vizv1.BackendKubernetes), in.Config, s, k.newPool)
+	if err != nil {
+		return backends.Ensured{}, err
+	}
+	_, podsErr := k.reconcilePods(ctx, s, in.Config.MinReady, in.Config.MaxSandboxes, false)
+	return backends.Ensured{Pool: pool, StepErr: podsErr}, nil
+}
+
+// Reason: the Kubernetes backend's own failures are reported as BackendUnavailable,
+// or through NotReady.
+func (k *Backend) Reason(error) string { return "" }
+
+// NotReady turns a running pool's Ready condition False when its Pods cannot start:
+// every Pod is stuck (an image that does not pull, a node that does not exist), or the
+// API server refuses the Pods (a missing RuntimeClass, a Pod Security level or a quota
+// of the namespace). No retry helps until that changes.
+func (k *Backend) NotReady(in backends.Input, st sandbox.PoolStatus, podsErr error) (reason, message string) {
+	if st.Total == 0 && (apierrors.IsForbidden(podsErr) || apierrors.IsInvalid(podsErr)) {
+		return vizv1.ReasonSandboxStartFailed, fmt.Sprintf("the API server refuses the pool's sandbox Pods: %v; fix SandboxClass %s or the namespace's policies", podsErr, in.Class.Name)
+	}
+	if st.Degraded != "" && st.Ready == 0 && st.Busy == 0 && st.Starting == 0 {
+		return vizv1.ReasonSandboxStartFailed, st.Degraded + fmt.Sprintf("; the platform team fixes SandboxClass %s (image, runtimeClassName, nodeSelector, tolerations, hostUsers) or the cluster, then the Pods are replaced", in.Class.Name)
+	}
+	return "", ""
+}
+
+// ClassOf is the backend's own view of a class: its spec.kubernetes and spec.egress.
+func ClassOf(class *vizv1.SandboxClass) kubernetes.Class {
+	if class == nil {
+		return kubernetes.Class{}
+	}
+	spec := ptr.Deref(class.Spec.Kubernetes, vizv1.KubernetesClass{})
+	c := kubernetes.Class{
+		Image: spec.Image, RuntimeClassName: spec.RuntimeClassName, NodeSelector: spec.NodeSelector,
+		Tolerations: spec.Tolerations, HostUsers: spec.HostUsers,
+	}
+	if sp := spec.SeccompProfile; sp != nil && sp.Type == vizv1.SeccompLocalhost {
+		c.SeccompLocalhostProfile = sp.LocalhostProfile
+	}
+	for _, e := range class.Spec.Egress {
+		c.Egress = append(c.Egress, kubernetes.EgressRule{CIDR: e.CIDR, Except: e.Except, Ports: e.Ports})
+	}
+	return c
 }
 
 // wake enqueues the SandboxPool key (a claim waits for a Pod).
-func (k *KubernetesPools) wake(key types.NamespacedName) {
+func (k *Backend) wake(key types.NamespacedName) {
 	ev := event.GenericEvent{Object: &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
 	select {
 	case k.events <- ev:
@@ -146,7 +215,7 @@ func (k *KubernetesPools) wake(key types.NamespacedName) {
 }
 
 // notify tells the pool objects of a Pod's pool that its Pods changed.
-func (k *KubernetesPools) notify(obj any) {
+func (k *Backend) notify(obj any) {
 	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
@@ -154,13 +223,13 @@ func (k *KubernetesPools) notify(obj any) {
 	if !ok {
 		return
 	}
-	for _, p := range k.pools(types.UID(pod.Labels[vizv1.LabelSandboxPoolUID])) {
+	for _, p := range k.pools(types.UID(pod.Labels[kubernetes.LabelPoolUID])) {
 		p.Notify()
 	}
 }
 
 // pools are the live pool objects of the SandboxPool of uid.
-func (k *KubernetesPools) pools(uid types.UID) []*kubePool {
+func (k *Backend) pools(uid types.UID) []*kubePool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	pools := make([]*kubePool, 0, len(k.live[uid]))
@@ -172,14 +241,14 @@ func (k *KubernetesPools) pools(uid types.UID) []*kubePool {
 
 // observe tells the pool objects of uid what a list of their Pods showed: their
 // Status reports from it, without an API call.
-func (k *KubernetesPools) observe(uid types.UID, pods []corev1.Pod) {
+func (k *Backend) observe(uid types.UID, pods []corev1.Pod) {
 	for _, p := range k.pools(uid) {
 		p.Observe(pods)
 	}
 }
 
 // holds reports whether a pool object of this manager runs a job in the Pod.
-func (k *KubernetesPools) holds(uid types.UID, podName string) bool {
+func (k *Backend) holds(uid types.UID, podName string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for p := range k.live[uid] {
@@ -191,7 +260,7 @@ func (k *KubernetesPools) holds(uid types.UID, podName string) bool {
 }
 
 // waiting is how many claims of this manager wait for a Pod of the pool.
-func (k *KubernetesPools) waiting(uid types.UID) int {
+func (k *Backend) waiting(uid types.UID) int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := 0
@@ -203,7 +272,7 @@ func (k *KubernetesPools) waiting(uid types.UID) int {
 
 // sandboxObjectsSelector selects the objects Kubernetes pools make.
 func sandboxObjectsSelector() labels.Selector {
-	req, err := labels.NewRequirement(vizv1.LabelSandboxPoolUID, selection.Exists, nil)
+	req, err := labels.NewRequirement(kubernetes.LabelPoolUID, selection.Exists, nil)
 	if err != nil {
 		panic(err) // a constant key: cannot fail
 	}
@@ -213,11 +282,11 @@ func sandboxObjectsSelector() labels.Selector {
 // settings resolves a Kubernetes pool's own settings: its template (from its class
 // and sizes), and the key its Pods' tokens are derived from (each Pod's token Secret is
 // made with the Pod).
-func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
+func (k *Backend) settings(sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg sandbox.PoolConfig) (kubernetes.Settings, error) {
 	spec := ptr.Deref(class.Spec.Kubernetes, vizv1.KubernetesClass{})
 	s := kubernetes.Settings{
 		Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
-		Template:      kubernetes.PoolTemplate(cfg, spec, class.Spec.Egress),
+		Template:      kubernetes.PoolTemplate(cfg, ClassOf(class)),
 		MaxExecutions: int(max(spec.MaxExecutionsPerSandbox, 1)),
 	}
 	if len(k.TokenKey) == 0 {
@@ -230,7 +299,7 @@ func (k *KubernetesPools) settings(ctx context.Context, sp *vizv1.SandboxPool, c
 // the pool; its name holds the Pod's random nonce, so no earlier object can have it).
 // The Pod records the Secret's UID, so deleting it later checks that the Secret is
 // still the one made here. A Pod that cannot be made takes its Secret with it.
-func (k *KubernetesPools) createPod(ctx context.Context, s kubernetes.Settings, pod *corev1.Pod) error {
+func (k *Backend) createPod(ctx context.Context, s kubernetes.Settings, pod *corev1.Pod) error {
 	sec := kubernetes.RenderTokenSecret(s, pod)
 	if err := k.Client.Create(ctx, sec); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -305,7 +374,7 @@ func errNotOwned(kind string, obj metav1.Object) error {
 
 // checkOwned reads obj uncached (the cache did not have it) and says whether the
 // pool owns it: nil when it does (the cache was behind), errNotOwned when not.
-func (k *KubernetesPools) checkOwned(ctx context.Context, uid types.UID, kind string, obj client.Object) error {
+func (k *Backend) checkOwned(ctx context.Context, uid types.UID, kind string, obj client.Object) error {
 	r := k.APIReader
 	if r == nil {
 		r = k.Client
@@ -321,7 +390,7 @@ func (k *KubernetesPools) checkOwned(ctx context.Context, uid types.UID, kind st
 
 // deleteOwned deletes obj (read from the cache) if the pool of uid owns it, with
 // its UID as precondition; anything else of that name is left alone.
-func (k *KubernetesPools) deleteOwned(ctx context.Context, uid types.UID, obj client.Object) error {
+func (k *Backend) deleteOwned(ctx context.Context, uid types.UID, obj client.Object) error {
 	if err := k.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		return client.IgnoreNotFound(err) // not cached: not labelled as a pool's, so not ours
 	}
@@ -334,7 +403,7 @@ func (k *KubernetesPools) deleteOwned(ctx context.Context, uid types.UID, obj cl
 }
 
 // reconcileNetworkPolicy makes the pool's NetworkPolicy, or puts it back as rendered.
-func (k *KubernetesPools) reconcileNetworkPolicy(ctx context.Context, s kubernetes.Settings) error {
+func (k *Backend) reconcileNetworkPolicy(ctx context.Context, s kubernetes.Settings) error {
 	want := kubernetes.RenderNetworkPolicy(s, k.Manager)
 	cur := &networkingv1.NetworkPolicy{}
 	err := k.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
@@ -359,7 +428,7 @@ func (k *KubernetesPools) reconcileNetworkPolicy(ctx context.Context, s kubernet
 
 // reconcilePods creates and deletes the pool's Pods as kubernetes.Decide says. It
 // returns how many Pods the cache holds.
-func (k *KubernetesPools) reconcilePods(ctx context.Context, r client.Reader, s kubernetes.Settings, minReady, maxSandboxes int, deleting bool) (int, error) {
+func (k *Backend) reconcilePods(ctx context.Context, s kubernetes.Settings, minReady, maxSandboxes int, deleting bool) (int, error) {
 	api := &podAPI{c: k.Client, ns: s.Namespace, uid: s.PoolUID}
 	pods, err := api.List(ctx)
 	if err != nil {
@@ -370,7 +439,7 @@ func (k *KubernetesPools) reconcilePods(ctx context.Context, r client.Reader, s 
 	plan := kubernetes.Decide(s, views, kubernetes.Want{
 		MinReady: minReady, MaxSandboxes: maxSandboxes,
 		Waiting: k.waiting(s.PoolUID), Deleting: deleting,
-		Live: func(v kubernetes.View) bool { return k.claimLive(ctx, r, s.PoolUID, v) },
+		Live: func(v kubernetes.View) bool { return k.claimLive(ctx, s.PoolUID, v) },
 	})
 	log := logf.FromContext(ctx)
 	render := kubernetes.RenderPod(s)
@@ -398,7 +467,7 @@ func (k *KubernetesPools) reconcilePods(ctx context.Context, r client.Reader, s 
 // the request controller retries a lost execution with the attempt counted
 // (reconcileExecution: Admitted with no execution here is SandboxLost); from then on
 // the Pod's claim is for an attempt that no longer runs, and the Pod is deleted.
-func (k *KubernetesPools) claimLive(ctx context.Context, r client.Reader, uid types.UID, v kubernetes.View) bool {
+func (k *Backend) claimLive(ctx context.Context, uid types.UID, v kubernetes.View) bool {
 	if k.holds(uid, v.Pod.Name) {
 		return true
 	}
@@ -407,7 +476,7 @@ func (k *KubernetesPools) claimLive(ctx context.Context, r client.Reader, uid ty
 		return false
 	}
 	vr := &vizv1.VisualizationRequest{}
-	if err := r.Get(ctx, parseKey(c.Key), vr); err != nil {
+	if err := k.Client.Get(ctx, parseKey(c.Key), vr); err != nil {
 		return !apierrors.IsNotFound(err) // unknown: keep it, decide later
 	}
 	st := vr.Status
@@ -422,32 +491,26 @@ func (k *KubernetesPools) claimLive(ctx context.Context, r client.Reader, uid ty
 	return meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted)
 }
 
-// finalize removes what a Kubernetes pool made, when it is deleted or no longer a
+// FinalizerName is the finalizer of Kubernetes pools.
+func (k *Backend) FinalizerName() string { return vizv1.FinalizerSandboxPool }
+
+// Finalize removes what a Kubernetes pool made, when it is deleted or no longer a
 // Kubernetes pool: its Pods (busy ones once their job has ended), then its
-// NetworkPolicy and token Secret, then the finalizer. With pools set (the pool is
-// deleted) the live pool stops claiming at once (Registry.Remove); on a backend change
-// the registry replaces it with the new backend's.
-func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig, pools *sandbox.Registry, key string) (done bool, err error) {
-	if pools != nil {
-		if err := pools.Remove(key); err != nil {
-			return false, err
-		}
-	}
-	if !controllerutil.ContainsFinalizer(sp, vizv1.FinalizerSandboxPool) {
-		return true, nil
-	}
+// NetworkPolicy. Token Secrets go with their Pods. The controller has dropped the live
+// pool already (a deleted pool), or the registry replaces it with the new backend's.
+func (k *Backend) Finalize(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (done bool, err error) {
 	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
-		Template: kubernetes.PoolTemplate(cfg, vizv1.KubernetesClass{}, nil)}
-	remaining, err := k.reconcilePods(ctx, r, s, 0, 1, true)
+		Template: kubernetes.PoolTemplate(cfg, kubernetes.Class{})}
+	remaining, err := k.reconcilePods(ctx, s, 0, 1, true)
 	if err != nil {
 		return false, err
 	}
 	if remaining > 0 {
 		return false, nil // their events bring us back
 	}
-	// The cache saw no Pod: confirm with the API server before the finalizer goes.
+	// The cache saw no Pod: confirm before the finalizer goes.
 	var left corev1.PodList
-	if err := r.List(ctx, &left, client.InNamespace(sp.Namespace), client.MatchingLabels(kubernetes.Selector(sp.UID))); err != nil {
+	if err := k.Client.List(ctx, &left, client.InNamespace(sp.Namespace), client.MatchingLabels(kubernetes.Selector(sp.UID))); err != nil {
 		return false, err
 	}
 	if len(left.Items) > 0 {
@@ -460,16 +523,21 @@ func (k *KubernetesPools) finalize(ctx context.Context, r client.Reader, sp *viz
 	if err := k.deleteOwned(ctx, sp.UID, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: sp.Namespace, Name: kubernetes.NetworkPolicyName(s)}}); err != nil {
 		return false, err
 	}
-	before := sp.DeepCopy()
-	controllerutil.RemoveFinalizer(sp, vizv1.FinalizerSandboxPool)
-	return true, client.IgnoreNotFound(k.Client.Patch(ctx, sp, client.MergeFrom(before)))
+	return true, nil
 }
 
-// setup watches sandbox Pods (only those of Kubernetes pools: the cache is label
-// filtered) so that waiting claims wake on every change, and returns the source of
-// the pools' wake-ups.
-func (k *KubernetesPools) setup(mgr ctrl.Manager) (<-chan event.GenericEvent, error) {
+// Watch watches sandbox Pods (only those of Kubernetes pools: the cache is label
+// filtered) so that waiting claims wake on every change, has the SandboxPool
+// controller own the pools' Pods and NetworkPolicies, and wakes a pool when one of
+// its claims waits for a Pod.
+func (k *Backend) Watch(mgr manager.Manager, b *builder.Builder) (*builder.Builder, error) {
 	k.init()
+	if k.Client == nil {
+		k.Client = mgr.GetClient()
+	}
+	if k.APIReader == nil {
+		k.APIReader = mgr.GetAPIReader()
+	}
 	inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Pod{})
 	if err != nil {
 		return nil, err
@@ -491,12 +559,17 @@ func (k *KubernetesPools) setup(mgr ctrl.Manager) (<-chan event.GenericEvent, er
 			k.podGone(obj)
 		},
 	})
-	return k.events, err
+	if err != nil {
+		return nil, err
+	}
+	return b.Owns(&corev1.Pod{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		WatchesRawSource(source.Channel(k.events, &handler.EnqueueRequestForObject{})), nil
 }
 
 // podGone deletes the token Secret of a sandbox Pod that is gone, however it went
 // (the pool's own deletes do it at once; this catches evictions and kubectl delete).
-func (k *KubernetesPools) podGone(obj any) {
+func (k *Backend) podGone(obj any) {
 	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
@@ -509,6 +582,11 @@ func (k *KubernetesPools) podGone(obj any) {
 		defer cancel()
 		_ = deleteTokenSecret(ctx, k.Client, pod)
 	}()
+}
+
+// NewPodAPI is kubernetes.PodAPI over c for the Pods of the pool of uid in ns.
+func NewPodAPI(c client.Client, ns string, uid types.UID) kubernetes.PodAPI {
+	return &podAPI{c: c, ns: ns, uid: uid}
 }
 
 // podAPI is kubernetes.PodAPI over the manager's client for one pool's Pods.
@@ -544,11 +622,19 @@ func (a *podAPI) Delete(ctx context.Context, pod *corev1.Pod) error {
 	return deleteTokenSecret(ctx, a.c, pod)
 }
 
-// kubernetesCacheObjects are the cache's label filters for what Kubernetes pools make.
-func kubernetesCacheObjects() map[client.Object]cache.ByObject {
+// CacheObjects are the cache's label filters for what Kubernetes pools make.
+func (k *Backend) CacheObjects() map[client.Object]cache.ByObject {
 	sel := sandboxObjectsSelector()
 	return map[client.Object]cache.ByObject{
 		&corev1.Pod{}:                 {Label: sel},
 		&networkingv1.NetworkPolicy{}: {Label: sel},
 	}
+}
+
+// parseKey reads a "namespace/name" key.
+func parseKey(k string) types.NamespacedName {
+	if ns, name, ok := strings.Cut(k, "/"); ok {
+		return types.NamespacedName{Namespace: ns, Name: name}
+	}
+	return types.NamespacedName{Name: k}
 }
