@@ -508,9 +508,14 @@ func (k *Backend) Finalize(ctx context.Context, sp *vizv1.SandboxPool, cfg sandb
 	if remaining > 0 {
 		return false, nil // their events bring us back
 	}
-	// The cache saw no Pod: confirm before the finalizer goes.
+	// The cache saw no Pod: confirm with the API server (uncached) before the
+	// finalizer goes, so a cache that is behind cannot strand a Pod without its pool.
+	r := k.APIReader
+	if r == nil {
+		r = k.Client
+	}
 	var left corev1.PodList
-	if err := k.Client.List(ctx, &left, client.InNamespace(sp.Namespace), client.MatchingLabels(kubernetes.Selector(sp.UID))); err != nil {
+	if err := r.List(ctx, &left, client.InNamespace(sp.Namespace), client.MatchingLabels(kubernetes.Selector(sp.UID))); err != nil {
 		return false, err
 	}
 	if len(left.Items) > 0 {
