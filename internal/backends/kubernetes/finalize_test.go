@@ -33,7 +33,7 @@ func TestFinalizeConfirmsWithTheAPIServer(t *testing.T) {
 		server   []client.Object
 		wantDone bool
 	}{
-		"the cache and the API server agree: no Pod":       {wantDone: true},
+		"the cache and the API server agree: no Pod":        {wantDone: true},
 		"the cache is behind: a Pod is still on the server": {server: []client.Object{straggler}},
 	} {
 		t.Run(name, func(t *testing.T) {
