@@ -59,9 +59,13 @@ func Main(args []string) error {
 	fs.IntVar(&maxContexts, "max-contexts", 16, "the most contexts at once")
 	fs.IntVar(&warmKernels, "warm-kernels", 1, "kernels kept started for new contexts (-1 for none)")
 	fs.Int64Var(&memoryMiB, "memory-mib", 0, "per-kernel memory rlimit in MiB (0: none; a Pod's cgroup limit applies)")
-	fs.Int64Var(&scratchMiB, "scratch-mib", 512, "per-context tmpfs size in MiB (isolation bwrap)")
+	fs.Int64Var(&scratchMiB, "scratch-mib", 512, "per-context tmpfs size in MiB (isolation bwrap, or none with --private-mounts)")
 	fs.Int64Var(&pids, "pids", 0, "per-kernel process rlimit (0: none; a Pod's pids limit applies)")
+	privateMounts := fs.Bool("private-mounts", false, "isolation none: give each kernel a /proc of its own PID namespace and a private /tmp of --scratch-mib, refusing kernels without a PID namespace (the Local backend sets it)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 
@@ -95,7 +99,8 @@ func Main(args []string) error {
 		// The agent's process starts nothing but kernels: what their code leaves
 		// behind when a context ends is killed (a PID namespace per kernel does it
 		// already where one can be made).
-		KillOrphans: true,
+		KillOrphans:   true,
+		PrivateMounts: *privateMounts,
 		// Kernels with namespaces of their own cannot read the token's directory.
 		HidePaths: hideTokenDir(tokenFile),
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 )
 
@@ -296,6 +297,9 @@ type kernelMessage struct {
 	codeinterpreter.Message
 	ID     int64  `json:"id"`
 	Notice string `json:"message"`
+	// Limit names the limit an error of the code reports (a sandbox.ErrName*):
+	// kernel.py's kernel_limit_hit.
+	Limit string `json:"limit"`
 }
 
 // run executes code in c on k (held through acquire) and emits the stream's messages
@@ -346,7 +350,9 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 			case codeinterpreter.TypeStdout, codeinterpreter.TypeStderr:
 				m.Message.Timestamp = timestamp()
 				err = emit(m.Message)
-			case codeinterpreter.TypeResult, codeinterpreter.TypeError:
+			case codeinterpreter.TypeError:
+				err = emit(s.limitError(m.Message, m.Limit))
+			case codeinterpreter.TypeResult:
 				err = emit(m.Message)
 			}
 		case m := <-raw:
@@ -376,9 +382,48 @@ func (s *Server) kernelLost(c *kcontext, k *kernel, emit func(codeinterpreter.Me
 	}
 	c.mu.Unlock()
 	s.opts.Log.Info("kernel ended mid-execution", "context", c.id, "status", status)
-	return emit(codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution",
+	msg := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution",
 		Value: "the context's interpreter ended before the execution finished: " + status +
-			". Its variables are lost; the next execution starts a fresh interpreter."})
+			". Its variables are lost; the next execution starts a fresh interpreter."}
+	if status == statusOOMKilled {
+		msg = s.limitError(msg, sandbox.ErrNameMemoryLimitExceeded)
+	}
+	return emit(msg)
+}
+
+// limitError names an error of the code after the limit it hit (one of
+// sandbox.ErrName*, as every backend reports it), saying which limit and what to do;
+// the exception's own name and text follow. Any other limit name (the kernel is the
+// code's to forge) leaves the error as it is.
+func (s *Server) limitError(m codeinterpreter.Message, limit string) codeinterpreter.Message {
+	r := s.opts.Resources
+	var what string
+	switch limit {
+	case sandbox.ErrNameMemoryLimitExceeded:
+		what = "the code used more than its memory limit" + ofBytes(r.MemoryBytes) + " and was stopped. Use less data or raise the memory limit."
+	case sandbox.ErrNameProcessLimitExceeded:
+		what = "the code tried to run more processes or threads than allowed"
+		if r.Pids > 0 {
+			what += fmt.Sprintf(" (%d)", r.Pids)
+		}
+		what += ". Start fewer."
+	case sandbox.ErrNameScratchLimitExceeded:
+		what = "the code filled its scratch space" + ofBytes(r.ScratchBytes) + ". Write less data."
+	default:
+		return m
+	}
+	if m.Name != "" {
+		what += fmt.Sprintf(" (%s: %s)", m.Name, m.Value)
+	}
+	m.Name, m.Value = limit, what
+	return m
+}
+
+func ofBytes(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" of %d MiB", n>>20)
 }
 
 // interrupt stops an execution whose client went away: the kernel gets a

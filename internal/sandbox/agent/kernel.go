@@ -101,6 +101,10 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 		if !o.NoPIDNamespace && pidNamespaces(o) {
 			cfg.HidePaths = o.HidePaths // the kernel has a mount namespace to cover them in
 		}
+		if o.PrivateMounts {
+			cfg.PrivateMounts = true
+			cfg.Limits.ScratchBytes = o.Resources.ScratchBytes
+		}
 		cfgJSON, _ := json.Marshal(cfg)
 		cmd = exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
 		cmd.Dir = work
@@ -294,13 +298,16 @@ func (k *kernel) exitStatus() string {
 	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && k.oomKills >= 0 && oomKillCount() > k.oomKills:
 		// In a Pod the kernel, not the container, is what the OOM killer picks (its
 		// oom_score_adj is 1000), so the kubelet reports nothing: say it here.
-		return "the kernel's OOM killer ended it: the sandbox reached its memory limit"
+		return statusOOMKilled
 	case ws.Signaled():
 		return fmt.Sprintf("it was killed by signal %d (%s), for example for using more memory than allowed", ws.Signal(), ws.Signal())
 	default:
 		return fmt.Sprintf("it exited with status %d", ws.ExitStatus())
 	}
 }
+
+// statusOOMKilled is exitStatus for a kernel the OOM killer ended.
+const statusOOMKilled = "the kernel's OOM killer ended it: the sandbox reached its memory limit"
 
 // kill ends the kernel and every process it started.
 func (k *kernel) kill() {

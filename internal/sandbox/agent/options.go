@@ -90,6 +90,11 @@ type Options struct {
 	// covered by an empty read-only tmpfs in the kernel's mount namespace before any
 	// code runs. Without namespaces they stay readable (docs/security.md).
 	HidePaths []string
+	// PrivateMounts gives each IsolationNone kernel a /proc of its own PID namespace
+	// and a private /tmp of Resources.ScratchBytes, and refuses kernels where no PID
+	// namespace can be made: the Local backend runs the agent so, in one bubblewrap
+	// sandbox whose /tmp the contexts would otherwise share.
+	PrivateMounts bool
 	// NoPIDNamespace starts IsolationNone kernels without a PID namespace of their own
 	// even where one can be made (tests of the orphan sweep).
 	NoPIDNamespace bool

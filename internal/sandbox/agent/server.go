@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,9 +173,14 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 	})
 }
 
+// HeaderSpareKernels, on /health answers, is how many started kernels wait for new
+// contexts right now: a caller that wants a warm start (a benchmark) can wait for one.
+const HeaderSpareKernels = "X-Vizops-Spare-Kernels"
+
 // health answers "OK" once the first kernel is warm (E2B's server answers once its
 // default context exists), so a Pod's readiness probe waits for it; 503 before.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set(HeaderSpareKernels, strconv.Itoa(len(s.spares)))
 	if !s.ready.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, "starting")
 		return

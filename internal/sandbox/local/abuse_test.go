@@ -21,9 +21,14 @@ var abuseLimits = sandbox.Resources{MemoryBytes: 512 << 20, Pids: 64, ScratchByt
 // TestAbuse runs hostile programs through one pool with a single sandbox, so every case
 // also proves the next request on the same (recycled) sandbox still works. Each must
 // end in a clear error or a harmless result, in bounded time, with the host unaffected.
-func TestAbuse(t *testing.T) {
+func TestAbuse(t *testing.T) { testAbuse(t, EngineZygote) }
+
+// TestAbuseAgent runs the same hostile programs on sandboxes that run the sandbox-agent.
+func TestAbuseAgent(t *testing.T) { testAbuse(t, EngineAgent) }
+
+func testAbuse(t *testing.T, engine Engine) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits},
-		Options{MaxOutputBytes: 64 << 10, GraceTime: time.Second})
+		Options{MaxOutputBytes: 64 << 10, GraceTime: time.Second, Engine: engine})
 
 	// Host-side canaries: a process, a listener and a secret file in our working dir.
 	canary := exec.Command("sleep", "3600")

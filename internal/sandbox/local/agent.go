@@ -47,7 +47,7 @@ const (
 	agentRunMount  = "/run/vizops"
 	agentSocket    = agentRunMount + "/agent.sock"
 	agentTokenFile = agentRunMount + "/token"
-	agentWorkDir   = "/tmp/agent"
+	agentWorkDir   = "/work"
 )
 
 var agentBin struct {
@@ -114,13 +114,26 @@ func copyExecutable(from, to string) error {
 // agentArgs is the command line of one agent sandbox: the isolation of a zygote
 // sandbox (every namespace, read-only root, a size-capped /tmp, the cgroup), plus the
 // agent's binary and a directory of the host for its socket and token.
-func agentArgs(opts Options, cfg sandbox.PoolConfig, res sandbox.Resources, bin, runDir string, rlimits bool) []string {
+func agentArgs(opts Options, cfg sandbox.PoolConfig, res sandbox.Resources, bin, runDir, oom string, rlimits bool) []string {
 	args := append(baseBwrapArgs(cfg, res),
 		"--info-fd", "3",
 		"--block-fd", "4",
 		"--ro-bind", filepath.Join(opts.CacheDir, "mpl"), mplCacheMount,
 		"--ro-bind", bin, agentBinMount,
 		"--bind", runDir, agentRunMount,
+		// The contexts' directories, on a scratch of their own: each kernel mounts a
+		// private /tmp over the sandbox's (--private-mounts).
+		"--size", strconv.FormatInt(res.ScratchBytes, 10), "--tmpfs", agentWorkDir,
+	)
+	if oom != "" {
+		// The agent tells a kernel the OOM killer ended by this counter, as in a Pod.
+		target := "/sys/fs/cgroup/memory.events" // where the agent reads it (oomKillCount)
+		if filepath.Base(oom) == "memory.oom_control" {
+			target = "/sys/fs/cgroup/memory/memory.oom_control"
+		}
+		args = append(args, "--ro-bind", oom, target)
+	}
+	args = append(args,
 		"--remount-ro", "/",
 		"--", agentBinMount,
 		"--listen", "unix:"+agentSocket,
@@ -130,6 +143,8 @@ func agentArgs(opts Options, cfg sandbox.PoolConfig, res sandbox.Resources, bin,
 		"--python", opts.Python,
 		"--network", string(cfg.Network),
 		"--warm-kernels", "1",
+		"--private-mounts",
+		"--scratch-mib", strconv.FormatInt(max(res.ScratchBytes>>20, 1), 10),
 		"--max-contexts", "4",
 		"--log-level", "warn",
 	)
@@ -186,7 +201,7 @@ func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolCo
 	defer infoR.Close()
 	defer blockW.Close()
 
-	cmd := exec.Command(opts.Bwrap, agentArgs(opts, cfg, res, bin, runDir, !enforced)...)
+	cmd := exec.Command(opts.Bwrap, agentArgs(opts, cfg, res, bin, runDir, cg.oomCounter(), !enforced)...)
 	cmd.Env = append(sandboxEnv(), agent.ReexecEnv+"=1", "TMPDIR=/tmp")
 	cmd.ExtraFiles = []*os.File{infoW, blockR} // fds 3, 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

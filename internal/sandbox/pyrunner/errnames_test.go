@@ -16,7 +16,9 @@ import (
 // errorNameLiteral is an error the Python side names itself, as a dict literal:
 // {"name": "Timeout", ...}. Names taken from an exception (type(e).__name__) are the
 // user's code's and are not matched.
-var errorNameLiteral = regexp.MustCompile(`\{"name":\s*"([A-Za-z]+)"`)
+// Any string literal naming a limit ("MemoryLimitExceeded", kernel.py's limit hints)
+// is matched too.
+var errorNameLiteral = regexp.MustCompile(`\{"name":\s*"([A-Za-z]+)"|"([A-Za-z]+LimitExceeded)"`)
 
 // vocabulary reads every ErrName* constant of package sandbox from its source, so a
 // constant added there is covered here without editing this test.
@@ -71,22 +73,24 @@ func TestPythonErrorNamesAreTheVocabulary(t *testing.T) {
 	used := map[string]bool{}
 	for file, src := range map[string]string{"runner.py": runnerMain, "kernel.py": kernelMain} {
 		for _, m := range errorNameLiteral.FindAllStringSubmatch(src, -1) {
-			used[m[1]] = true
-			if _, ok := vocab[m[1]]; !ok {
+			name := m[1] + m[2]
+			used[name] = true
+			if _, ok := vocab[name]; !ok {
 				known := make([]string, 0, len(vocab))
 				for v := range vocab {
 					known = append(known, v)
 				}
 				sort.Strings(known)
-				t.Errorf("%s names an error %q, which is not a sandbox.ErrName* constant (%s)", file, m[1], strings.Join(known, ", "))
+				t.Errorf("%s names an error %q, which is not a sandbox.ErrName* constant (%s)", file, name, strings.Join(known, ", "))
 			}
 		}
 	}
-	// The runner reports these two itself; if it stopped, the Go side's mapping (or
+	// The runner and the kernel report these themselves; if they stopped, the Go side's mapping (or
 	// this test's pattern) has drifted from it.
-	for _, name := range []string{sandbox.ErrNameTimeout, sandbox.ErrNameOutputLimitExceeded} {
+	for _, name := range []string{sandbox.ErrNameTimeout, sandbox.ErrNameOutputLimitExceeded,
+		sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameScratchLimitExceeded, sandbox.ErrNameProcessLimitExceeded} {
 		if !used[name] {
-			t.Errorf("runner.py no longer writes the error name %q (%s): update the mapping or this test", name, vocab[name])
+			t.Errorf("runner.py and kernel.py no longer write the error name %q (%s): update the mapping or this test", name, vocab[name])
 		}
 	}
 }

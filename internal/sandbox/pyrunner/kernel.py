@@ -193,7 +193,11 @@ def kernel_run(job):
                 kernel_emit(dict(format_error(e), type="error"))
         except BaseException as e:  # the user's code may raise anything, KeyboardInterrupt included
             kernel_flush_figures()
-            kernel_emit(dict(format_error(e), type="error"))
+            err = dict(format_error(e), type="error")
+            limit = kernel_limit_hit(e)
+            if limit:
+                err["limit"] = limit  # the agent names the error after the limit
+            kernel_emit(err)
         # Like Jupyter's inline backend: figures left open at the end of the cell are shown.
         try:
             capture_open_figures()
@@ -209,6 +213,40 @@ def kernel_run(job):
                 os.environ[k] = v
         kernel_flush_streams()
         kernel_emit({"type": "done", "id": job["id"]})
+
+
+def kernel_limit_hit(e):
+    """The sandbox.ErrName* of the limit an exception of the code reports, if any."""
+    if isinstance(e, MemoryError):
+        return "MemoryLimitExceeded"
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return "ScratchLimitExceeded"
+    if isinstance(e, OSError) and e.errno == errno.EAGAIN:
+        tb = "".join(traceback.format_tb(e.__traceback__))
+        if "fork" in tb or "_execute_child" in tb:  # os.fork, subprocess
+            return "ProcessLimitExceeded"
+    if isinstance(e, RuntimeError) and str(e) == "can't start new thread":
+        return "ProcessLimitExceeded"
+    return None
+
+
+def kernel_private_mounts():
+    # CONFIG["private_mounts"] (the Local backend's agent): a kernel that is PID 1 of
+    # its own namespaces mounts a /proc of its own PID namespace (it sees only its own
+    # processes) and a private, size-capped /tmp (nothing a context writes there is
+    # seen by the next one). Without a PID namespace it refuses to start.
+    if not CONFIG.get("private_mounts"):
+        return
+    if os.getpid() != 1:
+        raise RuntimeError("private mounts need a PID namespace of the kernel's own, and none could be made")
+    ms_rec, ms_private = 16384, 1 << 18
+    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+        die_errno("make the kernel's mounts private")
+    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        die_errno("mount the kernel's /proc")
+    opts = ("size=%d,mode=1777" % ((CONFIG.get("limits") or {}).get("scratch_bytes") or (64 << 20))).encode()
+    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
+        die_errno("mount the kernel's /tmp")
 
 
 def kernel_hide_paths():
@@ -294,6 +332,7 @@ def kernel_main():
             if d:
                 os.makedirs(d, exist_ok=True)
         os.chdir(WORK)
+        kernel_private_mounts()
         kernel_hide_paths()
         import_rest()
         warm_up()
