@@ -251,6 +251,7 @@ type resultMapper struct {
 	total          int64
 	omitted        []string
 	moreOmitted    int
+	notes          []string // why collecting the files the code wrote stopped early
 	figures, plots int
 	displays       int
 	timedOut       bool
@@ -397,13 +398,19 @@ func (m *resultMapper) result() *sandbox.Result {
 		Charts:    chartdata.Bound(m.charts),
 		SandboxID: m.c.SandboxID,
 	}
-	if len(m.omitted) > 0 {
-		dropped := strings.Join(m.omitted, ", ")
-		if m.moreOmitted > 0 {
-			dropped += fmt.Sprintf(" and %d more", m.moreOmitted)
+	if len(m.omitted) > 0 || len(m.notes) > 0 {
+		var parts []string
+		if len(m.omitted) > 0 {
+			dropped := strings.Join(m.omitted, ", ")
+			if m.moreOmitted > 0 {
+				dropped += fmt.Sprintf(" and %d more", m.moreOmitted)
+			}
+			parts = append(parts, fmt.Sprintf("the code produced more than %d artifacts or %d bytes in total; dropped: %s", m.maxN, m.maxBytes, dropped))
 		}
-		msg := fmt.Sprintf("the code produced more than %d artifacts or %d bytes in total; dropped: %s. Produce fewer or smaller figures and files.",
-			m.maxN, m.maxBytes, dropped)
+		if len(m.notes) > 0 {
+			parts = append(parts, "collecting the files the code wrote stopped early: "+strings.Join(m.notes, "; "))
+		}
+		msg := strings.Join(parts, "; ") + ". Produce fewer or smaller figures and files, in a shallow folder."
 		if r.Error == nil {
 			r.Success = false
 			r.Error = &sandbox.ExecError{Name: sandbox.ErrNameOutputLimitExceeded, Value: msg}
@@ -492,6 +499,7 @@ func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sa
 			Data []byte `json:"data"`
 		} `json:"files"`
 		Omitted []string `json:"omitted"`
+		Notes   []string `json:"notes"`
 	}
 	line := out.String()
 	if i := strings.LastIndex(line, collectMarker); i >= 0 {
@@ -508,6 +516,11 @@ func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sa
 	for _, name := range got.Omitted {
 		m.omit(name)
 	}
+	for _, n := range got.Notes {
+		if len(m.notes) < 4 {
+			m.notes = append(m.notes, capText(n, 200))
+		}
+	}
 	return nil
 }
 
@@ -521,7 +534,10 @@ const collectTemplate = `def __vizops_collect(spec):
     import base64, json, os, stat
     spec = json.loads(base64.b64decode(spec))
     inputs, left_n, left_bytes = set(spec["inputs"]), spec["max_files"], spec["max_bytes"]
-    files, omitted, budget = [], [], [20000]
+    files, omitted, budget, notes = [], [], [20000], []
+    def note(msg):
+        if msg not in notes:
+            notes.append(msg)
     def walk(path, rel, depth):
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
@@ -529,13 +545,18 @@ const collectTemplate = `def __vizops_collect(spec):
             return
         for e in entries:
             budget[0] -= 1
-            if budget[0] < 0 or e.name.startswith("."):
+            if budget[0] < 0:
+                note("more than 20000 files and directories")
+                continue
+            if e.name.startswith("."):
                 continue
             name = rel + "/" + e.name if rel else e.name
             try:
                 if e.is_dir(follow_symlinks=False):
                     if depth < 16:
                         walk(e.path, name, depth + 1)
+                    else:
+                        note("directories nested deeper than 16")
                     continue
                 st = os.lstat(e.path)
             except OSError:
@@ -557,7 +578,7 @@ const collectTemplate = `def __vizops_collect(spec):
             files.append({"name": name, "data": base64.b64encode(data).decode()})
     left_bytes = [left_bytes]
     walk(".", "", 0)
-    print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20]}))
+    print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20], "notes": notes}))
 __vizops_collect("%s")
 del __vizops_collect
 `
