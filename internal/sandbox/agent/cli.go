@@ -61,6 +61,7 @@ func Main(args []string) error {
 	fs.Int64Var(&memoryMiB, "memory-mib", 0, "per-kernel memory rlimit in MiB (0: none; a Pod's cgroup limit applies)")
 	fs.Int64Var(&scratchMiB, "scratch-mib", 512, "per-context tmpfs size in MiB (isolation bwrap, or none with --private-mounts)")
 	fs.Int64Var(&pids, "pids", 0, "per-kernel process rlimit (0: none; a Pod's pids limit applies)")
+	forkKernels := fs.Bool("fork-kernels", false, "isolation none: fork each kernel from one interpreter that has imported the plotting stack, instead of starting a new interpreter (needs --warm-kernels > 0; the Local backend sets it)")
 	privateMounts := fs.Bool("private-mounts", false, "isolation none: give each kernel a /proc of its own PID namespace and a private /tmp of --scratch-mib, refusing kernels without a PID namespace (the Local backend sets it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -101,6 +102,7 @@ func Main(args []string) error {
 		// already where one can be made).
 		KillOrphans:   true,
 		PrivateMounts: *privateMounts,
+		ForkKernels:   *forkKernels,
 		// Kernels with namespaces of their own cannot read the token's directory.
 		HidePaths: hideTokenDir(tokenFile),
 	}

@@ -52,7 +52,7 @@ func (s *Server) takeKernel(ctx context.Context) (*kernel, error) {
 		default:
 		}
 		if !s.warming.Load() {
-			return startKernel(ctx, s.opts, newID())
+			return s.newKernel(ctx, newID())
 		}
 		t := time.NewTimer(s.opts.StartTimeout)
 		select {
@@ -66,14 +66,38 @@ func (s *Server) takeKernel(ctx context.Context) (*kernel, error) {
 			t.Stop()
 			return nil, ctx.Err()
 		case <-t.C:
-			return startKernel(ctx, s.opts, newID())
+			return s.newKernel(ctx, newID())
 		}
 	}
+}
+
+// newKernel starts a kernel: forked by the zygote when there is one, else a new
+// interpreter.
+func (s *Server) newKernel(ctx context.Context, id string) (*kernel, error) {
+	if z := s.zygote.Load(); z != nil && z.alive() {
+		return launchKernel(ctx, s.opts, id, z)
+	}
+	return startKernel(ctx, s.opts, id)
+}
+
+// startZygote starts the kernel zygote (Options.ForkKernels), once; where it cannot
+// start, kernels start as new interpreters.
+func (s *Server) startZygote() {
+	if !s.opts.ForkKernels || s.opts.Isolation != IsolationNone || s.opts.NoPIDNamespace {
+		return
+	}
+	z, err := startKernelZygote(s.ctx, s.opts)
+	if err != nil {
+		s.opts.Log.Error("the kernel zygote did not start; kernels start as new interpreters", "error", err)
+		return
+	}
+	s.zygote.Store(z)
 }
 
 // keepWarm keeps WarmKernels started kernels waiting for contexts.
 func (s *Server) keepWarm() {
 	defer close(s.warmDone)
+	s.startZygote()
 	backoff := time.Second
 	for {
 		select {
@@ -82,7 +106,7 @@ func (s *Server) keepWarm() {
 		default:
 		}
 		s.warming.Store(true)
-		k, err := startKernel(s.ctx, s.opts, newID())
+		k, err := s.newKernel(s.ctx, newID())
 		if err != nil {
 			s.warming.Store(false)
 			if s.ctx.Err() != nil {
@@ -247,7 +271,7 @@ func (s *Server) restartKernel(ctx context.Context, c *kcontext) (*kernel, error
 		old.kill()
 	}
 	// The same id keeps the context's directories (IsolationNone).
-	k, err := startKernel(ctx, s.opts, c.id)
+	k, err := s.newKernel(ctx, c.id)
 	if err != nil {
 		return nil, err
 	}

@@ -68,3 +68,43 @@ func TestLimitsAreNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestForkedKernels runs contexts on kernels the zygote forks (Options.ForkKernels):
+// each is PID 1 of its own namespaces, with a /proc and /tmp of its own, and a context's
+// variables stay its own.
+func TestForkedKernels(t *testing.T) {
+	work, err := os.MkdirTemp("/var/tmp", "agent-fork-") // not below /tmp: kernels mount their own
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(work) })
+	_ = os.Chmod(work, 0o755)
+	srv, err := NewServer(Options{Token: "t", Isolation: IsolationNone, WorkDir: work, ForkKernels: true, PrivateMounts: true,
+		Resources: sandbox.Resources{ScratchBytes: 16 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	if err := srv.WaitReady(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if srv.zygote.Load() == nil {
+		t.Fatal("no kernel zygote started")
+	}
+	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
+	for i := range 3 {
+		res, err := c.Run(testCtx(t), sandbox.Request{Code: `import os, matplotlib.pyplot as plt
+print(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.listdir('/tmp'), 'x' in globals())
+open('/tmp/mine', 'w').write('1')
+x = 1
+plt.plot([1, 2]); plt.show()`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Success || res.Stdout != "1 [1] [] False\n" || len(res.Files) != 1 {
+			t.Errorf("job %d: stdout %q, error %+v, %d files", i, res.Stdout, res.Error, len(res.Files))
+		}
+	}
+}

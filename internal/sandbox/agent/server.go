@@ -38,6 +38,7 @@ type Server struct {
 	spares  chan *kernel
 
 	warmDone chan struct{}
+	zygote   atomic.Pointer[kernelZygote] // ForkKernels: what forks kernels, once started
 	warming  atomic.Bool   // a kernel is being started for s.spares
 	ready    atomic.Bool   // the first warm kernel has started: /health answers OK
 	readyCh  chan struct{} // closed when ready becomes true
@@ -147,6 +148,9 @@ func (s *Server) Close() error {
 		default:
 		}
 		break
+	}
+	if z := s.zygote.Load(); z != nil {
+		defer z.close() // after the contexts' kernels
 	}
 	for _, c := range ctxs {
 		s.deleteContext(c)

@@ -64,6 +64,9 @@ type Config struct {
 	// of its own and a private /tmp of Limits.ScratchBytes; without a PID namespace
 	// the kernel refuses to start. The Local backend's agent sets it.
 	PrivateMounts bool `json:"private_mounts,omitempty"`
+	// Zygote runs kernel.py's kernel zygote, which forks kernels (the agent's
+	// Options.ForkKernels) instead of running one.
+	Zygote bool `json:"zygote,omitempty"`
 }
 
 // Limits are the runner's rlimits. Zero means none (the kernel then relies on the
