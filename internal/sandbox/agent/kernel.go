@@ -34,7 +34,7 @@ type kernel struct {
 	pid    int           // the process to kill (with its process group)
 	// status is how the process ended, once done is closed.
 	status func() (syscall.WaitStatus, bool)
-	sweep  bool          // kill the orphans left behind when it ends (Options.KillOrphans)
+	sweep  bool // kill the orphans left behind when it ends (Options.KillOrphans)
 	// oomKills is the container's OOM-kill count when the kernel started (-1: unknown).
 	oomKills int64
 

@@ -39,9 +39,9 @@ type Server struct {
 
 	warmDone chan struct{}
 	zygote   atomic.Pointer[kernelZygote] // ForkKernels: what forks kernels, once started
-	warming  atomic.Bool   // a kernel is being started for s.spares
-	ready    atomic.Bool   // the first warm kernel has started: /health answers OK
-	readyCh  chan struct{} // closed when ready becomes true
+	warming  atomic.Bool                  // a kernel is being started for s.spares
+	ready    atomic.Bool                  // the first warm kernel has started: /health answers OK
+	readyCh  chan struct{}                // closed when ready becomes true
 	readyOne sync.Once
 
 	mu        sync.Mutex

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
@@ -18,4 +19,12 @@ func TestAgentEngineRunsAJob(t *testing.T) {
 	if errName(r) != "ZeroDivisionError" || r.Stdout != "1\n" {
 		t.Errorf("got error %q, stdout %q; want ZeroDivisionError and 1", errName(r), r.Stdout)
 	}
+	// Kernels were forked by the agent's zygote, not started as new interpreters.
+	p.mu.Lock()
+	for _, s := range p.all {
+		if log := s.z.stderr.String(); strings.Contains(log, "zygote did not start") {
+			t.Errorf("the agent started no kernel zygote: %s", log)
+		}
+	}
+	p.mu.Unlock()
 }
