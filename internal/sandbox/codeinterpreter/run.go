@@ -130,7 +130,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
 	}
-	if err := c.collectFiles(ctx, cx.ID, req.Files, m); err != nil {
+	if err := c.collectFiles(ctx, cx, req.Files, m); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
 		}
@@ -456,12 +456,19 @@ func capText(s string, limit int) string {
 
 // collectFiles reads back the files the code wrote, through an epilogue in the same
 // context that prints them as one JSON line (base64), within the Result's caps.
-func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sandbox.File, m *resultMapper) error {
+func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.File, m *resultMapper) error {
+	contextID := cx.ID
 	names := make([]string, 0, len(inputs))
 	for _, f := range inputs {
 		names = append(names, f.Name)
 	}
-	spec, err := json.Marshal(map[string]any{"inputs": names, "max_files": m.maxN - len(m.files), "max_bytes": m.maxBytes - m.total})
+	// The context's working directory as it was created: the code may have changed
+	// directory since.
+	root := cx.Cwd
+	if root == "" {
+		root = "."
+	}
+	spec, err := json.Marshal(map[string]any{"inputs": names, "max_files": m.maxN - len(m.files), "max_bytes": m.maxBytes - m.total, "root": root})
 	if err != nil {
 		return err
 	}
@@ -577,7 +584,7 @@ const collectTemplate = `def __vizops_collect(spec):
             left_bytes[0] -= len(data)
             files.append({"name": name, "data": base64.b64encode(data).decode()})
     left_bytes = [left_bytes]
-    walk(".", "", 0)
+    walk(spec.get("root") or ".", "", 0)
     print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20], "notes": notes}))
 __vizops_collect("%s")
 del __vizops_collect
