@@ -77,6 +77,7 @@ func agentBinary(opts Options) (string, error) {
 			return
 		}
 		_ = os.Chmod(dir, 0o755)
+		removeStaleAgentCopies(dir)
 		dst := filepath.Join(dir, fmt.Sprintf("sandbox-agent-%d-%d-%d", os.Getpid(), st.Size(), st.ModTime().UnixNano()))
 		if err := copyExecutable(self, dst); err != nil {
 			agentBin.err = err
@@ -88,6 +89,20 @@ func agentBinary(opts Options) (string, error) {
 		return "", fmt.Errorf("%w: copy this binary for the sandbox-agent: %v", sandbox.ErrUnavailable, agentBin.err)
 	}
 	return agentBin.path, nil
+}
+
+// removeStaleAgentCopies removes the copies of processes that are gone.
+func removeStaleAgentCopies(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "sandbox-agent-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func copyExecutable(from, to string) error {

@@ -405,8 +405,10 @@ def kernel_zygote_child(req, fds):
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
-            signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-            os.kill(os.getpid(), os.WTERMSIG(status))
+            sig = os.WTERMSIG(status)
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
         os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     stdin, results, out, err = fds
