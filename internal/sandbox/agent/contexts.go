@@ -105,6 +105,9 @@ func (s *Server) keepWarm() {
 			return
 		default:
 		}
+		if !s.waitToWarm() {
+			return
+		}
 		s.warming.Store(true)
 		k, err := s.newKernel(s.ctx, newID())
 		if err != nil {
@@ -130,6 +133,40 @@ func (s *Server) keepWarm() {
 			k.kill()
 			return
 		}
+	}
+}
+
+// warmWhenIdleFor is how long no execution must have run, while contexts live, before
+// a spare kernel is started: a spare's start (imports, or a fork and a warm-up render)
+// must not take CPU from a running job.
+const warmWhenIdleFor = 500 * time.Millisecond
+
+// waitToWarm waits until a spare kernel is missing and the agent is idle: no context
+// (the job of a one-job sandbox has ended), or none executing for warmWhenIdleFor. It
+// returns false when the agent closes.
+func (s *Server) waitToWarm() bool {
+	for {
+		s.mu.Lock()
+		idle := len(s.contexts)+s.creating == 0 ||
+			(s.executing == 0 && time.Since(s.lastExecution) >= warmWhenIdleFor)
+		s.mu.Unlock()
+		if idle && len(s.spares) < cap(s.spares) {
+			return true
+		}
+		select {
+		case <-s.changed:
+		case <-time.After(warmWhenIdleFor):
+		case <-s.closing:
+			return false
+		}
+	}
+}
+
+// notify wakes waitToWarm.
+func (s *Server) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
 	}
 }
 
@@ -304,15 +341,25 @@ func (s *Server) deleteContext(c *kcontext) {
 	k := c.k
 	c.k = nil
 	c.mu.Unlock()
+	// The kernel is killed now and reaped (its directories removed) in the background:
+	// the caller does not wait for its namespace's teardown.
 	if k != nil {
-		k.kill()
+		k.signal()
 	}
-	if s.opts.Isolation == IsolationNone {
-		work, figs, home := kernelDirs(s.opts, c.id)
-		for _, d := range []string{work, figs, home} {
-			_ = os.RemoveAll(d)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if k != nil {
+			k.kill()
 		}
-	}
+		if s.opts.Isolation == IsolationNone {
+			work, figs, home := kernelDirs(s.opts, c.id)
+			for _, d := range []string{work, figs, home} {
+				_ = os.RemoveAll(d)
+			}
+		}
+		s.notify()
+	}()
 	s.opts.Log.Info("context deleted", "context", c.id)
 }
 
@@ -336,6 +383,16 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 	c.count++
 	count := c.count
 	c.mu.Unlock()
+	s.mu.Lock()
+	s.executing++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.executing--
+		s.lastExecution = time.Now()
+		s.mu.Unlock()
+		s.notify()
+	}()
 
 	raw := make(chan codeinterpreter.Message, 64)
 	finished := make(chan struct{})

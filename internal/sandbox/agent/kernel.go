@@ -346,13 +346,18 @@ func (k *kernel) exitStatus() string {
 // statusOOMKilled is exitStatus for a kernel the OOM killer ended.
 const statusOOMKilled = "the kernel's OOM killer ended it: the sandbox reached its memory limit"
 
-// kill ends the kernel and every process it started.
+// signal sends the kernel and its process group SIGKILL, without waiting.
+func (k *kernel) signal() {
+	if k.pid > 0 {
+		_ = syscall.Kill(-k.pid, syscall.SIGKILL)
+		_ = syscall.Kill(k.pid, syscall.SIGKILL)
+	}
+}
+
+// kill ends the kernel and every process it started, and waits for it.
 func (k *kernel) kill() {
 	k.killOnce.Do(func() {
-		if k.pid > 0 {
-			_ = syscall.Kill(-k.pid, syscall.SIGKILL)
-			_ = syscall.Kill(k.pid, syscall.SIGKILL)
-		}
+		k.signal()
 		if k.stdin != nil {
 			_ = k.stdin.Close()
 		}

@@ -44,12 +44,17 @@ type Server struct {
 	readyCh  chan struct{}                // closed when ready becomes true
 	readyOne sync.Once
 
-	mu        sync.Mutex
-	contexts  map[string]*kcontext
-	creating  int
-	defaultID string
-	closed    bool
-	defaultMu sync.Mutex
+	changed chan struct{}  // wakes waitToWarm (a context ended, an execution ended)
+	bg      sync.WaitGroup // contexts being torn down
+
+	mu            sync.Mutex
+	executing     int       // executions running
+	lastExecution time.Time // when the last one ended
+	contexts      map[string]*kcontext
+	creating      int
+	defaultID     string
+	closed        bool
+	defaultMu     sync.Mutex
 }
 
 // NewServer checks the environment (interpreter, bubblewrap) and starts warming
@@ -86,7 +91,7 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts: o, ctx: ctx, cancel: cancel, closing: make(chan struct{}),
 		spares: make(chan *kernel, o.WarmKernels), warmDone: make(chan struct{}),
-		contexts: map[string]*kcontext{}, readyCh: make(chan struct{}),
+		contexts: map[string]*kcontext{}, readyCh: make(chan struct{}), changed: make(chan struct{}, 1),
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /health", s.health)
@@ -155,6 +160,7 @@ func (s *Server) Close() error {
 	for _, c := range ctxs {
 		s.deleteContext(c)
 	}
+	s.bg.Wait()
 	if s.opts.Isolation == IsolationNone {
 		for _, d := range []string{"contexts", "figures", "home"} {
 			_ = os.RemoveAll(filepath.Join(s.opts.WorkDir, d))
