@@ -534,7 +534,8 @@ func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.
 // collectMarker starts the epilogue's JSON line, so stray output before it is skipped.
 const collectMarker = "__vizops_files__"
 
-// collectTemplate walks the working directory like the Local runner (sorted, hidden
+// collectTemplate walks the working directory like the Local runner (sorted, a
+// directory's files before its folders, hidden
 // names and inputs skipped, regular files only, at most 16 levels and 20000 entries,
 // within the caps left) and prints the files.
 const collectTemplate = `def __vizops_collect(spec):
@@ -550,6 +551,7 @@ const collectTemplate = `def __vizops_collect(spec):
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError:
             return
+        subdirs = []
         for e in entries:
             budget[0] -= 1
             if budget[0] < 0:
@@ -561,7 +563,7 @@ const collectTemplate = `def __vizops_collect(spec):
             try:
                 if e.is_dir(follow_symlinks=False):
                     if depth < 16:
-                        walk(e.path, name, depth + 1)
+                        subdirs.append((e.path, name))
                     else:
                         note("directories nested deeper than 16")
                     continue
@@ -583,6 +585,8 @@ const collectTemplate = `def __vizops_collect(spec):
                 continue
             left_bytes[0] -= len(data)
             files.append({"name": name, "data": base64.b64encode(data).decode()})
+        for path, name in subdirs:  # a directory's files first, then its folders
+            walk(path, name, depth + 1)
     left_bytes = [left_bytes]
     walk(spec.get("root") or ".", "", 0)
     print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20], "notes": notes}))
