@@ -192,7 +192,9 @@ func testExecuteResults(t *testing.T, p *Pool) {
 	}
 }
 
-func TestExecuteRejectsBadRequests(t *testing.T) { testExecuteRejectsBadRequests(t, sharedFeaturePool(t)) }
+func TestExecuteRejectsBadRequests(t *testing.T) {
+	testExecuteRejectsBadRequests(t, sharedFeaturePool(t))
+}
 
 func TestExecuteRejectsBadRequestsAgent(t *testing.T) {
 	testExecuteRejectsBadRequests(t, newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Engine: EngineAgent}))
