@@ -56,7 +56,7 @@ func quartiles(xs []float64) (q1, q2, q3 float64) {
 // callers on two sandboxes of each. It reports medians and quartiles of per-pair
 // ratios, not wall clock. Run it with -benchtime 1x.
 func BenchmarkEngineRatios(b *testing.B) {
-	const pairs, throughputJobs, rounds = 15, 20, 2
+	const pairs, throughputJobs, rounds = 15, 20, 4
 	ctx := context.Background()
 	forkFloor := startForkFloor(b)
 	zp := benchPool(b, 1, 1)
