@@ -126,7 +126,7 @@ func BenchmarkEngineRatios(b *testing.B) {
 	report := func(name string, xs []float64) {
 		q1, q2, q3 := quartiles(xs)
 		b.ReportMetric(q2, name)
-		b.Logf("%-28s median %.3f  quartiles %.3f–%.3f  (%d samples)", name, q2, q1, q3, len(xs))
+		b.Logf("%-28s median %.3f  quartiles %.3f–%.3f  (%d samples: %.3f)", name, q2, q1, q3, len(xs), xs)
 	}
 	report("warm-agent/warm-zygote", agentZygote)
 	report("warm-zygote/fork-floor", zygoteFork)
