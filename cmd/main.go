@@ -31,6 +31,7 @@ import (
 	"github.com/vizops/viz-operator/internal/controller"
 	"github.com/vizops/viz-operator/internal/metrics"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 	"github.com/vizops/viz-operator/internal/sandbox/e2b"
 	"github.com/vizops/viz-operator/internal/sandbox/kubernetes"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
@@ -44,6 +45,7 @@ func init() {
 }
 
 func main() {
+	agent.RunIfReexec() // a Local sandbox with EngineAgent runs this binary as its sandbox-agent
 	var (
 		metricsAddr, probeAddr string
 		leaderElect            bool

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) takeKernel(ctx context.Context) (*kernel, error) {
 		default:
 		}
 		if !s.warming.Load() {
-			return startKernel(ctx, s.opts, newID())
+			return s.newKernel(ctx, newID())
 		}
 		t := time.NewTimer(s.opts.StartTimeout)
 		select {
@@ -65,14 +66,38 @@ func (s *Server) takeKernel(ctx context.Context) (*kernel, error) {
 			t.Stop()
 			return nil, ctx.Err()
 		case <-t.C:
-			return startKernel(ctx, s.opts, newID())
+			return s.newKernel(ctx, newID())
 		}
 	}
+}
+
+// newKernel starts a kernel: forked by the zygote when there is one, else a new
+// interpreter.
+func (s *Server) newKernel(ctx context.Context, id string) (*kernel, error) {
+	if z := s.zygote.Load(); z != nil && z.alive() {
+		return launchKernel(ctx, s.opts, id, z)
+	}
+	return startKernel(ctx, s.opts, id)
+}
+
+// startZygote starts the kernel zygote (Options.ForkKernels), once; where it cannot
+// start, kernels start as new interpreters.
+func (s *Server) startZygote() {
+	if !s.opts.ForkKernels || s.opts.Isolation != IsolationNone || s.opts.NoPIDNamespace {
+		return
+	}
+	z, err := startKernelZygote(s.ctx, s.opts)
+	if err != nil {
+		s.opts.Log.Error("the kernel zygote did not start; kernels start as new interpreters", "error", err)
+		return
+	}
+	s.zygote.Store(z)
 }
 
 // keepWarm keeps WarmKernels started kernels waiting for contexts.
 func (s *Server) keepWarm() {
 	defer close(s.warmDone)
+	s.startZygote()
 	backoff := time.Second
 	for {
 		select {
@@ -80,8 +105,11 @@ func (s *Server) keepWarm() {
 			return
 		default:
 		}
+		if !s.waitToWarm() {
+			return
+		}
 		s.warming.Store(true)
-		k, err := startKernel(s.ctx, s.opts, newID())
+		k, err := s.newKernel(s.ctx, newID())
 		if err != nil {
 			s.warming.Store(false)
 			if s.ctx.Err() != nil {
@@ -105,6 +133,40 @@ func (s *Server) keepWarm() {
 			k.kill()
 			return
 		}
+	}
+}
+
+// warmWhenIdleFor is how long no execution must have run, while contexts live, before
+// a spare kernel is started: a spare's start (imports, or a fork and a warm-up render)
+// must not take CPU from a running job.
+const warmWhenIdleFor = 500 * time.Millisecond
+
+// waitToWarm waits until a spare kernel is missing and the agent is idle: no context
+// (the job of a one-job sandbox has ended), or none executing for warmWhenIdleFor. It
+// returns false when the agent closes.
+func (s *Server) waitToWarm() bool {
+	for {
+		s.mu.Lock()
+		idle := len(s.contexts)+s.creating == 0 ||
+			(s.executing == 0 && time.Since(s.lastExecution) >= warmWhenIdleFor)
+		s.mu.Unlock()
+		if idle && len(s.spares) < cap(s.spares) {
+			return true
+		}
+		select {
+		case <-s.changed:
+		case <-time.After(warmWhenIdleFor):
+		case <-s.closing:
+			return false
+		}
+	}
+}
+
+// notify wakes waitToWarm.
+func (s *Server) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
 	}
 }
 
@@ -246,7 +308,7 @@ func (s *Server) restartKernel(ctx context.Context, c *kcontext) (*kernel, error
 		old.kill()
 	}
 	// The same id keeps the context's directories (IsolationNone).
-	k, err := startKernel(ctx, s.opts, c.id)
+	k, err := s.newKernel(ctx, c.id)
 	if err != nil {
 		return nil, err
 	}
@@ -279,15 +341,25 @@ func (s *Server) deleteContext(c *kcontext) {
 	k := c.k
 	c.k = nil
 	c.mu.Unlock()
+	// The kernel is killed now and reaped (its directories removed) in the background:
+	// the caller does not wait for its namespace's teardown.
 	if k != nil {
-		k.kill()
+		k.signal()
 	}
-	if s.opts.Isolation == IsolationNone {
-		work, figs, home := kernelDirs(s.opts, c.id)
-		for _, d := range []string{work, figs, home} {
-			_ = os.RemoveAll(d)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if k != nil {
+			k.kill()
 		}
-	}
+		if s.opts.Isolation == IsolationNone {
+			work, figs, home := kernelDirs(s.opts, c.id)
+			for _, d := range []string{work, figs, home} {
+				_ = os.RemoveAll(d)
+			}
+		}
+		s.notify()
+	}()
 	s.opts.Log.Info("context deleted", "context", c.id)
 }
 
@@ -296,6 +368,9 @@ type kernelMessage struct {
 	codeinterpreter.Message
 	ID     int64  `json:"id"`
 	Notice string `json:"message"`
+	// Limit names the limit an error of the code reports (a sandbox.ErrName*):
+	// kernel.py's kernel_limit_hit.
+	Limit string `json:"limit"`
 }
 
 // run executes code in c on k (held through acquire) and emits the stream's messages
@@ -308,6 +383,16 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 	c.count++
 	count := c.count
 	c.mu.Unlock()
+	s.mu.Lock()
+	s.executing++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.executing--
+		s.lastExecution = time.Now()
+		s.mu.Unlock()
+		s.notify()
+	}()
 
 	raw := make(chan codeinterpreter.Message, 64)
 	finished := make(chan struct{})
@@ -346,7 +431,9 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 			case codeinterpreter.TypeStdout, codeinterpreter.TypeStderr:
 				m.Message.Timestamp = timestamp()
 				err = emit(m.Message)
-			case codeinterpreter.TypeResult, codeinterpreter.TypeError:
+			case codeinterpreter.TypeError:
+				err = emit(s.limitError(m.Message, m.Limit))
+			case codeinterpreter.TypeResult:
 				err = emit(m.Message)
 			}
 		case m := <-raw:
@@ -376,9 +463,48 @@ func (s *Server) kernelLost(c *kcontext, k *kernel, emit func(codeinterpreter.Me
 	}
 	c.mu.Unlock()
 	s.opts.Log.Info("kernel ended mid-execution", "context", c.id, "status", status)
-	return emit(codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution",
+	msg := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution",
 		Value: "the context's interpreter ended before the execution finished: " + status +
-			". Its variables are lost; the next execution starts a fresh interpreter."})
+			". Its variables are lost; the next execution starts a fresh interpreter."}
+	if status == statusOOMKilled {
+		msg = s.limitError(msg, sandbox.ErrNameMemoryLimitExceeded)
+	}
+	return emit(msg)
+}
+
+// limitError names an error of the code after the limit it hit (one of
+// sandbox.ErrName*, as every backend reports it), saying which limit and what to do;
+// the exception's own name and text follow. Any other limit name (the kernel is the
+// code's to forge) leaves the error as it is.
+func (s *Server) limitError(m codeinterpreter.Message, limit string) codeinterpreter.Message {
+	r := s.opts.Resources
+	var what string
+	switch limit {
+	case sandbox.ErrNameMemoryLimitExceeded:
+		what = "the code used more than its memory limit" + ofBytes(r.MemoryBytes) + " and was stopped. Use less data or raise the memory limit."
+	case sandbox.ErrNameProcessLimitExceeded:
+		what = "the code tried to run more processes or threads than allowed"
+		if r.Pids > 0 {
+			what += fmt.Sprintf(" (%d)", r.Pids)
+		}
+		what += ". Start fewer."
+	case sandbox.ErrNameScratchLimitExceeded:
+		what = "the code filled its scratch space" + ofBytes(r.ScratchBytes) + ". Write less data."
+	default:
+		return m
+	}
+	if m.Name != "" {
+		what += fmt.Sprintf(" (%s: %s)", m.Name, m.Value)
+	}
+	m.Name, m.Value = limit, what
+	return m
+}
+
+func ofBytes(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" of %d MiB", n>>20)
 }
 
 // interrupt stops an execution whose client went away: the kernel gets a

@@ -31,7 +31,10 @@ type kernel struct {
 	exited chan struct{} // closed when fd 3 ends: the kernel is gone
 	done   chan struct{} // closed when the process has been reaped
 	cwd    string        // the working directory as the code sees it
-	sweep  bool          // kill the orphans left behind when it ends (Options.KillOrphans)
+	pid    int           // the process to kill (with its process group)
+	// status is how the process ended, once done is closed.
+	status func() (syscall.WaitStatus, bool)
+	sweep  bool // kill the orphans left behind when it ends (Options.KillOrphans)
 	// oomKills is the container's OOM-kill count when the kernel started (-1: unknown).
 	oomKills int64
 
@@ -49,8 +52,8 @@ func kernelDirs(o Options, id string) (work, figs, home string) {
 	return filepath.Join(o.WorkDir, "contexts", id), filepath.Join(o.WorkDir, "figures", id), filepath.Join(o.WorkDir, "home", id)
 }
 
-// startKernel starts a kernel and waits until it is ready.
-func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
+// kernelConfig is the runner configuration every kernel of o shares.
+func kernelConfig(o Options) pyrunner.Config {
 	cfg := pyrunner.Config{
 		Kernel:           true,
 		Network:          o.Network == sandbox.NetworkEgress,
@@ -63,6 +66,38 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 			Pids:        o.Resources.Pids,
 		},
 	}
+	if o.Isolation == IsolationNone && o.PrivateMounts {
+		cfg.PrivateMounts = true
+		cfg.Limits.ScratchBytes = o.Resources.ScratchBytes
+	}
+	return cfg
+}
+
+// kernelEnv is an IsolationNone kernel's environment, its home directory home.
+func kernelEnv(home string) []string {
+	env := pyrunner.Env()
+	for i, kv := range env {
+		switch {
+		case strings.HasPrefix(kv, "HOME="):
+			env[i] = "HOME=" + home
+		case strings.HasPrefix(kv, "MPLCONFIGDIR="):
+			env[i] = "MPLCONFIGDIR=" + filepath.Join(home, ".mpl")
+		case strings.HasPrefix(kv, "XDG_CACHE_HOME="):
+			env[i] = "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")
+		}
+	}
+	return env
+}
+
+// startKernel starts a kernel and waits until it is ready.
+func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
+	return launchKernel(ctx, o, id, nil)
+}
+
+// launchKernel starts a kernel as a new interpreter, or forked from z (IsolationNone
+// only) when z is set, and waits until it is ready.
+func launchKernel(ctx context.Context, o Options, id string, z *kernelZygote) (*kernel, error) {
+	cfg := kernelConfig(o)
 	env := pyrunner.Env()
 	var cmd *exec.Cmd
 	k := &kernel{id: id, frames: make(chan []byte, 16), exited: make(chan struct{}), done: make(chan struct{}), sweep: o.KillOrphans}
@@ -88,22 +123,18 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 			}
 		}
 		cfg.WorkDir, cfg.FigDir, k.cwd = work, figs, work
-		for i, kv := range env {
-			switch {
-			case strings.HasPrefix(kv, "HOME="):
-				env[i] = "HOME=" + home
-			case strings.HasPrefix(kv, "MPLCONFIGDIR="):
-				env[i] = "MPLCONFIGDIR=" + filepath.Join(home, ".mpl")
-			case strings.HasPrefix(kv, "XDG_CACHE_HOME="):
-				env[i] = "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")
-			}
-		}
-		if !o.NoPIDNamespace && pidNamespaces(o) {
+		env = kernelEnv(home)
+		if z != nil || (!o.NoPIDNamespace && pidNamespaces(o)) {
 			cfg.HidePaths = o.HidePaths // the kernel has a mount namespace to cover them in
 		}
-		cfgJSON, _ := json.Marshal(cfg)
-		cmd = exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
-		cmd.Dir = work
+		if z == nil {
+			cfgJSON, _ := json.Marshal(cfg)
+			cmd = exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
+			cmd.Dir = work
+		}
+	}
+	if z != nil {
+		return z.fork(ctx, o, k, cfg, env)
 	}
 	cmd.Env = env
 	if o.Isolation == IsolationNone {
@@ -151,12 +182,22 @@ func startKernel(ctx context.Context, o Options, id string) (*kernel, error) {
 		return nil, fmt.Errorf("%w: start the kernel: %w", sandbox.ErrUnavailable, err)
 	}
 	pid := cmd.Process.Pid
+	k.pid = pid
+	k.status = func() (syscall.WaitStatus, bool) {
+		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		return ws, ok
+	}
 	kernelPIDs.Store(pid, struct{}{})
 	go func() {
 		_ = cmd.Wait()
 		kernelPIDs.Delete(pid)
 		close(k.done)
 	}()
+	return k.awaitReady(ctx, o, resR, outR, errR)
+}
+
+// awaitReady reads a started kernel's channels and waits for its ready message.
+func (k *kernel) awaitReady(ctx context.Context, o Options, resR, outR, errR *os.File) (*kernel, error) {
 	diag := pyrunner.NewTailBuffer(8 << 10)
 	go k.readFrames(resR, frameLimit(o))
 	go k.forward(outR, "stdout", nil)
@@ -287,14 +328,14 @@ func (k *kernel) exitStatus() string {
 	case <-time.After(2 * time.Second):
 		return "it stopped answering"
 	}
-	ws, ok := k.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws, ok := k.status()
 	switch {
 	case !ok:
 		return "it exited"
 	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && k.oomKills >= 0 && oomKillCount() > k.oomKills:
 		// In a Pod the kernel, not the container, is what the OOM killer picks (its
 		// oom_score_adj is 1000), so the kubelet reports nothing: say it here.
-		return "the kernel's OOM killer ended it: the sandbox reached its memory limit"
+		return statusOOMKilled
 	case ws.Signaled():
 		return fmt.Sprintf("it was killed by signal %d (%s), for example for using more memory than allowed", ws.Signal(), ws.Signal())
 	default:
@@ -302,17 +343,25 @@ func (k *kernel) exitStatus() string {
 	}
 }
 
-// kill ends the kernel and every process it started.
+// statusOOMKilled is exitStatus for a kernel the OOM killer ended.
+const statusOOMKilled = "the kernel's OOM killer ended it: the sandbox reached its memory limit"
+
+// signal sends the kernel and its process group SIGKILL, without waiting.
+func (k *kernel) signal() {
+	if k.pid > 0 {
+		_ = syscall.Kill(-k.pid, syscall.SIGKILL)
+		_ = syscall.Kill(k.pid, syscall.SIGKILL)
+	}
+}
+
+// kill ends the kernel and every process it started, and waits for it.
 func (k *kernel) kill() {
 	k.killOnce.Do(func() {
-		if k.cmd.Process != nil {
-			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-			_ = k.cmd.Process.Kill()
-		}
+		k.signal()
 		if k.stdin != nil {
 			_ = k.stdin.Close()
 		}
-		if k.cmd.Process != nil {
+		if k.pid > 0 {
 			select {
 			case <-k.done:
 			case <-time.After(5 * time.Second):

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
@@ -90,6 +91,16 @@ type Options struct {
 	// covered by an empty read-only tmpfs in the kernel's mount namespace before any
 	// code runs. Without namespaces they stay readable (docs/security.md).
 	HidePaths []string
+	// PrivateMounts gives each IsolationNone kernel a /proc of its own PID namespace
+	// and a private /tmp of Resources.ScratchBytes, and refuses kernels where no PID
+	// namespace can be made: the Local backend runs the agent so, in one bubblewrap
+	// sandbox whose /tmp the contexts would otherwise share.
+	PrivateMounts bool
+	// ForkKernels starts IsolationNone kernels by forking them from one interpreter
+	// that has imported the plotting stack (zygote.go) instead of starting a new
+	// interpreter for each: a kernel per context still, each in namespaces of its own.
+	// Where that zygote cannot start, kernels start as new interpreters.
+	ForkKernels bool
 	// NoPIDNamespace starts IsolationNone kernels without a PID namespace of their own
 	// even where one can be made (tests of the orphan sweep).
 	NoPIDNamespace bool
@@ -145,6 +156,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.PrivateMounts && o.Isolation == IsolationNone && (o.WorkDir == "/tmp" || strings.HasPrefix(filepath.Clean(o.WorkDir), "/tmp/")) {
+		return o, fmt.Errorf("the work directory %s is below /tmp, which each kernel replaces with a private one (private mounts): choose another", o.WorkDir)
 	}
 	if st, err := os.Stat(o.Python); err != nil || st.IsDir() {
 		return o, fmt.Errorf("%w: interpreter %s not found: install python3-matplotlib python3-numpy python3-pandas python3-seaborn python3-plotly (Debian) or set the interpreter", sandbox.ErrUnavailable, o.Python)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,17 +38,23 @@ type Server struct {
 	spares  chan *kernel
 
 	warmDone chan struct{}
-	warming  atomic.Bool   // a kernel is being started for s.spares
-	ready    atomic.Bool   // the first warm kernel has started: /health answers OK
-	readyCh  chan struct{} // closed when ready becomes true
+	zygote   atomic.Pointer[kernelZygote] // ForkKernels: what forks kernels, once started
+	warming  atomic.Bool                  // a kernel is being started for s.spares
+	ready    atomic.Bool                  // the first warm kernel has started: /health answers OK
+	readyCh  chan struct{}                // closed when ready becomes true
 	readyOne sync.Once
 
-	mu        sync.Mutex
-	contexts  map[string]*kcontext
-	creating  int
-	defaultID string
-	closed    bool
-	defaultMu sync.Mutex
+	changed chan struct{}  // wakes waitToWarm (a context ended, an execution ended)
+	bg      sync.WaitGroup // contexts being torn down
+
+	mu            sync.Mutex
+	executing     int       // executions running
+	lastExecution time.Time // when the last one ended
+	contexts      map[string]*kcontext
+	creating      int
+	defaultID     string
+	closed        bool
+	defaultMu     sync.Mutex
 }
 
 // NewServer checks the environment (interpreter, bubblewrap) and starts warming
@@ -84,7 +91,7 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts: o, ctx: ctx, cancel: cancel, closing: make(chan struct{}),
 		spares: make(chan *kernel, o.WarmKernels), warmDone: make(chan struct{}),
-		contexts: map[string]*kcontext{}, readyCh: make(chan struct{}),
+		contexts: map[string]*kcontext{}, readyCh: make(chan struct{}), changed: make(chan struct{}, 1),
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /health", s.health)
@@ -147,9 +154,13 @@ func (s *Server) Close() error {
 		}
 		break
 	}
+	if z := s.zygote.Load(); z != nil {
+		defer z.close() // after the contexts' kernels
+	}
 	for _, c := range ctxs {
 		s.deleteContext(c)
 	}
+	s.bg.Wait()
 	if s.opts.Isolation == IsolationNone {
 		for _, d := range []string{"contexts", "figures", "home"} {
 			_ = os.RemoveAll(filepath.Join(s.opts.WorkDir, d))
@@ -172,9 +183,14 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 	})
 }
 
+// HeaderSpareKernels, on /health answers, is how many started kernels wait for new
+// contexts right now: a caller that wants a warm start (a benchmark) can wait for one.
+const HeaderSpareKernels = "X-Vizops-Spare-Kernels"
+
 // health answers "OK" once the first kernel is warm (E2B's server answers once its
 // default context exists), so a Pod's readiness probe waits for it; 503 before.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set(HeaderSpareKernels, strconv.Itoa(len(s.spares)))
 	if !s.ready.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, "starting")
 		return

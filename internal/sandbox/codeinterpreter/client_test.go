@@ -413,3 +413,19 @@ func TestHealthWhileStarting(t *testing.T) {
 		t.Errorf("err = %v, want ErrStarting only", err)
 	}
 }
+
+// A walk the epilogue stopped early (a tree too deep or too large) fails the job with
+// OutputLimitExceeded saying why, as the Local runner's collection does.
+func TestRunReportsAnIncompleteCollection(t *testing.T) {
+	f := &fakeServer{script: lines(`{"type":"stdout","text":"nested\n"}`, eoe),
+		files: `{"files": [], "omitted": [], "notes": ["directories nested deeper than 16"]}`}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	res, err := (&Client{BaseURL: srv.URL}).Run(context.Background(), sandbox.Request{Code: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameOutputLimitExceeded || !strings.Contains(res.Error.Value, "nested deeper than 16") {
+		t.Errorf("success %v, error = %+v", res.Success, res.Error)
+	}
+}

@@ -130,7 +130,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
 	}
-	if err := c.collectFiles(ctx, cx.ID, req.Files, m); err != nil {
+	if err := c.collectFiles(ctx, cx, req.Files, m); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
 		}
@@ -251,6 +251,7 @@ type resultMapper struct {
 	total          int64
 	omitted        []string
 	moreOmitted    int
+	notes          []string // why collecting the files the code wrote stopped early
 	figures, plots int
 	displays       int
 	timedOut       bool
@@ -397,13 +398,19 @@ func (m *resultMapper) result() *sandbox.Result {
 		Charts:    chartdata.Bound(m.charts),
 		SandboxID: m.c.SandboxID,
 	}
-	if len(m.omitted) > 0 {
-		dropped := strings.Join(m.omitted, ", ")
-		if m.moreOmitted > 0 {
-			dropped += fmt.Sprintf(" and %d more", m.moreOmitted)
+	if len(m.omitted) > 0 || len(m.notes) > 0 {
+		var parts []string
+		if len(m.omitted) > 0 {
+			dropped := strings.Join(m.omitted, ", ")
+			if m.moreOmitted > 0 {
+				dropped += fmt.Sprintf(" and %d more", m.moreOmitted)
+			}
+			parts = append(parts, fmt.Sprintf("the code produced more than %d artifacts or %d bytes in total; dropped: %s", m.maxN, m.maxBytes, dropped))
 		}
-		msg := fmt.Sprintf("the code produced more than %d artifacts or %d bytes in total; dropped: %s. Produce fewer or smaller figures and files.",
-			m.maxN, m.maxBytes, dropped)
+		if len(m.notes) > 0 {
+			parts = append(parts, "collecting the files the code wrote stopped early: "+strings.Join(m.notes, "; "))
+		}
+		msg := strings.Join(parts, "; ") + ". Produce fewer or smaller figures and files, in a shallow folder."
 		if r.Error == nil {
 			r.Success = false
 			r.Error = &sandbox.ExecError{Name: sandbox.ErrNameOutputLimitExceeded, Value: msg}
@@ -449,12 +456,19 @@ func capText(s string, limit int) string {
 
 // collectFiles reads back the files the code wrote, through an epilogue in the same
 // context that prints them as one JSON line (base64), within the Result's caps.
-func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sandbox.File, m *resultMapper) error {
+func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.File, m *resultMapper) error {
+	contextID := cx.ID
 	names := make([]string, 0, len(inputs))
 	for _, f := range inputs {
 		names = append(names, f.Name)
 	}
-	spec, err := json.Marshal(map[string]any{"inputs": names, "max_files": m.maxN - len(m.files), "max_bytes": m.maxBytes - m.total})
+	// The context's working directory as it was created: the code may have changed
+	// directory since.
+	root := cx.Cwd
+	if root == "" {
+		root = "."
+	}
+	spec, err := json.Marshal(map[string]any{"inputs": names, "max_files": m.maxN - len(m.files), "max_bytes": m.maxBytes - m.total, "root": root})
 	if err != nil {
 		return err
 	}
@@ -492,6 +506,7 @@ func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sa
 			Data []byte `json:"data"`
 		} `json:"files"`
 		Omitted []string `json:"omitted"`
+		Notes   []string `json:"notes"`
 	}
 	line := out.String()
 	if i := strings.LastIndex(line, collectMarker); i >= 0 {
@@ -508,34 +523,49 @@ func (c *Client) collectFiles(ctx context.Context, contextID string, inputs []sa
 	for _, name := range got.Omitted {
 		m.omit(name)
 	}
+	for _, n := range got.Notes {
+		if len(m.notes) < 4 {
+			m.notes = append(m.notes, capText(n, 200))
+		}
+	}
 	return nil
 }
 
 // collectMarker starts the epilogue's JSON line, so stray output before it is skipped.
 const collectMarker = "__vizops_files__"
 
-// collectTemplate walks the working directory like the Local runner (sorted, hidden
+// collectTemplate walks the working directory like the Local runner (sorted, a
+// directory's files before its folders, hidden
 // names and inputs skipped, regular files only, at most 16 levels and 20000 entries,
 // within the caps left) and prints the files.
 const collectTemplate = `def __vizops_collect(spec):
     import base64, json, os, stat
     spec = json.loads(base64.b64decode(spec))
     inputs, left_n, left_bytes = set(spec["inputs"]), spec["max_files"], spec["max_bytes"]
-    files, omitted, budget = [], [], [20000]
+    files, omitted, budget, notes = [], [], [20000], []
+    def note(msg):
+        if msg not in notes:
+            notes.append(msg)
     def walk(path, rel, depth):
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError:
             return
+        subdirs = []
         for e in entries:
             budget[0] -= 1
-            if budget[0] < 0 or e.name.startswith("."):
+            if budget[0] < 0:
+                note("more than 20000 files and directories")
+                continue
+            if e.name.startswith("."):
                 continue
             name = rel + "/" + e.name if rel else e.name
             try:
                 if e.is_dir(follow_symlinks=False):
                     if depth < 16:
-                        walk(e.path, name, depth + 1)
+                        subdirs.append((e.path, name))
+                    else:
+                        note("directories nested deeper than 16")
                     continue
                 st = os.lstat(e.path)
             except OSError:
@@ -555,9 +585,11 @@ const collectTemplate = `def __vizops_collect(spec):
                 continue
             left_bytes[0] -= len(data)
             files.append({"name": name, "data": base64.b64encode(data).decode()})
+        for path, name in subdirs:  # a directory's files first, then its folders
+            walk(path, name, depth + 1)
     left_bytes = [left_bytes]
-    walk(".", "", 0)
-    print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20]}))
+    walk(spec.get("root") or ".", "", 0)
+    print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20], "notes": notes}))
 __vizops_collect("%s")
 del __vizops_collect
 `

@@ -25,6 +25,21 @@ type cgroup struct {
 	v2   string            // v2: the group's directory
 }
 
+// oomCounter is the file of the group's memory controller that counts OOM kills
+// (cgroup v2 memory.events, v1 memory.oom_control), or "" without one.
+func (c *cgroup) oomCounter() string {
+	if c == nil {
+		return ""
+	}
+	if c.v2 != "" {
+		return filepath.Join(c.v2, "memory.events")
+	}
+	if dir, ok := c.dirs["memory"]; ok {
+		return filepath.Join(dir, "memory.oom_control")
+	}
+	return ""
+}
+
 // controllers are the limits a sandbox's cgroup enforces.
 var controllers = []string{"memory", "pids", "cpu"}
 

@@ -10,13 +10,19 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 	"github.com/vizops/viz-operator/internal/sandbox/pooltest"
 )
 
 // TestPoolContract runs the warm-pool contract against real bubblewrap sandboxes.
 // bwrap is wrapped by a script that records each sandbox start (its pid, which
 // becomes bwrap's) and fails starts while a marker file exists: the provider's view.
-func TestPoolContract(t *testing.T) {
+func TestPoolContract(t *testing.T) { runContract(t, EngineZygote) }
+
+// TestPoolContractAgent runs the same contract on sandboxes that run the sandbox-agent.
+func TestPoolContractAgent(t *testing.T) { runContract(t, EngineAgent) }
+
+func runContract(t *testing.T, engine Engine) {
 	bwrap, err := exec.LookPath("bwrap")
 	if err != nil {
 		t.Fatal("the Local backend needs bubblewrap")
@@ -31,9 +37,10 @@ func TestPoolContract(t *testing.T) {
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 		starts, fail := filepath.Join(dir, "starts"), filepath.Join(dir, "fail")
 		script := filepath.Join(dir, "bwrap")
-		// Starts are told from the preflight check by runner.py's results pipe (fd 5).
+		// Starts are told from the preflight check by runner.py's results pipe (fd 5),
+		// or the agent's re-exec variable.
 		body := "#!/bin/sh\n" +
-			"if [ -e /proc/self/fd/5 ]; then\n" +
+			"if [ -e /proc/self/fd/5 ] || [ \"$" + agent.ReexecEnv + "\" = 1 ]; then\n" +
 			"  echo $$ >> " + starts + "\n" +
 			"  [ -e " + fail + " ] && exit 1\n" +
 			"fi\n" +
@@ -50,7 +57,7 @@ func TestPoolContract(t *testing.T) {
 		if err := os.Chmod(starts, 0o666); err != nil { // past the umask
 			t.Fatal(err)
 		}
-		p := newTestPool(t, sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, Options{Bwrap: script})
+		p := newTestPool(t, sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, Options{Bwrap: script, Engine: engine})
 		pids := func() []int {
 			data, _ := os.ReadFile(starts)
 			var out []int

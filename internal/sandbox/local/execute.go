@@ -111,6 +111,9 @@ func (s *localSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandb
 	if len(job.Formats) == 0 {
 		job.Formats = []string{string(sandbox.FormatPNG)}
 	}
+	if s.z.client != nil {
+		return s.executeAgent(ctx, req)
+	}
 
 	before := s.z.cg.counters()
 	if err := s.z.send(job); err != nil {

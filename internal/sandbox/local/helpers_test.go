@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 )
 
 // canaryEnv is set in this test process; no sandbox may ever see it.
@@ -21,6 +22,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	agent.RunIfReexec() // EngineAgent sandboxes run this binary as their agent
 	os.Setenv(canaryEnvName, canaryEnvValue)
 	code := m.Run()
 	if featurePool != nil {

@@ -48,6 +48,9 @@ type Options struct {
 	// GraceTime is how long a job may take past its timeout to report its partial
 	// results before its process tree is killed. Default 2s.
 	GraceTime time.Duration
+	// Engine is what runs inside each sandbox: EngineZygote (default) or EngineAgent,
+	// the sandbox-agent of a Pod under the same bubblewrap isolation.
+	Engine Engine
 	// Quota, shared by the pools of one manager, caps their warm sandboxes and total
 	// sandbox memory (a pool that would go over is refused, sandbox.ErrQuotaExceeded)
 	// and their sandboxes with degraded limits. Nil means no caps.
@@ -72,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Bwrap == "" {
 		o.Bwrap = "bwrap"
+	}
+	if o.Engine == "" {
+		o.Engine = EngineZygote
 	}
 	if o.CgroupRoot == "" {
 		o.CgroupRoot = "/sys/fs/cgroup"

@@ -70,6 +70,14 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	if err := preflight(opts); err != nil {
 		return nil, err
 	}
+	if opts.Engine != EngineZygote && opts.Engine != EngineAgent {
+		return nil, fmt.Errorf("unknown engine %q (want %s or %s)", opts.Engine, EngineZygote, EngineAgent)
+	}
+	if opts.Engine == EngineAgent {
+		if _, err := agentBinary(opts); err != nil {
+			return nil, err
+		}
+	}
 	var tag [3]byte
 	_, _ = rand.Read(tag[:])
 	res := resourcesWithDefaults(cfg.Resources)
@@ -360,7 +368,11 @@ func (p *Pool) replenish() {
 func (p *Pool) start(s *localSandbox) {
 	defer p.wg.Done()
 	t0 := time.Now()
-	z, err := startZygote(p.ctx, s.id, p.opts, p.cfg, p.res)
+	start := startZygote
+	if p.opts.Engine == EngineAgent {
+		start = startAgent
+	}
+	z, err := start(p.ctx, s.id, p.opts, p.cfg, p.res)
 	p.mu.Lock()
 	p.starting--
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
 )
 
@@ -35,6 +36,11 @@ type zygote struct {
 	armedAfter atomic.Int64
 	sent       atomic.Int64
 	warm       atomic.Bool // the runner has imported the whole stack (pandas, seaborn, plotly)
+
+	// EngineAgent: the agent's client (over the socket in runDir, a host directory
+	// removed with the sandbox). frames and stdin are then unused.
+	client *codeinterpreter.Client
+	runDir string
 
 	killOnce sync.Once
 }
@@ -267,5 +273,11 @@ func (z *zygote) kill() {
 			}
 		}
 		_ = z.cg.remove()
+		if z.client != nil {
+			z.client.HTTP.CloseIdleConnections()
+		}
+		if z.runDir != "" {
+			_ = os.RemoveAll(z.runDir)
+		}
 	})
 }

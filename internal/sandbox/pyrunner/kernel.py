@@ -193,7 +193,11 @@ def kernel_run(job):
                 kernel_emit(dict(format_error(e), type="error"))
         except BaseException as e:  # the user's code may raise anything, KeyboardInterrupt included
             kernel_flush_figures()
-            kernel_emit(dict(format_error(e), type="error"))
+            err = dict(format_error(e), type="error")
+            limit = kernel_limit_hit(e)
+            if limit:
+                err["limit"] = limit  # the agent names the error after the limit
+            kernel_emit(err)
         # Like Jupyter's inline backend: figures left open at the end of the cell are shown.
         try:
             capture_open_figures()
@@ -209,6 +213,40 @@ def kernel_run(job):
                 os.environ[k] = v
         kernel_flush_streams()
         kernel_emit({"type": "done", "id": job["id"]})
+
+
+def kernel_limit_hit(e):
+    """The sandbox.ErrName* of the limit an exception of the code reports, if any."""
+    if isinstance(e, MemoryError):
+        return "MemoryLimitExceeded"
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return "ScratchLimitExceeded"
+    if isinstance(e, OSError) and e.errno == errno.EAGAIN:
+        tb = "".join(traceback.format_tb(e.__traceback__))
+        if "fork" in tb or "_execute_child" in tb:  # os.fork, subprocess
+            return "ProcessLimitExceeded"
+    if isinstance(e, RuntimeError) and str(e) == "can't start new thread":
+        return "ProcessLimitExceeded"
+    return None
+
+
+def kernel_private_mounts():
+    # CONFIG["private_mounts"] (the Local backend's agent): a kernel that is PID 1 of
+    # its own namespaces mounts a /proc of its own PID namespace (it sees only its own
+    # processes) and a private, size-capped /tmp (nothing a context writes there is
+    # seen by the next one). Without a PID namespace it refuses to start.
+    if not CONFIG.get("private_mounts"):
+        return
+    if os.getpid() != 1:
+        raise RuntimeError("private mounts need a PID namespace of the kernel's own, and none could be made")
+    ms_rec, ms_private = 16384, 1 << 18
+    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+        die_errno("make the kernel's mounts private")
+    if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        die_errno("mount the kernel's /proc")
+    opts = ("size=%d,mode=1777" % ((CONFIG.get("limits") or {}).get("scratch_bytes") or (64 << 20))).encode()
+    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
+        die_errno("mount the kernel's /tmp")
 
 
 def kernel_hide_paths():
@@ -294,6 +332,7 @@ def kernel_main():
             if d:
                 os.makedirs(d, exist_ok=True)
         os.chdir(WORK)
+        kernel_private_mounts()
         kernel_hide_paths()
         import_rest()
         warm_up()
@@ -334,5 +373,139 @@ def kernel_main():
             kernel_emit({"type": "done", "id": job["id"]})
 
 
-if CONFIG.get("kernel"):
+# ---- the kernel zygote (CONFIG["zygote"]) ------------------------------------------------
+# The agent's fork-ahead: one process imports the plotting stack once, then forks each
+# kernel from it instead of starting a new interpreter. Requests come on fd 0, a
+# SOCK_SEQPACKET socket: {"config": {...}, "env": {...}} with the kernel's four fds
+# (stdin, results, stdout, stderr) attached (SCM_RIGHTS). The zygote answers
+# {"pid": P} for each, and {"exit": P, "status": S} (a raw wait status) when one ends.
+# Each kernel is forked twice: the first child unshares user, mount and PID namespaces
+# (its user mapped to itself) and waits; the second is PID 1 there and runs kernel_main,
+# so a kernel is as isolated as one the agent starts itself. The zygote runs no code
+# of a request, and forks only while single-threaded.
+
+
+def kernel_zygote_child(req, fds):
+    global WORK, FIGDIR, OUTPUT_DIR
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setsid()
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+        die_errno("unshare the kernel's namespaces")
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write("%d %d 1" % (uid, uid))
+    with open("/proc/self/gid_map", "w") as f:
+        f.write("%d %d 1" % (gid, gid))
+    pid = os.fork()
+    if pid != 0:
+        # Stand in for the kernel towards the zygote: end as it ends.
+        for fd in fds:
+            os.close(fd)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+        os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    stdin, results, out, err = fds
+    os.dup2(stdin, 0)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.dup2(results, CONFIG["results_fd"])
+    keep_fds({CONFIG["results_fd"]})
+    CONFIG.update(req.get("config") or {})
+    WORK = CONFIG.get("work_dir") or WORK
+    FIGDIR = CONFIG.get("fig_dir") or FIGDIR
+    OUTPUT_DIR = WORK + "/outputs"
+    os.environ.clear()
+    os.environ.update(req.get("env") or {})
+    kernel_main()
+
+
+def kernel_zygote_main():
+    import array
+    import socket
+
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=os.dup(0))
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(2, 1)  # stray prints of libraries go to the log
+    os.close(null)
+    keep_fds({ctl.fileno()})
+
+    def send(msg):
+        ctl.send(json.dumps(msg).encode())
+
+    try:
+        import_rest()
+        warm_up()
+    except BaseException as e:
+        traceback.print_exc()
+        send({"type": "fatal", "message": "the kernel zygote failed to start: %s" % e})
+        return
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the kernels' collections do not touch (and copy) the shared pages
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    send({"type": "ready"})
+    while True:
+        readable, _, _ = select.select([ctl, wake_r], [], [])
+        if wake_r in readable:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                send({"type": "exit", "pid": pid, "status": status})
+        if ctl not in readable:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 4)
+        except OSError:
+            return
+        if not data:
+            return  # the agent is gone
+        try:
+            req = json.loads(data)
+            if len(fds) != 4:
+                raise ValueError("a kernel needs 4 fds, got %d" % len(fds))
+            pid = os.fork()
+        except BaseException as e:
+            for fd in fds:
+                os.close(fd)
+            send({"type": "error", "message": str(e)})
+            continue
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(wake_r)
+                os.close(wake_w)
+                kernel_zygote_child(req, fds)
+            except BaseException:
+                traceback.print_exc()
+            os._exit(70)
+        for fd in fds:
+            os.close(fd)
+        send({"type": "forked", "pid": pid})
+
+
+if CONFIG.get("zygote"):
+    kernel_zygote_main()
+elif CONFIG.get("kernel"):
     kernel_main()

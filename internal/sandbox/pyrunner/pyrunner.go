@@ -60,6 +60,13 @@ type Config struct {
 	// CAP_SYS_ADMIN in its user namespace until it hardens), by an empty read-only
 	// tmpfs each, before any code runs: the sandbox-agent's token directory.
 	HidePaths []string `json:"hide_paths,omitempty"`
+	// PrivateMounts makes a kernel that is PID 1 of its own namespaces mount a /proc
+	// of its own and a private /tmp of Limits.ScratchBytes; without a PID namespace
+	// the kernel refuses to start. The Local backend's agent sets it.
+	PrivateMounts bool `json:"private_mounts,omitempty"`
+	// Zygote runs kernel.py's kernel zygote, which forks kernels (the agent's
+	// Options.ForkKernels) instead of running one.
+	Zygote bool `json:"zygote,omitempty"`
 }
 
 // Limits are the runner's rlimits. Zero means none (the kernel then relies on the

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"os"
@@ -29,6 +29,7 @@ func TestReadToken(t *testing.T) {
 		"an empty token file is refused":         {path: write("empty", " \n"), listen: ":49999", wantErr: true},
 		"a missing token file is refused":        {path: filepath.Join(dir, "missing"), listen: "127.0.0.1:49999", wantErr: true},
 		"a malformed listen address is reported": {listen: "49999", wantErr: true},
+		"no file on a Unix socket (Local)":       {listen: "unix:/run/vizops/agent.sock"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

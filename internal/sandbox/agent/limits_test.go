@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
+)
+
+func TestLimitErrorNames(t *testing.T) {
+	s := &Server{opts: Options{Resources: sandbox.Resources{MemoryBytes: 256 << 20, Pids: 32, ScratchBytes: 16 << 20}}}
+	oom := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution", Value: "…: " + statusOOMKilled}
+	for name, tc := range map[string]struct {
+		in                codeinterpreter.Message
+		limit             string
+		wantName, wantHas string
+	}{
+		"memory":                  {codeinterpreter.Message{Name: "MemoryError"}, sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameMemoryLimitExceeded, "256 MiB"},
+		"processes":               {codeinterpreter.Message{Name: "BlockingIOError", Value: "[Errno 11]"}, sandbox.ErrNameProcessLimitExceeded, sandbox.ErrNameProcessLimitExceeded, "(32)"},
+		"scratch":                 {codeinterpreter.Message{Name: "OSError", Value: "[Errno 28] No space left on device"}, sandbox.ErrNameScratchLimitExceeded, sandbox.ErrNameScratchLimitExceeded, "No space left"},
+		"OOM kill keeps its text": {oom, sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameMemoryLimitExceeded, "OOM killer"},
+		"no limit":                {codeinterpreter.Message{Name: "ValueError"}, "", "ValueError", ""},
+		"a name the code forged":  {codeinterpreter.Message{Name: "ValueError"}, "Success", "ValueError", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := s.limitError(tc.in, tc.limit)
+			if got.Name != tc.wantName || !strings.Contains(got.Value, tc.wantHas) {
+				t.Errorf("limitError = %s: %q; want %s containing %q", got.Name, got.Value, tc.wantName, tc.wantHas)
+			}
+		})
+	}
+}
+
+// TestLimitsAreNamed: code that hits a kernel's limits fails with the limit's name
+// from sandbox.ErrName*, as on every backend, not with the Python exception's.
+func TestLimitsAreNamed(t *testing.T) {
+	work, err := os.MkdirTemp("", "agent-limits-") // not t.TempDir: its parent is private
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(work) })
+	_ = os.Chmod(work, 0o755)
+	srv, err := NewServer(Options{Token: "t", WorkDir: work, WarmKernels: -1,
+		Resources: sandbox.Resources{MemoryBytes: 256 << 20, ScratchBytes: 16 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
+	for name, tc := range map[string]struct{ code, want string }{
+		"disk fill":   {"with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", sandbox.ErrNameScratchLimitExceeded},
+		"memory bomb": {"chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", sandbox.ErrNameMemoryLimitExceeded},
+		"plain error": {"1/0", "ZeroDivisionError"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, err := c.Run(testCtx(t), sandbox.Request{Code: tc.code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Error == nil || res.Error.Name != tc.want {
+				t.Errorf("error %+v, want %s", res.Error, tc.want)
+			}
+		})
+	}
+}
+
+// TestForkedKernels runs contexts on kernels the zygote forks (Options.ForkKernels):
+// each is PID 1 of its own namespaces, with a /proc and /tmp of its own, and a context's
+// variables stay its own.
+func TestForkedKernels(t *testing.T) {
+	work, err := os.MkdirTemp("/var/tmp", "agent-fork-") // not below /tmp: kernels mount their own
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(work) })
+	_ = os.Chmod(work, 0o755)
+	srv, err := NewServer(Options{Token: "t", Isolation: IsolationNone, WorkDir: work, ForkKernels: true, PrivateMounts: true,
+		Resources: sandbox.Resources{ScratchBytes: 16 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	if err := srv.WaitReady(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if srv.zygote.Load() == nil {
+		t.Fatal("no kernel zygote started")
+	}
+	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
+	for i := range 3 {
+		res, err := c.Run(testCtx(t), sandbox.Request{Code: `import os, matplotlib.pyplot as plt
+print(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.listdir('/tmp'), 'x' in globals())
+open('/tmp/mine', 'w').write('1')
+x = 1
+plt.plot([1, 2]); plt.show()`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Success || res.Stdout != "1 [1] [] False\n" || len(res.Files) != 1 {
+			t.Errorf("job %d: stdout %q, error %+v, %d files", i, res.Stdout, res.Error, len(res.Files))
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
+)
+
+// kernelZygote is the fork-ahead of Options.ForkKernels: one interpreter that has
+// imported the plotting stack forks every kernel (kernel.py's kernel_zygote_main), so a
+// kernel starts in the time of a fork and a warm-up render instead of an interpreter's
+// start and imports. Each kernel is still a fresh process, in PID, user and mount
+// namespaces of its own, and is never reused for another context.
+type kernelZygote struct {
+	cmd  *exec.Cmd
+	conn *net.UnixConn
+	diag *pyrunner.TailBuffer
+	dead chan struct{} // closed when the control socket ends: the zygote is gone
+
+	req     sync.Mutex // one fork request at a time: replies come in order
+	replies chan zygoteMessage
+
+	mu      sync.Mutex
+	watches map[int]*exitWatch
+}
+
+type zygoteMessage struct {
+	Type    string `json:"type"`
+	PID     int    `json:"pid"`
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+// exitWatch is how one forked kernel ended.
+type exitWatch struct {
+	done   chan struct{}
+	status syscall.WaitStatus
+	known  bool
+}
+
+// startKernelZygote starts the zygote and waits until it has imported everything.
+func startKernelZygote(ctx context.Context, o Options) (*kernelZygote, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "zygote-ctl"), os.NewFile(uintptr(fds[1]), "zygote-ctl-child")
+	defer theirs.Close()
+	fc, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, err
+	}
+	conn := fc.(*net.UnixConn)
+	home := filepath.Join(o.WorkDir, "home", "zygote")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		_ = os.Chown(home, o.UID, o.GID)
+	}
+	cfg := kernelConfig(o)
+	cfg.Zygote = true
+	cfgJSON, _ := json.Marshal(cfg)
+	cmd := exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
+	cmd.Dir = home
+	cmd.Env = kernelEnv(home)
+	cmd.SysProcAttr = kernelAttr(o, false)
+	cmd.Stdin = theirs
+	z := &kernelZygote{cmd: cmd, conn: conn, diag: pyrunner.NewTailBuffer(8 << 10), dead: make(chan struct{}),
+		replies: make(chan zygoteMessage, 1), watches: map[int]*exitWatch{}}
+	cmd.Stdout, cmd.Stderr = z.diag, z.diag
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	kernelPIDs.Store(cmd.Process.Pid, struct{}{}) // not an orphan to sweep
+	go func() {
+		_ = cmd.Wait()
+		kernelPIDs.Delete(cmd.Process.Pid)
+		conn.Close()
+	}()
+	ready := make(chan zygoteMessage, 1)
+	go z.read(ready)
+	timer := time.NewTimer(o.StartTimeout)
+	defer timer.Stop()
+	fail := func(err error) (*kernelZygote, error) {
+		z.close()
+		if tail := strings.TrimSpace(z.diag.String()); tail != "" {
+			err = fmt.Errorf("%w; its stderr: %s", err, tail)
+		}
+		return nil, err
+	}
+	select {
+	case m := <-ready:
+		if m.Type != "ready" {
+			return fail(fmt.Errorf("the kernel zygote failed to start: %s", m.Message))
+		}
+		return z, nil
+	case <-z.dead:
+		return fail(errors.New("the kernel zygote exited during start"))
+	case <-timer.C:
+		return fail(fmt.Errorf("the kernel zygote was not ready after %s", o.StartTimeout))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+// read dispatches the zygote's messages: the first (ready or fatal) to ready, fork
+// replies to the waiting request, exits to their kernels.
+func (z *kernelZygote) read(ready chan<- zygoteMessage) {
+	defer func() {
+		close(z.dead)
+		z.mu.Lock()
+		for pid, w := range z.watches {
+			close(w.done) // its kernel dies with the zygote (PR_SET_PDEATHSIG)
+			delete(z.watches, pid)
+		}
+		z.mu.Unlock()
+	}()
+	buf := make([]byte, 64<<10)
+	first := true
+	for {
+		n, err := z.conn.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		var m zygoteMessage
+		if json.Unmarshal(buf[:n], &m) != nil {
+			continue
+		}
+		switch {
+		case first:
+			first = false
+			ready <- m
+		case m.Type == "forked":
+			z.mu.Lock()
+			z.watches[m.PID] = &exitWatch{done: make(chan struct{})}
+			z.mu.Unlock()
+			z.replies <- m
+		case m.Type == "error":
+			z.replies <- m
+		case m.Type == "exit":
+			z.mu.Lock()
+			if w := z.watches[m.PID]; w != nil {
+				w.status, w.known = syscall.WaitStatus(m.Status), true
+				close(w.done)
+				delete(z.watches, m.PID)
+			}
+			z.mu.Unlock()
+		}
+	}
+}
+
+func (z *kernelZygote) alive() bool {
+	select {
+	case <-z.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// fork asks the zygote for a kernel with cfg and env and waits until it is ready.
+func (z *kernelZygote) fork(ctx context.Context, o Options, k *kernel, cfg pyrunner.Config, env []string) (*kernel, error) {
+	var files [4][2]*os.File // stdin, results, stdout, stderr: [ours, the kernel's]
+	closeAll := func() {
+		for _, p := range files {
+			for _, f := range p {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
+	}
+	for i := range files {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		if i == 0 {
+			files[i] = [2]*os.File{w, r}
+		} else {
+			files[i] = [2]*os.File{r, w}
+		}
+	}
+	envMap := map[string]string{}
+	for _, kv := range env {
+		if key, v, ok := strings.Cut(kv, "="); ok {
+			envMap[key] = v
+		}
+	}
+	msg, _ := json.Marshal(map[string]any{"config": cfg, "env": envMap})
+	rights := syscall.UnixRights(int(files[0][1].Fd()), int(files[1][1].Fd()), int(files[2][1].Fd()), int(files[3][1].Fd()))
+	k.oomKills = oomKillCount()
+
+	z.req.Lock()
+	_, _, err := z.conn.WriteMsgUnix(msg, rights, nil)
+	var reply zygoteMessage
+	if err == nil {
+		select {
+		case reply = <-z.replies:
+		case <-z.dead:
+			err = errors.New("the kernel zygote exited")
+		}
+	}
+	z.req.Unlock()
+	for i := range files {
+		files[i][1].Close() // the kernel holds its own copies
+	}
+	if err == nil && reply.Type != "forked" {
+		err = fmt.Errorf("the kernel zygote could not fork: %s", reply.Message)
+	}
+	if err != nil {
+		for i := range files {
+			files[i][0].Close()
+		}
+		return nil, err
+	}
+	z.mu.Lock()
+	w := z.watches[reply.PID]
+	z.mu.Unlock()
+	if w == nil { // it ended already, or the zygote did
+		w = &exitWatch{done: make(chan struct{})}
+		close(w.done)
+	}
+	k.pid = reply.PID
+	k.stdin = files[0][0]
+	k.status = func() (syscall.WaitStatus, bool) { return w.status, w.known }
+	go func() {
+		<-w.done
+		close(k.done)
+	}()
+	return k.awaitReady(ctx, o, files[1][0], files[2][0], files[3][0])
+}
+
+// close stops the zygote (its kernels die with it).
+func (z *kernelZygote) close() {
+	if z.cmd.Process != nil {
+		_ = z.cmd.Process.Kill()
+	}
+	_ = z.conn.Close()
+}
