@@ -40,6 +40,17 @@ const (
 	EngineAgent Engine = "agent"
 )
 
+// ParseEngine reads an engine's name ("" is the default, EngineZygote).
+func ParseEngine(name string) (Engine, error) {
+	switch e := Engine(name); e {
+	case "":
+		return EngineZygote, nil
+	case EngineZygote, EngineAgent:
+		return e, nil
+	}
+	return "", fmt.Errorf("unknown Local engine %q: use %q or %q", name, EngineZygote, EngineAgent)
+}
+
 // Inside an agent sandbox: where the agent's binary, its socket and token, and its
 // contexts live.
 const (
