@@ -246,12 +246,12 @@ func TestFailureJudge(t *testing.T) {
 				st := e.Status()
 				return e.Err() != nil || st.Degraded != "" || st.Throttled != ""
 			})
-			if tc.wantErr == context.DeadlineExceeded {
+			if errors.Is(tc.wantErr, context.DeadlineExceeded) {
 				cancel()
 			}
 			err = <-got
 			cancel()
-			if tc.wantErr == context.DeadlineExceeded {
+			if errors.Is(tc.wantErr, context.DeadlineExceeded) {
 				if !errors.Is(err, context.Canceled) {
 					t.Errorf("the claim ended with %v, want its context's error", err)
 				}
@@ -356,10 +356,10 @@ func TestRetireAndFail(t *testing.T) {
 		return len(r) == 1 && r[0] != ready[0]
 	})
 	stop := errors.New("stop")
-	if err := e.Fail(stop); err != stop {
+	if err := e.Fail(stop); !errors.Is(err, stop) {
 		t.Errorf("Fail = %v", err)
 	}
-	if err := e.Fail(errors.New("later")); err != stop {
+	if err := e.Fail(errors.New("later")); !errors.Is(err, stop) {
 		t.Errorf("a second Fail = %v, want the first", err)
 	}
 	if _, err := e.Acquire(context.Background(), "ns/x"); !errors.Is(err, stop) {
