@@ -9,16 +9,19 @@
 // Sweeper, Maintainer, Closer) for what only its provider does. The result is a
 // sandbox.Pool, checked by the shared contract suite (internal/sandbox/pooltest).
 //
-// E2B runs on the engine (internal/sandbox/e2b: its rate limit and 429s, refused keys
-// and plan limits, lost creations and keep-alives are its hooks). For the next ports:
-// Local (internal/sandbox/local) needs Start to launch one bubblewrap'd agent and
-// Destroy to kill it; it recycles nothing today, so Release → Destroy fits, and its
-// operator-wide quotas become a FailureJudge returning Fatal-free holds. Kubernetes is
-// a different shape: its Pods are created by the controller's adapter and claimed by
-// annotation, shared by managers, so its "Start" is claiming a Pod someone else made;
-// port it only once the adapter creates Pods through a Provisioner (Start = create a
-// Pod and wait until Ready, Destroy = delete it), keeping the claim annotation as the
-// Sandbox's Execute-time fence.
+// E2B runs on the engine (internal/sandbox/e2b/provision.go: its create rate limit
+// and 429s, refused keys and plan limits, lost creations and keep-alives are its
+// hooks). For the next ports: Local (internal/sandbox/local) needs Start to launch
+// one bubblewrap'd agent and wait until it answers, Destroy to kill it and free its
+// cgroup, a Recycler (a healthy sandbox goes back to the ready list, as its zygote
+// already forked a fresh job process), and its process watcher calling Retire when
+// an idle sandbox dies; its operator-wide quota check belongs in Start (an error
+// wrapping sandbox.ErrQuotaExceeded; a FailureJudge may make it Fatal). Kubernetes
+// is a different shape: its Pods are created by the controller's adapter and
+// claimed by annotation, shared by several managers, so "ready" is not this process's
+// memory alone; port it only once the pool creates its own Pods through a
+// Provisioner (Start = create a Pod and wait until Ready, Destroy = delete it), with
+// the claim annotation kept as the Sandbox's fence at Execute.
 package warm
 
 import (
@@ -87,6 +90,14 @@ type Maintainer interface {
 	Maintain(ctx context.Context)
 }
 
+// Recycler is an optional hook of a Provisioner whose sandboxes can serve another
+// job after a wipe (Local's zygote forks a fresh job process). Release calls Recycle
+// instead of Destroy: true puts the sandbox back at the end of the ready list (when
+// the pool is open and within its cap), false destroys it.
+type Recycler interface {
+	Recycle(ctx context.Context, sb sandbox.Sandbox) bool
+}
+
 // Closer is an optional hook called at the end of Close, after every sandbox the
 // pool held is destroyed; err is the pool's fatal error, if any.
 type Closer interface {
@@ -136,6 +147,7 @@ type Engine struct {
 	busy       map[string]*entry
 	starting   int
 	destroying int
+	recycling  int      // released sandboxes a Recycler is wiping: they count against max
 	owners     []string // of the waiting claims, oldest first
 	closed     bool
 	fatal      error
@@ -226,8 +238,9 @@ func (e *Engine) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, er
 	}
 }
 
-// Release implements sandbox.Pool: the sandbox is destroyed (never reused) and a
-// replacement started if the pool is short of ready ones. A second Release, a
+// Release implements sandbox.Pool: the sandbox is destroyed (or, with a Recycler,
+// wiped and queued again) and a replacement started if the pool is short of ready
+// ones. A second Release, a
 // sandbox the pool does not hold, or one after Close, is ignored.
 func (e *Engine) Release(sb sandbox.Sandbox) {
 	if sb == nil {
@@ -235,11 +248,30 @@ func (e *Engine) Release(sb sandbox.Sandbox) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if s, ok := e.busy[sb.ID()]; ok && s.sb == sb {
-		delete(e.busy, sb.ID())
-		e.destroyLocked(sb)
+	s, ok := e.busy[sb.ID()]
+	if !ok || s.sb != sb {
+		return
 	}
-	e.kick()
+	delete(e.busy, sb.ID())
+	defer e.kick()
+	r, ok := e.prov.(Recycler)
+	if !ok {
+		e.destroyLocked(sb)
+		return
+	}
+	e.recycling++
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.CallTimeout)
+	reuse := r.Recycle(ctx, sb)
+	cancel()
+	e.mu.Lock()
+	e.recycling--
+	if !reuse || e.closed || len(e.ready)+len(e.busy)+e.starting+e.destroying+e.recycling >= e.max {
+		e.destroyLocked(sb)
+		return
+	}
+	e.ready = append(e.ready, &entry{sb: sb, since: e.clock.Now()})
+	e.broadcast()
 }
 
 // Resize implements sandbox.Pool. An invalid size is rejected and the pool keeps
@@ -416,7 +448,7 @@ func (e *Engine) broadcast() {
 // waiting claim, within maxSandboxes (starts in flight and destroys count).
 func (e *Engine) deficitLocked() int {
 	want := e.minReady + len(e.owners) - len(e.ready) - e.starting
-	room := e.max - len(e.ready) - len(e.busy) - e.starting - e.destroying
+	room := e.max - len(e.ready) - len(e.busy) - e.starting - e.destroying - e.recycling
 	return max(0, min(want, room))
 }
 

@@ -101,10 +101,31 @@ func (j judged) Sweep(ctx context.Context, held func(string) bool) error {
 	return nil
 }
 
+// recycling is a fake whose sandboxes serve again after a job, unless broken.
+type recycling struct{ *fake }
+
+func (r recycling) Recycle(ctx context.Context, sb sandbox.Sandbox) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := sb.(*fakeBox)
+	return !b.broken && r.alive[b.id] == b
+}
+
+// TestContract runs the pool contract on the engine, with a provisioner that
+// destroys every released sandbox and with one that recycles them.
 func TestContract(t *testing.T) {
+	for name, wrap := range map[string]func(*fake) Provisioner{
+		"destroying": func(f *fake) Provisioner { return f },
+		"recycling":  func(f *fake) Provisioner { return recycling{f} },
+	} {
+		t.Run(name, func(t *testing.T) { runContract(t, wrap) })
+	}
+}
+
+func runContract(t *testing.T, wrap func(*fake) Provisioner) {
 	pooltest.Run(t, func(t *testing.T, minReady, maxSandboxes int) pooltest.Fixture {
 		f := newFake()
-		e, err := New(f, Options{MinReady: minReady, MaxSandboxes: maxSandboxes, Kind: "fake", BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second})
+		e, err := New(wrap(f), Options{MinReady: minReady, MaxSandboxes: maxSandboxes, Kind: "fake", BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,5 +385,64 @@ func TestRetireAndFail(t *testing.T) {
 	}
 	if _, err := e.Acquire(context.Background(), "ns/x"); !errors.Is(err, stop) {
 		t.Errorf("Acquire after Fail = %v", err)
+	}
+}
+
+// TestRecycle: a recycled sandbox goes to the end of the ready list; one the
+// Recycler refuses, or one over the cap, is destroyed.
+func TestRecycle(t *testing.T) {
+	for name, tc := range map[string]struct {
+		breakIt    bool
+		shrinkTo   int
+		wantReused bool
+	}{
+		"a healthy sandbox serves again":        {wantReused: true},
+		"a broken sandbox is destroyed":         {breakIt: true},
+		"a sandbox over a new cap is destroyed": {shrinkTo: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake()
+			e, err := New(recycling{f}, Options{MinReady: 2, MaxSandboxes: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = e.Close() }()
+			waitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
+			sb, err := e.Acquire(context.Background(), "ns/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.breakIt {
+				f.mu.Lock()
+				sb.(*fakeBox).broken = true
+				f.mu.Unlock()
+			}
+			if tc.shrinkTo > 0 {
+				if err := e.Resize(0, tc.shrinkTo); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.Release(sb)
+			ready, _ := e.Held()
+			reused := len(ready) > 0 && ready[len(ready)-1] == sb
+			if reused != tc.wantReused {
+				t.Errorf("after Release the ready list is %v; reused = %v, want %v", ready, reused, tc.wantReused)
+			}
+			destroyed := func() bool {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				for _, id := range f.destroyed {
+					if id == sb.ID() {
+						return true
+					}
+				}
+				return false
+			}
+			if !tc.wantReused {
+				waitFor(t, "the sandbox destroyed", destroyed)
+			} else if destroyed() {
+				t.Errorf("the recycled sandbox was destroyed")
+			}
+		})
 	}
 }
