@@ -6,7 +6,7 @@
 // optional start rate, Resize (sandbox.ValidSize, nothing clamped), Close (every
 // sandbox destroyed) and Status from memory. A backend gives it a Provisioner: how to
 // start one sandbox and how to destroy one, plus optional hooks (FailureJudge,
-// Sweeper, Maintainer, Closer) for what only its provider does. The result is a
+// Sweeper, Maintainer, Recycler, Closer) for what only its provider does. The result is a
 // sandbox.Pool, checked by the shared contract suite (internal/sandbox/pooltest).
 //
 // E2B runs on the engine (internal/sandbox/e2b/provision.go: its create rate limit
