@@ -72,7 +72,8 @@ type Failure struct {
 	Unsure bool
 }
 
-// FailureJudge is an optional hook of a Provisioner that reads a failed start.
+// FailureJudge is an optional hook of a Provisioner that reads a failed start. The
+// engine calls it with its lock held: Judge must not call the engine.
 type FailureJudge interface {
 	Judge(f Failure) Failure
 }

@@ -155,6 +155,17 @@ func runContract(t *testing.T, wrap func(*fake) Provisioner) {
 	}, pooltest.Options{Request: sandbox.Request{Code: "print(1)"}})
 }
 
+// newEngine starts an engine that the test closes at its end.
+func newEngine(t *testing.T, prov Provisioner, o Options) *Engine {
+	t.Helper()
+	e, err := New(prov, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
 // waitFor polls cond; the fake clock moves only when a test steps it.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -188,11 +199,7 @@ func TestBackoffDoubles(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
 	f := newFake()
 	f.failWith = errors.New("down")
-	e, err := New(f, Options{MinReady: 1, MaxSandboxes: 1, Clock: clk, BackoffBase: time.Second, BackoffMax: 4 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = e.Close() }()
+	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 1, Clock: clk, BackoffBase: time.Second, BackoffMax: 4 * time.Second})
 	created := func() int { return f.count(func() int { return f.created }) }
 	for i, hold := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
 		waitFor(t, fmt.Sprintf("start %d", i+1), func() bool { return created() == i+1 })
@@ -251,11 +258,7 @@ func TestFailureJudge(t *testing.T) {
 			f := newFake()
 			f.failWith = errors.New("down")
 			f.judge = tc.judge
-			e, err := New(judged{f}, Options{MinReady: 0, MaxSandboxes: 1, Clock: clk, Kind: "fake"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = e.Close() }()
+			e := newEngine(t, judged{f}, Options{MinReady: 0, MaxSandboxes: 1, Clock: clk, Kind: "fake"})
 			ctx, cancel := context.WithCancel(context.Background())
 			got := make(chan error, 1)
 			go func() {
@@ -270,7 +273,7 @@ func TestFailureJudge(t *testing.T) {
 			if errors.Is(tc.wantErr, context.DeadlineExceeded) {
 				cancel()
 			}
-			err = <-got
+			err := <-got
 			cancel()
 			if errors.Is(tc.wantErr, context.DeadlineExceeded) {
 				if !errors.Is(err, context.Canceled) {
@@ -305,11 +308,7 @@ func TestFailureJudge(t *testing.T) {
 // replacement starts beyond maxSandboxes.
 func TestDestroyingCountsAgainstTheCap(t *testing.T) {
 	f := newFake()
-	e, err := New(f, Options{MinReady: 1, MaxSandboxes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = e.Close() }()
+	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 1})
 	sb, err := e.Acquire(context.Background(), "ns/a")
 	if err != nil {
 		t.Fatal(err)
@@ -337,11 +336,7 @@ func TestDestroyingCountsAgainstTheCap(t *testing.T) {
 // TestOwnersLabelStarts: a start made for a waiting claim names it.
 func TestOwnersLabelStarts(t *testing.T) {
 	f := newFake()
-	e, err := New(f, Options{MinReady: 0, MaxSandboxes: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = e.Close() }()
+	e := newEngine(t, f, Options{MinReady: 0, MaxSandboxes: 2})
 	sb, err := e.Acquire(context.Background(), "ns/a")
 	if err != nil {
 		t.Fatal(err)
@@ -356,11 +351,7 @@ func TestOwnersLabelStarts(t *testing.T) {
 // follows; Fail ends claims with the given error.
 func TestRetireAndFail(t *testing.T) {
 	f := newFake()
-	e, err := New(f, Options{MinReady: 1, MaxSandboxes: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = e.Close() }()
+	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 2})
 	waitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
 	ready, busy := e.Held()
 	if len(ready) != 1 || len(busy) != 0 {
@@ -402,11 +393,7 @@ func TestRecycle(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFake()
-			e, err := New(recycling{f}, Options{MinReady: 2, MaxSandboxes: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = e.Close() }()
+			e := newEngine(t, recycling{f}, Options{MinReady: 2, MaxSandboxes: 2})
 			waitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
 			sb, err := e.Acquire(context.Background(), "ns/a")
 			if err != nil {
@@ -418,6 +405,12 @@ func TestRecycle(t *testing.T) {
 				f.mu.Unlock()
 			}
 			if tc.shrinkTo > 0 {
+				// Another job holds the other sandbox: the cap of 1 is taken.
+				other, err := e.Acquire(context.Background(), "ns/b")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer e.Release(other)
 				if err := e.Resize(0, tc.shrinkTo); err != nil {
 					t.Fatal(err)
 				}
