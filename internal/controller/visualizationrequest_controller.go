@@ -162,6 +162,7 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 
 	s.computePhase()
 	r.fitStatus(s)
+	writeStart := time.Now()
 	if err := r.patchStatus(ctx, s); err != nil {
 		r.mem.Rollback(vr.UID, mem)
 		switch {
@@ -177,7 +178,7 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 	if s.before.Status.Phase != s.vr.Status.Phase || s.before.Status.Attempts != s.vr.Status.Attempts {
 		// Per-step detail: --zap-log-level=1 (or debug) shows each transition.
 		log.V(1).Info("status written", "phase", s.vr.Status.Phase, "previousPhase", s.before.Status.Phase,
-			"attempts", s.vr.Status.Attempts, "uid", vr.UID)
+			"attempts", s.vr.Status.Attempts, "uid", vr.UID, "writeMs", msSince(writeStart))
 	}
 	// Work that status must have recorded first (start a job, forget a recorded one),
 	// then memory follows the status written.
@@ -307,3 +308,7 @@ func wakeEvent(key types.NamespacedName) event.GenericEvent {
 	vr.Namespace, vr.Name = key.Namespace, key.Name
 	return event.GenericEvent{Object: vr}
 }
+
+// msSince is the time since t in milliseconds, for debug logs of where a request's
+// time goes.
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
