@@ -201,9 +201,13 @@ func (r *VisualizationRequestReconciler) patchStatus(ctx context.Context, s *sco
 	if equality.Semantic.DeepEqual(s.before.Status, s.vr.Status) {
 		return nil
 	}
-	// The optimistic lock turns a pass over a stale cached object into a conflict (and
-	// a requeue) instead of, say, starting an attempt that already started.
-	return r.Status().Patch(ctx, s.vr, client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{}))
+	// An update of the status subresource: the whole status as this pass decided it,
+	// with the resourceVersion read, so a pass over a stale cached object meets a
+	// conflict (and a requeue) instead of, say, starting an attempt that already
+	// started. Not a merge patch: computing one serializes both objects and diffs them
+	// (with inline artifacts, most of a reconcile's CPU), and the API server then
+	// re-encodes, merges and decodes the stored object; see docs/benchmarks.md.
+	return r.Status().Update(ctx, s.vr)
 }
 
 // emit records the pass's Events, coalesced (see scope.eventsToRecord): a Warning

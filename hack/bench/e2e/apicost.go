@@ -156,9 +156,10 @@ func (b *bench) saveAPIServerMetrics(ctx context.Context, path string) error {
 }
 
 // jobSpan is one request's job as the manager logged it (at debug level, nanosecond
-// timestamps): the Running status write acknowledged (the job starts right after it)
-// and the job's end (the "execution finished" pass's time less its endedMsAgo).
-type jobSpan struct{ ack, end time.Time }
+// timestamps): the pass that starts it about to write Running, the Running status write
+// acknowledged (the job starts right after it), the job's end (the "execution
+// finished" pass's time less its endedMsAgo) and the Succeeded write acknowledged.
+type jobSpan struct{ start, ack, end, done time.Time }
 
 // managerJobSpans reads the warm manager's log for each request's jobSpan, so the
 // controller's own part of a request is its end to end time less its job: the sandbox's
@@ -189,6 +190,10 @@ func managerJobSpans(path string) (map[string]jobSpan, error) {
 		}
 		s := out[l.Name]
 		switch {
+		case l.Msg == "execution starting" && s.start.IsZero():
+			s.start = ts
+		case l.Msg == "status written" && l.Phase == "Succeeded" && s.done.IsZero():
+			s.done = ts
 		case l.Msg == "status written" && l.Phase == "Running" && s.ack.IsZero():
 			s.ack = ts
 		case l.Msg == "execution finished" && s.end.IsZero():

@@ -176,22 +176,26 @@ type results struct {
 	// Running written; after: job ended → Succeeded seen by the bench's watch.
 	ctlP25, ctlP50, ctlP75, ctlBeforeP50, ctlAfterP50 time.Duration
 	ctlN                                              int
-	api                                               apiCounts // the manager's API requests over the counted warm run
-	poolWrites                                        int       // of which writes to the SandboxPool (its live counts in status)
-	cpuProfile                                        string    // the warm run's CPU profile
-	rss                                               map[string]int64
-	pool2, floor2                                     float64 // jobs/s
-	poolRate, drainRate                               float64 // charts/s
-	poolRateBefore, poolRateAfter                     float64
-	poolJobs, drainDone                               int
-	drainElapsed                                      time.Duration
-	drainCapped                                       bool
-	scale                                             []scalePoint
-	peakRSS                                           int64 // bytes
-	peakPhase                                         string
-	failures                                          map[string]int
-	warmUncounted, drainFailed                        int
-	directFailed                                      int
+	// ctlSegP50: p50 of Create's round trip, Create answered → the manager about to
+	// write Running (watch, queue, reconcile), the Running write, the job, job ended →
+	// Succeeded written (wake, reconcile, write), written → seen by the bench's watch.
+	ctlSegP50                     [6]time.Duration
+	api                           apiCounts // the manager's API requests over the counted warm run
+	poolWrites                    int       // of which writes to the SandboxPool (its live counts in status)
+	cpuProfile                    string    // the warm run's CPU profile
+	rss                           map[string]int64
+	pool2, floor2                 float64 // jobs/s
+	poolRate, drainRate           float64 // charts/s
+	poolRateBefore, poolRateAfter float64
+	poolJobs, drainDone           int
+	drainElapsed                  time.Duration
+	drainCapped                   bool
+	scale                         []scalePoint
+	peakRSS                       int64 // bytes
+	peakPhase                     string
+	failures                      map[string]int
+	warmUncounted, drainFailed    int
+	directFailed                  int
 }
 
 type scalePoint struct {
@@ -575,6 +579,7 @@ func (b *bench) warm(ctx context.Context) error {
 		if err := b.c.Create(ctx, chartRequest(name)); err != nil {
 			return err
 		}
+		created := time.Now()
 		o, err := b.tr.wait(ctx, name, time.Minute)
 		if err != nil {
 			return err
@@ -588,7 +593,7 @@ func (b *bench) warm(ctx context.Context) error {
 			execT = append(execT, o.exec)
 			directT = append(directT, dt)
 			pairT = append(pairT, o.at.Sub(t0)-dt)
-			e2e = append(e2e, warmTimes{name: name, t0: t0, seen: o.at})
+			e2e = append(e2e, warmTimes{name: name, t0: t0, created: created, seen: o.at})
 			if !o.running.IsZero() {
 				toRunT = append(toRunT, o.running.Sub(t0))
 				fromRunT = append(fromRunT, o.at.Sub(o.running))
@@ -626,6 +631,7 @@ func (b *bench) warm(ctx context.Context) error {
 		b.step("warm: no job times from the manager's log: %v", err)
 	} else {
 		var own, pre, post []time.Duration
+		var seg [6][]time.Duration
 		for _, w := range e2e {
 			sp, ok := spans[w.name]
 			if !ok || sp.ack.IsZero() || sp.end.IsZero() {
@@ -634,9 +640,18 @@ func (b *bench) warm(ctx context.Context) error {
 			own = append(own, w.seen.Sub(w.t0)-sp.end.Sub(sp.ack))
 			pre = append(pre, sp.ack.Sub(w.t0))
 			post = append(post, w.seen.Sub(sp.end))
+			if !sp.start.IsZero() && !sp.done.IsZero() {
+				for i, d := range []time.Duration{w.created.Sub(w.t0), sp.start.Sub(w.created), sp.ack.Sub(sp.start),
+					sp.end.Sub(sp.ack), sp.done.Sub(sp.end), w.seen.Sub(sp.done)} {
+					seg[i] = append(seg[i], d)
+				}
+			}
 		}
 		b.res.ctlN = len(own)
 		b.res.ctlP25, b.res.ctlP50, b.res.ctlP75 = percentile(own, 0.25), percentile(own, 0.5), percentile(own, 0.75)
+		for i := range seg {
+			b.res.ctlSegP50[i] = percentile(seg[i], 0.5)
+		}
 		b.res.ctlBeforeP50, b.res.ctlAfterP50 = percentile(pre, 0.5), percentile(post, 0.5)
 	}
 	return b.cleanup(ctx)
@@ -1051,8 +1066,8 @@ type outcome struct {
 // warmTimes is one counted warm request: its name, when its Create was sent and when
 // the watch showed it Succeeded.
 type warmTimes struct {
-	name     string
-	t0, seen time.Time
+	name              string
+	t0, created, seen time.Time // Create sent, Create answered, Succeeded seen
 }
 
 // tracker follows the requests through one watch and records when each finished.
@@ -1234,7 +1249,8 @@ func (b *bench) figures() []figure {
 	if r.ctlN > 0 {
 		v := float64(r.ctlP50) / float64(time.Millisecond)
 		out = append(out, figure{"warm - job p50 (controller's own)", fmt.Sprintf("%.1f ms", v), "<= 15 ms", check(v, 15, true),
-			fmt.Sprintf("request by request over %d: end to end less its job as the manager logged it (Running written → job ended), p25 %s, p50 %s, p75 %s; create → Running written p50 %s, job ended → Succeeded seen p50 %s", r.ctlN, ms(r.ctlP25), ms(r.ctlP50), ms(r.ctlP75), ms(r.ctlBeforeP50), ms(r.ctlAfterP50))})
+			fmt.Sprintf("request by request over %d: end to end less its job as the manager logged it (Running written → job ended), p25 %s, p50 %s, p75 %s; create → Running written p50 %s, job ended → Succeeded seen p50 %s; segments (p50 each): Create %s, → the manager starts it %s, Running write %s, job %s, → Succeeded written %s, → seen %s", r.ctlN, ms(r.ctlP25), ms(r.ctlP50), ms(r.ctlP75), ms(r.ctlBeforeP50), ms(r.ctlAfterP50),
+				ms(r.ctlSegP50[0]), ms(r.ctlSegP50[1]), ms(r.ctlSegP50[2]), ms(r.ctlSegP50[3]), ms(r.ctlSegP50[4]), ms(r.ctlSegP50[5]))})
 	}
 	if r.warmN > 0 && r.api != nil {
 		n := float64(r.warmN)
