@@ -136,11 +136,21 @@ func saveBody(resp *http.Response, path string) error {
 
 // saveAPIServerMetrics writes the API server's /metrics (as the bench's admin) to path.
 func (b *bench) saveAPIServerMetrics(ctx context.Context, path string) error {
+	return b.saveAPIServerPath(ctx, "/metrics", path)
+}
+
+// saveAPIServerProfile writes a CPU profile of the API server over seconds to path (run
+// it in a goroutine while the measured work runs).
+func (b *bench) saveAPIServerProfile(ctx context.Context, seconds int, path string) error {
+	return b.saveAPIServerPath(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), path)
+}
+
+func (b *bench) saveAPIServerPath(ctx context.Context, urlPath, path string) error {
 	hc, err := rest.HTTPClientFor(b.rest)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.rest.Host, "/")+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.rest.Host, "/")+urlPath, nil)
 	if err != nil {
 		return err
 	}
@@ -150,7 +160,7 @@ func (b *bench) saveAPIServerMetrics(ctx context.Context, path string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("API server metrics: %s", resp.Status)
+		return fmt.Errorf("API server %s: %s", urlPath, resp.Status)
 	}
 	return saveBody(resp, path)
 }

@@ -530,6 +530,7 @@ func (b *bench) warm(ctx context.Context) error {
 	var poolWatch watch.Interface
 	poolWrites := make(chan int, 1)
 	profDone := make(chan error, 1)
+	apiProfDone := make(chan error, 1)
 	for i := 0; i < uncounted+b.cfg.warmN; i++ {
 		if i == uncounted {
 			if before, err = scrapeAPICounts(ctx, metricsAddr); err != nil {
@@ -559,6 +560,9 @@ func (b *bench) warm(ctx context.Context) error {
 			secs := min(max(b.cfg.warmN, 5), 120)
 			b.res.cpuProfile = filepath.Join(b.cfg.logDir, "warm-cpu.pprof")
 			go func() { profDone <- saveCPUProfile(ctx, pprofAddr, secs, b.res.cpuProfile) }()
+			// The API server's side of the same run: what a status write costs there.
+			apiProf := filepath.Join(b.cfg.logDir, "warm-apiserver-cpu.pprof")
+			go func() { apiProfDone <- b.saveAPIServerProfile(ctx, secs, apiProf) }()
 		}
 		t0 := time.Now()
 		if err := floor.Render(local.SeedBarChart); err != nil {
@@ -620,6 +624,9 @@ func (b *bench) warm(ctx context.Context) error {
 	if err := <-profDone; err != nil {
 		b.step("warm: no CPU profile: %v", err)
 		b.res.cpuProfile = ""
+	}
+	if err := <-apiProfDone; err != nil {
+		b.step("warm: no API server CPU profile: %v", err)
 	}
 	b.res.floorP50, b.res.floorP95 = percentile(floorT, 0.5), percentile(floorT, 0.95)
 	b.res.warmP50, b.res.warmP95 = percentile(warmT, 0.5), percentile(warmT, 0.95)
