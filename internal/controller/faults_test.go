@@ -301,7 +301,7 @@ var _ = Describe("Faults", func() {
 				}
 				return c.Get(ctx, key, obj, opts...)
 			},
-			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 				if down.Load() {
 					return errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
 				}
@@ -310,7 +310,7 @@ var _ = Describe("Faults", func() {
 					conflicts.Add(1)
 					return apierrors.NewConflict(schema.GroupResource{Group: vizv1.GroupVersion.Group, Resource: "visualizationrequests"}, obj.GetName(), errors.New("injected"))
 				}
-				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+				return c.SubResource(sub).Update(ctx, obj, opts...)
 			},
 		}
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake), intercept: &funcs})

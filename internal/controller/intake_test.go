@@ -33,7 +33,7 @@ var _ = Describe("Intake", func() {
 		)
 		gate := make(chan struct{})
 		peakOf := func() int { mu.Lock(); defer mu.Unlock(); return peak }
-		funcs := interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+		funcs := interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 			if vr, ok := obj.(*vizv1.VisualizationRequest); ok && vr.Namespace == ns && vr.Status.Phase == vizv1.PhaseQueued {
 				mu.Lock()
 				inFlight++
@@ -48,7 +48,7 @@ var _ = Describe("Intake", func() {
 				inFlight--
 				mu.Unlock()
 			}
-			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
 		}}
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(fake), intercept: &funcs})
 		defer h.stop()

@@ -109,9 +109,9 @@ var _ = Describe("Load", Label("load"), func() {
 			})
 		}
 		var patches atomic.Int64
-		funcs := interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+		funcs := interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 			patches.Add(1)
-			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
 		}}
 		factory := func(cfg sandbox.PoolConfig) (sandbox.Pool, error) {
 			f := byCap[cfg.MaxSandboxes]

@@ -52,7 +52,7 @@ func (r *VisualizationRequestReconciler) reconcileResult(ctx context.Context, s 
 	res, rs := recordPipelineResult(s, j.result, j.err)
 	if res != nil {
 		recordExecution(s, j, res)
-		logf.FromContext(ctx).V(1).Info("execution finished", "attempt", j.attempt, "success", res.Success,
+		logf.FromContext(ctx).V(1).Info("execution finished", "attempt", j.attempt, "success", res.Success, "endedMsAgo", msSince(j.finished),
 			"timedOut", res.TimedOut, "durationMs", res.ExecutionTime.Milliseconds(), "sandbox", res.SandboxID, "files", len(res.Files))
 	}
 

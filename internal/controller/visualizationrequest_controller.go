@@ -162,6 +162,7 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 
 	s.computePhase()
 	r.fitStatus(s)
+	writeStart := time.Now()
 	if err := r.patchStatus(ctx, s); err != nil {
 		r.mem.Rollback(vr.UID, mem)
 		switch {
@@ -177,7 +178,7 @@ func (r *VisualizationRequestReconciler) Reconcile(ctx context.Context, req ctrl
 	if s.before.Status.Phase != s.vr.Status.Phase || s.before.Status.Attempts != s.vr.Status.Attempts {
 		// Per-step detail: --zap-log-level=1 (or debug) shows each transition.
 		log.V(1).Info("status written", "phase", s.vr.Status.Phase, "previousPhase", s.before.Status.Phase,
-			"attempts", s.vr.Status.Attempts, "uid", vr.UID)
+			"attempts", s.vr.Status.Attempts, "uid", vr.UID, "writeMs", msSince(writeStart))
 	}
 	// Work that status must have recorded first (start a job, forget a recorded one),
 	// then memory follows the status written.
@@ -200,9 +201,13 @@ func (r *VisualizationRequestReconciler) patchStatus(ctx context.Context, s *sco
 	if equality.Semantic.DeepEqual(s.before.Status, s.vr.Status) {
 		return nil
 	}
-	// The optimistic lock turns a pass over a stale cached object into a conflict (and
-	// a requeue) instead of, say, starting an attempt that already started.
-	return r.Status().Patch(ctx, s.vr, client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{}))
+	// An update of the status subresource: the whole status as this pass decided it,
+	// with the resourceVersion read, so a pass over a stale cached object meets a
+	// conflict (and a requeue) instead of, say, starting an attempt that already
+	// started. Not a merge patch: computing one serializes both objects and diffs them
+	// (with inline artifacts, most of a reconcile's CPU), and the API server then
+	// re-encodes, merges and decodes the stored object; see docs/benchmarks.md.
+	return r.Status().Update(ctx, s.vr)
 }
 
 // emit records the pass's Events, coalesced (see scope.eventsToRecord): a Warning
@@ -307,3 +312,7 @@ func wakeEvent(key types.NamespacedName) event.GenericEvent {
 	vr.Namespace, vr.Name = key.Namespace, key.Name
 	return event.GenericEvent{Object: vr}
 }
+
+// msSince is the time since t in milliseconds, for debug logs of where a request's
+// time goes.
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }

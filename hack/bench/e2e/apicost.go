@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
 // The controller's own cost per request: the manager's API requests (client-go's
@@ -129,4 +132,86 @@ func saveBody(resp *http.Response, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// saveAPIServerMetrics writes the API server's /metrics (as the bench's admin) to path.
+func (b *bench) saveAPIServerMetrics(ctx context.Context, path string) error {
+	return b.saveAPIServerPath(ctx, "/metrics", path)
+}
+
+// saveAPIServerProfile writes a CPU profile of the API server over seconds to path (run
+// it in a goroutine while the measured work runs).
+func (b *bench) saveAPIServerProfile(ctx context.Context, seconds int, path string) error {
+	return b.saveAPIServerPath(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), path)
+}
+
+func (b *bench) saveAPIServerPath(ctx context.Context, urlPath, path string) error {
+	hc, err := rest.HTTPClientFor(b.rest)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.rest.Host, "/")+urlPath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("API server %s: %s", urlPath, resp.Status)
+	}
+	return saveBody(resp, path)
+}
+
+// jobSpan is one request's job as the manager logged it (at debug level, nanosecond
+// timestamps): the pass that starts it about to write Running, the Running status write
+// acknowledged (the job starts right after it), the job's end (the "execution
+// finished" pass's time less its endedMsAgo) and the Succeeded write acknowledged.
+type jobSpan struct{ start, ack, end, done time.Time }
+
+// managerJobSpans reads the warm manager's log for each request's jobSpan, so the
+// controller's own part of a request is its end to end time less its job: the sandbox's
+// run-to-run spread (hundreds of milliseconds under load) is then out of the figure.
+func managerJobSpans(path string) (map[string]jobSpan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]jobSpan{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var l struct {
+			TS    string  `json:"ts"`
+			Msg   string  `json:"msg"`
+			Name  string  `json:"name"`
+			Phase string  `json:"phase"`
+			Ago   float64 `json:"endedMsAgo"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Name == "" {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, l.TS)
+		if err != nil {
+			continue
+		}
+		s := out[l.Name]
+		switch {
+		case l.Msg == "execution starting" && s.start.IsZero():
+			s.start = ts
+		case l.Msg == "status written" && l.Phase == "Succeeded" && s.done.IsZero():
+			s.done = ts
+		case l.Msg == "status written" && l.Phase == "Running" && s.ack.IsZero():
+			s.ack = ts
+		case l.Msg == "execution finished" && s.end.IsZero():
+			s.end = ts.Add(-time.Duration(l.Ago * float64(time.Millisecond)))
+		default:
+			continue
+		}
+		out[l.Name] = s
+	}
+	return out, sc.Err()
 }

@@ -50,6 +50,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -150,6 +151,7 @@ type bench struct {
 	started time.Time
 	cp      *controlplane.ControlPlane
 	c       client.WithWatch
+	rest    *rest.Config
 	tr      *tracker
 	mgrBin  string
 	res     results
@@ -158,16 +160,29 @@ type bench struct {
 }
 
 type results struct {
-	machine, loads                []string
-	startLoad, endLoad            string
-	floorP50, floorP95            time.Duration
-	warmP50, warmP95              time.Duration
-	warmN                         int
-	execP50                       time.Duration
-	directP50                     time.Duration // the same chart on a direct warm pool, in the warm loop
-	api                           apiCounts     // the manager's API requests over the counted warm run
-	poolWrites                    int           // of which writes to the SandboxPool (its live counts in status)
-	cpuProfile                    string        // the warm run's CPU profile
+	machine, loads     []string
+	startLoad, endLoad string
+	floorP50, floorP95 time.Duration
+	warmP50, warmP95   time.Duration
+	warmN              int
+	execP50            time.Duration
+	directP50          time.Duration // the same chart on a direct warm pool, in the warm loop
+	// pair*: warm minus direct request by request (the two are adjacent in time, so the
+	// machine's load drifts less between them); toRun/fromRun: create → Running seen,
+	// Running seen → Succeeded seen.
+	pairP25, pairP50, pairP75, toRunP50, fromRunP50 time.Duration
+	// ctl*: request by request, end to end less the job as the manager logged it
+	// (Running written → job ended): the controller's own part; before: create →
+	// Running written; after: job ended → Succeeded seen by the bench's watch.
+	ctlP25, ctlP50, ctlP75, ctlBeforeP50, ctlAfterP50 time.Duration
+	ctlN                                              int
+	// ctlSegP50: p50 of Create's round trip, Create answered → the manager about to
+	// write Running (watch, queue, reconcile), the Running write, the job, job ended →
+	// Succeeded written (wake, reconcile, write), written → seen by the bench's watch.
+	ctlSegP50                     [6]time.Duration
+	api                           apiCounts // the manager's API requests over the counted warm run
+	poolWrites                    int       // of which writes to the SandboxPool (its live counts in status)
+	cpuProfile                    string    // the warm run's CPU profile
 	rss                           map[string]int64
 	pool2, floor2                 float64 // jobs/s
 	poolRate, drainRate           float64 // charts/s
@@ -259,6 +274,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(vizv1.AddToScheme(scheme))
+	b.rest = restCfg
 	if b.c, err = client.NewWithWatch(restCfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
@@ -487,7 +503,10 @@ func (b *bench) warm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := b.startManager(ctx, "warm", 1, "--metrics-bind-address="+metricsAddr, "--pprof-bind-address="+pprofAddr)
+	// Debug logs with nanosecond times: each request's job as the manager saw it
+	// (managerJobSpans), for the controller's own part of each request.
+	m, err := b.startManager(ctx, "warm", 1, "--metrics-bind-address="+metricsAddr, "--pprof-bind-address="+pprofAddr,
+		"--zap-log-level=debug", "--zap-time-encoding=rfc3339nano")
 	if err != nil {
 		return err
 	}
@@ -505,15 +524,23 @@ func (b *bench) warm(ctx context.Context) error {
 	}
 	defer direct.Close()
 	b.step("warm: %d requests one at a time (%d more first, not counted), each after a floor render, a direct run and %s idle", b.cfg.warmN, uncounted, b.cfg.gap)
-	var floorT, warmT, execT, directT []time.Duration
+	var floorT, warmT, execT, directT, toRunT, fromRunT, pairT []time.Duration
+	var e2e []warmTimes
 	var before apiCounts
 	var poolWatch watch.Interface
 	poolWrites := make(chan int, 1)
 	profDone := make(chan error, 1)
+	apiProfDone := make(chan error, 1)
 	for i := 0; i < uncounted+b.cfg.warmN; i++ {
 		if i == uncounted {
 			if before, err = scrapeAPICounts(ctx, metricsAddr); err != nil {
 				return err
+			}
+			// The API server's own request latencies over the counted run (its
+			// /metrics, before and after): how much of a status write's round trip the
+			// API server and etcd take.
+			if err := b.saveAPIServerMetrics(ctx, filepath.Join(b.cfg.logDir, "warm-apiserver-metrics-before.txt")); err != nil {
+				b.step("warm: no API server metrics: %v", err)
 			}
 			// The pool's status writes (live counts, at most every 5 s) are the
 			// manager's too, but not any request's: counted apart from the watch.
@@ -533,6 +560,9 @@ func (b *bench) warm(ctx context.Context) error {
 			secs := min(max(b.cfg.warmN, 5), 120)
 			b.res.cpuProfile = filepath.Join(b.cfg.logDir, "warm-cpu.pprof")
 			go func() { profDone <- saveCPUProfile(ctx, pprofAddr, secs, b.res.cpuProfile) }()
+			// The API server's side of the same run: what a status write costs there.
+			apiProf := filepath.Join(b.cfg.logDir, "warm-apiserver-cpu.pprof")
+			go func() { apiProfDone <- b.saveAPIServerProfile(ctx, secs, apiProf) }()
 		}
 		t0 := time.Now()
 		if err := floor.Render(local.SeedBarChart); err != nil {
@@ -553,6 +583,7 @@ func (b *bench) warm(ctx context.Context) error {
 		if err := b.c.Create(ctx, chartRequest(name)); err != nil {
 			return err
 		}
+		created := time.Now()
 		o, err := b.tr.wait(ctx, name, time.Minute)
 		if err != nil {
 			return err
@@ -565,6 +596,12 @@ func (b *bench) warm(ctx context.Context) error {
 			warmT = append(warmT, o.at.Sub(t0))
 			execT = append(execT, o.exec)
 			directT = append(directT, dt)
+			pairT = append(pairT, o.at.Sub(t0)-dt)
+			e2e = append(e2e, warmTimes{name: name, t0: t0, created: created, seen: o.at})
+			if !o.running.IsZero() {
+				toRunT = append(toRunT, o.running.Sub(t0))
+				fromRunT = append(fromRunT, o.at.Sub(o.running))
+			}
 		}
 		time.Sleep(b.cfg.gap)
 	}
@@ -576,16 +613,54 @@ func (b *bench) warm(ctx context.Context) error {
 	poolWatch.Stop()
 	b.res.poolWrites = <-poolWrites
 	b.res.directP50 = percentile(directT, 0.5)
+	b.res.pairP50, b.res.pairP25, b.res.pairP75 = percentile(pairT, 0.5), percentile(pairT, 0.25), percentile(pairT, 0.75)
+	b.res.toRunP50, b.res.fromRunP50 = percentile(toRunT, 0.5), percentile(fromRunT, 0.5)
+	if err := b.saveAPIServerMetrics(ctx, filepath.Join(b.cfg.logDir, "warm-apiserver-metrics-after.txt")); err != nil {
+		b.step("warm: no API server metrics: %v", err)
+	}
+	if err := saveMetrics(ctx, metricsAddr, filepath.Join(b.cfg.logDir, "warm-metrics.txt")); err != nil {
+		b.step("warm: no metrics saved: %v", err)
+	}
 	if err := <-profDone; err != nil {
 		b.step("warm: no CPU profile: %v", err)
 		b.res.cpuProfile = ""
+	}
+	if err := <-apiProfDone; err != nil {
+		b.step("warm: no API server CPU profile: %v", err)
 	}
 	b.res.floorP50, b.res.floorP95 = percentile(floorT, 0.5), percentile(floorT, 0.95)
 	b.res.warmP50, b.res.warmP95 = percentile(warmT, 0.5), percentile(warmT, 0.95)
 	b.res.warmN = len(warmT)
 	b.res.execP50 = percentile(execT, 0.5)
 	b.step("warm: p50 %s p95 %s; floor p50 %s p95 %s", ms(b.res.warmP50), ms(b.res.warmP95), ms(b.res.floorP50), ms(b.res.floorP95))
-	b.stopManager(m, "warm")
+	b.stopManager(m, "warm") // its log complete
+	if spans, err := managerJobSpans(filepath.Join(b.cfg.logDir, "manager-warm.log")); err != nil {
+		b.step("warm: no job times from the manager's log: %v", err)
+	} else {
+		var own, pre, post []time.Duration
+		var seg [6][]time.Duration
+		for _, w := range e2e {
+			sp, ok := spans[w.name]
+			if !ok || sp.ack.IsZero() || sp.end.IsZero() {
+				continue
+			}
+			own = append(own, w.seen.Sub(w.t0)-sp.end.Sub(sp.ack))
+			pre = append(pre, sp.ack.Sub(w.t0))
+			post = append(post, w.seen.Sub(sp.end))
+			if !sp.start.IsZero() && !sp.done.IsZero() {
+				for i, d := range []time.Duration{w.created.Sub(w.t0), sp.start.Sub(w.created), sp.ack.Sub(sp.start),
+					sp.end.Sub(sp.ack), sp.done.Sub(sp.end), w.seen.Sub(sp.done)} {
+					seg[i] = append(seg[i], d)
+				}
+			}
+		}
+		b.res.ctlN = len(own)
+		b.res.ctlP25, b.res.ctlP50, b.res.ctlP75 = percentile(own, 0.25), percentile(own, 0.5), percentile(own, 0.75)
+		for i := range seg {
+			b.res.ctlSegP50[i] = percentile(seg[i], 0.5)
+		}
+		b.res.ctlBeforeP50, b.res.ctlAfterP50 = percentile(pre, 0.5), percentile(post, 0.5)
+	}
 	return b.cleanup(ctx)
 }
 
@@ -990,6 +1065,16 @@ type outcome struct {
 	ok     bool // Succeeded with at least one artifact stored
 	reason string
 	exec   time.Duration // status.execution.durationMillis: the code's run in the sandbox
+	// running is when the watch first showed the request Running (zero if it never
+	// did): the controller's part before the job, and the job with the final write after.
+	running time.Time
+}
+
+// warmTimes is one counted warm request: its name, when its Create was sent and when
+// the watch showed it Succeeded.
+type warmTimes struct {
+	name              string
+	t0, created, seen time.Time // Create sent, Create answered, Succeeded seen
 }
 
 // tracker follows the requests through one watch and records when each finished.
@@ -1002,10 +1087,11 @@ type tracker struct {
 	trace   string // print the events of requests with this prefix
 	first   map[string]time.Time
 	read    map[string]bool // requests the manager has written a phase for
+	running map[string]time.Time
 }
 
 func newTracker() *tracker {
-	return &tracker{done: map[string]outcome{}, changed: make(chan struct{}), first: map[string]time.Time{}, read: map[string]bool{}}
+	return &tracker{done: map[string]outcome{}, changed: make(chan struct{}), first: map[string]time.Time{}, read: map[string]bool{}, running: map[string]time.Time{}}
 }
 
 // readAll reports whether the manager has written a phase for every one of names.
@@ -1038,6 +1124,9 @@ func (t *tracker) run(ctx context.Context, c client.WithWatch, ns string) {
 			if vr.Status.Phase != "" {
 				t.mu.Lock()
 				t.read[vr.Name] = true
+				if _, ok := t.running[vr.Name]; !ok && vr.Status.Phase == vizv1.PhaseRunning {
+					t.running[vr.Name] = time.Now()
+				}
 				t.mu.Unlock()
 			}
 			if vr.Status.Phase.Finished() {
@@ -1070,7 +1159,7 @@ func (t *tracker) print(typ watch.EventType, vr *vizv1.VisualizationRequest) {
 	for _, c := range vr.Status.Conditions {
 		conds = append(conds, c.Type+"="+string(c.Status)+"/"+c.Reason)
 	}
-	fmt.Printf("    %s +%7.1fms %-8s rv=%s phase=%s %s\n", vr.Name, float64(since)/float64(time.Millisecond), typ, vr.ResourceVersion, vr.Status.Phase, strings.Join(conds, " "))
+	fmt.Printf("    %s %s +%7.1fms %-8s rv=%s phase=%s %s\n", vr.Name, now.UTC().Format("15:04:05.000000"), float64(since)/float64(time.Millisecond), typ, vr.ResourceVersion, vr.Status.Phase, strings.Join(conds, " "))
 }
 
 func (t *tracker) finish(vr *vizv1.VisualizationRequest, at time.Time) {
@@ -1079,7 +1168,7 @@ func (t *tracker) finish(vr *vizv1.VisualizationRequest, at time.Time) {
 	if _, seen := t.done[vr.Name]; seen {
 		return
 	}
-	o := outcome{name: vr.Name, at: at, ok: vr.Status.Phase == vizv1.PhaseSucceeded && len(vr.Status.Artifacts) > 0}
+	o := outcome{name: vr.Name, at: at, ok: vr.Status.Phase == vizv1.PhaseSucceeded && len(vr.Status.Artifacts) > 0, running: t.running[vr.Name]}
 	if e := vr.Status.Execution; e != nil {
 		o.exec = time.Duration(e.DurationMillis) * time.Millisecond
 	}
@@ -1162,7 +1251,13 @@ func (b *bench) figures() []figure {
 	if r.warmN > 0 && r.directP50 > 0 {
 		v := float64(r.warmP50-r.directP50) / float64(time.Millisecond)
 		out = append(out, figure{"warm p50 - direct p50", fmt.Sprintf("%.1f ms", v), "<= 15 ms", check(v, 15, true),
-			fmt.Sprintf("the controller's own cost: warm p50 %s against the same chart on a direct warm pool, p50 %s, in the same loop", ms(r.warmP50), ms(r.directP50))})
+			fmt.Sprintf("the controller's own cost: warm p50 %s against the same chart on a direct warm pool, p50 %s, in the same loop; request by request (warm − its direct run) p25 %s, p50 %s, p75 %s; create → Running seen p50 %s, Running → Succeeded seen p50 %s", ms(r.warmP50), ms(r.directP50), ms(r.pairP25), ms(r.pairP50), ms(r.pairP75), ms(r.toRunP50), ms(r.fromRunP50))})
+	}
+	if r.ctlN > 0 {
+		v := float64(r.ctlP50) / float64(time.Millisecond)
+		out = append(out, figure{"warm - job p50 (controller's own)", fmt.Sprintf("%.1f ms", v), "<= 15 ms", check(v, 15, true),
+			fmt.Sprintf("request by request over %d: end to end less its job as the manager logged it (Running written → job ended), p25 %s, p50 %s, p75 %s; create → Running written p50 %s, job ended → Succeeded seen p50 %s; segments (p50 each): Create %s, → the manager starts it %s, Running write %s, job %s, → Succeeded written %s, → seen %s", r.ctlN, ms(r.ctlP25), ms(r.ctlP50), ms(r.ctlP75), ms(r.ctlBeforeP50), ms(r.ctlAfterP50),
+				ms(r.ctlSegP50[0]), ms(r.ctlSegP50[1]), ms(r.ctlSegP50[2]), ms(r.ctlSegP50[3]), ms(r.ctlSegP50[4]), ms(r.ctlSegP50[5]))})
 	}
 	if r.warmN > 0 && r.api != nil {
 		n := float64(r.warmN)
