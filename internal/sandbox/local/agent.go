@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -251,21 +250,8 @@ func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolCo
 		close(z.exited)
 		close(z.done)
 	}()
-	var info struct {
-		ChildPid int `json:"child-pid"`
-	}
-	if err := json.NewDecoder(infoR).Decode(&info); err != nil {
-		return nil, z.fail(fmt.Errorf("bwrap did not start the sandbox: %w", err))
-	}
-	if cg != nil {
-		for _, pid := range []int{cmd.Process.Pid, info.ChildPid} {
-			if err := cg.add(pid); err != nil {
-				return nil, z.fail(err)
-			}
-		}
-	}
-	if _, err := blockW.Write([]byte{1}); err != nil {
-		return nil, z.fail(fmt.Errorf("unblock sandbox: %w", err))
+	if err := z.enterCgroup(infoR, blockW); err != nil {
+		return nil, z.fail(err)
 	}
 
 	sock := filepath.Join(runDir, "agent.sock")

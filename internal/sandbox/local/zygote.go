@@ -139,21 +139,8 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 
 	// bwrap has created the namespaces and is blocked on fd 4: move it and its child
 	// into the cgroup before anything inside can fork.
-	var info struct {
-		ChildPid int `json:"child-pid"`
-	}
-	if err := json.NewDecoder(infoR).Decode(&info); err != nil {
-		return nil, z.fail(fmt.Errorf("bwrap did not start the sandbox: %w", err))
-	}
-	if cg != nil {
-		for _, pid := range []int{cmd.Process.Pid, info.ChildPid} {
-			if err := cg.add(pid); err != nil {
-				return nil, z.fail(err)
-			}
-		}
-	}
-	if _, err := blockW.Write([]byte{1}); err != nil {
-		return nil, z.fail(fmt.Errorf("unblock sandbox: %w", err))
+	if err := z.enterCgroup(infoR, blockW); err != nil {
+		return nil, z.fail(err)
 	}
 	go z.readFrames(stdout, 64<<10, true)
 	go z.readFrames(resultsR, frameLimit(opts), false)
@@ -178,6 +165,30 @@ func startZygote(ctx context.Context, id string, opts Options, cfg sandbox.PoolC
 }
 
 // fail kills a half-started sandbox and returns err with its stderr for context.
+// enterCgroup finishes a sandbox's start: bwrap has created the namespaces and
+// reported its child's pid on info, and is blocked reading block (fd 4). Both
+// processes move into the sandbox's cgroup before anything inside can fork; then bwrap
+// is let go.
+func (z *zygote) enterCgroup(info io.Reader, block io.Writer) error {
+	var started struct {
+		ChildPid int `json:"child-pid"`
+	}
+	if err := json.NewDecoder(info).Decode(&started); err != nil {
+		return fmt.Errorf("bwrap did not start the sandbox: %w", err)
+	}
+	if z.cg != nil {
+		for _, pid := range []int{z.cmd.Process.Pid, started.ChildPid} {
+			if err := z.cg.add(pid); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := block.Write([]byte{1}); err != nil {
+		return fmt.Errorf("unblock sandbox: %w", err)
+	}
+	return nil
+}
+
 func (z *zygote) fail(err error) error {
 	z.kill()
 	if tail := strings.TrimSpace(z.stderr.String()); tail != "" {
