@@ -287,43 +287,23 @@ func BenchmarkRatios(b *testing.B) {
 	tp := benchPool(b, 2, 2)
 	floor2 := startFloor(b)
 	forkFloor2 := startForkFloor(b)
-	runConcurrently := func(n int, job func(worker int)) float64 {
-		jobs := make(chan struct{}, n)
-		for i := 0; i < n; i++ {
-			jobs <- struct{}{}
-		}
-		close(jobs)
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := 0; w < 2; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range jobs {
-					job(w)
-				}
-			}()
-		}
-		wg.Wait()
-		return float64(n) / time.Since(start).Seconds()
-	}
 	var oursPerSec, floorPerSec, forkPerSec float64
 	for round := 0; round < 2; round++ {
-		floorPerSec += runConcurrently(throughputJobs, func(w int) {
+		floorPerSec += concurrently(throughputJobs, func(w int) {
 			if w == 0 {
 				floor.render(b)
 			} else {
 				floor2.render(b)
 			}
 		})
-		forkPerSec += runConcurrently(throughputJobs, func(w int) {
+		forkPerSec += concurrently(throughputJobs, func(w int) {
 			if w == 0 {
 				forkFloor.render(b)
 			} else {
 				forkFloor2.render(b)
 			}
 		})
-		oursPerSec += runConcurrently(throughputJobs, func(int) {
+		oursPerSec += concurrently(throughputJobs, func(int) {
 			if r, err := sandbox.Run(ctx, tp, "bench", sandbox.Request{Code: seedBarChart}); err != nil || !r.Success {
 				b.Errorf("throughput run: %v %+v", err, r)
 			}
@@ -383,4 +363,26 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// concurrently runs n jobs on two workers and returns the jobs per second.
+func concurrently(n int, job func(worker int)) float64 {
+	jobs := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				job(w)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -87,38 +86,18 @@ func BenchmarkEngineRatios(b *testing.B) {
 
 	zp2, ap2 := benchPool(b, 2, 2), agentBenchPool(b, 2, 2)
 	forkFloor2 := startForkFloor(b)
-	concurrently := func(job func(worker int)) float64 {
-		jobs := make(chan struct{}, throughputJobs)
-		for i := 0; i < throughputJobs; i++ {
-			jobs <- struct{}{}
-		}
-		close(jobs)
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := 0; w < 2; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range jobs {
-					job(w)
-				}
-			}()
-		}
-		wg.Wait()
-		return float64(throughputJobs) / time.Since(start).Seconds()
-	}
 	var tpZygote, tpAgent []float64
 	for r := 0; r < rounds; r++ {
-		fk := concurrently(func(w int) {
+		fk := concurrently(throughputJobs, func(w int) {
 			if w == 0 {
 				forkFloor.render(b)
 			} else {
 				forkFloor2.render(b)
 			}
 		})
-		zy := concurrently(func(int) { run(zp2) })
+		zy := concurrently(throughputJobs, func(int) { run(zp2) })
 		waitArmed(b, zp2)
-		ag := concurrently(func(int) { run(ap2) })
+		ag := concurrently(throughputJobs, func(int) { run(ap2) })
 		waitAgentsWarm(b, ap2)
 		tpZygote = append(tpZygote, zy/fk)
 		tpAgent = append(tpAgent, ag/fk)
