@@ -188,6 +188,9 @@ func (s *Server) createContext(ctx context.Context, language, cwd string) (*kcon
 		s.creating--
 		s.mu.Unlock()
 	}()
+	if err := s.waitTornDown(ctx); err != nil {
+		return nil, err
+	}
 	k, err := s.takeKernel(ctx)
 	if err != nil {
 		return nil, err
@@ -209,6 +212,47 @@ func (s *Server) createContext(ctx context.Context, language, cwd string) (*kcon
 	s.contexts[c.id] = c
 	s.opts.Log.Info("context created", "context", c.id)
 	return c, nil
+}
+
+// tearingDownOne counts a context being torn down; tornDown ends it.
+func (s *Server) tearingDownOne() {
+	s.mu.Lock()
+	s.tearingDown++
+	s.mu.Unlock()
+}
+
+func (s *Server) tornDown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tearingDown--
+	if s.tearingDown == 0 && s.torndown != nil {
+		close(s.torndown)
+		s.torndown = nil
+	}
+}
+
+// waitTornDown waits until every deleted context's kernel has been killed and reaped.
+// Deletion returns at once and reaps in the background, but the next context must not
+// start beside what is left of the last one: its processes still count against the
+// sandbox's pids and memory (a fork bomb's tree takes a while to die), and a new
+// kernel could not fork, or its job would fail, for what the previous job did.
+func (s *Server) waitTornDown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.tearingDown == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.torndown == nil {
+		s.torndown = make(chan struct{})
+	}
+	ch := s.torndown
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the previous context's kernel is still being torn down: %w", ctx.Err())
+	}
 }
 
 // chdir changes a fresh kernel's working directory.
@@ -347,6 +391,7 @@ func (s *Server) deleteContext(c *kcontext) {
 		k.signal()
 	}
 	s.bg.Add(1)
+	s.tearingDownOne()
 	go func() {
 		defer s.bg.Done()
 		if k != nil {
@@ -358,6 +403,7 @@ func (s *Server) deleteContext(c *kcontext) {
 				_ = os.RemoveAll(d)
 			}
 		}
+		s.tornDown()
 		s.notify()
 	}()
 	s.opts.Log.Info("context deleted", "context", c.id)

@@ -52,9 +52,13 @@ type Server struct {
 	lastExecution time.Time // when the last one ended
 	contexts      map[string]*kcontext
 	creating      int
-	defaultID     string
-	closed        bool
-	defaultMu     sync.Mutex
+	// tearingDown counts deleted contexts whose kernels are still being killed and
+	// reaped; torndown is closed (and replaced) each time it falls to zero.
+	tearingDown int
+	torndown    chan struct{}
+	defaultID   string
+	closed      bool
+	defaultMu   sync.Mutex
 }
 
 // NewServer checks the environment (interpreter, bubblewrap) and starts warming
