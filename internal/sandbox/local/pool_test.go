@@ -309,15 +309,21 @@ func TestSandboxProcessesAreInCgroup(t *testing.T) {
 	root := bwrapPids(p)[0]
 	id := p.Status().Sandboxes[0].ID
 	for _, ctrl := range []string{"memory", "pids", "cpu"} {
-		in := map[int]bool{}
-		for _, pid := range readPids(filepath.Join("/sys/fs/cgroup", ctrl, cgroupParent, id, "cgroup.procs")) {
-			in[pid] = true
-		}
+		// The tree first, then the cgroup: a process the zygote forks in between is in
+		// the cgroup but not in an earlier tree, never the other way round. One that
+		// exited in between is not checked.
 		tree := descendants(root)
 		if len(tree) < 4 { // bwrap, its init, the zygote, the prepared job supervisor
 			t.Fatalf("sandbox process tree too small: %v", tree)
 		}
+		in := map[int]bool{}
+		for _, pid := range readPids(filepath.Join("/sys/fs/cgroup", ctrl, cgroupParent, id, "cgroup.procs")) {
+			in[pid] = true
+		}
 		for _, pid := range tree {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+				continue // exited since the tree was read
+			}
 			if !in[pid] {
 				t.Errorf("%s: process %d of the sandbox is not in its cgroup", ctrl, pid)
 			}
