@@ -87,6 +87,88 @@ func parseAPICounts(r io.Reader) (apiCounts, error) {
 	return out, sc.Err()
 }
 
+// resourceWrites is the API server's write requests by resource ("events",
+// "visualizationrequests/status"), from its apiserver_request_total: what every client
+// wrote, split by what it wrote to, where the manager's own metric has methods only.
+type resourceWrites map[string]float64
+
+// requestOwn is what the requests cost the manager: their status writes and other
+// updates (not the bench's creations, which are POSTs of the object), their Events and
+// ConfigMaps.
+func (w resourceWrites) requestOwn() float64 {
+	return w["events"] + w["configmaps"] + w["visualizationrequests/status"] + w["visualizationrequests/update"]
+}
+
+func (w resourceWrites) minus(b resourceWrites) resourceWrites {
+	out := resourceWrites{}
+	for k, v := range w {
+		if d := v - b[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// parseResourceWrites sums apiserver_request_total's write samples (POST, PUT, PATCH,
+// APPLY, DELETE) by resource and subresource. A write to an object's main resource
+// other than its creation is keyed "<resource>/update".
+func parseResourceWrites(r io.Reader) (resourceWrites, error) {
+	out := resourceWrites{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		end := strings.LastIndexByte(line, '}')
+		if end < 0 {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(line[len("apiserver_request_total{"):end], ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if ok {
+				labels[k] = strings.Trim(v, `"`)
+			}
+		}
+		verb, key := labels["verb"], labels["resource"]
+		switch {
+		case verb != "POST" && verb != "PUT" && verb != "PATCH" && verb != "APPLY" && verb != "DELETE":
+			continue
+		case labels["subresource"] != "":
+			key += "/" + labels["subresource"]
+		case verb != "POST":
+			key += "/update"
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %q: %w", line, err)
+		}
+		out[key] += v
+	}
+	return out, sc.Err()
+}
+
+// sumWrites is every write w counts.
+func sumWrites(w resourceWrites) float64 {
+	t := 0.0
+	for _, v := range w {
+		t += v
+	}
+	return t
+}
+
+// readResourceWrites parses a saved copy of the API server's /metrics.
+func readResourceWrites(path string) (resourceWrites, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseResourceWrites(f)
+}
+
 // saveCPUProfile fetches a CPU profile of seconds from the pprof endpoint at addr into
 // path; run it in a goroutine while the measured work runs.
 func saveCPUProfile(ctx context.Context, addr string, seconds int, path string) error {

@@ -180,9 +180,10 @@ type results struct {
 	// write Running (watch, queue, reconcile), the Running write, the job, job ended →
 	// Succeeded written (wake, reconcile, write), written → seen by the bench's watch.
 	ctlSegP50                     [6]time.Duration
-	api                           apiCounts // the manager's API requests over the counted warm run
-	poolWrites                    int       // of which writes to the SandboxPool (its live counts in status)
-	cpuProfile                    string    // the warm run's CPU profile
+	api                           apiCounts      // the manager's API requests over the counted warm run
+	byResource                    resourceWrites // the API server's writes over the same run, by resource
+	poolWrites                    int            // of which writes to the SandboxPool (its live counts in status)
+	cpuProfile                    string         // the warm run's CPU profile
 	rss                           map[string]int64
 	pool2, floor2                 float64 // jobs/s
 	poolRate, drainRate           float64 // charts/s
@@ -617,6 +618,12 @@ func (b *bench) warm(ctx context.Context) error {
 	b.res.toRunP50, b.res.fromRunP50 = percentile(toRunT, 0.5), percentile(fromRunT, 0.5)
 	if err := b.saveAPIServerMetrics(ctx, filepath.Join(b.cfg.logDir, "warm-apiserver-metrics-after.txt")); err != nil {
 		b.step("warm: no API server metrics: %v", err)
+	} else {
+		wb, errB := readResourceWrites(filepath.Join(b.cfg.logDir, "warm-apiserver-metrics-before.txt"))
+		wa, errA := readResourceWrites(filepath.Join(b.cfg.logDir, "warm-apiserver-metrics-after.txt"))
+		if errA == nil && errB == nil {
+			b.res.byResource = wa.minus(wb)
+		}
 	}
 	if err := saveMetrics(ctx, metricsAddr, filepath.Join(b.cfg.logDir, "warm-metrics.txt")); err != nil {
 		b.step("warm: no metrics saved: %v", err)
@@ -1263,11 +1270,20 @@ func (b *bench) figures() []figure {
 		n := float64(r.warmN)
 		// The target counts what a request costs (its status writes, ConfigMaps and
 		// Events). The SandboxPool's status is written on a timer (its live counts, at
-		// most every 5 s), whatever the request rate, so it is reported beside it.
+		// most every 5 s), whatever the request rate, so it is reported beside it, as
+		// are the leases. The API server's counts by resource say which is which; the
+		// pool's watch is the fallback when its metrics could not be read.
 		v := (r.api.writes() - float64(r.poolWrites)) / n
-		detail := fmt.Sprintf("the request's own, over %d: all the manager's writes %.1f per request (%.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE), less %d SandboxPool status writes (%.1f per request: its live counts, at most every 5 s); %.1f reads per request (GET, watches included)",
+		detail := fmt.Sprintf("the request's own, over %d: all the manager's writes %.1f per request (%.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE), less %d SandboxPool status writes seen by a watch (%.1f per request: its live counts, at most every 5 s); %.1f reads per request (GET, watches included)",
 			r.warmN, r.api.writes()/n, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n,
 			r.poolWrites, float64(r.poolWrites)/n, r.api["GET"]/n)
+		if w := r.byResource; w != nil {
+			v = w.requestOwn() / n
+			detail = fmt.Sprintf("the request's own, over %d, as the API server counted them: %.1f status writes, %.1f other updates, %.1f Events, %.1f ConfigMaps per request; beside them %.1f SandboxPool status writes per request (its live counts, at most every 5 s) and %.1f others (leases); the manager's client counted %.1f writes per request in all (%.1f POST, %.1f PATCH, %.1f PUT, %.1f DELETE) and %.1f reads (GET, watches included)",
+				r.warmN, w["visualizationrequests/status"]/n, w["visualizationrequests/update"]/n, w["events"]/n, w["configmaps"]/n,
+				w["sandboxpools/status"]/n, (sumWrites(w)-w.requestOwn()-w["sandboxpools/status"]-w["visualizationrequests"])/n,
+				r.api.writes()/n, r.api["POST"]/n, r.api["PATCH"]/n, r.api["PUT"]/n, r.api["DELETE"]/n, r.api["GET"]/n)
+		}
 		if r.cpuProfile != "" {
 			detail += "; CPU profile " + r.cpuProfile
 		}
