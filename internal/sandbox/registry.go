@@ -124,23 +124,10 @@ func (r *Registry) retire(key string, cur *registered) {
 	go r.drainAndClose(cur.pool)
 }
 
-// InFlighter is implemented by pools whose Status counts sandboxes other pool objects
-// (or other managers) hold, as a Kubernetes pool's does: InFlight is the jobs this pool
-// object itself runs, which is what a drain waits for.
-type InFlighter interface {
-	InFlight() int
-}
-
 // drainAndClose closes p once no job runs in it (or DrainTimeout passed).
 func (r *Registry) drainAndClose(p Pool) {
 	deadline := time.Now().Add(r.DrainTimeout)
-	busy := func() int {
-		if f, ok := p.(InFlighter); ok {
-			return f.InFlight()
-		}
-		return p.Status().Busy
-	}
-	for busy() > 0 && time.Now().Before(deadline) {
+	for p.Status().Running > 0 && time.Now().Before(deadline) {
 		time.Sleep(r.DrainPoll)
 	}
 	_ = p.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,11 +119,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the end and closes after.
 func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 	var made []*sandboxtest.Pool
+	var polls atomic.Int64 // the drain's looks at the old pool
 	reg := sandbox.NewRegistry()
 	reg.DrainPoll = time.Millisecond
 	local := func(cfg sandbox.PoolConfig, _ struct{}) (sandbox.Pool, error) {
 		p := sandboxtest.NewPool(cfg.MaxSandboxes)
 		made = append(made, p)
+		if len(made) == 1 {
+			return statusCounting{p, &polls}, nil
+		}
 		return p, nil
 	}
 	old, err := sandbox.Ensure(reg, "ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1}, struct{}{}, local)
@@ -143,6 +148,9 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 	if cur == old {
 		t.Fatal("a changed setting did not make a new pool")
 	}
+	// The drain has looked several times (it waits for Status().Running, the jobs
+	// this pool object runs), and the old pool is still open.
+	waitFor(t, "the drain to poll the old pool", func() bool { return polls.Load() >= 5 })
 	if _, err := made[0].Acquire(t.Context(), "probe"); err != nil {
 		t.Fatalf("the old pool closed while a job ran in it: %v", err)
 	}
@@ -154,6 +162,17 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 		_, err := made[0].Acquire(t.Context(), "o")
 		return errors.Is(err, sandbox.ErrPoolClosed)
 	})
+}
+
+// statusCounting counts the Status calls of a pool.
+type statusCounting struct {
+	*sandboxtest.Pool
+	n *atomic.Int64
+}
+
+func (s statusCounting) Status() sandbox.PoolStatus {
+	s.n.Add(1)
+	return s.Pool.Status()
 }
 
 // One pool's slow start must not hold up the others.

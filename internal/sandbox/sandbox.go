@@ -152,7 +152,11 @@ type SandboxStatus struct {
 // PoolStatus is a pool's live state.
 type PoolStatus struct {
 	Ready, Busy, Starting, Total int
-	Sandboxes                    []SandboxStatus
+	// Running is how many jobs this pool object runs now: what draining it waits
+	// for. It equals Busy except where a backend's sandboxes are shared by several
+	// pool objects or managers (Kubernetes), whose Busy counts every claimed one.
+	Running   int
+	Sandboxes []SandboxStatus
 	// Degraded says which per-sandbox limits the backend cannot enforce here, and what
 	// applies instead; empty when every limit holds per sandbox.
 	Degraded string

@@ -73,10 +73,9 @@ type Pool struct {
 }
 
 var (
-	_           sandbox.Pool       = (*Pool)(nil)
-	_           sandbox.InFlighter = (*Pool)(nil)
-	_           sandbox.Sandbox    = (*podSandbox)(nil)
-	errNoRunner                    = errors.New("no agent client is configured for the Kubernetes backend")
+	_           sandbox.Pool    = (*Pool)(nil)
+	_           sandbox.Sandbox = (*podSandbox)(nil)
+	errNoRunner                 = errors.New("no agent client is configured for the Kubernetes backend")
 )
 
 const (
@@ -165,13 +164,6 @@ func (p *Pool) Holds(podName string) bool {
 	defer p.mu.Unlock()
 	_, ok := p.inflight[podName]
 	return ok
-}
-
-// InFlight is the jobs this pool object runs (sandbox.InFlighter).
-func (p *Pool) InFlight() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.inflight)
 }
 
 // Size returns minReady and maxSandboxes.
@@ -360,8 +352,11 @@ func (p *Pool) Status() sandbox.PoolStatus {
 	for _, pod := range p.pods {
 		pods = append(pods, pod)
 	}
+	running := len(p.inflight)
 	p.mu.Unlock()
-	return Status(Classify(pods, p.hash))
+	st := Status(Classify(pods, p.hash))
+	st.Running = running // Busy counts the Pods other pool objects and managers claimed too
+	return st
 }
 
 // Close stops claims, ends this pool object's running jobs (they fail with

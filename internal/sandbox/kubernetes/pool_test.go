@@ -172,8 +172,8 @@ func TestAcquireClaimsWithPrecondition(t *testing.T) {
 	if rival != 1 {
 		t.Errorf("rival claims = %d, want 1", rival)
 	}
-	if p.InFlight() != 1 || !p.Holds(sb.ID()) {
-		t.Errorf("InFlight = %d, Holds = %v; want 1, true", p.InFlight(), p.Holds(sb.ID()))
+	if p.Status().Running != 1 || !p.Holds(sb.ID()) {
+		t.Errorf("Status().Running = %d, Holds = %v; want 1, true", p.Status().Running, p.Holds(sb.ID()))
 	}
 }
 
@@ -256,8 +256,8 @@ func TestReleaseOneJobPerPod(t *testing.T) {
 		t.Errorf("Pod %s still exists after its one job", sb.ID())
 	}
 	p.Release(sb) // idempotent
-	if p.InFlight() != 0 {
-		t.Errorf("InFlight = %d, want 0", p.InFlight())
+	if p.Status().Running != 0 {
+		t.Errorf("Status().Running = %d, want 0", p.Status().Running)
 	}
 }
 

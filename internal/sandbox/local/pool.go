@@ -238,6 +238,7 @@ func (p *Pool) Status() sandbox.PoolStatus {
 		st.Sandboxes = append(st.Sandboxes, sandbox.SandboxStatus{ID: s.id, State: s.state, Since: s.since, Owner: s.owner})
 	}
 	st.Total = len(p.all)
+	st.Running = st.Busy
 	st.Degraded = p.degraded
 	sort.Slice(st.Sandboxes, func(i, j int) bool { return st.Sandboxes[i].ID < st.Sandboxes[j].ID })
 	return st

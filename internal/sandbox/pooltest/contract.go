@@ -179,14 +179,14 @@ func fillsAndRefills(t *testing.T, e *env) {
 	e.eventually(t, "2 sandboxes exist at the provider", func() bool { return e.Alive() == 2 })
 	e.checkBounds(t, e.max)
 	sb := e.acquire(t, "ns/one")
-	if st := e.Pool.Status(); st.Busy != 1 {
-		t.Errorf("after a claim Status().Busy = %d, want 1", st.Busy)
+	if st := e.Pool.Status(); st.Busy != 1 || st.Running != 1 {
+		t.Errorf("after a claim Status().Busy = %d, Running = %d, want 1 and 1 (Running is what a drain waits for)", st.Busy, st.Running)
 	}
 	e.waitReady(t, 2) // refilled behind the claim
 	e.checkBounds(t, e.max)
 	e.execute(t, sb)
 	e.Pool.Release(sb)
-	e.eventually(t, "the released sandbox is no longer busy", func() bool { return e.Pool.Status().Busy == 0 })
+	e.eventually(t, "the released sandbox is no longer busy", func() bool { st := e.Pool.Status(); return st.Busy == 0 && st.Running == 0 })
 	e.waitReady(t, 2)
 	e.checkBounds(t, e.max)
 	e.Pool.Release(sb) // a second release is ignored

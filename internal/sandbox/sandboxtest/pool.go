@@ -117,7 +117,7 @@ func (p *Pool) Status() sandbox.PoolStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ready := p.minReady
-	return sandbox.PoolStatus{Ready: ready, Busy: p.busy, Total: ready + p.busy}
+	return sandbox.PoolStatus{Ready: ready, Busy: p.busy, Running: p.busy, Total: ready + p.busy}
 }
 
 // Close implements sandbox.Pool.

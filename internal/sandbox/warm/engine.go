@@ -302,7 +302,7 @@ func (e *Engine) Resize(minReady, maxSandboxes int) error {
 func (e *Engine) Status() sandbox.PoolStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := sandbox.PoolStatus{Ready: len(e.ready), Busy: len(e.busy), Starting: e.starting}
+	st := sandbox.PoolStatus{Ready: len(e.ready), Busy: len(e.busy), Running: len(e.busy), Starting: e.starting}
 	st.Total = st.Ready + st.Busy + st.Starting
 	for _, s := range e.ready {
 		st.Sandboxes = append(st.Sandboxes, sandbox.SandboxStatus{ID: s.sb.ID(), State: sandbox.StateReady, Since: s.since})
