@@ -168,14 +168,6 @@ func testExecuteResults(t *testing.T, p *Pool) {
 			want: resultSummary{ErrName: sandbox.ErrNameTimeout, TimedOut: true, Files: []string{"figure_1.png", "figure_2.png", "early.txt"}},
 		},
 	}
-	if p.opts.Engine == EngineAgent {
-		// Not yet the same: the client stops reading at the timeout, so a figure left
-		// open when the code is interrupted is not captured (the zygote's job captures
-		// it before it reports).
-		tc := tests["timeout keeps partial results"]
-		tc.want.Files = []string{"figure_1.png", "early.txt"}
-		tests["timeout keeps partial results"] = tc
-	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			r := runJob(t, p, tc.req)
