@@ -39,7 +39,7 @@ func testCPUTimeLimit(t *testing.T, engine Engine) {
 	})
 	t.Run("code past the limit fails with its name", func(t *testing.T) {
 		// The code lowers its own soft limit to a second from now, then burns CPU.
-		r := runJob(t, p, sandbox.Request{Timeout: time.Minute, Code: "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\n" +
+		r := runJob(t, p, sandbox.Request{Timeout: 10 * time.Second, Code: "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\n" +
 			"resource.setrlimit(resource.RLIMIT_CPU, (int(u.ru_utime + u.ru_stime) + 1, resource.getrlimit(resource.RLIMIT_CPU)[1]))\n" +
 			"print('burning', flush=True)\nwhile True:\n    pass"})
 		if errName(r) != sandbox.ErrNameCPUTimeLimitExceeded || r.Stdout != "burning\n" || r.Error.Value == "" {

@@ -166,6 +166,11 @@ func testExecuteResults(t *testing.T, p *Pool) {
 		"timeout keeps partial results": {
 			req:  sandbox.Request{Code: "import matplotlib.pyplot as plt, time\nplt.plot([1,2])\nplt.show()\nopen('early.txt','w').write('x')\nplt.plot([2,1])\nwhile True: time.sleep(0.01)", Timeout: 2 * time.Second},
 			want: resultSummary{ErrName: sandbox.ErrNameTimeout, TimedOut: true, Files: []string{"figure_1.png", "figure_2.png", "early.txt"}},
+			check: func(t *testing.T, r *sandbox.Result) {
+				if tb := r.Error.Traceback; !strings.Contains(tb, "<cell>") || strings.Contains(tb, "run_job") || strings.Contains(tb, "kernel_run") {
+					t.Errorf("traceback %q: want the cell's frames and no runner frames", tb)
+				}
+			},
 		},
 	}
 	for name, tc := range tests {

@@ -237,7 +237,7 @@ def kernel_run(job):
             kernel_flush_figures()
             limit = "Timeout" if isinstance(e, JobTimeout) else "CPUTimeLimitExceeded"
             kernel_emit({"type": "error", "name": limit, "value": "", "limit": limit,
-                         "traceback": cap_text("".join(traceback.format_tb(e.__traceback__)), MAX_TRACEBACK)})
+                         "traceback": cell_traceback(e)})
         except BaseException as e:  # the user's code may raise anything, KeyboardInterrupt included
             kernel_flush_figures()
             err = dict(format_error(e), type="error")

@@ -469,6 +469,15 @@ def format_error(exc):
             "traceback": cap_text(text, MAX_TRACEBACK)}
 
 
+def cell_traceback(exc):
+    """The traceback of exc from the code's own frames on (the runner's are not the
+    user's), capped: for the errors the runner names itself (Timeout, CPU time)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+        tb = tb.tb_next
+    return cap_text("".join(traceback.format_tb(tb)), MAX_TRACEBACK)
+
+
 def cap_text(s, limit):
     if len(s) <= limit:
         return s
@@ -526,7 +535,7 @@ def run_job(job, meta_w):
             if not meta["success"]:
                 meta["error"] = format_error(e)
         except JobTimeout as e:
-            meta["error"] = {"name": "Timeout", "value": "", "traceback": "".join(traceback.format_tb(e.__traceback__))}
+            meta["error"] = {"name": "Timeout", "value": "", "traceback": cell_traceback(e)}
             meta["timed_out"] = True
         except CPUTimeExceeded as e:
             # The hard limit (a second more) is what is left to capture and report in.
@@ -534,7 +543,7 @@ def run_job(job, meta_w):
 
             _, hard = resource.getrlimit(resource.RLIMIT_CPU)
             resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
-            meta["error"] = {"name": "CPUTimeLimitExceeded", "traceback": cap_text("".join(traceback.format_tb(e.__traceback__)), MAX_TRACEBACK),
+            meta["error"] = {"name": "CPUTimeLimitExceeded", "traceback": cell_traceback(e),
                              "value": "the code used more CPU time than allowed for a %gs timeout (twice the timeout plus 2s) and was "
                                       "stopped. Do less work, with fewer threads, or raise the timeout." % timeout}
         except BaseException as e:  # the user's code may raise anything
