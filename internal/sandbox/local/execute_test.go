@@ -220,7 +220,11 @@ func testExecuteRejectsBadRequests(t *testing.T, p *Pool) {
 
 // TestPlotlyJSSource checks PoolConfig.PlotlyJSURL: a custom URL is linked, and
 // "inline" embeds plotly.js (Debian's is 8.6 MB) so the HTML works offline.
-func TestPlotlyJSSource(t *testing.T) {
+func TestPlotlyJSSource(t *testing.T) { testPlotlyJSSource(t, EngineZygote) }
+
+func TestPlotlyJSSourceAgent(t *testing.T) { testPlotlyJSSource(t, EngineAgent) }
+
+func testPlotlyJSSource(t *testing.T, engine Engine) {
 	tests := map[string]struct {
 		url      string
 		contains string
@@ -231,7 +235,7 @@ func TestPlotlyJSSource(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{})
+			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{Engine: engine})
 			r := runJob(t, p, sandbox.Request{Code: "import plotly.express as px\npx.line(x=[1, 2], y=[2, 1]).show()"})
 			if len(r.Files) != 2 {
 				t.Fatalf("files %v, error %+v", artifactNames(r), r.Error)
