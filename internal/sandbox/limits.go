@@ -28,6 +28,15 @@ var DefaultLimits = Limits{
 	MaxArtifactBytes: 32 << 20,
 }
 
+// CPUTimeLimit is the CPU time a job with this wall-clock timeout may use, its
+// RLIMIT_CPU: twice the timeout plus 2 s, in whole seconds (a job may keep two cores
+// busy for its whole timeout). The Local backend's job processes (runner.py) and the
+// sandbox-agent's kernels set it; past it the job fails with
+// ErrNameCPUTimeLimitExceeded.
+func CPUTimeLimit(timeout time.Duration) time.Duration {
+	return time.Duration(int64(timeout.Seconds()*2)+2) * time.Second
+}
+
 // Names of the ExecErrors a backend reports itself, rather than passing on an
 // exception of the user's code: one vocabulary for every backend, so callers match
 // them without knowing which backend ran the job. The controller fails a request
@@ -49,6 +58,9 @@ const (
 	ErrNameCPUTimeLimitExceeded = "CPUTimeLimitExceeded"
 	// ErrNameKilled: the job was killed by a signal.
 	ErrNameKilled = "Killed"
+	// ErrNameProcessExited: the code ended its interpreter (os._exit) before the job
+	// finished, whatever its exit status: the job has no result, and is not a success.
+	ErrNameProcessExited = "ProcessExited"
 	// ErrNameInputFiles: the job's input files could not be written into the sandbox.
 	ErrNameInputFiles = "InputFilesFailed"
 )

@@ -43,9 +43,9 @@ func RunIfReexec() {
 func Main(args []string) error {
 	fs := flag.NewFlagSet("sandbox-agent", flag.ContinueOnError)
 	var (
-		listen, tokenFile, isolation, python, bwrap, workDir, network, plotlyJS, logLevel string
-		maxContexts, warmKernels                                                          int
-		memoryMiB, scratchMiB, pids                                                       int64
+		listen, tokenFile, isolation, python, bwrap, workDir, network, plotlyJS, logLevel, seccompArch string
+		maxContexts, warmKernels                                                                       int
+		memoryMiB, scratchMiB, pids                                                                    int64
 	)
 	fs.StringVar(&listen, "listen", "127.0.0.1:49999", "address to serve on (a sandbox Pod uses :49999), or unix:PATH for a Unix socket (the Local backend)")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the access token (a mounted Secret); every route but /health requires it in X-Access-Token. Required unless --listen is a loopback address")
@@ -56,6 +56,7 @@ func Main(args []string) error {
 	fs.StringVar(&network, "network", string(sandbox.NetworkNone), "None or Egress: whether bwrap kernels may reach the network (in a Pod the NetworkPolicy decides)")
 	fs.StringVar(&plotlyJS, "plotly-js-url", "", "where plotly HTML loads plotly.js from (default the CDN; \"inline\" embeds it)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&seccompArch, "seccomp-arch", "", "for tests: the machine name kernels pick their seccomp filter by (default the machine's); a kernel with no filter for it refuses to start")
 	fs.IntVar(&maxContexts, "max-contexts", 16, "the most contexts at once")
 	fs.IntVar(&warmKernels, "warm-kernels", 1, "kernels kept started for new contexts (-1 for none)")
 	fs.Int64Var(&memoryMiB, "memory-mib", 0, "per-kernel memory rlimit in MiB (0: none; a Pod's cgroup limit applies)")
@@ -103,6 +104,7 @@ func Main(args []string) error {
 		KillOrphans:   true,
 		PrivateMounts: *privateMounts,
 		ForkKernels:   *forkKernels,
+		SeccompArch:   seccompArch,
 		// Kernels with namespaces of their own cannot read the token's directory.
 		HidePaths: hideTokenDir(tokenFile),
 	}

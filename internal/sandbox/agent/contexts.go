@@ -116,6 +116,10 @@ func (s *Server) keepWarm() {
 				return
 			}
 			s.opts.Log.Error("starting a warm kernel failed", "error", err, "retryIn", backoff)
+			if !s.ready.Load() {
+				msg := "no kernel could be started: " + err.Error()
+				s.startErr.Store(&msg)
+			}
 			select {
 			case <-time.After(backoff):
 			case <-s.closing:
@@ -125,6 +129,7 @@ func (s *Server) keepWarm() {
 			continue
 		}
 		backoff = time.Second
+		s.startErr.Store(nil)
 		select {
 		case s.spares <- k:
 			s.warming.Store(false)
@@ -452,7 +457,13 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 	defer k.setSink(nil)
 
 	start := time.Now()
-	if err := k.send(map[string]any{"op": "execute", "id": id, "code": req.Code, "env_vars": req.EnvVars}); err != nil {
+	op := map[string]any{"op": "execute", "id": id, "code": req.Code, "env_vars": req.EnvVars}
+	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
+	if timeout > 0 {
+		// The kernel's RLIMIT_CPU for this execution, as the Local zygote's job gets.
+		op["cpu_seconds"] = int64(sandbox.CPUTimeLimit(timeout) / time.Second)
+	}
+	if err := k.send(op); err != nil {
 		return s.kernelLost(c, k, emit)
 	}
 	if err := emit(codeinterpreter.Message{Type: codeinterpreter.TypeNumberOfExecutions, ExecutionCount: count}); err != nil {
@@ -460,6 +471,22 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 	}
 	keepalive := time.NewTicker(s.opts.KeepaliveInterval)
 	defer keepalive.Stop()
+	// The timeout (ExecuteRequest.TimeoutMS): the code gets the runner's JobTimeout,
+	// the kernel captures what it had open and reports, and the stream ends with an
+	// error named sandbox.ErrNameTimeout. Code that does not stop within
+	// InterruptGrace loses its kernel.
+	var deadline, grace <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	timedOut, reported := false, false
+	reportTimeout := func(traceback string) error {
+		reported = true
+		return emit(codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: sandbox.ErrNameTimeout, Traceback: traceback,
+			Value: fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout)})
+	}
 	for {
 		var err error
 		select {
@@ -471,21 +498,55 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 			switch m.Type {
 			case "done":
 				if m.ID == id {
-					s.opts.Log.Info("execution finished", "context", c.id, "execution", count, "duration", time.Since(start))
+					if timedOut && !reported {
+						// The code swallowed the interrupt and finished: still a timeout.
+						if err := reportTimeout(""); err != nil {
+							return err
+						}
+					}
+					s.opts.Log.Info("execution finished", "context", c.id, "execution", count, "duration", time.Since(start), "timedOut", timedOut)
 					return nil
 				}
 			case codeinterpreter.TypeStdout, codeinterpreter.TypeStderr:
 				m.Message.Timestamp = timestamp()
 				err = emit(m.Message)
 			case codeinterpreter.TypeError:
-				err = emit(s.limitError(m.Message, m.Limit))
+				switch {
+				case m.Limit != sandbox.ErrNameTimeout:
+					err = emit(s.limitError(m.Message, m.Limit))
+				case timedOut && !reported:
+					err = reportTimeout(m.Traceback)
+				case !timedOut:
+					// Only this agent says when the time is up.
+					err = emit(m.Message)
+				}
 			case codeinterpreter.TypeResult:
 				err = emit(m.Message)
 			}
 		case m := <-raw:
 			err = emit(m)
 		case <-k.exited:
+			if timedOut {
+				s.dropKernel(c, k)
+				if !reported {
+					return reportTimeout("")
+				}
+				return nil
+			}
 			return s.kernelLost(c, k, emit)
+		case <-deadline:
+			deadline, timedOut = nil, true
+			_ = k.send(map[string]any{"op": "interrupt", "id": id, "timeout": true})
+			t := time.NewTimer(s.opts.InterruptGrace)
+			defer t.Stop()
+			grace = t.C
+		case <-grace:
+			s.opts.Log.Info("execution did not stop at its timeout; restarting the kernel", "context", c.id)
+			s.dropKernel(c, k)
+			if !reported {
+				return reportTimeout("")
+			}
+			return nil
 		case <-keepalive.C:
 			err = emit(codeinterpreter.Message{Type: codeinterpreter.TypeKeepalive})
 		case <-ctx.Done():
@@ -497,23 +558,31 @@ func (s *Server) run(ctx context.Context, c *kcontext, k *kernel, req codeinterp
 	}
 }
 
-// kernelLost reports a kernel that died mid-execution (the code exited the
-// interpreter, or was killed for a limit) as the execution's error, as E2B's server
-// does; the next execution gets a fresh kernel.
-func (s *Server) kernelLost(c *kcontext, k *kernel, emit func(codeinterpreter.Message) error) error {
-	status := k.exitStatus()
+// dropKernel kills a context's kernel; the next execution starts a fresh one.
+func (s *Server) dropKernel(c *kcontext, k *kernel) {
 	k.kill()
 	c.mu.Lock()
 	if c.k == k {
 		c.k = nil
 	}
 	c.mu.Unlock()
+}
+
+// kernelLost reports a kernel that died mid-execution as the execution's error, in
+// sandbox's vocabulary: ErrNameProcessExited when the code exited the interpreter
+// (os._exit, any status), the limit's name when one ended it, ErrNameKilled for
+// another signal (E2B's server says UnexpectedEndOfExecution for all); the next
+// execution gets a fresh kernel.
+func (s *Server) kernelLost(c *kcontext, k *kernel, emit func(codeinterpreter.Message) error) error {
+	status, name := k.exitStatus()
+	s.dropKernel(c, k)
 	s.opts.Log.Info("kernel ended mid-execution", "context", c.id, "status", status)
-	msg := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution",
+	// Named as the Local zygote names a job that ends so: an exit is never a success.
+	msg := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: name,
 		Value: "the context's interpreter ended before the execution finished: " + status +
-			". Its variables are lost; the next execution starts a fresh interpreter."}
-	if status == statusOOMKilled {
-		msg = s.limitError(msg, sandbox.ErrNameMemoryLimitExceeded)
+			". Its variables are lost; the next execution starts a fresh interpreter. Let the code end normally (sys.exit() is fine; os._exit() is not)."}
+	if name != sandbox.ErrNameProcessExited && name != sandbox.ErrNameKilled {
+		msg = s.limitError(msg, name)
 	}
 	return emit(msg)
 }
@@ -536,11 +605,16 @@ func (s *Server) limitError(m codeinterpreter.Message, limit string) codeinterpr
 		what += ". Start fewer."
 	case sandbox.ErrNameScratchLimitExceeded:
 		what = "the code filled its scratch space" + ofBytes(r.ScratchBytes) + ". Write less data."
+	case sandbox.ErrNameCPUTimeLimitExceeded:
+		what = "the code used more CPU time than its timeout allows (twice the timeout plus 2s) and was stopped. Do less work, with fewer threads, or raise the timeout."
 	default:
 		return m
 	}
-	if m.Name != "" {
+	switch {
+	case m.Name != "" && m.Name != limit:
 		what += fmt.Sprintf(" (%s: %s)", m.Name, m.Value)
+	case m.Value != "":
+		what += fmt.Sprintf(" (%s)", m.Value)
 	}
 	m.Name, m.Value = limit, what
 	return m

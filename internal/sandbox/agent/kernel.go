@@ -61,6 +61,7 @@ func kernelConfig(o Options) pyrunner.Config {
 		MaxOutputBytes:   o.MaxOutputBytes,
 		MaxArtifactBytes: o.MaxFigureBytes,
 		ResultsFD:        3,
+		SeccompArch:      o.SeccompArch,
 		Limits: pyrunner.Limits{
 			MemoryBytes: o.Resources.MemoryBytes,
 			Pids:        o.Resources.Pids,
@@ -321,30 +322,39 @@ func (k *kernel) alive() bool {
 	}
 }
 
-// exitStatus describes how the kernel ended, once it has.
-func (k *kernel) exitStatus() string {
+// exitStatus describes how the kernel ended, once it has, and names it in sandbox's
+// vocabulary: ErrNameProcessExited for an exit (or a kernel that left the protocol),
+// ErrNameMemoryLimitExceeded, ErrNameCPUTimeLimitExceeded or ErrNameKilled for a
+// signal.
+func (k *kernel) exitStatus() (status, name string) {
 	select {
 	case <-k.done:
 	case <-time.After(2 * time.Second):
-		return "it stopped answering"
+		return "it stopped answering", sandbox.ErrNameProcessExited
 	}
 	ws, ok := k.status()
 	switch {
 	case !ok:
-		return "it exited"
+		return "it exited", sandbox.ErrNameProcessExited
 	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && k.oomKills >= 0 && oomKillCount() > k.oomKills:
 		// In a Pod the kernel, not the container, is what the OOM killer picks (its
 		// oom_score_adj is 1000), so the kubelet reports nothing: say it here.
-		return statusOOMKilled
+		return statusOOMKilled, sandbox.ErrNameMemoryLimitExceeded
+	case ws.Signaled() && ws.Signal() == syscall.SIGXCPU:
+		return statusCPUTime, sandbox.ErrNameCPUTimeLimitExceeded
 	case ws.Signaled():
-		return fmt.Sprintf("it was killed by signal %d (%s), for example for using more memory than allowed", ws.Signal(), ws.Signal())
+		return fmt.Sprintf("it was killed by signal %d (%s), for example for using more memory than allowed", ws.Signal(), ws.Signal()), sandbox.ErrNameKilled
 	default:
-		return fmt.Sprintf("it exited with status %d", ws.ExitStatus())
+		return fmt.Sprintf("it exited with status %d", ws.ExitStatus()), sandbox.ErrNameProcessExited
 	}
 }
 
 // statusOOMKilled is exitStatus for a kernel the OOM killer ended.
 const statusOOMKilled = "the kernel's OOM killer ended it: the sandbox reached its memory limit"
+
+// statusCPUTime is exitStatus for a kernel its RLIMIT_CPU ended (SIGXCPU: code that
+// took the kernel's handler away).
+const statusCPUTime = "it was stopped for using more CPU time than its execution's limit (SIGXCPU)"
 
 // signal sends the kernel and its process group SIGKILL, without waiting.
 func (k *kernel) signal() {

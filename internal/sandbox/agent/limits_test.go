@@ -12,7 +12,7 @@ import (
 
 func TestLimitErrorNames(t *testing.T) {
 	s := &Server{opts: Options{Resources: sandbox.Resources{MemoryBytes: 256 << 20, Pids: 32, ScratchBytes: 16 << 20}}}
-	oom := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "UnexpectedEndOfExecution", Value: "…: " + statusOOMKilled}
+	oom := codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: sandbox.ErrNameMemoryLimitExceeded, Value: "…: " + statusOOMKilled}
 	for name, tc := range map[string]struct {
 		in                codeinterpreter.Message
 		limit             string
@@ -22,6 +22,7 @@ func TestLimitErrorNames(t *testing.T) {
 		"processes":               {codeinterpreter.Message{Name: "BlockingIOError", Value: "[Errno 11]"}, sandbox.ErrNameProcessLimitExceeded, sandbox.ErrNameProcessLimitExceeded, "(32)"},
 		"scratch":                 {codeinterpreter.Message{Name: "OSError", Value: "[Errno 28] No space left on device"}, sandbox.ErrNameScratchLimitExceeded, sandbox.ErrNameScratchLimitExceeded, "No space left"},
 		"OOM kill keeps its text": {oom, sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameMemoryLimitExceeded, "OOM killer"},
+		"CPU time":                {codeinterpreter.Message{Name: "CPUTimeLimitExceeded"}, sandbox.ErrNameCPUTimeLimitExceeded, sandbox.ErrNameCPUTimeLimitExceeded, "CPU time"},
 		"no limit":                {codeinterpreter.Message{Name: "ValueError"}, "", "ValueError", ""},
 		"a name the code forged":  {codeinterpreter.Message{Name: "ValueError"}, "Success", "ValueError", ""},
 	} {

@@ -104,6 +104,10 @@ type Options struct {
 	// NoPIDNamespace starts IsolationNone kernels without a PID namespace of their own
 	// even where one can be made (tests of the orphan sweep).
 	NoPIDNamespace bool
+	// SeccompArch, when set, replaces the machine name kernels pick their seccomp
+	// filter by (tests: a kernel with no filter for its architecture must refuse to
+	// start, and /health must say why).
+	SeccompArch string
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -41,6 +41,7 @@ type Server struct {
 	zygote   atomic.Pointer[kernelZygote] // ForkKernels: what forks kernels, once started
 	warming  atomic.Bool                  // a kernel is being started for s.spares
 	ready    atomic.Bool                  // the first warm kernel has started: /health answers OK
+	startErr atomic.Pointer[string]       // why the last warm kernel failed to start, until one starts
 	readyCh  chan struct{}                // closed when ready becomes true
 	readyOne sync.Once
 
@@ -192,10 +193,17 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 const HeaderSpareKernels = "X-Vizops-Spare-Kernels"
 
 // health answers "OK" once the first kernel is warm (E2B's server answers once its
-// default context exists), so a Pod's readiness probe waits for it; 503 before.
+// default context exists), so a Pod's readiness probe waits for it; 503 before, or 500
+// with the error while no kernel could be started.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set(HeaderSpareKernels, strconv.Itoa(len(s.spares)))
 	if !s.ready.Load() {
+		if msg := s.startErr.Load(); msg != nil {
+			// No kernel could start yet: say why (the Local backend fails the sandbox's
+			// start on it instead of waiting out its start timeout).
+			writeJSON(w, http.StatusInternalServerError, *msg)
+			return
+		}
 		writeJSON(w, http.StatusServiceUnavailable, "starting")
 		return
 	}
@@ -273,6 +281,13 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.release()
 
+	if req.TimeoutMS < 0 {
+		req.TimeoutMS = 0
+	}
+	if req.TimeoutMS > 0 {
+		// This agent enforces the timeout (run): the client waits for the partial results.
+		w.Header().Set(codeinterpreter.HeaderTimeout, strconv.FormatInt(req.TimeoutMS, 10))
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)

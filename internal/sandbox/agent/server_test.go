@@ -364,7 +364,7 @@ func TestClientDisconnectInterrupts(t *testing.T) {
 func TestKernelExitIsReportedAndReplaced(t *testing.T) {
 	id := newContext(t)
 	errs := ofType(execute(t, id, "import os\nos._exit(3)"), codeinterpreter.TypeError)
-	if len(errs) != 1 || errs[0].Name != "UnexpectedEndOfExecution" || !strings.Contains(errs[0].Value, "status 3") {
+	if len(errs) != 1 || errs[0].Name != sandbox.ErrNameProcessExited || !strings.Contains(errs[0].Value, "status 3") {
 		t.Fatalf("errors = %+v", errs)
 	}
 	if text, _ := mainText(execute(t, id, "1 + 1")); text != "2" {

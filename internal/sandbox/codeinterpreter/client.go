@@ -188,7 +188,7 @@ func (c *Client) Health(ctx context.Context) error {
 // ends before it is sandbox.ErrSandboxLost, and a ctx that ends returns ctx's error
 // (the server then interrupts the execution).
 func (c *Client) Execute(ctx context.Context, req ExecuteRequest, onMessage func(Message)) error {
-	return c.execute(ctx, req, nil, func(m Message) error {
+	return c.execute(ctx, req, nil, nil, func(m Message) error {
 		if onMessage != nil {
 			onMessage(m)
 		}
@@ -224,13 +224,17 @@ func humanBytes(n int64) string {
 
 // execute is Execute with a budget: every line read counts against b, and reading
 // stops (the connection is closed, so the server stops too) once it is spent, or
-// when onMessage returns an error (returned as is).
-func (c *Client) execute(ctx context.Context, req ExecuteRequest, b *streamBudget, onMessage func(Message) error) error {
+// when onMessage returns an error (returned as is). onHeader, when set, sees the
+// answer's header before the first message.
+func (c *Client) execute(ctx context.Context, req ExecuteRequest, b *streamBudget, onHeader func(http.Header), onMessage func(Message) error) error {
 	resp, err := c.do(ctx, http.MethodPost, "/execute", req, true)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if onHeader != nil {
+		onHeader(resp.Header)
+	}
 	limit := c.MaxMessageBytes
 	if limit <= 0 {
 		limit = DefaultMaxMessageBytes

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,6 +179,41 @@ func TestRunTimeoutKeepsPartialResults(t *testing.T) {
 	case <-gone:
 	case <-time.After(5 * time.Second):
 		t.Error("the server never saw the client go away")
+	}
+}
+
+// TestRunServerEnforcedTimeout: a server that enforces the timeout itself
+// (HeaderTimeout) is read past the timeout, so what the interrupted code still had
+// open reaches the Result; the request carries the timeout for it.
+func TestRunServerEnforcedTimeout(t *testing.T) {
+	png := base64.StdEncoding.EncodeToString([]byte("\x89PNG"))
+	var asked atomic.Int64
+	f := &fakeServer{script: func(w http.ResponseWriter, r *http.Request, req ExecuteRequest) {
+		asked.Store(req.TimeoutMS)
+		w.Header().Set(HeaderTimeout, strconv.FormatInt(req.TimeoutMS, 10))
+		fmt.Fprintln(w, `{"type":"stdout","text":"started\n"}`)
+		w.(http.Flusher).Flush()
+		select { // past the timeout, as the agent's kernel capturing the open figure
+		case <-r.Context().Done():
+			return
+		case <-time.After(time.Duration(req.TimeoutMS)*time.Millisecond + 300*time.Millisecond):
+		}
+		fmt.Fprintf(w, `{"type":"result","png":%q}`+"\n", png)
+		fmt.Fprintln(w, `{"type":"error","name":"Timeout","value":"stopped","traceback":"line 3"}`)
+		fmt.Fprintln(w, eoe)
+	}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	res, err := (&Client{BaseURL: srv.URL}).Run(context.Background(), sandbox.Request{Code: "while True: pass", Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := asked.Load(); got != 200 {
+		t.Errorf("the request asked for a %dms timeout, want 200", got)
+	}
+	if !res.TimedOut || res.Success || res.Error == nil || res.Error.Name != sandbox.ErrNameTimeout || res.Error.Traceback != "line 3" ||
+		res.Stdout != "started\n" || len(res.Files) != 1 || res.Files[0].Name != "figure_1.png" {
+		t.Errorf("result = %+v", res)
 	}
 }
 

@@ -57,7 +57,20 @@ type ExecuteRequest struct {
 	ContextID string            `json:"context_id,omitempty"`
 	Language  string            `json:"language,omitempty"`
 	EnvVars   map[string]string `json:"env_vars,omitempty"`
+	// TimeoutMS, a vizops extension (E2B's server ignores it), asks the server to
+	// enforce the execution's wall-clock timeout itself: at the timeout the
+	// sandbox-agent interrupts the code, lets the kernel capture the figures still
+	// open, and ends the stream with an error named sandbox.ErrNameTimeout. It also
+	// bounds the kernel's CPU time (sandbox.CPUTimeLimit). A server that does so
+	// answers with HeaderTimeout.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }
+
+// HeaderTimeout, on an /execute answer, says the server enforces the request's
+// TimeoutMS itself (its value is the timeout in milliseconds): the client then waits
+// past the timeout, by ServerTimeoutMargin, for the partial results, instead of
+// cutting the stream at the timeout.
+const HeaderTimeout = "X-Vizops-Timeout-Ms"
 
 // Message is one line of the /execute stream. Which fields are set depends on Type.
 type Message struct {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vizops/viz-operator/internal/chartdata"
@@ -28,6 +30,13 @@ const (
 	collectTimeout = 20 * time.Second
 )
 
+// ServerTimeoutMargin is how long past a request's timeout Run waits for a server
+// that enforces the timeout itself (HeaderTimeout) to stop the code and send what it
+// produced: the sandbox-agent interrupts the code, waits up to its InterruptGrace (3s)
+// for the kernel to capture the open figures, then kills the kernel. Past the margin
+// the stream is cut and the request is a timeout all the same.
+const ServerTimeoutMargin = 15 * time.Second
+
 // Run executes one sandbox.Request in a fresh context and maps the stream onto a
 // sandbox.Result, like every backend's Execute:
 //
@@ -44,8 +53,12 @@ const (
 //     hidden names and the input files excepted) become sandbox.Artifact{Figure: false}
 //     named by their relative path, as the Local backend returns them; an epilogue
 //     execution in the same context reads them back.
-//   - req.Timeout elapsing ends the stream (the server interrupts the code): the
-//     Result has TimedOut and an error named Timeout, and keeps what came before.
+//   - req.Timeout: the request asks the server to enforce it (TimeoutMS). The
+//     sandbox-agent does: it interrupts the code, the kernel captures the figures
+//     still open, and the stream ends with an error named Timeout. A server that
+//     does not (E2B's) has its stream cut at the timeout, which interrupts the code.
+//     Either way the Result has TimedOut and an error named Timeout, and keeps what
+//     came before.
 //
 // Errors: an unreachable sandbox, a 404 or 5xx, or a stream cut before
 // end_of_execution wrap sandbox.ErrSandboxLost; 401/403 is ErrUnauthorized (wrapping
@@ -87,7 +100,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 
 	m := newResultMapper(c, formats)
 	var preludeErr *Message
-	err = c.execute(setupCtx, ExecuteRequest{Code: prelude, ContextID: cx.ID}, m.budget, func(msg Message) error {
+	err = c.execute(setupCtx, ExecuteRequest{Code: prelude, ContextID: cx.ID}, m.budget, nil, func(msg Message) error {
 		if msg.Type == TypeError && preludeErr == nil {
 			msg.Name, msg.Value, msg.Traceback = capText(msg.Name, 256), capText(msg.Value, 4<<10), capText(msg.Traceback, 16<<10)
 			preludeErr = &msg
@@ -109,20 +122,36 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		return r, nil
 	}
 
-	execCtx, cancelExec := context.WithTimeout(ctx, timeout)
+	// The timeout: the server enforces it when it says so (HeaderTimeout), and the
+	// stream then ends with the figures the interrupted code still had open; this
+	// timer cuts the stream at the timeout otherwise, and ServerTimeoutMargin past it
+	// when the server is wedged.
+	execCtx, cancelExec := context.WithCancel(ctx)
 	defer cancelExec()
+	var cut atomic.Bool
 	start := time.Now()
-	err = c.execute(execCtx, ExecuteRequest{Code: req.Code, ContextID: cx.ID}, m.budget, m.add)
+	hard := time.AfterFunc(timeout, func() { cut.Store(true); cancelExec() })
+	defer hard.Stop()
+	enforced := false
+	onHeader := func(h http.Header) {
+		if h.Get(HeaderTimeout) != "" && hard.Stop() {
+			enforced = true
+			hard.Reset(time.Until(start.Add(timeout + ServerTimeoutMargin)))
+		}
+	}
+	err = c.execute(execCtx, ExecuteRequest{Code: req.Code, ContextID: cx.ID, TimeoutMS: max(timeout.Milliseconds(), 1)}, m.budget, onHeader, m.add)
+	hard.Stop()
 	elapsed := time.Since(start)
 	switch {
 	case err == nil:
+		m.timedOut = enforced && m.serverTimedOut
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
 	case errors.As(err, &tooLarge):
 		r := m.tooLarge(tooLarge)
 		r.ExecutionTime = elapsed
 		return r, nil
-	case errors.Is(execCtx.Err(), context.DeadlineExceeded):
+	case cut.Load():
 		m.timedOut = true
 	default:
 		return nil, err
@@ -255,6 +284,9 @@ type resultMapper struct {
 	figures, plots int
 	displays       int
 	timedOut       bool
+	// serverTimedOut: the stream carried an error named sandbox.ErrNameTimeout (the
+	// server enforced the timeout, when it answered with HeaderTimeout).
+	serverTimedOut bool
 }
 
 func newResultMapper(c *Client, formats []string) *resultMapper {
@@ -297,6 +329,9 @@ func (m *resultMapper) add(msg Message) error {
 	case TypeStderr:
 		m.stderr.write(msg.Text)
 	case TypeError:
+		if msg.Name == sandbox.ErrNameTimeout {
+			m.serverTimedOut = true
+		}
 		if m.err == nil {
 			m.err = &sandbox.ExecError{Name: capText(msg.Name, 256), Value: capText(msg.Value, 16<<10), Traceback: capText(msg.Traceback, 64<<10)}
 		}
@@ -479,7 +514,7 @@ func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.
 	listLimit := base64.StdEncoding.EncodedLen(int(max(m.maxBytes-m.total, 0))) + 1<<20
 	var out strings.Builder
 	var failure *Message
-	err = c.execute(cctx, ExecuteRequest{Code: fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), ContextID: contextID}, m.budget, func(msg Message) error {
+	err = c.execute(cctx, ExecuteRequest{Code: fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), ContextID: contextID}, m.budget, nil, func(msg Message) error {
 		switch msg.Type {
 		case TypeStdout:
 			if out.Len()+len(msg.Text) > listLimit {

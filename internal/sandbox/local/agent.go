@@ -177,6 +177,9 @@ func agentArgs(opts Options, cfg sandbox.PoolConfig, res sandbox.Resources, bin,
 	if cfg.PlotlyJSURL != "" {
 		args = append(args, "--plotly-js-url", cfg.PlotlyJSURL)
 	}
+	if opts.seccompArch != "" {
+		args = append(args, "--seccomp-arch", opts.seccompArch)
+	}
 	if rlimits {
 		// No cgroup enforces memory and processes here: each kernel gets rlimits.
 		args = append(args, "--memory-mib", strconv.FormatInt(max(res.MemoryBytes>>20, 1), 10), "--pids", strconv.FormatInt(res.Pids, 10))
@@ -283,6 +286,12 @@ func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolCo
 		cancel()
 		if err == nil {
 			return z, nil
+		}
+		var se *codeinterpreter.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusInternalServerError {
+			// The agent could not start a kernel and says why (a kernel without a
+			// seccomp filter for this machine refuses to start): no use waiting.
+			return nil, z.fail(fmt.Errorf("the sandbox-agent cannot start a kernel: %s", se.Body))
 		}
 		select {
 		case <-z.exited:

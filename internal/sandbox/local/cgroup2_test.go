@@ -145,7 +145,11 @@ func TestDegradedMessage(t *testing.T) {
 
 // TestCgroupV2Enforced runs the forked-children memory attack against a real cgroup v2
 // hierarchy, where the kernel offers one with the memory, pids and cpu controllers.
-func TestCgroupV2Enforced(t *testing.T) {
+func TestCgroupV2Enforced(t *testing.T) { testCgroupV2Enforced(t, EngineZygote) }
+
+func TestCgroupV2EnforcedAgent(t *testing.T) { testCgroupV2Enforced(t, EngineAgent) }
+
+func testCgroupV2Enforced(t *testing.T, engine Engine) {
 	var root string
 	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		data, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
@@ -164,7 +168,7 @@ func TestCgroupV2Enforced(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
 		t.Skip("cgroup v1 controllers are mounted and take precedence")
 	}
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: root})
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: root, Engine: engine})
 	if d := p.Status().Degraded; d != "" {
 		t.Fatalf("pool degraded on a cgroup v2 host: %s", d)
 	}
@@ -217,7 +221,15 @@ func checkForkedMemory(t *testing.T, r *sandbox.Result) {
 // TestForkedChildrenShareTheSandboxLimit runs the same attack on this machine's
 // cgroups (v1 here), where the per-sandbox group exists.
 func TestForkedChildrenShareTheSandboxLimit(t *testing.T) {
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{})
+	testForkedChildrenShareTheSandboxLimit(t, EngineZygote)
+}
+
+func TestForkedChildrenShareTheSandboxLimitAgent(t *testing.T) {
+	testForkedChildrenShareTheSandboxLimit(t, EngineAgent)
+}
+
+func testForkedChildrenShareTheSandboxLimit(t *testing.T, engine Engine) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{Engine: engine})
 	if d := p.Status().Degraded; d != "" {
 		t.Skipf("no per-sandbox cgroup on this machine: %s", d)
 	}
@@ -226,9 +238,13 @@ func TestForkedChildrenShareTheSandboxLimit(t *testing.T) {
 
 // TestDegradedPool: where no cgroup can be made, Status says which limits are
 // degraded, and the Quota's MaxDegraded holds the operator to that many sandboxes.
-func TestDegradedPool(t *testing.T) {
+func TestDegradedPool(t *testing.T) { testDegradedPool(t, EngineZygote) }
+
+func TestDegradedPoolAgent(t *testing.T) { testDegradedPool(t, EngineAgent) }
+
+func testDegradedPool(t *testing.T, engine Engine) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 2, MaxSandboxes: 2, Resources: abuseLimits},
-		Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})})
+		Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1}), Engine: engine})
 	st := p.Status()
 	for _, want := range []string{"memory is RLIMIT_AS per process", "CPU has no rate limit", "At most 1 such sandbox"} {
 		if !strings.Contains(st.Degraded, want) {
@@ -260,9 +276,13 @@ func TestDegradedPool(t *testing.T) {
 // TestDegradedSlotsPerQuota: the degraded cap is counted per Quota, across its pools,
 // and a slot freed by one pool wakes another pool of the same Quota. Pools of another
 // Quota (another manager in the same process) neither take nor wait for those slots.
-func TestDegradedSlotsPerQuota(t *testing.T) {
-	shared := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})}
-	other := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})}
+func TestDegradedSlotsPerQuota(t *testing.T) { testDegradedSlotsPerQuota(t, EngineZygote) }
+
+func TestDegradedSlotsPerQuotaAgent(t *testing.T) { testDegradedSlotsPerQuota(t, EngineAgent) }
+
+func testDegradedSlotsPerQuota(t *testing.T, engine Engine) {
+	shared := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1}), Engine: engine}
+	other := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1}), Engine: engine}
 	cfg := sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1, Resources: abuseLimits}
 	a := newTestPool(t, cfg, shared)
 	b := newTestPool(t, cfg, shared)

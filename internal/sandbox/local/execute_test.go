@@ -166,15 +166,12 @@ func testExecuteResults(t *testing.T, p *Pool) {
 		"timeout keeps partial results": {
 			req:  sandbox.Request{Code: "import matplotlib.pyplot as plt, time\nplt.plot([1,2])\nplt.show()\nopen('early.txt','w').write('x')\nplt.plot([2,1])\nwhile True: time.sleep(0.01)", Timeout: 2 * time.Second},
 			want: resultSummary{ErrName: sandbox.ErrNameTimeout, TimedOut: true, Files: []string{"figure_1.png", "figure_2.png", "early.txt"}},
+			check: func(t *testing.T, r *sandbox.Result) {
+				if tb := r.Error.Traceback; !strings.Contains(tb, "<cell>") || strings.Contains(tb, "run_job") || strings.Contains(tb, "kernel_run") {
+					t.Errorf("traceback %q: want the cell's frames and no runner frames", tb)
+				}
+			},
 		},
-	}
-	if p.opts.Engine == EngineAgent {
-		// Not yet the same: the client stops reading at the timeout, so a figure left
-		// open when the code is interrupted is not captured (the zygote's job captures
-		// it before it reports).
-		tc := tests["timeout keeps partial results"]
-		tc.want.Files = []string{"figure_1.png", "early.txt"}
-		tests["timeout keeps partial results"] = tc
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -223,7 +220,11 @@ func testExecuteRejectsBadRequests(t *testing.T, p *Pool) {
 
 // TestPlotlyJSSource checks PoolConfig.PlotlyJSURL: a custom URL is linked, and
 // "inline" embeds plotly.js (Debian's is 8.6 MB) so the HTML works offline.
-func TestPlotlyJSSource(t *testing.T) {
+func TestPlotlyJSSource(t *testing.T) { testPlotlyJSSource(t, EngineZygote) }
+
+func TestPlotlyJSSourceAgent(t *testing.T) { testPlotlyJSSource(t, EngineAgent) }
+
+func testPlotlyJSSource(t *testing.T, engine Engine) {
 	tests := map[string]struct {
 		url      string
 		contains string
@@ -234,7 +235,7 @@ func TestPlotlyJSSource(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{})
+			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{Engine: engine})
 			r := runJob(t, p, sandbox.Request{Code: "import plotly.express as px\npx.line(x=[1, 2], y=[2, 1]).show()"})
 			if len(r.Files) != 2 {
 				t.Fatalf("files %v, error %+v", artifactNames(r), r.Error)

@@ -88,7 +88,8 @@ func TestPythonErrorNamesAreTheVocabulary(t *testing.T) {
 	// The runner and the kernel report these themselves; if they stopped, the Go side's mapping (or
 	// this test's pattern) has drifted from it.
 	for _, name := range []string{sandbox.ErrNameTimeout, sandbox.ErrNameOutputLimitExceeded,
-		sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameScratchLimitExceeded, sandbox.ErrNameProcessLimitExceeded} {
+		sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameScratchLimitExceeded, sandbox.ErrNameProcessLimitExceeded,
+		sandbox.ErrNameCPUTimeLimitExceeded} {
 		if !used[name] {
 			t.Errorf("runner.py and kernel.py no longer write the error name %q (%s): update the mapping or this test", name, vocab[name])
 		}

@@ -9,7 +9,8 @@
 #
 # Channels with the Go side (internal/sandbox/agent), framed like the runner's (4-byte
 # big-endian length + JSON): requests on fd 0 ({"op": "execute", "id", "code",
-# "env_vars"}, {"op": "interrupt", "id"}, {"op": "chdir", "id", "path"}); messages on
+# "env_vars", "cpu_seconds"}, {"op": "interrupt", "id", "timeout"}, {"op": "chdir", "id",
+# "path"}; an interrupt with "timeout" raises JobTimeout, not KeyboardInterrupt); messages on
 # fd CONFIG["results_fd"] ({"type": "ready" | "fatal" | "stdout" | "stderr" | "result"
 # | "error" | "done", ...}), in E2B's message shapes. Output written to fds 1 and 2
 # directly (by subprocesses) reaches Go on pipes and is forwarded as stdout/stderr.
@@ -22,6 +23,7 @@ class KernelState:
     out_fd = None
     lock = None
     running = None  # id of the execution in progress
+    timed_out = False  # the agent interrupted it for its timeout
     scope = None
 
 
@@ -154,7 +156,38 @@ def kernel_value_result(value):
 
 def kernel_on_sigint(signum, frame):
     if KernelState.running is not None:
+        if KernelState.timed_out:
+            raise JobTimeout()
         raise KeyboardInterrupt()
+
+
+def kernel_on_sigxcpu(signum, frame):
+    # A handler, not the default action: a kernel that is PID 1 of its namespace
+    # ignores a signal it does not handle, and this one lets it report.
+    if KernelState.running is not None:
+        raise CPUTimeExceeded()
+
+
+def kernel_cpu_limit(seconds):
+    """RLIMIT_CPU for one execution: the CPU time used so far plus seconds (the agent's
+    sandbox.CPUTimeLimit of the execution's timeout); none when seconds is 0. Only the
+    soft limit moves, since a kernel runs many executions; the wall-clock timeout,
+    which the agent enforces from outside, bounds code that raises it."""
+    import math
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if seconds:
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            want = int(math.ceil(ru.ru_utime + ru.ru_stime)) + int(seconds)
+            if hard != resource.RLIM_INFINITY:
+                want = min(want, hard)
+        else:
+            want = hard
+        resource.setrlimit(resource.RLIMIT_CPU, (want, hard))
+    except (OSError, ValueError):
+        pass
 
 
 def kernel_run(job):
@@ -165,6 +198,7 @@ def kernel_run(job):
     env = job.get("env_vars") or {}
     saved = {k: os.environ.get(k) for k in env}
     scope = KernelState.scope
+    KernelState.timed_out = False
     KernelState.running = job["id"]
     try:
         for k, v in env.items():
@@ -177,11 +211,17 @@ def kernel_run(job):
             last = None
             if tree.body and isinstance(tree.body[-1], ast.Expr):
                 last = ast.Expression(tree.body.pop().value)
-            exec(compile(tree, "<cell>", "exec"), scope)
+            value = None
+            kernel_cpu_limit(job.get("cpu_seconds") or 0)
+            try:
+                exec(compile(tree, "<cell>", "exec"), scope)
+                if last is not None:
+                    value = eval(compile(last, "<cell>", "eval"), scope)
+                    if value is not None:
+                        scope["_"] = value
+            finally:
+                kernel_cpu_limit(0)
             if last is not None:
-                value = eval(compile(last, "<cell>", "eval"), scope)
-                if value is not None:
-                    scope["_"] = value
                 if plotly is not None and isinstance(value, plotly.basedatatypes.BaseFigure):
                     capture_plotly(value)
                 elif value is not None and not is_matplotlib_value(value):
@@ -191,6 +231,13 @@ def kernel_run(job):
             if e.code not in (None, 0):
                 kernel_flush_figures()
                 kernel_emit(dict(format_error(e), type="error"))
+        except (JobTimeout, CPUTimeExceeded) as e:
+            # The agent names the error (its own timeout, the CPU-time limit).
+            kernel_cpu_limit(0)
+            kernel_flush_figures()
+            limit = "Timeout" if isinstance(e, JobTimeout) else "CPUTimeLimitExceeded"
+            kernel_emit({"type": "error", "name": limit, "value": "", "limit": limit,
+                         "traceback": cell_traceback(e)})
         except BaseException as e:  # the user's code may raise anything, KeyboardInterrupt included
             kernel_flush_figures()
             err = dict(format_error(e), type="error")
@@ -206,6 +253,7 @@ def kernel_run(job):
         kernel_flush_figures()
     finally:
         KernelState.running = None
+        KernelState.timed_out = False
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -308,6 +356,8 @@ def kernel_reader(in_fd, jobs):
         op = req.get("op")
         if op == "interrupt":
             if KernelState.running is not None and KernelState.running == req.get("id"):
+                if req.get("timeout"):
+                    KernelState.timed_out = True  # JobTimeout, not KeyboardInterrupt
                 # To the main thread itself: a signal to the process could be taken by
                 # another thread and leave the code's blocking call uninterrupted.
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
@@ -346,6 +396,7 @@ def kernel_main():
     sys.stdout = KernelStream("stdout", 1)
     sys.stderr = KernelStream("stderr", 2)
     signal.signal(signal.SIGINT, kernel_on_sigint)
+    signal.signal(signal.SIGXCPU, kernel_on_sigxcpu)
     jobs = queue.Queue()
     threading.Thread(target=kernel_reader, args=(in_fd, jobs), daemon=True).start()
     # What reaches fds 1 and 2 from here on belongs to executions; the Go side drops
@@ -368,7 +419,7 @@ def kernel_main():
             continue
         try:
             kernel_run(job)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, JobTimeout, CPUTimeExceeded):
             # An interrupt that landed between the code's end and the reply.
             kernel_emit({"type": "done", "id": job["id"]})
 

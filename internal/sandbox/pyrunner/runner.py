@@ -432,6 +432,14 @@ def on_alarm(signum, frame):
     raise JobTimeout()
 
 
+class CPUTimeExceeded(BaseException):
+    """The job (or a kernel's execution) used its RLIMIT_CPU: SIGXCPU, handled."""
+
+
+def on_sigxcpu(signum, frame):
+    raise CPUTimeExceeded()
+
+
 # Caps on an error's parts: str(exc) and a traceback are the job's to choose, and an
 # uncapped one would overflow the report (a 6 MB message once turned a failure into a
 # success).
@@ -461,6 +469,15 @@ def format_error(exc):
             "traceback": cap_text(text, MAX_TRACEBACK)}
 
 
+def cell_traceback(exc):
+    """The traceback of exc from the code's own frames on (the runner's are not the
+    user's), capped: for the errors the runner names itself (Timeout, CPU time)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != "<cell>":
+        tb = tb.tb_next
+    return cap_text("".join(traceback.format_tb(tb)), MAX_TRACEBACK)
+
+
 def cap_text(s, limit):
     if len(s) <= limit:
         return s
@@ -485,6 +502,9 @@ def run_job(job, meta_w):
     scope = {"__name__": "__main__", "__builtins__": builtins, "OUTPUT_DIR": OUTPUT_DIR}
     meta = {"success": False, "text": "", "error": None}
     signal.signal(signal.SIGALRM, on_alarm)
+    # Handled, so the job (PID 1 of its namespace, which ignores a signal it does not
+    # handle) reports its RLIMIT_CPU instead of running on to the hard limit's SIGKILL.
+    signal.signal(signal.SIGXCPU, on_sigxcpu)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         try:
@@ -515,8 +535,17 @@ def run_job(job, meta_w):
             if not meta["success"]:
                 meta["error"] = format_error(e)
         except JobTimeout as e:
-            meta["error"] = {"name": "Timeout", "value": "", "traceback": "".join(traceback.format_tb(e.__traceback__))}
+            meta["error"] = {"name": "Timeout", "value": "", "traceback": cell_traceback(e)}
             meta["timed_out"] = True
+        except CPUTimeExceeded as e:
+            # The hard limit (a second more) is what is left to capture and report in.
+            import resource
+
+            _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+            resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+            meta["error"] = {"name": "CPUTimeLimitExceeded", "traceback": cell_traceback(e),
+                             "value": "the code used more CPU time than allowed for a %gs timeout (twice the timeout plus 2s) and was "
+                                      "stopped. Do less work, with fewer threads, or raise the timeout." % timeout}
         except BaseException as e:  # the user's code may raise anything
             meta["error"] = format_error(e)
             if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG):
@@ -610,6 +639,7 @@ def job_main(go_r, ready_w, meta_w, out_w, err_w):
     os.close(ready_w)
     job = json.loads(read_frame_raw(go_r, 1 << 20))
     os.close(go_r)
+    # sandbox.CPUTimeLimit(timeout), as the agent gives its kernels' executions.
     cpu = int(job.get("timeout_ms", 30000) / 1000 * 2) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     sys.stdout.flush()
@@ -918,6 +948,15 @@ def supervisor(job_in, result_out, res_w, retire_r):
     if killed_for_timeout:
         result["timed_out"] = True
         result["success"] = False
+    elif meta is None and status is not None and os.WIFEXITED(status):
+        # The code ended the interpreter itself (os._exit), whatever it wrote to look
+        # like a report: never a success. The agent's kernels name it the same.
+        result["success"] = False
+        result["exit_code"] = os.WEXITSTATUS(status)
+        result["error"] = {"name": "ProcessExited", "traceback": "",
+                           "value": "the code ended its interpreter with exit status %d before the job finished, so the job "
+                                    "has no result. Let the code end normally (sys.exit() is fine; os._exit() is not)."
+                                    % os.WEXITSTATUS(status)}
     elif report_dropped:
         result["success"] = False
         result["error"] = {"name": "OutputLimitExceeded", "traceback": "",

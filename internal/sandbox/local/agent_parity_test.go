@@ -1,0 +1,84 @@
+package local
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vizops/viz-operator/internal/sandbox"
+)
+
+// The tests here run on both engines: where the agent engine was not yet equal to the
+// zygote (docs/sandbox-agent.md), each shows it now is.
+
+// TestCPUTimeLimit: a job runs under RLIMIT_CPU of sandbox.CPUTimeLimit(timeout), and
+// code past it fails with CPUTimeLimitExceeded on both engines.
+func TestCPUTimeLimit(t *testing.T) { testCPUTimeLimit(t, EngineZygote) }
+
+func TestCPUTimeLimitAgent(t *testing.T) { testCPUTimeLimit(t, EngineAgent) }
+
+func testCPUTimeLimit(t *testing.T, engine Engine) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{Engine: engine})
+	t.Run("the limit is set", func(t *testing.T) {
+		const timeout = 2 * time.Second
+		r := runJob(t, p, sandbox.Request{Timeout: timeout, Code: "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\n" +
+			"print(resource.getrlimit(resource.RLIMIT_CPU)[0], u.ru_utime + u.ru_stime)"})
+		var soft int64
+		var used float64
+		if _, err := fmt.Sscan(r.Stdout, &soft, &used); err != nil || !r.Success {
+			t.Fatalf("stdout %q, error %+v", r.Stdout, r.Error)
+		}
+		// The zygote's job counts from its fork, the agent's kernel from the
+		// execution's start: either way the job has the limit's seconds.
+		limit := int64(sandbox.CPUTimeLimit(timeout) / time.Second)
+		if soft < limit || soft > int64(used)+1+limit {
+			t.Errorf("RLIMIT_CPU soft limit %d with %.2fs used; want %ds for the job", soft, used, limit)
+		}
+	})
+	t.Run("code past the limit fails with its name", func(t *testing.T) {
+		// The code lowers its own soft limit to a second from now, then burns CPU.
+		r := runJob(t, p, sandbox.Request{Timeout: 10 * time.Second, Code: "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\n" +
+			"resource.setrlimit(resource.RLIMIT_CPU, (int(u.ru_utime + u.ru_stime) + 1, resource.getrlimit(resource.RLIMIT_CPU)[1]))\n" +
+			"print('burning', flush=True)\nwhile True:\n    pass"})
+		if errName(r) != sandbox.ErrNameCPUTimeLimitExceeded || r.Stdout != "burning\n" || r.Error.Value == "" {
+			t.Errorf("error %+v, stdout %q; want %s with a message", r.Error, r.Stdout, sandbox.ErrNameCPUTimeLimitExceeded)
+		}
+		if next := runJob(t, p, sandbox.Request{Code: "6 * 7"}); next.Text != "42" {
+			t.Errorf("next request: %+v", next.Error)
+		}
+	})
+}
+
+// TestSandboxProcessesAreInCgroupAgent is TestSandboxProcessesAreInCgroup (pool_test.go)
+// on the agent engine: every process of an agent sandbox (bwrap, the agent, its kernel
+// zygote, the spare kernel and its stand-in) is in the sandbox's cgroups.
+func TestSandboxProcessesAreInCgroupAgent(t *testing.T) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Engine: EngineAgent})
+	waitFor(t, 2*time.Minute, "1 ready", func() bool { return p.Status().Ready == 1 })
+	if d := p.Status().Degraded; d != "" {
+		t.Skipf("no per-sandbox cgroup on this machine: %s", d)
+	}
+	root := bwrapPids(p)[0]
+	id := p.Status().Sandboxes[0].ID
+	for _, ctrl := range []string{"memory", "pids", "cpu"} {
+		// The tree first, then the cgroup (see TestSandboxProcessesAreInCgroup).
+		tree := descendants(root)
+		if len(tree) < 4 { // bwrap, the agent, its kernel zygote, the spare kernel
+			t.Fatalf("sandbox process tree too small: %v", tree)
+		}
+		in := map[int]bool{}
+		for _, pid := range readPids(filepath.Join("/sys/fs/cgroup", ctrl, cgroupParent, id, "cgroup.procs")) {
+			in[pid] = true
+		}
+		for _, pid := range tree {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+				continue // exited since the tree was read
+			}
+			if !in[pid] {
+				t.Errorf("%s: process %d of the sandbox is not in its cgroup", ctrl, pid)
+			}
+		}
+	}
+}
