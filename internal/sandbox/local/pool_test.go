@@ -182,6 +182,16 @@ func bwrapPids(p *Pool) []int {
 	return pids
 }
 
+// readySandboxes lists the pool's ready sandboxes, ready longest first.
+func readySandboxes(p *Pool) []*localSandbox {
+	ready, _ := p.eng.Held()
+	out := make([]*localSandbox, len(ready))
+	for i, sb := range ready {
+		out[i] = sb.(*localSandbox)
+	}
+	return out
+}
+
 func TestPoolResize(t *testing.T) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 2, MaxSandboxes: 3}, Options{})
 	waitFor(t, 2*time.Minute, "2 ready", func() bool { return p.Status().Ready == 2 })
