@@ -25,14 +25,13 @@ import (
 func waitArmed(b *testing.B, p *Pool) {
 	b.Helper()
 	waitFor(b, 2*time.Minute, "armed sandboxes", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, s := range p.ready {
+		ready := readySandboxes(p)
+		for _, s := range ready {
 			if !s.z.armed() || !s.z.warm.Load() {
 				return false
 			}
 		}
-		return len(p.ready) > 0
+		return len(ready) > 0
 	})
 }
 

@@ -16,9 +16,7 @@ import (
 func waitAgentsWarm(b *testing.B, p *Pool) {
 	b.Helper()
 	waitFor(b, 2*time.Minute, "agents with a spare kernel", func() bool {
-		p.mu.Lock()
-		ready := append([]*localSandbox(nil), p.ready...)
-		p.mu.Unlock()
+		ready := readySandboxes(p)
 		for _, s := range ready {
 			req, _ := http.NewRequest(http.MethodGet, s.z.client.BaseURL+"/health", nil)
 			resp, err := s.z.client.HTTP.Do(req)

@@ -17,7 +17,7 @@ import (
 // maxCodeBytes bounds Request.Code (the runner reads the code in one frame of 1 MiB).
 const maxCodeBytes = 512 << 10
 
-// localSandbox is one claimed sandbox. Its pool-side state is guarded by the pool's lock.
+// localSandbox is one sandbox of a pool. Its pool-side state is guarded by the pool's lock.
 type localSandbox struct {
 	id   string
 	pool *Pool
@@ -25,12 +25,10 @@ type localSandbox struct {
 
 	run sync.Mutex // one job at a time
 
-	// Guarded by pool.mu.
-	state   sandbox.State
-	since   time.Time
-	owner   string
+	// Guarded by pool.mu. claimed: between Acquire and Release (the engine holds
+	// which sandboxes are ready or busy; this is Execute's check).
+	claimed bool
 	lost    bool
-	started time.Time
 	// degradedSlot: this sandbox holds one of its Quota's MaxDegraded slots.
 	degradedSlot bool
 }

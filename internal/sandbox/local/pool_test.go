@@ -182,6 +182,39 @@ func bwrapPids(p *Pool) []int {
 	return pids
 }
 
+// TestAcquireFailsFastWhenStartsFail: after 3 sandbox starts in a row failed, with
+// none in flight, a claim fails at once with an error wrapping ErrUnavailable (not at
+// its context's end), and the pool recovers once starts work again.
+func TestAcquireFailsFastWhenStartsFail(t *testing.T) {
+	w := newBwrapWrapper(t)
+	w.failStarts(true)
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Bwrap: w.script})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err := p.Acquire(ctx, "doomed")
+	if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "sandbox starts failed") {
+		t.Fatalf("Acquire while every start fails: %v, want ErrUnavailable saying the starts failed", err)
+	}
+	if n := len(w.pids()); n < startFailuresBeforeUnavailable {
+		t.Errorf("the claim failed after %d starts, want %d", n, startFailuresBeforeUnavailable)
+	}
+	w.failStarts(false)
+	waitFor(t, 2*time.Minute, "a ready sandbox once starts work again", func() bool { return p.Status().Ready == 1 })
+	if r := runJob(t, p, sandbox.Request{Code: "1 + 1"}); r.Text != "2" {
+		t.Errorf("job after recovery: %+v", r.Error)
+	}
+}
+
+// readySandboxes lists the pool's ready sandboxes, ready longest first.
+func readySandboxes(p *Pool) []*localSandbox {
+	ready, _ := p.eng.Held()
+	out := make([]*localSandbox, len(ready))
+	for i, sb := range ready {
+		out[i] = sb.(*localSandbox)
+	}
+	return out
+}
+
 func TestPoolResize(t *testing.T) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 2, MaxSandboxes: 3}, Options{})
 	waitFor(t, 2*time.Minute, "2 ready", func() bool { return p.Status().Ready == 2 })

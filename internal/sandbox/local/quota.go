@@ -85,7 +85,7 @@ func (q *Quota) releaseDegraded() {
 	}
 	q.mu.Unlock()
 	for _, p := range waiting {
-		p.wake()
+		p.kick() // its engine asks Admit again
 	}
 }
 

@@ -2,26 +2,27 @@
 // The engine owns what every pool does alike: the ready list (first ready, first
 // claimed), the busy set, the starts in flight, the waiting claims, replenishment up
 // to minReady within maxSandboxes (starts in flight and sandboxes being destroyed
-// count against the cap, so nothing runs away), a backoff after failed starts, an
-// optional start rate, Resize (sandbox.ValidSize, nothing clamped), Close (every
-// sandbox destroyed) and Status from memory. A backend gives it a Provisioner: how to
-// start one sandbox and how to destroy one, plus optional hooks (FailureJudge,
-// Sweeper, Maintainer, Recycler, Closer) for what only its provider does. The result is a
-// sandbox.Pool, checked by the shared contract suite (internal/sandbox/pooltest).
+// count against the cap, and a start that lands over a shrunk cap is destroyed), a
+// backoff after failed starts, an optional start rate, Resize (sandbox.ValidSize,
+// nothing clamped), Close (every sandbox destroyed) and Status from memory. A backend
+// gives it a Provisioner: how to start one sandbox and how to destroy one, plus
+// optional hooks (FailureJudge, Sweeper, Maintainer, Recycler, Closer, Ranker,
+// Admitter) for what only its provider does, and opt-in Options (IdleTTL,
+// FailClaimsAfter). The result is a sandbox.Pool, checked by the shared contract suite
+// (internal/sandbox/pooltest).
 //
 // E2B runs on the engine (internal/sandbox/e2b/provision.go: its create rate limit
 // and 429s, refused keys and plan limits, lost creations and keep-alives are its
-// hooks). For the next ports: Local (internal/sandbox/local) needs Start to launch
-// one bubblewrap'd agent and wait until it answers, Destroy to kill it and free its
-// cgroup, a Recycler (a healthy sandbox goes back to the ready list, as its zygote
-// already forked a fresh job process), and its process watcher calling Retire when
-// an idle sandbox dies; its operator-wide quota check belongs in Start (an error
-// wrapping sandbox.ErrQuotaExceeded; a FailureJudge may make it Fatal). Kubernetes
-// is a different shape: its Pods are created by the controller's adapter and
-// claimed by annotation, shared by several managers, so "ready" is not this process's
-// memory alone; port it only once the pool creates its own Pods through a
-// Provisioner (Start = create a Pod and wait until Ready, Destroy = delete it), with
-// the claim annotation kept as the Sandbox's fence at Execute.
+// hooks), and so does Local (internal/sandbox/local/provision.go: a bubblewrap'd
+// zygote or agent per sandbox, recycled after each job; a slot of the operator-wide
+// degraded-sandbox cap before each start; a claim's preference for an armed zygote;
+// a process watcher that Retires a sandbox dying idle; spares trimmed after IdleTTL;
+// claims failing fast after 3 failed starts). Kubernetes is a different shape: its
+// Pods are created by the controller's adapter and claimed by annotation, shared by
+// several managers, so "ready" is not this process's memory alone; port it only once
+// the pool creates its own Pods through a Provisioner (Start = create a Pod and wait
+// until Ready, Destroy = delete it), with the claim annotation kept as the Sandbox's
+// fence at Execute.
 package warm
 
 import (
@@ -105,6 +106,32 @@ type Closer interface {
 	Closed(ctx context.Context, fatal error)
 }
 
+// Ranker is an optional hook of a Provisioner that knows more than the engine about
+// which ready sandbox a claim should take. Without it a claim takes the one ready
+// longest. With it, a claim takes the one ready longest among those of the highest
+// Rank, and never one of a negative Rank (not claimable now: Local's sandbox whose
+// process died while idle, until its watcher retires it; Local ranks a sandbox whose
+// next job process is already forked above one still forking it). It is opt-in:
+// only the provider can tell two ready sandboxes apart. The engine calls Rank with
+// its lock held, once per ready sandbox a claim looks at: it must be quick and must
+// not call the engine.
+type Ranker interface {
+	Rank(sb sandbox.Sandbox) int
+}
+
+// Admitter is an optional hook of a Provisioner whose starts need a slot it shares
+// with other pools (Local's operator-wide cap on sandboxes without a cgroup of their
+// own). The engine begins a start only when Admit returns true; the slot then
+// belongs to that start, and the provisioner frees it when the Start fails or at
+// the sandbox's Destroy. While Admit refuses, the engine starts nothing (nothing
+// counts as starting, no backoff grows) until Kick is called: the provisioner calls
+// it when a slot frees. Admit is called with the engine's lock held and must not
+// call the engine. It is opt-in: a pool whose starts need only its own maxSandboxes
+// never waits for one.
+type Admitter interface {
+	Admit() bool
+}
+
 // Options tune an engine.
 type Options struct {
 	MinReady, MaxSandboxes int
@@ -124,7 +151,22 @@ type Options struct {
 	Degraded string
 	// OnStarted is told how long each successful start took.
 	OnStarted func(time.Duration)
-	Log       logr.Logger
+	// IdleTTL, when set, is how long a ready sandbox beyond minReady (left over from
+	// a burst, or recycled) is kept before it is destroyed, the one ready longest
+	// first (0: kept until Resize, a claim or Close). Opt-in, because how long a
+	// spare sandbox is worth keeping is each backend's trade-off: a Local spare costs
+	// memory and saves a start of seconds.
+	IdleTTL time.Duration
+	// FailClaimsAfter, when set, makes a claim fail at once with an error wrapping
+	// sandbox.ErrUnavailable (and the last start's error) once that many starts in a
+	// row have failed and none is in flight, instead of waiting for its context; the
+	// engine then begins one more start, after the backoff, so the pool recovers as
+	// soon as starting works again (0: claims wait). Opt-in: it suits a backend whose
+	// failed starts mean its node is broken (Local: bwrap or Python fails), so a
+	// caller should hear it now; a backend whose failures are mostly a provider's
+	// passing throttle (E2B's 429) lets claims wait through the hold.
+	FailClaimsAfter int
+	Log             logr.Logger
 }
 
 type entry struct {
@@ -136,6 +178,8 @@ type entry struct {
 // Engine is a warm pool over one Provisioner. It implements sandbox.Pool.
 type Engine struct {
 	prov    Provisioner
+	ranker  Ranker   // nil: first ready, first claimed
+	admit   Admitter // nil: every start is admitted
 	o       Options
 	clock   clock.WithTicker
 	limiter *rate.Limiter
@@ -153,6 +197,8 @@ type Engine struct {
 	closed     bool
 	fatal      error
 	failures   int
+	lastErr    error // of the last failed start
+	retry      bool  // a claim failed fast (FailClaimsAfter): begin one more start
 	holdUntil  time.Time
 	throttled  string
 	reason     string
@@ -187,6 +233,8 @@ func New(prov Provisioner, o Options) (*Engine, error) {
 		busy: map[string]*entry{},
 		wake: make(chan struct{}, 1), avail: make(chan struct{}), stop: make(chan struct{}),
 	}
+	e.ranker, _ = prov.(Ranker)
+	e.admit, _ = prov.(Admitter)
 	if o.StartsPerSecond > 0 {
 		e.limiter = rate.NewLimiter(rate.Limit(o.StartsPerSecond), 1)
 	}
@@ -195,8 +243,9 @@ func New(prov Provisioner, o Options) (*Engine, error) {
 	return e, nil
 }
 
-// Acquire implements sandbox.Pool: it takes the sandbox ready longest, or waits for
-// one (the engine starts one per waiting claim, within maxSandboxes).
+// Acquire implements sandbox.Pool: it takes the sandbox ready longest (see Ranker),
+// or waits for one (the engine starts one per waiting claim, within maxSandboxes;
+// see FailClaimsAfter).
 func (e *Engine) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, error) {
 	e.mu.Lock()
 	e.owners = append(e.owners, owner)
@@ -216,13 +265,23 @@ func (e *Engine) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, er
 			return nil, sandbox.ErrPoolClosed
 		case e.fatal != nil:
 			return nil, e.fatal
-		case len(e.ready) > 0:
-			s := e.ready[0]
-			e.ready = e.ready[1:]
+		}
+		if i := e.pickLocked(); i >= 0 {
+			s := e.ready[i]
+			if i == 0 {
+				e.ready = e.ready[1:]
+			} else {
+				e.ready = append(e.ready[:i], e.ready[i+1:]...)
+			}
 			s.owner, s.since = owner, e.clock.Now()
 			e.busy[s.sb.ID()] = s
 			e.kick() // a replacement behind the claim
 			return s.sb, nil
+		}
+		if n := e.o.FailClaimsAfter; n > 0 && e.failures >= n && e.starting == 0 {
+			e.retry = true // one more start, after the backoff, so the pool can recover
+			e.kick()
+			return nil, fmt.Errorf("%w: the last %d %s sandbox starts failed: %v", sandbox.ErrUnavailable, e.failures, e.o.Kind, e.lastErr)
 		}
 		ch := e.avail
 		e.mu.Unlock()
@@ -298,11 +357,15 @@ func (e *Engine) Resize(minReady, maxSandboxes int) error {
 }
 
 // Status implements sandbox.Pool, from memory: ready sandboxes oldest first, then
-// busy ones by ID.
+// busy ones by ID. After Close it lists none: a start still in flight destroys what
+// it makes.
 func (e *Engine) Status() sandbox.PoolStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := sandbox.PoolStatus{Ready: len(e.ready), Busy: len(e.busy), Running: len(e.busy), Starting: e.starting}
+	if e.closed {
+		st.Starting = 0
+	}
 	st.Total = st.Ready + st.Busy + st.Starting
 	for _, s := range e.ready {
 		st.Sandboxes = append(st.Sandboxes, sandbox.SandboxStatus{ID: s.sb.ID(), State: sandbox.StateReady, Since: s.since})
@@ -431,6 +494,45 @@ func (e *Engine) destroyLocked(sb sandbox.Sandbox) {
 	}()
 }
 
+// Kick makes the engine look again at what to start: an Admitter calls it when a
+// slot it refused frees.
+func (e *Engine) Kick() { e.kick() }
+
+// pickLocked is the index of the ready sandbox a claim takes, -1 for none.
+func (e *Engine) pickLocked() int {
+	if e.ranker == nil {
+		if len(e.ready) > 0 {
+			return 0
+		}
+		return -1
+	}
+	pick, best := -1, -1
+	for i, s := range e.ready {
+		if r := e.ranker.Rank(s.sb); r > best {
+			pick, best = i, r
+		}
+	}
+	return pick
+}
+
+// trimLocked destroys the ready sandboxes beyond minReady that have been ready for
+// IdleTTL, the one ready longest first, and says when the next would be due (0:
+// none is).
+func (e *Engine) trimLocked(now time.Time) time.Duration {
+	if e.o.IdleTTL <= 0 {
+		return 0
+	}
+	for len(e.ready) > e.minReady {
+		if idle := now.Sub(e.ready[0].since); idle < e.o.IdleTTL {
+			return e.o.IdleTTL - idle
+		}
+		s := e.ready[0]
+		e.ready = e.ready[1:]
+		e.destroyLocked(s.sb)
+	}
+	return 0
+}
+
 // kick wakes the loop; callers may hold e.mu.
 func (e *Engine) kick() {
 	select {
@@ -449,6 +551,9 @@ func (e *Engine) broadcast() {
 // waiting claim, within maxSandboxes (starts in flight and destroys count).
 func (e *Engine) deficitLocked() int {
 	want := e.minReady + len(e.owners) - len(e.ready) - e.starting
+	if e.retry && e.starting == 0 {
+		want = max(want, 1)
+	}
 	room := e.max - len(e.ready) - len(e.busy) - e.starting - e.destroying - e.recycling
 	return max(0, min(want, room))
 }
@@ -487,6 +592,7 @@ func (e *Engine) loop() {
 			e.mu.Unlock()
 			return
 		}
+		trimIn := e.trimLocked(now)
 		n := e.deficitLocked()
 		if e.fatal != nil || e.unsure {
 			n = 0
@@ -533,6 +639,14 @@ func (e *Engine) loop() {
 				}
 				continue
 			}
+			if e.admit != nil && !e.admit.Admit() {
+				e.mu.Unlock()
+				if r != nil {
+					r.CancelAt(e.clock.Now())
+				}
+				break // no slot: wait for a Kick
+			}
+			e.retry = false
 			e.starting++
 			owner := ""
 			if i := len(e.ready) + e.starting - 1; i < len(e.owners) {
@@ -544,9 +658,14 @@ func (e *Engine) loop() {
 		case n > 0:
 			wait = e.clock.After(hold)
 		}
+		var trim <-chan time.Time
+		if trimIn > 0 {
+			trim = e.clock.After(trimIn)
+		}
 		select {
 		case <-e.wake:
 		case <-wait:
+		case <-trim:
 		case <-tick:
 			ctx, cancel := context.WithTimeout(context.Background(), e.o.CallTimeout)
 			e.prov.(Maintainer).Maintain(ctx)
@@ -570,6 +689,7 @@ func (e *Engine) start(owner string) {
 	if err != nil {
 		closed := e.closed
 		e.failedLocked(err, now)
+		e.broadcast() // waiting claims look again (FailClaimsAfter)
 		unsure := e.unsure
 		e.mu.Unlock()
 		if sw, ok := e.prov.(Sweeper); ok && closed && unsure {
@@ -586,7 +706,14 @@ func (e *Engine) start(owner string) {
 		e.prov.Destroy(ctx, sb)
 		return
 	}
-	e.failures, e.throttled, e.reason = 0, "", ""
+	e.failures, e.throttled, e.reason, e.lastErr = 0, "", "", nil
+	if len(e.ready)+len(e.busy)+e.starting+e.destroying+e.recycling >= e.max {
+		// A Resize shrank the pool while this start ran.
+		e.destroyLocked(sb)
+		e.mu.Unlock()
+		e.kick()
+		return
+	}
 	e.ready = append(e.ready, &entry{sb: sb, since: now})
 	e.broadcast()
 	e.mu.Unlock()
@@ -599,6 +726,7 @@ func (e *Engine) start(owner string) {
 // error, a throttle or an unsure outcome.
 func (e *Engine) failedLocked(err error, now time.Time) {
 	e.failures++
+	e.lastErr = err
 	delay := e.o.BackoffBase
 	for i := 1; i < e.failures && delay < e.o.BackoffMax; i++ {
 		delay *= 2

@@ -27,8 +27,8 @@ type fake struct {
 	destroyed []string
 	failWith  error
 	owners    []string
-	// gate, when set, holds every Destroy until it is closed.
-	gate chan struct{}
+	// gate, when set, holds every Destroy until it is closed; startGate every Start.
+	gate, startGate chan struct{}
 
 	judge  func(Failure) Failure
 	sweeps int
@@ -54,6 +54,12 @@ func (b *fakeBox) Execute(ctx context.Context, req sandbox.Request) (*sandbox.Re
 func newFake() *fake { return &fake{alive: map[string]*fakeBox{}} }
 
 func (f *fake) Start(ctx context.Context, owner string) (sandbox.Sandbox, error) {
+	f.mu.Lock()
+	gate := f.startGate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created++
@@ -438,4 +444,230 @@ func TestRecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ranked is a fake whose Ranker gives each sandbox the rank set for it (0 unset).
+type ranked struct {
+	*fake
+	rank map[string]int
+}
+
+func (r ranked) Rank(sb sandbox.Sandbox) int { return r.rank[sb.ID()] }
+
+// TestRanker: a claim takes the sandbox ready longest among those of the highest
+// rank, and none of a negative rank.
+func TestRanker(t *testing.T) {
+	for name, tc := range map[string]struct {
+		ranks []int // of the ready sandboxes, oldest first
+		want  int   // index of the one claimed, -1: none (the claim waits)
+	}{
+		"equal ranks: the one ready longest":  {ranks: []int{0, 0, 0}, want: 0},
+		"the oldest of the highest rank":      {ranks: []int{0, 1, 1}, want: 1},
+		"a negative rank is skipped":          {ranks: []int{-1, 0, 0}, want: 1},
+		"every one negative: the claim waits": {ranks: []int{-1, -1, -1}, want: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake()
+			r := ranked{fake: f, rank: map[string]int{}}
+			e := newEngine(t, r, Options{MinReady: 3, MaxSandboxes: 3})
+			waitFor(t, "three ready", func() bool { return e.Status().Ready == 3 })
+			ready, _ := e.Held()
+			f.mu.Lock()
+			for i, sb := range ready {
+				r.rank[sb.ID()] = tc.ranks[i]
+			}
+			f.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			sb, err := e.Acquire(ctx, "ns/a")
+			if tc.want < 0 {
+				if err == nil {
+					t.Fatalf("the claim took %s, want none", sb.ID())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sb != ready[tc.want] {
+				t.Errorf("the claim took %s of %v, want %s", sb.ID(), ready, ready[tc.want].ID())
+			}
+		})
+	}
+}
+
+// TestIdleTTL: ready sandboxes beyond minReady go once they have been ready for
+// IdleTTL, the one ready longest first; minReady stay; without IdleTTL none goes.
+func TestIdleTTL(t *testing.T) {
+	for name, tc := range map[string]struct {
+		ttl, step time.Duration
+		wantReady int
+	}{
+		"no IdleTTL: spares stay":                 {ttl: 0, step: time.Hour, wantReady: 3},
+		"spares stay until IdleTTL":               {ttl: time.Minute, step: time.Minute - 2*time.Second, wantReady: 3},
+		"spares go after IdleTTL, minReady stays": {ttl: time.Minute, step: time.Minute, wantReady: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			f := newFake()
+			e := newEngine(t, recycling{f}, Options{MinReady: 1, MaxSandboxes: 3, Clock: clk, IdleTTL: tc.ttl})
+			a, err := e.Acquire(context.Background(), "ns/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := e.Acquire(context.Background(), "ns/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "one ready behind two claims", func() bool { return e.Status().Ready == 1 })
+			clk.Step(time.Second) // a and b are now the newest
+			e.Release(a)
+			e.Release(b)
+			if n := e.Status().Ready; n != 3 {
+				t.Fatalf("%d ready after the releases, want 3", n)
+			}
+			oldest, _ := e.Held()
+			if tc.ttl > 0 {
+				waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+			}
+			clk.Step(tc.step)
+			if tc.wantReady == 3 {
+				time.Sleep(20 * time.Millisecond) // give a wrong trim its chance
+			}
+			waitFor(t, fmt.Sprintf("%d ready", tc.wantReady), func() bool { return e.Status().Ready == tc.wantReady })
+			if tc.wantReady == 1 {
+				// The two ready longest went (the refill, then a); b, the newest, stays.
+				waitFor(t, "two destroyed", func() bool { return f.count(func() int { return len(f.destroyed) }) == 2 })
+				if ready, _ := e.Held(); ready[0] != oldest[2] {
+					t.Errorf("kept %s, want the newest %s", ready[0].ID(), oldest[2].ID())
+				}
+			}
+		})
+	}
+}
+
+// TestFailClaimsAfter: with FailClaimsAfter a claim fails at once with
+// sandbox.ErrUnavailable once that many starts in a row failed, and one more start
+// follows so the pool recovers; without it the claim waits for its context.
+func TestFailClaimsAfter(t *testing.T) {
+	for name, after := range map[string]int{"claims wait": 0, "claims fail after 3": 3} {
+		t.Run(name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			f := newFake()
+			f.failWith = errors.New("bwrap is broken")
+			e := newEngine(t, f, Options{MinReady: 0, MaxSandboxes: 2, Clock: clk, Kind: "fake", FailClaimsAfter: after})
+			created := func() int { return f.count(func() int { return f.created }) }
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			got := make(chan error, 1)
+			go func() {
+				_, err := e.Acquire(ctx, "ns/a")
+				got <- err
+			}()
+			for i := 1; i <= 3; i++ {
+				waitFor(t, fmt.Sprintf("start %d", i), func() bool { return created() == i })
+				if i < 3 {
+					waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+					clk.Step(time.Minute)
+				}
+			}
+			if after == 0 {
+				select {
+				case err := <-got:
+					t.Fatalf("the claim ended before its context: %v", err)
+				case <-time.After(20 * time.Millisecond):
+				}
+				cancel()
+				if err := <-got; !errors.Is(err, context.Canceled) {
+					t.Errorf("the claim ended with %v, want its context's error", err)
+				}
+				return
+			}
+			var err error
+			select {
+			case err = <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the claim still waits after 3 failed starts")
+			}
+			if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "bwrap is broken") {
+				t.Fatalf("the claim ended with %v, want ErrUnavailable with the last start's error", err)
+			}
+			// A later claim fails at once too, and the pool tries once more.
+			if _, err := e.Acquire(context.Background(), "ns/b"); !errors.Is(err, sandbox.ErrUnavailable) {
+				t.Fatalf("a later claim: %v, want ErrUnavailable", err)
+			}
+			f.mu.Lock()
+			f.failWith = nil
+			f.mu.Unlock()
+			waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+			clk.Step(time.Minute)
+			waitFor(t, "the pool recovers with one ready", func() bool { return e.Status().Ready == 1 })
+			if _, err := e.Acquire(context.Background(), "ns/c"); err != nil {
+				t.Errorf("a claim after recovery: %v", err)
+			}
+		})
+	}
+}
+
+// TestStartLandingOverTheCap: a start that ends after a Resize shrank the pool
+// below what it holds is destroyed, not kept over the cap.
+func TestStartLandingOverTheCap(t *testing.T) {
+	f := newFake()
+	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 2})
+	waitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.startGate = gate
+	f.mu.Unlock()
+	busy, err := e.Acquire(context.Background(), "ns/busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a refill starting", func() bool { return e.Status().Starting == 1 })
+	if err := e.Resize(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	waitFor(t, "the late start destroyed", func() bool { return f.count(func() int { return len(f.destroyed) }) == 1 })
+	if st := e.Status(); st.Total != 1 || st.Busy != 1 {
+		t.Errorf("Status = %+v, want only the busy sandbox", st)
+	}
+	e.Release(busy)
+}
+
+// gated is a fake whose Admitter admits while slots are left.
+type gated struct {
+	*fake
+	slots *int
+}
+
+func (g gated) Admit() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if *g.slots == 0 {
+		return false
+	}
+	*g.slots--
+	return true
+}
+
+// TestAdmitter: a start the Admitter refuses is not begun (nothing is starting,
+// nothing fails) until a slot frees and Kick is called.
+func TestAdmitter(t *testing.T) {
+	f := newFake()
+	slots := 1
+	e := newEngine(t, gated{f, &slots}, Options{MinReady: 2, MaxSandboxes: 2})
+	waitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
+	time.Sleep(20 * time.Millisecond) // give a wrong start its chance
+	if st := e.Status(); st.Total != 1 || st.Starting != 0 || st.Degraded != "" {
+		t.Fatalf("Status = %+v, want one ready and nothing starting or failing", st)
+	}
+	if n := f.count(func() int { return f.created }); n != 1 {
+		t.Fatalf("%d starts, want 1", n)
+	}
+	f.mu.Lock()
+	slots = 1
+	f.mu.Unlock()
+	e.Kick()
+	waitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
 }
