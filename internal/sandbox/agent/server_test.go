@@ -28,7 +28,10 @@ const testToken = "agent-test-token"
 var sharedURL string
 
 func TestMain(m *testing.M) {
-	srv, err := NewServer(Options{Token: testToken, WarmKernels: 2, InterruptGrace: 2 * time.Second})
+	// InterruptGrace: long enough for an interrupted kernel to report on a loaded
+	// machine (2 s was not, with other test packages running), short enough that the
+	// swallowed-interrupt test does not wait long.
+	srv, err := NewServer(Options{Token: testToken, WarmKernels: 2, InterruptGrace: 5 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "the agent cannot start here (install bubblewrap and Debian's python3 plotting stack: make deps):", err)
 		os.Exit(1)
@@ -353,7 +356,9 @@ func TestClientDisconnectInterrupts(t *testing.T) {
 	t.Run("code that swallows the interrupt gets its kernel killed and restarted", func(t *testing.T) {
 		id := newContext(t)
 		execute(t, id, "kept = 5")
-		runUntilStarted(t, id, "import time\nprint('started', flush=True)\nwhile True:\n    try:\n        time.sleep(3600)\n    except KeyboardInterrupt:\n        pass")
+		// "started" is printed inside the try: an interrupt that lands between the print
+		// and the sleep must be swallowed too, or the execution simply ends.
+		runUntilStarted(t, id, "import time\nwhile True:\n    try:\n        print('started', flush=True)\n        time.sleep(3600)\n    except KeyboardInterrupt:\n        pass")
 		errs := ofType(execute(t, id, "kept"), codeinterpreter.TypeError)
 		if len(errs) != 1 || errs[0].Name != "NameError" {
 			t.Errorf("errors = %+v, want NameError from a fresh interpreter", errs)
