@@ -2,8 +2,6 @@ package local
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,36 +47,4 @@ func testCPUTimeLimit(t *testing.T, engine Engine) {
 			t.Errorf("next request: %+v", next.Error)
 		}
 	})
-}
-
-// TestSandboxProcessesAreInCgroupAgent is TestSandboxProcessesAreInCgroup (pool_test.go)
-// on the agent engine: every process of an agent sandbox (bwrap, the agent, its kernel
-// zygote, the spare kernel and its stand-in) is in the sandbox's cgroups.
-func TestSandboxProcessesAreInCgroupAgent(t *testing.T) {
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Engine: EngineAgent})
-	waitFor(t, 2*time.Minute, "1 ready", func() bool { return p.Status().Ready == 1 })
-	if d := p.Status().Degraded; d != "" {
-		t.Skipf("no per-sandbox cgroup on this machine: %s", d)
-	}
-	root := bwrapPids(p)[0]
-	id := p.Status().Sandboxes[0].ID
-	for _, ctrl := range []string{"memory", "pids", "cpu"} {
-		// The tree first, then the cgroup (see TestSandboxProcessesAreInCgroup).
-		tree := descendants(root)
-		if len(tree) < 4 { // bwrap, the agent, its kernel zygote, the spare kernel
-			t.Fatalf("sandbox process tree too small: %v", tree)
-		}
-		in := map[int]bool{}
-		for _, pid := range readPids(filepath.Join("/sys/fs/cgroup", ctrl, cgroupParent, id, "cgroup.procs")) {
-			in[pid] = true
-		}
-		for _, pid := range tree {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-				continue // exited since the tree was read
-			}
-			if !in[pid] {
-				t.Errorf("%s: process %d of the sandbox is not in its cgroup", ctrl, pid)
-			}
-		}
-	}
 }

@@ -335,9 +335,14 @@ func TestCloseKillsEverything(t *testing.T) {
 }
 
 // TestSandboxProcessesAreInCgroup checks bwrap is held until it is in its cgroup:
-// every process of the sandbox must be counted against its limits.
-func TestSandboxProcessesAreInCgroup(t *testing.T) {
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{})
+// every process of the sandbox must be counted against its limits (on the agent
+// engine: bwrap, the agent, its kernel zygote, the spare kernel and its stand-in).
+func TestSandboxProcessesAreInCgroup(t *testing.T) { testProcessesInCgroup(t, EngineZygote) }
+
+func TestSandboxProcessesAreInCgroupAgent(t *testing.T) { testProcessesInCgroup(t, EngineAgent) }
+
+func testProcessesInCgroup(t *testing.T, engine Engine) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Engine: engine})
 	waitFor(t, 2*time.Minute, "1 ready", func() bool { return p.Status().Ready == 1 })
 	root := bwrapPids(p)[0]
 	id := p.Status().Sandboxes[0].ID
@@ -346,7 +351,7 @@ func TestSandboxProcessesAreInCgroup(t *testing.T) {
 		// the cgroup but not in an earlier tree, never the other way round. One that
 		// exited in between is not checked.
 		tree := descendants(root)
-		if len(tree) < 4 { // bwrap, its init, the zygote, the prepared job supervisor
+		if len(tree) < 4 { // zygote: bwrap, its init, the zygote, the prepared job supervisor; agent: bwrap, the agent, its kernel zygote, the spare kernel
 			t.Fatalf("sandbox process tree too small: %v", tree)
 		}
 		in := map[int]bool{}
