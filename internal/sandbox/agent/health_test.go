@@ -3,8 +3,6 @@ package agent
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +14,7 @@ import (
 // refuses to start (fail closed), and /health then answers 500 with that error
 // rather than 503 forever, so the Local backend fails the sandbox's start at once.
 func TestHealthSaysWhyNoKernelStarts(t *testing.T) {
-	work, err := os.MkdirTemp("", "agent-health-") // not t.TempDir: its parent is private
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(work) })
-	_ = os.Chmod(work, 0o755)
-	srv, err := NewServer(Options{Token: "t", WorkDir: work, SeccompArch: "riscv64"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
+	_, c := serve(t, Options{Token: "t", WorkDir: workDir(t, "", "agent-health-"), SeccompArch: "riscv64"})
 	ctx := testCtx(t)
 	for {
 		err := c.Health(ctx)

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
@@ -38,21 +36,8 @@ func TestLimitErrorNames(t *testing.T) {
 // TestLimitsAreNamed: code that hits a kernel's limits fails with the limit's name
 // from sandbox.ErrName*, as on every backend, not with the Python exception's.
 func TestLimitsAreNamed(t *testing.T) {
-	work, err := os.MkdirTemp("", "agent-limits-") // not t.TempDir: its parent is private
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(work) })
-	_ = os.Chmod(work, 0o755)
-	srv, err := NewServer(Options{Token: "t", WorkDir: work, WarmKernels: -1,
+	_, c := serve(t, Options{Token: "t", WorkDir: workDir(t, "", "agent-limits-"), WarmKernels: -1,
 		Resources: sandbox.Resources{MemoryBytes: 256 << 20, ScratchBytes: 16 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
 	for name, tc := range map[string]struct{ code, want string }{
 		"disk fill":   {"with open('fill.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))", sandbox.ErrNameScratchLimitExceeded},
 		"memory bomb": {"chunks = []\nwhile True:\n    chunks.append(b'x' * (32 << 20))", sandbox.ErrNameMemoryLimitExceeded},
@@ -74,27 +59,15 @@ func TestLimitsAreNamed(t *testing.T) {
 // each is PID 1 of its own namespaces, with a /proc and /tmp of its own, and a context's
 // variables stay its own.
 func TestForkedKernels(t *testing.T) {
-	work, err := os.MkdirTemp("/var/tmp", "agent-fork-") // not below /tmp: kernels mount their own
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(work) })
-	_ = os.Chmod(work, 0o755)
-	srv, err := NewServer(Options{Token: "t", Isolation: IsolationNone, WorkDir: work, ForkKernels: true, PrivateMounts: true,
+	// Not below /tmp: kernels mount their own.
+	srv, c := serve(t, Options{Token: "t", Isolation: IsolationNone, WorkDir: workDir(t, "/var/tmp", "agent-fork-"), ForkKernels: true, PrivateMounts: true,
 		Resources: sandbox.Resources{ScratchBytes: 16 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
 	if err := srv.WaitReady(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if srv.zygote.Load() == nil {
 		t.Fatal("no kernel zygote started")
 	}
-	c := &codeinterpreter.Client{BaseURL: ts.URL, AccessToken: "t"}
 	for i := range 3 {
 		res, err := c.Run(testCtx(t), sandbox.Request{Code: `import os, matplotlib.pyplot as plt
 print(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.listdir('/tmp'), 'x' in globals())

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +12,11 @@ import (
 // and memory. TestAbuseAgent (internal/sandbox/local) met this under load: the next
 // kernel could not fork.
 func TestNewContextWaitsForTheLastTeardown(t *testing.T) {
-	work, err := os.MkdirTemp("", "agent-teardown-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(work) })
-	_ = os.Chmod(work, 0o755)
-	srv, err := NewServer(Options{Token: "t", Isolation: IsolationNone, WorkDir: work, WarmKernels: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, _ := serve(t, Options{Token: "t", Isolation: IsolationNone, WorkDir: workDir(t, "", "agent-teardown-"), WarmKernels: -1})
 
 	srv.tearingDownOne() // a deleted context's kernel is still being reaped
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	_, err = srv.createContext(ctx, "python", "")
+	_, err := srv.createContext(ctx, "python", "")
 	cancel()
 	if err == nil || !strings.Contains(err.Error(), "torn down") {
 		t.Fatalf("a context was created beside a teardown in progress (err %v)", err)
