@@ -116,3 +116,22 @@ func TestRunCellsCutAtTheTimeout(t *testing.T) {
 		t.Errorf("executions = %+v", f.execs)
 	}
 }
+
+// TestRunCheckedReportsTheDelete: RunChecked says whether the job's context was
+// deleted, so the Local pool needs no ListContexts after each job.
+func TestRunCheckedReportsTheDelete(t *testing.T) {
+	for name, fails := range map[string]bool{"deleted": false, "the DELETE failed": true} {
+		t.Run(name, func(t *testing.T) {
+			f := &fakeServer{cells: true, deleteFails: fails, script: lines(`{"type":"stdout","text":"ok\n"}`, eoe)}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			res, deleteErr, err := (&Client{BaseURL: srv.URL}).RunChecked(context.Background(), sandbox.Request{Code: "x"})
+			if err != nil || !res.Success || res.Stdout != "ok\n" {
+				t.Fatalf("result = %+v, %v", res, err)
+			}
+			if (deleteErr != nil) != fails {
+				t.Errorf("deleteErr = %v, want an error: %v", deleteErr, fails)
+			}
+		})
+	}
+}

@@ -37,6 +37,8 @@ type fakeServer struct {
 	cells bool
 	// preludeErr is an error line the prelude answers with.
 	preludeErr string
+	// deleteFails makes DELETE /contexts/ctx-1 answer 500.
+	deleteFails bool
 }
 
 // cellsStream answers one execution carrying the prelude, the code and the epilogue.
@@ -96,6 +98,9 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprint(w, `{"id":"ctx-1","language":"python","cwd":"/home/user"}`)
 	case r.URL.Path == "/contexts/ctx-1" && r.Method == http.MethodDelete:
+		if f.deleteFails {
+			http.Error(w, "boom", http.StatusInternalServerError)
+		}
 	case r.URL.Path == "/execute":
 		var req ExecuteRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {

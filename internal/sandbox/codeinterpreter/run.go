@@ -64,6 +64,20 @@ const ServerTimeoutMargin = 15 * time.Second
 // end_of_execution wrap sandbox.ErrSandboxLost; 401/403 is ErrUnauthorized (wrapping
 // sandbox.ErrUnavailable); ctx ending returns ctx's error.
 func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
+	r, _, err := c.RunChecked(ctx, req)
+	return r, err
+}
+
+// RunChecked is Run, and also says whether the job's context is gone: deleteErr is
+// the error of deleting it (nil once the server answered the DELETE, or when no
+// context was created). A caller that gives the sandbox another job needs no
+// ListContexts to know the job left nothing behind.
+func (c *Client) RunChecked(ctx context.Context, req sandbox.Request) (r *sandbox.Result, deleteErr error, err error) {
+	r, err = c.run(ctx, req, &deleteErr)
+	return r, deleteErr, err
+}
+
+func (c *Client) run(ctx context.Context, req sandbox.Request, deleteErr *error) (*sandbox.Result, error) {
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = c.DefaultTimeout
@@ -95,7 +109,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		// Best effort: a sandbox that outlives its job is destroyed by its owner anyway.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		_ = c.DeleteContext(dctx, cx.ID)
+		*deleteErr = c.DeleteContext(dctx, cx.ID)
 	}()
 
 	m := newResultMapper(c, formats)
