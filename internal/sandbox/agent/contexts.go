@@ -326,22 +326,27 @@ func (s *Server) acquire(ctx context.Context, c *kcontext) (*kernel, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	c.mu.Lock()
-	k, deleted := c.k, c.deleted
-	c.mu.Unlock()
-	if deleted {
-		<-c.sem
-		return nil, errContextDeleted
-	}
-	if k != nil && k.alive() {
-		return k, nil
-	}
-	k, err := s.restartKernel(ctx, c)
+	k, err := s.liveKernel(ctx, c)
 	if err != nil {
 		<-c.sem
 		return nil, err
 	}
 	return k, nil
+}
+
+// liveKernel is c's kernel, restarted when it died (or was dropped at a timeout); the
+// caller holds c.sem.
+func (s *Server) liveKernel(ctx context.Context, c *kcontext) (*kernel, error) {
+	c.mu.Lock()
+	k, deleted := c.k, c.deleted
+	c.mu.Unlock()
+	if deleted {
+		return nil, errContextDeleted
+	}
+	if k != nil && k.alive() {
+		return k, nil
+	}
+	return s.restartKernel(ctx, c)
 }
 
 func (c *kcontext) release() { <-c.sem }

@@ -308,10 +308,60 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}
-	if err := s.run(r.Context(), c, k, req, emit); err != nil {
+	if err := s.runCells(r.Context(), c, k, req, emit); err != nil {
 		return // the client is gone; the execution was interrupted
 	}
 	_ = emit(codeinterpreter.Message{Type: codeinterpreter.TypeEndOfExecution})
+}
+
+// runCells runs an execution's Prelude, Code and Epilogue (the vizops extension that
+// makes a job one round trip, advertised by HeaderCells) one after the other in c, each
+// as an execution of its own, with a TypeCell marker before the code's and the
+// epilogue's messages. A prelude that raised ends the stream before the code. The
+// epilogue runs even after the code timed out or ended its interpreter (on a fresh
+// one, in the same directory), as a separate execution would. The caller holds c
+// (acquire); k is its kernel.
+func (s *Server) runCells(ctx context.Context, c *kcontext, k *kernel, req codeinterpreter.ExecuteRequest, emit func(codeinterpreter.Message) error) error {
+	if req.Prelude == "" && req.Epilogue == "" {
+		return s.run(ctx, c, k, req, emit)
+	}
+	cell := func(code string, emit func(codeinterpreter.Message) error) error {
+		k, err := s.liveKernel(ctx, c)
+		if err != nil {
+			return emit(codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "KernelError",
+				Value: "the context's interpreter could not be started: " + err.Error()})
+		}
+		return s.run(ctx, c, k, codeinterpreter.ExecuteRequest{Code: code, EnvVars: req.EnvVars}, emit)
+	}
+	if req.Prelude != "" {
+		failed := false
+		if err := cell(req.Prelude, func(m codeinterpreter.Message) error {
+			failed = failed || m.Type == codeinterpreter.TypeError
+			return emit(m)
+		}); err != nil || failed {
+			return err
+		}
+		if err := emit(codeinterpreter.Message{Type: codeinterpreter.TypeCell, Name: codeinterpreter.CellCode}); err != nil {
+			return err
+		}
+		var err error
+		if k, err = s.liveKernel(ctx, c); err != nil {
+			return emit(codeinterpreter.Message{Type: codeinterpreter.TypeError, Name: "KernelError",
+				Value: "the context's interpreter could not be started: " + err.Error()})
+		}
+	}
+	code := req
+	code.Prelude, code.Epilogue = "", ""
+	if err := s.run(ctx, c, k, code, emit); err != nil {
+		return err
+	}
+	if req.Epilogue == "" {
+		return nil
+	}
+	if err := emit(codeinterpreter.Message{Type: codeinterpreter.TypeCell, Name: codeinterpreter.CellEpilogue}); err != nil {
+		return err
+	}
+	return cell(req.Epilogue, emit)
 }
 
 func (s *Server) postContexts(w http.ResponseWriter, r *http.Request) {
@@ -331,6 +381,7 @@ func (s *Server) postContexts(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	w.Header().Set(codeinterpreter.HeaderCells, "1") // runCells
 	writeJSON(w, http.StatusOK, codeinterpreter.Context{ID: c.id, Language: c.language, Cwd: c.cwd})
 }
 
@@ -346,6 +397,7 @@ func (s *Server) getContexts(w http.ResponseWriter, _ *http.Request) {
 	for _, c := range list {
 		out = append(out, codeinterpreter.Context{ID: c.id, Language: c.language, Cwd: c.cwd})
 	}
+	w.Header().Set(codeinterpreter.HeaderCells, "1")
 	writeJSON(w, http.StatusOK, out)
 }
 

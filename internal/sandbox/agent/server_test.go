@@ -450,8 +450,17 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestClientRun runs Run against the agent, in one execution a job (the agent's
+// HeaderCells) and in three (NoCells, as against E2B's server).
 func TestClientRun(t *testing.T) {
+	for _, noCells := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoCells=%v", noCells), func(t *testing.T) { testClientRun(t, noCells) })
+	}
+}
+
+func testClientRun(t *testing.T, noCells bool) {
 	c := client()
+	c.NoCells = noCells
 	c.SandboxID = "sb-test"
 	ctx := testCtx(t)
 	before, err := c.ListContexts(ctx)

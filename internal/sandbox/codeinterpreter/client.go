@@ -84,6 +84,10 @@ type Client struct {
 	MaxStreamBytes int64
 	// DefaultTimeout applies when a Request has none (default 30s).
 	DefaultTimeout time.Duration
+	// NoCells makes Run use three executions (prelude, code, epilogue) even on a
+	// server that runs them in one (HeaderCells): for tests and benchmarks that
+	// compare the two.
+	NoCells bool
 }
 
 var defaultHTTP = &http.Client{Transport: &http.Transport{
@@ -327,6 +331,7 @@ func (c *Client) CreateContext(ctx context.Context, req CreateContextRequest) (C
 	if out.ID == "" {
 		return out, fmt.Errorf("%w: %s created a context without an id", sandbox.ErrSandboxLost, c.BaseURL)
 	}
+	out.Cells = resp.Header.Get(HeaderCells) == "1"
 	return out, nil
 }
 
@@ -340,6 +345,9 @@ func (c *Client) ListContexts(ctx context.Context) ([]Context, error) {
 	var out []Context
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
 		return nil, fmt.Errorf("%w: malformed context list from %s: %w", sandbox.ErrSandboxLost, c.BaseURL, err)
+	}
+	for i := range out {
+		out[i].Cells = resp.Header.Get(HeaderCells) == "1"
 	}
 	return out, nil
 }

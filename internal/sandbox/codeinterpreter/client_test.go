@@ -32,6 +32,56 @@ type fakeServer struct {
 	execs  []ExecuteRequest
 	script func(w http.ResponseWriter, r *http.Request, req ExecuteRequest) // writes the stream of the user's code
 	files  string                                                           // the epilogue's file list (JSON); default none
+	// cells makes it advertise HeaderCells and answer an execution with a prelude and
+	// an epilogue as the sandbox-agent does: all three in one stream, with markers.
+	cells bool
+	// preludeErr is an error line the prelude answers with.
+	preludeErr string
+	// deleteFails makes DELETE /contexts/ctx-1 answer 500.
+	deleteFails bool
+}
+
+// cellsStream answers one execution carrying the prelude, the code and the epilogue.
+func (f *fakeServer) cellsStream(w http.ResponseWriter, r *http.Request, req ExecuteRequest) {
+	if f.preludeErr != "" {
+		fmt.Fprintf(w, "%s\n%s\n", f.preludeErr, eoe)
+		return
+	}
+	fmt.Fprintln(w, `{"type":"number_of_executions","execution_count":1}`)
+	fmt.Fprintln(w, `{"type":"vizops_cell","name":"code"}`)
+	code := &withoutEOE{ResponseWriter: w}
+	f.script(code, r, req)
+	if !code.ended {
+		return // a stream the script did not end (cut at the timeout) ends here
+	}
+	fmt.Fprintln(w, `{"type":"vizops_cell","name":"epilogue"}`)
+	f.epilogue(w)
+}
+
+// withoutEOE passes a script's lines on but its end_of_execution (the scripts write a
+// line a Write).
+type withoutEOE struct {
+	http.ResponseWriter
+	ended bool
+}
+
+func (w *withoutEOE) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), TypeEndOfExecution) {
+		w.ended = true
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *withoutEOE) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
+
+func (f *fakeServer) epilogue(w http.ResponseWriter) {
+	list := f.files
+	if list == "" {
+		list = `{"files": [], "omitted": []}`
+	}
+	line, _ := json.Marshal(Message{Type: TypeStdout, Text: collectMarker + list + "\n"})
+	fmt.Fprintf(w, "%s\n%s\n", line, eoe)
 }
 
 func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,8 +93,14 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/health":
 		fmt.Fprint(w, `"OK"`)
 	case r.URL.Path == "/contexts" && r.Method == http.MethodPost:
+		if f.cells {
+			w.Header().Set(HeaderCells, "1")
+		}
 		fmt.Fprint(w, `{"id":"ctx-1","language":"python","cwd":"/home/user"}`)
 	case r.URL.Path == "/contexts/ctx-1" && r.Method == http.MethodDelete:
+		if f.deleteFails {
+			http.Error(w, "boom", http.StatusInternalServerError)
+		}
 	case r.URL.Path == "/execute":
 		var req ExecuteRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -56,15 +112,14 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n := len(f.execs)
 		f.mu.Unlock()
 		switch {
+		case f.cells && (req.Prelude != "" || req.Epilogue != ""):
+			f.cellsStream(w, r, req)
+		case n == 1 && f.preludeErr != "":
+			fmt.Fprintf(w, "%s\n%s\n", f.preludeErr, eoe)
 		case n == 1: // the prelude
 			fmt.Fprint(w, `{"type":"number_of_executions","execution_count":1}`+"\n"+`{"type": "end_of_execution"}`+"\n")
 		case strings.Contains(req.Code, "__vizops_collect"): // the epilogue
-			list := f.files
-			if list == "" {
-				list = `{"files": [], "omitted": []}`
-			}
-			line, _ := json.Marshal(Message{Type: TypeStdout, Text: collectMarker + list + "\n"})
-			fmt.Fprintf(w, "%s\n%s\n", line, eoe)
+			f.epilogue(w)
 		default:
 			f.script(w, r, req)
 		}

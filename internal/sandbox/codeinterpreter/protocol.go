@@ -64,7 +64,31 @@ type ExecuteRequest struct {
 	// bounds the kernel's CPU time (sandbox.CPUTimeLimit). A server that does so
 	// answers with HeaderTimeout.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Prelude and Epilogue, a vizops extension, are cells the server runs in the same
+	// context and the same request, before and after Code, so one job costs one round
+	// trip instead of three. Send them only to a server that advertised it
+	// (Context.Cells, from HeaderCells): E2B's server would ignore them. The stream
+	// then carries the prelude's messages, a TypeCell message named CellCode, the
+	// code's, a TypeCell message named CellEpilogue, the epilogue's, and
+	// end_of_execution. A prelude that raised ends the stream before the code's marker
+	// (the code does not run). TimeoutMS applies to Code only.
+	Prelude  string `json:"vizops_prelude,omitempty"`
+	Epilogue string `json:"vizops_epilogue,omitempty"`
 }
+
+// HeaderCells, on a POST /contexts (and GET /contexts) answer, says the server runs an ExecuteRequest's
+// Prelude and Epilogue (the vizops extension above); its value is "1".
+const HeaderCells = "X-Vizops-Cells"
+
+// TypeCell marks, in a stream with a Prelude or an Epilogue, where the next cell's
+// messages start: its Name is CellCode or CellEpilogue.
+const TypeCell = "vizops_cell"
+
+// Names of a TypeCell message.
+const (
+	CellCode     = "code"
+	CellEpilogue = "epilogue"
+)
 
 // HeaderTimeout, on an /execute answer, says the server enforces the request's
 // TimeoutMS itself (its value is the timeout in milliseconds): the client then waits
@@ -116,6 +140,9 @@ type Context struct {
 	ID       string `json:"id"`
 	Language string `json:"language"`
 	Cwd      string `json:"cwd"`
+	// Cells is set by Client.CreateContext when the server answered with HeaderCells:
+	// its executions take a Prelude and an Epilogue.
+	Cells bool `json:"-"`
 }
 
 // CreateContextRequest is the body of POST /contexts. Empty fields take the server's

@@ -64,6 +64,20 @@ const ServerTimeoutMargin = 15 * time.Second
 // end_of_execution wrap sandbox.ErrSandboxLost; 401/403 is ErrUnauthorized (wrapping
 // sandbox.ErrUnavailable); ctx ending returns ctx's error.
 func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
+	r, _, err := c.RunChecked(ctx, req)
+	return r, err
+}
+
+// RunChecked is Run, and also says whether the job's context is gone: deleteErr is
+// the error of deleting it (nil once the server answered the DELETE, or when no
+// context was created). A caller that gives the sandbox another job needs no
+// ListContexts to know the job left nothing behind.
+func (c *Client) RunChecked(ctx context.Context, req sandbox.Request) (r *sandbox.Result, deleteErr error, err error) {
+	r, err = c.run(ctx, req, &deleteErr)
+	return r, deleteErr, err
+}
+
+func (c *Client) run(ctx context.Context, req sandbox.Request, deleteErr *error) (*sandbox.Result, error) {
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = c.DefaultTimeout
@@ -95,10 +109,13 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		// Best effort: a sandbox that outlives its job is destroyed by its owner anyway.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		_ = c.DeleteContext(dctx, cx.ID)
+		*deleteErr = c.DeleteContext(dctx, cx.ID)
 	}()
 
 	m := newResultMapper(c, formats)
+	if cx.Cells && !c.NoCells {
+		return c.runCells(ctx, cx, req, prelude, timeout, m)
+	}
 	var preludeErr *Message
 	err = c.execute(setupCtx, ExecuteRequest{Code: prelude, ContextID: cx.ID}, m.budget, nil, func(msg Message) error {
 		if msg.Type == TypeError && preludeErr == nil {
@@ -115,11 +132,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 		return nil, c.abandoned(ctx, err)
 	}
 	if preludeErr != nil {
-		r := m.result()
-		r.Error = &sandbox.ExecError{Name: sandbox.ErrNameInputFiles,
-			Value: fmt.Sprintf("writing the input files into the sandbox failed: %s: %s. Send smaller or fewer files.",
-				preludeErr.Name, capText(preludeErr.Value, 4<<10)), Traceback: capText(preludeErr.Traceback, 16<<10)}
-		return r, nil
+		return m.inputFilesFailed(preludeErr), nil
 	}
 
 	// The timeout: the server enforces it when it says so (HeaderTimeout), and the
@@ -168,8 +181,140 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 			r.ExecutionTime = elapsed
 			return r, nil
 		}
-		m.stderr.write("\n[vizops] the files the code wrote could not be collected: " + err.Error())
+		m.collectFailed(err)
 	}
+	return m.final(elapsed, timeout), nil
+}
+
+// runCells is Run against a server that runs a Prelude and an Epilogue in the same
+// execution (Context.Cells): the input files, the code and the collection of the
+// files it wrote take one round trip. The Result is Run's on any server: the same
+// errors, the same timeout (the code's alone), the same caps.
+func (c *Client) runCells(ctx context.Context, cx Context, req sandbox.Request, prelude string, timeout time.Duration, m *resultMapper) (*sandbox.Result, error) {
+	epilogue, col, err := newCollector(cx, req.Files, m)
+	if err != nil {
+		return nil, err
+	}
+	execCtx, cancelExec := context.WithCancel(ctx)
+	defer cancelExec()
+	// One timer bounds each cell in turn: the prelude by setupTimeout, the code by its
+	// timeout (plus ServerTimeoutMargin when the server enforces it, as the agent
+	// does), the epilogue by collectTimeout. cut says it fired.
+	var cut atomic.Bool
+	timer := time.AfterFunc(setupTimeout, func() { cut.Store(true); cancelExec() })
+	defer timer.Stop()
+	const (
+		inPrelude = iota
+		inCode
+		inEpilogue
+	)
+	phase, enforced := inPrelude, false
+	var start time.Time
+	var elapsed time.Duration
+	var preludeErr *Message
+	next := func(to int, limit time.Duration) error {
+		if !timer.Stop() {
+			return errCellCut // the timer fired: the stream is being cut
+		}
+		phase = to
+		timer.Reset(limit)
+		return nil
+	}
+	onHeader := func(h http.Header) { enforced = h.Get(HeaderTimeout) != "" }
+	err = c.execute(execCtx, ExecuteRequest{Code: req.Code, ContextID: cx.ID, TimeoutMS: max(timeout.Milliseconds(), 1), Prelude: prelude, Epilogue: epilogue},
+		m.budget, onHeader, func(msg Message) error {
+			switch {
+			case msg.Type == TypeCell && msg.Name == CellCode && phase == inPrelude:
+				limit := timeout
+				if enforced {
+					limit += ServerTimeoutMargin
+				}
+				start = time.Now()
+				return next(inCode, limit)
+			case msg.Type == TypeCell && msg.Name == CellEpilogue && phase == inCode:
+				elapsed = time.Since(start)
+				return next(inEpilogue, collectTimeout)
+			case phase == inPrelude:
+				if msg.Type == TypeError && preludeErr == nil {
+					msg.Name, msg.Value, msg.Traceback = capText(msg.Name, 256), capText(msg.Value, 4<<10), capText(msg.Traceback, 16<<10)
+					preludeErr = &msg
+				}
+				return nil
+			case phase == inCode:
+				return m.add(msg)
+			default:
+				return col.add(msg)
+			}
+		})
+	timer.Stop()
+	if phase == inCode {
+		elapsed = time.Since(start)
+	}
+	var tooLarge *OutputTooLargeError
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+	case errors.As(err, &tooLarge):
+		r := m.tooLarge(tooLarge)
+		r.ExecutionTime = elapsed
+		return r, nil
+	case phase == inPrelude && err == nil && preludeErr != nil:
+		return m.inputFilesFailed(preludeErr), nil
+	case phase == inPrelude && err == nil:
+		return nil, fmt.Errorf("%w: the sandbox ended the job before running its code", sandbox.ErrSandboxLost)
+	case phase == inPrelude:
+		return nil, err
+	case phase == inCode && err != nil && !cut.Load():
+		return nil, err
+	}
+	if phase >= inCode {
+		m.timedOut = (enforced && m.serverTimedOut) || (phase == inCode && cut.Load())
+	}
+	switch {
+	case phase == inCode:
+		// The stream ended in the code (cut at the timeout) or the server ran no
+		// epilogue: collect in an execution of its own, as on any server.
+		if err := c.collectFiles(ctx, cx, req.Files, m); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+			}
+			if errors.As(err, &tooLarge) {
+				r := m.tooLarge(tooLarge)
+				r.ExecutionTime = elapsed
+				return r, nil
+			}
+			m.collectFailed(err)
+		}
+	case err != nil:
+		m.collectFailed(err)
+	default:
+		if err := col.finish(); err != nil {
+			m.collectFailed(err)
+		}
+	}
+	return m.final(elapsed, timeout), nil
+}
+
+// errCellCut stops reading a stream whose cell's time ran out.
+var errCellCut = errors.New("the cell ran past its time")
+
+// inputFilesFailed is the Result of a job whose prelude raised.
+func (m *resultMapper) inputFilesFailed(preludeErr *Message) *sandbox.Result {
+	r := m.result()
+	r.Success = false
+	r.Error = &sandbox.ExecError{Name: sandbox.ErrNameInputFiles,
+		Value: fmt.Sprintf("writing the input files into the sandbox failed: %s: %s. Send smaller or fewer files.",
+			preludeErr.Name, capText(preludeErr.Value, 4<<10)), Traceback: capText(preludeErr.Traceback, 16<<10)}
+	return r
+}
+
+// collectFailed notes, in Stderr, that the files the code wrote could not be collected.
+func (m *resultMapper) collectFailed(err error) {
+	m.stderr.write("\n[vizops] the files the code wrote could not be collected: " + err.Error())
+}
+
+// final is the job's Result once its stream is read.
+func (m *resultMapper) final(elapsed, timeout time.Duration) *sandbox.Result {
 	r := m.result()
 	r.ExecutionTime = elapsed
 	if m.timedOut {
@@ -181,7 +326,7 @@ func (c *Client) Run(ctx context.Context, req sandbox.Request) (*sandbox.Result,
 			Value: fmt.Sprintf("the code ran longer than its %s wall-clock timeout and was stopped; results produced before that are kept. Make it faster or raise the timeout.", timeout)}
 		r.TimedOut, r.Success = true, false
 	}
-	return r, nil
+	return r
 }
 
 // abandoned prefers the caller's own context error over what it caused.
@@ -492,7 +637,30 @@ func capText(s string, limit int) string {
 // collectFiles reads back the files the code wrote, through an epilogue in the same
 // context that prints them as one JSON line (base64), within the Result's caps.
 func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.File, m *resultMapper) error {
-	contextID := cx.ID
+	code, col, err := newCollector(cx, inputs, m)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, collectTimeout)
+	defer cancel()
+	if err := c.execute(cctx, ExecuteRequest{Code: code, ContextID: cx.ID}, m.budget, nil, col.add); err != nil {
+		return err
+	}
+	return col.finish()
+}
+
+// collector reads the epilogue's stream: its listing of the files the code wrote.
+type collector struct {
+	m         *resultMapper
+	listLimit int
+	out       strings.Builder
+	failure   *Message
+}
+
+// newCollector returns the epilogue that lists the files the code wrote in cx's
+// working directory (the input files excepted), within the caps m has left, and the
+// collector of its stream.
+func newCollector(cx Context, inputs []sandbox.File, m *resultMapper) (string, *collector, error) {
 	names := make([]string, 0, len(inputs))
 	for _, f := range inputs {
 		names = append(names, f.Name)
@@ -505,35 +673,36 @@ func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.
 	}
 	spec, err := json.Marshal(map[string]any{"inputs": names, "max_files": m.maxN - len(m.files), "max_bytes": m.maxBytes - m.total, "root": root})
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, collectTimeout)
-	defer cancel()
 	// The listing holds at most the bytes left in base64, and names: anything longer
 	// is not the epilogue's honest answer.
-	listLimit := base64.StdEncoding.EncodedLen(int(max(m.maxBytes-m.total, 0))) + 1<<20
-	var out strings.Builder
-	var failure *Message
-	err = c.execute(cctx, ExecuteRequest{Code: fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), ContextID: contextID}, m.budget, nil, func(msg Message) error {
-		switch msg.Type {
-		case TypeStdout:
-			if out.Len()+len(msg.Text) > listLimit {
-				return &OutputTooLargeError{Limit: int64(listLimit), What: "the listing of the files the code wrote"}
-			}
-			out.WriteString(msg.Text)
-		case TypeError:
-			if failure == nil {
-				msg.Name, msg.Value, msg.Traceback = capText(msg.Name, 256), capText(msg.Value, 1<<10), ""
-				failure = &msg
-			}
+	col := &collector{m: m, listLimit: base64.StdEncoding.EncodedLen(int(max(m.maxBytes-m.total, 0))) + 1<<20}
+	return fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), col, nil
+}
+
+// add takes one message of the epilogue's stream.
+func (col *collector) add(msg Message) error {
+	switch msg.Type {
+	case TypeStdout:
+		if col.out.Len()+len(msg.Text) > col.listLimit {
+			return &OutputTooLargeError{Limit: int64(col.listLimit), What: "the listing of the files the code wrote"}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		col.out.WriteString(msg.Text)
+	case TypeError:
+		if col.failure == nil {
+			msg.Name, msg.Value, msg.Traceback = capText(msg.Name, 256), capText(msg.Value, 1<<10), ""
+			col.failure = &msg
+		}
 	}
-	if failure != nil {
-		return fmt.Errorf("%s: %s", failure.Name, capText(failure.Value, 1<<10))
+	return nil
+}
+
+// finish keeps the files the epilogue listed, once its stream ended.
+func (col *collector) finish() error {
+	m := col.m
+	if col.failure != nil {
+		return fmt.Errorf("%s: %s", col.failure.Name, capText(col.failure.Value, 1<<10))
 	}
 	var got struct {
 		Files []struct {
@@ -543,7 +712,7 @@ func (c *Client) collectFiles(ctx context.Context, cx Context, inputs []sandbox.
 		Omitted []string `json:"omitted"`
 		Notes   []string `json:"notes"`
 	}
-	line := out.String()
+	line := col.out.String()
 	if i := strings.LastIndex(line, collectMarker); i >= 0 {
 		line = line[i+len(collectMarker):]
 	} else {

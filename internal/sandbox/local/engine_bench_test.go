@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"net/http"
+	"os"
 	"sort"
 	"testing"
 	"time"
@@ -36,6 +37,14 @@ func agentBenchPool(b *testing.B, minReady, maxSandboxes int) *Pool {
 	p := newTestPool(b, sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, Options{Engine: EngineAgent})
 	waitFor(b, 2*time.Minute, "warm agent pool", func() bool { return p.Status().Ready == minReady })
 	waitAgentsWarm(b, p)
+	if os.Getenv("VIZOPS_BENCH_AGENT_NO_CELLS") != "" {
+		// A job in three executions, as before the agent's cells extension (to compare).
+		p.mu.Lock()
+		for _, s := range p.ready {
+			s.z.client.NoCells = true
+		}
+		p.mu.Unlock()
+	}
 	return p
 }
 
@@ -67,13 +76,17 @@ func BenchmarkEngineRatios(b *testing.B) {
 		return time.Since(t)
 	}
 	var agentZygote, zygoteFork, agentFork []float64
+	// Both engines quiet before each run: a zygote re-arming (its warm-up render) or
+	// an agent starting its spare kernel would take the CPU from the run measured.
+	quiet := func() { waitArmed(b, zp); waitAgentsWarm(b, ap) }
 	for i := 0; i < pairs; i++ {
+		quiet()
 		t := time.Now()
 		forkFloor.render(b)
 		fk := time.Since(t)
-		waitArmed(b, zp)
+		quiet()
 		zy := run(zp)
-		waitAgentsWarm(b, ap)
+		quiet()
 		ag := run(ap)
 		agentZygote = append(agentZygote, float64(ag)/float64(zy))
 		zygoteFork = append(zygoteFork, float64(zy)/float64(fk))
