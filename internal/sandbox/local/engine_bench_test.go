@@ -40,7 +40,7 @@ func agentBenchPool(b *testing.B, minReady, maxSandboxes int) *Pool {
 	if os.Getenv("VIZOPS_BENCH_AGENT_NO_CELLS") != "" {
 		// A job in three executions, as before the agent's cells extension (to compare).
 		p.mu.Lock()
-		for _, s := range p.ready {
+		for _, s := range readySandboxes(p) {
 			s.z.client.NoCells = true
 		}
 		p.mu.Unlock()
