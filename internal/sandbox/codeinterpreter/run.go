@@ -172,18 +172,30 @@ func (c *Client) run(ctx context.Context, req sandbox.Request, deleteErr *error)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
 	}
-	if err := c.collectFiles(ctx, cx, req.Files, m); err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
-		}
-		if errors.As(err, &tooLarge) {
-			r := m.tooLarge(tooLarge)
-			r.ExecutionTime = elapsed
-			return r, nil
-		}
-		m.collectFailed(err)
+	if r, err := c.collectApart(ctx, cx, req.Files, m, elapsed); r != nil || err != nil {
+		return r, err
 	}
 	return m.final(elapsed, timeout), nil
+}
+
+// collectApart collects the files the code wrote in an execution of its own. A
+// result or an error ends the run there; neither means m holds what was collected
+// (or why collecting failed).
+func (c *Client) collectApart(ctx context.Context, cx Context, files []sandbox.File, m *resultMapper, elapsed time.Duration) (*sandbox.Result, error) {
+	err := c.collectFiles(ctx, cx, files, m)
+	var tooLarge *OutputTooLargeError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+	case errors.As(err, &tooLarge):
+		r := m.tooLarge(tooLarge)
+		r.ExecutionTime = elapsed
+		return r, nil
+	default:
+		m.collectFailed(err)
+	}
+	return nil, nil
 }
 
 // runCells is Run against a server that runs a Prelude and an Epilogue in the same
@@ -274,16 +286,8 @@ func (c *Client) runCells(ctx context.Context, cx Context, req sandbox.Request, 
 	case phase == inCode:
 		// The stream ended in the code (cut at the timeout) or the server ran no
 		// epilogue: collect in an execution of its own, as on any server.
-		if err := c.collectFiles(ctx, cx, req.Files, m); err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
-			}
-			if errors.As(err, &tooLarge) {
-				r := m.tooLarge(tooLarge)
-				r.ExecutionTime = elapsed
-				return r, nil
-			}
-			m.collectFailed(err)
+		if r, err := c.collectApart(ctx, cx, req.Files, m, elapsed); r != nil || err != nil {
+			return r, err
 		}
 	case err != nil:
 		m.collectFailed(err)
