@@ -7,7 +7,7 @@
 // nothing clamped), Close (every sandbox destroyed) and Status from memory. A backend
 // gives it a Provisioner: how to start one sandbox and how to destroy one, plus
 // optional hooks (FailureJudge, Sweeper, Maintainer, Recycler, Closer, Ranker,
-// Admitter) for what only its provider does, and opt-in Options (IdleTTL,
+// Admitter, ClaimFilter) for what only its provider does, and opt-in Options (IdleTTL,
 // FailClaimsAfter). The result is a sandbox.Pool, checked by the shared contract suite
 // (internal/sandbox/pooltest).
 //
@@ -132,6 +132,19 @@ type Admitter interface {
 	Admit() bool
 }
 
+// ClaimFilter is an optional hook of a Provisioner whose sandboxes may serve only
+// some claimants (a Kubernetes Pod that served one namespace serves no other). A
+// claim takes only a ready sandbox that Claimable(sb, owner) accepts, in the order
+// it would otherwise (first ready, or Ranker's); the ones it refuses stay ready for
+// other claims. A waiting claim that no ready sandbox accepts wants a start of its
+// own (beyond what minReady and the other claims want), and when the pool has no
+// room for that start, the ready sandbox ready longest is destroyed to make room.
+// It is opt-in: without it every ready sandbox serves every claim. The engine calls
+// Claimable with its lock held: it must be quick and must not call the engine.
+type ClaimFilter interface {
+	Claimable(sb sandbox.Sandbox, owner string) bool
+}
+
 // Options tune an engine.
 type Options struct {
 	MinReady, MaxSandboxes int
@@ -178,8 +191,9 @@ type entry struct {
 // Engine is a warm pool over one Provisioner. It implements sandbox.Pool.
 type Engine struct {
 	prov    Provisioner
-	ranker  Ranker   // nil: first ready, first claimed
-	admit   Admitter // nil: every start is admitted
+	ranker  Ranker      // nil: first ready, first claimed
+	admit   Admitter    // nil: every start is admitted
+	filter  ClaimFilter // nil: every ready sandbox serves every claim
 	o       Options
 	clock   clock.WithTicker
 	limiter *rate.Limiter
@@ -235,6 +249,7 @@ func New(prov Provisioner, o Options) (*Engine, error) {
 	}
 	e.ranker, _ = prov.(Ranker)
 	e.admit, _ = prov.(Admitter)
+	e.filter, _ = prov.(ClaimFilter)
 	if o.StartsPerSecond > 0 {
 		e.limiter = rate.NewLimiter(rate.Limit(o.StartsPerSecond), 1)
 	}
@@ -266,7 +281,7 @@ func (e *Engine) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, er
 		case e.fatal != nil:
 			return nil, e.fatal
 		}
-		if i := e.pickLocked(); i >= 0 {
+		if i := e.pickLocked(owner); i >= 0 {
 			s := e.ready[i]
 			if i == 0 {
 				e.ready = e.ready[1:]
@@ -498,16 +513,21 @@ func (e *Engine) destroyLocked(sb sandbox.Sandbox) {
 // slot it refused frees.
 func (e *Engine) Kick() { e.kick() }
 
-// pickLocked is the index of the ready sandbox a claim takes, -1 for none.
-func (e *Engine) pickLocked() int {
+// pickLocked is the index of the ready sandbox owner's claim takes, -1 for none.
+func (e *Engine) pickLocked(owner string) int {
 	if e.ranker == nil {
-		if len(e.ready) > 0 {
-			return 0
+		for i, s := range e.ready {
+			if e.filter == nil || e.filter.Claimable(s.sb, owner) {
+				return i
+			}
 		}
 		return -1
 	}
 	pick, best := -1, -1
 	for i, s := range e.ready {
+		if e.filter != nil && !e.filter.Claimable(s.sb, owner) {
+			continue
+		}
 		if r := e.ranker.Rank(s.sb); r > best {
 			pick, best = i, r
 		}
@@ -554,8 +574,37 @@ func (e *Engine) deficitLocked() int {
 	if e.retry && e.starting == 0 {
 		want = max(want, 1)
 	}
+	if e.filter != nil {
+		want = max(want, e.refusedLocked()-e.starting)
+	}
 	room := e.max - len(e.ready) - len(e.busy) - e.starting - e.destroying - e.recycling
 	return max(0, min(want, room))
+}
+
+// refusedLocked is how many waiting claims no ready sandbox serves (ClaimFilter).
+func (e *Engine) refusedLocked() int {
+	n := 0
+	for _, o := range e.owners {
+		if e.pickLocked(o) < 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// makeRoomLocked destroys the ready sandbox ready longest when waiting claims that no
+// ready sandbox serves (ClaimFilter) want more starts than the pool has room for.
+func (e *Engine) makeRoomLocked() {
+	if e.filter == nil || len(e.ready) == 0 {
+		return
+	}
+	room := e.max - len(e.ready) - len(e.busy) - e.starting - e.destroying - e.recycling
+	if room > 0 || e.refusedLocked()-e.starting <= 0 {
+		return
+	}
+	s := e.ready[0]
+	e.ready = e.ready[1:]
+	e.destroyLocked(s.sb)
 }
 
 // holds reports whether the pool holds sandbox id.
@@ -593,6 +642,9 @@ func (e *Engine) loop() {
 			return
 		}
 		trimIn := e.trimLocked(now)
+		if e.fatal == nil {
+			e.makeRoomLocked()
+		}
 		n := e.deficitLocked()
 		if e.fatal != nil || e.unsure {
 			n = 0

@@ -671,3 +671,75 @@ func TestAdmitter(t *testing.T) {
 	e.Kick()
 	waitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
 }
+
+// filtered is a fake whose ClaimFilter lets a sandbox serve only the namespace set
+// for it (any namespace when unset), as a Kubernetes Pod that served one does.
+type filtered struct {
+	*fake
+	served map[string]string // sandbox ID: namespace
+}
+
+func (f filtered) Claimable(sb sandbox.Sandbox, owner string) bool {
+	ns, _, _ := strings.Cut(owner, "/")
+	s, ok := f.served[sb.ID()]
+	return !ok || s == ns
+}
+
+// TestClaimFilter: a claim takes only a ready sandbox the filter accepts; one that
+// no ready sandbox serves gets a start of its own, and at the cap the sandbox ready
+// longest is destroyed to make room for it.
+func TestClaimFilter(t *testing.T) {
+	for name, tc := range map[string]struct {
+		min, max  int
+		served    []string // of the ready sandboxes, oldest first ("": any)
+		want      string   // the sandbox the claim of ns "b" gets
+		destroyed []string
+		ready     []string // the ready list after the claim
+	}{
+		"no refusal: the one ready longest":                       {min: 2, max: 2, served: []string{"", ""}, want: "sb-1", ready: []string{"sb-2"}},
+		"a refused sandbox is skipped":                            {min: 2, max: 3, served: []string{"a", ""}, want: "sb-2", ready: []string{"sb-1"}},
+		"the one served by the claim's namespace is taken":        {min: 2, max: 2, served: []string{"a", "b"}, want: "sb-2", ready: []string{"sb-1"}},
+		"none serves the claim: a start of its own":               {min: 1, max: 2, served: []string{"a"}, want: "sb-2", ready: []string{"sb-1"}},
+		"none serves the claim at the cap: the oldest goes":       {min: 1, max: 1, served: []string{"a"}, want: "sb-2", destroyed: []string{"sb-1"}},
+		"none serves the claim, room for one: others stay":        {min: 2, max: 3, served: []string{"a", "a"}, want: "sb-3", ready: []string{"sb-1", "sb-2"}},
+		"none serves the claim, no room: the oldest of them goes": {min: 2, max: 2, served: []string{"a", "a"}, want: "sb-3", destroyed: []string{"sb-1"}, ready: []string{"sb-2"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			f := newFake()
+			p := filtered{fake: f, served: map[string]string{}}
+			for i, ns := range tc.served {
+				if ns != "" {
+					p.served[fmt.Sprintf("sb-%d", i+1)] = ns
+				}
+			}
+			e := newEngine(t, p, Options{MinReady: tc.min, MaxSandboxes: tc.max, Clock: clk})
+			waitFor(t, "the ready sandboxes", func() bool { return e.Status().Ready == len(tc.served) })
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			sb, err := e.Acquire(ctx, "b/req")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sb.ID() != tc.want {
+				t.Errorf("the claim of namespace b took %s, want %s", sb.ID(), tc.want)
+			}
+			f.mu.Lock()
+			destroyed := append([]string(nil), f.destroyed...)
+			f.mu.Unlock()
+			if fmt.Sprint(destroyed) != fmt.Sprint(tc.destroyed) && !(len(destroyed) == 0 && len(tc.destroyed) == 0) {
+				t.Errorf("destroyed %v, want %v", destroyed, tc.destroyed)
+			}
+			ready, _ := e.Held()
+			var ids []string
+			for _, r := range ready {
+				if len(ids) < len(tc.ready) {
+					ids = append(ids, r.ID())
+				}
+			}
+			if fmt.Sprint(ids) != fmt.Sprint(tc.ready) {
+				t.Errorf("the ready list starts %v, want %v", ids, tc.ready)
+			}
+		})
+	}
+}
