@@ -482,7 +482,7 @@ var _ = Describe("Kubernetes backend", func() {
 			c, err := client.New(cfg, client.Options{Scheme: scheme})
 			Expect(err).NotTo(HaveOccurred())
 			p, err := kubernetes.NewPool(sandbox.PoolConfig{MinReady: 4, MaxSandboxes: 4}, s,
-				kubebackend.NewPodAPI(c, ns, sp.UID), kubernetes.Options{Manager: fmt.Sprintf("m%d", i), Poll: 50 * time.Millisecond})
+				kubebackend.NewPodAPI(c, s), kubernetes.Options{Manager: fmt.Sprintf("m%d", i), Poll: 50 * time.Millisecond})
 			Expect(err).NotTo(HaveOccurred())
 			pools = append(pools, p)
 		}

@@ -1,8 +1,9 @@
 // Package kubernetes is the Kubernetes backend's adapter (internal/backends): the
-// sandbox registry's pools of hardened Pods (internal/sandbox/kubernetes decides; this
-// package talks to the API server), their token Secrets and NetworkPolicy, the
-// SandboxPool's finalizer that removes them, the Pod watch that wakes waiting claims,
-// and the Ready condition's SandboxStartFailed when the Pods cannot start.
+// sandbox registry's pools of hardened Pods (internal/sandbox/kubernetes runs them on
+// the warm-pool engine, creating and deleting its Pods; this package talks to the API
+// server for it), their NetworkPolicy, the SandboxPool's finalizer that removes what is
+// left, the Pod watch that tells the pools about their Pods, and the Ready
+// condition's SandboxStartFailed when the Pods cannot start.
 package kubernetes
 
 import (
@@ -11,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +19,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -29,11 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/internal/backends"
@@ -64,16 +60,15 @@ type Backend struct {
 	NewRunner func(pod *corev1.Pod, token string) kubernetes.Runner
 	// ID names this manager process in claims (the Pod's claim annotation).
 	ID string
-	// Poll is how often a waiting claim looks again without a Pod event.
+	// Poll is how often a starting Pod is looked at again without a Pod event.
 	Poll time.Duration
 	// TokenKey derives each sandbox Pod's own access token (kubernetes.PodToken), so
 	// the manager writes the Pods' token Secrets but never needs to read a Secret
 	// outside its own namespace (SandboxTokenKey).
 	TokenKey []byte
 
-	mu     sync.Mutex
-	live   map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
-	events chan event.GenericEvent
+	mu   sync.Mutex
+	live map[types.UID]map[*kubePool]struct{} // pool objects by SandboxPool UID
 }
 
 var (
@@ -120,7 +115,6 @@ func (k *Backend) init() {
 	defer k.mu.Unlock()
 	if k.live == nil {
 		k.live = map[types.UID]map[*kubePool]struct{}{}
-		k.events = make(chan event.GenericEvent, 1024)
 	}
 	if k.ID == "" {
 		var b [4]byte
@@ -129,12 +123,18 @@ func (k *Backend) init() {
 	}
 }
 
-// newPool makes one Kubernetes pool object from its settings.
+// newPool makes one Kubernetes pool object from its settings. The pool objects it
+// replaces (a template change) are drained: their warm Pods go now, their busy ones
+// when their job ends; the new object adopts none of their Pods.
 func (k *Backend) newPool(cfg sandbox.PoolConfig, s kubernetes.Settings) (sandbox.Pool, error) {
 	k.init()
-	key := types.NamespacedName{Namespace: s.Namespace, Name: s.PoolName}
-	p, err := kubernetes.NewPool(cfg, s, NewPodAPI(k.Client, s.Namespace, s.PoolUID),
-		kubernetes.Options{NewRunner: k.NewRunner, Manager: k.ID, Poll: k.Poll, Wake: func() { k.wake(key) }})
+	for _, old := range k.pools(s.PoolUID) {
+		old.Drain()
+	}
+	p, err := kubernetes.NewPool(cfg, s, NewPodAPI(k.Client, s),
+		kubernetes.Options{NewRunner: k.NewRunner, Manager: k.ID, Poll: k.Poll,
+			Held: func(name string) bool { return k.holds(s.PoolUID, name) },
+			Log:  logf.Log.WithName("kubernetes-pool").WithValues("pool", s.Namespace+"/"+s.PoolName)})
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +149,8 @@ func (k *Backend) newPool(cfg sandbox.PoolConfig, s kubernetes.Settings) (sandbo
 }
 
 // Ensure resolves the pool's settings (its template, from its class; the key its
-// Pods' tokens are derived from), makes or updates its NetworkPolicy and live pool,
-// and creates and deletes its Pods. A failure of the Pod step is StepErr: the pool
-// itself is up.
+// Pods' tokens are derived from) and makes or updates its NetworkPolicy and live
+// pool. The pool creates and deletes its Pods itself (on the warm-pool engine).
 func (k *Backend) Ensure(ctx context.Context, in backends.Input) (backends.Ensured, error) {
 	s, err := k.settings(in.Pool, in.Class, in.Config)
 	if err != nil {
@@ -164,23 +163,20 @@ func (k *Backend) Ensure(ctx context.Context, in backends.Input) (backends.Ensur
 	if err != nil {
 		return backends.Ensured{}, err
 	}
-	_, podsErr := k.reconcilePods(ctx, s, in.Config.MinReady, in.Config.MaxSandboxes, false)
-	return backends.Ensured{Pool: pool, StepErr: podsErr}, nil
+	return backends.Ensured{Pool: pool}, nil
 }
 
 // Reason: the Kubernetes backend's own failures are reported as BackendUnavailable,
 // or through NotReady.
 func (k *Backend) Reason(error) string { return "" }
 
-// NotReady turns a running pool's Ready condition False when its Pods cannot start:
-// every Pod is stuck (an image that does not pull, a node that does not exist), or the
-// API server refuses the Pods (a missing RuntimeClass, a Pod Security level or a quota
-// of the namespace). No retry helps until that changes.
-func (k *Backend) NotReady(in backends.Input, st sandbox.PoolStatus, podsErr error) (reason, message string) {
-	if st.Total == 0 && (apierrors.IsForbidden(podsErr) || apierrors.IsInvalid(podsErr)) {
-		return vizv1.ReasonSandboxStartFailed, fmt.Sprintf("the API server refuses the pool's sandbox Pods: %v; fix SandboxClass %s or the namespace's policies", podsErr, in.Class.Name)
-	}
-	if st.Degraded != "" && st.Ready == 0 && st.Busy == 0 && st.Starting == 0 {
+// NotReady turns a running pool's Ready condition False when its Pods cannot start
+// and none is ready or busy: the last start failed (an image that does not pull, a
+// node that does not exist, a RuntimeClass, Pod Security level or quota of the
+// namespace that refuses the Pod). The pool keeps trying, with a backoff; the
+// condition holds until a start succeeds (a start in flight does not clear it).
+func (k *Backend) NotReady(in backends.Input, st sandbox.PoolStatus, _ error) (reason, message string) {
+	if st.Degraded != "" && st.Ready == 0 && st.Busy == 0 {
 		return vizv1.ReasonSandboxStartFailed, st.Degraded + fmt.Sprintf("; the platform team fixes SandboxClass %s (image, runtimeClassName, nodeSelector, tolerations, hostUsers) or the cluster, then the Pods are replaced", in.Class.Name)
 	}
 	return "", ""
@@ -205,26 +201,17 @@ func ClassOf(class *vizv1.SandboxClass) kubernetes.Class {
 	return c
 }
 
-// wake enqueues the SandboxPool key (a claim waits for a Pod).
-func (k *Backend) wake(key types.NamespacedName) {
-	ev := event.GenericEvent{Object: &vizv1.SandboxPool{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
-	select {
-	case k.events <- ev:
-	default: // a reconcile is pending anyway
-	}
-}
-
-// notify tells the pool objects of a Pod's pool that its Pods changed.
-func (k *Backend) notify(obj any) {
+// notify tells the pool objects of a Pod's pool about the Pod (gone: deleted).
+func (k *Backend) notify(obj any, gone bool) {
 	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
+		obj, gone = t.Obj, true
 	}
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return
 	}
 	for _, p := range k.pools(types.UID(pod.Labels[kubernetes.LabelPoolUID])) {
-		p.Notify()
+		p.PodChanged(pod, gone)
 	}
 }
 
@@ -239,15 +226,8 @@ func (k *Backend) pools(uid types.UID) []*kubePool {
 	return pools
 }
 
-// observe tells the pool objects of uid what a list of their Pods showed: their
-// Status reports from it, without an API call.
-func (k *Backend) observe(uid types.UID, pods []corev1.Pod) {
-	for _, p := range k.pools(uid) {
-		p.Observe(pods)
-	}
-}
-
-// holds reports whether a pool object of this manager runs a job in the Pod.
+// holds reports whether a pool object of this manager holds the Pod (starting,
+// ready or busy).
 func (k *Backend) holds(uid types.UID, podName string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -257,17 +237,6 @@ func (k *Backend) holds(uid types.UID, podName string) bool {
 		}
 	}
 	return false
-}
-
-// waiting is how many claims of this manager wait for a Pod of the pool.
-func (k *Backend) waiting(uid types.UID) int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	n := 0
-	for p := range k.live[uid] {
-		n += p.Waiting()
-	}
-	return n
 }
 
 // sandboxObjectsSelector selects the objects Kubernetes pools make.
@@ -293,26 +262,6 @@ func (k *Backend) settings(sp *vizv1.SandboxPool, class *vizv1.SandboxClass, cfg
 		return s, fmt.Errorf("%w: the manager has no key to derive sandbox tokens from (its Secret in the operator's namespace could not be read or made at start; see the manager's log, check its Role, and restart it)", sandbox.ErrUnavailable)
 	}
 	return s.WithTokenKey(k.TokenKey), nil
-}
-
-// createPod makes a sandbox Pod and, before it, the Pod's own token Secret (owned by
-// the pool; its name holds the Pod's random nonce, so no earlier object can have it).
-// The Pod records the Secret's UID, so deleting it later checks that the Secret is
-// still the one made here. A Pod that cannot be made takes its Secret with it.
-func (k *Backend) createPod(ctx context.Context, s kubernetes.Settings, pod *corev1.Pod) error {
-	sec := kubernetes.RenderTokenSecret(s, pod)
-	if err := k.Client.Create(ctx, sec); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("the token Secret %s of sandbox Pod %s exists already and was not made by this pool; it is left alone", sec.Name, pod.Name)
-		}
-		return fmt.Errorf("creating the token Secret of sandbox Pod %s: %w", pod.Name, err)
-	}
-	pod.Annotations[vizv1.AnnotationTokenSecretUID] = string(sec.UID)
-	if err := k.Client.Create(ctx, pod); err != nil {
-		_ = k.Client.Delete(ctx, sec, client.Preconditions{UID: &sec.UID})
-		return err
-	}
-	return nil
 }
 
 // deleteTokenSecret deletes a sandbox Pod's token Secret if it is still the one made
@@ -426,82 +375,43 @@ func (k *Backend) reconcileNetworkPolicy(ctx context.Context, s kubernetes.Setti
 	return k.Client.Update(ctx, cur)
 }
 
-// reconcilePods creates and deletes the pool's Pods as kubernetes.Decide says. It
-// returns how many Pods the cache holds.
-func (k *Backend) reconcilePods(ctx context.Context, s kubernetes.Settings, minReady, maxSandboxes int, deleting bool) (int, error) {
-	api := &podAPI{c: k.Client, ns: s.Namespace, uid: s.PoolUID}
+// deleteUnheld deletes the Pods of the pool of uid in ns that no pool object of this
+// manager holds (those hold and delete their own), and returns how many Pods the
+// cache holds.
+func (k *Backend) deleteUnheld(ctx context.Context, ns string, uid types.UID) (int, error) {
+	api := &podAPI{c: k.Client, ns: ns, uid: uid}
 	pods, err := api.List(ctx)
 	if err != nil {
 		return 0, err
 	}
-	k.observe(s.PoolUID, pods)
-	views := kubernetes.Classify(pods, kubernetes.TemplateHash(s.Template))
-	plan := kubernetes.Decide(s, views, kubernetes.Want{
-		MinReady: minReady, MaxSandboxes: maxSandboxes,
-		Waiting: k.waiting(s.PoolUID), Deleting: deleting,
-		Live: func(v kubernetes.View) bool { return k.claimLive(ctx, s.PoolUID, v) },
-	})
-	log := logf.FromContext(ctx)
-	render := kubernetes.RenderPod(s)
 	var errs []error
-	for _, slot := range plan.Create {
-		pod := render(slot)
-		if err := k.createPod(ctx, s, pod); err != nil && !apierrors.IsAlreadyExists(err) {
-			// AlreadyExists: the slot's Pod is still there (terminating, or the cache
-			// is behind); its event brings us back.
-			errs = append(errs, fmt.Errorf("creating sandbox Pod %s: %w", pod.Name, err))
+	for i := range pods {
+		pod := &pods[i]
+		if pod.DeletionTimestamp != nil || k.holds(uid, pod.Name) {
+			continue
 		}
-	}
-	for _, d := range plan.Delete {
-		log.V(1).Info("deleting sandbox Pod", "pod", d.Pod.Name, "why", d.Reason)
-		if err := api.Delete(ctx, d.Pod); err != nil && !apierrors.IsConflict(err) {
-			// Conflict: claimed or changed since the cache saw it; decided again on its event.
-			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", d.Pod.Name, err))
+		logf.FromContext(ctx).V(1).Info("deleting sandbox Pod", "pod", pod.Name, "why", "the pool is being deleted")
+		pod.ResourceVersion = ""
+		if err := api.Delete(ctx, pod); err != nil && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", pod.Name, err))
 		}
 	}
 	return len(pods), errors.Join(errs...)
-}
-
-// claimLive reports whether a busy Pod's job still runs: in this manager, or for a
-// request whose status says this attempt runs (in another manager). After a restart
-// the request controller retries a lost execution with the attempt counted
-// (reconcileExecution: Admitted with no execution here is SandboxLost); from then on
-// the Pod's claim is for an attempt that no longer runs, and the Pod is deleted.
-func (k *Backend) claimLive(ctx context.Context, uid types.UID, v kubernetes.View) bool {
-	if k.holds(uid, v.Pod.Name) {
-		return true
-	}
-	c := v.Claim
-	if c == nil || c.UID == "" {
-		return false
-	}
-	vr := &vizv1.VisualizationRequest{}
-	if err := k.Client.Get(ctx, parseKey(c.Key), vr); err != nil {
-		return !apierrors.IsNotFound(err) // unknown: keep it, decide later
-	}
-	st := vr.Status
-	switch {
-	case string(vr.UID) != c.UID, st.Phase.Finished(), !vr.DeletionTimestamp.IsZero():
-		return false
-	case st.Attempts < c.Attempt:
-		return true // the cache has not seen the attempt that claimed the Pod yet
-	case st.Attempts > c.Attempt:
-		return false
-	}
-	return meta.IsStatusConditionTrue(st.Conditions, vizv1.ConditionAdmitted)
 }
 
 // FinalizerName is the finalizer of Kubernetes pools.
 func (k *Backend) FinalizerName() string { return vizv1.FinalizerSandboxPool }
 
 // Finalize removes what a Kubernetes pool made, when it is deleted or no longer a
-// Kubernetes pool: its Pods (busy ones once their job has ended), then its
-// NetworkPolicy. Token Secrets go with their Pods. The controller has dropped the live
-// pool already (a deleted pool), or the registry replaces it with the new backend's.
+// Kubernetes pool: its Pods, then its NetworkPolicy. Token Secrets go with their Pods.
+// The controller has closed the live pool already (a deleted pool: its Close deleted
+// its Pods), or the registry drains and closes it (a pool that became another
+// backend's); the Pods no pool object of this manager holds (left by an earlier
+// manager) are deleted here.
 func (k *Backend) Finalize(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (done bool, err error) {
 	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
 		Template: kubernetes.PoolTemplate(cfg, kubernetes.Class{})}
-	remaining, err := k.reconcilePods(ctx, s, 0, 1, true)
+	remaining, err := k.deleteUnheld(ctx, sp.Namespace, sp.UID)
 	if err != nil {
 		return false, err
 	}
@@ -532,9 +442,9 @@ func (k *Backend) Finalize(ctx context.Context, sp *vizv1.SandboxPool, cfg sandb
 }
 
 // Watch watches sandbox Pods (only those of Kubernetes pools: the cache is label
-// filtered) so that waiting claims wake on every change, has the SandboxPool
-// controller own the pools' Pods and NetworkPolicies, and wakes a pool when one of
-// its claims waits for a Pod.
+// filtered) and tells each pool about its Pods (a start waits for Ready; a ready Pod
+// deleted or failing is retired), records how long Pods took to become Ready, and has
+// the SandboxPool controller own the pools' Pods and NetworkPolicies.
 func (k *Backend) Watch(mgr manager.Manager, b *builder.Builder) (*builder.Builder, error) {
 	k.init()
 	if k.Client == nil {
@@ -548,7 +458,7 @@ func (k *Backend) Watch(mgr manager.Manager, b *builder.Builder) (*builder.Build
 		return nil, err
 	}
 	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: k.notify,
+		AddFunc: func(obj any) { k.notify(obj, false) },
 		UpdateFunc: func(o, n any) {
 			if op, ok := o.(*corev1.Pod); ok {
 				if np, ok := n.(*corev1.Pod); ok {
@@ -557,10 +467,10 @@ func (k *Backend) Watch(mgr manager.Manager, b *builder.Builder) (*builder.Build
 					}
 				}
 			}
-			k.notify(n)
+			k.notify(n, false)
 		},
 		DeleteFunc: func(obj any) {
-			k.notify(obj)
+			k.notify(obj, true)
 			k.podGone(obj)
 		},
 	})
@@ -568,8 +478,7 @@ func (k *Backend) Watch(mgr manager.Manager, b *builder.Builder) (*builder.Build
 		return nil, err
 	}
 	return b.Owns(&corev1.Pod{}).
-		Owns(&networkingv1.NetworkPolicy{}).
-		WatchesRawSource(source.Channel(k.events, &handler.EnqueueRequestForObject{})), nil
+		Owns(&networkingv1.NetworkPolicy{}), nil
 }
 
 // podGone deletes the token Secret of a sandbox Pod that is gone, however it went
@@ -589,9 +498,10 @@ func (k *Backend) podGone(obj any) {
 	}()
 }
 
-// NewPodAPI is kubernetes.PodAPI over c for the Pods of the pool of uid in ns.
-func NewPodAPI(c client.Client, ns string, uid types.UID) kubernetes.PodAPI {
-	return &podAPI{c: c, ns: ns, uid: uid}
+// NewPodAPI is kubernetes.PodAPI over c for the Pods of the pool of s (its
+// namespace and UID; Create renders each Pod's token Secret from s).
+func NewPodAPI(c client.Client, s kubernetes.Settings) kubernetes.PodAPI {
+	return &podAPI{c: c, ns: s.Namespace, uid: s.PoolUID, s: s}
 }
 
 // podAPI is kubernetes.PodAPI over the manager's client for one pool's Pods.
@@ -599,6 +509,39 @@ type podAPI struct {
 	c   client.Client
 	ns  string
 	uid types.UID
+	s   kubernetes.Settings
+}
+
+// Get reads one of the pool's Pods (NotFound for a Pod of another pool).
+func (a *podAPI) Get(ctx context.Context, name string) (*corev1.Pod, error) {
+	pod := &corev1.Pod{}
+	if err := a.c.Get(ctx, types.NamespacedName{Namespace: a.ns, Name: name}, pod); err != nil {
+		return nil, err
+	}
+	if pod.Labels[kubernetes.LabelPoolUID] != string(a.uid) {
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+	}
+	return pod, nil
+}
+
+// Create makes a sandbox Pod and, before it, the Pod's own token Secret (owned by
+// the pool; its name holds the Pod's random nonce, so no earlier object can have it).
+// The Pod records the Secret's UID, so deleting it later checks that the Secret is
+// still the one made here. A Pod that cannot be made takes its Secret with it.
+func (a *podAPI) Create(ctx context.Context, pod *corev1.Pod) error {
+	sec := kubernetes.RenderTokenSecret(a.s, pod)
+	if err := a.c.Create(ctx, sec); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("the token Secret %s of sandbox Pod %s exists already and was not made by this pool; it is left alone", sec.Name, pod.Name)
+		}
+		return fmt.Errorf("creating the token Secret of sandbox Pod %s: %w", pod.Name, err)
+	}
+	pod.Annotations[vizv1.AnnotationTokenSecretUID] = string(sec.UID)
+	if err := a.c.Create(ctx, pod); err != nil {
+		_ = a.c.Delete(ctx, sec, client.Preconditions{UID: &sec.UID})
+		return err
+	}
+	return nil
 }
 
 func (a *podAPI) List(ctx context.Context) ([]corev1.Pod, error) {
@@ -634,12 +577,4 @@ func (k *Backend) CacheObjects() map[client.Object]cache.ByObject {
 		&corev1.Pod{}:                 {Label: sel},
 		&networkingv1.NetworkPolicy{}: {Label: sel},
 	}
-}
-
-// parseKey reads a "namespace/name" key.
-func parseKey(k string) types.NamespacedName {
-	if ns, name, ok := strings.Cut(k, "/"); ok {
-		return types.NamespacedName{Namespace: ns, Name: name}
-	}
-	return types.NamespacedName{Name: k}
 }

@@ -1,15 +1,12 @@
 package kubernetes
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
@@ -80,23 +77,23 @@ func TestClassOf(t *testing.T) {
 
 func TestNotReady(t *testing.T) {
 	in := backends.Input{Class: &vizv1.SandboxClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor"}}}
-	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "p-0", errors.New("violates PodSecurity"))
-	stuck := "2 sandbox Pod(s) cannot start: ImagePullBackOff"
+	stuck := "creating sandboxes fails: sandbox Pod p-x2k4z cannot start: ImagePullBackOff"
+	refused := `creating sandboxes fails: creating sandbox Pod p-x2k4z: pods "p-x2k4z" is forbidden: violates PodSecurity`
 	for name, tc := range map[string]struct {
 		st          sandbox.PoolStatus
-		podsErr     error
 		wantReason  string
 		wantMessage string
 	}{
-		"running":                         {st: sandbox.PoolStatus{Ready: 1, Total: 1}},
-		"some Pods stuck, others ready":   {st: sandbox.PoolStatus{Ready: 1, Total: 3, Degraded: stuck}},
-		"every Pod stuck":                 {st: sandbox.PoolStatus{Total: 2, Degraded: stuck}, wantReason: vizv1.ReasonSandboxStartFailed, wantMessage: stuck + "; the platform team fixes SandboxClass gvisor"},
-		"the API server refuses the Pods": {st: sandbox.PoolStatus{}, podsErr: forbidden, wantReason: vizv1.ReasonSandboxStartFailed, wantMessage: "the API server refuses the pool's sandbox Pods"},
-		"refused, but Pods exist":         {st: sandbox.PoolStatus{Ready: 1, Total: 1}, podsErr: forbidden},
-		"a passing error making Pods":     {st: sandbox.PoolStatus{}, podsErr: errors.New("connection refused")},
+		"running":                              {st: sandbox.PoolStatus{Ready: 1, Total: 1}},
+		"starts fail, but a Pod is ready":      {st: sandbox.PoolStatus{Ready: 1, Total: 1, Degraded: stuck}},
+		"starts fail, but a Pod runs a job":    {st: sandbox.PoolStatus{Busy: 1, Total: 1, Degraded: stuck}},
+		"the last start failed":                {st: sandbox.PoolStatus{Degraded: stuck}, wantReason: vizv1.ReasonSandboxStartFailed, wantMessage: stuck + "; the platform team fixes SandboxClass gvisor"},
+		"the last start failed, the next runs": {st: sandbox.PoolStatus{Starting: 1, Total: 1, Degraded: stuck}, wantReason: vizv1.ReasonSandboxStartFailed, wantMessage: stuck},
+		"the API server refuses the Pods":      {st: sandbox.PoolStatus{Degraded: refused}, wantReason: vizv1.ReasonSandboxStartFailed, wantMessage: refused},
+		"a first start in flight, none failed": {st: sandbox.PoolStatus{Starting: 1, Total: 1}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			reason, msg := (&Backend{}).NotReady(in, tc.st, tc.podsErr)
+			reason, msg := (&Backend{}).NotReady(in, tc.st, nil)
 			if reason != tc.wantReason || !strings.HasPrefix(msg, tc.wantMessage) {
 				t.Errorf("NotReady = %q, %q; want %q, a message starting %q", reason, msg, tc.wantReason, tc.wantMessage)
 			}

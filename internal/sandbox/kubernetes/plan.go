@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -90,55 +89,12 @@ var startFailures = map[string]bool{
 	"RunContainerError": true, "CrashLoopBackOff": true,
 }
 
-// View is one Pod as the pool sees it.
-type View struct {
-	Pod   *corev1.Pod
-	State sandbox.State
-	// Current: made from the pool's current template.
-	Current bool
-	// Terminating: being deleted; it still holds its slot.
-	Terminating bool
-	// Exited: the agent's container ended (phase Succeeded or Failed).
-	Exited bool
-	// Problem says why a Pod cannot start, when it cannot.
-	Problem string
-	Claim   *Claim
-	Since   time.Time
-}
-
-// Classify sorts a pool's Pods into states (Starting, Ready, Busy, Failed).
-func Classify(pods []corev1.Pod, templateHash string) []View {
-	out := make([]View, 0, len(pods))
-	for i := range pods {
-		p := &pods[i]
-		v := View{Pod: p, Current: p.Labels[LabelTemplateHash] == templateHash,
-			Terminating: p.DeletionTimestamp != nil, Since: p.CreationTimestamp.Time}
-		ready := podReady(p)
-		switch {
-		case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
-			v.State, v.Exited = sandbox.StateFailed, true
-			v.Problem = fmt.Sprintf("sandbox Pod %s exited (phase %s)%s", p.Name, p.Status.Phase, reasonSuffix(p.Status.Reason, p.Status.Message))
-		case p.Labels[LabelState] == StateBusy:
-			v.State = sandbox.StateBusy
-			v.Claim = ClaimOf(p)
-			if v.Claim != nil {
-				v.Since = v.Claim.At
-			}
-		case ready:
-			v.State = sandbox.StateReady
-			if c := podCondition(p, corev1.PodReady); c != nil {
-				v.Since = c.LastTransitionTime.Time
-			}
-		default:
-			v.State = sandbox.StateStarting
-			if msg := startProblem(p); msg != "" {
-				v.State, v.Problem = sandbox.StateFailed, msg
-			}
-		}
-		out = append(out, v)
+// exited says that a Pod's agent ended (phase Succeeded or Failed), or "".
+func exited(p *corev1.Pod) string {
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return fmt.Sprintf("sandbox Pod %s exited (phase %s)%s", p.Name, p.Status.Phase, reasonSuffix(p.Status.Reason, p.Status.Message))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pod.Name < out[j].Pod.Name })
-	return out
+	return ""
 }
 
 func reasonSuffix(reason, msg string) string {
@@ -179,141 +135,6 @@ func startProblem(p *corev1.Pod) string {
 		return fmt.Sprintf("sandbox Pod %s cannot be scheduled: %s", p.Name, c.Message)
 	}
 	return ""
-}
-
-// claimable reports whether v can be claimed now.
-func claimable(v View) bool {
-	return v.State == sandbox.StateReady && v.Current && !v.Terminating &&
-		v.Pod.Labels[LabelState] == StateWarm
-}
-
-// Status is the pool status of views.
-func Status(views []View) sandbox.PoolStatus {
-	var st sandbox.PoolStatus
-	var problems []string
-	for _, v := range views {
-		if v.Terminating {
-			continue
-		}
-		st.Total++
-		switch v.State {
-		case sandbox.StateReady:
-			st.Ready++
-		case sandbox.StateBusy:
-			st.Busy++
-		case sandbox.StateStarting:
-			st.Starting++
-		}
-		if v.Problem != "" {
-			problems = append(problems, v.Problem)
-		}
-		s := sandbox.SandboxStatus{ID: v.Pod.Name, State: v.State, Since: v.Since}
-		if v.Claim != nil {
-			s.Owner = v.Claim.Key
-		}
-		st.Sandboxes = append(st.Sandboxes, s)
-	}
-	if len(problems) > 0 {
-		st.Degraded = problems[0]
-		if len(problems) > 1 {
-			st.Degraded += fmt.Sprintf(" (and %d more)", len(problems)-1)
-		}
-	}
-	return st
-}
-
-// Want is what the pool wants of its Pods.
-type Want struct {
-	MinReady, MaxSandboxes int
-	// Waiting is how many claims wait for a sandbox now (they want one more each).
-	Waiting int
-	// Deleting: the pool is being deleted; every Pod goes, busy ones once their job
-	// has ended.
-	Deleting bool
-	// Live reports whether a busy Pod's job still runs (in this manager or another).
-	// A busy Pod whose job was lost (a manager restarted, the request went away) is
-	// deleted.
-	Live func(v View) bool
-}
-
-// Deletion is a Pod to delete and why.
-type Deletion struct {
-	Pod    *corev1.Pod
-	Reason string
-}
-
-// Plan is what to create and delete.
-type Plan struct {
-	// Create are the slots to make Pods in.
-	Create []int
-	// Delete are Pods to delete.
-	Delete []Deletion
-}
-
-// Decide plans a pool's Pods: keep minReady (plus one per waiting claim) warm Pods of
-// the current template, never more than maxSandboxes Pods in all. Only slots that no
-// Pod holds are filled, terminating Pods included, so a Pod the cache has not seen go
-// is never replaced twice. Busy Pods are never deleted while their job runs.
-func Decide(s Settings, views []View, w Want) Plan {
-	var plan Plan
-	held := map[int]bool{}
-	total, busy := 0, 0
-	var warm []View // current, not terminating, Starting or Ready
-	for _, v := range views {
-		if slot := Slot(s, v.Pod.Name); slot >= 0 {
-			held[slot] = true
-		}
-		if v.Terminating {
-			continue
-		}
-		total++
-		switch {
-		case v.Exited:
-			plan.Delete = append(plan.Delete, Deletion{v.Pod, "its agent exited"})
-		case v.State == sandbox.StateBusy:
-			if w.Live == nil || !w.Live(v) {
-				plan.Delete = append(plan.Delete, Deletion{v.Pod, "its job was lost (the request moved on, or the manager that ran it restarted)"})
-			} else {
-				busy++
-			}
-		case w.Deleting:
-			plan.Delete = append(plan.Delete, Deletion{v.Pod, "the pool is being deleted"})
-		case !v.Current:
-			plan.Delete = append(plan.Delete, Deletion{v.Pod, "the pool's template changed"})
-		case Slot(s, v.Pod.Name) < 0 || Slot(s, v.Pod.Name) >= w.MaxSandboxes:
-			plan.Delete = append(plan.Delete, Deletion{v.Pod, "its slot is over maxSandboxes"})
-		case v.State == sandbox.StateFailed:
-			// Cannot start (image, scheduling): kept and reported, not re-made in a loop.
-			warm = append(warm, v)
-		default:
-			warm = append(warm, v)
-		}
-	}
-	if w.Deleting {
-		return plan
-	}
-	target := min(w.MinReady+w.Waiting, max(0, w.MaxSandboxes-busy))
-	if len(warm) > target {
-		// Shed the excess: Starting before Ready, then the highest slots.
-		sort.SliceStable(warm, func(i, j int) bool {
-			if (warm[i].State == sandbox.StateReady) != (warm[j].State == sandbox.StateReady) {
-				return warm[j].State == sandbox.StateReady
-			}
-			return Slot(s, warm[i].Pod.Name) > Slot(s, warm[j].Pod.Name)
-		})
-		for _, v := range warm[:len(warm)-target] {
-			plan.Delete = append(plan.Delete, Deletion{v.Pod, "more warm sandboxes than wanted"})
-		}
-		return plan
-	}
-	need := target - len(warm)
-	for slot := 0; slot < w.MaxSandboxes && need > 0; slot++ {
-		if !held[slot] {
-			plan.Create = append(plan.Create, slot)
-			need--
-		}
-	}
-	return plan
 }
 
 // BecameReady reports how long a sandbox Pod took to become ready (creation to its

@@ -8,10 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/warm"
 )
 
 // PodAPI is what a pool needs of the API server, for its own Pods only. The
@@ -20,10 +24,17 @@ import (
 type PodAPI interface {
 	// List returns the pool's Pods as the cache sees them.
 	List(ctx context.Context) ([]corev1.Pod, error)
+	// Get returns one of the pool's Pods as the cache sees it (NotFound when it has
+	// none of that name).
+	Get(ctx context.Context, name string) (*corev1.Pod, error)
+	// Create makes pod's own token Secret (RenderTokenSecret), then pod; a Pod that
+	// cannot be made takes its Secret with it. On success pod carries its UID.
+	Create(ctx context.Context, pod *corev1.Pod) error
 	// Update writes pod's labels and annotations with its resourceVersion as
 	// precondition: it fails with a Conflict when the Pod changed since it was read.
 	Update(ctx context.Context, pod *corev1.Pod) error
-	// Delete deletes pod if its UID, and its resourceVersion when set, still match.
+	// Delete deletes pod if its UID, and its resourceVersion when set, still match,
+	// then its token Secret.
 	Delete(ctx context.Context, pod *corev1.Pod) error
 }
 
@@ -37,53 +48,75 @@ type Options struct {
 	// NewRunner returns the client of pod's agent (http://<podIP>:49999 with the
 	// Pod's own token, PodToken).
 	NewRunner func(pod *corev1.Pod, token string) Runner
-	// Wake asks the controller to reconcile the pool now (a claim waits for a Pod).
-	Wake func()
 	// Manager identifies this manager process in claims.
 	Manager string
-	// Poll is how often a waiting claim looks again when no Pod event wakes it.
+	// Poll is how often a starting Pod, and the ready ones, are looked at again when
+	// no Pod event (Notify, PodChanged) comes.
 	Poll time.Duration
-	// APITimeout bounds Release's API calls.
+	// APITimeout bounds each API call that is not a start.
 	APITimeout time.Duration
+	// StartTimeout bounds a start: creating the Pod and its becoming Ready (0: 5 min).
+	StartTimeout time.Duration
+	// Held, when set, reports whether another pool object of this manager (the one a
+	// new object replaces while it drains) holds a Pod of the pool: NewPool leaves
+	// such Pods alone.
+	Held func(podName string) bool
+	// Clock drives the engine's backoff and the start's polls (nil: the real clock).
+	Clock clock.WithTicker
+	// BackoffBase and BackoffMax bound the hold after a failed start (0: the engine's).
+	BackoffBase, BackoffMax time.Duration
+	Log                     logr.Logger
 }
 
-// Pool is a Kubernetes pool: its sandboxes are Pods the controller creates (Decide)
-// and this pool claims and releases. It implements sandbox.Pool. Many Pool objects,
-// in one manager (a template change) or in several, may share the same Pods: a
-// claim is an update with the Pod's resourceVersion as precondition, so each Pod
-// goes to one job.
+// Pool is a Kubernetes pool on the warm-pool engine (internal/sandbox/warm): each
+// sandbox is a Pod this pool creates (with its token Secret), waits for until Ready,
+// claims with a precondition write, and deletes, or hands back warm for another job
+// of the same namespace up to MaxExecutions. Status is the engine's, from memory. It
+// implements sandbox.Pool and sandbox.Detacher.
 type Pool struct {
-	s    Settings
-	hash string
-	api  PodAPI
-	opts Options
+	s     Settings
+	hash  string
+	api   PodAPI
+	opts  Options
+	clock clock.WithTicker
+	eng   *warm.Engine
 
-	ctx    context.Context // canceled by Close: in-flight executions end
+	ctx    context.Context // canceled by Close and Detach: jobs and starts end
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	min, max int
-	waiting  int
-	closed   bool
-	changed  chan struct{}
-	inflight map[string]*podSandbox // by Pod name
-	// pods are the pool's Pods as last seen (by name): the lists the controller and
-	// claims make, and this pool's own writes. Status reads them, not the API.
-	pods map[string]corev1.Pod
+	changed  chan struct{}          // closed (and replaced) on each Pod event
+	pods     map[string]*podSandbox // every Pod this object holds: starting, ready, busy
+	adopted  []*corev1.Pod          // warm Pods of an earlier manager, for the first starts
+	detached bool                   // Destroy deletes nothing: the Pods outlive this object
+	draining bool                   // Drain: no Pod goes back warm
 }
 
 var (
-	_           sandbox.Pool    = (*Pool)(nil)
-	_           sandbox.Sandbox = (*podSandbox)(nil)
-	errNoRunner                 = errors.New("no agent client is configured for the Kubernetes backend")
+	_           sandbox.Pool     = (*Pool)(nil)
+	_           sandbox.Detacher = (*Pool)(nil)
+	_           sandbox.Sandbox  = (*podSandbox)(nil)
+	errNoRunner                  = errors.New("no agent client is configured for the Kubernetes backend")
+	// errTaken: another claim (of another manager) holds the Pod; this pool lets it go
+	// without deleting it.
+	errTaken = errors.New("claimed by another manager")
 )
 
 const (
-	defaultPoll       = time.Second
-	defaultAPITimeout = 10 * time.Second
+	defaultPoll         = time.Second
+	defaultAPITimeout   = 10 * time.Second
+	defaultStartTimeout = 5 * time.Minute
+	// claimTries bounds the precondition writes of one claim (or hand-back) when the
+	// kubelet's status writes keep changing the Pod's resourceVersion under it.
+	claimTries = 3
 )
 
-// NewPool returns the pool of s. It starts nothing: the controller makes the Pods.
+// NewPool returns the pool of s on the warm-pool engine. It first adopts what an
+// earlier manager left: up to minReady warm, Ready Pods of the current template
+// (the engine's first starts hand them out instead of creating Pods), and deletes
+// the pool's other Pods (busy ones, whose jobs were lost with that manager; Pods of
+// an old template; starting or failed ones; warm ones beyond minReady), except
+// those another pool object of this manager holds (Options.Held).
 func NewPool(cfg sandbox.PoolConfig, s Settings, api PodAPI, opts Options) (*Pool, error) {
 	if s.Template.Image == "" {
 		return nil, fmt.Errorf("%w: spec.kubernetes.image is empty; set the sandbox image", sandbox.ErrUnavailable)
@@ -91,27 +124,104 @@ func NewPool(cfg sandbox.PoolConfig, s Settings, api PodAPI, opts Options) (*Poo
 	if len(s.TokenKey) == 0 {
 		return nil, fmt.Errorf("%w: the key of the pool's access tokens is not known yet", sandbox.ErrUnavailable)
 	}
+	if err := sandbox.ValidSize(cfg.MinReady, cfg.MaxSandboxes); err != nil {
+		return nil, err
+	}
 	if s.MaxExecutions < 1 {
 		s.MaxExecutions = 1
 	}
-	if opts.Poll == 0 {
+	if opts.Poll <= 0 {
 		opts.Poll = defaultPoll
 	}
-	if opts.APITimeout == 0 {
+	if opts.APITimeout <= 0 {
 		opts.APITimeout = defaultAPITimeout
 	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = defaultStartTimeout
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{
-		s: s, hash: TemplateHash(s.Template), api: api, opts: opts,
+	p := &Pool{
+		s: s, hash: TemplateHash(s.Template), api: api, opts: opts, clock: opts.Clock,
 		ctx: ctx, cancel: cancel,
-		min: cfg.MinReady, max: cfg.MaxSandboxes,
-		changed:  make(chan struct{}),
-		inflight: map[string]*podSandbox{},
-		pods:     map[string]corev1.Pod{},
-	}, nil
+		changed: make(chan struct{}),
+		pods:    map[string]*podSandbox{},
+	}
+	if err := p.adopt(cfg.MinReady); err != nil {
+		cancel()
+		return nil, err
+	}
+	eng, err := warm.New(provisioner{p}, warm.Options{
+		MinReady: cfg.MinReady, MaxSandboxes: cfg.MaxSandboxes, Kind: "Kubernetes",
+		Clock: opts.Clock, BackoffBase: opts.BackoffBase, BackoffMax: opts.BackoffMax,
+		CallTimeout: opts.StartTimeout + opts.APITimeout,
+		Tick:        10 * opts.Poll, // the Maintainer's look at the ready Pods, behind the Pod events
+		Log:         opts.Log,
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	p.eng = eng
+	return p, nil
 }
 
-// Notify tells waiting claims that the pool's Pods changed (a Pod event).
+// adopt takes up to n warm, Ready Pods of the current template that no pool object
+// of this manager holds, and deletes the pool's other Pods that none holds.
+func (p *Pool) adopt(n int) error {
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.APITimeout)
+	defer cancel()
+	pods, err := p.api.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the pool's sandbox Pods: %w", err)
+	}
+	// The ones Ready longest first (the engine's order), then by name.
+	sort.SliceStable(pods, func(i, j int) bool {
+		ti, tj := readySince(&pods[i]), readySince(&pods[j])
+		if !ti.Equal(tj) {
+			return ti.Before(tj)
+		}
+		return pods[i].Name < pods[j].Name
+	})
+	for i := range pods {
+		pod := &pods[i]
+		switch {
+		case pod.DeletionTimestamp != nil || (p.opts.Held != nil && p.opts.Held(pod.Name)):
+			continue
+		case len(p.adopted) < n && p.adoptable(pod):
+			p.adopted = append(p.adopted, pod.DeepCopy())
+			p.pods[pod.Name] = &podSandbox{pool: p, pod: pod.DeepCopy()}
+			continue
+		}
+		p.opts.Log.V(1).Info("deleting a sandbox Pod no pool object holds", "pod", pod.Name, "state", pod.Labels[LabelState])
+		gone := pod.DeepCopy()
+		gone.ResourceVersion = "" // a busy Pod: the kubelet writes it
+		if err := p.api.Delete(ctx, gone); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			p.opts.Log.Info("could not delete a sandbox Pod left by an earlier manager; the pool's finalizer deletes it", "pod", pod.Name, "error", err.Error())
+		}
+	}
+	return nil
+}
+
+// readySince is when pod became Ready (zero when it has no Ready condition).
+func readySince(pod *corev1.Pod) time.Time {
+	if c := podCondition(pod, corev1.PodReady); c != nil {
+		return c.LastTransitionTime.Time
+	}
+	return time.Time{}
+}
+
+// adoptable reports whether pod can serve this pool as it is: warm, Ready, of the
+// current template, with a token nonce, and not used up.
+func (p *Pool) adoptable(pod *corev1.Pod) bool {
+	return pod.Labels[LabelState] == StateWarm && pod.Labels[LabelTemplateHash] == p.hash &&
+		podReady(pod) && PodToken(p.s.TokenKey, pod) != "" && Executions(pod) < p.s.MaxExecutions
+}
+
+// Notify tells the pool that its Pods changed (a Pod event): starts waiting for a
+// Pod to become Ready look again.
 func (p *Pool) Notify() {
 	p.mu.Lock()
 	close(p.changed)
@@ -119,321 +229,440 @@ func (p *Pool) Notify() {
 	p.mu.Unlock()
 }
 
-// Observe records the pool's Pods as a list of them shows them (the controller
-// calls it with each list it makes): Status reports from what was observed last.
-func (p *Pool) Observe(pods []corev1.Pod) {
+// PodChanged is a Pod event of the pool (gone: the Pod was deleted): it wakes the
+// starts (Notify) and retires a ready sandbox whose Pod is gone, going or no
+// longer Ready, so that the engine starts a replacement and no claim gets it.
+func (p *Pool) PodChanged(pod *corev1.Pod, gone bool) {
+	p.Notify()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.observeLocked(pods)
-}
-
-func (p *Pool) observeLocked(pods []corev1.Pod) {
-	if p.closed {
+	sb := p.pods[pod.Name]
+	p.mu.Unlock()
+	if sb == nil || p.eng == nil || sb.podUID() != pod.UID {
 		return
 	}
-	p.pods = make(map[string]corev1.Pod, len(pods))
-	for i := range pods {
-		p.pods[pods[i].Name] = pods[i]
+	if gone || pod.DeletionTimestamp != nil || !podReady(pod) {
+		p.eng.Retire(sb)
 	}
 }
 
-// wrote records a Pod as this pool wrote it (nil: deleted).
-func (p *Pool) wrote(name string, pod *corev1.Pod) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	if pod == nil {
-		delete(p.pods, name)
-		return
-	}
-	p.pods[name] = *pod.DeepCopy()
-}
-
-// Waiting is how many claims wait for a sandbox.
-func (p *Pool) Waiting() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.waiting
-}
-
-// Holds reports whether this pool object runs a job in the named Pod.
+// Holds reports whether this pool object holds the named Pod (starting, ready or
+// busy).
 func (p *Pool) Holds(podName string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.inflight[podName]
+	_, ok := p.pods[podName]
 	return ok
-}
-
-// Size returns minReady and maxSandboxes.
-func (p *Pool) Size() (int, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.min, p.max
 }
 
 // Settings returns the pool's settings.
 func (p *Pool) Settings() Settings { return p.s }
 
-// Acquire claims a warm, ready Pod of the current template: it writes the claim
-// into the Pod's labels with the resourceVersion it read, and tries the next Pod when
-// another claim got there first. With none free it waits, counted in Waiting (the
-// controller makes a Pod for each waiting claim, within maxSandboxes).
+// Acquire claims a ready Pod: the engine picks it (the one ready longest that may
+// serve the claim's namespace), then the claim is written into the Pod's labels and
+// annotations with the resourceVersion the cache shows as precondition, the fence
+// against another manager that holds the same Pod (a leader handing over). A Pod
+// whose claim cannot be written is destroyed and the next one tried.
 func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, error) {
 	claimant, ok := sandbox.ClaimantFrom(ctx)
 	if !ok {
 		claimant = sandbox.Claimant{Key: owner}
 	}
-	counted := false
-	defer func() {
-		if counted {
-			p.mu.Lock()
-			p.waiting--
-			p.mu.Unlock()
+	var last error
+	for range claimTries {
+		sb, err := p.eng.Acquire(ctx, owner)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, sandbox.ErrPoolClosed
+		ps := sb.(*podSandbox)
+		err = p.claim(ctx, ps, claimant)
+		if err == nil {
+			return ps, nil
 		}
-		changed := p.changed
-		p.mu.Unlock()
+		ps.setLost(errors.Is(err, errTaken))
+		p.eng.Release(ps)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		last = err
+		p.opts.Log.Info("claiming a sandbox Pod failed; it is deleted and another tried", "pod", ps.ID(), "error", err.Error())
+	}
+	return nil, fmt.Errorf("%w: %v", sandbox.ErrSandboxLost, last)
+}
 
-		sb, problem, err := p.tryClaim(ctx, claimant)
-		if err != nil || sb != nil {
-			return sb, err
+// claim writes c's claim into the Pod.
+func (p *Pool) claim(ctx context.Context, ps *podSandbox, c sandbox.Claimant) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.APITimeout)
+	defer cancel()
+	for i := 0; ; i++ {
+		cur, err := p.api.Get(ctx, ps.ID())
+		if err != nil {
+			return fmt.Errorf("claiming sandbox Pod %s: %w", ps.ID(), err)
 		}
-		if problem != "" {
-			return nil, fmt.Errorf("%w: %s", sandbox.ErrUnavailable, problem)
+		if cur.UID == ps.podUID() && cur.Labels[LabelState] == StateBusy {
+			return fmt.Errorf("sandbox Pod %s: %w", ps.ID(), errTaken)
 		}
-		if !counted {
-			counted = true
-			p.mu.Lock()
-			p.waiting++
-			p.mu.Unlock()
+		if cur.UID != ps.podUID() || cur.DeletionTimestamp != nil || cur.Labels[LabelState] != StateWarm || !podReady(cur) {
+			return fmt.Errorf("sandbox Pod %s is no longer warm and Ready", ps.ID())
 		}
-		if p.opts.Wake != nil {
-			p.opts.Wake()
+		pod := cur.DeepCopy()
+		markClaimed(pod, Claim{Claimant: c, Manager: p.opts.Manager, At: p.clock.Now().UTC().Truncate(time.Second)})
+		err = p.api.Update(ctx, pod)
+		if err == nil {
+			ps.setPod(pod)
+			return nil
 		}
-		t := time.NewTimer(p.opts.Poll)
+		if !apierrors.IsConflict(err) || i+1 >= claimTries {
+			return fmt.Errorf("claiming sandbox Pod %s: %w", ps.ID(), err)
+		}
+		// A Conflict: the kubelet wrote the Pod, or another manager claimed it (the
+		// next read shows which).
+	}
+}
+
+// Release ends a job: the Pod is deleted, or handed back warm (Recycle).
+func (p *Pool) Release(sb sandbox.Sandbox) {
+	if sb != nil {
+		p.eng.Release(sb)
+	}
+}
+
+// Drain stops keeping warm Pods: the ready ones are deleted at once, the busy ones
+// when their job ends. The adapter drains the pool object a new one replaces (a
+// template change), so that the old template's warm Pods do not outlive the switch
+// while the registry waits for the old object's jobs before closing it.
+func (p *Pool) Drain() {
+	p.mu.Lock()
+	p.draining = true
+	p.mu.Unlock()
+	_ = p.eng.Resize(0, 1)
+}
+
+// Resize changes the warm target and the cap (the engine's Resize).
+func (p *Pool) Resize(minReady, maxSandboxes int) error {
+	return p.eng.Resize(minReady, maxSandboxes)
+}
+
+// Status is the engine's, from memory: no API call.
+func (p *Pool) Status() sandbox.PoolStatus { return p.eng.Status() }
+
+// Close ends this pool object's running jobs (they fail with sandbox.ErrSandboxLost
+// and are retried) and deletes every Pod it holds: ready, busy and starting ones.
+// Pods another pool object holds are left to it.
+func (p *Pool) Close() error {
+	p.cancel()
+	return p.eng.Close()
+}
+
+// Detach stops this pool object as Close does (claims refused, its running jobs end
+// with sandbox.ErrSandboxLost and are retried) but deletes no Pod: the Pods outlive
+// the manager, and the next one adopts the warm ones and deletes the others (the
+// manager detaches its pools when it stops cleanly, as in a rollout, so that warm
+// Pods survive it). A Close after Detach does nothing.
+func (p *Pool) Detach() {
+	p.mu.Lock()
+	p.detached = true
+	p.mu.Unlock()
+	p.cancel()
+	_ = p.eng.Close()
+}
+
+// changedCh is the channel the next Pod event closes.
+func (p *Pool) changedCh() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
+// forget drops a Pod this object no longer holds.
+func (p *Pool) forget(ps *podSandbox) {
+	p.mu.Lock()
+	if p.pods[ps.ID()] == ps {
+		delete(p.pods, ps.ID())
+	}
+	p.mu.Unlock()
+}
+
+// deletePod deletes a Pod this object holds, whatever the kubelet wrote to it since
+// (only its UID must match), unless the object was detached.
+func (p *Pool) deletePod(ctx context.Context, ps *podSandbox) {
+	defer p.forget(ps)
+	p.mu.Lock()
+	detached := p.detached
+	p.mu.Unlock()
+	if detached || ps.isTaken() {
+		return
+	}
+	pod := ps.snapshot()
+	pod.ResourceVersion = ""
+	if err := p.api.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		p.opts.Log.Info("could not delete a sandbox Pod; the next pool object or the pool's finalizer deletes it", "pod", pod.Name, "error", err.Error())
+	}
+}
+
+// provisioner is what the warm-pool engine needs of Kubernetes: creating one Pod
+// and waiting until it is Ready (Start), deleting one (Destroy), handing a Pod back
+// warm after a job that went well (warm.Recycler), keeping a Pod that served one
+// namespace to that namespace (warm.ClaimFilter), and a look at the ready Pods
+// behind the Pod events (warm.Maintainer).
+type provisioner struct{ p *Pool }
+
+var (
+	_ warm.Provisioner = provisioner{}
+	_ warm.Recycler    = provisioner{}
+	_ warm.ClaimFilter = provisioner{}
+	_ warm.Maintainer  = provisioner{}
+	_ warm.Closer      = provisioner{}
+)
+
+// Start hands out a warm Pod an earlier manager left (adopted by NewPool), or
+// creates a Pod and its token Secret and waits until the Pod is Ready, woken by Pod
+// events with a poll behind them. A Pod that cannot start (an image that does not
+// pull, a container that cannot be made, no node to schedule it on, an agent that
+// exited, no Ready within StartTimeout) is deleted and Start says why: the engine
+// backs off, and Status().Degraded reports it.
+func (v provisioner) Start(ctx context.Context, _ string) (sandbox.Sandbox, error) {
+	p := v.p
+	if ps := v.takeAdopted(ctx); ps != nil {
+		return ps, nil
+	}
+	pod := renderPod(p.s)(newPodName(p.s))
+	ps := &podSandbox{pool: p, pod: pod}
+	p.mu.Lock()
+	p.pods[pod.Name] = ps
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
+	defer cancel()
+	stop := context.AfterFunc(p.ctx, cancel) // Close and Detach end the start
+	defer stop()
+	if err := p.api.Create(ctx, pod); err != nil {
+		p.forget(ps)
+		return nil, fmt.Errorf("creating sandbox Pod %s: %w", pod.Name, err)
+	}
+	ps.setPod(pod)
+	err := v.waitReady(ctx, ps)
+	if err == nil {
+		return ps, nil
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
+	p.deletePod(dctx, ps)
+	dcancel()
+	return nil, err
+}
+
+// waitReady waits until ps's Pod is Ready, or says why it will not be.
+func (v provisioner) waitReady(ctx context.Context, ps *podSandbox) error {
+	p := v.p
+	seen := false
+	for {
+		changed := p.changedCh()
+		cur, err := p.api.Get(ctx, ps.ID())
+		switch {
+		case apierrors.IsNotFound(err):
+			if seen {
+				return fmt.Errorf("sandbox Pod %s was deleted while it started", ps.ID())
+			}
+			// The cache has not seen it yet.
+		case err != nil:
+			if ctx.Err() == nil {
+				p.opts.Log.V(1).Info("reading a starting sandbox Pod failed; trying again", "pod", ps.ID(), "error", err.Error())
+			}
+		case cur.UID != ps.podUID():
+			return fmt.Errorf("sandbox Pod %s was replaced while it started", ps.ID())
+		default:
+			seen = true
+			if msg := startProblem(cur); msg != "" {
+				return errors.New(msg)
+			}
+			if msg := exited(cur); msg != "" {
+				return errors.New(msg)
+			}
+			if cur.DeletionTimestamp != nil {
+				return fmt.Errorf("sandbox Pod %s was deleted while it started", ps.ID())
+			}
+			if podReady(cur) {
+				ps.setPod(cur)
+				return nil
+			}
+		}
+		t := p.clock.NewTimer(p.opts.Poll)
 		select {
 		case <-changed:
-		case <-t.C:
-		case <-p.ctx.Done():
+		case <-t.C():
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			if p.ctx.Err() != nil {
+				return fmt.Errorf("the pool closed while sandbox Pod %s started", ps.ID())
+			}
+			return fmt.Errorf("sandbox Pod %s cannot start: not Ready within %s", ps.ID(), p.opts.StartTimeout)
 		}
 		t.Stop()
 	}
 }
 
-// tryClaim claims one Pod, or says why none can be had: nothing (wait) or a
-// start problem (when no Pod is starting or ready and one cannot start).
-func (p *Pool) tryClaim(ctx context.Context, c sandbox.Claimant) (*podSandbox, string, error) {
-	pods, err := p.api.List(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("listing the pool's sandbox Pods: %w", err)
-	}
-	p.Observe(pods)
-	views := Classify(pods, p.hash)
-	var cands []View
-	problem, hopeful := "", false
-	for _, v := range views {
-		switch {
-		case claimable(v) && servesNamespace(v.Pod, claimNamespace(c.Key)):
-			cands = append(cands, v)
-		case v.Current && !v.Terminating && v.State == sandbox.StateStarting:
-			hopeful = true
-		case v.Current && !v.Terminating && v.State == sandbox.StateFailed && !v.Exited && problem == "":
-			problem = v.Problem
-		}
-	}
-	// The longest-warm first: its agent has had the most time to settle.
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Since.Before(cands[j].Since) })
-	for _, v := range cands {
-		pod := v.Pod.DeepCopy()
-		markClaimed(pod, Claim{Claimant: c, Manager: p.opts.Manager, At: time.Now().UTC().Truncate(time.Second)})
-		err := p.api.Update(ctx, pod)
-		switch {
-		case err == nil:
-			sb := &podSandbox{pool: p, pod: pod}
-			p.mu.Lock()
-			if p.closed {
-				p.mu.Unlock()
-				p.deletePod(pod)
-				return nil, "", sandbox.ErrPoolClosed
-			}
-			p.inflight[pod.Name] = sb
+// takeAdopted returns an adopted Pod that is still warm and Ready, deleting the
+// ones that are not; nil when none is left.
+func (v provisioner) takeAdopted(ctx context.Context) *podSandbox {
+	p := v.p
+	for {
+		p.mu.Lock()
+		if len(p.adopted) == 0 {
 			p.mu.Unlock()
-			p.wrote(pod.Name, pod)
-			return sb, "", nil
-		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
-			continue // another claim won this Pod, or it went away
-		case ctx.Err() != nil:
-			return nil, "", ctx.Err()
-		default:
-			return nil, "", fmt.Errorf("claiming sandbox Pod %s: %w", pod.Name, err)
+			return nil
 		}
-	}
-	if len(cands) == 0 && !hopeful && problem != "" {
-		return nil, problem, nil
-	}
-	return nil, "", nil
-}
-
-// Release ends a job: the Pod is deleted (one job per Pod), or, when the pool allows
-// more executions per Pod and its job went well, handed back warm.
-func (p *Pool) Release(sb sandbox.Sandbox) {
-	ps, ok := sb.(*podSandbox)
-	if !ok {
-		return
-	}
-	p.mu.Lock()
-	if p.inflight[ps.pod.Name] != ps {
+		pod := p.adopted[0]
+		p.adopted = p.adopted[1:]
+		ps := p.pods[pod.Name]
 		p.mu.Unlock()
-		return // released already
-	}
-	delete(p.inflight, ps.pod.Name)
-	closed := p.closed
-	p.mu.Unlock()
-
-	runs := Executions(ps.pod) + 1
-	if closed || ps.failed || runs >= p.s.MaxExecutions {
-		p.deletePod(ps.pod)
-		return
-	}
-	pod := ps.pod.DeepCopy()
-	markWarm(pod, runs)
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
-	defer cancel()
-	if err := p.api.Update(ctx, pod); err != nil {
-		p.deletePod(ps.pod)
-		return
-	}
-	p.wrote(pod.Name, pod)
-}
-
-// deletePod deletes a Pod this pool holds, whatever the kubelet wrote to it since
-// the claim (only its UID must match). A failure is left to the controller, which
-// deletes busy Pods whose job is over.
-func (p *Pool) deletePod(pod *corev1.Pod) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
-	defer cancel()
-	pod = pod.DeepCopy()
-	pod.ResourceVersion = ""
-	if err := p.api.Delete(ctx, pod); err == nil || apierrors.IsNotFound(err) {
-		p.wrote(pod.Name, nil)
-	}
-}
-
-// Resize changes the warm target and the cap; the controller acts on it.
-func (p *Pool) Resize(minReady, maxSandboxes int) error {
-	if err := sandbox.ValidSize(minReady, maxSandboxes); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return sandbox.ErrPoolClosed
-	}
-	p.min, p.max = minReady, maxSandboxes
-	return nil
-}
-
-// Status reports the pool's Pods (all managers' claims) as last observed: from
-// memory, with no API call.
-func (p *Pool) Status() sandbox.PoolStatus {
-	p.mu.Lock()
-	pods := make([]corev1.Pod, 0, len(p.pods))
-	for _, pod := range p.pods {
-		pods = append(pods, pod)
-	}
-	running := len(p.inflight)
-	p.mu.Unlock()
-	st := Status(Classify(pods, p.hash))
-	st.Running = running // Busy counts the Pods other pool objects and managers claimed too
-	return st
-}
-
-// Close stops claims, ends this pool object's running jobs (they fail with
-// sandbox.ErrSandboxLost and are retried) and deletes its sandboxes: the Pods it
-// runs jobs in, and every Pod of its template that no claim holds (warm, starting
-// or stuck). A Pod another pool object or manager has claimed is left to it; one
-// claimed while Close runs is left too (the delete's resourceVersion precondition
-// fails). The controller makes new Pods for a pool that lives on.
-func (p *Pool) Close() error {
-	mine, ok := p.stop()
-	if !ok {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
-	defer cancel()
-	var errs []error
-	for _, pod := range mine {
-		pod = pod.DeepCopy()
-		pod.ResourceVersion = "" // the kubelet may have written it since the claim
-		if err := p.api.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", pod.Name, err))
-		}
-	}
-	pods, err := p.api.List(ctx)
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("listing the pool's sandbox Pods: %w", err))...)
-	}
-	for _, v := range Classify(pods, p.hash) {
-		if !v.Current || v.Terminating || v.Pod.Labels[LabelState] == StateBusy {
+		if ps == nil {
 			continue
 		}
-		if err := p.api.Delete(ctx, v.Pod); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			errs = append(errs, fmt.Errorf("deleting sandbox Pod %s: %w", v.Pod.Name, err))
+		cur, err := p.api.Get(ctx, pod.Name)
+		if err == nil && cur.UID == pod.UID && p.adoptable(cur) && cur.DeletionTimestamp == nil {
+			ps.setPod(cur)
+			return ps
+		}
+		p.deletePod(ctx, ps)
+	}
+}
+
+// Destroy deletes the Pod (its UID as precondition) and its token Secret.
+func (v provisioner) Destroy(ctx context.Context, sb sandbox.Sandbox) {
+	if ps, ok := sb.(*podSandbox); ok {
+		v.p.deletePod(ctx, ps)
+	}
+}
+
+// Recycle hands a Pod back warm after a job that went well, while it has run fewer
+// than MaxExecutions jobs: the executions count is written with the claim's
+// resourceVersion fence (the Pod must still carry this claim). Anything else, and a
+// pool closing, deletes the Pod.
+func (v provisioner) Recycle(ctx context.Context, sb sandbox.Sandbox) bool {
+	p := v.p
+	ps, ok := sb.(*podSandbox)
+	p.mu.Lock()
+	draining := p.draining
+	p.mu.Unlock()
+	if !ok || ps.failed || draining || p.ctx.Err() != nil {
+		return false
+	}
+	mine := ps.snapshot()
+	runs := Executions(mine) + 1
+	if runs >= p.s.MaxExecutions {
+		return false
+	}
+	for range claimTries {
+		cur, err := p.api.Get(ctx, ps.ID())
+		if err != nil || cur.UID != mine.UID || cur.Annotations[AnnotationClaim] != mine.Annotations[AnnotationClaim] ||
+			cur.DeletionTimestamp != nil || !podReady(cur) {
+			return false
+		}
+		pod := cur.DeepCopy()
+		markWarm(pod, runs)
+		err = p.api.Update(ctx, pod)
+		if err == nil {
+			ps.setPod(pod)
+			return true
+		}
+		if !apierrors.IsConflict(err) {
+			return false
 		}
 	}
-	return errors.Join(errs...)
+	return false
 }
 
-// Detach stops this pool object as Close does (claims refused, its running jobs end
-// with sandbox.ErrSandboxLost and are retried) but deletes no Pod: the Pods outlive
-// the manager, and the next one adopts the warm ones and cleans up the busy ones (the
-// manager detaches its pools when it stops cleanly, as in a rollout, so that warm Pods
-// survive it). A Close after Detach does nothing.
-func (p *Pool) Detach() {
-	p.stop()
+// Claimable keeps a Pod that served one namespace to that namespace: its processes
+// and files are gone with each context, but a Pod is the boundary tenants are
+// promised.
+func (v provisioner) Claimable(sb sandbox.Sandbox, owner string) bool {
+	ps, ok := sb.(*podSandbox)
+	return ok && servesNamespace(ps.snapshot(), claimNamespace(owner))
 }
 
-// stop refuses later claims and ends this object's running jobs; it returns the Pods
-// those ran in, and false when the pool was stopped already.
-func (p *Pool) stop() ([]*corev1.Pod, bool) {
+// Maintain retires the ready Pods the cache shows gone, going or no longer Ready
+// (a Pod event that was missed).
+func (v provisioner) Maintain(ctx context.Context) {
+	p := v.p
+	pods, err := p.api.List(ctx)
+	if err != nil {
+		return
+	}
+	byName := make(map[string]*corev1.Pod, len(pods))
+	for i := range pods {
+		byName[pods[i].Name] = &pods[i]
+	}
+	ready, _ := p.eng.Held()
+	for _, sb := range ready {
+		ps := sb.(*podSandbox)
+		cur := byName[ps.ID()]
+		if cur == nil || cur.UID != ps.podUID() || cur.DeletionTimestamp != nil || !podReady(cur) {
+			p.eng.Retire(sb)
+		}
+	}
+}
+
+// Closed deletes the adopted Pods no start has taken (Close deletes every Pod the
+// pool holds; Detach leaves them).
+func (v provisioner) Closed(ctx context.Context, _ error) {
+	p := v.p
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, false
+	var left []*podSandbox
+	for _, pod := range p.adopted {
+		if ps := p.pods[pod.Name]; ps != nil {
+			left = append(left, ps)
+		}
 	}
-	p.closed = true
-	close(p.changed)
-	p.changed = make(chan struct{})
-	var mine []*corev1.Pod
-	for _, sb := range p.inflight {
-		mine = append(mine, sb.pod)
-	}
-	p.inflight = map[string]*podSandbox{}
-	p.pods = map[string]corev1.Pod{}
+	p.adopted = nil
 	p.mu.Unlock()
-	p.cancel()
-	return mine, true
+	for _, ps := range left {
+		p.deletePod(ctx, ps)
+	}
 }
 
-// podSandbox is a claimed Pod.
+// podSandbox is one of the pool's Pods.
 type podSandbox struct {
 	pool   *Pool
-	pod    *corev1.Pod // as claimed
-	failed bool
+	mu     sync.Mutex
+	pod    *corev1.Pod // as last read or written
+	failed bool        // its job (or its claim) failed: the Pod is deleted, not reused
+	taken  bool        // another manager claimed it: let go, not deleted
 }
 
-func (s *podSandbox) ID() string { return s.pod.Name }
+// setLost marks a Pod whose claim failed: not reused, and deleted unless taken.
+func (s *podSandbox) setLost(taken bool) {
+	s.mu.Lock()
+	s.failed, s.taken = true, taken
+	s.mu.Unlock()
+}
+
+func (s *podSandbox) isTaken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.taken
+}
+
+func (s *podSandbox) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pod.Name
+}
+
+func (s *podSandbox) podUID() types.UID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pod.UID
+}
+
+func (s *podSandbox) snapshot() *corev1.Pod {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pod.DeepCopy()
+}
+
+func (s *podSandbox) setPod(pod *corev1.Pod) {
+	s.mu.Lock()
+	s.pod = pod.DeepCopy()
+	s.mu.Unlock()
+}
 
 // Execute runs req in the Pod's agent. Errors mean the Pod or its agent failed
 // (sandbox.ErrSandboxLost): the Pod is then deleted, not reused.
@@ -446,17 +675,18 @@ func (s *podSandbox) Execute(ctx context.Context, req sandbox.Request) (*sandbox
 	defer cancel()
 	stop := context.AfterFunc(s.pool.ctx, cancel) // Close ends the job
 	defer stop()
-	res, err := s.pool.opts.NewRunner(s.pod, PodToken(s.pool.s.TokenKey, s.pod)).Run(ctx, req)
+	pod := s.snapshot()
+	res, err := s.pool.opts.NewRunner(pod, PodToken(s.pool.s.TokenKey, pod)).Run(ctx, req)
 	if err != nil {
 		s.failed = true
 		if s.pool.ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: the pool was closed while sandbox Pod %s ran the job", sandbox.ErrSandboxLost, s.pod.Name)
+			return nil, fmt.Errorf("%w: the pool was closed while sandbox Pod %s ran the job", sandbox.ErrSandboxLost, pod.Name)
 		}
 		if ctx.Err() != nil && !errors.Is(err, sandbox.ErrSandboxLost) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: sandbox Pod %s: %v", sandbox.ErrSandboxLost, s.pod.Name, err)
+		return nil, fmt.Errorf("%w: sandbox Pod %s: %v", sandbox.ErrSandboxLost, pod.Name, err)
 	}
-	res.SandboxID = s.pod.Name
+	res.SandboxID = pod.Name
 	return res, nil
 }

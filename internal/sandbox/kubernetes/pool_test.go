@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,23 +14,36 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
-// fakeAPI is a PodAPI with the API server's optimistic concurrency: an update or
-// delete with a stale resourceVersion fails with a Conflict. It does not model
-// watches or a cache that lags (the envtest suite runs against a real API server).
+// fakeAPI is a PodAPI with the API server's optimistic concurrency (an update or
+// delete with a stale resourceVersion fails with a Conflict) and a fake kubelet: a
+// created Pod gets the status kubelet gives it (Running and Ready unless set). It
+// has no cache that lags (the envtest suite runs against a real API server).
 type fakeAPI struct {
 	mu      sync.Mutex
 	pods    map[string]*corev1.Pod
 	rv      int
 	updates int
+	created int
+	deleted []string
+	peak    int
+	// kubelet sets a created Pod's status (nil: Running and Ready).
+	kubelet func(*corev1.Pod)
+	// createErr, when set, refuses every creation (the API server's answer).
+	createErr error
 	// beforeUpdate, when set, runs before each update (to let a rival claim first).
 	beforeUpdate func(name string)
+	// onChange is the Pod watch: it is told of each change the test makes behind the
+	// pool's back (mutate, remove).
+	onChange func(pod *corev1.Pod, gone bool)
 }
 
 func newFakeAPI(pods ...corev1.Pod) *fakeAPI {
@@ -56,6 +70,41 @@ func (a *fakeAPI) List(context.Context) ([]corev1.Pod, error) {
 
 var podsResource = schema.GroupResource{Resource: "pods"}
 
+func (a *fakeAPI) Get(_ context.Context, name string) (*corev1.Pod, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.pods[name]
+	if !ok {
+		return nil, apierrors.NewNotFound(podsResource, name)
+	}
+	return p.DeepCopy(), nil
+}
+
+func (a *fakeAPI) Create(_ context.Context, pod *corev1.Pod) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.created++
+	if a.createErr != nil {
+		return a.createErr
+	}
+	if _, ok := a.pods[pod.Name]; ok {
+		return apierrors.NewAlreadyExists(podsResource, pod.Name)
+	}
+	a.rv++
+	pod.ResourceVersion = strconv.Itoa(a.rv)
+	pod.UID = types.UID(fmt.Sprintf("uid-%s-%d", pod.Name, a.rv))
+	pod.CreationTimestamp = metav1.NewTime(time.Now())
+	p := pod.DeepCopy()
+	if a.kubelet != nil {
+		a.kubelet(p)
+	} else {
+		running(p)
+	}
+	a.pods[p.Name] = p
+	a.peak = max(a.peak, len(a.pods))
+	return nil
+}
+
 func (a *fakeAPI) Update(_ context.Context, pod *corev1.Pod) error {
 	if a.beforeUpdate != nil {
 		a.beforeUpdate(pod.Name)
@@ -72,6 +121,7 @@ func (a *fakeAPI) Update(_ context.Context, pod *corev1.Pod) error {
 	a.rv++
 	a.updates++
 	p := pod.DeepCopy()
+	p.Status = cur.Status // labels and annotations only
 	p.ResourceVersion = strconv.Itoa(a.rv)
 	a.pods[pod.Name] = p
 	pod.ResourceVersion = p.ResourceVersion
@@ -83,12 +133,13 @@ func (a *fakeAPI) Delete(_ context.Context, pod *corev1.Pod) error {
 	defer a.mu.Unlock()
 	cur, ok := a.pods[pod.Name]
 	if !ok {
-		return nil
+		return apierrors.NewNotFound(podsResource, pod.Name)
 	}
 	if cur.UID != pod.UID || (pod.ResourceVersion != "" && cur.ResourceVersion != pod.ResourceVersion) {
 		return apierrors.NewConflict(podsResource, pod.Name, errors.New("the object has been modified"))
 	}
 	delete(a.pods, pod.Name)
+	a.deleted = append(a.deleted, pod.Name)
 	return nil
 }
 
@@ -99,6 +150,58 @@ func (a *fakeAPI) get(name string) *corev1.Pod {
 		return p.DeepCopy()
 	}
 	return nil
+}
+
+// mutate changes a Pod as the kubelet or a user would, and tells the watch.
+func (a *fakeAPI) mutate(name string, f func(*corev1.Pod)) {
+	a.mu.Lock()
+	p, ok := a.pods[name]
+	if ok {
+		f(p)
+		a.rv++
+		p.ResourceVersion = strconv.Itoa(a.rv)
+		p = p.DeepCopy()
+	}
+	watch := a.onChange
+	a.mu.Unlock()
+	if ok && watch != nil {
+		watch(p, false)
+	}
+}
+
+// remove deletes a Pod behind the pool's back (kubectl delete, an eviction).
+func (a *fakeAPI) remove(name string) {
+	a.mu.Lock()
+	p, ok := a.pods[name]
+	delete(a.pods, name)
+	watch := a.onChange
+	a.mu.Unlock()
+	if ok && watch != nil {
+		watch(p, true)
+	}
+}
+
+func (a *fakeAPI) count(f func() int) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return f()
+}
+
+// names are the Pods that exist, sorted.
+func (a *fakeAPI) names() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for n := range a.pods {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func running(pod *corev1.Pod) {
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1",
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(time.Now())}}}
 }
 
 type runFunc func(ctx context.Context, req sandbox.Request) (*sandbox.Result, error)
@@ -113,217 +216,352 @@ func okRunner(*corev1.Pod, string) Runner {
 	})
 }
 
-func newTestPool(t *testing.T, api PodAPI, maxExec int, runner func(*corev1.Pod, string) Runner) *Pool {
+// testPool is a pool over api of minReady, maxSandboxes; o may change its options.
+func testPool(t *testing.T, api *fakeAPI, minReady, maxSandboxes, maxExec int, o Options) *Pool {
 	t.Helper()
 	s := testSettings.WithTokenKey(testKey)
 	s.MaxExecutions = maxExec
-	p, err := NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 3}, s, api, Options{NewRunner: runner, Poll: 10 * time.Millisecond, Manager: "m1"})
+	if o.NewRunner == nil {
+		o.NewRunner = okRunner
+	}
+	if o.Manager == "" {
+		o.Manager = "m1"
+	}
+	if o.Poll == 0 {
+		o.Poll = 10 * time.Millisecond
+	}
+	p, err := NewPool(sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, s, api, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	api.mu.Lock()
+	api.onChange = p.PodChanged
+	api.mu.Unlock()
 	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 
 func claimCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	return claimAs(t, "ns/req")
+}
+
+func claimAs(t *testing.T, key string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
-	return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: "ns/req", UID: "req-uid", Attempt: 2})
+	return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: key, UID: key + "-uid", Attempt: 2})
 }
 
-func TestAcquireClaimsWithPrecondition(t *testing.T) {
-	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
-	// A rival manager claims whichever Pod this pool tries first, just before it.
-	rivalled := false
-	api.beforeUpdate = func(name string) {
-		if rivalled {
-			return
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
 		}
-		rivalled = true
-		api.mu.Lock()
-		p := api.pods[name]
-		markClaimed(p, Claim{Claimant: sandbox.Claimant{Key: "ns/rival"}, Manager: "m2"})
-		api.rv++
-		p.ResourceVersion = strconv.Itoa(api.rv)
-		api.mu.Unlock()
-	}
-	p := newTestPool(t, api, 1, okRunner)
-	sb, err := p.Acquire(claimCtx(t), "ns/req")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := api.get(sb.ID())
-	c := ClaimOf(got)
-	if c == nil || c.Key != "ns/req" || c.UID != "req-uid" || c.Attempt != 2 || c.Manager != "m1" {
-		t.Fatalf("claim of %s = %+v, want ns/req, req-uid, attempt 2, manager m1", sb.ID(), c)
-	}
-	if got.Labels[LabelState] != StateBusy {
-		t.Errorf("state label = %q, want busy", got.Labels[LabelState])
-	}
-	var rival int
-	for _, name := range []string{"pool-0123a-0", "pool-0123a-1"} {
-		if c := ClaimOf(api.get(name)); c != nil && c.Key == "ns/rival" {
-			rival++
-			if name == sb.ID() {
-				t.Errorf("Pod %s went to both claims", name)
-			}
-		}
-	}
-	if rival != 1 {
-		t.Errorf("rival claims = %d, want 1", rival)
-	}
-	if p.Status().Running != 1 || !p.Holds(sb.ID()) {
-		t.Errorf("Status().Running = %d, Holds = %v; want 1, true", p.Status().Running, p.Holds(sb.ID()))
+		time.Sleep(time.Millisecond)
 	}
 }
 
-func TestAcquireSkipsWhatCannotBeClaimed(t *testing.T) {
-	api := newFakeAPI(pod(0, "busy", false), pod(1, "starting", false), pod(2, "ready", true), pod(3, "terminating", false))
-	p := newTestPool(t, api, 1, okRunner)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := p.Acquire(ctx, "ns/req"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Acquire = %v, want to wait until the deadline", err)
-	}
-	if api.updates != 0 {
-		t.Errorf("%d updates, want none: no Pod was claimable", api.updates)
-	}
-	if p.Waiting() != 0 {
-		t.Errorf("Waiting = %d after the claim gave up, want 0", p.Waiting())
-	}
-}
-
-func TestAcquireWaitsAndCountsWaiting(t *testing.T) {
+// A start creates a Pod and waits until the kubelet makes it Ready (a Pod event
+// wakes it); Status counts it Starting meanwhile.
+func TestStartWaitsUntilThePodIsReady(t *testing.T) {
 	api := newFakeAPI()
-	woken := make(chan struct{}, 100)
-	s := testSettings.WithTokenKey(testKey)
-	p, err := NewPool(sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1}, s, api, Options{NewRunner: okRunner, Poll: 10 * time.Millisecond,
-		Wake: func() { woken <- struct{}{} }})
-	if err != nil {
-		t.Fatal(err)
+	api.kubelet = func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0)) // the poll never fires: only the event wakes the start
+	p := testPool(t, api, 1, 1, 1, Options{Clock: clk})
+	waitFor(t, "a Pod is created", func() bool { return len(api.names()) == 1 })
+	if st := p.Status(); st.Starting != 1 || st.Ready != 0 {
+		t.Fatalf("Status while the Pod is Pending = %+v, want one starting", st)
 	}
-	defer func() { _ = p.Close() }()
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Acquire(claimCtx(t), "ns/req")
-		done <- err
-	}()
-	<-woken // the controller is asked for a Pod
-	if p.Waiting() != 1 {
-		t.Fatalf("Waiting = %d, want 1", p.Waiting())
+	name := api.names()[0]
+	if !strings.HasPrefix(name, "pool-0123a-") || len(name) != len("pool-0123a-")+5 {
+		t.Errorf("Pod name %q, want the pool's prefix and a random suffix", name)
 	}
-	// The controller makes one, the kubelet starts it.
-	ready := pod(0, "ready", false)
-	api.mu.Lock()
-	ready.ResourceVersion = "100"
-	api.pods[ready.Name] = &ready
-	api.mu.Unlock()
-	p.Notify()
-	if err := <-done; err != nil {
-		t.Fatalf("Acquire = %v", err)
-	}
-	if p.Waiting() != 0 {
-		t.Errorf("Waiting = %d, want 0", p.Waiting())
+	api.mutate(name, running)
+	waitFor(t, "the Pod is ready", func() bool { return p.Status().Ready == 1 })
+	if st := p.Status(); st.Sandboxes[0].ID != name || st.Starting != 0 {
+		t.Errorf("Status = %+v, want %s ready", st, name)
 	}
 }
 
-func TestAcquireReportsAPodThatCannotStart(t *testing.T) {
-	api := newFakeAPI(pod(0, "failed", false))
-	p := newTestPool(t, api, 1, okRunner)
-	_, err := p.Acquire(claimCtx(t), "ns/req")
-	if !errors.Is(err, sandbox.ErrUnavailable) || !strings.Contains(err.Error(), "ImagePullBackOff") {
-		t.Fatalf("Acquire = %v, want ErrUnavailable naming ImagePullBackOff", err)
+// A Pod that cannot start is deleted, the start fails naming the problem
+// (Status().Degraded), and the next start waits for the engine's backoff.
+func TestStartFailureDeletesThePodAndBacksOff(t *testing.T) {
+	for name, tc := range map[string]struct {
+		kubelet   func(*corev1.Pod)
+		createErr error
+		timeout   time.Duration
+		want      string
+	}{
+		"an image that does not pull": {
+			kubelet: func(p *corev1.Pod) {
+				p.Status.Phase = corev1.PodPending
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "manifest unknown"}}}}
+			},
+			want: "cannot start: ImagePullBackOff: manifest unknown",
+		},
+		"no node to schedule it on": {
+			kubelet: func(p *corev1.Pod) {
+				p.Status.Phase = corev1.PodPending
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available"}}
+			},
+			want: "cannot be scheduled: 0/3 nodes are available",
+		},
+		"an agent that exits": {
+			kubelet: func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed; p.Status.Reason = "Error" },
+			want:    "exited (phase Failed): Error",
+		},
+		"not Ready in time": {
+			kubelet: func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending },
+			timeout: 50 * time.Millisecond,
+			want:    "cannot start: not Ready within 50ms",
+		},
+		"the API server refuses the Pod": {
+			createErr: apierrors.NewForbidden(podsResource, "x", errors.New(`pod rejected: RuntimeClass "gvisor" not found`)),
+			want:      `RuntimeClass "gvisor" not found`,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			api := newFakeAPI()
+			api.kubelet, api.createErr = tc.kubelet, tc.createErr
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			p := testPool(t, api, 1, 1, 1, Options{Clock: clk, StartTimeout: tc.timeout, BackoffBase: time.Second, Poll: time.Hour})
+			waitFor(t, "the start fails", func() bool { return strings.Contains(p.Status().Degraded, tc.want) })
+			if st := p.Status(); !strings.HasPrefix(st.Degraded, "creating sandboxes fails: ") || st.Ready+st.Starting != 0 {
+				t.Errorf("Status = %+v, want no sandbox and Degraded naming the problem", st)
+			}
+			if n := len(api.names()); n != 0 {
+				t.Errorf("%d Pods left after the failed start, want it deleted", n)
+			}
+			created := api.count(func() int { return api.created })
+			waitFor(t, "the engine waits on the backoff", clk.HasWaiters)
+			clk.Step(999 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
+			if n := api.count(func() int { return api.created }); n != created {
+				t.Fatalf("a start came before the backoff ended: %d creations, want %d", n, created)
+			}
+			api.mu.Lock()
+			api.kubelet, api.createErr = nil, nil
+			api.mu.Unlock()
+			clk.Step(time.Millisecond)
+			waitFor(t, "the pool recovers", func() bool { return p.Status().Ready == 1 })
+			if st := p.Status(); st.Degraded != "" {
+				t.Errorf("after a start succeeded Degraded = %q", st.Degraded)
+			}
+		})
 	}
 }
 
-func TestReleaseOneJobPerPod(t *testing.T) {
+// A new pool adopts the warm, Ready Pods of its template that an earlier manager
+// left (up to minReady, no Pod created for them), and deletes the others, except
+// the ones another pool object of this manager holds and the ones already going.
+func TestNewPoolAdoptsWarmPodsAndDeletesTheRest(t *testing.T) {
+	noNonce := pod(7, "ready", false)
+	delete(noNonce.Annotations, AnnotationTokenNonce)
+	usedUp := pod(8, "ready", false)
+	usedUp.Annotations[AnnotationExecutions] = "1"
+	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false), pod(2, "ready", false),
+		pod(3, "busy", false), pod(4, "ready", true), pod(5, "starting", false), pod(6, "failed", false),
+		noNonce, usedUp, pod(9, "terminating", false), pod(10, "ready", false))
+	p := testPool(t, api, 2, 4, 1, Options{Held: func(name string) bool { return name == "pool-0123a-10" }})
+	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	st := p.Status()
+	var ready []string
+	for _, s := range st.Sandboxes {
+		ready = append(ready, s.ID)
+	}
+	slices.Sort(ready)
+	if fmt.Sprint(ready) != "[pool-0123a-0 pool-0123a-1]" {
+		t.Errorf("ready sandboxes %v, want the first two warm Pods adopted", ready)
+	}
+	if n := api.count(func() int { return api.created }); n != 0 {
+		t.Errorf("%d Pods created, want none (warm ones adopted)", n)
+	}
+	if got := fmt.Sprint(api.names()); got != "[pool-0123a-0 pool-0123a-1 pool-0123a-10 pool-0123a-9]" {
+		t.Errorf("Pods left %s, want the adopted, the held and the terminating ones", got)
+	}
+}
+
+// MaxExecutions > 1: a Pod whose job went well goes back warm (executions counted,
+// claim removed) until it has run MaxExecutions jobs; one whose job failed goes.
+func TestRecycleUpToMaxExecutions(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false))
-	p := newTestPool(t, api, 1, okRunner)
-	sb, err := p.Acquire(claimCtx(t), "ns/req")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sb.Execute(context.Background(), sandbox.Request{Code: "1"}); err != nil {
-		t.Fatal(err)
-	}
-	// The kubelet writes the Pod's status meanwhile: a new resourceVersion.
-	api.mu.Lock()
-	api.rv++
-	api.pods[sb.ID()].ResourceVersion = strconv.Itoa(api.rv)
-	api.mu.Unlock()
-	p.Release(sb)
-	if api.get(sb.ID()) != nil {
-		t.Errorf("Pod %s still exists after its one job", sb.ID())
-	}
-	p.Release(sb) // idempotent
-	if p.Status().Running != 0 {
-		t.Errorf("Status().Running = %d, want 0", p.Status().Running)
-	}
-}
-
-func TestReleaseReusesUpToMaxExecutions(t *testing.T) {
-	api := newFakeAPI(pod(0, "ready", false))
-	p := newTestPool(t, api, 2, okRunner)
+	p := testPool(t, api, 1, 1, 2, Options{})
+	waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
 	for run := 1; run <= 2; run++ {
 		sb, err := p.Acquire(claimCtx(t), "ns/req")
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
+		if got := api.get(sb.ID()); got.Labels[LabelState] != StateBusy || ClaimOf(got) == nil || ClaimOf(got).Key != "ns/req" || ClaimOf(got).Manager != "m1" {
+			t.Fatalf("run %d: the claimed Pod is %+v, want busy with this claim", run, got.ObjectMeta)
+		}
 		if _, err := sb.Execute(context.Background(), sandbox.Request{}); err != nil {
 			t.Fatal(err)
 		}
+		// The kubelet writes the Pod's status meanwhile: a new resourceVersion.
+		api.mutate(sb.ID(), func(*corev1.Pod) {})
 		p.Release(sb)
 		got := api.get(sb.ID())
 		switch run {
 		case 1:
-			if got == nil || got.Labels[LabelState] != StateWarm || Executions(got) != 1 || ClaimOf(got) != nil {
+			if sb.ID() != "pool-0123a-0" || got == nil || got.Labels[LabelState] != StateWarm || Executions(got) != 1 || ClaimOf(got) != nil {
 				t.Fatalf("after run 1 the Pod is %+v, want warm with 1 execution and no claim", got)
 			}
 		case 2:
-			if got != nil {
-				t.Fatalf("after run 2 (maxExecutions 2) the Pod still exists")
+			if sb.ID() != "pool-0123a-0" {
+				t.Fatalf("run 2 ran in %s, want the recycled Pod", sb.ID())
 			}
+			waitFor(t, "the Pod deleted after run 2 (maxExecutions 2)", func() bool { return api.get(sb.ID()) == nil })
 		}
+	}
+	waitFor(t, "a new Pod ready", func() bool { return p.Status().Ready == 1 })
+}
+
+// A Pod that served one namespace serves no other: another namespace's claim gets
+// another Pod (a new one when the pool is full: the served one makes room).
+func TestReuseStaysInOneNamespace(t *testing.T) {
+	for name, max := range map[string]int{"room for another Pod": 2, "at the cap": 1} {
+		t.Run(name, func(t *testing.T) {
+			api := newFakeAPI(pod(0, "ready", false))
+			p := testPool(t, api, 1, max, 5, Options{})
+			waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+			sb, err := p.Acquire(claimAs(t, "a/first"), "a/first")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := sb.ID()
+			p.Release(sb)
+			if got := api.get(served); got == nil || got.Annotations[AnnotationServedNamespace] != "a" {
+				t.Fatalf("after a job of namespace a the Pod is %+v", got)
+			}
+			sb, err = p.Acquire(claimAs(t, "b/other"), "b/other")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sb.ID() == served {
+				t.Fatalf("namespace b claimed %s, which ran a job of namespace a", served)
+			}
+			if got := api.get(sb.ID()); got.Annotations[AnnotationServedNamespace] != "b" {
+				t.Errorf("the Pod namespace b claimed serves %q", got.Annotations[AnnotationServedNamespace])
+			}
+			p.Release(sb)
+			if max == 1 {
+				if api.get(served) != nil {
+					t.Errorf("at the cap the Pod that served namespace a was kept")
+				}
+				return
+			}
+			sb, err = p.Acquire(claimAs(t, "a/second"), "a/second")
+			if err != nil || sb.ID() != served {
+				t.Fatalf("namespace a did not reuse its own Pod %s: %v, %v", served, sb, err)
+			}
+			p.Release(sb)
+		})
 	}
 }
 
-// A reused Pod serves one namespace: after a job of namespace a, a request of
-// namespace b waits for (and makes the controller start) another Pod.
-func TestReuseStaysInOneNamespace(t *testing.T) {
-	api := newFakeAPI(pod(0, "ready", false))
-	p := newTestPool(t, api, 5, okRunner)
-	as := func(ctx context.Context, key string) context.Context {
-		return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: key, UID: key, Attempt: 1})
+// A ready Pod deleted or failing behind the pool's back (its watch event) is dropped
+// at once and replaced; a claim gets the replacement, never the gone Pod.
+func TestPodGoneOutsideIsReplaced(t *testing.T) {
+	for name, gone := range map[string]func(a *fakeAPI, name string){
+		"deleted": func(a *fakeAPI, name string) { a.remove(name) },
+		"exited": func(a *fakeAPI, name string) {
+			a.mutate(name, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
+		},
+		"not Ready": func(a *fakeAPI, name string) {
+			a.mutate(name, func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse })
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			api := newFakeAPI(pod(0, "ready", false))
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0)) // no Maintainer tick: the event does it
+			p := testPool(t, api, 1, 1, 1, Options{Clock: clk})
+			waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+			gone(api, "pool-0123a-0")
+			waitFor(t, "a replacement ready", func() bool {
+				st := p.Status()
+				return st.Ready == 1 && st.Sandboxes[0].ID != "pool-0123a-0"
+			})
+			sb, err := p.Acquire(claimCtx(t), "ns/req")
+			if err != nil || sb.ID() == "pool-0123a-0" {
+				t.Fatalf("Acquire = %v, %v; want the replacement", sb, err)
+			}
+			p.Release(sb)
+		})
 	}
-	sb, err := p.Acquire(as(claimCtx(t), "a/first"), "a/first")
+}
+
+// Without the event, the Maintainer's look at the cache finds it.
+func TestMaintainRetiresAPodGoneUnseen(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false))
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+	p := testPool(t, api, 1, 1, 1, Options{Clock: clk, Poll: time.Second})
+	waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+	api.mu.Lock()
+	api.onChange = nil // the event is missed
+	api.mu.Unlock()
+	api.remove("pool-0123a-0")
+	waitFor(t, "the Maintainer waits on its tick", clk.HasWaiters)
+	clk.Step(10 * time.Second)
+	waitFor(t, "a replacement ready", func() bool {
+		st := p.Status()
+		return st.Ready == 1 && st.Sandboxes[0].ID != "pool-0123a-0"
+	})
+}
+
+// The claim is written with the Pod's resourceVersion: when another manager claimed
+// the Pod first, this claim gets another Pod and leaves the rival's alone.
+func TestClaimIsFencedAgainstAnotherManager(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
+	p := testPool(t, api, 2, 2, 1, Options{})
+	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	var once sync.Once
+	api.beforeUpdate = func(name string) {
+		once.Do(func() {
+			api.mu.Lock()
+			rival := api.pods[name]
+			markClaimed(rival, Claim{Claimant: sandbox.Claimant{Key: "ns/rival"}, Manager: "m2"})
+			api.rv++
+			rival.ResourceVersion = strconv.Itoa(api.rv)
+			api.mu.Unlock()
+		})
+	}
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rival *corev1.Pod
+	for _, n := range []string{"pool-0123a-0", "pool-0123a-1"} {
+		if c := ClaimOf(api.get(n)); c != nil && c.Manager == "m2" {
+			rival = api.get(n)
+		}
+	}
+	if rival == nil || rival.Name == sb.ID() {
+		t.Fatalf("the claim took %s; the rival's Pod is %v", sb.ID(), rival)
+	}
+	if c := ClaimOf(api.get(sb.ID())); c == nil || c.Manager != "m1" {
+		t.Errorf("the Pod this pool claimed carries %+v", c)
+	}
 	p.Release(sb)
-	if got := api.get(sb.ID()); got == nil || got.Annotations[AnnotationServedNamespace] != "a" {
-		t.Fatalf("after a job of namespace a the Pod is %+v", got)
+	time.Sleep(20 * time.Millisecond)
+	if api.get(rival.Name) == nil {
+		t.Errorf("the Pod another manager claimed was deleted")
 	}
-	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if sb, err := p.Acquire(as(short, "b/other"), "b/other"); err == nil {
-		t.Fatalf("namespace b claimed %s, which ran a job of namespace a", sb.ID())
-	}
-	sb, err = p.Acquire(as(claimCtx(t), "a/second"), "a/second")
-	if err != nil {
-		t.Fatalf("namespace a cannot reuse its own Pod: %v", err)
-	}
-	p.Release(sb)
 }
 
 func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false))
+	var mu sync.Mutex
 	var gotToken, gotIP, wantToken string
-	p := newTestPool(t, api, 5, func(pod *corev1.Pod, token string) Runner {
+	p := testPool(t, api, 1, 1, 5, Options{NewRunner: func(pod *corev1.Pod, token string) Runner {
+		mu.Lock()
 		gotToken, gotIP, wantToken = token, pod.Status.PodIP, string(RenderTokenSecret(testSettings.WithTokenKey(testKey), pod).Data[TokenKey])
+		mu.Unlock()
 		return runFunc(func(context.Context, sandbox.Request) (*sandbox.Result, error) {
 			return nil, errors.New("connection refused")
 		})
-	})
+	}})
 	sb, err := p.Acquire(claimCtx(t), "ns/req")
 	if err != nil {
 		t.Fatal(err)
@@ -332,28 +570,31 @@ func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	if !errors.Is(err, sandbox.ErrSandboxLost) {
 		t.Fatalf("Execute = %v, want ErrSandboxLost", err)
 	}
+	mu.Lock()
 	if gotToken == "" || gotToken != wantToken || gotIP != "10.0.0.1" {
 		t.Errorf("runner made for token %q at %q, want the Pod's own token %q (its Secret's) at the Pod's IP", gotToken, gotIP, wantToken)
 	}
+	mu.Unlock()
 	p.Release(sb)
-	if api.get(sb.ID()) != nil {
-		t.Errorf("a failed sandbox was handed back instead of deleted")
-	}
+	waitFor(t, "the failed Pod deleted", func() bool { return api.get(sb.ID()) == nil })
 }
 
-// runningJob is a pool of two warm Pods with one of them claimed and running a job
-// that waits until it is ended; the job's Execute error arrives on the channel.
+// runningJob is a pool of two warm Pods and one starting, with one claimed and
+// running a job that waits until it is ended; the job's Execute error arrives on
+// the channel.
 func runningJob(t *testing.T) (*Pool, *fakeAPI, sandbox.Sandbox, <-chan error) {
 	t.Helper()
 	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
+	api.kubelet = func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }
 	started := make(chan struct{})
-	p := newTestPool(t, api, 1, func(*corev1.Pod, string) Runner {
+	p := testPool(t, api, 2, 3, 1, Options{NewRunner: func(*corev1.Pod, string) Runner {
 		return runFunc(func(ctx context.Context, _ sandbox.Request) (*sandbox.Result, error) {
 			close(started)
 			<-ctx.Done()
 			return nil, ctx.Err()
 		})
-	})
+	}})
+	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
 	sb, err := p.Acquire(claimCtx(t), "ns/req")
 	if err != nil {
 		t.Fatal(err)
@@ -361,11 +602,12 @@ func runningJob(t *testing.T) (*Pool, *fakeAPI, sandbox.Sandbox, <-chan error) {
 	errc := make(chan error, 1)
 	go func() { _, err := sb.Execute(context.Background(), sandbox.Request{}); errc <- err }()
 	<-started
+	waitFor(t, "a replacement starting", func() bool { return p.Status().Starting == 1 && len(api.names()) == 3 })
 	return p, api, sb, errc
 }
 
-func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
-	p, api, sb, errc := runningJob(t)
+func TestCloseEndsRunningJobsAndDeletesEveryPod(t *testing.T) {
+	p, api, _, errc := runningJob(t)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -375,13 +617,11 @@ func TestCloseEndsRunningJobsAndDeletesPods(t *testing.T) {
 	if _, err := p.Acquire(claimCtx(t), "ns/req"); !errors.Is(err, sandbox.ErrPoolClosed) {
 		t.Errorf("Acquire after Close = %v, want ErrPoolClosed", err)
 	}
-	if api.get(sb.ID()) != nil || api.get("pool-0123a-1") != nil {
-		t.Errorf("Close left a sandbox Pod: it destroys the busy and the warm ones")
-	}
+	waitFor(t, "every Pod deleted (busy, warm and starting)", func() bool { return len(api.names()) == 0 })
 }
 
 func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
-	p, api, sb, errc := runningJob(t)
+	p, api, _, errc := runningJob(t)
 	var d sandbox.Detacher = p
 	d.Detach()
 	if err := <-errc; !errors.Is(err, sandbox.ErrSandboxLost) {
@@ -393,8 +633,32 @@ func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Errorf("Close after Detach = %v", err)
 	}
-	if api.get(sb.ID()) == nil || api.get("pool-0123a-1") == nil {
-		t.Errorf("Detach (or a Close after it) deleted a sandbox Pod: they are left to the next manager")
+	time.Sleep(20 * time.Millisecond)
+	if n := len(api.names()); n != 3 {
+		t.Errorf("%d Pods left after Detach (and a Close after it), want all 3: they are left to the next manager", n)
+	}
+}
+
+// Drain (the object a new one replaces) deletes the warm Pods now and the busy one
+// when its job ends, and starts none.
+func TestDrain(t *testing.T) {
+	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
+	p := testPool(t, api, 2, 2, 5, Options{})
+	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	sb, err := p.Acquire(claimCtx(t), "ns/req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Drain()
+	waitFor(t, "the warm Pod deleted", func() bool { return len(api.names()) == 1 })
+	if api.get(sb.ID()) == nil {
+		t.Fatalf("Drain deleted the busy Pod")
+	}
+	p.Release(sb)
+	waitFor(t, "the busy Pod deleted after its job", func() bool { return len(api.names()) == 0 })
+	time.Sleep(20 * time.Millisecond)
+	if n := api.count(func() int { return api.created }); n != 0 {
+		t.Errorf("a drained pool created %d Pods", n)
 	}
 }
 

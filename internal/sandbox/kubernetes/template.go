@@ -224,22 +224,24 @@ func namePrefix(s Settings) string {
 	return name + "-" + uid + "-"
 }
 
-// PodName is the name of the Pod in slot i (0 <= i < maxSandboxes). Names are slots:
-// the API server refuses a second Pod of the same name, so no stale cache, and no
-// second manager, can ever make more than maxSandboxes Pods.
-func PodName(s Settings, slot int) string { return namePrefix(s) + strconv.Itoa(slot) }
+// PodName is "<prefix><i>": the name RenderPod gives (the gateway renders its Pods so
+// and renames them).
+func PodName(s Settings, i int) string { return namePrefix(s) + strconv.Itoa(i) }
 
-// Slot returns the slot of a Pod name of this pool, or -1.
-func Slot(s Settings, podName string) int {
-	rest, ok := strings.CutPrefix(podName, namePrefix(s))
-	if !ok {
-		return -1
+// podNameChars are the characters of a Pod name's random suffix (the API server's
+// generateName alphabet: no vowels, no look-alikes).
+const podNameChars = "bcdfghjklmnpqrstvwxz2456789"
+
+// newPodName is a pool Pod's name: the pool's prefix and 5 random characters, so a
+// sandbox ID is never reused by a later Pod of the pool (the Pod cap is the
+// warm-pool engine's, in memory).
+func newPodName(s Settings) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = podNameChars[int(b[i])%len(podNameChars)]
 	}
-	n, err := strconv.Atoi(rest)
-	if err != nil || n < 0 || strconv.Itoa(n) != rest {
-		return -1
-	}
-	return n
+	return namePrefix(s) + string(b[:])
 }
 
 // Selector is the label selector of every object a pool makes.
@@ -291,7 +293,13 @@ func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
 // in-memory emptyDir; the access token is a file from the Pod's own Secret
 // (PodTokenSecretName, RenderTokenSecret), named after a random nonce each render
 // draws.
-func RenderPod(s Settings) func(slot int) *corev1.Pod {
+func RenderPod(s Settings) func(i int) *corev1.Pod {
+	render := renderPod(s)
+	return func(i int) *corev1.Pod { return render(PodName(s, i)) }
+}
+
+// renderPod is RenderPod for a Pod of the given name (newPodName).
+func renderPod(s Settings) func(name string) *corev1.Pod {
 	t := s.Template
 	hash := TemplateHash(t)
 	seccomp := func() *corev1.SeccompProfile {
@@ -300,7 +308,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 		}
 		return &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 	}
-	return func(slot int) *corev1.Pod {
+	return func(name string) *corev1.Pod {
 		labels := commonLabels(s)
 		labels[LabelState] = StateWarm
 		labels[LabelTemplateHash] = hash
@@ -308,7 +316,7 @@ func RenderPod(s Settings) func(slot int) *corev1.Pod {
 		var nonce [16]byte
 		_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
 		meta := metav1.ObjectMeta{
-			Name: PodName(s, slot), Namespace: s.Namespace, Labels: labels,
+			Name: name, Namespace: s.Namespace, Labels: labels,
 			Annotations:     map[string]string{AnnotationTokenNonce: hex.EncodeToString(nonce[:])},
 			OwnerReferences: []metav1.OwnerReference{OwnerReference(s)},
 		}
