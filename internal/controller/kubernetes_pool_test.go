@@ -102,7 +102,7 @@ func (a *fakeAgent) busyNow() int {
 func (a *fakeAgent) runner(pod *corev1.Pod, token string) kubernetes.Runner {
 	return agentRun(func(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
 		a.mu.Lock()
-		name := string(pod.UID) // Pod names are slots: a replaced Pod has the same name
+		name := string(pod.UID)
 		if a.busy[name] {
 			a.twice = append(a.twice, name)
 		}
@@ -352,7 +352,7 @@ var _ = Describe("Kubernetes backend", func() {
 		Expect(vr.Status.Artifacts[0].Data).To(Equal(sandboxtest.PNG))
 		Expect(agent.ips).To(HaveKey("127.0.0.1"), "the runner was made for the Pod's IP")
 
-		// The Pod that ran it is gone, and a new warm one took its slot.
+		// The Pod that ran it is gone, and a new warm one took its place.
 		Eventually(func(g Gomega) {
 			pods := sandboxPods(ctx, g, ns)
 			g.Expect(pods).To(HaveLen(1))
@@ -469,9 +469,9 @@ var _ = Describe("Kubernetes backend", func() {
 		sp := newKubePool(ns, "race", 4, 4)
 		Expect(k8sClient.Create(ctx, sp)).To(Succeed())
 		waitPoolReady(ctx, ns, "race", 4)
-		// The controller stops, so that nothing but the two managers' claims touch the
-		// Pods (it would delete Pods claimed for requests that do not exist). It
-		// crashes: a manager that stops cleanly closes its pools, deleting their Pods.
+		// The manager crashes, leaving its warm Pods; two managers (a leader handing
+		// over to the next) then both adopt them. Only the claim's precondition write
+		// keeps each Pod to one claim.
 		h.crash()
 
 		s := kubernetes.Settings{Namespace: ns, PoolName: sp.Name, PoolUID: sp.UID,
@@ -484,7 +484,11 @@ var _ = Describe("Kubernetes backend", func() {
 			p, err := kubernetes.NewPool(sandbox.PoolConfig{MinReady: 4, MaxSandboxes: 4}, s,
 				kubebackend.NewPodAPI(c, s), kubernetes.Options{Manager: fmt.Sprintf("m%d", i), Poll: 50 * time.Millisecond})
 			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(p.Detach) // the Pods are the namespace's to go with it
 			pools = append(pools, p)
+		}
+		for _, p := range pools {
+			Eventually(func() int { return p.Status().Ready }, 10*time.Second).Should(Equal(4), "each manager adopted the 4 warm Pods")
 		}
 		type win struct{ manager, owner, pod string }
 		wins := make(chan win, 16)
@@ -511,8 +515,13 @@ var _ = Describe("Kubernetes backend", func() {
 			Expect(byPod).NotTo(HaveKey(w.pod), "Pod %s handed out twice", w.pod)
 			byPod[w.pod] = w
 		}
-		Expect(byPod).To(HaveLen(4), "every warm Pod was claimed once; the other claims waited")
+		// The 4 adopted Pods went to one claim each; a claim that lost a Pod to the other
+		// manager left it alone and took a Pod its manager started.
+		Expect(len(byPod)).To(BeNumerically(">=", 4))
 		for _, p := range sandboxPods(ctx, Default, ns) {
+			if _, ok := byPod[p.Name]; !ok {
+				continue // a Pod started for a claim that had given up
+			}
 			c := kubernetes.ClaimOf(&p)
 			Expect(c).NotTo(BeNil())
 			Expect(p.Labels[vizv1.LabelSandboxState]).To(Equal(vizv1.SandboxBusy))
@@ -680,22 +689,35 @@ var _ = Describe("Kubernetes backend", func() {
 		h := startManager([]string{ns}, harnessOptions{factory: fakeFactory(sandboxtest.NewPool(1)), kubeRunner: newFakeAgent().runner})
 		defer h.stop()
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "broken", 1, 1))).To(Succeed())
-		// The kubelet cannot pull the image.
-		Eventually(func(g Gomega) {
-			pods := sandboxPods(ctx, g, ns)
-			g.Expect(pods).To(HaveLen(1))
-			p := &pods[0]
-			p.Status.Phase = corev1.PodPending
-			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: kubernetes.ContainerName,
-				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "manifest unknown"}}}}
-			g.Expect(k8sClient.Status().Update(ctx, p)).To(Succeed())
-		}, 30*time.Second).Should(Succeed())
+		// The kubelet cannot pull the image, of any Pod: the pool deletes each and tries
+		// again after a backoff.
+		kctx, stopKubelet := context.WithCancel(ctx)
+		defer stopKubelet()
+		go func() {
+			defer GinkgoRecover()
+			for kctx.Err() == nil {
+				var pods corev1.PodList
+				if err := k8sClient.List(kctx, &pods, client.InNamespace(ns), client.HasLabels{vizv1.LabelSandboxPoolUID}); err == nil {
+					for i := range pods.Items {
+						p := &pods.Items[i]
+						if len(p.Status.ContainerStatuses) > 0 || p.DeletionTimestamp != nil {
+							continue
+						}
+						p.Status.Phase = corev1.PodPending
+						p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: kubernetes.ContainerName,
+							State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "manifest unknown"}}}}
+						_ = k8sClient.Status().Update(kctx, p) // a conflict or a deleted Pod: next round
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
 		Eventually(func(g Gomega) {
 			sp := getPool(ctx, g, ns, "broken")
 			g.Expect(sp.Status.Conditions).To(ContainElement(And(
 				HaveField("Reason", vizv1.ReasonSandboxStartFailed),
 				HaveField("Message", ContainSubstring("ImagePullBackOff: manifest unknown")))))
-			g.Expect(sp.Status.Sandboxes).To(ContainElement(HaveField("State", "Failed")))
+			g.Expect(sp.Status.Sandboxes).NotTo(ContainElement(HaveField("State", "Ready")))
 		}, 30*time.Second).Should(Succeed())
 		// A Pod the API server refuses is reported too.
 		Expect(k8sClient.Create(ctx, newKubePool(ns, "refused", 1, 1, func(c *vizv1.SandboxClass) {

@@ -405,12 +405,15 @@ func (k *Backend) FinalizerName() string { return vizv1.FinalizerSandboxPool }
 // Finalize removes what a Kubernetes pool made, when it is deleted or no longer a
 // Kubernetes pool: its Pods, then its NetworkPolicy. Token Secrets go with their Pods.
 // The controller has closed the live pool already (a deleted pool: its Close deleted
-// its Pods), or the registry drains and closes it (a pool that became another
-// backend's); the Pods no pool object of this manager holds (left by an earlier
-// manager) are deleted here.
+// its Pods); a pool object still live (a pool that became another backend's) is
+// drained here: its warm Pods go now, its busy ones when their job ends. The Pods no
+// pool object of this manager holds (left by an earlier manager) are deleted here.
 func (k *Backend) Finalize(ctx context.Context, sp *vizv1.SandboxPool, cfg sandbox.PoolConfig) (done bool, err error) {
 	s := kubernetes.Settings{Namespace: sp.Namespace, PoolName: sp.Name, PoolUID: sp.UID,
 		Template: kubernetes.PoolTemplate(cfg, kubernetes.Class{})}
+	for _, p := range k.pools(sp.UID) {
+		p.Drain() // a live pool object (the pool became another backend's) keeps no Pod warm
+	}
 	remaining, err := k.deleteUnheld(ctx, sp.Namespace, sp.UID)
 	if err != nil {
 		return false, err

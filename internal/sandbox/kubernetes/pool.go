@@ -109,6 +109,8 @@ const (
 	// claimTries bounds the precondition writes of one claim (or hand-back) when the
 	// kubelet's status writes keep changing the Pod's resourceVersion under it.
 	claimTries = 3
+	// failClaimsAfter is the engine's FailClaimsAfter.
+	failClaimsAfter = 2
 )
 
 // NewPool returns the pool of s on the warm-pool engine. It first adopts what an
@@ -157,8 +159,12 @@ func NewPool(cfg sandbox.PoolConfig, s Settings, api PodAPI, opts Options) (*Poo
 		MinReady: cfg.MinReady, MaxSandboxes: cfg.MaxSandboxes, Kind: "Kubernetes",
 		Clock: opts.Clock, BackoffBase: opts.BackoffBase, BackoffMax: opts.BackoffMax,
 		CallTimeout: opts.StartTimeout + opts.APITimeout,
-		Tick:        10 * opts.Poll, // the Maintainer's look at the ready Pods, behind the Pod events
-		Log:         opts.Log,
+		// A Pod that cannot start is a class or cluster problem (an image, a node, a
+		// RuntimeClass), not a passing one: after two failed starts in a row a claim
+		// fails at once (sandbox.ErrUnavailable, naming the problem) rather than wait.
+		FailClaimsAfter: failClaimsAfter,
+		Tick:            10 * opts.Poll, // the Maintainer's look at the ready Pods, behind the Pod events
+		Log:             opts.Log,
 	})
 	if err != nil {
 		cancel()

@@ -1,9 +1,9 @@
 // Package kubernetes is the Kubernetes sandbox backend: each sandbox is a hardened Pod
 // running the sandbox agent (cmd/sandbox-agent), which serves E2B's code-interpreter
 // protocol on AgentPort. This package renders the objects a pool needs (Pods, their
-// NetworkPolicy and token Secret), decides which Pods to create and delete (plan.go),
-// and claims and releases Pods (pool.go) through a small PodAPI its adapter
-// (internal/backends/kubernetes) implements. It uses k8s.io/api's types but no client
+// NetworkPolicy and token Secret), reads a Pod's state (plan.go), and runs the pool on
+// the warm-pool engine (pool.go: it creates, claims, recycles and deletes its own Pods)
+// through a small PodAPI its adapter (internal/backends/kubernetes) implements. It uses k8s.io/api's types but no client
 // and no type of the operator's API (its own Class, Settings and label keys; archtest
 // checks), so its decisions are tested without an API server.
 package kubernetes
@@ -273,7 +273,7 @@ func TokenSecretName(s Settings) string { return namePrefix(s) + "token" }
 
 // PodTokenSecretName is the name of a Pod's token Secret: the Pod's name and the
 // start of its nonce, so the name is not known before the Pod is rendered and a
-// Secret of an earlier Pod in the same slot is never reused.
+// Secret of an earlier Pod is never reused.
 func PodTokenSecretName(pod *corev1.Pod) string {
 	nonce := pod.Annotations[AnnotationTokenNonce]
 	if len(nonce) > 10 {
@@ -285,7 +285,8 @@ func PodTokenSecretName(pod *corev1.Pod) string {
 // NetworkPolicyName is the name of the pool's NetworkPolicy.
 func NetworkPolicyName(s Settings) string { return namePrefix(s) + "sandboxes" }
 
-// RenderPod is the sandbox Pod of slot, warm, from s's template. It passes the
+// RenderPod is a sandbox Pod named PodName(s, i), warm, from s's template (the
+// pool's own Pods get random names, newPodName; the gateway renames its). It passes the
 // `restricted` Pod Security level: non-root, no privilege escalation, all
 // capabilities dropped, RuntimeDefault seccomp (or the class's Localhost profile),
 // read-only root filesystem, no host

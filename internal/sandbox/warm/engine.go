@@ -17,12 +17,14 @@
 // zygote or agent per sandbox, recycled after each job; a slot of the operator-wide
 // degraded-sandbox cap before each start; a claim's preference for an armed zygote;
 // a process watcher that Retires a sandbox dying idle; spares trimmed after IdleTTL;
-// claims failing fast after 3 failed starts). Kubernetes is a different shape: its
-// Pods are created by the controller's adapter and claimed by annotation, shared by
-// several managers, so "ready" is not this process's memory alone; port it only once
-// the pool creates its own Pods through a Provisioner (Start = create a Pod and wait
-// until Ready, Destroy = delete it), with the claim annotation kept as the Sandbox's
-// fence at Execute.
+// claims failing fast after 3 failed starts), and so does Kubernetes
+// (internal/sandbox/kubernetes/pool.go: Start creates a sandbox Pod and its token
+// Secret and waits until the Pod is Ready, deleting one that cannot start; Destroy
+// deletes it; a Pod goes back warm up to the class's maxExecutionsPerSandbox; a
+// ClaimFilter keeps a Pod that served one namespace to that namespace; a Pod event
+// Retires a ready Pod that went; the pool object adopts an earlier manager's warm
+// Pods through its first Starts). The claim that Kubernetes writes into the Pod with
+// its resourceVersion as precondition is its own fence, after the engine's claim.
 package warm
 
 import (
