@@ -13,7 +13,7 @@ import (
 
 var testSettings = Settings{Namespace: "ns", PoolName: "pool", PoolUID: "0123abcd-0000", Template: Template{Image: "img"}}
 
-// pod builds a Pod of slot in a state: "starting", "ready", "busy", "failed" (cannot
+// pod builds a Pod named PodName(testSettings, slot) in a state: "starting", "ready", "busy", "failed" (cannot
 // pull its image), "exited", "terminating"; stale marks another template.
 func pod(slot int, state string, stale bool) corev1.Pod {
 	p := RenderPod(testSettings)(slot)

@@ -689,7 +689,7 @@ func TestRenderPodIsHardenedAndKeepsTheTokenOut(t *testing.T) {
 		"token from the Pod's own Secret":    p.Spec.Volumes[1].Secret.SecretName == PodTokenSecretName(p) && strings.HasPrefix(PodTokenSecretName(p), p.Name+"-"),
 		"agent reads the token file":         slices.Contains(c.Args, "--token-file="+TokenDir+"/"+TokenKey),
 		"agent isolation none, in scratch":   c.Command[0] == AgentBinary && slices.Contains(c.Args, "--isolation=none") && strings.HasPrefix(WorkDir, ScratchDir+"/"),
-		"named as its slot":                  p.Name == PodName(s, 3),
+		"named PodName(s, 3)":                p.Name == PodName(s, 3),
 	}
 	for what, ok := range checks {
 		if !ok {
@@ -744,7 +744,7 @@ func TestRenderPodSeccompProfile(t *testing.T) {
 
 var testKey = []byte("test-token-key-0123456789")
 
-// Every Pod has its own token: another Pod of the same pool, the same slot rendered
+// Every Pod has its own token: another Pod of the same pool, the same name rendered
 // again (a replacement), another pool or another key all give another token, and the
 // Pod's Secret holds exactly the token the manager derives when it talks to the Pod.
 func TestPodTokensArePerPod(t *testing.T) {
