@@ -581,7 +581,12 @@ func (v provisioner) Recycle(ctx context.Context, sb sandbox.Sandbox) bool {
 // promised.
 func (v provisioner) Claimable(sb sandbox.Sandbox, owner string) bool {
 	ps, ok := sb.(*podSandbox)
-	return ok && servesNamespace(ps.snapshot(), claimNamespace(owner))
+	if !ok {
+		return false
+	}
+	ps.mu.Lock() // no copy: the engine calls this with its lock held
+	defer ps.mu.Unlock()
+	return servesNamespace(ps.pod, claimNamespace(owner))
 }
 
 // Maintain retires the ready Pods the cache shows gone, going or no longer Ready
