@@ -94,7 +94,7 @@ type Result struct {
 // Sandbox is one claimed, isolated environment.
 type Sandbox interface {
 	// ID is unique among the pool's sandboxes at one time and stable for the
-	// sandbox's life; a replacement may reuse a gone sandbox's ID (a Pod's slot).
+	// sandbox's life; a replacement may reuse a gone sandbox's ID.
 	ID() string
 	// Execute runs one job. A non-nil error means the sandbox failed (transient);
 	// the code's own failures are reported in the Result.

@@ -435,7 +435,7 @@ func brokenWhileIdle(t *testing.T, e *env) {
 			t.Errorf("Execute in the broken sandbox = %v, want sandbox.ErrSandboxLost", err)
 		}
 	}
-	// A replacement may reuse the broken one's ID (a Pod's slot), not its start.
+	// A replacement may reuse the broken one's ID, not its start.
 	e.eventually(t, "the broken sandbox is gone and one is ready again", func() bool {
 		st := e.Pool.Status()
 		for _, s := range st.Sandboxes {
