@@ -76,7 +76,7 @@ func TestRegistry(t *testing.T) {
 	}
 	// The replaced pools were closed once idle (at once: nothing ran there).
 	for _, p := range made[:len(made)-1] {
-		waitFor(t, "a replaced pool closed", func() bool {
+		sandboxtest.WaitFor(t, "a replaced pool closed", func() bool {
 			_, err := p.Acquire(t.Context(), "o")
 			return errors.Is(err, sandbox.ErrPoolClosed)
 		})
@@ -89,7 +89,7 @@ func TestRegistry(t *testing.T) {
 	if _, _, ok := reg.Get("ns/pool"); ok {
 		t.Fatal("pool still registered after Retire")
 	}
-	waitFor(t, "the retired pool closed", func() bool {
+	sandboxtest.WaitFor(t, "the retired pool closed", func() bool {
 		_, err := made[len(made)-1].Acquire(t.Context(), "o")
 		return errors.Is(err, sandbox.ErrPoolClosed)
 	})
@@ -102,17 +102,6 @@ func TestRegistry(t *testing.T) {
 	if _, _, ok := reg.Get("ns/pool"); ok {
 		t.Fatal("pool still registered after Remove")
 	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // A settings change must not cost a running job its attempt: the old pool keeps it to
@@ -140,7 +129,7 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 		_, err := sandbox.Run(context.Background(), old, "job", sandbox.Request{Code: "1"})
 		done <- err
 	}()
-	waitFor(t, "the job to start", func() bool { return made[0].Busy() == 1 })
+	sandboxtest.WaitFor(t, "the job to start", func() bool { return made[0].Busy() == 1 })
 	cur, err := sandbox.Ensure(reg, "ns/p", "Local", sandbox.PoolConfig{MaxSandboxes: 1, PlotlyJSURL: "inline"}, struct{}{}, local)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +139,7 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 	}
 	// The drain has looked several times (it waits for Status().Running, the jobs
 	// this pool object runs), and the old pool is still open.
-	waitFor(t, "the drain to poll the old pool", func() bool { return polls.Load() >= 5 })
+	sandboxtest.WaitFor(t, "the drain to poll the old pool", func() bool { return polls.Load() >= 5 })
 	if _, err := made[0].Acquire(t.Context(), "probe"); err != nil {
 		t.Fatalf("the old pool closed while a job ran in it: %v", err)
 	}
@@ -158,7 +147,7 @@ func TestRegistryReplacementDrainsRunningJobs(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the running job failed: %v", err)
 	}
-	waitFor(t, "the drained pool to close", func() bool {
+	sandboxtest.WaitFor(t, "the drained pool to close", func() bool {
 		_, err := made[0].Acquire(t.Context(), "o")
 		return errors.Is(err, sandbox.ErrPoolClosed)
 	})

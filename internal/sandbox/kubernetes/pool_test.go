@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
 // fakeAPI is a PodAPI with the API server's optimistic concurrency (an update or
@@ -251,17 +252,6 @@ func claimAs(t *testing.T, key string) context.Context {
 	return sandbox.WithClaimant(ctx, sandbox.Claimant{Key: key, UID: key + "-uid", Attempt: 2})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // A start creates a Pod and waits until the kubelet makes it Ready (a Pod event
 // wakes it); Status counts it Starting meanwhile.
 func TestStartWaitsUntilThePodIsReady(t *testing.T) {
@@ -269,7 +259,7 @@ func TestStartWaitsUntilThePodIsReady(t *testing.T) {
 	api.kubelet = func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }
 	clk := clocktesting.NewFakeClock(time.Unix(0, 0)) // the poll never fires: only the event wakes the start
 	p := testPool(t, api, 1, 1, 1, Options{Clock: clk})
-	waitFor(t, "a Pod is created", func() bool { return len(api.names()) == 1 })
+	sandboxtest.WaitFor(t, "a Pod is created", func() bool { return len(api.names()) == 1 })
 	if st := p.Status(); st.Starting != 1 || st.Ready != 0 {
 		t.Fatalf("Status while the Pod is Pending = %+v, want one starting", st)
 	}
@@ -278,7 +268,7 @@ func TestStartWaitsUntilThePodIsReady(t *testing.T) {
 		t.Errorf("Pod name %q, want the pool's prefix and a random suffix", name)
 	}
 	api.mutate(name, running)
-	waitFor(t, "the Pod is ready", func() bool { return p.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "the Pod is ready", func() bool { return p.Status().Ready == 1 })
 	if st := p.Status(); st.Sandboxes[0].ID != name || st.Starting != 0 {
 		t.Errorf("Status = %+v, want %s ready", st, name)
 	}
@@ -326,7 +316,7 @@ func TestStartFailureDeletesThePodAndBacksOff(t *testing.T) {
 			api.kubelet, api.createErr = tc.kubelet, tc.createErr
 			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
 			p := testPool(t, api, 1, 1, 1, Options{Clock: clk, StartTimeout: tc.timeout, BackoffBase: time.Second, Poll: time.Hour})
-			waitFor(t, "the start fails", func() bool { return strings.Contains(p.Status().Degraded, tc.want) })
+			sandboxtest.WaitFor(t, "the start fails", func() bool { return strings.Contains(p.Status().Degraded, tc.want) })
 			if st := p.Status(); !strings.HasPrefix(st.Degraded, "creating sandboxes fails: ") || st.Ready+st.Starting != 0 {
 				t.Errorf("Status = %+v, want no sandbox and Degraded naming the problem", st)
 			}
@@ -334,7 +324,7 @@ func TestStartFailureDeletesThePodAndBacksOff(t *testing.T) {
 				t.Errorf("%d Pods left after the failed start, want it deleted", n)
 			}
 			created := api.count(func() int { return api.created })
-			waitFor(t, "the engine waits on the backoff", clk.HasWaiters)
+			sandboxtest.WaitFor(t, "the engine waits on the backoff", clk.HasWaiters)
 			clk.Step(999 * time.Millisecond)
 			time.Sleep(20 * time.Millisecond)
 			if n := api.count(func() int { return api.created }); n != created {
@@ -344,7 +334,7 @@ func TestStartFailureDeletesThePodAndBacksOff(t *testing.T) {
 			api.kubelet, api.createErr = nil, nil
 			api.mu.Unlock()
 			clk.Step(time.Millisecond)
-			waitFor(t, "the pool recovers", func() bool { return p.Status().Ready == 1 })
+			sandboxtest.WaitFor(t, "the pool recovers", func() bool { return p.Status().Ready == 1 })
 			if st := p.Status(); st.Degraded != "" {
 				t.Errorf("after a start succeeded Degraded = %q", st.Degraded)
 			}
@@ -364,7 +354,7 @@ func TestNewPoolAdoptsWarmPodsAndDeletesTheRest(t *testing.T) {
 		pod(3, "busy", false), pod(4, "ready", true), pod(5, "starting", false), pod(6, "failed", false),
 		noNonce, usedUp, pod(9, "terminating", false), pod(10, "ready", false))
 	p := testPool(t, api, 2, 4, 1, Options{Held: func(name string) bool { return name == "pool-0123a-10" }})
-	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	sandboxtest.WaitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
 	st := p.Status()
 	var ready []string
 	for _, s := range st.Sandboxes {
@@ -387,7 +377,7 @@ func TestNewPoolAdoptsWarmPodsAndDeletesTheRest(t *testing.T) {
 func TestRecycleUpToMaxExecutions(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false))
 	p := testPool(t, api, 1, 1, 2, Options{})
-	waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
 	for run := 1; run <= 2; run++ {
 		sb, err := p.Acquire(claimCtx(t), "ns/req")
 		if err != nil {
@@ -412,10 +402,10 @@ func TestRecycleUpToMaxExecutions(t *testing.T) {
 			if sb.ID() != "pool-0123a-0" {
 				t.Fatalf("run 2 ran in %s, want the recycled Pod", sb.ID())
 			}
-			waitFor(t, "the Pod deleted after run 2 (maxExecutions 2)", func() bool { return api.get(sb.ID()) == nil })
+			sandboxtest.WaitFor(t, "the Pod deleted after run 2 (maxExecutions 2)", func() bool { return api.get(sb.ID()) == nil })
 		}
 	}
-	waitFor(t, "a new Pod ready", func() bool { return p.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "a new Pod ready", func() bool { return p.Status().Ready == 1 })
 }
 
 // A Pod that served one namespace serves no other: another namespace's claim gets
@@ -425,7 +415,7 @@ func TestReuseStaysInOneNamespace(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			api := newFakeAPI(pod(0, "ready", false))
 			p := testPool(t, api, 1, max, 5, Options{})
-			waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+			sandboxtest.WaitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
 			sb, err := p.Acquire(claimAs(t, "a/first"), "a/first")
 			if err != nil {
 				t.Fatal(err)
@@ -477,9 +467,9 @@ func TestPodGoneOutsideIsReplaced(t *testing.T) {
 			api := newFakeAPI(pod(0, "ready", false))
 			clk := clocktesting.NewFakeClock(time.Unix(0, 0)) // no Maintainer tick: the event does it
 			p := testPool(t, api, 1, 1, 1, Options{Clock: clk})
-			waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+			sandboxtest.WaitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
 			gone(api, "pool-0123a-0")
-			waitFor(t, "a replacement ready", func() bool {
+			sandboxtest.WaitFor(t, "a replacement ready", func() bool {
 				st := p.Status()
 				return st.Ready == 1 && st.Sandboxes[0].ID != "pool-0123a-0"
 			})
@@ -497,14 +487,14 @@ func TestMaintainRetiresAPodGoneUnseen(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false))
 	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
 	p := testPool(t, api, 1, 1, 1, Options{Clock: clk, Poll: time.Second})
-	waitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "ready", func() bool { return p.Status().Ready == 1 })
 	api.mu.Lock()
 	api.onChange = nil // the event is missed
 	api.mu.Unlock()
 	api.remove("pool-0123a-0")
-	waitFor(t, "the Maintainer waits on its tick", clk.HasWaiters)
+	sandboxtest.WaitFor(t, "the Maintainer waits on its tick", clk.HasWaiters)
 	clk.Step(10 * time.Second)
-	waitFor(t, "a replacement ready", func() bool {
+	sandboxtest.WaitFor(t, "a replacement ready", func() bool {
 		st := p.Status()
 		return st.Ready == 1 && st.Sandboxes[0].ID != "pool-0123a-0"
 	})
@@ -515,7 +505,7 @@ func TestMaintainRetiresAPodGoneUnseen(t *testing.T) {
 func TestClaimIsFencedAgainstAnotherManager(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
 	p := testPool(t, api, 2, 2, 1, Options{})
-	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	sandboxtest.WaitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
 	var once sync.Once
 	api.beforeUpdate = func(name string) {
 		once.Do(func() {
@@ -576,7 +566,7 @@ func TestExecuteFailureLosesTheSandbox(t *testing.T) {
 	}
 	mu.Unlock()
 	p.Release(sb)
-	waitFor(t, "the failed Pod deleted", func() bool { return api.get(sb.ID()) == nil })
+	sandboxtest.WaitFor(t, "the failed Pod deleted", func() bool { return api.get(sb.ID()) == nil })
 }
 
 // runningJob is a pool of two warm Pods and one starting, with one claimed and
@@ -594,7 +584,7 @@ func runningJob(t *testing.T) (*Pool, *fakeAPI, sandbox.Sandbox, <-chan error) {
 			return nil, ctx.Err()
 		})
 	}})
-	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	sandboxtest.WaitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
 	sb, err := p.Acquire(claimCtx(t), "ns/req")
 	if err != nil {
 		t.Fatal(err)
@@ -602,7 +592,7 @@ func runningJob(t *testing.T) (*Pool, *fakeAPI, sandbox.Sandbox, <-chan error) {
 	errc := make(chan error, 1)
 	go func() { _, err := sb.Execute(context.Background(), sandbox.Request{}); errc <- err }()
 	<-started
-	waitFor(t, "a replacement starting", func() bool { return p.Status().Starting == 1 && len(api.names()) == 3 })
+	sandboxtest.WaitFor(t, "a replacement starting", func() bool { return p.Status().Starting == 1 && len(api.names()) == 3 })
 	return p, api, sb, errc
 }
 
@@ -617,7 +607,7 @@ func TestCloseEndsRunningJobsAndDeletesEveryPod(t *testing.T) {
 	if _, err := p.Acquire(claimCtx(t), "ns/req"); !errors.Is(err, sandbox.ErrPoolClosed) {
 		t.Errorf("Acquire after Close = %v, want ErrPoolClosed", err)
 	}
-	waitFor(t, "every Pod deleted (busy, warm and starting)", func() bool { return len(api.names()) == 0 })
+	sandboxtest.WaitFor(t, "every Pod deleted (busy, warm and starting)", func() bool { return len(api.names()) == 0 })
 }
 
 func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
@@ -644,18 +634,18 @@ func TestDetachEndsRunningJobsAndKeepsPods(t *testing.T) {
 func TestDrain(t *testing.T) {
 	api := newFakeAPI(pod(0, "ready", false), pod(1, "ready", false))
 	p := testPool(t, api, 2, 2, 5, Options{})
-	waitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
+	sandboxtest.WaitFor(t, "two ready", func() bool { return p.Status().Ready == 2 })
 	sb, err := p.Acquire(claimCtx(t), "ns/req")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Drain()
-	waitFor(t, "the warm Pod deleted", func() bool { return len(api.names()) == 1 })
+	sandboxtest.WaitFor(t, "the warm Pod deleted", func() bool { return len(api.names()) == 1 })
 	if api.get(sb.ID()) == nil {
 		t.Fatalf("Drain deleted the busy Pod")
 	}
 	p.Release(sb)
-	waitFor(t, "the busy Pod deleted after its job", func() bool { return len(api.names()) == 0 })
+	sandboxtest.WaitFor(t, "the busy Pod deleted after its job", func() bool { return len(api.names()) == 0 })
 	time.Sleep(20 * time.Millisecond)
 	if n := api.count(func() int { return api.created }); n != 0 {
 		t.Errorf("a drained pool created %d Pods", n)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/pooltest"
+	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
 // fake is a provider of in-memory sandboxes: it counts what exists, what was asked
@@ -172,18 +173,6 @@ func newEngine(t *testing.T, prov Provisioner, o Options) *Engine {
 	return e
 }
 
-// waitFor polls cond; the fake clock moves only when a test steps it.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestNewRejectsInvalidSizes(t *testing.T) {
 	for name, size := range map[string][2]int{
 		"negative minReady":     {-1, 1},
@@ -208,8 +197,8 @@ func TestBackoffDoubles(t *testing.T) {
 	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 1, Clock: clk, BackoffBase: time.Second, BackoffMax: 4 * time.Second})
 	created := func() int { return f.count(func() int { return f.created }) }
 	for i, hold := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
-		waitFor(t, fmt.Sprintf("start %d", i+1), func() bool { return created() == i+1 })
-		waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+		sandboxtest.WaitFor(t, fmt.Sprintf("start %d", i+1), func() bool { return created() == i+1 })
+		sandboxtest.WaitFor(t, "the loop waits on the clock", clk.HasWaiters)
 		clk.Step(hold - time.Millisecond)
 		time.Sleep(20 * time.Millisecond) // nothing may start before the hold ends
 		if n := created(); n != i+1 {
@@ -222,7 +211,7 @@ func TestBackoffDoubles(t *testing.T) {
 		}
 		clk.Step(time.Millisecond)
 	}
-	waitFor(t, "a sandbox is ready", func() bool { return e.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "a sandbox is ready", func() bool { return e.Status().Ready == 1 })
 	if st := e.Status(); st.Degraded != "" || st.Throttled != "" {
 		t.Errorf("after a success the status still says %+v", st)
 	}
@@ -271,8 +260,8 @@ func TestFailureJudge(t *testing.T) {
 				_, err := e.Acquire(ctx, "ns/a")
 				got <- err
 			}()
-			waitFor(t, "one start", func() bool { return f.count(func() int { return f.created }) == 1 })
-			waitFor(t, "the failure recorded", func() bool {
+			sandboxtest.WaitFor(t, "one start", func() bool { return f.count(func() int { return f.created }) == 1 })
+			sandboxtest.WaitFor(t, "the failure recorded", func() bool {
 				st := e.Status()
 				return e.Err() != nil || st.Degraded != "" || st.Throttled != ""
 			})
@@ -300,9 +289,9 @@ func TestFailureJudge(t *testing.T) {
 				f.failWith = nil
 				f.mu.Unlock()
 				go func() { _, _ = e.Acquire(context.Background(), "ns/b") }()
-				waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+				sandboxtest.WaitFor(t, "the loop waits on the clock", clk.HasWaiters)
 				clk.Step(time.Minute)
-				waitFor(t, "a sweep, then a start", func() bool {
+				sandboxtest.WaitFor(t, "a sweep, then a start", func() bool {
 					return f.count(func() int { return f.sweeps }) == tc.wantSweeps && f.count(func() int { return f.created }) == 2
 				})
 			}
@@ -336,7 +325,7 @@ func TestDestroyingCountsAgainstTheCap(t *testing.T) {
 	f.mu.Lock()
 	f.gate = nil
 	f.mu.Unlock()
-	waitFor(t, "a replacement is ready", func() bool { return e.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "a replacement is ready", func() bool { return e.Status().Ready == 1 })
 }
 
 // TestOwnersLabelStarts: a start made for a waiting claim names it.
@@ -358,7 +347,7 @@ func TestOwnersLabelStarts(t *testing.T) {
 func TestRetireAndFail(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 2})
-	waitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
 	ready, busy := e.Held()
 	if len(ready) != 1 || len(busy) != 0 {
 		t.Fatalf("Held = %v, %v", ready, busy)
@@ -369,7 +358,7 @@ func TestRetireAndFail(t *testing.T) {
 	if e.Retire(ready[0]) {
 		t.Error("a second Retire = true")
 	}
-	waitFor(t, "a replacement", func() bool {
+	sandboxtest.WaitFor(t, "a replacement", func() bool {
 		r, _ := e.Held()
 		return len(r) == 1 && r[0] != ready[0]
 	})
@@ -400,7 +389,7 @@ func TestRecycle(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFake()
 			e := newEngine(t, recycling{f}, Options{MinReady: 2, MaxSandboxes: 2})
-			waitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
+			sandboxtest.WaitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
 			sb, err := e.Acquire(context.Background(), "ns/a")
 			if err != nil {
 				t.Fatal(err)
@@ -438,7 +427,7 @@ func TestRecycle(t *testing.T) {
 				return false
 			}
 			if !tc.wantReused {
-				waitFor(t, "the sandbox destroyed", destroyed)
+				sandboxtest.WaitFor(t, "the sandbox destroyed", destroyed)
 			} else if destroyed() {
 				t.Errorf("the recycled sandbox was destroyed")
 			}
@@ -470,7 +459,7 @@ func TestRanker(t *testing.T) {
 			f := newFake()
 			r := ranked{fake: f, rank: map[string]int{}}
 			e := newEngine(t, r, Options{MinReady: 3, MaxSandboxes: 3})
-			waitFor(t, "three ready", func() bool { return e.Status().Ready == 3 })
+			sandboxtest.WaitFor(t, "three ready", func() bool { return e.Status().Ready == 3 })
 			ready, _ := e.Held()
 			f.mu.Lock()
 			for i, sb := range ready {
@@ -519,7 +508,7 @@ func TestIdleTTL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "one ready behind two claims", func() bool { return e.Status().Ready == 1 })
+			sandboxtest.WaitFor(t, "one ready behind two claims", func() bool { return e.Status().Ready == 1 })
 			clk.Step(time.Second) // a and b are now the newest
 			e.Release(a)
 			e.Release(b)
@@ -528,16 +517,16 @@ func TestIdleTTL(t *testing.T) {
 			}
 			oldest, _ := e.Held()
 			if tc.ttl > 0 {
-				waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+				sandboxtest.WaitFor(t, "the loop waits on the clock", clk.HasWaiters)
 			}
 			clk.Step(tc.step)
 			if tc.wantReady == 3 {
 				time.Sleep(20 * time.Millisecond) // give a wrong trim its chance
 			}
-			waitFor(t, fmt.Sprintf("%d ready", tc.wantReady), func() bool { return e.Status().Ready == tc.wantReady })
+			sandboxtest.WaitFor(t, fmt.Sprintf("%d ready", tc.wantReady), func() bool { return e.Status().Ready == tc.wantReady })
 			if tc.wantReady == 1 {
 				// The two ready longest went (the refill, then a); b, the newest, stays.
-				waitFor(t, "two destroyed", func() bool { return f.count(func() int { return len(f.destroyed) }) == 2 })
+				sandboxtest.WaitFor(t, "two destroyed", func() bool { return f.count(func() int { return len(f.destroyed) }) == 2 })
 				if ready, _ := e.Held(); ready[0] != oldest[2] {
 					t.Errorf("kept %s, want the newest %s", ready[0].ID(), oldest[2].ID())
 				}
@@ -565,9 +554,9 @@ func TestFailClaimsAfter(t *testing.T) {
 				got <- err
 			}()
 			for i := 1; i <= 3; i++ {
-				waitFor(t, fmt.Sprintf("start %d", i), func() bool { return created() == i })
+				sandboxtest.WaitFor(t, fmt.Sprintf("start %d", i), func() bool { return created() == i })
 				if i < 3 {
-					waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+					sandboxtest.WaitFor(t, "the loop waits on the clock", clk.HasWaiters)
 					clk.Step(time.Minute)
 				}
 			}
@@ -599,9 +588,9 @@ func TestFailClaimsAfter(t *testing.T) {
 			f.mu.Lock()
 			f.failWith = nil
 			f.mu.Unlock()
-			waitFor(t, "the loop waits on the clock", clk.HasWaiters)
+			sandboxtest.WaitFor(t, "the loop waits on the clock", clk.HasWaiters)
 			clk.Step(time.Minute)
-			waitFor(t, "the pool recovers with one ready", func() bool { return e.Status().Ready == 1 })
+			sandboxtest.WaitFor(t, "the pool recovers with one ready", func() bool { return e.Status().Ready == 1 })
 			if _, err := e.Acquire(context.Background(), "ns/c"); err != nil {
 				t.Errorf("a claim after recovery: %v", err)
 			}
@@ -614,7 +603,7 @@ func TestFailClaimsAfter(t *testing.T) {
 func TestStartLandingOverTheCap(t *testing.T) {
 	f := newFake()
 	e := newEngine(t, f, Options{MinReady: 1, MaxSandboxes: 2})
-	waitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
 	gate := make(chan struct{})
 	f.mu.Lock()
 	f.startGate = gate
@@ -623,12 +612,12 @@ func TestStartLandingOverTheCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a refill starting", func() bool { return e.Status().Starting == 1 })
+	sandboxtest.WaitFor(t, "a refill starting", func() bool { return e.Status().Starting == 1 })
 	if err := e.Resize(0, 1); err != nil {
 		t.Fatal(err)
 	}
 	close(gate)
-	waitFor(t, "the late start destroyed", func() bool { return f.count(func() int { return len(f.destroyed) }) == 1 })
+	sandboxtest.WaitFor(t, "the late start destroyed", func() bool { return f.count(func() int { return len(f.destroyed) }) == 1 })
 	if st := e.Status(); st.Total != 1 || st.Busy != 1 {
 		t.Errorf("Status = %+v, want only the busy sandbox", st)
 	}
@@ -657,7 +646,7 @@ func TestAdmitter(t *testing.T) {
 	f := newFake()
 	slots := 1
 	e := newEngine(t, gated{f, &slots}, Options{MinReady: 2, MaxSandboxes: 2})
-	waitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
+	sandboxtest.WaitFor(t, "one ready", func() bool { return e.Status().Ready == 1 })
 	time.Sleep(20 * time.Millisecond) // give a wrong start its chance
 	if st := e.Status(); st.Total != 1 || st.Starting != 0 || st.Degraded != "" {
 		t.Fatalf("Status = %+v, want one ready and nothing starting or failing", st)
@@ -669,7 +658,7 @@ func TestAdmitter(t *testing.T) {
 	slots = 1
 	f.mu.Unlock()
 	e.Kick()
-	waitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
+	sandboxtest.WaitFor(t, "two ready", func() bool { return e.Status().Ready == 2 })
 }
 
 // filtered is a fake whose ClaimFilter lets a sandbox serve only the namespace set
@@ -714,7 +703,7 @@ func TestClaimFilter(t *testing.T) {
 				}
 			}
 			e := newEngine(t, p, Options{MinReady: tc.min, MaxSandboxes: tc.max, Clock: clk})
-			waitFor(t, "the ready sandboxes", func() bool { return e.Status().Ready == len(tc.served) })
+			sandboxtest.WaitFor(t, "the ready sandboxes", func() bool { return e.Status().Ready == len(tc.served) })
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			sb, err := e.Acquire(ctx, "b/req")
