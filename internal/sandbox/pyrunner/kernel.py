@@ -1,14 +1,14 @@
 
 
 # ---- the sandbox-agent's kernel (kernel.py) ------------------------------------------
-# Appended to chartdata.py and runner.py; runs instead of the zygote when
-# CONFIG["kernel"] is set. One kernel is one code-interpreter context: a long-lived
-# interpreter whose variables persist between executions, like a notebook's kernel. It
-# reuses the runner's figure capture (plt.show, open figures, plotly), chart-data
-# read-back, last-expression value, error formatting and seccomp filter.
+# Appended to chartdata.py and base.py; runs when CONFIG["kernel"] is set. One kernel is
+# one code-interpreter context: a long-lived interpreter whose variables persist between
+# executions, like a notebook's kernel. It uses base.py's figure capture (plt.show, open
+# figures, plotly), chart-data read-back, last-expression value, error formatting and
+# seccomp filter.
 #
-# Channels with the Go side (internal/sandbox/agent), framed like the runner's (4-byte
-# big-endian length + JSON): requests on fd 0 ({"op": "execute", "id", "code",
+# Channels with the Go side (internal/sandbox/agent), framed (4-byte big-endian length +
+# JSON): requests on fd 0 ({"op": "execute", "id", "code",
 # "env_vars", "cpu_seconds"}, {"op": "interrupt", "id", "timeout"}, {"op": "chdir", "id",
 # "path"}; an interrupt with "timeout" raises JobTimeout, not KeyboardInterrupt); messages on
 # fd CONFIG["results_fd"] ({"type": "ready" | "fatal" | "stdout" | "stderr" | "result"
@@ -308,8 +308,9 @@ def kernel_limit_hit(e):
 def kernel_private_mounts():
     # CONFIG["private_mounts"] (the Local backend's agent): a kernel that is PID 1 of
     # its own namespaces mounts a /proc of its own PID namespace (it sees only its own
-    # processes) and a private, size-capped /tmp (nothing a context writes there is
-    # seen by the next one). Without a PID namespace it refuses to start.
+    # processes), a private, size-capped /tmp, and keeps of the agent's work directory
+    # only its own directories (kernel_private_work): nothing a context writes is seen
+    # by the next one. Without a PID namespace it refuses to start.
     if not CONFIG.get("private_mounts"):
         return
     if os.getpid() != 1:
@@ -322,6 +323,33 @@ def kernel_private_mounts():
     opts = ("size=%d,mode=1777" % ((CONFIG.get("limits") or {}).get("scratch_bytes") or (64 << 20))).encode()
     if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
         die_errno("mount the kernel's /tmp")
+    kernel_private_work()
+
+
+def kernel_private_work():
+    # The agent keeps every context's directories (and the spare kernel's home) under one
+    # work directory, writable by the sandbox's user, which every kernel is. An empty
+    # tmpfs goes over it, this kernel's own directories (its working directory, its
+    # figures, its home) are bound back from fds opened before, and the tmpfs is made
+    # read-only: the code can neither see another context's files nor leave one where
+    # the next context would find it. Its own directories outlive the kernel, so a
+    # fresh kernel of the same context (after os._exit) still finds its files.
+    own = [d for d in (WORK, FIGDIR, os.environ.get("HOME")) if d and os.path.isabs(d)]
+    root = os.path.commonpath(own) if own else "/"
+    if root == "/" or any(d == root for d in own):
+        raise RuntimeError("private mounts need the kernel's directories below one work directory, got %s" % own)
+    ms_rdonly, ms_remount, ms_bind = 1, 32, 4096
+    fds = [os.open(d, os.O_PATH | os.O_DIRECTORY) for d in own]
+    if libc.mount(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=64k,mode=0755") != 0:
+        die_errno("cover the agent's work directory")
+    for d, fd in zip(own, fds):
+        os.makedirs(d, exist_ok=True)
+        if libc.mount(("/proc/self/fd/%d" % fd).encode(), d.encode(), None, ms_bind, None) != 0:
+            die_errno("bind the kernel's %s" % d)
+        os.close(fd)
+    if libc.mount(None, root.encode(), None, ms_remount | ms_bind | ms_rdonly | MS_NOSUID | MS_NODEV, None) != 0:
+        die_errno("make the agent's work directory read-only")
+    os.chdir(WORK)
 
 
 def kernel_hide_paths():
@@ -352,13 +380,15 @@ def kernel_harden():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("file_bytes"):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
-    if not CONFIG.get("cgroup"):
-        if limits.get("memory_bytes"):
-            with open("/proc/self/statm") as f:
-                vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            resource.setrlimit(resource.RLIMIT_AS, (vm + limits["memory_bytes"],) * 2)
-        if limits.get("pids"):
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"],) * 2)
+    # Memory and processes: rlimits only when the agent gives them (no cgroup enforces
+    # them); RLIMIT_AS counts address space, so the budget goes on top of what the warm
+    # interpreter maps.
+    if limits.get("memory_bytes"):
+        with open("/proc/self/statm") as f:
+            vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (vm + limits["memory_bytes"],) * 2)
+    if limits.get("pids"):
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"],) * 2)
     try:
         drop_capabilities()
     except OSError:
@@ -458,8 +488,8 @@ def kernel_main():
 # SOCK_SEQPACKET socket: {"config": {...}, "env": {...}} with the kernel's four fds
 # (stdin, results, stdout, stderr) attached (SCM_RIGHTS). The zygote answers
 # {"pid": P} for each, and {"exit": P, "status": S} (a raw wait status) when one ends.
-# Each kernel is forked twice: the first child unshares user, mount and PID namespaces
-# (its user mapped to itself) and waits; the second is PID 1 there and runs kernel_main,
+# Each kernel is forked twice: the first child unshares user, mount, PID and IPC
+# namespaces (its user mapped to itself) and waits; the second is PID 1 there and runs kernel_main,
 # so a kernel is as isolated as one the agent starts itself. The zygote runs no code
 # of a request, and forks only while single-threaded.
 
@@ -469,7 +499,9 @@ def kernel_zygote_child(req, fds):
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+    # IPC too: a SysV segment or queue outlives its creator, and must not reach the next
+    # context's kernel.
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0:
         die_errno("unshare the kernel's namespaces")
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
