@@ -20,6 +20,7 @@ KERNEL_OUTPUT_MARK = b"\x00vizops-kernel-ready\x00"
 
 
 class KernelState:
+    forked = False  # forked by the kernel zygote, which may not have imported the rest yet
     precompiled = None  # [(source, code object, lines)] of CONFIG["precompiled"]
     out_fd = None
     lock = None
@@ -221,6 +222,8 @@ def kernel_run(job):
     try:
         for k, v in env.items():
             os.environ[str(k)] = str(v)
+        if plotly is None and "plotly" in code:
+            import_plotly()  # a kernel forked before the zygote imported it: show() is patched first
         fmts = os.environ.get("VIZOPS_FIGURE_FORMATS")
         Capture.formats = [f for f in fmts.split(",") if f in ("png", "svg")] if fmts else ["png"]
         try:
@@ -441,8 +444,13 @@ def kernel_main():
         os.chdir(WORK)
         kernel_private_mounts()
         kernel_hide_paths()
-        import_rest()
-        warm_up()
+        if not KernelState.forked:
+            import_rest()
+            warm_up()
+        elif plotly is not None:
+            warm_up()  # forked from a zygote with the whole stack: the job's render is warm
+        # else the first kernel of a new sandbox: its job, which waits for it, renders
+        # cold, as a bare interpreter would, and imports what it uses.
         kernel_precompile()
         kernel_harden()
     except BaseException as e:
@@ -496,6 +504,7 @@ def kernel_main():
 
 def kernel_zygote_child(req, fds):
     global WORK, FIGDIR, OUTPUT_DIR
+    KernelState.forked = True
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
     uid, gid = os.getuid(), os.getgid()
@@ -552,9 +561,13 @@ def kernel_zygote_main():
     def send(msg):
         ctl.send(json.dumps(msg).encode())
 
+    # Ready once matplotlib and numpy are in (base.py): a new sandbox's first kernel,
+    # whose job waits for it, is forked at once; the rest of the stack (pandas, seaborn,
+    # plotly: most of the import time) and the warm-up render come after that first
+    # fork, so the first kernel imports only what its job uses and every later one has
+    # it all, warm.
+    rest_imported = False
     try:
-        import_rest()
-        warm_up()
         kernel_precompile()
     except BaseException as e:
         traceback.print_exc()
@@ -615,6 +628,16 @@ def kernel_zygote_main():
         for fd in fds:
             os.close(fd)
         send({"type": "forked", "pid": pid})
+        if not rest_imported:
+            rest_imported = True
+            try:
+                import_rest()
+                warm_up()
+            except BaseException:
+                traceback.print_exc()  # each kernel then imports what it uses
+            gc.collect()
+            gc.freeze()
+            send({"type": "warm"})
 
 
 if CONFIG.get("zygote"):
