@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
 )
 
@@ -37,6 +38,9 @@ type kernel struct {
 	sweep  bool // kill the orphans left behind when it ends (Options.KillOrphans)
 	// oomKills is the container's OOM-kill count when the kernel started (-1: unknown).
 	oomKills int64
+	// partial: forked before its zygote had imported the whole plotting stack (the
+	// first kernel of a new agent); it imports what its code uses.
+	partial bool
 
 	mu   sync.Mutex
 	sink func(kind, text string) // where raw fd 1/2 output goes during an execution
@@ -66,6 +70,7 @@ func kernelConfig(o Options) pyrunner.Config {
 			MemoryBytes: o.Resources.MemoryBytes,
 			Pids:        o.Resources.Pids,
 		},
+		Precompiled: codeinterpreter.CellDefinitions,
 	}
 	if o.Isolation == IsolationNone && o.PrivateMounts {
 		cfg.PrivateMounts = true

@@ -27,6 +27,11 @@ type kernelZygote struct {
 	conn *net.UnixConn
 	diag *pyrunner.TailBuffer
 	dead chan struct{} // closed when the control socket ends: the zygote is gone
+	// warm is closed when the zygote has imported the whole plotting stack: it reports
+	// ready with matplotlib and numpy only, so a new sandbox's first kernel starts at
+	// once, and imports the rest after that first fork.
+	warm     chan struct{}
+	warmOnce sync.Once
 
 	req     sync.Mutex // one fork request at a time: replies come in order
 	replies chan zygoteMessage
@@ -79,7 +84,7 @@ func startKernelZygote(ctx context.Context, o Options) (*kernelZygote, error) {
 	cmd.Env = kernelEnv(home)
 	cmd.SysProcAttr = kernelAttr(o, false)
 	cmd.Stdin = theirs
-	z := &kernelZygote{cmd: cmd, conn: conn, diag: pyrunner.NewTailBuffer(8 << 10), dead: make(chan struct{}),
+	z := &kernelZygote{cmd: cmd, conn: conn, diag: pyrunner.NewTailBuffer(8 << 10), dead: make(chan struct{}), warm: make(chan struct{}),
 		replies: make(chan zygoteMessage, 1), watches: map[int]*exitWatch{}}
 	cmd.Stdout, cmd.Stderr = z.diag, z.diag
 	if err := cmd.Start(); err != nil {
@@ -152,6 +157,8 @@ func (z *kernelZygote) read(ready chan<- zygoteMessage) {
 			z.replies <- m
 		case m.Type == "error":
 			z.replies <- m
+		case m.Type == "warm":
+			z.warmOnce.Do(func() { close(z.warm) })
 		case m.Type == "exit":
 			z.mu.Lock()
 			if w := z.watches[m.PID]; w != nil {
@@ -161,6 +168,16 @@ func (z *kernelZygote) read(ready chan<- zygoteMessage) {
 			}
 			z.mu.Unlock()
 		}
+	}
+}
+
+// isWarm reports whether the zygote has imported the whole plotting stack.
+func (z *kernelZygote) isWarm() bool {
+	select {
+	case <-z.warm:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -238,6 +255,9 @@ func (z *kernelZygote) fork(ctx context.Context, o Options, k *kernel, cfg pyrun
 		close(w.done)
 	}
 	k.pid = reply.PID
+	// The zygote reports warm before it answers a later fork request, and read hands
+	// messages on in order: a kernel forked after that notice has the whole stack.
+	k.partial = !z.isWarm()
 	k.stdin = files[0][0]
 	k.status = func() (syscall.WaitStatus, bool) { return w.status, w.known }
 	go func() {

@@ -8,17 +8,10 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
-// The tests here run on both engines: where the agent engine was not yet equal to the
-// zygote (docs/sandbox-agent.md), each shows it now is.
-
 // TestCPUTimeLimit: a job runs under RLIMIT_CPU of sandbox.CPUTimeLimit(timeout), and
-// code past it fails with CPUTimeLimitExceeded on both engines.
-func TestCPUTimeLimit(t *testing.T) { testCPUTimeLimit(t, EngineZygote) }
-
-func TestCPUTimeLimitAgent(t *testing.T) { testCPUTimeLimit(t, EngineAgent) }
-
-func testCPUTimeLimit(t *testing.T, engine Engine) {
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{Engine: engine})
+// code past it fails with CPUTimeLimitExceeded.
+func TestCPUTimeLimit(t *testing.T) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{})
 	t.Run("the limit is set", func(t *testing.T) {
 		const timeout = 2 * time.Second
 		r := runJob(t, p, sandbox.Request{Timeout: timeout, Code: "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\n" +
@@ -28,8 +21,8 @@ func testCPUTimeLimit(t *testing.T, engine Engine) {
 		if _, err := fmt.Sscan(r.Stdout, &soft, &used); err != nil || !r.Success {
 			t.Fatalf("stdout %q, error %+v", r.Stdout, r.Error)
 		}
-		// The zygote's job counts from its fork, the agent's kernel from the
-		// execution's start: either way the job has the limit's seconds.
+		// The kernel counts from the execution's start: the job has the limit's
+		// seconds on top of what the kernel used before.
 		limit := int64(sandbox.CPUTimeLimit(timeout) / time.Second)
 		if soft < limit || soft > int64(used)+1+limit {
 			t.Errorf("RLIMIT_CPU soft limit %d with %.2fs used; want %ds for the job", soft, used, limit)
