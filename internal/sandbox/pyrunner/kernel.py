@@ -546,6 +546,30 @@ def kernel_zygote_child(req, fds):
     kernel_main()
 
 
+def warm_rest_niced():
+    """Imports the rest of the stack and renders the warm-up at the lowest priority, in
+    a thread of its own (Linux's nice is per thread, and the kernels forked later
+    inherit the main thread's), so that it takes no CPU from the first kernel's job,
+    which runs beside it. The main thread waits for it and forks nothing meanwhile: a
+    fork while another thread imports could leave the child a held import lock."""
+    import threading
+
+    def work():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
+        try:
+            import_rest()
+            warm_up()
+        except BaseException:
+            traceback.print_exc()  # each kernel then imports what it uses
+
+    t = threading.Thread(target=work, name="warm-rest")
+    t.start()
+    t.join()
+
+
 def kernel_zygote_main():
     import array
     import socket
@@ -630,11 +654,7 @@ def kernel_zygote_main():
         send({"type": "forked", "pid": pid})
         if not rest_imported:
             rest_imported = True
-            try:
-                import_rest()
-                warm_up()
-            except BaseException:
-                traceback.print_exc()  # each kernel then imports what it uses
+            warm_rest_niced()
             gc.collect()
             gc.freeze()
             send({"type": "warm"})
