@@ -336,7 +336,7 @@ func TestCloseKillsEverything(t *testing.T) {
 
 // TestSandboxProcessesAreInCgroup checks bwrap is held until it is in its cgroup:
 // every process of the sandbox must be counted against its limits (bwrap, the agent,
-// its kernel zygote, the spare kernel and its stand-in).
+// its kernel zygote and the spare kernel).
 func TestSandboxProcessesAreInCgroup(t *testing.T) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{})
 	waitFor(t, 2*time.Minute, "1 ready", func() bool { return p.Status().Ready == 1 })

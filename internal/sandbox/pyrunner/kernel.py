@@ -496,9 +496,11 @@ def kernel_main():
 # SOCK_SEQPACKET socket: {"config": {...}, "env": {...}} with the kernel's four fds
 # (stdin, results, stdout, stderr) attached (SCM_RIGHTS). The zygote answers
 # {"pid": P} for each, and {"exit": P, "status": S} (a raw wait status) when one ends.
-# Each kernel is forked twice: the first child unshares user, mount, PID and IPC
-# namespaces (its user mapped to itself) and waits; the second is PID 1 there and runs kernel_main,
-# so a kernel is as isolated as one the agent starts itself. The zygote runs no code
+# The agent starts the zygote in user, PID, mount and IPC namespaces of its own (its
+# user mapped to itself, CAP_SYS_ADMIN and CAP_SETPCAP there only), so the zygote forks
+# each kernel straight into a new PID namespace (kernel_zygote_fork) and the kernel
+# unshares mount and IPC namespaces itself: PID 1 of its own, as isolated as one the
+# agent starts itself, with no process standing in between. The zygote runs no code
 # of a request, and forks only while single-threaded.
 
 
@@ -507,30 +509,10 @@ def kernel_zygote_child(req, fds):
     KernelState.forked = True
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
-    uid, gid = os.getuid(), os.getgid()
     # IPC too: a SysV segment or queue outlives its creator, and must not reach the next
     # context's kernel.
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0:
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
         die_errno("unshare the kernel's namespaces")
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write("%d %d 1" % (uid, uid))
-    with open("/proc/self/gid_map", "w") as f:
-        f.write("%d %d 1" % (gid, gid))
-    pid = os.fork()
-    if pid != 0:
-        # Stand in for the kernel towards the zygote: end as it ends.
-        for fd in fds:
-            os.close(fd)
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                signal.signal(sig, signal.SIG_DFL)
-            os.kill(os.getpid(), sig)
-        os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     stdin, results, out, err = fds
     os.dup2(stdin, 0)
     os.dup2(out, 1)
@@ -544,6 +526,21 @@ def kernel_zygote_child(req, fds):
     os.environ.clear()
     os.environ.update(req.get("env") or {})
     kernel_main()
+
+
+def kernel_zygote_fork(own_pidns):
+    """Forks a kernel as PID 1 of a new PID namespace: the zygote's next child is, after
+    unshare(CLONE_NEWPID); the zygote then goes back to its own namespace for the next
+    one (setns), since a second unshare needs that. Returns os.fork's answer."""
+    if libc.unshare(CLONE_NEWPID) != 0:
+        die_errno("unshare a kernel's PID namespace")
+    pid = os.fork()
+    if pid != 0 and libc.setns(own_pidns, CLONE_NEWPID) != 0:
+        # Every later fork would fail: end, and the agent starts kernels without a zygote.
+        print("the kernel zygote cannot return to its PID namespace: %s" % os.strerror(ctypes.get_errno()), file=sys.stderr, flush=True)
+        os.kill(pid, signal.SIGKILL)
+        os._exit(70)
+    return pid
 
 
 def warm_rest_niced():
@@ -580,10 +577,11 @@ def kernel_zygote_main():
     os.dup2(null, 0)
     os.dup2(2, 1)  # stray prints of libraries go to the log
     os.close(null)
-    keep_fds({ctl.fileno()})
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    keep_fds({ctl.fileno(), own_pidns})
 
-    def send(msg):
-        ctl.send(json.dumps(msg).encode())
+    def send(msg, fds=()):
+        socket.send_fds(ctl, [json.dumps(msg).encode()], list(fds))
 
     # Ready once matplotlib and numpy are in (base.py): a new sandbox's first kernel,
     # whose job waits for it, is forked at once; the rest of the stack (pandas, seaborn,
@@ -633,7 +631,7 @@ def kernel_zygote_main():
             req = json.loads(data)
             if len(fds) != 4:
                 raise ValueError("a kernel needs 4 fds, got %d" % len(fds))
-            pid = os.fork()
+            pid = kernel_zygote_fork(own_pidns)
         except BaseException as e:
             for fd in fds:
                 os.close(fd)
@@ -651,7 +649,11 @@ def kernel_zygote_main():
             os._exit(70)
         for fd in fds:
             os.close(fd)
-        send({"type": "forked", "pid": pid})
+        # The pid is the zygote's, in its own PID namespace; the agent learns its own
+        # from the pidfd (/proc/self/fdinfo).
+        pidfd = os.pidfd_open(pid)
+        send({"type": "forked", "pid": pid}, [pidfd])
+        os.close(pidfd)
         if not rest_imported:
             rest_imported = True
             warm_rest_niced()
