@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -71,5 +72,41 @@ func TestCells(t *testing.T) {
 				t.Errorf("stream = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPrecompiledCells: a cell that starts with one of codeinterpreter.CellDefinitions
+// (compiled by the kernel before it took a job) runs as the same code compiled whole:
+// the definition is there, and an error after it has the cell's own line number.
+func TestPrecompiledCells(t *testing.T) {
+	c := client()
+	ctx := testCtx(t)
+	cx, err := c.CreateContext(ctx, codeinterpreter.CreateContextRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.DeleteContext(ctx, cx.ID) }()
+	for _, def := range codeinterpreter.CellDefinitions {
+		lines := strings.Count(def, "\n")
+		name := def[len("def "):strings.Index(def, "(")]
+		var out, tb string
+		err := c.Execute(ctx, codeinterpreter.ExecuteRequest{ContextID: cx.ID,
+			Code: def + "print(callable(" + name + "))\nx = 1\n1/0\n"}, func(m codeinterpreter.Message) {
+			switch m.Type {
+			case codeinterpreter.TypeStdout:
+				out += m.Text
+			case codeinterpreter.TypeError:
+				tb = m.Traceback
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(out) != "True" {
+			t.Errorf("%s after its definition: callable printed %q, want True", name, out)
+		}
+		if want := fmt.Sprintf("line %d", lines+3); !strings.Contains(tb, want) || !strings.Contains(tb, "1/0") {
+			t.Errorf("traceback does not point at the cell's %s (1/0):\n%s", want, tb)
+		}
 	}
 }

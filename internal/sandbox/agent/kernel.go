@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
 	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
 )
 
@@ -66,6 +67,7 @@ func kernelConfig(o Options) pyrunner.Config {
 			MemoryBytes: o.Resources.MemoryBytes,
 			Pids:        o.Resources.Pids,
 		},
+		Precompiled: codeinterpreter.CellDefinitions,
 	}
 	if o.Isolation == IsolationNone && o.PrivateMounts {
 		cfg.PrivateMounts = true

@@ -85,15 +85,10 @@ func (c *Client) run(ctx context.Context, req sandbox.Request, deleteErr *error)
 	if timeout <= 0 {
 		timeout = sandbox.DefaultLimits.Timeout
 	}
-	formats, err := figureFormats(req.Formats)
-	if err != nil {
+	if err := CheckRequest(req); err != nil {
 		return nil, err
 	}
-	for _, f := range req.Files {
-		if err := validFileName(f.Name); err != nil {
-			return nil, err
-		}
-	}
+	formats, _ := figureFormats(req.Formats)
 	prelude, err := preludeCode(req.Files, formats)
 	if err != nil {
 		return nil, err
@@ -341,6 +336,21 @@ func (c *Client) abandoned(ctx context.Context, err error) error {
 	return err
 }
 
+// CheckRequest is the error Run returns for req before it reaches the sandbox: an
+// input file name that is not a plain name, or a format it does not know. A caller that
+// discards a sandbox on Run's errors checks first, so a bad request costs no sandbox.
+func CheckRequest(req sandbox.Request) error {
+	if _, err := figureFormats(req.Formats); err != nil {
+		return err
+	}
+	for _, f := range req.Files {
+		if err := validFileName(f.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func figureFormats(in []sandbox.Format) ([]string, error) {
 	var out []string
 	for _, f := range in {
@@ -379,14 +389,22 @@ func preludeCode(files []sandbox.File, formats []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf(preludeTemplate, base64.StdEncoding.EncodeToString(b)), nil
+	return preludeDef + fmt.Sprintf(preludeCall, base64.StdEncoding.EncodeToString(b)), nil
 }
 
-// preludeTemplate writes the input files, defines what the Local runner defines, and
-// asks for the figure formats: EnvFigureFormats for the sandbox-agent, and
-// matplotlib_inline's setting for a Jupyter kernel (E2B).
-const preludeTemplate = `def __vizops_prelude(spec):
-    import base64, json, os
+// CellDefinitions are the functions the prelude and the epilogue define before they
+// call them, each the exact start of its cell's code: a server may compile them once,
+// ahead of any job, and run a cell that starts with one by executing the compiled
+// definition and compiling only the rest (the sandbox-agent's kernels do, before they
+// fork: pyrunner.Config.Precompiled). Running them so is running the cell's code.
+var CellDefinitions = []string{preludeDef, collectDef}
+
+// preludeDef writes the input files, defines OUTPUT_DIR (and DATA_PATH and df for a
+// data.csv), and asks for the figure formats: EnvFigureFormats for the sandbox-agent,
+// and matplotlib_inline's setting in an IPython kernel (E2B's; elsewhere the import
+// is not tried: it fails, at a few ms a job). preludeCall calls it.
+const preludeDef = `def __vizops_prelude(spec):
+    import base64, json, os, sys
     spec = json.loads(base64.b64decode(spec))
     for name, data in spec["files"]:
         with open(name, "wb") as f:
@@ -396,16 +414,19 @@ const preludeTemplate = `def __vizops_prelude(spec):
     g["OUTPUT_DIR"] = os.path.abspath("outputs")
     figs = [f for f in spec["formats"] if f in ("png", "svg")] or ["png"]
     os.environ["` + EnvFigureFormats + `"] = ",".join(figs)
-    try:
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
-        set_matplotlib_formats(*figs)
-    except Exception:
-        pass
+    if "IPython" in sys.modules:  # a Jupyter kernel's; a failed import costs ms elsewhere
+        try:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+            set_matplotlib_formats(*figs)
+        except Exception:
+            pass
     if any(name == "data.csv" for name, _ in spec["files"]):
         import pandas
         g["DATA_PATH"] = os.path.abspath("data.csv")
         g["df"] = pandas.read_csv(g["DATA_PATH"])
-__vizops_prelude("%s")
+`
+
+const preludeCall = `__vizops_prelude("%s")
 del __vizops_prelude
 `
 
@@ -682,7 +703,7 @@ func newCollector(cx Context, inputs []sandbox.File, m *resultMapper) (string, *
 	// The listing holds at most the bytes left in base64, and names: anything longer
 	// is not the epilogue's honest answer.
 	col := &collector{m: m, listLimit: base64.StdEncoding.EncodedLen(int(max(m.maxBytes-m.total, 0))) + 1<<20}
-	return fmt.Sprintf(collectTemplate, base64.StdEncoding.EncodeToString(spec)), col, nil
+	return collectDef + fmt.Sprintf(collectCall, base64.StdEncoding.EncodeToString(spec)), col, nil
 }
 
 // add takes one message of the epilogue's stream.
@@ -742,11 +763,11 @@ func (col *collector) finish() error {
 // collectMarker starts the epilogue's JSON line, so stray output before it is skipped.
 const collectMarker = "__vizops_files__"
 
-// collectTemplate walks the working directory like the Local runner (sorted, a
+// collectDef walks the working directory like the Local runner (sorted, a
 // directory's files before its folders, hidden
 // names and inputs skipped, regular files only, at most 16 levels and 20000 entries,
-// within the caps left) and prints the files.
-const collectTemplate = `def __vizops_collect(spec):
+// within the caps left) and prints the files; collectCall calls it.
+const collectDef = `def __vizops_collect(spec):
     import base64, json, os, stat
     spec = json.loads(base64.b64decode(spec))
     inputs, left_n, left_bytes = set(spec["inputs"]), spec["max_files"], spec["max_bytes"]
@@ -781,7 +802,7 @@ const collectTemplate = `def __vizops_collect(spec):
             if not stat.S_ISREG(st.st_mode) or name in inputs:
                 continue
             if len(files) >= left_n or st.st_size > left_bytes[0]:
-                omitted.append("%%s (%%d bytes)" %% (name, st.st_size))
+                omitted.append("%s (%d bytes)" % (name, st.st_size))
                 continue
             try:
                 with open(e.path, "rb") as f:
@@ -789,7 +810,7 @@ const collectTemplate = `def __vizops_collect(spec):
             except OSError:
                 continue
             if len(data) > left_bytes[0]:
-                omitted.append("%%s (%%d bytes)" %% (name, len(data)))
+                omitted.append("%s (%d bytes)" % (name, len(data)))
                 continue
             left_bytes[0] -= len(data)
             files.append({"name": name, "data": base64.b64encode(data).decode()})
@@ -798,7 +819,10 @@ const collectTemplate = `def __vizops_collect(spec):
     left_bytes = [left_bytes]
     walk(spec.get("root") or ".", "", 0)
     print("` + collectMarker + `" + json.dumps({"files": files, "omitted": omitted[:20], "notes": notes}))
-__vizops_collect("%s")
+`
+
+// collectCall calls collectDef.
+const collectCall = `__vizops_collect("%s")
 del __vizops_collect
 `
 

@@ -20,6 +20,7 @@ KERNEL_OUTPUT_MARK = b"\x00vizops-kernel-ready\x00"
 
 
 class KernelState:
+    precompiled = None  # [(source, code object, lines)] of CONFIG["precompiled"]
     out_fd = None
     lock = None
     running = None  # id of the execution in progress
@@ -190,6 +191,23 @@ def kernel_cpu_limit(seconds):
         pass
 
 
+def kernel_precompile():
+    """Compiles CONFIG["precompiled"] (the client's prelude and epilogue definitions)
+    once: in the kernel zygote before it forks, so a forked kernel compiles only a
+    job's own code; in a kernel of its own before it reports ready."""
+    if KernelState.precompiled is None:
+        KernelState.precompiled = [(src, compile(src, "<cell>", "exec"), src.count("\n"))
+                                   for src in CONFIG.get("precompiled") or [] if src.endswith("\n")]
+
+
+def kernel_split_precompiled(code):
+    """The compiled definition code starts with and the number of its lines, or None."""
+    for src, obj, lines in KernelState.precompiled or ():
+        if code.startswith(src):
+            return obj, lines
+    return None
+
+
 def kernel_run(job):
     import ast
     import linecache
@@ -207,13 +225,22 @@ def kernel_run(job):
         Capture.formats = [f for f in fmts.split(",") if f in ("png", "svg")] if fmts else ["png"]
         try:
             linecache.cache["<cell>"] = (len(code), None, code.splitlines(True), "<cell>")
-            tree = ast.parse(code, "<cell>")
+            # A cell that starts with a precompiled definition (the client's prelude
+            # or epilogue) compiles only what follows it, at its own line numbers.
+            pre = kernel_split_precompiled(code)
+            if pre is not None:
+                rest = code.split("\n", pre[1])[-1]
+                tree = ast.increment_lineno(ast.parse(rest, "<cell>"), pre[1])
+            else:
+                tree = ast.parse(code, "<cell>")
             last = None
             if tree.body and isinstance(tree.body[-1], ast.Expr):
                 last = ast.Expression(tree.body.pop().value)
             value = None
             kernel_cpu_limit(job.get("cpu_seconds") or 0)
             try:
+                if pre is not None:
+                    exec(pre[0], scope)
                 exec(compile(tree, "<cell>", "exec"), scope)
                 if last is not None:
                     value = eval(compile(last, "<cell>", "eval"), scope)
@@ -386,6 +413,7 @@ def kernel_main():
         kernel_hide_paths()
         import_rest()
         warm_up()
+        kernel_precompile()
         kernel_harden()
     except BaseException as e:
         traceback.print_exc()
@@ -495,6 +523,7 @@ def kernel_zygote_main():
     try:
         import_rest()
         warm_up()
+        kernel_precompile()
     except BaseException as e:
         traceback.print_exc()
         send({"type": "fatal", "message": "the kernel zygote failed to start: %s" % e})

@@ -67,6 +67,11 @@ type Config struct {
 	// Zygote runs kernel.py's kernel zygote, which forks kernels (the agent's
 	// Options.ForkKernels) instead of running one.
 	Zygote bool `json:"zygote,omitempty"`
+	// Precompiled are cell starts (codeinterpreter.CellDefinitions: the prelude's and
+	// the epilogue's function definitions) a kernel compiles once, before it (or the
+	// kernel zygote, before it forks) takes a job; an execution whose code starts with
+	// one runs the compiled definition and compiles only the rest.
+	Precompiled []string `json:"precompiled,omitempty"`
 }
 
 // Limits are the runner's rlimits. Zero means none (the kernel then relies on the
