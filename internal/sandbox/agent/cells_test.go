@@ -79,18 +79,12 @@ func TestCells(t *testing.T) {
 // (compiled by the kernel before it took a job) runs as the same code compiled whole:
 // the definition is there, and an error after it has the cell's own line number.
 func TestPrecompiledCells(t *testing.T) {
-	c := client()
-	ctx := testCtx(t)
-	cx, err := c.CreateContext(ctx, codeinterpreter.CreateContextRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.DeleteContext(ctx, cx.ID) }()
+	c, ctx, id := client(), testCtx(t), newContext(t)
 	for _, def := range codeinterpreter.CellDefinitions {
 		lines := strings.Count(def, "\n")
 		name := def[len("def "):strings.Index(def, "(")]
 		var out, tb string
-		err := c.Execute(ctx, codeinterpreter.ExecuteRequest{ContextID: cx.ID,
+		err := c.Execute(ctx, codeinterpreter.ExecuteRequest{ContextID: id,
 			Code: def + "print(callable(" + name + "))\nx = 1\n1/0\n"}, func(m codeinterpreter.Message) {
 			switch m.Type {
 			case codeinterpreter.TypeStdout:

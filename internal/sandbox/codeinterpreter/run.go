@@ -121,7 +121,7 @@ func (c *Client) run(ctx context.Context, req sandbox.Request, deleteErr *error)
 	})
 	var tooLarge *OutputTooLargeError
 	if errors.As(err, &tooLarge) && ctx.Err() == nil {
-		return m.tooLarge(tooLarge), nil
+		return m.tooLarge(tooLarge, 0), nil
 	}
 	if err != nil {
 		return nil, c.abandoned(ctx, err)
@@ -154,18 +154,16 @@ func (c *Client) run(ctx context.Context, req sandbox.Request, deleteErr *error)
 	case err == nil:
 		m.timedOut = enforced && m.serverTimedOut
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+		return nil, c.abandoned(ctx, err)
 	case errors.As(err, &tooLarge):
-		r := m.tooLarge(tooLarge)
-		r.ExecutionTime = elapsed
-		return r, nil
+		return m.tooLarge(tooLarge, elapsed), nil
 	case cut.Load():
 		m.timedOut = true
 	default:
 		return nil, err
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+		return nil, c.abandoned(ctx, nil)
 	}
 	if r, err := c.collectApart(ctx, cx, req.Files, m, elapsed); r != nil || err != nil {
 		return r, err
@@ -182,11 +180,9 @@ func (c *Client) collectApart(ctx context.Context, cx Context, files []sandbox.F
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+		return nil, c.abandoned(ctx, err)
 	case errors.As(err, &tooLarge):
-		r := m.tooLarge(tooLarge)
-		r.ExecutionTime = elapsed
-		return r, nil
+		return m.tooLarge(tooLarge, elapsed), nil
 	default:
 		m.collectFailed(err)
 	}
@@ -260,11 +256,9 @@ func (c *Client) runCells(ctx context.Context, cx Context, req sandbox.Request, 
 	var tooLarge *OutputTooLargeError
 	switch {
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
+		return nil, c.abandoned(ctx, err)
 	case errors.As(err, &tooLarge):
-		r := m.tooLarge(tooLarge)
-		r.ExecutionTime = elapsed
-		return r, nil
+		return m.tooLarge(tooLarge, elapsed), nil
 	case phase == inPrelude && err == nil && preludeErr != nil:
 		return m.inputFilesFailed(preludeErr), nil
 	case phase == inPrelude && err == nil:
@@ -482,10 +476,11 @@ func newResultMapper(c *Client, formats []string) *resultMapper {
 	return m
 }
 
-// tooLarge is the Result of a request whose sandbox sent more than its budget: what
-// was kept so far, failed with OutputLimitExceeded.
-func (m *resultMapper) tooLarge(e *OutputTooLargeError) *sandbox.Result {
+// tooLarge is the Result of a request whose sandbox sent more than its budget after
+// elapsed: what was kept so far, failed with OutputLimitExceeded.
+func (m *resultMapper) tooLarge(e *OutputTooLargeError, elapsed time.Duration) *sandbox.Result {
 	r := m.result()
+	r.ExecutionTime = elapsed
 	r.Success = false
 	r.Error = &sandbox.ExecError{Name: sandbox.ErrNameOutputLimitExceeded,
 		Value: fmt.Sprintf("the sandbox sent more than %s of output (%s); the request's output is limited to that, so the rest was not read. Print less, and produce fewer or smaller figures and files.", humanBytes(e.Limit), e.What)}

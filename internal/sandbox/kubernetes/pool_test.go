@@ -274,6 +274,56 @@ func TestStartWaitsUntilThePodIsReady(t *testing.T) {
 	}
 }
 
+// A random name can collide: with a Pod this object holds (drawn again before any
+// request) or with one the API server has (AlreadyExists: drawn again and created).
+func TestStartDrawsAnotherNameOnACollision(t *testing.T) {
+	draws := []string{"aaaaa", "aaaaa", "bbbbb", "ccccc", "ddddd"}
+	var mu sync.Mutex
+	old := randomSuffix
+	randomSuffix = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(draws) == 0 {
+			t.Error("more names drawn than the test expected")
+			return "zzzzz"
+		}
+		n := draws[0]
+		draws = draws[1:]
+		return n
+	}
+	t.Cleanup(func() { randomSuffix = old })
+	api := newFakeAPI()
+	clk := clocktesting.NewFakeClock(time.Unix(0, 0)) // a failed start's backoff never ends
+	p := testPool(t, api, 0, 3, 1, Options{Clock: clk})
+	a, err := p.Acquire(claimCtx(t), "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Acquire(claimCtx(t), "r2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else's Pod holds the next name.
+	api.mu.Lock()
+	api.pods["pool-0123a-ccccc"] = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "pool-0123a-ccccc", UID: "theirs"}}
+	api.mu.Unlock()
+	c, err := p.Acquire(claimCtx(t), "r3")
+	if err != nil {
+		t.Fatalf("Acquire after a name the API server has: %v", err)
+	}
+	got := []string{a.ID(), b.ID(), c.ID()}
+	want := []string{"pool-0123a-aaaaa", "pool-0123a-bbbbb", "pool-0123a-ddddd"}
+	if !slices.Equal(got, want) {
+		t.Errorf("sandboxes %v, want %v", got, want)
+	}
+	if api.created != 4 {
+		t.Errorf("%d Pod creations, want 4 (one refused as AlreadyExists)", api.created)
+	}
+	if pod, _ := api.Get(t.Context(), "pool-0123a-ccccc"); pod == nil || pod.UID != "theirs" {
+		t.Errorf("the other Pod of the name was touched: %+v", pod)
+	}
+}
+
 // A Pod that cannot start is deleted, the start fails naming the problem
 // (Status().Degraded), and the next start waits for the engine's backoff.
 func TestStartFailureDeletesThePodAndBacksOff(t *testing.T) {

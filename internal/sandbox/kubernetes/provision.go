@@ -38,27 +38,51 @@ func (v provisioner) Start(ctx context.Context, _ string) (sandbox.Sandbox, erro
 	if ps := v.takeAdopted(ctx); ps != nil {
 		return ps, nil
 	}
-	pod := renderPod(p.s)(newPodName(p.s))
-	ps := &podSandbox{pool: p, pod: pod}
-	p.mu.Lock()
-	p.pods[pod.Name] = ps
-	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
 	defer cancel()
 	stop := context.AfterFunc(p.ctx, cancel) // Close and Detach end the start
 	defer stop()
-	if err := p.api.Create(ctx, pod); err != nil {
-		p.forget(ps)
-		return nil, fmt.Errorf("creating sandbox Pod %s: %w", pod.Name, err)
+	ps, err := v.create(ctx)
+	if err != nil {
+		return nil, err
 	}
-	ps.setPod(pod)
-	err := v.waitReady(ctx, ps)
-	if err == nil {
+	if err = v.waitReady(ctx, ps); err == nil {
 		return ps, nil
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), p.opts.APITimeout)
 	p.deletePod(dctx, ps)
 	dcancel()
+	return nil, err
+}
+
+// createAttempts is how many random names create tries before it gives up (a name
+// taken by a Pod the API server has, such as another manager's).
+const createAttempts = 3
+
+// create creates a Pod under a name this object does not hold, drawing a new name
+// when the API server already has a Pod of that name.
+func (v provisioner) create(ctx context.Context) (*podSandbox, error) {
+	p := v.p
+	var err error
+	for range createAttempts {
+		ps := &podSandbox{pool: p}
+		p.mu.Lock()
+		for ps.pod == nil || p.pods[ps.pod.Name] != nil {
+			ps.pod = renderPod(p.s)(newPodName(p.s))
+		}
+		p.pods[ps.pod.Name] = ps
+		p.mu.Unlock()
+		pod := ps.pod.DeepCopy() // Create writes to it; others read ps.pod
+		if err = p.api.Create(ctx, pod); err == nil {
+			ps.setPod(pod)
+			return ps, nil
+		}
+		p.forget(ps)
+		err = fmt.Errorf("creating sandbox Pod %s: %w", pod.Name, err)
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
+	}
 	return nil, err
 }
 

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
@@ -228,21 +229,16 @@ func namePrefix(s Settings) string {
 // and renames them).
 func PodName(s Settings, i int) string { return namePrefix(s) + strconv.Itoa(i) }
 
-// podNameChars are the characters of a Pod name's random suffix (the API server's
-// generateName alphabet: no vowels, no look-alikes).
-const podNameChars = "bcdfghjklmnpqrstvwxz2456789"
+// randomSuffix is the random end of a pool Pod's name: 5 characters of the API
+// server's generateName alphabet (27^5, about 14 million names). A test replaces it
+// to force a collision.
+var randomSuffix = func() string { return utilrand.String(5) }
 
-// newPodName is a pool Pod's name: the pool's prefix and 5 random characters, so a
-// sandbox ID is never reused by a later Pod of the pool (the Pod cap is the
-// warm-pool engine's, in memory).
-func newPodName(s Settings) string {
-	var b [5]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	for i := range b {
-		b[i] = podNameChars[int(b[i])%len(podNameChars)]
-	}
-	return namePrefix(s) + string(b[:])
-}
+// newPodName is a pool Pod's name: the pool's prefix and a random suffix, so a
+// sandbox ID is not reused by a later Pod of the pool (the Pod cap is the warm-pool
+// engine's, in memory). Names collide now and then (two in 1,000 draws about one
+// time in 30): Start draws again for a name it holds or the API server has.
+func newPodName(s Settings) string { return namePrefix(s) + randomSuffix() }
 
 // Selector is the label selector of every object a pool makes.
 func Selector(uid types.UID) map[string]string {

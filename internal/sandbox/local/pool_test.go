@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,19 +350,36 @@ func TestSandboxProcessesAreInCgroup(t *testing.T) {
 		if len(tree) < 4 { // bwrap, the agent, its kernel zygote, the spare kernel
 			t.Fatalf("sandbox process tree too small: %v", tree)
 		}
-		in := map[int]bool{}
-		for _, pid := range readPids(filepath.Join("/sys/fs/cgroup", ctrl, cgroupParent, id, "cgroup.procs")) {
-			in[pid] = true
-		}
+		want := "/" + cgroupParent + "/" + id
 		for _, pid := range tree {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			// The process's own cgroup file, not the cgroup's procs list: a process
+			// that is exiting has left the list while /proc still shows it.
+			got, ok := cgroupOf(pid, ctrl)
+			if !ok {
 				continue // exited since the tree was read
 			}
-			if !in[pid] {
-				t.Errorf("%s: process %d of the sandbox is not in its cgroup", ctrl, pid)
+			if got != want {
+				t.Errorf("%s: process %d of the sandbox is in cgroup %q, want %q", ctrl, pid, got, want)
 			}
 		}
 	}
+}
+
+// cgroupOf is the path of pid's cgroup v1 hierarchy of controller ctrl, as
+// /proc/<pid>/cgroup shows it; false once the process is gone.
+func cgroupOf(pid int, ctrl string) (string, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", false
+	}
+	for line := range strings.Lines(string(data)) {
+		// "4:memory:/vizops/<id>"; a hierarchy may hold several controllers ("cpu,cpuacct").
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), ctrl) {
+			return parts[2], true
+		}
+	}
+	return "", true
 }
 
 // descendants returns pid and every process below it.
