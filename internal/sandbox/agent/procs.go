@@ -42,10 +42,13 @@ var pidNS struct {
 }
 
 // pidNamespaces reports whether kernels can get a PID namespace here (probed once, by
-// starting python in one as a kernel would start).
+// starting python in one as a kernel would start). "--version" exits before the
+// interpreter starts (10 ms instead of 30, on every sandbox's cold start): the start
+// itself is the probe, since exec fails unless the clone into the namespaces, the ID
+// maps and the ambient CAP_SYS_ADMIN all succeeded.
 func pidNamespaces(o Options) bool {
 	pidNS.once.Do(func() {
-		cmd := exec.Command(o.Python, "-I", "-S", "-c", "import os; assert os.getpid() == 1 and int([l for l in open('/proc/self/status') if l.startswith('CapEff:')][0].split()[1], 16) & (1 << 21)")
+		cmd := exec.Command(o.Python, "--version")
 		cmd.Dir = "/"
 		cmd.SysProcAttr = kernelAttr(o, true)
 		pidNS.ok = cmd.Run() == nil
