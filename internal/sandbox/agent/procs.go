@@ -100,8 +100,14 @@ func kernelAttr(o Options, pidNS bool) *syscall.SysProcAttr {
 		// A mount namespace too, and CAP_SYS_ADMIN (and CAP_SETPCAP, to drop the rest
 		// later) in the new user namespace only, so that the kernel can cover the
 		// token directory before it drops every capability (kernel_hide_paths).
-		// IPC too: a SysV object outlives its creator, and must not reach the next kernel.
-		attr.Cloneflags |= syscall.CLONE_NEWPID | syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC
+		attr.Cloneflags |= syscall.CLONE_NEWPID | syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS
+		if o.PrivateMounts {
+			// IPC too, where the agent runs under bubblewrap (Local): a SysV object
+			// outlives its creator, and must not reach the next kernel. Not in a Pod:
+			// its seccomp profile (internal/sandbox/seccompprofile) refuses
+			// CLONE_NEWIPC, and the probe would then find no namespaces at all.
+			attr.Cloneflags |= syscall.CLONE_NEWIPC
+		}
 		attr.AmbientCaps = []uintptr{capSysAdmin, capSetPCap}
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}

@@ -590,6 +590,12 @@ def kernel_zygote_main():
     # it all, warm.
     rest_imported = False
     try:
+        # What each fork needs, tried once: a seccomp filter that refuses unshare or
+        # setns (a Pod's) ends the zygote here, and the agent starts kernels without it.
+        if libc.unshare(CLONE_NEWPID) != 0:
+            die_errno("unshare a PID namespace")
+        if libc.setns(own_pidns, CLONE_NEWPID) != 0:
+            die_errno("return to the zygote's PID namespace")
         kernel_precompile()
     except BaseException as e:
         traceback.print_exc()
