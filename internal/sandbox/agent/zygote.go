@@ -21,10 +21,10 @@ import (
 // kernelZygote is the fork-ahead of Options.ForkKernels: one interpreter that has
 // imported the plotting stack forks every kernel (kernel.py's kernel_zygote_main), so a
 // kernel starts in the time of a fork and a warm-up render instead of an interpreter's
-// start and imports. The zygote runs in user, PID, mount and IPC namespaces of its
-// own, so that it can fork each kernel straight into a new PID namespace: each kernel
-// is still a fresh process, PID 1 of its own PID, mount and IPC namespaces, and is
-// never reused for another context.
+// start and imports. The zygote runs in user, PID and mount namespaces of its own
+// (kernelAttr), so that it can fork each kernel straight into a new PID namespace:
+// each kernel is still a fresh process, PID 1 of its own PID, mount and IPC
+// namespaces, and is never reused for another context.
 type kernelZygote struct {
 	cmd  *exec.Cmd
 	conn *net.UnixConn

@@ -496,8 +496,8 @@ def kernel_main():
 # SOCK_SEQPACKET socket: {"config": {...}, "env": {...}} with the kernel's four fds
 # (stdin, results, stdout, stderr) attached (SCM_RIGHTS). The zygote answers
 # {"pid": P} for each, and {"exit": P, "status": S} (a raw wait status) when one ends.
-# The agent starts the zygote in user, PID, mount and IPC namespaces of its own (its
-# user mapped to itself, CAP_SYS_ADMIN and CAP_SETPCAP there only), so the zygote forks
+# The agent starts the zygote in user, PID and mount namespaces of its own (its user
+# mapped to itself, CAP_SYS_ADMIN and CAP_SETPCAP there only), so the zygote forks
 # each kernel straight into a new PID namespace (kernel_zygote_fork) and the kernel
 # unshares mount and IPC namespaces itself: PID 1 of its own, as isolated as one the
 # agent starts itself, with no process standing in between. The zygote runs no code
