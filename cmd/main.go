@@ -45,7 +45,7 @@ func init() {
 }
 
 func main() {
-	agent.RunIfReexec() // a Local sandbox with EngineAgent runs this binary as its sandbox-agent
+	agent.RunIfReexec() // every Local sandbox runs this binary as its sandbox-agent
 	var (
 		metricsAddr, probeAddr string
 		leaderElect            bool
@@ -82,7 +82,7 @@ func main() {
 	flag.StringVar(&plotlyJSFile, "plotlyjs-file", "", "plotly.js file to serve. Empty: the local plotly installation's (Debian: /usr/share/python3-plotly/plotly.js).")
 	flag.BoolVar(&requireDataLabel, "data-configmap-label-required", false, "Read spec.data.configMapKeyRef only from ConfigMaps labelled viz.vizops.io/data=true. Off: any ConfigMap of the request's namespace, as a Pod may mount any ConfigMap of its namespace.")
 	flag.StringVar(&managerPodLabels, "manager-pod-labels", "control-plane=controller-manager", "Labels of the manager's Pods (k=v,k=v): the NetworkPolicy of each Kubernetes pool admits connections to its sandbox Pods only from Pods so labelled in the operator's namespace.")
-	flag.StringVar(&localEngine, "local-engine", string(local.EngineZygote), "What runs inside each Local sandbox: zygote (runner.py forks a warm job process; the default) or agent (the sandbox-agent of a sandbox Pod, this binary re-executed, driven by the same client as Pods; docs/sandbox-agent.md).")
+	flag.StringVar(&localEngine, "local-engine", local.EngineAgent, "Deprecated, no effect: every Local sandbox runs the sandbox-agent (this binary re-executed, driven by the same client as Pods; docs/sandbox-agent.md). Only \"agent\" is accepted; the zygote engine was removed.")
 	flag.BoolVar(&localBackend, "local-backend", true, "Run Local pools (bubblewrap in the manager's own container), which needs the privileged settings of docs/deploy.md. Off: Local pools report BackendNotImplemented, and the manager runs under the restricted Pod Security level.")
 	flag.StringVar(&tokenKeySecret, "sandbox-token-key-secret", "viz-operator-sandbox-token-key", "Secret in the operator's namespace holding the key that Kubernetes pools' access tokens are derived from; made on first start.")
 	flag.IntVar(&requestWorkers, "request-workers", controller.DefaultRequestWorkers, "VisualizationRequests reconciled at once. A reconcile mostly waits for its status patch, so this bounds how fast a burst of new requests is read and queued.")
@@ -108,12 +108,11 @@ func main() {
 		}
 	}
 	pools := sandbox.NewRegistry()
-	engine, err := local.ParseEngine(localEngine)
-	if err != nil {
+	if err := local.CheckEngine(localEngine); err != nil {
 		log.Error(err, "invalid --local-engine")
 		os.Exit(1)
 	}
-	localOpts := local.Options{Python: python, Bwrap: bwrap, Engine: engine}
+	localOpts := local.Options{Python: python, Bwrap: bwrap}
 	// Quotas over all Local pools: SandboxPool is namespaced, so tenants create them,
 	// and every sandbox lives within this container's memory.
 	quotaWarm, quotaMemory := local.DefaultQuotas(local.ContainerMemoryLimit("/sys/fs/cgroup"))

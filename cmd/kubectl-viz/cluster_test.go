@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 )
 
 // The cluster commands are tested against a real API server (envtest) with the CRDs
@@ -39,6 +40,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	agent.RunIfReexec() // Local sandboxes (render --local) run this binary as their agent
 	code := m.Run()
 	if testEnv != nil {
 		_ = testEnv.Stop()

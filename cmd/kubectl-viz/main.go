@@ -10,9 +10,12 @@ import (
 	"os"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 )
 
 func main() {
+	agent.RunIfReexec() // render --local and exec run Local sandboxes, whose agent is this binary
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	if err := newRootCommand(streams).Execute(); err != nil {
 		// Errors are one clear line and a non-zero exit.

@@ -30,8 +30,8 @@ var DefaultLimits = Limits{
 
 // CPUTimeLimit is the CPU time a job with this wall-clock timeout may use, its
 // RLIMIT_CPU: twice the timeout plus 2 s, in whole seconds (a job may keep two cores
-// busy for its whole timeout). The Local backend's job processes (runner.py) and the
-// sandbox-agent's kernels set it; past it the job fails with
+// busy for its whole timeout). The sandbox-agent's kernels (every backend's but E2B's) set
+// it on each execution; past it the job fails with
 // ErrNameCPUTimeLimitExceeded.
 func CPUTimeLimit(timeout time.Duration) time.Duration {
 	return time.Duration(int64(timeout.Seconds()*2)+2) * time.Second

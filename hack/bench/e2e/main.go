@@ -61,6 +61,7 @@ import (
 	vizv1 "github.com/vizops/viz-operator/api/v1alpha1"
 	"github.com/vizops/viz-operator/hack/internal/controlplane"
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 	"github.com/vizops/viz-operator/internal/sandbox/local"
 )
 
@@ -84,6 +85,7 @@ type config struct {
 }
 
 func main() {
+	agent.RunIfReexec() // the direct pool's Local sandboxes run this binary as their agent
 	var cfg config
 	var waiting string
 	flag.StringVar(&cfg.root, "root", ".", "the repository's root")

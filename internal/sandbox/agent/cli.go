@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,11 +24,20 @@ import (
 // test binary) this way inside bubblewrap, so no second binary is installed on a node.
 const ReexecEnv = "VIZOPS_SANDBOX_AGENT"
 
+// reexecReady: this program called RunIfReexec, so its binary can be re-executed as
+// the agent.
+var reexecReady atomic.Bool
+
+// ReexecReady reports whether this program called RunIfReexec: a Local sandbox started
+// from a binary that did not would run the program itself, not the agent.
+func ReexecReady() bool { return reexecReady.Load() }
+
 // RunIfReexec runs the agent (Main with os.Args[1:]) and exits when ReexecEnv is set;
 // otherwise it returns at once. Call it first thing in main (and in TestMain of tests
 // that start Local sandboxes).
 func RunIfReexec() {
 	if os.Getenv(ReexecEnv) != "1" {
+		reexecReady.Store(true)
 		return
 	}
 	if err := Main(os.Args[1:]); err != nil {

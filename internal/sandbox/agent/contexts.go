@@ -134,10 +134,45 @@ func (s *Server) keepWarm() {
 		case s.spares <- k:
 			s.warming.Store(false)
 			s.markReady()
+			if k.partial {
+				go s.replacePartial(k)
+			}
 		case <-s.closing:
 			k.kill()
 			return
 		}
+	}
+}
+
+// replacePartial swaps the spare kernel k, forked before the zygote had the whole
+// plotting stack, for one that has it, once the zygote does: only a new agent's first
+// job may pay the rest's imports, never a job that comes after the sandbox sat idle.
+// A context that took k meanwhile keeps it.
+func (s *Server) replacePartial(k *kernel) {
+	z := s.zygote.Load()
+	if z == nil {
+		return
+	}
+	select {
+	case <-z.warm:
+	case <-z.dead:
+		return
+	case <-s.closing:
+		return
+	}
+	select {
+	case k2 := <-s.spares:
+		if k2 != k {
+			select {
+			case s.spares <- k2:
+			default:
+				k2.kill()
+			}
+			return
+		}
+		k.kill()
+		s.notify() // keepWarm starts its replacement once the agent is idle
+	default:
 	}
 }
 

@@ -38,6 +38,9 @@ type kernel struct {
 	sweep  bool // kill the orphans left behind when it ends (Options.KillOrphans)
 	// oomKills is the container's OOM-kill count when the kernel started (-1: unknown).
 	oomKills int64
+	// partial: forked before its zygote had imported the whole plotting stack (the
+	// first kernel of a new agent); it imports what its code uses.
+	partial bool
 
 	mu   sync.Mutex
 	sink func(kind, text string) // where raw fd 1/2 output goes during an execution

@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
+	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
 func TestLimitErrorNames(t *testing.T) {
@@ -81,4 +86,57 @@ plt.plot([1, 2]); plt.show()`})
 			t.Errorf("job %d: stdout %q, error %+v, %d files", i, res.Stdout, res.Error, len(res.Files))
 		}
 	}
+	// The zygote forks each kernel itself (no process between them) and the PID the
+	// agent keeps is the kernel's in the agent's namespace (read from the pidfd the
+	// zygote sends): PID 1 of its own namespace there, and what the timeout kills a
+	// kernel that swallows the interrupt by.
+	done := make(chan *sandbox.Result, 1)
+	go func() {
+		res, err := c.Run(testCtx(t), sandbox.Request{Timeout: 3 * time.Second, Code: "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	var pid int
+	sandboxtest.WaitFor(t, "the job's kernel", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for _, kc := range srv.contexts {
+			kc.mu.Lock()
+			if kc.k != nil && kc.k.pid > 0 {
+				pid = kc.k.pid
+			}
+			kc.mu.Unlock()
+		}
+		return pid > 0
+	})
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("the kernel's PID %d is no process here: %v", pid, err)
+	}
+	nspid, ppid := procStatusField(string(status), "NSpid"), procStatusField(string(status), "PPid")
+	zygote := srv.zygote.Load().cmd.Process.Pid
+	if f := strings.Fields(nspid); len(f) < 2 || f[0] != strconv.Itoa(pid) || f[len(f)-1] != "1" || ppid != strconv.Itoa(zygote) {
+		t.Errorf("process %d: NSpid %q, parent %s; want PID 1 of its own namespace, a child of the zygote (%d)", pid, nspid, ppid, zygote)
+	}
+	if res := <-done; res == nil || !res.TimedOut || res.Error == nil || res.Error.Name != sandbox.ErrNameTimeout {
+		t.Errorf("a forked kernel that swallows the interrupt: %+v, want a Timeout", res)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		sandboxtest.WaitFor(t, "the killed kernel to be reaped", func() bool {
+			_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+			return err != nil
+		})
+	}
+}
+
+// procStatusField is the value of a /proc/<pid>/status line.
+func procStatusField(status, key string) string {
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

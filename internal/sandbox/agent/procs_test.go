@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,5 +310,25 @@ print(got, unmounted)
 				t.Errorf("the code read %q, want %q (error %+v)", got, tc.want, res.Error)
 			}
 		})
+	}
+}
+
+// The namespaces a kernel is cloned into: an IPC namespace only under bubblewrap
+// (PrivateMounts, Local), since a Pod's seccomp profile refuses CLONE_NEWIPC (the
+// seccompprofile package's tests), and with it every kernel's namespaces.
+func TestKernelCloneFlags(t *testing.T) {
+	base := uintptr(syscall.CLONE_NEWPID | syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS)
+	for name, tc := range map[string]struct {
+		o     Options
+		pidNS bool
+		want  uintptr
+	}{
+		"a Pod's kernel":                  {Options{}, true, base},
+		"a Local kernel (private mounts)": {Options{PrivateMounts: true}, true, base | syscall.CLONE_NEWIPC},
+		"no namespaces":                   {Options{PrivateMounts: true}, false, 0},
+	} {
+		if got := kernelAttr(tc.o, tc.pidNS).Cloneflags; got != tc.want {
+			t.Errorf("%s: clone flags %#x, want %#x", name, got, tc.want)
+		}
 	}
 }

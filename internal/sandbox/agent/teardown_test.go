@@ -9,7 +9,7 @@ import (
 
 // A new context waits until the last deleted one's kernel is gone: what is left of a
 // job (a fork bomb's tree being killed) must not count against the next one's pids
-// and memory. TestAbuseAgent (internal/sandbox/local) met this under load: the next
+// and memory. TestAbuse (internal/sandbox/local) met this under load: the next
 // kernel could not fork.
 func TestNewContextWaitsForTheLastTeardown(t *testing.T) {
 	srv, _ := serve(t, Options{Token: "t", Isolation: IsolationNone, WorkDir: workDir(t, "", "agent-teardown-"), WarmKernels: -1})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vizops/viz-operator/internal/sandbox"
 	"github.com/vizops/viz-operator/internal/sandbox/codeinterpreter"
+	"github.com/vizops/viz-operator/internal/sandbox/sandboxtest"
 )
 
 // TestAgentEnforcesTheTimeout: the agent stops code at its request's timeout
@@ -72,14 +73,14 @@ func TestAgentEnforcesTheTimeout(t *testing.T) {
 func TestKernelCPUTimeLimit(t *testing.T) {
 	c := client()
 	t.Run("the limit is set for the execution", func(t *testing.T) {
-		res, err := c.Run(testCtx(t), sandbox.Request{Timeout: 2 * time.Second, Code: cpuLimitProbe})
+		res, err := c.Run(testCtx(t), sandbox.Request{Timeout: 2 * time.Second, Code: sandboxtest.CPULimitProbe})
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkCPULimitProbe(t, res, 2*time.Second)
+		sandboxtest.CheckCPULimit(t, res, 2*time.Second)
 	})
 	t.Run("code past the limit fails with its name", func(t *testing.T) {
-		res, err := c.Run(testCtx(t), sandbox.Request{Timeout: time.Minute, Code: cpuBurner})
+		res, err := c.Run(testCtx(t), sandbox.Request{Timeout: time.Minute, Code: sandboxtest.CPUBurner})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,26 +88,4 @@ func TestKernelCPUTimeLimit(t *testing.T) {
 			t.Errorf("error %+v, stdout %q; want %s", res.Error, res.Stdout, sandbox.ErrNameCPUTimeLimitExceeded)
 		}
 	})
-}
-
-// cpuLimitProbe prints RLIMIT_CPU's soft limit and the CPU seconds used so far.
-const cpuLimitProbe = "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\nprint(resource.getrlimit(resource.RLIMIT_CPU)[0], u.ru_utime + u.ru_stime)"
-
-// cpuBurner lowers its own soft CPU limit to a second from now (allowed: the hard
-// limit is what bounds it) and burns CPU past it.
-const cpuBurner = "import resource\nu = resource.getrusage(resource.RUSAGE_SELF)\n" +
-	"resource.setrlimit(resource.RLIMIT_CPU, (int(u.ru_utime + u.ru_stime) + 1, resource.getrlimit(resource.RLIMIT_CPU)[1]))\n" +
-	"print('burning', flush=True)\nwhile True:\n    pass"
-
-func checkCPULimitProbe(t *testing.T, res *sandbox.Result, timeout time.Duration) {
-	t.Helper()
-	var soft int64
-	var used float64
-	if _, err := fmt.Sscan(res.Stdout, &soft, &used); err != nil || !res.Success {
-		t.Fatalf("stdout %q, error %+v", res.Stdout, res.Error)
-	}
-	limit := int64(sandbox.CPUTimeLimit(timeout) / time.Second)
-	if soft < limit || soft > int64(used)+1+limit {
-		t.Errorf("RLIMIT_CPU soft limit %d with %.2fs used; want %ds from the execution's start", soft, used, limit)
-	}
 }

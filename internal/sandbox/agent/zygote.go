@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,13 +21,20 @@ import (
 // kernelZygote is the fork-ahead of Options.ForkKernels: one interpreter that has
 // imported the plotting stack forks every kernel (kernel.py's kernel_zygote_main), so a
 // kernel starts in the time of a fork and a warm-up render instead of an interpreter's
-// start and imports. Each kernel is still a fresh process, in PID, user and mount
-// namespaces of its own, and is never reused for another context.
+// start and imports. The zygote runs in user, PID and mount namespaces of its own
+// (kernelAttr), so that it can fork each kernel straight into a new PID namespace:
+// each kernel is still a fresh process, PID 1 of its own PID, mount and IPC
+// namespaces, and is never reused for another context.
 type kernelZygote struct {
 	cmd  *exec.Cmd
 	conn *net.UnixConn
 	diag *pyrunner.TailBuffer
 	dead chan struct{} // closed when the control socket ends: the zygote is gone
+	// warm is closed when the zygote has imported the whole plotting stack: it reports
+	// ready with matplotlib and numpy only, so a new sandbox's first kernel starts at
+	// once, and imports the rest after that first fork.
+	warm     chan struct{}
+	warmOnce sync.Once
 
 	req     sync.Mutex // one fork request at a time: replies come in order
 	replies chan zygoteMessage
@@ -36,10 +44,13 @@ type kernelZygote struct {
 }
 
 type zygoteMessage struct {
-	Type    string `json:"type"`
+	Type string `json:"type"`
+	// PID is the kernel's in the zygote's PID namespace: what its exit names.
 	PID     int    `json:"pid"`
 	Status  int    `json:"status"`
 	Message string `json:"message"`
+	// hostPID is the forked kernel's PID here, read from the pidfd the zygote sends.
+	hostPID int
 }
 
 // exitWatch is how one forked kernel ended.
@@ -77,9 +88,11 @@ func startKernelZygote(ctx context.Context, o Options) (*kernelZygote, error) {
 	cmd := exec.Command(o.Python, "-I", "-B", "-c", pyrunner.KernelSource, string(cfgJSON))
 	cmd.Dir = home
 	cmd.Env = kernelEnv(home)
-	cmd.SysProcAttr = kernelAttr(o, false)
+	// Namespaces of its own, with CAP_SYS_ADMIN there: what lets it unshare a PID
+	// namespace for each kernel and return to its own after the fork.
+	cmd.SysProcAttr = kernelAttr(o, true)
 	cmd.Stdin = theirs
-	z := &kernelZygote{cmd: cmd, conn: conn, diag: pyrunner.NewTailBuffer(8 << 10), dead: make(chan struct{}),
+	z := &kernelZygote{cmd: cmd, conn: conn, diag: pyrunner.NewTailBuffer(8 << 10), dead: make(chan struct{}), warm: make(chan struct{}),
 		replies: make(chan zygoteMessage, 1), watches: map[int]*exitWatch{}}
 	cmd.Stdout, cmd.Stderr = z.diag, z.diag
 	if err := cmd.Start(); err != nil {
@@ -131,16 +144,19 @@ func (z *kernelZygote) read(ready chan<- zygoteMessage) {
 		z.mu.Unlock()
 	}()
 	buf := make([]byte, 64<<10)
+	oob := make([]byte, syscall.CmsgSpace(4*4))
 	first := true
 	for {
-		n, err := z.conn.Read(buf)
+		n, oobn, _, _, err := z.conn.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
 			return
 		}
+		hostPID := pidOfPidfds(oob[:oobn])
 		var m zygoteMessage
 		if json.Unmarshal(buf[:n], &m) != nil {
 			continue
 		}
+		m.hostPID = hostPID
 		switch {
 		case first:
 			first = false
@@ -152,6 +168,8 @@ func (z *kernelZygote) read(ready chan<- zygoteMessage) {
 			z.replies <- m
 		case m.Type == "error":
 			z.replies <- m
+		case m.Type == "warm":
+			z.warmOnce.Do(func() { close(z.warm) })
 		case m.Type == "exit":
 			z.mu.Lock()
 			if w := z.watches[m.PID]; w != nil {
@@ -161,6 +179,16 @@ func (z *kernelZygote) read(ready chan<- zygoteMessage) {
 			}
 			z.mu.Unlock()
 		}
+	}
+}
+
+// isWarm reports whether the zygote has imported the whole plotting stack.
+func (z *kernelZygote) isWarm() bool {
+	select {
+	case <-z.warm:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -237,7 +265,17 @@ func (z *kernelZygote) fork(ctx context.Context, o Options, k *kernel, cfg pyrun
 		w = &exitWatch{done: make(chan struct{})}
 		close(w.done)
 	}
-	k.pid = reply.PID
+	if reply.hostPID == 0 {
+		// Without its PID here the kernel could not be signalled: end it by its stdin.
+		for i := range files {
+			files[i][0].Close()
+		}
+		return nil, errors.New("the kernel zygote sent no pidfd for its kernel")
+	}
+	k.pid = max(reply.hostPID, 0) // -1: reaped already; its exit comes next
+	// The zygote reports warm before it answers a later fork request, and read hands
+	// messages on in order: a kernel forked after that notice has the whole stack.
+	k.partial = !z.isWarm()
 	k.stdin = files[0][0]
 	k.status = func() (syscall.WaitStatus, bool) { return w.status, w.known }
 	go func() {
@@ -245,6 +283,45 @@ func (z *kernelZygote) fork(ctx context.Context, o Options, k *kernel, cfg pyrun
 		close(k.done)
 	}()
 	return k.awaitReady(ctx, o, files[1][0], files[2][0], files[3][0])
+}
+
+// pidOfPidfds closes every fd a control message carries and returns the PID, in
+// this process's PID namespace, of the first that is a pidfd (0: none).
+func pidOfPidfds(oob []byte) int {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	for i := range msgs {
+		fds, err := syscall.ParseUnixRights(&msgs[i])
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if pid == 0 {
+				pid = pidfdPID(fd)
+			}
+			syscall.Close(fd)
+		}
+	}
+	return pid
+}
+
+// pidfdPID reads a pidfd's "Pid:" line in /proc/self/fdinfo: the process's PID in
+// the namespace of this /proc (0 when fd is no pidfd, -1 once the process is reaped).
+func pidfdPID(fd int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			pid, _ := strconv.Atoi(strings.TrimSpace(v))
+			return pid
+		}
+	}
+	return 0
 }
 
 // close stops the zygote (its kernels die with it).

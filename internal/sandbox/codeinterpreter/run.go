@@ -43,7 +43,7 @@ const ServerTimeoutMargin = 15 * time.Second
 //   - Input files are written into the context's working directory by a prelude, a
 //     separate execution before the code (E2B's /execute has no upload, so this
 //     works against both servers). It also defines OUTPUT_DIR ("outputs/", created),
-//     and DATA_PATH and df (pandas) when a data.csv is given, as the Local runner does.
+//     and DATA_PATH and df (pandas) when a data.csv is given.
 //   - Stdout and Stderr are capped (MaxOutputBytes); Text is the main result's text.
 //   - Figures (png/svg results, plotly figures with their JSON) become
 //     sandbox.Artifact{Figure: true} named figure_N.png / plotly_N.html as the Local
@@ -758,7 +758,7 @@ func (col *collector) finish() error {
 // collectMarker starts the epilogue's JSON line, so stray output before it is skipped.
 const collectMarker = "__vizops_files__"
 
-// collectDef walks the working directory like the Local runner (sorted, a
+// collectDef walks the working directory (sorted, a
 // directory's files before its folders, hidden
 // names and inputs skipped, regular files only, at most 16 levels and 20000 entries,
 // within the caps left) and prints the files; collectCall calls it.

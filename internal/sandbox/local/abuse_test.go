@@ -21,14 +21,11 @@ var abuseLimits = sandbox.Resources{MemoryBytes: 512 << 20, Pids: 64, ScratchByt
 // TestAbuse runs hostile programs through one pool with a single sandbox, so every case
 // also proves the next request on the same (recycled) sandbox still works. Each must
 // end in a clear error or a harmless result, in bounded time, with the host unaffected.
-func TestAbuse(t *testing.T) { testAbuse(t, EngineZygote) }
+func TestAbuse(t *testing.T) { testAbuse(t) }
 
-// TestAbuseAgent runs the same hostile programs on sandboxes that run the sandbox-agent.
-func TestAbuseAgent(t *testing.T) { testAbuse(t, EngineAgent) }
-
-func testAbuse(t *testing.T, engine Engine) {
+func testAbuse(t *testing.T) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits},
-		Options{MaxOutputBytes: 64 << 10, GraceTime: time.Second, Engine: engine})
+		Options{MaxOutputBytes: 64 << 10})
 
 	// Host-side canaries: a process, a listener and a secret file in our working dir.
 	canary := exec.Command("sleep", "3600")
@@ -182,20 +179,31 @@ os._exit(0)`, 0, outcome{errName: sandbox.ErrNameProcessExited}, nil},
 		{"os._exit(0)", "print('bye', flush=True)\nimport os\nos._exit(0)", 0, outcome{errName: sandbox.ErrNameProcessExited, stdout: "bye"}, nil},
 		{"os._exit(3)", "import os\nos._exit(3)", 0, outcome{errName: sandbox.ErrNameProcessExited}, nil},
 		{"plant a FIFO and a symlink as outputs", "import os\nos.mkfifo('plot.png')\nos.symlink('/etc/passwd', 'passwd.txt')\nprint('planted')", 0, outcome{stdout: "planted"}, nil},
-		{"leave a process and files behind", fmt.Sprintf(`import subprocess, os
+		{"leave a process, files and IPC objects behind", fmt.Sprintf(`import subprocess, os, glob, ctypes
 subprocess.Popen(['/usr/bin/python3', '-c', 'import time; time.sleep(600)', %q], start_new_session=True)
 open('/tmp/left.txt', 'w').write('secret-from-previous-job')
 open('left.txt', 'w').write('secret-from-previous-job')
+# Anywhere else the job can write: the parents of its directories (the agent's /work),
+# the other contexts' and kernels' directories there (the spare kernel's home).
+for d in {'/', os.path.dirname(os.getcwd()), os.path.dirname(os.path.dirname(os.getcwd())), os.environ.get('HOME', '/')} | set(glob.glob('/work/*/*')) | set(glob.glob('/work/*')):
+    try: open(os.path.join(d, 'left.txt'), 'w').write('secret-from-previous-job')
+    except OSError: pass
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmget(0x5eed, 4096, 0o1000 | 0o600)  # IPC_CREAT: a SysV segment outlives its creator
+libc.msgget(0x5eed, 0o1000 | 0o600)
 print('left')`, leftoverMarker), 0, outcome{stdout: "left"}, nil},
-		{"find what the previous job left", fmt.Sprintf(`import os, glob
+		{"find what the previous job left", fmt.Sprintf(`import os, glob, ctypes
 found = []
 for d in ['/proc/%%s/cmdline' %% p for p in os.listdir('/proc') if p.isdigit()]:
     try:
         if %q in open(d).read(): found.append(d)
     except OSError: pass
-for f in ['/tmp/left.txt', '/tmp/work/left.txt'] + glob.glob('/tmp/**/left.txt', recursive=True):
+for f in ['/tmp/left.txt', '/tmp/work/left.txt', os.path.join(os.environ.get('HOME', '/'), 'left.txt')] + glob.glob('/tmp/**/left.txt', recursive=True) + glob.glob('/work/**/left.txt', recursive=True) + glob.glob('/work/**/.*/left.txt', recursive=True):
     if os.path.exists(f): found.append(f)
-print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}, nil},
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.shmget(0x5eed, 0, 0) != -1: found.append('SysV shared memory')
+if libc.msgget(0x5eed, 0) != -1: found.append('SysV message queue')
+print('found', sorted(set(found)))`, leftoverMarker), 0, outcome{stdout: "found []"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,13 +278,10 @@ print('found', found)`, leftoverMarker), 0, outcome{stdout: "found []"}, nil},
 
 // TestAbuseWithoutCgroups checks the rlimit fallback: with no cgroup, memory and
 // process bombs still end with the limit's error.
-func TestAbuseWithoutCgroups(t *testing.T) { testAbuseWithoutCgroups(t, EngineZygote) }
+func TestAbuseWithoutCgroups(t *testing.T) { testAbuseWithoutCgroups(t) }
 
-// TestAbuseWithoutCgroupsAgent: the same on the agent, whose kernels get the rlimits.
-func TestAbuseWithoutCgroupsAgent(t *testing.T) { testAbuseWithoutCgroups(t, EngineAgent) }
-
-func testAbuseWithoutCgroups(t *testing.T, engine Engine) {
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: "none", Engine: engine})
+func testAbuseWithoutCgroups(t *testing.T) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: "none"})
 	tests := map[string]struct {
 		code string
 		want string
@@ -301,13 +306,10 @@ func testAbuseWithoutCgroups(t *testing.T, engine Engine) {
 // TestSeccompFailsClosed: issue 10, finding 9. Where the runner has no seccomp filter
 // for the machine's architecture, no job runs: sandboxes fail to start with an error
 // that names the architecture, instead of running code without a filter.
-func TestSeccompFailsClosed(t *testing.T) { testSeccompFailsClosed(t, EngineZygote) }
+func TestSeccompFailsClosed(t *testing.T) { testSeccompFailsClosed(t) }
 
-// TestSeccompFailsClosedAgent: the same where the agent's kernels have no filter.
-func TestSeccompFailsClosedAgent(t *testing.T) { testSeccompFailsClosed(t, EngineAgent) }
-
-func testSeccompFailsClosed(t *testing.T, engine Engine) {
-	p, err := NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{seccompArch: "riscv64", Engine: engine})
+func testSeccompFailsClosed(t *testing.T) {
+	p, err := NewPool(sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{seccompArch: "riscv64"})
 	if err != nil {
 		t.Fatalf("NewPool: %v", err)
 	}

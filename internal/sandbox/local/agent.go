@@ -23,33 +23,6 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
 )
 
-// Engine is what runs inside each Local sandbox.
-type Engine string
-
-const (
-	// EngineZygote runs runner.py's zygote, which forks a warm, one-shot job process
-	// per job and reports on its own protocol (the default).
-	EngineZygote Engine = "zygote"
-	// EngineAgent runs the sandbox-agent, the server of a sandbox Pod, re-executed
-	// from this process's own binary (agent.RunIfReexec must be called first thing in
-	// main, or in TestMain), and drives it with package codeinterpreter over a Unix
-	// socket bound out of the sandbox: one client, result mapping and error
-	// vocabulary with the Kubernetes and E2B backends. Each job runs in a fresh
-	// context (a fresh interpreter) that is deleted after it.
-	EngineAgent Engine = "agent"
-)
-
-// ParseEngine reads an engine's name ("" is the default, EngineZygote).
-func ParseEngine(name string) (Engine, error) {
-	switch e := Engine(name); e {
-	case "":
-		return EngineZygote, nil
-	case EngineZygote, EngineAgent:
-		return e, nil
-	}
-	return "", fmt.Errorf("unknown Local engine %q: use %q or %q", name, EngineZygote, EngineAgent)
-}
-
 // Inside an agent sandbox: where the agent's binary, its socket and token, and its
 // contexts live.
 const (
@@ -136,9 +109,11 @@ func copyExecutable(from, to string) error {
 	return os.Rename(tmp, to)
 }
 
-// agentArgs is the command line of one agent sandbox: the isolation of a zygote
-// sandbox (every namespace, read-only root, a size-capped /tmp, the cgroup), plus the
-// agent's binary and a directory of the host for its socket and token.
+// agentArgs is the command line of one sandbox: every namespace, a read-only root, a
+// size-capped /tmp, the cgroup (pyrunner.BaseBwrapArgs), plus the agent's binary and a
+// directory of the host for its socket and token. bwrap's fd 3 receives its info JSON
+// (the sandbox's host pid) and fd 4 blocks the sandbox until the caller has placed it
+// in its cgroup, so nothing inside can fork before the limits apply.
 func agentArgs(opts Options, cfg sandbox.PoolConfig, res sandbox.Resources, bin, runDir, oom string, rlimits bool) []string {
 	args := append(baseBwrapArgs(cfg, res),
 		"--info-fd", "3",
@@ -187,9 +162,9 @@ func agentArgs(opts Options, cfg sandbox.PoolConfig, res sandbox.Resources, bin,
 	return args
 }
 
-// startAgent starts an agent sandbox and waits until its agent answers /health (its
-// first kernel is warm).
-func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolConfig, res sandbox.Resources) (*zygote, error) {
+// startAgent starts a sandbox and waits until its agent answers /health (its first
+// kernel is warm).
+func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolConfig, res sandbox.Resources) (*agentProc, error) {
 	bin, err := agentBinary(opts)
 	if err != nil {
 		return nil, err
@@ -237,8 +212,7 @@ func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolCo
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(opts.UID), Gid: uint32(opts.GID), Groups: []uint32{}}
 	}
-	z := &zygote{cmd: cmd, exited: make(chan struct{}), done: make(chan struct{}), cg: cg, stderr: pyrunner.NewTailBuffer(16 << 10), runDir: runDir}
-	z.warm.Store(true)
+	z := &agentProc{cmd: cmd, exited: make(chan struct{}), done: make(chan struct{}), cg: cg, stderr: pyrunner.NewTailBuffer(16 << 10), runDir: runDir}
 	cmd.Stdout, cmd.Stderr = z.stderr, z.stderr
 	err = cmd.Start()
 	infoW.Close()
@@ -303,26 +277,4 @@ func startAgent(ctx context.Context, id string, opts Options, cfg sandbox.PoolCo
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// executeAgent runs one job through the agent. Failures of the code are in the
-// Result (mapped by codeinterpreter, as for a Pod); an error means the sandbox failed
-// or ctx ended, and the sandbox is discarded.
-func (s *localSandbox) executeAgent(ctx context.Context, req sandbox.Request) (*sandbox.Result, error) {
-	r, deleteErr, err := s.z.client.RunChecked(ctx, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			_ = s.pool.lose(s, ctx.Err())
-			return nil, fmt.Errorf("execution abandoned: %w", ctx.Err())
-		}
-		return nil, s.pool.lose(s, err)
-	}
-	// The job's context (its interpreter, its files) must be gone before the sandbox
-	// takes another job: the agent forgets a context before it answers its DELETE (and
-	// the next context waits for the kernel's teardown), so a sandbox whose DELETE
-	// failed is discarded.
-	if deleteErr != nil {
-		_ = s.pool.lose(s, fmt.Errorf("the job's context was not deleted: %w", deleteErr))
-	}
-	return r, nil
 }

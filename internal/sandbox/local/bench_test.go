@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,20 +15,27 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 )
 
 // The benchmarks measure what docs/benchmarks.md reports; hack/bench/run.sh runs them
 // in one go and prints the ratios. None of them asserts a duration.
 
-// waitArmed waits until every ready sandbox has imported everything and has a warm job
-// process, so a "warm" iteration measures a warm sandbox, not the previous job's
-// re-arming or a new sandbox's background imports.
+// waitArmed waits until every ready sandbox's agent has a started kernel waiting (its
+// /health says so in agent.HeaderSpareKernels), so a "warm" iteration measures a warm
+// sandbox, not the previous job's next kernel being forked and warmed.
 func waitArmed(b *testing.B, p *Pool) {
 	b.Helper()
-	waitFor(b, 2*time.Minute, "armed sandboxes", func() bool {
+	waitFor(b, 2*time.Minute, "sandboxes with a spare kernel", func() bool {
 		ready := readySandboxes(p)
 		for _, s := range ready {
-			if !s.z.armed() || !s.z.warm.Load() {
+			req, _ := http.NewRequest(http.MethodGet, s.proc.client.BaseURL+"/health", nil)
+			resp, err := s.proc.client.HTTP.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.Header.Get(agent.HeaderSpareKernels) == "0" {
 				return false
 			}
 		}

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -137,34 +136,6 @@ func (c *cgroup) add(pid int) error {
 	return nil
 }
 
-// counters reads the events that tell why a job was killed.
-type cgroupCounters struct {
-	oomKills  int64 // memory.oom_control: oom_kill
-	memFail   int64 // memory.failcnt
-	pidsLimit int64 // pids.events: max
-}
-
-func (c *cgroup) counters() cgroupCounters {
-	var n cgroupCounters
-	if c == nil {
-		return n
-	}
-	if c.v2 != "" {
-		n.oomKills = readKey(filepath.Join(c.v2, "memory.events"), "oom_kill")
-		n.memFail = readKey(filepath.Join(c.v2, "memory.events"), "max")
-		n.pidsLimit = readKey(filepath.Join(c.v2, "pids.events"), "max")
-		return n
-	}
-	if dir, ok := c.dirs["memory"]; ok {
-		n.oomKills = readKey(filepath.Join(dir, "memory.oom_control"), "oom_kill")
-		n.memFail = readInt(filepath.Join(dir, "memory.failcnt"))
-	}
-	if dir, ok := c.dirs["pids"]; ok {
-		n.pidsLimit = readKey(filepath.Join(dir, "pids.events"), "max")
-	}
-	return n
-}
-
 // remove kills whatever is left in the group and deletes it, retrying briefly because
 // a killed process leaves the group only once the kernel has reaped it.
 func (c *cgroup) remove() error {
@@ -212,32 +183,6 @@ func readPids(path string) []int {
 		}
 	}
 	return pids
-}
-
-func readInt(path string) int64 {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	return n
-}
-
-func readKey(path, key string) int64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 2 && fields[0] == key {
-			n, _ := strconv.ParseInt(fields[1], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // staleCgroupAge is how old an empty sandbox group must be before a sweep removes it:

@@ -145,11 +145,9 @@ func TestDegradedMessage(t *testing.T) {
 
 // TestCgroupV2Enforced runs the forked-children memory attack against a real cgroup v2
 // hierarchy, where the kernel offers one with the memory, pids and cpu controllers.
-func TestCgroupV2Enforced(t *testing.T) { testCgroupV2Enforced(t, EngineZygote) }
+func TestCgroupV2Enforced(t *testing.T) { testCgroupV2Enforced(t) }
 
-func TestCgroupV2EnforcedAgent(t *testing.T) { testCgroupV2Enforced(t, EngineAgent) }
-
-func testCgroupV2Enforced(t *testing.T, engine Engine) {
+func testCgroupV2Enforced(t *testing.T) {
 	var root string
 	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		data, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
@@ -168,7 +166,7 @@ func testCgroupV2Enforced(t *testing.T, engine Engine) {
 	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
 		t.Skip("cgroup v1 controllers are mounted and take precedence")
 	}
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: root, Engine: engine})
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{CgroupRoot: root})
 	if d := p.Status().Degraded; d != "" {
 		t.Fatalf("pool degraded on a cgroup v2 host: %s", d)
 	}
@@ -221,15 +219,11 @@ func checkForkedMemory(t *testing.T, r *sandbox.Result) {
 // TestForkedChildrenShareTheSandboxLimit runs the same attack on this machine's
 // cgroups (v1 here), where the per-sandbox group exists.
 func TestForkedChildrenShareTheSandboxLimit(t *testing.T) {
-	testForkedChildrenShareTheSandboxLimit(t, EngineZygote)
+	testForkedChildrenShareTheSandboxLimit(t)
 }
 
-func TestForkedChildrenShareTheSandboxLimitAgent(t *testing.T) {
-	testForkedChildrenShareTheSandboxLimit(t, EngineAgent)
-}
-
-func testForkedChildrenShareTheSandboxLimit(t *testing.T, engine Engine) {
-	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{Engine: engine})
+func testForkedChildrenShareTheSandboxLimit(t *testing.T) {
+	p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, Resources: abuseLimits}, Options{})
 	if d := p.Status().Degraded; d != "" {
 		t.Skipf("no per-sandbox cgroup on this machine: %s", d)
 	}
@@ -238,13 +232,11 @@ func testForkedChildrenShareTheSandboxLimit(t *testing.T, engine Engine) {
 
 // TestDegradedPool: where no cgroup can be made, Status says which limits are
 // degraded, and the Quota's MaxDegraded holds the operator to that many sandboxes.
-func TestDegradedPool(t *testing.T) { testDegradedPool(t, EngineZygote) }
+func TestDegradedPool(t *testing.T) { testDegradedPool(t) }
 
-func TestDegradedPoolAgent(t *testing.T) { testDegradedPool(t, EngineAgent) }
-
-func testDegradedPool(t *testing.T, engine Engine) {
+func testDegradedPool(t *testing.T) {
 	p := newTestPool(t, sandbox.PoolConfig{MinReady: 2, MaxSandboxes: 2, Resources: abuseLimits},
-		Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1}), Engine: engine})
+		Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})})
 	st := p.Status()
 	for _, want := range []string{"memory is RLIMIT_AS per process", "CPU has no rate limit", "At most 1 such sandbox"} {
 		if !strings.Contains(st.Degraded, want) {
@@ -276,13 +268,11 @@ func testDegradedPool(t *testing.T, engine Engine) {
 // TestDegradedSlotsPerQuota: the degraded cap is counted per Quota, across its pools,
 // and a slot freed by one pool wakes another pool of the same Quota. Pools of another
 // Quota (another manager in the same process) neither take nor wait for those slots.
-func TestDegradedSlotsPerQuota(t *testing.T) { testDegradedSlotsPerQuota(t, EngineZygote) }
+func TestDegradedSlotsPerQuota(t *testing.T) { testDegradedSlotsPerQuota(t) }
 
-func TestDegradedSlotsPerQuotaAgent(t *testing.T) { testDegradedSlotsPerQuota(t, EngineAgent) }
-
-func testDegradedSlotsPerQuota(t *testing.T, engine Engine) {
-	shared := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1}), Engine: engine}
-	other := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1}), Engine: engine}
+func testDegradedSlotsPerQuota(t *testing.T) {
+	shared := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})}
+	other := Options{CgroupRoot: t.TempDir(), Quota: NewQuota(QuotaLimits{MaxDegraded: 1})}
 	cfg := sandbox.PoolConfig{MinReady: 0, MaxSandboxes: 1, Resources: abuseLimits}
 	a := newTestPool(t, cfg, shared)
 	b := newTestPool(t, cfg, shared)

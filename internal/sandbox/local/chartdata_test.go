@@ -17,12 +17,6 @@ import (
 // (chartdata.py) with what the program plots.
 func TestChartData(t *testing.T) { testChartData(t, sharedFeaturePool(t)) }
 
-// TestChartDataAgent reads the same charts back through the sandbox-agent (its
-// "vizops/chart" extra, mapped by codeinterpreter).
-func TestChartDataAgent(t *testing.T) {
-	testChartData(t, newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Engine: EngineAgent}))
-}
-
 func testChartData(t *testing.T, p *Pool) {
 	bar := func(name string, labels []string, y ...float64) chartdata.Series {
 		return chartdata.Series{Name: name, Type: chartdata.TypeBar, Labels: labels, Y: y}

@@ -17,15 +17,12 @@ import (
 // TestPoolContract runs the warm-pool contract against real bubblewrap sandboxes.
 // bwrap is wrapped by a script that records each sandbox start (its pid, which
 // becomes bwrap's) and fails starts while a marker file exists: the provider's view.
-func TestPoolContract(t *testing.T) { runContract(t, EngineZygote) }
+func TestPoolContract(t *testing.T) { runContract(t) }
 
-// TestPoolContractAgent runs the same contract on sandboxes that run the sandbox-agent.
-func TestPoolContractAgent(t *testing.T) { runContract(t, EngineAgent) }
-
-func runContract(t *testing.T, engine Engine) {
+func runContract(t *testing.T) {
 	pooltest.Run(t, func(t *testing.T, minReady, maxSandboxes int) pooltest.Fixture {
 		w := newBwrapWrapper(t)
-		p := newTestPool(t, sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, Options{Bwrap: w.script, Engine: engine})
+		p := newTestPool(t, sandbox.PoolConfig{MinReady: minReady, MaxSandboxes: maxSandboxes}, Options{Bwrap: w.script})
 		return pooltest.Fixture{
 			Pool: p,
 			Alive: func() int {
@@ -43,10 +40,10 @@ func runContract(t *testing.T, engine Engine) {
 				p.mu.Lock()
 				s := p.all[id]
 				p.mu.Unlock()
-				if s == nil || s.z == nil {
+				if s == nil || s.proc == nil {
 					t.Fatalf("no started sandbox %s to break", id)
 				}
-				_ = s.z.cmd.Process.Kill()
+				_ = s.proc.cmd.Process.Kill()
 			},
 			FailCreation: w.failStarts,
 		}
@@ -74,10 +71,9 @@ func newBwrapWrapper(t testing.TB) *bwrapWrapper {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	w := &bwrapWrapper{t: t, script: filepath.Join(dir, "bwrap"), starts: filepath.Join(dir, "starts"), fail: filepath.Join(dir, "fail")}
-	// Starts are told from the preflight check by runner.py's results pipe (fd 5),
-	// or the agent's re-exec variable.
+	// Starts are told from the preflight check by the agent's re-exec variable.
 	body := "#!/bin/sh\n" +
-		"if [ -e /proc/self/fd/5 ] || [ \"$" + agent.ReexecEnv + "\" = 1 ]; then\n" +
+		"if [ \"$" + agent.ReexecEnv + "\" = 1 ]; then\n" +
 		"  echo $$ >> " + w.starts + "\n" +
 		"  [ -e " + w.fail + " ] && exit 1\n" +
 		"fi\n" +

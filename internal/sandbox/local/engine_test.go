@@ -1,17 +1,26 @@
 package local
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
-func TestParseEngine(t *testing.T) {
-	for in, want := range map[string]Engine{"": EngineZygote, "zygote": EngineZygote, "agent": EngineAgent} {
-		got, err := ParseEngine(in)
-		if err != nil || got != want {
-			t.Errorf("ParseEngine(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"Agent", "fork", " agent"} {
-		if _, err := ParseEngine(bad); err == nil {
-			t.Errorf("ParseEngine(%q) accepted", bad)
+// TestCheckEngine: the deprecated --local-engine accepts only the agent (or nothing);
+// the removed zygote, or any other name, is refused with a reason.
+func TestCheckEngine(t *testing.T) {
+	for in, want := range map[string]string{
+		"":       "",
+		"agent":  "",
+		"zygote": "was removed",
+		"Agent":  "unknown engine",
+		"docker": "unknown engine",
+	} {
+		err := CheckEngine(in)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("CheckEngine(%q) = %v, want nil", in, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("CheckEngine(%q) = %v, want an error saying %q", in, err, want)
 		}
 	}
 }

@@ -52,12 +52,6 @@ func summarize(r *sandbox.Result) resultSummary {
 
 func TestExecuteResults(t *testing.T) { testExecuteResults(t, sharedFeaturePool(t)) }
 
-// TestExecuteResultsAgent maps the same jobs on a sandbox that runs the sandbox-agent:
-// one result mapping (codeinterpreter's) must give the same Results.
-func TestExecuteResultsAgent(t *testing.T) {
-	testExecuteResults(t, newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{MaxOutputBytes: 4096, MaxArtifacts: 6, Engine: EngineAgent}))
-}
-
 func testExecuteResults(t *testing.T, p *Pool) {
 	tests := map[string]struct {
 		req   sandbox.Request
@@ -193,10 +187,6 @@ func TestExecuteRejectsBadRequests(t *testing.T) {
 	testExecuteRejectsBadRequests(t, sharedFeaturePool(t))
 }
 
-func TestExecuteRejectsBadRequestsAgent(t *testing.T) {
-	testExecuteRejectsBadRequests(t, newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1}, Options{Engine: EngineAgent}))
-}
-
 func testExecuteRejectsBadRequests(t *testing.T, p *Pool) {
 	tests := map[string]sandbox.Request{
 		"file name with a slash": {Code: "1", Files: []sandbox.File{{Name: "../etc/passwd", Data: []byte("x")}}},
@@ -220,11 +210,9 @@ func testExecuteRejectsBadRequests(t *testing.T, p *Pool) {
 
 // TestPlotlyJSSource checks PoolConfig.PlotlyJSURL: a custom URL is linked, and
 // "inline" embeds plotly.js (Debian's is 8.6 MB) so the HTML works offline.
-func TestPlotlyJSSource(t *testing.T) { testPlotlyJSSource(t, EngineZygote) }
+func TestPlotlyJSSource(t *testing.T) { testPlotlyJSSource(t) }
 
-func TestPlotlyJSSourceAgent(t *testing.T) { testPlotlyJSSource(t, EngineAgent) }
-
-func testPlotlyJSSource(t *testing.T, engine Engine) {
+func testPlotlyJSSource(t *testing.T) {
 	tests := map[string]struct {
 		url      string
 		contains string
@@ -235,7 +223,7 @@ func testPlotlyJSSource(t *testing.T, engine Engine) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{Engine: engine})
+			p := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 1, PlotlyJSURL: tc.url}, Options{})
 			r := runJob(t, p, sandbox.Request{Code: "import plotly.express as px\npx.line(x=[1, 2], y=[2, 1]).show()"})
 			if len(r.Files) != 2 {
 				t.Fatalf("files %v, error %+v", artifactNames(r), r.Error)

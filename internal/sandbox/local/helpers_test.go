@@ -22,7 +22,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	agent.RunIfReexec() // EngineAgent sandboxes run this binary as their agent
+	agent.RunIfReexec() // every sandbox runs this binary as its agent
 	os.Setenv(canaryEnvName, canaryEnvValue)
 	code := m.Run()
 	if featurePool != nil {
@@ -85,14 +85,14 @@ func poolPids(p *Pool) []int {
 	defer p.mu.Unlock()
 	var pids []int
 	for _, s := range p.all {
-		if s.z == nil {
+		if s.proc == nil {
 			continue
 		}
-		if s.z.cmd.Process != nil {
-			pids = append(pids, s.z.cmd.Process.Pid)
+		if s.proc.cmd.Process != nil {
+			pids = append(pids, s.proc.cmd.Process.Pid)
 		}
-		if s.z.cg != nil {
-			pids = append(pids, readPids(filepath.Join(s.z.cg.dirs["pids"], "cgroup.procs"))...)
+		if s.proc.cg != nil {
+			pids = append(pids, readPids(filepath.Join(s.proc.cg.dirs["pids"], "cgroup.procs"))...)
 		}
 	}
 	return pids

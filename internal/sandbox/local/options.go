@@ -1,10 +1,14 @@
 // Package local is the Local sandbox backend: each sandbox is a bubblewrap container
-// running a pre-imported Python "zygote" (runner.py) that forks one self-warmed,
-// namespaced, seccomp-filtered process per job. Limits come from cgroup v1 (memory,
-// pids, cpu) with rlimits as the fallback.
+// running the sandbox-agent (the server of a sandbox Pod, this process's own binary
+// re-executed: agent.RunIfReexec), driven by package codeinterpreter over a Unix
+// socket. Each job runs in a fresh context: a kernel forked ahead from the agent's
+// pre-imported kernel zygote, in namespaces of its own, seccomp-filtered, deleted after
+// the job. Limits come from a cgroup (v1 or v2: memory, pids, cpu) with rlimits as the
+// fallback.
 package local
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -45,20 +49,31 @@ type Options struct {
 	// IdleTTL is how long ready sandboxes beyond MinReady are kept after a burst
 	// before they are destroyed. Default 2m.
 	IdleTTL time.Duration
-	// GraceTime is how long a job may take past its timeout to report its partial
-	// results before its process tree is killed. Default 2s.
-	GraceTime time.Duration
-	// Engine is what runs inside each sandbox: EngineZygote (default) or EngineAgent,
-	// the sandbox-agent of a Pod under the same bubblewrap isolation.
-	Engine Engine
 	// Quota, shared by the pools of one manager, caps their warm sandboxes and total
 	// sandbox memory (a pool that would go over is refused, sandbox.ErrQuotaExceeded)
 	// and their sandboxes with degraded limits. Nil means no caps.
 	Quota *Quota
 
-	// seccompArch, when set, replaces the machine name the runner picks its seccomp
+	// seccompArch, when set, replaces the machine name the kernels pick their seccomp
 	// filter by (tests use it to check the fail-closed path).
 	seccompArch string
+}
+
+// EngineAgent names the sandbox-agent, what runs in every Local sandbox: the value the
+// manager's deprecated --local-engine flag still accepts.
+const EngineAgent = "agent"
+
+// CheckEngine checks a value of the deprecated --local-engine flag: "agent" (or empty)
+// is what every sandbox runs. The zygote engine (runner.py) was removed in issue 22: a
+// deployment that still asks for it is told so, rather than run something else silently.
+func CheckEngine(name string) error {
+	switch name {
+	case "", EngineAgent:
+		return nil
+	case "zygote":
+		return fmt.Errorf("--local-engine=zygote: the zygote engine was removed; every Local sandbox runs the sandbox-agent (docs/sandbox-agent.md). Drop the flag")
+	}
+	return fmt.Errorf("--local-engine=%q: unknown engine; every Local sandbox runs the sandbox-agent, so the flag is deprecated and accepts only %q. Drop the flag", name, EngineAgent)
 }
 
 // Resource defaults applied when PoolConfig.Resources leaves a field zero.
@@ -75,9 +90,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Bwrap == "" {
 		o.Bwrap = "bwrap"
-	}
-	if o.Engine == "" {
-		o.Engine = EngineZygote
 	}
 	if o.CgroupRoot == "" {
 		o.CgroupRoot = "/sys/fs/cgroup"
@@ -112,9 +124,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleTTL == 0 {
 		o.IdleTTL = 2 * time.Minute
-	}
-	if o.GraceTime == 0 {
-		o.GraceTime = 2 * time.Second
 	}
 	return o
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vizops/viz-operator/internal/sandbox"
+	"github.com/vizops/viz-operator/internal/sandbox/agent"
 	"github.com/vizops/viz-operator/internal/sandbox/warm"
 )
 
@@ -71,13 +72,11 @@ func NewPool(cfg sandbox.PoolConfig, opts Options) (*Pool, error) {
 	if err := preflight(opts); err != nil {
 		return nil, err
 	}
-	if opts.Engine != EngineZygote && opts.Engine != EngineAgent {
-		return nil, fmt.Errorf("unknown engine %q (want %s or %s)", opts.Engine, EngineZygote, EngineAgent)
+	if !agent.ReexecReady() {
+		return nil, fmt.Errorf("%w: every Local sandbox runs this program's own binary as its sandbox-agent, and this program did not call agent.RunIfReexec first thing in main (or in TestMain)", sandbox.ErrUnavailable)
 	}
-	if opts.Engine == EngineAgent {
-		if _, err := agentBinary(opts); err != nil {
-			return nil, err
-		}
+	if _, err := agentBinary(opts); err != nil {
+		return nil, err
 	}
 	var tag [3]byte
 	_, _ = rand.Read(tag[:])
@@ -140,8 +139,7 @@ func (p *Pool) kick() {
 	}
 }
 
-// Acquire claims a ready sandbox, in O(1) when one is warm, preferring one whose next
-// job process is already forked. It waits for one otherwise, within MaxSandboxes;
+// Acquire claims a ready sandbox, in O(1) when one is warm. It waits for one otherwise, within MaxSandboxes;
 // after 3 starts in a row failed (none in flight) it fails at once with an error
 // wrapping sandbox.ErrUnavailable, and one more start is tried after the backoff.
 func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, error) {
@@ -157,8 +155,7 @@ func (p *Pool) Acquire(ctx context.Context, owner string) (sandbox.Sandbox, erro
 }
 
 // Release returns a sandbox after its job. A healthy one goes to the back of the
-// ready list: its zygote has already forked a fresh job process, so the next owner
-// starts clean. A lost or dead one, or one over the cap, is destroyed.
+// ready list: its job's context is deleted, so the next owner starts clean. A lost or dead one, or one over the cap, is destroyed.
 func (p *Pool) Release(sb sandbox.Sandbox) { p.eng.Release(sb) }
 
 // Resize changes the warm target and the cap, within the Quota. Busy sandboxes are
@@ -212,7 +209,7 @@ func (p *Pool) Tag() string { return p.tag }
 // handled by its Execute, which sees the control channel close, and its Release.
 func (p *Pool) watch(s *localSandbox) {
 	select {
-	case <-s.z.done:
+	case <-s.proc.done:
 	case <-p.ctx.Done():
 		return
 	}
@@ -250,8 +247,8 @@ func (p *Pool) lose(s *localSandbox, cause error) error {
 	p.mu.Lock()
 	s.lost = true
 	p.mu.Unlock()
-	tail := strings.TrimSpace(s.z.stderr.String())
-	s.z.kill()
+	tail := strings.TrimSpace(s.proc.stderr.String())
+	s.proc.kill()
 	if len(tail) > 1000 {
 		tail = "…" + tail[len(tail)-1000:]
 	}

@@ -10,8 +10,7 @@ import (
 
 // provisioner is what the warm-pool engine needs of Local: starting one bubblewrap'd
 // sandbox and killing it, a slot of the operator-wide degraded-sandbox cap before a
-// start (warm.Admitter), a claim's preference for a sandbox whose next job process is
-// already forked (warm.Ranker), putting a healthy sandbox back after its job
+// start (warm.Admitter), a claim that skips a sandbox that died (warm.Ranker), putting a healthy sandbox back after its job
 // (warm.Recycler), a look for sandboxes that died while idle (warm.Maintainer) and
 // freeing the pool's Quota reservation (warm.Closer).
 type provisioner struct{ p *Pool }
@@ -32,8 +31,8 @@ func (v provisioner) Admit() bool {
 	return v.p.degraded == "" || v.p.opts.Quota.reserveDegraded()
 }
 
-// Start starts one sandbox (the zygote or the agent, per Options.Engine) and waits
-// until it answers. Close ends a start in flight.
+// Start starts one sandbox (bwrap and the sandbox-agent in it) and waits until its
+// agent answers. Close ends a start in flight.
 func (v provisioner) Start(ctx context.Context, owner string) (sandbox.Sandbox, error) {
 	p := v.p
 	ctx, cancel := context.WithCancel(ctx)
@@ -50,17 +49,13 @@ func (v provisioner) Start(ctx context.Context, owner string) (sandbox.Sandbox, 
 	p.all[s.id] = s
 	p.live.Add(1)
 	p.mu.Unlock()
-	start := startZygote
-	if p.opts.Engine == EngineAgent {
-		start = startAgent
-	}
-	z, err := start(ctx, s.id, p.opts, p.cfg, p.res)
+	z, err := startAgent(ctx, s.id, p.opts, p.cfg, p.res)
 	if err != nil {
 		p.forget(s)
 		return nil, err
 	}
 	p.mu.Lock()
-	s.z = z
+	s.proc = z
 	p.mu.Unlock()
 	go p.watch(s)
 	return s, nil
@@ -69,33 +64,29 @@ func (v provisioner) Start(ctx context.Context, owner string) (sandbox.Sandbox, 
 // Destroy kills a sandbox (its processes and cgroup) and frees its degraded slot.
 func (v provisioner) Destroy(ctx context.Context, sb sandbox.Sandbox) {
 	s := sb.(*localSandbox)
-	s.z.kill()
+	s.proc.kill()
 	v.p.forget(s)
 }
 
-// Rank puts a sandbox whose next job process is already forked first, and skips one
-// that died while idle (its watcher retires it).
+// Rank skips a sandbox that died while idle (its watcher retires it). Every live one
+// is equal: its agent starts the next context's kernel ahead while idle.
 func (v provisioner) Rank(sb sandbox.Sandbox) int {
-	z := sb.(*localSandbox).z
-	switch {
-	case !z.alive():
+	if !sb.(*localSandbox).proc.alive() {
 		return -1
-	case z.armed():
-		return 1
 	}
 	return 0
 }
 
 // Recycle ends a claim: a sandbox that was not lost and still runs goes back to the
-// ready list, as its zygote has already forked a fresh job process (the agent a
-// fresh context) for the next owner.
+// ready list: its job's context is deleted, and the next owner's job runs in a fresh
+// one, on a fresh kernel.
 func (v provisioner) Recycle(ctx context.Context, sb sandbox.Sandbox) bool {
 	s := sb.(*localSandbox)
 	p := v.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s.claimed = false
-	return !s.lost && s.z.alive()
+	return !s.lost && s.proc.alive()
 }
 
 // Maintain retires ready sandboxes whose process died: the watcher does this at once,
@@ -104,7 +95,7 @@ func (v provisioner) Maintain(ctx context.Context) {
 	eng := v.p.engine()
 	ready, _ := eng.Held()
 	for _, sb := range ready {
-		if !sb.(*localSandbox).z.alive() {
+		if !sb.(*localSandbox).proc.alive() {
 			eng.Retire(sb)
 		}
 	}

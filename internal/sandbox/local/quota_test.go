@@ -47,12 +47,10 @@ func TestParseMemoryLimit(t *testing.T) {
 	}
 }
 
-func TestQuotaAcrossPools(t *testing.T) { testQuotaAcrossPools(t, EngineZygote) }
+func TestQuotaAcrossPools(t *testing.T) { testQuotaAcrossPools(t) }
 
-func TestQuotaAcrossPoolsAgent(t *testing.T) { testQuotaAcrossPools(t, EngineAgent) }
-
-func testQuotaAcrossPools(t *testing.T, engine Engine) {
-	opts := Options{Quota: NewQuota(QuotaLimits{MaxWarm: 1, MaxMemory: 1 << 30}), Engine: engine}
+func testQuotaAcrossPools(t *testing.T) {
+	opts := Options{Quota: NewQuota(QuotaLimits{MaxWarm: 1, MaxMemory: 1 << 30})}
 	res := sandbox.Resources{MemoryBytes: 512 << 20}
 	first := newTestPool(t, sandbox.PoolConfig{MinReady: 1, MaxSandboxes: 2, Resources: res}, opts)
 

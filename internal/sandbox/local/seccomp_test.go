@@ -6,9 +6,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/vizops/viz-operator/internal/sandbox/pyrunner"
 )
 
-// TestSeccompPrograms runs the runner's filters outside a sandbox (issue 10, findings
+// TestSeccompPrograms runs the kernels' filters outside a sandbox (issue 10, findings
 // 3 and 9). The machine's own filter must refuse AF_VSOCK and allow AF_UNIX; the arm64
 // filter must load (the kernel checks the program) and, on a machine of another
 // architecture, kill the process at its next syscall: the architecture check works.
@@ -18,9 +20,9 @@ func TestSeccompPrograms(t *testing.T) {
 	}
 	script := `
 import json, os, sys, ctypes, signal
-runner_src, arch, probe = sys.argv[1], sys.argv[2], sys.argv[3]
-sys.argv = ["runner", json.dumps({"network": False, "seccomp_arch": arch})]
-exec(compile(open(runner_src).read().split("# ---- plotting stack")[0], "runner.py", "exec"))
+kernel_src, arch, probe = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.argv = ["kernel", json.dumps({"network": False, "seccomp_arch": arch})]
+exec(compile(open(kernel_src).read().split("# ---- plotting stack")[0], "kernel.py", "exec"))
 pid = os.fork()
 if pid == 0:
     try:
@@ -59,13 +61,13 @@ a.close(); b.close()
 		"unknown architecture: refused, not skipped": {"riscv64", "pass", "exit 70"},
 	}
 	dir := t.TempDir()
-	runner := dir + "/runner.py"
-	if err := os.WriteFile(runner, []byte(runnerSource), 0o644); err != nil {
+	kernel := dir + "/kernel.py"
+	if err := os.WriteFile(kernel, []byte(pyrunner.KernelSource), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := exec.Command("/usr/bin/python3", "-I", "-c", script, runner, tc.arch, tc.probe).CombinedOutput()
+			out, err := exec.Command("/usr/bin/python3", "-I", "-c", script, kernel, tc.arch, tc.probe).CombinedOutput()
 			if err != nil {
 				t.Fatalf("harness: %v\n%s", err, out)
 			}

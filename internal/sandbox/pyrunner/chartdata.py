@@ -1,6 +1,6 @@
 # vizops chart data extraction: what a figure plots, read back from its artists
 # (matplotlib) or its JSON (plotly), like E2B's code-interpreter `chart` object. The Go
-# side prepends this file to runner.py (one `python3 -c` script), and tests load it on
+# side puts this file before base.py and kernel.py (one `python3 -c` script), and tests load it on
 # its own: it imports only the standard library at the top and never raises out of
 # chart_data_of_figure / chart_data_of_plotly (a figure it cannot read gives no chart).
 #

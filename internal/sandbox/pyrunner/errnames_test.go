@@ -17,8 +17,8 @@ import (
 // {"name": "Timeout", ...}. Names taken from an exception (type(e).__name__) are the
 // user's code's and are not matched.
 // Any string literal naming a limit ("MemoryLimitExceeded", kernel.py's limit hints)
-// is matched too.
-var errorNameLiteral = regexp.MustCompile(`\{"name":\s*"([A-Za-z]+)"|"([A-Za-z]+LimitExceeded)"`)
+// or the timeout is matched too.
+var errorNameLiteral = regexp.MustCompile(`\{"name":\s*"([A-Za-z]+)"|"([A-Za-z]+LimitExceeded|Timeout)"`)
 
 // vocabulary reads every ErrName* constant of package sandbox from its source, so a
 // constant added there is covered here without editing this test.
@@ -58,20 +58,20 @@ func vocabulary(t *testing.T) map[string]string {
 	return out
 }
 
-// TestPythonErrorNamesAreTheVocabulary ties the error names runner.py and kernel.py
+// TestPythonErrorNamesAreTheVocabulary ties the error names base.py and kernel.py
 // write themselves to sandbox.ErrName*: a job's timeout or an overflowing report
 // reaches the caller under the name the controller and every backend match on.
 func TestPythonErrorNamesAreTheVocabulary(t *testing.T) {
 	vocab := vocabulary(t)
 	// The constants this package's Python must use, read through the Go names so a
 	// renamed constant breaks the build, not just this test.
-	for _, name := range []string{sandbox.ErrNameTimeout, sandbox.ErrNameOutputLimitExceeded} {
+	for _, name := range []string{sandbox.ErrNameTimeout, sandbox.ErrNameCPUTimeLimitExceeded} {
 		if _, ok := vocab[name]; !ok {
 			t.Fatalf("%q is not in the vocabulary read from ../limits.go", name)
 		}
 	}
 	used := map[string]bool{}
-	for file, src := range map[string]string{"runner.py": runnerMain, "kernel.py": kernelMain} {
+	for file, src := range map[string]string{"base.py": baseMain, "kernel.py": kernelMain} {
 		for _, m := range errorNameLiteral.FindAllStringSubmatch(src, -1) {
 			name := m[1] + m[2]
 			used[name] = true
@@ -85,13 +85,13 @@ func TestPythonErrorNamesAreTheVocabulary(t *testing.T) {
 			}
 		}
 	}
-	// The runner and the kernel report these themselves; if they stopped, the Go side's mapping (or
-	// this test's pattern) has drifted from it.
-	for _, name := range []string{sandbox.ErrNameTimeout, sandbox.ErrNameOutputLimitExceeded,
+	// The kernel reports these itself; if it stopped, the Go side's mapping (or this
+	// test's pattern) has drifted from it.
+	for _, name := range []string{sandbox.ErrNameTimeout,
 		sandbox.ErrNameMemoryLimitExceeded, sandbox.ErrNameScratchLimitExceeded, sandbox.ErrNameProcessLimitExceeded,
 		sandbox.ErrNameCPUTimeLimitExceeded} {
 		if !used[name] {
-			t.Errorf("runner.py and kernel.py no longer write the error name %q (%s): update the mapping or this test", name, vocab[name])
+			t.Errorf("base.py and kernel.py no longer write the error name %q (%s): update the mapping or this test", name, vocab[name])
 		}
 	}
 }

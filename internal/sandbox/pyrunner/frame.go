@@ -8,7 +8,7 @@ import (
 	"io"
 )
 
-// The runner and the kernel talk to Go over pipes in frames: a 4-byte big-endian
+// A kernel talks to the sandbox-agent over pipes in frames: a 4-byte big-endian
 // length, then that many bytes of JSON.
 
 // ErrFrameTooLarge is returned by ReadFrame for a frame over its limit: the process

@@ -1,14 +1,14 @@
 
 
 # ---- the sandbox-agent's kernel (kernel.py) ------------------------------------------
-# Appended to chartdata.py and runner.py; runs instead of the zygote when
-# CONFIG["kernel"] is set. One kernel is one code-interpreter context: a long-lived
-# interpreter whose variables persist between executions, like a notebook's kernel. It
-# reuses the runner's figure capture (plt.show, open figures, plotly), chart-data
-# read-back, last-expression value, error formatting and seccomp filter.
+# Appended to chartdata.py and base.py; runs when CONFIG["kernel"] is set. One kernel is
+# one code-interpreter context: a long-lived interpreter whose variables persist between
+# executions, like a notebook's kernel. It uses base.py's figure capture (plt.show, open
+# figures, plotly), chart-data read-back, last-expression value, error formatting and
+# seccomp filter.
 #
-# Channels with the Go side (internal/sandbox/agent), framed like the runner's (4-byte
-# big-endian length + JSON): requests on fd 0 ({"op": "execute", "id", "code",
+# Channels with the Go side (internal/sandbox/agent), framed (4-byte big-endian length +
+# JSON): requests on fd 0 ({"op": "execute", "id", "code",
 # "env_vars", "cpu_seconds"}, {"op": "interrupt", "id", "timeout"}, {"op": "chdir", "id",
 # "path"}; an interrupt with "timeout" raises JobTimeout, not KeyboardInterrupt); messages on
 # fd CONFIG["results_fd"] ({"type": "ready" | "fatal" | "stdout" | "stderr" | "result"
@@ -20,6 +20,7 @@ KERNEL_OUTPUT_MARK = b"\x00vizops-kernel-ready\x00"
 
 
 class KernelState:
+    forked = False  # forked by the kernel zygote, which may not have imported the rest yet
     precompiled = None  # [(source, code object, lines)] of CONFIG["precompiled"]
     out_fd = None
     lock = None
@@ -221,6 +222,8 @@ def kernel_run(job):
     try:
         for k, v in env.items():
             os.environ[str(k)] = str(v)
+        if plotly is None and "plotly" in code:
+            import_plotly()  # a kernel forked before the zygote imported it: show() is patched first
         fmts = os.environ.get("VIZOPS_FIGURE_FORMATS")
         Capture.formats = [f for f in fmts.split(",") if f in ("png", "svg")] if fmts else ["png"]
         try:
@@ -308,8 +311,9 @@ def kernel_limit_hit(e):
 def kernel_private_mounts():
     # CONFIG["private_mounts"] (the Local backend's agent): a kernel that is PID 1 of
     # its own namespaces mounts a /proc of its own PID namespace (it sees only its own
-    # processes) and a private, size-capped /tmp (nothing a context writes there is
-    # seen by the next one). Without a PID namespace it refuses to start.
+    # processes), a private, size-capped /tmp, and keeps of the agent's work directory
+    # only its own directories (kernel_private_work): nothing a context writes is seen
+    # by the next one. Without a PID namespace it refuses to start.
     if not CONFIG.get("private_mounts"):
         return
     if os.getpid() != 1:
@@ -322,6 +326,33 @@ def kernel_private_mounts():
     opts = ("size=%d,mode=1777" % ((CONFIG.get("limits") or {}).get("scratch_bytes") or (64 << 20))).encode()
     if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
         die_errno("mount the kernel's /tmp")
+    kernel_private_work()
+
+
+def kernel_private_work():
+    # The agent keeps every context's directories (and the spare kernel's home) under one
+    # work directory, writable by the sandbox's user, which every kernel is. An empty
+    # tmpfs goes over it, this kernel's own directories (its working directory, its
+    # figures, its home) are bound back from fds opened before, and the tmpfs is made
+    # read-only: the code can neither see another context's files nor leave one where
+    # the next context would find it. Its own directories outlive the kernel, so a
+    # fresh kernel of the same context (after os._exit) still finds its files.
+    own = [d for d in (WORK, FIGDIR, os.environ.get("HOME")) if d and os.path.isabs(d)]
+    root = os.path.commonpath(own) if own else "/"
+    if root == "/" or any(d == root for d in own):
+        raise RuntimeError("private mounts need the kernel's directories below one work directory, got %s" % own)
+    ms_rdonly, ms_remount, ms_bind = 1, 32, 4096
+    fds = [os.open(d, os.O_PATH | os.O_DIRECTORY) for d in own]
+    if libc.mount(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=64k,mode=0755") != 0:
+        die_errno("cover the agent's work directory")
+    for d, fd in zip(own, fds):
+        os.makedirs(d, exist_ok=True)
+        if libc.mount(("/proc/self/fd/%d" % fd).encode(), d.encode(), None, ms_bind, None) != 0:
+            die_errno("bind the kernel's %s" % d)
+        os.close(fd)
+    if libc.mount(None, root.encode(), None, ms_remount | ms_bind | ms_rdonly | MS_NOSUID | MS_NODEV, None) != 0:
+        die_errno("make the agent's work directory read-only")
+    os.chdir(WORK)
 
 
 def kernel_hide_paths():
@@ -352,13 +383,15 @@ def kernel_harden():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("file_bytes"):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"],) * 2)
-    if not CONFIG.get("cgroup"):
-        if limits.get("memory_bytes"):
-            with open("/proc/self/statm") as f:
-                vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            resource.setrlimit(resource.RLIMIT_AS, (vm + limits["memory_bytes"],) * 2)
-        if limits.get("pids"):
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"],) * 2)
+    # Memory and processes: rlimits only when the agent gives them (no cgroup enforces
+    # them); RLIMIT_AS counts address space, so the budget goes on top of what the warm
+    # interpreter maps.
+    if limits.get("memory_bytes"):
+        with open("/proc/self/statm") as f:
+            vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (vm + limits["memory_bytes"],) * 2)
+    if limits.get("pids"):
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"],) * 2)
     try:
         drop_capabilities()
     except OSError:
@@ -411,8 +444,13 @@ def kernel_main():
         os.chdir(WORK)
         kernel_private_mounts()
         kernel_hide_paths()
-        import_rest()
-        warm_up()
+        if not KernelState.forked:
+            import_rest()
+            warm_up()
+        elif plotly is not None:
+            warm_up()  # forked from a zygote with the whole stack: the job's render is warm
+        # else the first kernel of a new sandbox: its job, which waits for it, renders
+        # cold, as a bare interpreter would, and imports what it uses.
         kernel_precompile()
         kernel_harden()
     except BaseException as e:
@@ -458,38 +496,23 @@ def kernel_main():
 # SOCK_SEQPACKET socket: {"config": {...}, "env": {...}} with the kernel's four fds
 # (stdin, results, stdout, stderr) attached (SCM_RIGHTS). The zygote answers
 # {"pid": P} for each, and {"exit": P, "status": S} (a raw wait status) when one ends.
-# Each kernel is forked twice: the first child unshares user, mount and PID namespaces
-# (its user mapped to itself) and waits; the second is PID 1 there and runs kernel_main,
-# so a kernel is as isolated as one the agent starts itself. The zygote runs no code
+# The agent starts the zygote in user, PID and mount namespaces of its own (its user
+# mapped to itself, CAP_SYS_ADMIN and CAP_SETPCAP there only), so the zygote forks
+# each kernel straight into a new PID namespace (kernel_zygote_fork) and the kernel
+# unshares mount and IPC namespaces itself: PID 1 of its own, as isolated as one the
+# agent starts itself, with no process standing in between. The zygote runs no code
 # of a request, and forks only while single-threaded.
 
 
 def kernel_zygote_child(req, fds):
     global WORK, FIGDIR, OUTPUT_DIR
+    KernelState.forked = True
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
-    uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+    # IPC too: a SysV segment or queue outlives its creator, and must not reach the next
+    # context's kernel.
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
         die_errno("unshare the kernel's namespaces")
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write("%d %d 1" % (uid, uid))
-    with open("/proc/self/gid_map", "w") as f:
-        f.write("%d %d 1" % (gid, gid))
-    pid = os.fork()
-    if pid != 0:
-        # Stand in for the kernel towards the zygote: end as it ends.
-        for fd in fds:
-            os.close(fd)
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                signal.signal(sig, signal.SIG_DFL)
-            os.kill(os.getpid(), sig)
-        os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     stdin, results, out, err = fds
     os.dup2(stdin, 0)
     os.dup2(out, 1)
@@ -505,6 +528,45 @@ def kernel_zygote_child(req, fds):
     kernel_main()
 
 
+def kernel_zygote_fork(own_pidns):
+    """Forks a kernel as PID 1 of a new PID namespace: the zygote's next child is, after
+    unshare(CLONE_NEWPID); the zygote then goes back to its own namespace for the next
+    one (setns), since a second unshare needs that. Returns os.fork's answer."""
+    if libc.unshare(CLONE_NEWPID) != 0:
+        die_errno("unshare a kernel's PID namespace")
+    pid = os.fork()
+    if pid != 0 and libc.setns(own_pidns, CLONE_NEWPID) != 0:
+        # Every later fork would fail: end, and the agent starts kernels without a zygote.
+        print("the kernel zygote cannot return to its PID namespace: %s" % os.strerror(ctypes.get_errno()), file=sys.stderr, flush=True)
+        os.kill(pid, signal.SIGKILL)
+        os._exit(70)
+    return pid
+
+
+def warm_rest_niced():
+    """Imports the rest of the stack and renders the warm-up at the lowest priority, in
+    a thread of its own (Linux's nice is per thread, and the kernels forked later
+    inherit the main thread's), so that it takes no CPU from the first kernel's job,
+    which runs beside it. The main thread waits for it and forks nothing meanwhile: a
+    fork while another thread imports could leave the child a held import lock."""
+    import threading
+
+    def work():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
+        try:
+            import_rest()
+            warm_up()
+        except BaseException:
+            traceback.print_exc()  # each kernel then imports what it uses
+
+    t = threading.Thread(target=work, name="warm-rest")
+    t.start()
+    t.join()
+
+
 def kernel_zygote_main():
     import array
     import socket
@@ -515,14 +577,25 @@ def kernel_zygote_main():
     os.dup2(null, 0)
     os.dup2(2, 1)  # stray prints of libraries go to the log
     os.close(null)
-    keep_fds({ctl.fileno()})
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    keep_fds({ctl.fileno(), own_pidns})
 
-    def send(msg):
-        ctl.send(json.dumps(msg).encode())
+    def send(msg, fds=()):
+        socket.send_fds(ctl, [json.dumps(msg).encode()], list(fds))
 
+    # Ready once matplotlib and numpy are in (base.py): a new sandbox's first kernel,
+    # whose job waits for it, is forked at once; the rest of the stack (pandas, seaborn,
+    # plotly: most of the import time) and the warm-up render come after that first
+    # fork, so the first kernel imports only what its job uses and every later one has
+    # it all, warm.
+    rest_imported = False
     try:
-        import_rest()
-        warm_up()
+        # What each fork needs, tried once: a seccomp filter that refuses unshare or
+        # setns (a Pod's) ends the zygote here, and the agent starts kernels without it.
+        if libc.unshare(CLONE_NEWPID) != 0:
+            die_errno("unshare a PID namespace")
+        if libc.setns(own_pidns, CLONE_NEWPID) != 0:
+            die_errno("return to the zygote's PID namespace")
         kernel_precompile()
     except BaseException as e:
         traceback.print_exc()
@@ -564,7 +637,7 @@ def kernel_zygote_main():
             req = json.loads(data)
             if len(fds) != 4:
                 raise ValueError("a kernel needs 4 fds, got %d" % len(fds))
-            pid = os.fork()
+            pid = kernel_zygote_fork(own_pidns)
         except BaseException as e:
             for fd in fds:
                 os.close(fd)
@@ -582,7 +655,17 @@ def kernel_zygote_main():
             os._exit(70)
         for fd in fds:
             os.close(fd)
-        send({"type": "forked", "pid": pid})
+        # The pid is the zygote's, in its own PID namespace; the agent learns its own
+        # from the pidfd (/proc/self/fdinfo).
+        pidfd = os.pidfd_open(pid)
+        send({"type": "forked", "pid": pid}, [pidfd])
+        os.close(pidfd)
+        if not rest_imported:
+            rest_imported = True
+            warm_rest_niced()
+            gc.collect()
+            gc.freeze()
+            send({"type": "warm"})
 
 
 if CONFIG.get("zygote"):

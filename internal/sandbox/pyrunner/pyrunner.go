@@ -1,7 +1,8 @@
-// Package pyrunner holds the Python side of vizops sandboxes, shared by the Local
-// backend and the sandbox-agent: the runner (runner.py: pre-imported plotting stack,
-// figure capture, chart-data read-back, the last expression's value, limits,
-// seccomp), the per-context kernel the agent runs on top of it (kernel.py), and the
+// Package pyrunner holds the Python side of vizops sandboxes, run by the
+// sandbox-agent in a Pod and in each Local sandbox alike: the kernel's base (base.py:
+// the pre-imported plotting stack, figure capture, the last expression's value, error
+// formatting, capabilities and seccomp), the chart-data read-back (chartdata.py), the
+// per-context kernel and the kernel zygote that forks kernels (kernel.py), and the
 // bubblewrap command line that isolates them on a host.
 package pyrunner
 
@@ -13,44 +14,38 @@ import (
 	"github.com/vizops/viz-operator/internal/sandbox"
 )
 
-//go:embed runner.py
-var runnerMain string
-
-// ChartDataSource reads back what each captured figure plots (chartdata.py); it is
-// prepended to the runner, which calls it after saving a figure. Tests load it alone.
+// ChartDataSource reads back what each captured figure plots (chartdata.py); it comes
+// first in KernelSource, which calls it after saving a figure. Tests load it alone.
 //
 //go:embed chartdata.py
 var ChartDataSource string
 
+//go:embed base.py
+var baseMain string
+
 //go:embed kernel.py
 var kernelMain string
 
-// RunnerSource is the Local backend's script: python3 -c RunnerSource CONFIG_JSON
-// runs the zygote (runner.py's main).
-var RunnerSource = ChartDataSource + "\n" + runnerMain
-
-// KernelSource is the sandbox-agent's per-context interpreter: the runner's code
-// with kernel.py's loop instead of the zygote (CONFIG_JSON has "kernel": true).
-var KernelSource = RunnerSource + "\n" + kernelMain
+// KernelSource is the sandbox-agent's per-context interpreter: python3 -c
+// KernelSource CONFIG_JSON runs one kernel ("kernel": true) or the kernel zygote
+// ("zygote": true).
+var KernelSource = ChartDataSource + "\n" + baseMain + "\n" + kernelMain
 
 // MPLCacheMount is where a prebuilt matplotlib font cache is found (bound there on a
-// host, baked there in the sandbox image); the runner copies it into MPLCONFIGDIR.
+// host, baked there in the sandbox image); a kernel copies it into MPLCONFIGDIR.
 const MPLCacheMount = "/opt/vizops/mplcache"
 
-// Config is the runner's argv[1] (JSON).
+// Config is a kernel's argv[1] (JSON).
 type Config struct {
-	Network          bool    `json:"network"`
-	Cgroup           bool    `json:"cgroup"`
-	PlotlyJS         string  `json:"plotly_js"`
-	MaxOutputBytes   int     `json:"max_output_bytes"`
-	MaxArtifacts     int     `json:"max_artifacts"`
-	MaxArtifactBytes int64   `json:"max_artifact_bytes"`
-	GraceSeconds     float64 `json:"grace_seconds"`
-	Limits           Limits  `json:"limits"`
-	ResultsFD        int     `json:"results_fd"`
-	SeccompArch      string  `json:"seccomp_arch,omitempty"`
+	Network          bool   `json:"network"`
+	PlotlyJS         string `json:"plotly_js"`
+	MaxOutputBytes   int    `json:"max_output_bytes"`
+	MaxArtifactBytes int64  `json:"max_artifact_bytes"`
+	Limits           Limits `json:"limits"`
+	ResultsFD        int    `json:"results_fd"`
+	SeccompArch      string `json:"seccomp_arch,omitempty"`
 
-	// Kernel runs kernel.py's loop (the agent) instead of the zygote.
+	// Kernel runs kernel.py's loop: one kernel.
 	Kernel bool `json:"kernel,omitempty"`
 	// WorkDir is the code's working directory and FigDir where captured figures are
 	// written; empty means the sandbox's /tmp/work and /tmp/.vizops/figures.
@@ -74,8 +69,8 @@ type Config struct {
 	Precompiled []string `json:"precompiled,omitempty"`
 }
 
-// Limits are the runner's rlimits. Zero means none (the kernel then relies on the
-// Pod's cgroup).
+// Limits are a kernel's rlimits. Zero means none (the kernel then relies on the
+// cgroup of its Pod or Local sandbox).
 type Limits struct {
 	MemoryBytes  int64 `json:"memory_bytes"`
 	Pids         int64 `json:"pids"`
@@ -152,7 +147,7 @@ func BaseBwrapArgs(cfg sandbox.PoolConfig, res sandbox.Resources) []string {
 		"--proc", "/proc",
 		"--dev", "/dev",
 		"--remount-ro", "/dev",
-		// The sandbox's scratch; each Local job mounts a fresh one over it.
+		// The sandbox's scratch; each kernel of a Local sandbox mounts a private /tmp over it.
 		"--size", strconv.FormatInt(res.ScratchBytes, 10), "--tmpfs", "/tmp",
 		"--chdir", "/tmp",
 	)

@@ -2,7 +2,7 @@ package pyrunner
 
 import "sync"
 
-// TailBuffer keeps the last bytes written to it: a runner's or kernel's diagnostic
+// TailBuffer keeps the last bytes written to it: a kernel's or the agent's diagnostic
 // output, bounded however much it writes.
 type TailBuffer struct {
 	mu  sync.Mutex

@@ -14,8 +14,8 @@
 // E2B runs on the engine (internal/sandbox/e2b/provision.go: its create rate limit
 // and 429s, refused keys and plan limits, lost creations and keep-alives are its
 // hooks), and so does Local (internal/sandbox/local/provision.go: a bubblewrap'd
-// zygote or agent per sandbox, recycled after each job; a slot of the operator-wide
-// degraded-sandbox cap before each start; a claim's preference for an armed zygote;
+// sandbox-agent per sandbox, recycled after each job; a slot of the operator-wide
+// degraded-sandbox cap before each start; a claim skips a sandbox whose agent died;
 // a process watcher that Retires a sandbox dying idle; spares trimmed after IdleTTL;
 // claims failing fast after 3 failed starts), and so does Kubernetes
 // (internal/sandbox/kubernetes/pool.go: Start creates a sandbox Pod and its token
@@ -95,7 +95,7 @@ type Maintainer interface {
 }
 
 // Recycler is an optional hook of a Provisioner whose sandboxes can serve another
-// job after a wipe (Local's zygote forks a fresh job process). Release calls Recycle
+// job after a wipe (Local's agent gives each job a fresh context and kernel). Release calls Recycle
 // instead of Destroy: true puts the sandbox back at the end of the ready list (when
 // the pool is open and within its cap), false destroys it.
 type Recycler interface {
@@ -112,8 +112,7 @@ type Closer interface {
 // which ready sandbox a claim should take. Without it a claim takes the one ready
 // longest. With it, a claim takes the one ready longest among those of the highest
 // Rank, and never one of a negative Rank (not claimable now: Local's sandbox whose
-// process died while idle, until its watcher retires it; Local ranks a sandbox whose
-// next job process is already forked above one still forking it). It is opt-in:
+// process died while idle, until its watcher retires it). It is opt-in:
 // only the provider can tell two ready sandboxes apart. The engine calls Rank with
 // its lock held, once per ready sandbox a claim looks at: it must be quick and must
 // not call the engine.
