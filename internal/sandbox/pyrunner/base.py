@@ -256,7 +256,24 @@ def seed_mpl_cache():
             pass
 
 
+def skip_uname_subprocess():
+    """Debian's pandas reads platform.uname()[4] on import, and platform fills in the
+    tuple's processor field by running `uname -p` in a subprocess: a fork of the whole
+    interpreter and an exec, 10 to 25 ms, in the process that imports pandas first (a
+    new sandbox's first kernel, whose job waits). On Debian `uname -p` answers
+    "unknown", which platform reports as "": that answer is filled in instead."""
+    import platform
+
+    try:
+        u = platform.uname()
+        if sys.platform.startswith("linux") and "processor" not in vars(u):
+            vars(u)["processor"] = ""
+    except Exception:  # another Python's platform module: it runs uname as it will
+        pass
+
+
 seed_mpl_cache()
+skip_uname_subprocess()
 
 import matplotlib  # noqa: E402
 
