@@ -118,6 +118,8 @@ func Main(args []string) error {
 		// Kernels with namespaces of their own cannot read the token's directory.
 		HidePaths: hideTokenDir(tokenFile),
 	}
+	// The kernel zygote's imports begin now, beside what follows.
+	opts = PrestartZygote(opts)
 	// Before the token is in memory.
 	kernelNS, err := ProtectMemory(opts)
 	if err != nil {

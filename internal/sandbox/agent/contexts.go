@@ -83,10 +83,22 @@ func (s *Server) newKernel(ctx context.Context, id string) (*kernel, error) {
 // startZygote starts the kernel zygote (Options.ForkKernels), once; where it cannot
 // start, kernels start as new interpreters.
 func (s *Server) startZygote() {
-	if !s.opts.ForkKernels || s.opts.Isolation != IsolationNone || s.opts.NoPIDNamespace {
+	if !zygoteWanted(s.opts) {
 		return
 	}
-	z, err := startKernelZygote(s.ctx, s.opts)
+	var z *kernelZygote
+	var err error
+	if p := s.opts.prestarted; p != nil {
+		select {
+		case <-p.done:
+			z, err = p.z, p.err
+		case <-s.ctx.Done():
+			go p.discard()
+			return
+		}
+	} else {
+		z, err = startKernelZygote(s.ctx, s.opts)
+	}
 	if err != nil {
 		s.opts.Log.Error("the kernel zygote did not start; kernels start as new interpreters", "error", err)
 		return

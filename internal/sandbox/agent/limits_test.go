@@ -140,3 +140,28 @@ func procStatusField(status, key string) string {
 	}
 	return ""
 }
+
+// TestPrestartedZygote: the zygote PrestartZygote starts (the CLI's, before the token
+// and the listener) is the one the server forks kernels from; no second one starts.
+func TestPrestartedZygote(t *testing.T) {
+	o := PrestartZygote(Options{Token: "t", Isolation: IsolationNone, WorkDir: workDir(t, "/var/tmp", "agent-prestart-"), ForkKernels: true, PrivateMounts: true})
+	if o.prestarted == nil {
+		t.Fatal("no zygote prestarted for fork-ahead kernels")
+	}
+	srv, c := serve(t, o)
+	if err := srv.WaitReady(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if z := srv.zygote.Load(); z == nil || z != o.prestarted.z {
+		t.Fatalf("the server's zygote %p, want the prestarted one %p (%v)", z, o.prestarted.z, o.prestarted.err)
+	}
+	res, err := c.Run(testCtx(t), sandbox.Request{Code: "import os\nprint(os.getpid())"})
+	if err != nil || !res.Success || res.Stdout != "1\n" {
+		t.Errorf("a job on the prestarted zygote's kernel: %+v, %v", res, err)
+	}
+	for _, no := range []Options{{Isolation: IsolationNone}, {Isolation: IsolationBwrap, ForkKernels: true}, {Isolation: IsolationNone, ForkKernels: true, NoPIDNamespace: true}} {
+		if PrestartZygote(no).prestarted != nil {
+			t.Errorf("a zygote prestarted for %+v, whose kernels are not forked", no)
+		}
+	}
+}

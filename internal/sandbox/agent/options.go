@@ -108,6 +108,10 @@ type Options struct {
 	// filter by (tests: a kernel with no filter for its architecture must refuse to
 	// start, and /health must say why).
 	SeccompArch string
+
+	// prestarted is the kernel zygote PrestartZygote started, which the server takes
+	// instead of starting one.
+	prestarted *zygoteStart
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -69,23 +69,8 @@ func NewServer(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: create the work directory: %w", sandbox.ErrUnavailable, err)
-	}
-	if o.Isolation == IsolationBwrap {
-		if err := buildFontCache(o); err != nil {
-			return nil, err
-		}
-	} else {
-		// Kernels run as UID when the agent is root: they must reach their directories.
-		for _, d := range []string{"contexts", "figures", "home"} {
-			if err := os.MkdirAll(filepath.Join(o.WorkDir, d), 0o711); err != nil {
-				return nil, fmt.Errorf("%w: create the work directory: %w", sandbox.ErrUnavailable, err)
-			}
-		}
-		if os.Geteuid() == 0 {
-			_ = os.Chmod(o.WorkDir, 0o711)
-		}
+	if err := prepareWorkDir(o); err != nil {
+		return nil, err
 	}
 	if o.KillOrphans {
 		if err := becomeSubreaper(); err != nil {
@@ -482,4 +467,25 @@ func buildFontCache(o Options) error {
 			sandbox.ErrUnavailable, o.Python, err, msg, IsolationNone)
 	}
 	return os.WriteFile(filepath.Join(cache, ".ok"), nil, 0o644)
+}
+
+// prepareWorkDir makes the work directory and what kernels need below it (again
+// harmlessly when PrestartZygote made it first).
+func prepareWorkDir(o Options) error {
+	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("%w: create the work directory: %w", sandbox.ErrUnavailable, err)
+	}
+	if o.Isolation == IsolationBwrap {
+		return buildFontCache(o)
+	}
+	// Kernels run as UID when the agent is root: they must reach their directories.
+	for _, d := range []string{"contexts", "figures", "home"} {
+		if err := os.MkdirAll(filepath.Join(o.WorkDir, d), 0o711); err != nil {
+			return fmt.Errorf("%w: create the work directory: %w", sandbox.ErrUnavailable, err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		_ = os.Chmod(o.WorkDir, 0o711)
+	}
+	return nil
 }

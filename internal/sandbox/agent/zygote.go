@@ -60,6 +60,47 @@ type exitWatch struct {
 	known  bool
 }
 
+// zygoteWanted reports whether o's kernels are forked by a kernel zygote.
+func zygoteWanted(o Options) bool {
+	return o.ForkKernels && o.Isolation == IsolationNone && !o.NoPIDNamespace
+}
+
+// zygoteStart is a kernel zygote started ahead of the server (PrestartZygote).
+type zygoteStart struct {
+	done chan struct{} // closed when z or err is set
+	z    *kernelZygote
+	err  error
+}
+
+// discard stops the zygote once it has started: the server that would have taken it
+// closed first.
+func (p *zygoteStart) discard() {
+	<-p.done
+	if p.z != nil {
+		p.z.close()
+	}
+}
+
+// PrestartZygote starts o's kernel zygote now, in the background, and returns o with
+// it for NewServer to take: its imports are most of a new sandbox's start, and they
+// then run beside the namespace probe, the token's read and the listener's start
+// instead of after them. o is returned unchanged where kernels are not forked, or
+// where o is invalid (NewServer says why). The zygote runs no code of a request and
+// never sees the token.
+func PrestartZygote(o Options) Options {
+	d, err := o.withDefaults()
+	if err != nil || !zygoteWanted(d) || prepareWorkDir(d) != nil {
+		return o
+	}
+	p := &zygoteStart{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.z, p.err = startKernelZygote(context.Background(), d)
+	}()
+	o.prestarted = p
+	return o
+}
+
 // startKernelZygote starts the zygote and waits until it has imported everything.
 func startKernelZygote(ctx context.Context, o Options) (*kernelZygote, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
