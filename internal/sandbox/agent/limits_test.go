@@ -159,7 +159,7 @@ func TestPrestartedZygote(t *testing.T) {
 	if err != nil || !res.Success || res.Stdout != "1\n" {
 		t.Errorf("a job on the prestarted zygote's kernel: %+v, %v", res, err)
 	}
-	for _, no := range []Options{{Isolation: IsolationNone}, {Isolation: IsolationBwrap, ForkKernels: true}, {Isolation: IsolationNone, ForkKernels: true, NoPIDNamespace: true}} {
+	for _, no := range []Options{{Isolation: IsolationNone}, {Isolation: IsolationBwrap, ForkKernels: true}, {Isolation: IsolationNone, ForkKernels: true, NoPIDNamespace: true}, {Isolation: IsolationNone, ForkKernels: true, WarmKernels: -1}} {
 		if PrestartZygote(no).prestarted != nil {
 			t.Errorf("a zygote prestarted for %+v, whose kernels are not forked", no)
 		}

@@ -60,9 +60,10 @@ type exitWatch struct {
 	known  bool
 }
 
-// zygoteWanted reports whether o's kernels are forked by a kernel zygote.
+// zygoteWanted reports whether o's kernels are forked by a kernel zygote (which forks
+// spare kernels only: none without WarmKernels).
 func zygoteWanted(o Options) bool {
-	return o.ForkKernels && o.Isolation == IsolationNone && !o.NoPIDNamespace
+	return o.ForkKernels && o.Isolation == IsolationNone && !o.NoPIDNamespace && o.WarmKernels > 0
 }
 
 // zygoteStart is a kernel zygote started ahead of the server (PrestartZygote).
