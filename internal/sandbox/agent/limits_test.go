@@ -115,7 +115,7 @@ plt.plot([1, 2]); plt.show()`})
 	if err != nil {
 		t.Fatalf("the kernel's PID %d is no process here: %v", pid, err)
 	}
-	nspid, ppid := procStatusField(string(status), "NSpid"), procStatusField(string(status), "PPid")
+	nspid, ppid := procField(string(status), "NSpid"), procField(string(status), "PPid")
 	zygote := srv.zygote.Load().cmd.Process.Pid
 	if f := strings.Fields(nspid); len(f) < 2 || f[0] != strconv.Itoa(pid) || f[len(f)-1] != "1" || ppid != strconv.Itoa(zygote) {
 		t.Errorf("process %d: NSpid %q, parent %s; want PID 1 of its own namespace, a child of the zygote (%d)", pid, nspid, ppid, zygote)
@@ -129,16 +129,6 @@ plt.plot([1, 2]); plt.show()`})
 			return err != nil
 		})
 	}
-}
-
-// procStatusField is the value of a /proc/<pid>/status line.
-func procStatusField(status, key string) string {
-	for line := range strings.Lines(status) {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // TestPrestartedZygote: the zygote PrestartZygote starts (the CLI's, before the token

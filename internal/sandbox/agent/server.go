@@ -69,8 +69,10 @@ func NewServer(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareWorkDir(o); err != nil {
-		return nil, err
+	if o.prestarted == nil { // PrestartZygote prepared it
+		if err := prepareWorkDir(o); err != nil {
+			return nil, err
+		}
 	}
 	if o.KillOrphans {
 		if err := becomeSubreaper(); err != nil {

@@ -357,13 +357,18 @@ func pidfdPID(fd int) int {
 	if err != nil {
 		return 0
 	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-			pid, _ := strconv.Atoi(strings.TrimSpace(v))
-			return pid
+	pid, _ := strconv.Atoi(procField(string(data), "Pid"))
+	return pid
+}
+
+// procField is the value of a "Key:\tvalue" line of a /proc file ("" when absent).
+func procField(data, key string) string {
+	for line := range strings.Lines(data) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
-	return 0
+	return ""
 }
 
 // close stops the zygote (its kernels die with it).

@@ -528,14 +528,23 @@ def kernel_zygote_child(req, fds):
     kernel_main()
 
 
-def kernel_zygote_fork(own_pidns):
-    """Forks a kernel as PID 1 of a new PID namespace: the zygote's next child is, after
-    unshare(CLONE_NEWPID); the zygote then goes back to its own namespace for the next
-    one (setns), since a second unshare needs that. Returns os.fork's answer."""
+def zygote_new_pidns():
+    """The zygote's next child is PID 1 of a new PID namespace."""
     if libc.unshare(CLONE_NEWPID) != 0:
         die_errno("unshare a kernel's PID namespace")
+
+
+def zygote_own_pidns(own_pidns):
+    """The zygote's next child is in its own PID namespace again (a second unshare needs
+    that). Returns whether it could."""
+    return libc.setns(own_pidns, CLONE_NEWPID) == 0
+
+
+def kernel_zygote_fork(own_pidns):
+    """Forks a kernel as PID 1 of a new PID namespace, and returns os.fork's answer."""
+    zygote_new_pidns()
     pid = os.fork()
-    if pid != 0 and libc.setns(own_pidns, CLONE_NEWPID) != 0:
+    if pid != 0 and not zygote_own_pidns(own_pidns):
         # Every later fork would fail: end, and the agent starts kernels without a zygote.
         print("the kernel zygote cannot return to its PID namespace: %s" % os.strerror(ctypes.get_errno()), file=sys.stderr, flush=True)
         os.kill(pid, signal.SIGKILL)
@@ -595,9 +604,8 @@ def kernel_zygote_main():
     try:
         # What each fork needs, tried once: a seccomp filter that refuses unshare or
         # setns (a Pod's) ends the zygote here, and the agent starts kernels without it.
-        if libc.unshare(CLONE_NEWPID) != 0:
-            die_errno("unshare a PID namespace")
-        if libc.setns(own_pidns, CLONE_NEWPID) != 0:
+        zygote_new_pidns()
+        if not zygote_own_pidns(own_pidns):
             die_errno("return to the zygote's PID namespace")
         kernel_precompile()
     except BaseException as e:
