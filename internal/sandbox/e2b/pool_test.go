@@ -239,10 +239,20 @@ func TestPoolRateLimit(t *testing.T) {
 	c.MaxCreatesPerSecond = 2
 	p := e.pool(t, 4, 10, c)
 	e.until(t, 50*time.Millisecond, "four warm sandboxes", func() bool { return p.Status().Ready == 4 })
+	// The fake server stamps each creation with the fake clock when the request arrives,
+	// and until steps that clock by 50ms while a request is in flight (one loaded CI run
+	// saw 450ms between two starts the limiter spaced 500ms apart): each gap gets half
+	// an interval's slack, the whole run a quarter per gap. Without the limit the
+	// creations are one step apart or less.
 	times := e.f.CreateTimes()
 	for i := 1; i < len(times); i++ {
-		if gap := times[i].Sub(times[i-1]); gap < 500*time.Millisecond {
+		if gap := times[i].Sub(times[i-1]); gap < 250*time.Millisecond {
 			t.Errorf("creations %d and %d were %s apart; maxCreatesPerSecond 2 allows one per 500ms", i-1, i, gap)
+		}
+	}
+	if n := len(times); n > 1 {
+		if span, want := times[n-1].Sub(times[0]), time.Duration(n-1)*375*time.Millisecond; span < want {
+			t.Errorf("%d creations in %s; maxCreatesPerSecond 2 needs about %s", n, span, time.Duration(n-1)*500*time.Millisecond)
 		}
 	}
 }
